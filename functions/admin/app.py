@@ -1,0 +1,82 @@
+"""AdminFunction: the merchant's embedded admin API, authenticated by Shopify session tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reclift.data.store import dynamo_store
+from reclift.http import BadRequest, error_response, json_body
+from reclift.logic.auth import session_caller
+from reclift.logic.roi import ReportRangeError, report_range, roi_report
+from reclift.observability import logger, metrics, tracer
+from reclift.settings import SettingsError, merge_settings
+from reclift.signatures import SignatureError
+
+app = APIGatewayHttpResolver()
+
+
+def _shop() -> str:
+    return session_caller(app.current_event.headers).shop
+
+
+@app.get("/admin/roi")
+def get_roi() -> dict[str, Any]:
+    shop = _shop()
+    query = app.current_event.query_string_parameters or {}
+    period = report_range(query.get("from"), query.get("to"), today=datetime.now(UTC).date())
+    store = dynamo_store()
+    return roi_report(
+        shop,
+        period,
+        store.attributions(shop, period.first, period.last),
+        store.shop_day_totals(shop, period.first, period.last),
+        currency=store.shop_currency(shop),
+    )
+
+
+@app.get("/admin/settings")
+def get_settings() -> dict[str, Any]:
+    return dynamo_store().get_settings(_shop()).model_dump()
+
+
+@app.put("/admin/settings")
+def put_settings() -> dict[str, Any]:
+    shop = _shop()
+    store = dynamo_store()
+    updated = merge_settings(store.get_settings(shop), json_body(app.current_event.raw_event))
+    store.put_settings(shop, updated)
+    return updated.model_dump()
+
+
+@app.exception_handler(SignatureError)
+def unauthorized(exc: SignatureError) -> Response[str]:
+    logger.warning("admin request rejected", extra={"reason": exc.reason})
+    # App Bridge fetches a fresh session token and retries when it sees this header.
+    return error_response(401, "invalid session token", **{"X-Shopify-Retry-Invalid-Session-Request": "1"})
+
+
+@app.exception_handler(BadRequest)
+def bad_request(exc: BadRequest) -> Response[str]:
+    return error_response(exc.status, exc.message, exc.field)
+
+
+@app.exception_handler(SettingsError)
+def bad_settings(exc: SettingsError) -> Response[str]:
+    return error_response(400, exc.message, exc.field)
+
+
+@app.exception_handler(ReportRangeError)
+def bad_range(exc: ReportRangeError) -> Response[str]:
+    return error_response(400, exc.message, exc.field)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,54 @@
+"""StorefrontFunction: the widget's endpoints behind Shopify's app proxy (signed query, fresh timestamp)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reclift.data.store import dynamo_store
+from reclift.http import BadRequest, error_response, json_body
+from reclift.logic.auth import app_proxy_caller
+from reclift.logic.tracking import track_events
+from reclift.observability import logger, metrics, tracer
+from reclift.signatures import SignatureError
+from reclift.tracking import EventBatchError
+
+app = APIGatewayHttpResolver()
+
+
+@app.post("/apps/proxy/events")
+def post_events() -> dict[str, int]:
+    caller = app_proxy_caller(app.current_event.raw_query_string)
+    body = json_body(app.current_event.raw_event)
+    result = track_events(caller.shop, caller.logged_in_customer_id, body, dynamo_store(), now=datetime.now(UTC))
+    metrics.add_metric(name="EventsTracked", unit=MetricUnit.Count, value=result["received"])
+    return result
+
+
+@app.exception_handler(SignatureError)
+def unauthorized(exc: SignatureError) -> Response[str]:
+    metrics.add_metric(name="ProxyRequestsRejected", unit=MetricUnit.Count, value=1)
+    logger.warning("app proxy request rejected", extra={"reason": exc.reason})
+    return error_response(401, "invalid app proxy signature")
+
+
+@app.exception_handler(BadRequest)
+def bad_request(exc: BadRequest) -> Response[str]:
+    return error_response(exc.status, exc.message, exc.field)
+
+
+@app.exception_handler(EventBatchError)
+def bad_events(exc: EventBatchError) -> Response[str]:
+    return error_response(400, exc.message, exc.field)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

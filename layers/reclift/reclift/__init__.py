@@ -1,0 +1,1 @@
+"""reclift: attribution, learning and ranking for Shopify product recommendations."""

@@ -1,0 +1,82 @@
+"""Runtime configuration, read from the environment at call time (never at import) and validated once.
+
+Secrets: `SHOPIFY_API_SECRET` / `SHOPIFY_API_SECRET_PREVIOUS` when set in the environment (tests, a developer's
+shell); otherwise the SSM Parameter Store names in `SHOPIFY_API_SECRET_PARAM` / `SHOPIFY_API_SECRET_PREVIOUS_PARAM`,
+read as SecureStrings through Powertools Parameters and cached for five minutes.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+
+from pydantic import BaseModel, Field, ValidationError
+
+SECRET_CACHE_SECONDS = 300
+
+
+class ConfigurationError(RuntimeError):
+    """The function's environment is missing or has an invalid setting."""
+
+
+class Tables(BaseModel):
+    events: str = Field(min_length=1)
+    counters: str = Field(min_length=1)
+    orders: str = Field(min_length=1)
+    profiles: str = Field(min_length=1)
+    shops: str = Field(min_length=1)
+
+
+@cache
+def tables() -> Tables:
+    try:
+        return Tables(
+            events=os.environ.get("EVENTS_TABLE", ""),
+            counters=os.environ.get("COUNTERS_TABLE", ""),
+            orders=os.environ.get("ORDERS_TABLE", ""),
+            profiles=os.environ.get("PROFILES_TABLE", ""),
+            shops=os.environ.get("SHOPS_TABLE", ""),
+        )
+    except ValidationError as exc:
+        missing = ", ".join(str(err["loc"][0]).upper() + "_TABLE" for err in exc.errors())
+        raise ConfigurationError(f"table names missing from the environment: {missing}") from exc
+
+
+def required(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigurationError(f"{name} is not set")
+    return value
+
+
+def app_proxy_max_skew_seconds() -> int:
+    raw = os.environ.get("APP_PROXY_MAX_SKEW_SECONDS", "90")
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"APP_PROXY_MAX_SKEW_SECONDS must be a whole number of seconds, not {raw!r}") from exc
+    if value < 0:
+        raise ConfigurationError("APP_PROXY_MAX_SKEW_SECONDS must be 0 (off) or more")
+    return value
+
+
+def _secret(env_name: str) -> str | None:
+    direct = os.environ.get(env_name)
+    if direct:
+        return direct
+    parameter_name = os.environ.get(f"{env_name}_PARAM")
+    if not parameter_name:
+        return None
+    from aws_lambda_powertools.utilities import parameters
+
+    value = parameters.get_parameter(parameter_name, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+    return str(value) if value else None
+
+
+def api_secrets() -> tuple[str, ...]:
+    """The app secrets a signature may be made with: the current one first, then the one before a rotation."""
+    current = _secret("SHOPIFY_API_SECRET")
+    if not current:
+        raise ConfigurationError("no app secret: set SHOPIFY_API_SECRET or SHOPIFY_API_SECRET_PARAM")
+    previous = _secret("SHOPIFY_API_SECRET_PREVIOUS")
+    return (current, previous) if previous and previous != current else (current,)

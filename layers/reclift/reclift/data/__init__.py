@@ -1,0 +1,1 @@
+"""Data access: PynamoDB models and the store port, the only place that talks to DynamoDB and SQS."""

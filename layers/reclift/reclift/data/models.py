@@ -1,0 +1,222 @@
+"""PynamoDB models of reclift's tables. Every key begins with the shop domain.
+
+Table names are bound at call time from validated configuration (`bind_tables`), never at import, and
+`Meta.host` stays unset so the standard `AWS_ENDPOINT_URL…` variables choose moto, DynamoDB Local or AWS.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import cache
+from typing import Any
+
+from pynamodb.attributes import (
+    Attribute,
+    BooleanAttribute,
+    ListAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+    VersionAttribute,
+)
+from pynamodb.constants import NUMBER
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from reclift import config
+
+
+class DecimalAttribute(Attribute[Decimal]):
+    """A DynamoDB number read and written as Decimal, so money never passes through float."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: Decimal) -> str:
+        return str(Decimal(value))
+
+    def deserialize(self, value: str) -> Decimal:
+        return Decimal(value)
+
+
+# ---------------------------------------------------------------- events
+class EventsByCustomer(GlobalSecondaryIndex["EventItem"]):
+    class Meta:
+        index_name = "by_customer"
+        projection = AllProjection()
+
+    customer_pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class EventsByRec(GlobalSecondaryIndex["EventItem"]):
+    class Meta:
+        index_name = "by_rec"
+        projection = AllProjection()
+
+    rec_pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+class EventItem(Model):
+    """A storefront recommendation event. pk `{shop}#v#{visitor}`, sk `{time}#{event id}`."""
+
+    class Meta:
+        table_name = "EVENTS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    customer_pk = UnicodeAttribute(null=True)
+    rec_pk = UnicodeAttribute(null=True)
+    event_id = UnicodeAttribute()
+    type = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    visitor_id = UnicodeAttribute()
+    customer_id = UnicodeAttribute(null=True)
+    rec_id = UnicodeAttribute(null=True)
+    placement = UnicodeAttribute(null=True)
+    source_product_id = UnicodeAttribute(null=True)
+    product_ids = ListAttribute[str](default=list)
+    positions = ListAttribute[int](default=list)
+    expires_at = TTLAttribute()
+
+    by_customer = EventsByCustomer()
+    by_rec = EventsByRec()
+
+
+# ---------------------------------------------------------------- counters
+class CounterItem(Model):
+    """Per shop and day: one item per product (sk = product id) and one for the shop (sk `_shop`)."""
+
+    class Meta:
+        table_name = "COUNTERS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)  # {shop}#{YYYY-MM-DD}
+    sk = UnicodeAttribute(range_key=True)
+    impressions = NumberAttribute(default=0)
+    clicks = NumberAttribute(default=0)
+    add_to_carts = NumberAttribute(default=0)
+    purchases = NumberAttribute(default=0)
+    units = NumberAttribute(default=0)
+    revenue = DecimalAttribute(default=Decimal)
+    orders = NumberAttribute(default=0)
+    test_orders = NumberAttribute(default=0)
+    attributed_orders = NumberAttribute(default=0)
+    attributed_revenue = DecimalAttribute(default=Decimal)
+    expires_at = TTLAttribute(null=True)
+
+
+# ---------------------------------------------------------------- orders, attributions, baskets
+class OrdersByShopDate(GlobalSecondaryIndex["OrderRecord"]):
+    class Meta:
+        index_name = "by_shop_date"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class OrderRecord(Model):
+    """pk `{shop}#{order id}`; sk `order` (the order and its basket), `line#{id}` (an attribution),
+    `missed#{id}` (a missed opportunity), `chunk#{n}` (a marker of a large order's later write)."""
+
+    class Meta:
+        table_name = "ORDERS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    gsi1pk = UnicodeAttribute(null=True)  # {shop}#attr | {shop}#missed | {shop}#basket
+    gsi1sk = UnicodeAttribute(null=True)  # {created_at}#{order id}[#{line id}]
+    shop = UnicodeAttribute()
+    order_id = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    # the order
+    test = BooleanAttribute(null=True)
+    customer_id = UnicodeAttribute(null=True)
+    visitor_id = UnicodeAttribute(null=True)
+    basket = ListAttribute[str](null=True)
+    attributed_revenue = DecimalAttribute(null=True)
+    # a line
+    line_id = UnicodeAttribute(null=True)
+    product_id = UnicodeAttribute(null=True)
+    quantity = NumberAttribute(null=True)
+    revenue = DecimalAttribute(null=True)
+    channel = UnicodeAttribute(null=True)
+    rec_id = UnicodeAttribute(null=True)
+    credited_event_id = UnicodeAttribute(null=True)
+    touched_at = UTCDateTimeAttribute(null=True)
+    conversion_minutes = NumberAttribute(null=True)
+    event_ids = ListAttribute[str](null=True)
+    shown_instead = ListAttribute[str](null=True)
+    expires_at = TTLAttribute(null=True)
+
+    by_shop_date = OrdersByShopDate()
+
+
+# ---------------------------------------------------------------- profiles
+class ProfileItem(Model):
+    """pk `{shop}#v#{visitor id}` or `{shop}#c#{customer id}` (the plan's MLUserProfile)."""
+
+    class Meta:
+        table_name = "PROFILES_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    shop = UnicodeAttribute()
+    viewed = ListAttribute[str](default=list)
+    carted = ListAttribute[str](default=list)
+    purchased = ListAttribute[str](default=list)
+    updated_at = UTCDateTimeAttribute()
+    version = VersionAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+# ---------------------------------------------------------------- shops
+class ShopItem(Model):
+    """pk = the shop domain: the registry scheduled jobs fan out over, and the shop's settings."""
+
+    class Meta:
+        table_name = "SHOPS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    first_seen = UTCDateTimeAttribute(null=True)
+    last_seen = UTCDateTimeAttribute(null=True)
+    currency = UnicodeAttribute(null=True)
+    settings = UnicodeAttribute(null=True)  # JSON of the changed settings; defaults are not stored
+    settings_updated_at = UTCDateTimeAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (EventItem, CounterItem, OrderRecord, ProfileItem, ShopItem)
+
+
+def region() -> str:
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if not region:
+        raise config.ConfigurationError("AWS_REGION or AWS_DEFAULT_REGION must be set")
+    return region
+
+
+@cache
+def bind_tables() -> None:
+    """Point every model at its table, named by the environment; once per execution environment."""
+    names = config.tables()
+    aws_region = region()
+    bindings: dict[type[Model], str] = {
+        EventItem: names.events,
+        CounterItem: names.counters,
+        OrderRecord: names.orders,
+        ProfileItem: names.profiles,
+        ShopItem: names.shops,
+    }
+    for model, table_name in bindings.items():
+        meta: Any = model.Meta
+        meta.table_name = table_name
+        meta.region = aws_region
+        model._connection = None  # a connection made before binding would point at the placeholder name
+
+
+def reset_bindings() -> None:
+    """Forget the bound names (tests that switch environments between cases)."""
+    bind_tables.cache_clear()
+    config.tables.cache_clear()

@@ -1,0 +1,487 @@
+"""The data-access port and its DynamoDB implementation (PynamoDB).
+
+Callers hand in and get back plain domain values; SDK errors become `StoreError`; raw items and pagination keys
+never leave this module.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import Any, Protocol
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.transactions import TransactWrite
+
+from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
+from reclift.data.models import CounterItem, EventItem, OrderRecord, ProfileItem, ShopItem, bind_tables, region
+from reclift.profiles import PROFILE_RETENTION_DAYS, push_recent
+from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
+from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
+
+COUNTER_RETENTION_DAYS = 400
+SHOP_COUNTER = "_shop"
+# A transaction holds at most 100 actions: a marker, and per line an attribution and a counter, plus the shop's.
+LINES_PER_TRANSACTION = 45
+TRANSACTION_ATTEMPTS = 8
+PROFILE_ATTEMPTS = 4
+
+
+class StoreError(RuntimeError):
+    """DynamoDB refused or failed a request; the caller's unit of work should be retried."""
+
+
+# ---------------------------------------------------------------- keys
+def visitor_key(shop: str, visitor_id: str) -> str:
+    return f"{shop}#v#{visitor_id}"
+
+
+def customer_key(shop: str, customer_id: str) -> str:
+    return f"{shop}#c#{customer_id}"
+
+
+def rec_key(shop: str, rec_id: str) -> str:
+    return f"{shop}#r#{rec_id}"
+
+
+def day_key(shop: str, day: date | str) -> str:
+    return f"{shop}#{day if isinstance(day, str) else day.isoformat()}"
+
+
+def order_key(shop: str, order_id: str) -> str:
+    return f"{shop}#{order_id}"
+
+
+def _stamp(moment: datetime) -> str:
+    """Fixed-width UTC time, so that sort keys order by time."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# ---------------------------------------------------------------- values returned
+@dataclass(frozen=True)
+class OrderWriteOutcome:
+    chunks_written: int
+    chunks_already_written: int
+
+    @property
+    def duplicate(self) -> bool:
+        return self.chunks_written == 0
+
+
+@dataclass(frozen=True)
+class AttributionRow:
+    order_id: str
+    line_id: str
+    product_id: str
+    quantity: int
+    revenue: Decimal
+    channel: Channel
+    created_at: datetime
+    currency: str
+
+
+@dataclass(frozen=True)
+class ShopDayTotals:
+    day: str
+    orders: int
+    test_orders: int
+
+
+class Store(Protocol):
+    def get_settings(self, shop: str) -> ShopSettings: ...
+    def put_settings(self, shop: str, settings: ShopSettings) -> None: ...
+    def register_shop(self, shop: str, *, currency: str | None = None) -> None: ...
+    def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> None: ...
+    def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
+    def update_profile(self, shop: str, key: str, change: ProfileChange) -> None: ...
+    def touches(
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        rec_ids: Iterable[str],
+        since: datetime,
+        until: datetime,
+    ) -> list[Touch]: ...
+    def record_order(self, shop: str, attribution: OrderAttribution) -> OrderWriteOutcome: ...
+    def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
+    def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
+
+
+def _days(first_day: date, last_day: date) -> Iterator[date]:
+    day = first_day
+    while day <= last_day:
+        yield day
+        day += timedelta(days=1)
+
+
+class DynamoStore:
+    """`Store` on DynamoDB through PynamoDB."""
+
+    def __init__(self) -> None:
+        bind_tables()
+        self._connection: Connection | None = None
+
+    def _transactions(self) -> Connection:
+        if self._connection is None:
+            self._connection = Connection(region=region())
+        return self._connection
+
+    # ------------------------------------------------------------ shops and settings
+    def get_settings(self, shop: str) -> ShopSettings:
+        try:
+            item = ShopItem.get(shop, attributes_to_get=["settings"])
+        except DoesNotExist:
+            return ShopSettings()
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the settings failed: {exc.msg}") from exc
+        return stored_settings(json.loads(item.settings) if item.settings else None)
+
+    def put_settings(self, shop: str, settings: ShopSettings) -> None:
+        changed = settings.model_dump(exclude_defaults=True)
+        try:
+            ShopItem(shop).update(
+                actions=[
+                    ShopItem.settings.set(json.dumps(changed, sort_keys=True)),
+                    ShopItem.settings_updated_at.set(datetime.now(UTC)),
+                    ShopItem.first_seen.set(ShopItem.first_seen | datetime.now(UTC)),
+                ]
+            )
+        except PynamoDBException as exc:
+            raise StoreError(f"saving the settings failed: {exc.msg}") from exc
+
+    def register_shop(self, shop: str, *, currency: str | None = None) -> None:
+        now = datetime.now(UTC)
+        actions: list[Any] = [ShopItem.first_seen.set(ShopItem.first_seen | now), ShopItem.last_seen.set(now)]
+        if currency:
+            actions.append(ShopItem.currency.set(currency))
+        try:
+            ShopItem(shop).update(actions=actions)
+        except PynamoDBException as exc:
+            raise StoreError(f"registering the shop failed: {exc.msg}") from exc
+
+    def shop_currency(self, shop: str) -> str | None:
+        try:
+            return ShopItem.get(shop, attributes_to_get=["currency"]).currency
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the shop failed: {exc.msg}") from exc
+
+    # ------------------------------------------------------------ tracking
+    def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> None:
+        try:
+            with EventItem.batch_write() as batch:
+                for event in events:
+                    batch.save(
+                        EventItem(
+                            pk=visitor_key(shop, event.visitor_id),
+                            sk=f"{_stamp(event.at)}#{event.event_id}",
+                            customer_pk=customer_key(shop, event.customer_id) if event.customer_id else None,
+                            rec_pk=rec_key(shop, event.rec_id) if event.rec_id else None,
+                            event_id=event.event_id,
+                            type=event.type,
+                            at=event.at,
+                            visitor_id=event.visitor_id,
+                            customer_id=event.customer_id,
+                            rec_id=event.rec_id,
+                            placement=event.placement,
+                            source_product_id=event.source_product_id,
+                            product_ids=list(event.product_ids),
+                            positions=list(event.positions),
+                            expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
+                        )
+                    )
+        except PynamoDBException as exc:
+            raise StoreError(f"storing events failed: {exc.msg}") from exc
+
+    def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None:
+        expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+        try:
+            for (day, product), counts in sorted(increments.items()):
+                actions: list[Any] = [
+                    getattr(CounterItem, name).add(value) for name, value in counts.as_increments().items()
+                ]
+                if actions:
+                    CounterItem(day_key(shop, day), product).update(
+                        actions=[*actions, CounterItem.expires_at.set(expires)]
+                    )
+        except PynamoDBException as exc:
+            raise StoreError(f"updating counters failed: {exc.msg}") from exc
+
+    def update_profile(self, shop: str, key: str, change: ProfileChange) -> None:
+        """Read, merge and write back with an optimistic version check (retried on a concurrent write)."""
+        for attempt in range(PROFILE_ATTEMPTS):
+            try:
+                try:
+                    profile = ProfileItem.get(key, consistent_read=True)
+                except DoesNotExist:
+                    profile = ProfileItem(key, shop=shop)
+                profile.viewed = push_recent(profile.viewed, change.viewed)
+                profile.carted = push_recent(profile.carted, change.carted)
+                profile.purchased = push_recent(profile.purchased, change.purchased)
+                profile.updated_at = datetime.now(UTC)
+                profile.expires_at = profile.updated_at + timedelta(days=PROFILE_RETENTION_DAYS)
+                profile.save()
+                return
+            except PutError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException" or attempt == PROFILE_ATTEMPTS - 1:
+                    raise StoreError(f"updating a profile failed: {exc.msg}") from exc
+            except PynamoDBException as exc:
+                raise StoreError(f"updating a profile failed: {exc.msg}") from exc
+
+    def profile(self, key: str) -> ProfileChange | None:
+        try:
+            item = ProfileItem.get(key)
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise StoreError(f"reading a profile failed: {exc.msg}") from exc
+        return ProfileChange(viewed=list(item.viewed), carted=list(item.carted), purchased=list(item.purchased))
+
+    # ------------------------------------------------------------ attribution
+    def touches(
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        rec_ids: Iterable[str],
+        since: datetime,
+        until: datetime,
+    ) -> list[Touch]:
+        """Every recommendation event reachable through any of the buyer's keys in [since, until]."""
+        low, high = _stamp(since), _stamp(until) + "~"
+        found: dict[str, Touch] = {}
+        try:
+            if visitor_id:
+                for item in EventItem.query(visitor_key(shop, visitor_id), EventItem.sk.between(low, high)):
+                    found[item.event_id] = _touch(item)
+            if customer_id:
+                for item in EventItem.by_customer.query(
+                    customer_key(shop, customer_id), EventItem.sk.between(low, high)
+                ):
+                    found[item.event_id] = _touch(item)
+            known_recs = {touch.rec_id for touch in found.values()}
+            for rec_id in sorted(set(rec_ids) - known_recs):
+                for item in EventItem.by_rec.query(rec_key(shop, rec_id), EventItem.sk.between(low, high)):
+                    found[item.event_id] = _touch(item)
+        except PynamoDBException as exc:
+            raise StoreError(f"reading events failed: {exc.msg}") from exc
+        return list(found.values())
+
+    def record_order(self, shop: str, attribution: OrderAttribution) -> OrderWriteOutcome:
+        """Write the order, its attributions, missed opportunities and counter increments exactly once.
+
+        Each chunk of lines is one transaction whose every item is written only if absent, so a chunk that
+        was already applied (a redelivery, the same order under a new webhook id) changes nothing.
+        """
+        written = already = 0
+        for chunk in _order_chunks(shop, attribution):
+            if self._apply_chunk(chunk):
+                written += 1
+            else:
+                already += 1
+        return OrderWriteOutcome(chunks_written=written, chunks_already_written=already)
+
+    def _apply_chunk(self, chunk: _Chunk) -> bool:
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            try:
+                with TransactWrite(connection=self._transactions()) as transaction:
+                    for record in chunk.records:
+                        transaction.save(record, condition=OrderRecord.pk.does_not_exist())
+                    for counter, actions in chunk.counter_updates:
+                        transaction.update(counter, actions=actions)
+                return True
+            except TransactWriteError as exc:
+                codes = {reason.code for reason in exc.cancellation_reasons if reason is not None}
+                if "ConditionalCheckFailed" in codes:
+                    return False
+                if "TransactionConflict" in codes and attempt < TRANSACTION_ATTEMPTS - 1:
+                    # Another order is updating the same counters right now: back off and try again.
+                    time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not security
+                    continue
+                raise StoreError(f"writing the order failed: {exc.msg}") from exc
+            except PynamoDBException as exc:
+                raise StoreError(f"writing the order failed: {exc.msg}") from exc
+        raise StoreError("writing the order kept conflicting with other writes")
+
+    # ------------------------------------------------------------ reporting
+    def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]:
+        low = first_day.isoformat()
+        high = (last_day + timedelta(days=1)).isoformat()
+        rows: list[AttributionRow] = []
+        try:
+            # The upper bound is the next day's date alone, which sorts before any of that day's timestamps.
+            for item in OrderRecord.by_shop_date.query(f"{shop}#attr", OrderRecord.gsi1sk.between(low, high)):
+                rows.append(
+                    AttributionRow(
+                        order_id=item.order_id,
+                        line_id=item.line_id or "",
+                        product_id=item.product_id or "",
+                        quantity=int(item.quantity or 0),
+                        revenue=item.revenue or Decimal(0),
+                        channel=Channel(item.channel),
+                        created_at=item.created_at or datetime.min.replace(tzinfo=UTC),
+                        currency=item.currency or "",
+                    )
+                )
+        except PynamoDBException as exc:
+            raise StoreError(f"reading attributions failed: {exc.msg}") from exc
+        return rows
+
+    def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]:
+        keys = [(day_key(shop, day), SHOP_COUNTER) for day in _days(first_day, last_day)]
+        totals: list[ShopDayTotals] = []
+        try:
+            for item in CounterItem.batch_get(keys, attributes_to_get=["pk", "orders", "test_orders"]):
+                totals.append(
+                    ShopDayTotals(
+                        day=item.pk.rsplit("#", 1)[1], orders=int(item.orders), test_orders=int(item.test_orders)
+                    )
+                )
+        except PynamoDBException as exc:
+            raise StoreError(f"reading shop totals failed: {exc.msg}") from exc
+        return sorted(totals, key=lambda total: total.day)
+
+
+def _touch(item: EventItem) -> Touch:
+    return Touch(
+        event_id=item.event_id,
+        kind=TouchKind(item.type),
+        at=item.at,
+        product_ids=tuple(item.product_ids),
+        rec_id=item.rec_id,
+    )
+
+
+# ---------------------------------------------------------------- the order's writes, in chunks
+@dataclass(frozen=True)
+class _Chunk:
+    records: list[OrderRecord]
+    counter_updates: list[tuple[CounterItem, list[Any]]]
+
+
+def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
+    order = attribution.order
+    created = _stamp(order.created_at)
+    day = order.created_at.date()
+    expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+    pk = order_key(shop, order.order_id)
+
+    def line_record(line: LineAttribution) -> OrderRecord:
+        return OrderRecord(
+            pk=pk,
+            sk=f"line#{line.line.line_id}",
+            gsi1pk=f"{shop}#attr",
+            gsi1sk=f"{created}#{order.order_id}#{line.line.line_id}",
+            shop=shop,
+            order_id=order.order_id,
+            created_at=order.created_at,
+            currency=order.currency,
+            line_id=line.line.line_id,
+            product_id=line.product_id,
+            quantity=line.line.quantity,
+            revenue=line.revenue,
+            channel=line.channel.value,
+            rec_id=line.credited.rec_id,
+            credited_event_id=line.credited.event_id,
+            touched_at=line.credited.at,
+            conversion_minutes=line.conversion_minutes,
+            event_ids=list(line.event_ids),
+            customer_id=order.customer_id,
+        )
+
+    def missed_record(missed: MissedOpportunity) -> OrderRecord:
+        return OrderRecord(
+            pk=pk,
+            sk=f"missed#{missed.line.line_id}",
+            gsi1pk=f"{shop}#missed",
+            gsi1sk=f"{created}#{order.order_id}#{missed.line.line_id}",
+            shop=shop,
+            order_id=order.order_id,
+            created_at=order.created_at,
+            currency=order.currency,
+            line_id=missed.line.line_id,
+            product_id=missed.line.product_id,
+            quantity=missed.line.quantity,
+            revenue=missed.line.revenue,
+            shown_instead=list(missed.shown_instead),
+            customer_id=order.customer_id,
+        )
+
+    order_record = OrderRecord(
+        pk=pk,
+        sk="order",
+        gsi1pk=f"{shop}#basket",
+        gsi1sk=f"{created}#{order.order_id}",
+        shop=shop,
+        order_id=order.order_id,
+        created_at=order.created_at,
+        currency=order.currency,
+        test=order.test,
+        customer_id=order.customer_id,
+        visitor_id=order.visitor_id,
+        basket=list(order.product_ids),
+        attributed_revenue=attribution.revenue,
+    )
+    shop_actions: list[Any] = [CounterItem.expires_at.set(expires)]
+    if attribution.skipped_as_test:
+        shop_actions.append(CounterItem.test_orders.add(1))
+    else:
+        shop_actions.append(CounterItem.orders.add(1))
+        if attribution.revenue > 0:
+            shop_actions += [
+                CounterItem.attributed_orders.add(1),
+                CounterItem.attributed_revenue.add(attribution.revenue),
+            ]
+
+    records: list[OrderRecord] = [line_record(line) for line in attribution.attributed]
+    records += [missed_record(missed) for missed in attribution.missed]
+    by_line = {record.line_id: record for record in records}
+    ordered_lines = [by_line[line.line_id] for line in order.lines if line.line_id in by_line]
+    attributed_by_line = {line.line.line_id: line for line in attribution.attributed}
+
+    chunks: list[_Chunk] = []
+    for start in range(0, max(len(ordered_lines), 1), LINES_PER_TRANSACTION):
+        part = ordered_lines[start : start + LINES_PER_TRANSACTION]
+        index = start // LINES_PER_TRANSACTION
+        marker = (
+            order_record if index == 0 else OrderRecord(pk=pk, sk=f"chunk#{index}", shop=shop, order_id=order.order_id)
+        )
+        per_product: dict[str, list[LineAttribution]] = defaultdict(list)
+        for record in part:
+            line = attributed_by_line.get(record.line_id or "")
+            if line is not None:
+                per_product[line.product_id].append(line)
+        updates: list[tuple[CounterItem, list[Any]]] = [
+            (
+                CounterItem(day_key(shop, day), product),
+                [
+                    CounterItem.purchases.add(len(lines)),
+                    CounterItem.units.add(sum(line.line.quantity for line in lines)),
+                    CounterItem.revenue.add(sum((line.revenue for line in lines), Decimal(0))),
+                    CounterItem.expires_at.set(expires),
+                ],
+            )
+            for product, lines in sorted(per_product.items())
+        ]
+        if index == 0:
+            updates.append((CounterItem(day_key(shop, day), SHOP_COUNTER), shop_actions))
+        chunks.append(_Chunk(records=[marker, *part], counter_updates=updates))
+    return chunks
+
+
+@cache
+def dynamo_store() -> DynamoStore:
+    """The store for this execution environment, made on first use."""
+    return DynamoStore()

@@ -1,0 +1,62 @@
+"""What the HTTP handlers share: the exact request body, JSON errors that name the problem."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+
+
+class BadRequest(ValueError):
+    """A request the caller must fix; `field` names where the problem is."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+def raw_body(event: dict[str, Any]) -> bytes:
+    """The body exactly as the client sent it (API Gateway base64-encodes what it does not treat as text)."""
+    body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadRequest("body", "the body is marked base64 but is not") from exc
+    return body.encode("utf-8")
+
+
+def json_body(event: dict[str, Any]) -> Any:
+    data = raw_body(event)
+    if not data:
+        raise BadRequest("body", "a JSON body is required")
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest("body", f"the body is not valid JSON ({exc.__class__.__name__})") from exc
+
+
+def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """A payload-format-2.0 response for handlers that do not use a resolver."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON, **(headers or {})},
+        "body": json.dumps(payload, separators=(",", ":")),
+    }
+
+
+def error_response(status: int, message: str, field: str | None = None, **headers: str) -> Response[str]:
+    payload: dict[str, Any] = {"error": message}
+    if field:
+        payload["field"] = field
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(payload),
+        headers=headers or None,
+    )

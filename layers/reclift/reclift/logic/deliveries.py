@@ -1,0 +1,107 @@
+"""Processing queued webhook deliveries: one function per topic, each safe to run again on a redelivery."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reclift.attribution import Channel, Windows, attribute_order
+from reclift.data.store import Store, customer_key, visitor_key
+from reclift.ids import shop_domain
+from reclift.money import money_text
+from reclift.orders import parse_order
+from reclift.tracking import ProfileChange
+from reclift.webhooks import WebhookEnvelope
+
+
+class UnprocessableDelivery(ValueError):
+    """An authentic delivery that cannot be processed as it is: it stays on the queue, then in the DLQ."""
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    order_id: str
+    lines: int
+    attributed_lines: int
+    missed_lines: int
+    attributed_revenue: str
+    click_through_revenue: str
+    view_through_revenue: str
+    skipped_as_test: bool
+    duplicate: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def process_order_created(shop: str, payload: Any, store: Store) -> OrderSummary:
+    """Attribute an `orders/create` delivery and record it exactly once (orders are keyed by shop and id)."""
+    try:
+        order = parse_order(payload)
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"orders/create: {exc}") from exc
+    settings = store.get_settings(shop)
+    windows = Windows.of_days(settings.click_window_days, settings.view_window_days)
+    counts_as_test = order.test and not settings.attribute_test_orders
+    touches = (
+        []
+        if counts_as_test
+        else store.touches(
+            shop,
+            visitor_id=order.visitor_id,
+            customer_id=order.customer_id,
+            rec_ids=[line.rec_id for line in order.lines if line.rec_id],
+            since=order.created_at - windows.longest,
+            until=order.created_at,
+        )
+    )
+    result = attribute_order(order, touches, windows, attribute_test_orders=settings.attribute_test_orders)
+    outcome = store.record_order(shop, result)
+    if not counts_as_test and order.product_ids:
+        # Profiles take a purchase idempotently (lists are deduplicated), so a redelivery may safely repeat it.
+        purchased = ProfileChange(purchased=list(order.product_ids))
+        for key in _profile_keys(shop, order.visitor_id, order.customer_id):
+            store.update_profile(shop, key, purchased)
+    store.register_shop(shop, currency=order.currency)
+    return OrderSummary(
+        order_id=order.order_id,
+        lines=len(order.lines),
+        attributed_lines=len(result.attributed),
+        missed_lines=len(result.missed),
+        attributed_revenue=money_text(result.revenue),
+        click_through_revenue=money_text(result.revenue_by_channel(Channel.CLICK_THROUGH)),
+        view_through_revenue=money_text(result.revenue_by_channel(Channel.VIEW_THROUGH)),
+        skipped_as_test=result.skipped_as_test,
+        duplicate=outcome.duplicate,
+    )
+
+
+def _profile_keys(shop: str, visitor_id: str | None, customer_id: str | None) -> list[str]:
+    keys = [visitor_key(shop, visitor_id)] if visitor_id else []
+    return keys + ([customer_key(shop, customer_id)] if customer_id else [])
+
+
+TopicHandler = Callable[[str, Any, Store], OrderSummary]
+
+TOPIC_HANDLERS: dict[str, TopicHandler] = {
+    "orders/create": process_order_created,
+}
+
+
+def process_delivery(envelope: WebhookEnvelope, store: Store) -> dict[str, Any]:
+    """Run the delivery's topic handler; UnprocessableDelivery for what no retry can fix."""
+    try:
+        shop = shop_domain(envelope.shop)
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"the delivery names no valid shop: {exc}") from exc
+    handler = TOPIC_HANDLERS.get(envelope.topic)
+    if handler is None:
+        # Kept, not dropped: it waits in the DLQ until a version that handles the topic re-drives it.
+        raise UnprocessableDelivery(f"no handler for the topic {envelope.topic!r}")
+    try:
+        payload = envelope.payload()
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"{envelope.topic}: the body is not JSON") from exc
+    summary = handler(shop, payload, store)
+    return {"topic": envelope.topic, "shop": shop, **summary.as_dict()}

@@ -1,0 +1,33 @@
+"""Storefront tracking: store the request's events, add them to the day's counters and to visitor profiles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from reclift.data.store import Store, customer_key, visitor_key
+from reclift.tracking import ProfileChange, counter_increments, parse_event_batch, profile_changes, tracked_events
+
+
+def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *, now: datetime) -> dict[str, int]:
+    """EventBatchError (→ 400) for a body that does not fit the schema; nothing is written then."""
+    batch = parse_event_batch(body)
+    events = tracked_events(batch, at=now, customer_id=customer_id)
+    recommendation_events = [event for event in events if event.is_recommendation_event]
+    if recommendation_events:
+        store.put_events(shop, recommendation_events)
+        store.add_counts(shop, counter_increments(recommendation_events))
+    for visitor_id, change in sorted(profile_changes(events).items()):
+        store.update_profile(shop, visitor_key(shop, visitor_id), change)
+        if customer_id:
+            store.update_profile(shop, customer_key(shop, customer_id), change)
+    return {"stored": len(recommendation_events), "received": len(events)}
+
+
+def merged_change(changes: list[ProfileChange]) -> ProfileChange:
+    merged = ProfileChange()
+    for change in changes:
+        merged.viewed += change.viewed
+        merged.carted += change.carted
+        merged.purchased += change.purchased
+    return merged

@@ -1,0 +1,162 @@
+"""Shopify order webhooks parsed into the plain values attribution works on.
+
+Money is taken in shop currency (`*_set.shop_money`), as Decimal, never float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from reclift.ids import shopify_id
+
+REC_ID_PROPERTY = "_rec_id"
+VISITOR_ATTRIBUTE = "_reclift_vid"
+MAX_KEY_LENGTH = 128
+
+
+class OrderPayloadError(ValueError):
+    """An order payload that lacks what attribution needs."""
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    line_id: str
+    product_id: str | None  # None for custom lines (no product)
+    quantity: int
+    unit_price: Decimal
+    discount: Decimal
+    rec_id: str | None
+
+    @property
+    def revenue(self) -> Decimal:
+        """Price × quantity − the line's discount allocations, never below zero."""
+        return max(self.unit_price * self.quantity - self.discount, Decimal(0))
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    created_at: datetime  # timezone-aware, UTC
+    currency: str
+    test: bool
+    customer_id: str | None
+    visitor_id: str | None
+    lines: tuple[OrderLine, ...]
+
+    @property
+    def product_ids(self) -> tuple[str, ...]:
+        """The basket: distinct products, in line order."""
+        return tuple(dict.fromkeys(line.product_id for line in self.lines if line.product_id))
+
+
+def parse_timestamp(value: object) -> datetime:
+    """An ISO-8601 timestamp with an offset, as aware UTC."""
+    if not isinstance(value, str) or not value:
+        raise OrderPayloadError("created_at is missing")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise OrderPayloadError(f"created_at is not an ISO-8601 timestamp: {value[:40]!r}") from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def shop_money(container: dict[str, Any], set_key: str, plain_key: str) -> Decimal:
+    """An amount in shop currency: `<set_key>.shop_money.amount`, else the plain field."""
+    money_set = container.get(set_key)
+    raw: object = None
+    if isinstance(money_set, dict):
+        shop = money_set.get("shop_money")
+        if isinstance(shop, dict):
+            raw = shop.get("amount")
+    if raw is None:
+        raw = container.get(plain_key)
+    if raw is None:
+        return Decimal(0)
+    try:
+        amount = Decimal(str(raw))
+    except InvalidOperation as exc:
+        raise OrderPayloadError(f"{plain_key} is not a decimal amount: {str(raw)[:40]!r}") from exc
+    if not amount.is_finite():
+        raise OrderPayloadError(f"{plain_key} is not a finite amount")
+    return amount
+
+
+def _named_value(pairs: object, name: str) -> str | None:
+    """The value of `name` in Shopify's `[{"name": …, "value": …}]` lists (line properties, note attributes)."""
+    if not isinstance(pairs, list):
+        return None
+    for pair in pairs:
+        if isinstance(pair, dict) and pair.get("name") == name:
+            value = pair.get("value")
+            if isinstance(value, str | int) and str(value).strip():
+                return str(value).strip()[:MAX_KEY_LENGTH]
+    return None
+
+
+def _line(raw: object) -> OrderLine:
+    if not isinstance(raw, dict):
+        raise OrderPayloadError("a line item is not an object")
+    if raw.get("id") is None:
+        raise OrderPayloadError("a line item has no id")
+    quantity = raw.get("quantity")
+    if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+        raise OrderPayloadError(f"line item {raw.get('id')} has an invalid quantity")
+    product = raw.get("product_id")
+    discount = sum(
+        (
+            shop_money(allocation, "amount_set", "amount")
+            for allocation in raw.get("discount_allocations") or []
+            if isinstance(allocation, dict)
+        ),
+        Decimal(0),
+    )
+    try:
+        line_id = shopify_id(raw["id"], "LineItem")
+        product_id = shopify_id(product, "Product") if product is not None else None
+    except ValueError as exc:
+        raise OrderPayloadError(str(exc)) from exc
+    return OrderLine(
+        line_id=line_id,
+        product_id=product_id,
+        quantity=quantity,
+        unit_price=shop_money(raw, "price_set", "price"),
+        discount=discount,
+        rec_id=_named_value(raw.get("properties"), REC_ID_PROPERTY),
+    )
+
+
+def parse_order(payload: object) -> Order:
+    """An `orders/create` (or `orders/paid`) payload as an Order; OrderPayloadError names what is wrong."""
+    if not isinstance(payload, dict):
+        raise OrderPayloadError("the order payload is not a JSON object")
+    if payload.get("id") is None:
+        raise OrderPayloadError("the order has no id")
+    try:
+        order_id = shopify_id(payload["id"], "Order")
+    except ValueError as exc:
+        raise OrderPayloadError(str(exc)) from exc
+    lines = payload.get("line_items")
+    if not isinstance(lines, list):
+        raise OrderPayloadError("the order has no line_items list")
+    customer = payload.get("customer")
+    customer_id: str | None = None
+    if isinstance(customer, dict) and customer.get("id") is not None:
+        try:
+            customer_id = shopify_id(customer["id"], "Customer")
+        except ValueError as exc:
+            raise OrderPayloadError(str(exc)) from exc
+    currency = payload.get("currency")
+    return Order(
+        order_id=order_id,
+        created_at=parse_timestamp(payload.get("created_at")),
+        currency=currency if isinstance(currency, str) and currency else "USD",
+        test=payload.get("test") is True,
+        customer_id=customer_id,
+        visitor_id=_named_value(payload.get("note_attributes"), VISITOR_ATTRIBUTE),
+        lines=tuple(_line(line) for line in lines),
+    )
