@@ -1,0 +1,72 @@
+# reclift — developer commands. `make run` and `make test` set up everything they need on first use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PORT ?= 3000
+export PORT
+
+.PHONY: help install run invoke redrive test test-fast lint typecheck bench simulate events build clean
+
+help:
+	@echo "make run                      the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
+	@echo "make invoke FN=Id [EVENT=f]   run one function against the running stack (the twin of sam local invoke)"
+	@echo "make redrive                  move every DLQ message of the running stack back to its queue"
+	@echo "make test                     lint, type checks and every test (what CI runs)"
+	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
+	@echo "make events                   regenerate the signed sample events under events/"
+	@echo "make build                    sam build (installs the SAM CLI into its own virtualenv on first use)"
+
+$(INSTALLED): requirements-dev.txt layers/reclift/requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reclift needs Python 3.11 (the Lambda runtime)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/python -m reclift_local run --port $(PORT)
+
+invoke: $(INSTALLED)
+	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> [EVENT=events/….json]"; exit 2; }
+	$(BIN)/python -m reclift_local invoke $(FN) $(if $(EVENT),--event $(EVENT))
+
+redrive: $(INSTALLED)
+	$(BIN)/python -m reclift_local redrive
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(INSTALLED)
+	$(BIN)/mypy layers local functions tests benchmarks
+
+test: lint typecheck
+	$(BIN)/python -m reclift_local.sample_events --check
+	$(BIN)/pytest
+
+test-fast: $(INSTALLED)
+	$(BIN)/pytest tests/unit tests/template -q
+
+bench: $(INSTALLED)
+	$(BIN)/python -m benchmarks $(ARGS)
+
+events: $(INSTALLED)
+	$(BIN)/python -m reclift_local.sample_events
+
+SAM_VENV := .venv-sam
+$(SAM_VENV)/bin/sam:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+
+build: $(SAM_VENV)/bin/sam
+	$(SAM_VENV)/bin/sam build
+
+clean:
+	rm -rf .aws-sam .reclift .pytest_cache .mypy_cache .ruff_cache

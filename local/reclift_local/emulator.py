@@ -1,0 +1,242 @@
+"""The embedded AWS emulator (moto server) and the template's resources created in it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from .template import (
+    ACCOUNT_ID,
+    QUEUE_TYPE,
+    TABLE_TYPES,
+    Resolver,
+    ResourceAttrs,
+    TemplateError,
+    queue_name,
+    resource_attrs,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+def use_fake_credentials(region: str) -> None:
+    """Make sure nothing in this process can reach a real AWS account with real credentials."""
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ["AWS_DEFAULT_REGION"] = region
+
+
+class Emulator:
+    """moto's server on a loopback port, in this process, in a thread."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._requested_port = port
+        self._server: Any = None
+        self.endpoint = ""
+
+    def start(self) -> str:
+        # Imported here: moto is a few hundred milliseconds of imports that `invoke` never needs.
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self.endpoint
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def client_config() -> Config:
+    # The emulator is local: fail fast instead of botocore's default retries with back-off.
+    return Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=60)
+
+
+@dataclass
+class AwsClients:
+    endpoint: str
+    region: str
+    dynamodb: DynamoDBClient = field(init=False)
+    sqs: SQSClient = field(init=False)
+    ssm: Any = field(init=False)  # no SSM type stubs in the dev dependencies
+
+    def __post_init__(self) -> None:
+        kwargs: dict[str, Any] = {"endpoint_url": self.endpoint, "region_name": self.region, "config": client_config()}
+        self.dynamodb = boto3.client("dynamodb", **kwargs)
+        self.sqs = boto3.client("sqs", **kwargs)
+        self.ssm = boto3.client("ssm", **kwargs)
+
+
+@dataclass
+class QueueInfo:
+    logical_id: str
+    name: str
+    url: str
+    arn: str
+    dlq_arn: str | None = None
+    max_receive_count: int | None = None
+
+
+class Provisioner:
+    """Creates the template's tables and queues in the emulator and knows their physical attributes."""
+
+    def __init__(self, template: Mapping[str, Any], clients: AwsClients) -> None:
+        self.template = template
+        self.clients = clients
+        self.queue_urls: dict[str, str] = {}
+        self.queues: dict[str, QueueInfo] = {}
+        self.tables: dict[str, str] = {}
+
+    def attrs_of(self, logical_id: str) -> ResourceAttrs:
+        return resource_attrs(self.template, logical_id, self.clients.region, self.queue_urls)
+
+    def _included(self, resolver: Resolver, resource: Mapping[str, Any]) -> bool:
+        return "Condition" not in resource or resolver.condition(str(resource["Condition"]))
+
+    def create_all(self, resolver: Resolver) -> None:
+        resources: Mapping[str, Any] = self.template.get("Resources") or {}
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == QUEUE_TYPE and self._included(resolver, resource):
+                self._create_queue(logical_id, resource)
+        # Redrive policies name their DLQ by ARN, which moto only accepts once the DLQ exists: a second pass.
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == QUEUE_TYPE and logical_id in self.queues:
+                self._configure_queue(logical_id, resolver.resolve(resource.get("Properties") or {}))
+        for logical_id, resource in resources.items():
+            if resource.get("Type") in TABLE_TYPES and self._included(resolver, resource):
+                self._create_table(logical_id, resource["Type"], resolver.resolve(resource.get("Properties") or {}))
+
+    # -------------------------------------------------------------------------------------------------------- SQS
+
+    def _create_queue(self, logical_id: str, resource: Mapping[str, Any]) -> None:
+        props = resource.get("Properties") or {}
+        name = queue_name(logical_id, props)
+        attributes: dict[QueueAttributeNameType, str] = {"FifoQueue": "true"} if name.endswith(".fifo") else {}
+        url = self.clients.sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        self.queue_urls[logical_id] = url
+        arn = f"arn:aws:sqs:{self.clients.region}:{ACCOUNT_ID}:{name}"
+        self.queues[logical_id] = QueueInfo(logical_id, name, url, arn)
+
+    def _configure_queue(self, logical_id: str, props: Mapping[str, Any]) -> None:
+        mapping: dict[str, QueueAttributeNameType] = {
+            "VisibilityTimeout": "VisibilityTimeout",
+            "MessageRetentionPeriod": "MessageRetentionPeriod",
+            "DelaySeconds": "DelaySeconds",
+            "MaximumMessageSize": "MaximumMessageSize",
+            "ReceiveMessageWaitTimeSeconds": "ReceiveMessageWaitTimeSeconds",
+            "ContentBasedDeduplication": "ContentBasedDeduplication",
+        }
+        attributes: dict[QueueAttributeNameType, str] = {
+            attr: _attr_str(props[key]) for key, attr in mapping.items() if key in props
+        }
+        info = self.queues[logical_id]
+        redrive = props.get("RedrivePolicy")
+        if isinstance(redrive, str):
+            redrive = json.loads(redrive)
+        if isinstance(redrive, dict):
+            info.dlq_arn = str(redrive["deadLetterTargetArn"])
+            info.max_receive_count = int(redrive["maxReceiveCount"])
+            attributes["RedrivePolicy"] = json.dumps(
+                {"deadLetterTargetArn": info.dlq_arn, "maxReceiveCount": info.max_receive_count}
+            )
+        if attributes:
+            self.clients.sqs.set_queue_attributes(QueueUrl=info.url, Attributes=attributes)
+
+    def queue_by_arn(self, arn: str) -> QueueInfo:
+        for info in self.queues.values():
+            if info.arn == arn:
+                return info
+        raise TemplateError(f"no queue in the template has the ARN {arn}")
+
+    def dead_letter_queues(self) -> dict[str, list[QueueInfo]]:
+        """Each DLQ's logical id with the queues that send to it."""
+        out: dict[str, list[QueueInfo]] = {}
+        for info in self.queues.values():
+            if info.dlq_arn:
+                out.setdefault(self.queue_by_arn(info.dlq_arn).logical_id, []).append(info)
+        return out
+
+    # --------------------------------------------------------------------------------------------------- DynamoDB
+
+    def _create_table(self, logical_id: str, kind: str, props: Mapping[str, Any]) -> None:
+        name = self.attrs_of(logical_id).ref
+        if kind == "AWS::Serverless::SimpleTable":
+            primary = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
+            key_type = {"String": "S", "Number": "N", "Binary": "B"}[str(primary.get("Type", "String"))]
+            definition: Any = {"AttributeName": str(primary["Name"]), "AttributeType": key_type}
+            self.clients.dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=[definition],
+                KeySchema=[{"AttributeName": str(primary["Name"]), "KeyType": "HASH"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            self.tables[logical_id] = name
+            return
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        provisioned = kwargs["BillingMode"] == "PROVISIONED"
+        if provisioned:
+            kwargs["ProvisionedThroughput"] = _throughput(props.get("ProvisionedThroughput"))
+        for key in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if props.get(key):
+                indexes = []
+                for index in props[key]:
+                    index = {k: v for k, v in index.items() if k in {"IndexName", "KeySchema", "Projection"}}
+                    if provisioned and key == "GlobalSecondaryIndexes":
+                        index["ProvisionedThroughput"] = _throughput(index.get("ProvisionedThroughput"))
+                    indexes.append(index)
+                kwargs[key] = indexes
+        stream = props.get("StreamSpecification")
+        if isinstance(stream, dict) and stream.get("StreamViewType"):
+            kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+        self.clients.dynamodb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if isinstance(ttl, dict) and str(ttl.get("Enabled", False)).lower() == "true":
+            self.clients.dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"AttributeName": str(ttl["AttributeName"]), "Enabled": True},
+            )
+        self.tables[logical_id] = name
+
+    # -------------------------------------------------------------------------------------------------------- SSM
+
+    def put_secret(self, name: str, value: str) -> None:
+        self.clients.ssm.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def _attr_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _throughput(value: Any) -> dict[str, int]:
+    value = value or {}
+    return {
+        "ReadCapacityUnits": int(value.get("ReadCapacityUnits", 5)),
+        "WriteCapacityUnits": int(value.get("WriteCapacityUnits", 5)),
+    }

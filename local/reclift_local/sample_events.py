@@ -1,0 +1,190 @@
+"""Writes `events/`: one sample event per function and case, signed with the documented development secret.
+
+The events are what API Gateway and SQS hand the functions (the same builders the local stack uses), so they
+work with `make invoke FN=… EVENT=…`, with `sam local invoke -e`, and in the tests. They are made for a fixed
+moment, so the files are reproducible: `python -m reclift_local.sample_events --check` fails when they drift.
+App-proxy samples carry that moment's timestamp — invoke them with `APP_PROXY_MAX_SKEW_SECONDS=0`, or
+regenerate them with `--now` for a fresh one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from reclift.signatures import mint_session_token, sign_webhook, signed_app_proxy_query
+from reclift.webhooks import envelope_for
+
+from .gateway import build_http_event
+from .pollers import sqs_record
+from .sign import DEV_API_KEY, DEV_API_SECRET
+from .template import HttpRoute
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DIR = PROJECT_ROOT / "events"
+BODIES_DIR = EVENTS_DIR / "bodies"
+FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+DEMO_SHOP = "reclift-demo.myshopify.com"
+DEMO_VISITOR = "v-demo-1"
+DEMO_CUSTOMER = "207119551"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-WebhookQueue"
+TEN_YEARS = 10 * 365 * 24 * 3600
+
+
+def _stable_id(*parts: str) -> str:
+    return str(uuid.UUID(hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]))
+
+
+def order_body(now: datetime) -> bytes:
+    """Shopify's published orders/create sample, placed at `now` by the demo visitor, with a widget line."""
+    order = json.loads((BODIES_DIR / "orders-create.json").read_text())
+    order["created_at"] = order["updated_at"] = order["processed_at"] = now.isoformat().replace("+00:00", "Z")
+    return json.dumps(order, indent=2).encode()
+
+
+def webhook_headers(topic: str, body: bytes, *, secret: str, now: datetime) -> list[tuple[str, str]]:
+    return [
+        ("content-type", "application/json"),
+        ("x-shopify-topic", topic),
+        ("x-shopify-hmac-sha256", sign_webhook(body, secret)),
+        ("x-shopify-shop-domain", DEMO_SHOP),
+        ("x-shopify-api-version", "2025-10"),
+        ("x-shopify-webhook-id", _stable_id("webhook", topic, body.decode())),
+        ("x-shopify-event-id", _stable_id("event", topic, body.decode())),
+        ("x-shopify-triggered-at", now.isoformat()),
+        ("user-agent", "Shopify-Captain-Hook"),
+    ]
+
+
+def http_event(
+    method: str, path: str, route_path: str, headers: list[tuple[str, str]], body: bytes, now: datetime,
+    path_parameters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return build_http_event(
+        route=HttpRoute(function="", event="", method=method, path=route_path),
+        method=method,
+        target=path,
+        header_items=[("host", "abc123.execute-api.us-east-1.amazonaws.com"), *headers],
+        body=body,
+        source_ip="203.0.113.10",
+        path_parameters=path_parameters or {},
+        request_id=_stable_id("request", method, path),
+        now=now.timestamp(),
+    )
+
+
+def storefront_events() -> dict[str, Any]:
+    return {
+        "events": [
+            {
+                "type": "impression",
+                "rec_id": "rec-demo-1",
+                "visitor_id": DEMO_VISITOR,
+                "placement": "product",
+                "source_product_id": "921728736",
+                "products": [
+                    {"product_id": "632910392", "position": 1},
+                    {"product_id": "1071559674", "position": 2},
+                ],
+            },
+            {"type": "click", "rec_id": "rec-demo-1", "visitor_id": DEMO_VISITOR, "product_id": "632910392",
+             "position": 1},
+            {"type": "view", "visitor_id": DEMO_VISITOR, "product_id": "632910392"},
+        ]
+    }
+
+
+def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_API_KEY) -> dict[str, Any]:
+    """Every sample event, by file name."""
+    order = order_body(now)
+    order_headers = webhook_headers("orders/create", order, secret=secret, now=now)
+    topic_params = {"topic": "orders/create"}
+    webhook = http_event("POST", "/webhooks/orders/create", "/webhooks/{topic+}", order_headers, order, now,
+                         topic_params)
+    forged = [(k, "c2lnbmVkIGJ5IHNvbWVvbmUgZWxzZQ==" if k == "x-shopify-hmac-sha256" else v) for k, v in order_headers]
+
+    envelope = envelope_for(dict(order_headers), order, "orders/create").model_dump_json()
+    message = {"MessageId": _stable_id("message", "1"), "ReceiptHandle": "AQEB-sample-1", "Body": envelope,
+               "MD5OfBody": hashlib.md5(envelope.encode(), usedforsecurity=False).hexdigest(),
+               "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(now.timestamp() * 1000)),
+                              "SenderId": "123456789012",
+                              "ApproximateFirstReceiveTimestamp": str(int(now.timestamp() * 1000) + 1)}}
+    poison = copy.deepcopy(message) | {"MessageId": _stable_id("message", "poison"), "ReceiptHandle": "AQEB-poison",
+                                       "Body": '{"topic": "orders/create", "shop": "not a shop"}'}
+    poison["MD5OfBody"] = hashlib.md5(str(poison["Body"]).encode(), usedforsecurity=False).hexdigest()
+
+    query = signed_app_proxy_query(
+        {"shop": DEMO_SHOP, "logged_in_customer_id": DEMO_CUSTOMER, "path_prefix": "/apps/reclift",
+         "timestamp": str(int(now.timestamp()))},
+        secret,
+    )
+    events_body = json.dumps(storefront_events()).encode()
+    json_type = [("content-type", "application/json")]
+    token = mint_session_token(
+        DEMO_SHOP, secret, api_key=api_key, now=now.timestamp(), ttl_seconds=TEN_YEARS,
+        session_id=_stable_id("session"), extra_claims={"jti": _stable_id("jti")},
+    )
+    bearer = [("authorization", f"Bearer {token}")]
+    return {
+        "webhook-orders-create.json": webhook,
+        "webhook-orders-create-bad-signature.json": http_event(
+            "POST", "/webhooks/orders/create", "/webhooks/{topic+}", forged, order, now, topic_params
+        ),
+        "attribution-sqs-orders-create.json": {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1")]},
+        "attribution-sqs-batch-with-poison.json": {
+            "Records": [sqs_record(message, QUEUE_ARN, "us-east-1"), sqs_record(poison, QUEUE_ARN, "us-east-1")]
+        },
+        "storefront-post-events.json": http_event(
+            "POST", f"/apps/proxy/events?{query}", "/apps/proxy/events", json_type, events_body, now
+        ),
+        "storefront-post-events-bad-signature.json": http_event(
+            "POST", "/apps/proxy/events?" + query.replace("signature=", "signature=0"), "/apps/proxy/events",
+            json_type, events_body, now,
+        ),
+        "admin-get-roi.json": http_event(
+            "GET", f"/admin/roi?from={now.date().replace(day=1).isoformat()}&to={now.date().isoformat()}",
+            "/admin/roi", bearer, b"", now,
+        ),
+        "admin-get-settings.json": http_event("GET", "/admin/settings", "/admin/settings", bearer, b"", now),
+        "admin-put-settings.json": http_event(
+            "PUT", "/admin/settings", "/admin/settings", bearer + json_type,
+            json.dumps({"click_window_days": 3, "view_window_days": 7}).encode(), now,
+        ),
+        "admin-get-roi-no-token.json": http_event("GET", "/admin/roi", "/admin/roi", [], b"", now),
+    }
+
+
+def _rendered(events: dict[str, Any]) -> dict[str, str]:
+    return {name: json.dumps(event, indent=2, sort_keys=False) + "\n" for name, event in events.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reclift_local.sample_events", description=__doc__)
+    parser.add_argument("--now", help="ISO time to make the events for (default: a fixed moment)")
+    parser.add_argument("--check", action="store_true", help="fail if events/ differs from what would be written")
+    args = parser.parse_args(argv)
+    now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else FIXED_NOW
+    rendered = _rendered(build_all(now))
+    stale = [name for name, text in rendered.items()
+             if not (EVENTS_DIR / name).exists() or (EVENTS_DIR / name).read_text() != text]
+    if args.check:
+        if stale:
+            print(f"events/ is out of date: {', '.join(stale)} (run python -m reclift_local.sample_events)",
+                  file=sys.stderr)
+            return 1
+        return 0
+    for name in stale:
+        (EVENTS_DIR / name).write_text(rendered[name])
+    print(f"wrote {len(stale)} of {len(rendered)} sample events to {EVENTS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
