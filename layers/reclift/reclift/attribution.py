@@ -102,9 +102,13 @@ def _in_window(touch: Touch, created_at: datetime, window: timedelta) -> bool:
     return created_at - window <= touch.at <= created_at
 
 
-def _latest(touches: Iterable[Touch]) -> Touch | None:
+def _order_key(touch: Touch) -> tuple[datetime, str]:
     # Ties on time are broken by event id so that every delivery credits the same touch.
-    return max(touches, key=lambda touch: (touch.at, touch.event_id), default=None)
+    return touch.at, touch.event_id
+
+
+def _latest(touches: Iterable[Touch]) -> Touch | None:
+    return max(touches, key=_order_key, default=None)
 
 
 def _credit(
@@ -135,13 +139,13 @@ def attribute_order(
         return OrderAttribution(order=order, attributed=(), missed=(), skipped_as_test=True)
 
     unique = {touch.event_id: touch for touch in touches}.values()
-    ordered = sorted(unique, key=lambda touch: (touch.at, touch.event_id))
+    ordered = sorted(unique, key=_order_key)
     # A `_rec_id` is honoured within the click window, whatever kind of event carried it.
     rec_window = [t for t in ordered if _in_window(t, order.created_at, windows.click)]
     clicks = [t for t in rec_window if t.kind.is_click]
     views = [t for t in ordered if t.kind is TouchKind.IMPRESSION and _in_window(t, order.created_at, windows.view)]
 
-    in_windows = {t.event_id for t in clicks} | {t.event_id for t in views}
+    seen = clicks + views  # what the visitor was shown or clicked, within the applicable windows
 
     attributed: list[LineAttribution] = []
     missed: list[MissedOpportunity] = []
@@ -151,19 +155,19 @@ def attribute_order(
         credit = _credit(line, clicks, views, rec_window)
         if credit is not None:
             channel, touch = credit
-            related = tuple(
-                t.event_id for t in ordered if t.event_id in in_windows and line.product_id in t.product_ids
-            )
+            product = line.product_id
+            related = {t.event_id: t for t in seen if product in t.product_ids} | {touch.event_id: touch}
             attributed.append(
                 LineAttribution(
                     line=line,
                     channel=channel,
                     credited=touch,
                     conversion_minutes=int((order.created_at - touch.at).total_seconds() // 60),
-                    event_ids=related,
+                    event_ids=tuple(t.event_id for t in sorted(related.values(), key=_order_key)),
                 )
             )
-        elif views:
-            shown = dict.fromkeys(p for t in reversed(views) for p in t.product_ids if p != line.product_id)
+        elif seen:
+            recent_first = sorted(seen, key=_order_key, reverse=True)
+            shown = dict.fromkeys(p for t in recent_first for p in t.product_ids if p != line.product_id)
             missed.append(MissedOpportunity(line=line, shown_instead=tuple(shown)[:MAX_SHOWN_INSTEAD]))
     return OrderAttribution(order=order, attributed=tuple(attributed), missed=tuple(missed))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 _SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-_GID = re.compile(r"^gid://shopify/(?P<kind>[A-Za-z]+)/(?P<id>\d+)$")
-_NUMERIC = re.compile(r"^\d{1,20}$")
+_GID = re.compile(r"^gid://shopify/(?P<kind>[A-Za-z]+)/(?P<id>[0-9]{1,20})$")
+_NUMERIC = re.compile(r"^[0-9]{1,20}$")
 
 
 def shop_domain(value: str) -> str:
@@ -31,7 +31,7 @@ def shopify_id(value: object, kind: str = "Product") -> str:
         if match:
             if match["kind"] != kind:
                 raise ValueError(f"expected a {kind} id, got a {match['kind']} id")
-            return match["id"]
+            return str(int(match["id"]))
         if _NUMERIC.match(text):
             return str(int(text))
     raise ValueError(f"not a Shopify {kind} id: {str(value)[:60]!r}")

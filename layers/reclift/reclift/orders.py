@@ -15,6 +15,7 @@ from reclift.ids import shopify_id
 REC_ID_PROPERTY = "_rec_id"
 VISITOR_ATTRIBUTE = "_reclift_vid"
 MAX_KEY_LENGTH = 128
+MAX_AMOUNT = Decimal("1e15")
 
 
 class OrderPayloadError(ValueError):
@@ -62,7 +63,10 @@ def parse_timestamp(value: object) -> datetime:
         raise OrderPayloadError(f"created_at is not an ISO-8601 timestamp: {value[:40]!r}") from exc
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError as exc:
+        raise OrderPayloadError(f"created_at is out of range: {value[:40]!r}") from exc
 
 
 def shop_money(container: dict[str, Any], set_key: str, plain_key: str) -> Decimal:
@@ -83,6 +87,8 @@ def shop_money(container: dict[str, Any], set_key: str, plain_key: str) -> Decim
         raise OrderPayloadError(f"{plain_key} is not a decimal amount: {str(raw)[:40]!r}") from exc
     if not amount.is_finite():
         raise OrderPayloadError(f"{plain_key} is not a finite amount")
+    if abs(amount) > MAX_AMOUNT:
+        raise OrderPayloadError(f"{plain_key} is not a plausible amount: {str(raw)[:40]!r}")
     return amount
 
 
@@ -93,7 +99,7 @@ def _named_value(pairs: object, name: str) -> str | None:
     for pair in pairs:
         if isinstance(pair, dict) and pair.get("name") == name:
             value = pair.get("value")
-            if isinstance(value, str | int) and str(value).strip():
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
                 return str(value).strip()[:MAX_KEY_LENGTH]
     return None
 
@@ -107,14 +113,13 @@ def _line(raw: object) -> OrderLine:
     if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
         raise OrderPayloadError(f"line item {raw.get('id')} has an invalid quantity")
     product = raw.get("product_id")
-    discount = sum(
-        (
-            shop_money(allocation, "amount_set", "amount")
-            for allocation in raw.get("discount_allocations") or []
-            if isinstance(allocation, dict)
-        ),
-        Decimal(0),
-    )
+    allocations = raw.get("discount_allocations") or []
+    if not isinstance(allocations, list) or not all(isinstance(item, dict) for item in allocations):
+        raise OrderPayloadError(f"line item {raw.get('id')} has malformed discount_allocations")
+    discounts = [shop_money(allocation, "amount_set", "amount") for allocation in allocations]
+    if any(amount < 0 for amount in discounts):
+        raise OrderPayloadError(f"line item {raw.get('id')} has a negative discount allocation")
+    discount = sum(discounts, Decimal(0))
     try:
         line_id = shopify_id(raw["id"], "LineItem")
         product_id = shopify_id(product, "Product") if product is not None else None

@@ -55,8 +55,12 @@ def stored_settings(raw: dict[str, Any] | None) -> ShopSettings:
     """Settings as stored, tolerating keys a newer or older version wrote (they are dropped, not fatal)."""
     if not raw:
         return ShopSettings()
-    known = {key: value for key, value in raw.items() if key in ShopSettings.model_fields}
-    try:
-        return ShopSettings.model_validate(known)
-    except ValidationError:
-        return ShopSettings()
+    # Each stored value is checked on its own: one that no longer validates falls back to its default alone.
+    settings = ShopSettings()
+    for key, value in raw.items():
+        if key in ShopSettings.model_fields:
+            try:
+                settings = ShopSettings.model_validate(settings.model_dump() | {key: value})
+            except ValidationError:
+                continue
+    return settings
