@@ -1,0 +1,614 @@
+"""template.yaml is the single source of truth (STYLE §6): it transforms and lints clean, and it declares what the code
+needs — runtime, layer, routes, queues and their failure path, tables with their retention — with one least-privilege
+role and one log group per function.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import fnmatch
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from reclift.data.store import DynamoStore
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = "python3.11"
+MODELS_FILE = ROOT / "layers" / "reclift" / "reclift" / "data" / "models.py"
+
+LintFinding = tuple[str, str]
+Statement = dict[str, Any]
+
+
+# ---------------------------------------------------------------------------------------------------------- helpers
+def resources(template: dict[str, Any], resource_type: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == resource_type:
+            yield logical_id, resource.get("Properties") or {}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def ref_target(value: Any) -> str | None:
+    return value["Ref"] if isinstance(value, dict) and set(value) == {"Ref"} else None
+
+
+def getatt_target(value: Any, attribute: str) -> str | None:
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        getatt = value["Fn::GetAtt"]
+        parts = getatt if isinstance(getatt, list) else str(getatt).split(".", 1)
+        if parts[1] == attribute:
+            return str(parts[0])
+    return None
+
+
+SSM_PARAMETER_ARN = re.compile(
+    r"^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter\$\{(\w+)\}$"
+)
+
+
+def resource_keys(resource: Any) -> list[str]:
+    """An IAM `Resource` entry as comparable keys: `EventsTable`, `EventsTable/index/by_rec`, `ssm:<Parameter>`, `*`.
+
+    Both branches of an `Fn::If` count (either may be deployed); anything unrecognised keeps its JSON-ish form, so it
+    matches nothing it should not.
+    """
+    if isinstance(resource, str):
+        return [resource]
+    target = getatt_target(resource, "Arn")
+    if target:
+        return [target]
+    if isinstance(resource, dict) and set(resource) == {"Fn::If"}:
+        return [
+            key
+            for branch in resource["Fn::If"][1:]
+            if ref_target(branch) != "AWS::NoValue"
+            for key in resource_keys(branch)
+        ]
+    if isinstance(resource, dict) and set(resource) == {"Fn::Sub"} and isinstance(resource["Fn::Sub"], str):
+        text = resource["Fn::Sub"]
+        parameter = SSM_PARAMETER_ARN.match(text)
+        if parameter:
+            return [f"ssm:{parameter.group(1)}"]
+        return [re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)]
+    return [repr(resource)]
+
+
+def function_role(cfn_template: dict[str, Any], function_id: str) -> str:
+    role = getatt_target(cfn_template["Resources"][function_id]["Properties"]["Role"], "Arn")
+    assert role, f"{function_id}'s role is not a role of this template"
+    return role
+
+
+def role_statements(cfn_template: dict[str, Any], role_id: str) -> list[Statement]:
+    """Every statement of the role's inline policies and of the stand-alone policies attached to it."""
+    documents = [
+        policy["PolicyDocument"] for policy in cfn_template["Resources"][role_id]["Properties"].get("Policies", [])
+    ]
+    for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for _, properties in resources(cfn_template, policy_type):
+            if role_id in [ref_target(role) for role in properties.get("Roles", [])]:
+                documents.append(properties["PolicyDocument"])
+    return [statement for document in documents for statement in as_list(document["Statement"])]
+
+
+# What each AWS-managed policy that SAM attaches grants, as AWS documents them (the transform only names them).
+# Anything else attached to a function's role fails `test_roles_attach_only_the_managed_policies_sam_needs`.
+MANAGED_POLICY_ACTIONS: dict[str, frozenset[str]] = {
+    # Every SAM function: writing its own logs.
+    "service-role/AWSLambdaBasicExecutionRole": frozenset(
+        {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
+    ),
+    # `Tracing: Active`: X-Ray accepts segments only on Resource "*".
+    "AWSXrayWriteOnlyAccess": frozenset(
+        {
+            "xray:PutTraceSegments",
+            "xray:PutTelemetryRecords",
+            "xray:GetSamplingRules",
+            "xray:GetSamplingTargets",
+            "xray:GetSamplingStatisticSummaries",
+        }
+    ),
+    # An SQS event source: the poller receives and deletes on the function's behalf.
+    "service-role/AWSLambdaSQSQueueExecutionRole": frozenset(
+        {
+            "sqs:ReceiveMessage",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        }
+    ),
+}
+MANAGED_POLICY_PREFIX = "arn:aws:iam::aws:policy/"
+
+# The only actions AWS accepts on nothing narrower than Resource "*".
+STAR_RESOURCE_ACTIONS = frozenset({"cloudwatch:PutMetricData", "xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+
+DYNAMODB_READ_ACTIONS = frozenset(
+    {
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:ConditionCheckItem",
+        "dynamodb:DescribeTable",
+        "dynamodb:PartiQLSelect",
+    }
+)
+
+
+def allowed_actions(cfn_template: dict[str, Any], function_id: str) -> set[str]:
+    """Every action the function's role allows, on any resource: inline statements and managed policies."""
+    role_id = function_role(cfn_template, function_id)
+    actions = {
+        action
+        for statement in role_statements(cfn_template, role_id)
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+    }
+    for arn in cfn_template["Resources"][role_id]["Properties"].get("ManagedPolicyArns", []):
+        actions |= MANAGED_POLICY_ACTIONS.get(str(arn).removeprefix(MANAGED_POLICY_PREFIX), frozenset({"*"}))
+    return actions
+
+
+def allows(cfn_template: dict[str, Any], function_id: str, action: str, resource_key: str) -> bool:
+    statements = role_statements(cfn_template, function_role(cfn_template, function_id))
+    return any(
+        statement["Effect"] == "Allow"
+        and any(fnmatch.fnmatchcase(action, pattern) for pattern in as_list(statement["Action"]))
+        and any(
+            fnmatch.fnmatchcase(resource_key, key)
+            for entry in as_list(statement["Resource"])
+            for key in resource_keys(entry)
+        )
+        for statement in statements
+    )
+
+
+def environment(cfn_template: dict[str, Any], function_id: str) -> dict[str, Any]:
+    """The function's deployed variables: Globals merged with its own, as the transform leaves them."""
+    properties = cfn_template["Resources"][function_id]["Properties"]
+    variables = (properties.get("Environment") or {}).get("Variables") or {}
+    assert isinstance(variables, dict)
+    return variables
+
+
+def env_resource(cfn_template: dict[str, Any], function_id: str, variable: str) -> str:
+    """The logical id of the resource or parameter a variable names (`EVENTS_TABLE: !Ref EventsTable`)."""
+    target = ref_target(environment(cfn_template, function_id).get(variable))
+    assert target, f"{function_id}: {variable} is not set to a !Ref of this template"
+    return target
+
+
+def a_function_reading(env_reads: dict[str, frozenset[str]], variable: str) -> str:
+    users = sorted(function_id for function_id, names in env_reads.items() if variable in names)
+    assert users, f"no function reads {variable}"
+    return users[0]
+
+
+# ---------------------------------------------------------------------------------------------- transform and lint
+def test_the_sam_transform_turns_every_serverless_resource_into_cloudformation(cfn_template: dict[str, Any]) -> None:
+    """Given template.yaml, when SAM transforms it offline, then no AWS::Serverless resource is left."""
+    left = [
+        logical_id
+        for logical_id, resource in cfn_template["Resources"].items()
+        if resource["Type"].startswith("AWS::Serverless::")
+    ]
+    assert left == []
+    assert "Transform" not in cfn_template
+
+
+def test_cfn_lint_finds_no_error_or_warning_in_the_transformed_template(
+    lint_findings: list[LintFinding], tolerated_lint_rules: frozenset[str]
+) -> None:
+    """Errors and warnings fail; informational findings fail too, except the rules conftest names with a reason."""
+    findings = [f"{rule} {where}" for rule, where in lint_findings if rule not in tolerated_lint_rules]
+    assert findings == [], "cfn-lint:\n" + "\n".join(findings)
+
+
+def test_the_lint_gate_catches_a_ref_to_a_resource_the_template_lacks(
+    sam_template: dict[str, Any], lint_gate: Callable[[dict[str, Any]], list[LintFinding]]
+) -> None:
+    """Given a function variable that names a table that does not exist, the transform-then-lint gate reports it."""
+    broken = copy.deepcopy(sam_template)
+    function_id = next(iter(sorted(resources(broken, "AWS::Serverless::Function"))))[0]
+    properties = broken["Resources"][function_id]["Properties"]
+    properties.setdefault("Environment", {}).setdefault("Variables", {})["BROKEN_TABLE"] = {"Ref": "NoSuchTable"}
+    assert any(rule.startswith("E") and "NoSuchTable" in where for rule, where in lint_gate(broken))
+
+
+# ------------------------------------------------------------------------------------------------------- functions
+def test_every_function_runs_python_3_11_with_the_shared_layer(
+    sam_template: dict[str, Any], cfn_template: dict[str, Any]
+) -> None:
+    layers = [logical_id for logical_id, _ in resources(sam_template, "AWS::Serverless::LayerVersion")]
+    assert layers, "the template declares no shared layer"
+    functions = list(resources(cfn_template, "AWS::Lambda::Function"))
+    assert functions
+    for function_id, properties in functions:
+        assert properties["Runtime"] == RUNTIME, function_id
+        used = [ref_target(layer) or "" for layer in properties.get("Layers", [])]
+        for layer in layers:
+            # The transform renames a layer version `<LogicalId><hash>`.
+            assert any(ref.startswith(layer) for ref in used), f"{function_id} does not use {layer}"
+
+
+def test_every_function_has_a_role_of_its_own(sam_template: dict[str, Any], cfn_template: dict[str, Any]) -> None:
+    for function_id, properties in resources(sam_template, "AWS::Serverless::Function"):
+        assert "Role" not in properties, f"{function_id} brings its own (possibly shared) role; let SAM make one"
+    roles = {
+        function_id: function_role(cfn_template, function_id)
+        for function_id, _ in resources(cfn_template, "AWS::Lambda::Function")
+    }
+    assert len(set(roles.values())) == len(roles), f"functions share a role: {roles}"
+    for role_id in roles.values():
+        assert cfn_template["Resources"][role_id]["Type"] == "AWS::IAM::Role"
+
+
+def test_every_function_has_its_own_log_group_with_a_retention(cfn_template: dict[str, Any]) -> None:
+    log_groups: dict[str, list[dict[str, Any]]] = {}
+    for _, properties in resources(cfn_template, "AWS::Logs::LogGroup"):
+        name = properties.get("LogGroupName")
+        match = re.fullmatch(r"/aws/lambda/\$\{(\w+)\}", name.get("Fn::Sub", "")) if isinstance(name, dict) else None
+        if match:
+            log_groups.setdefault(match.group(1), []).append(properties)
+    for function_id, _ in resources(cfn_template, "AWS::Lambda::Function"):
+        groups = log_groups.get(function_id, [])
+        assert len(groups) == 1, f"{function_id} needs exactly one log group /aws/lambda/${{{function_id}}}"
+        assert groups[0].get("RetentionInDays") is not None, f"{function_id}'s log group keeps logs forever"
+
+
+def test_sam_build_finds_a_handler_for_every_function(handler_files: dict[str, Path]) -> None:
+    assert handler_files
+    for function_id, path in handler_files.items():
+        assert path.is_file(), f"{function_id}: {path.relative_to(ROOT)} is missing"
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert "lambda_handler" in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, (
+            f"{path.relative_to(ROOT)} defines no lambda_handler"
+        )
+
+
+def test_sam_build_builds_the_layer_for_python_3_11(sam_template: dict[str, Any]) -> None:
+    layers = list(resources(sam_template, "AWS::Serverless::LayerVersion"))
+    assert layers
+    for layer_id, properties in layers:
+        assert sam_template["Resources"][layer_id].get("Metadata", {}).get("BuildMethod") == RUNTIME, layer_id
+        assert RUNTIME in properties.get("CompatibleRuntimes", []), layer_id
+        assert (ROOT / properties["ContentUri"] / "requirements.txt").is_file(), f"{layer_id} has no requirements.txt"
+
+
+# ------------------------------------------------------------------------------------------------------------ HTTP
+REQUIRED_ROUTES = {
+    ("POST", "/webhooks/{topic+}"): "WebhookFunction",
+    ("POST", "/apps/proxy/events"): "StorefrontFunction",
+    ("GET", "/admin/roi"): "AdminFunction",
+    ("GET", "/admin/settings"): "AdminFunction",
+    ("PUT", "/admin/settings"): "AdminFunction",
+}
+
+
+def test_the_http_api_serves_every_route_of_this_stage_with_its_function(cfn_template: dict[str, Any]) -> None:
+    routes: dict[tuple[str, str], str] = {}
+    for _, properties in resources(cfn_template, "AWS::ApiGatewayV2::Api"):
+        for path, methods in properties.get("Body", {}).get("paths", {}).items():
+            for method, operation in methods.items():
+                uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+                target = re.search(r"\$\{(\w+)\.Arn\}", uri)
+                routes[(method.upper(), path)] = target.group(1) if target else uri
+    for route, function_id in REQUIRED_ROUTES.items():
+        assert routes.get(route) == function_id, f"{' '.join(route)} should invoke {function_id}, routes: {routes}"
+
+
+# ---------------------------------------------------------------------------------------------- queues and alarms
+def sqs_event_sources(cfn_template: dict[str, Any]) -> list[dict[str, Any]]:
+    sources = []
+    for _, properties in resources(cfn_template, "AWS::Lambda::EventSourceMapping"):
+        queue = getatt_target(properties["EventSourceArn"], "Arn")
+        if queue and cfn_template["Resources"][queue]["Type"] == "AWS::SQS::Queue":
+            sources.append(properties)
+    return sources
+
+
+def test_every_sqs_event_source_reports_batch_item_failures(cfn_template: dict[str, Any]) -> None:
+    sources = sqs_event_sources(cfn_template)
+    assert sources, "no function consumes the webhook queue"
+    for properties in sources:
+        assert "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []), properties
+
+
+def test_a_failing_delivery_goes_to_the_dlq_after_five_receives_and_is_not_redelivered_while_running(
+    cfn_template: dict[str, Any],
+) -> None:
+    for source in sqs_event_sources(cfn_template):
+        queue_id = getatt_target(source["EventSourceArn"], "Arn")
+        assert queue_id
+        queue = cfn_template["Resources"][queue_id]["Properties"]
+        redrive = queue.get("RedrivePolicy") or {}
+        assert getatt_target(redrive.get("deadLetterTargetArn"), "Arn"), f"{queue_id} has no DLQ"
+        assert int(redrive["maxReceiveCount"]) == 5, queue_id
+        consumer = ref_target(source["FunctionName"])
+        assert consumer
+        timeout = int(cfn_template["Resources"][consumer]["Properties"].get("Timeout", 3))
+        assert int(queue["VisibilityTimeout"]) >= 6 * timeout, (
+            f"{queue_id}: VisibilityTimeout {queue['VisibilityTimeout']} < 6 x {consumer}'s timeout {timeout}"
+        )
+
+
+def test_the_dlq_raises_an_alarm_on_its_first_message(cfn_template: dict[str, Any]) -> None:
+    dlqs = {
+        getatt_target(queue.get("RedrivePolicy", {}).get("deadLetterTargetArn"), "Arn")
+        for _, queue in resources(cfn_template, "AWS::SQS::Queue")
+    } - {None}
+    assert dlqs
+    alarms = list(resources(cfn_template, "AWS::CloudWatch::Alarm"))
+    for dlq in dlqs:
+        watching = [
+            alarm
+            for _, alarm in alarms
+            if alarm.get("Namespace") == "AWS/SQS"
+            and alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and any(getatt_target(dimension["Value"], "QueueName") == dlq for dimension in alarm.get("Dimensions", []))
+        ]
+        assert watching, f"no alarm on {dlq}'s ApproximateNumberOfMessagesVisible"
+        assert any(
+            (alarm["ComparisonOperator"] == "GreaterThanThreshold" and float(alarm["Threshold"]) < 1)
+            or (alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and float(alarm["Threshold"]) <= 1)
+            for alarm in watching
+        ), f"{dlq}'s alarm does not fire on the first message"
+
+
+# ---------------------------------------------------------------------------------------------------------- tables
+def ttl_attributes_by_table_variable() -> dict[str, str]:
+    """`EVENTS_TABLE` → `expires_at`: the TTL attribute of each PynamoDB model, keyed by its table's variable."""
+    found: dict[str, str] = {}
+    for model in ast.parse(MODELS_FILE.read_text(encoding="utf-8")).body:
+        if not isinstance(model, ast.ClassDef):
+            continue
+        variable = ttl = None
+        for node in model.body:
+            if isinstance(node, ast.ClassDef) and node.name == "Meta":
+                for item in node.body:
+                    if (
+                        isinstance(item, ast.Assign)
+                        and isinstance(item.targets[0], ast.Name)
+                        and item.targets[0].id == "table_name"
+                        and isinstance(item.value, ast.Constant)
+                    ):
+                        variable = str(item.value.value)
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.targets[0], ast.Name)
+                and isinstance(node.value, ast.Call)
+                and ast.unparse(node.value.func) == "TTLAttribute"
+            ):
+                ttl = node.targets[0].id
+        if variable and ttl:
+            found[variable] = ttl
+    return found
+
+
+def test_every_table_has_point_in_time_recovery_and_encryption(cfn_template: dict[str, Any]) -> None:
+    tables = dict(resources(cfn_template, "AWS::DynamoDB::Table"))
+    assert tables
+    no_pitr = [
+        table_id
+        for table_id, properties in tables.items()
+        if (properties.get("PointInTimeRecoverySpecification") or {}).get("PointInTimeRecoveryEnabled") is not True
+    ]
+    no_sse = [
+        table_id
+        for table_id, properties in tables.items()
+        if (properties.get("SSESpecification") or {}).get("SSEEnabled") is not True
+    ]
+    assert no_pitr == [], f"no PointInTimeRecoverySpecification: {{PointInTimeRecoveryEnabled: true}} on {no_pitr}"
+    assert no_sse == [], f"no SSESpecification: {{SSEEnabled: true}} on {no_sse}"
+
+
+def test_tables_expire_items_on_the_attribute_the_models_set(
+    cfn_template: dict[str, Any], env_reads: dict[str, frozenset[str]]
+) -> None:
+    ttl_by_variable = ttl_attributes_by_table_variable()
+    assert "EVENTS_TABLE" in ttl_by_variable, "no TTL attribute found in the models: the scan is broken"
+    for variable, attribute in ttl_by_variable.items():
+        table_id = env_resource(cfn_template, a_function_reading(env_reads, variable), variable)
+        ttl = cfn_template["Resources"][table_id]["Properties"].get("TimeToLiveSpecification") or {}
+        assert ttl == {"AttributeName": attribute, "Enabled": True}, f"{table_id} should expire on {attribute}: {ttl}"
+
+
+def test_the_idempotency_table_has_the_layout_powertools_expects(
+    cfn_template: dict[str, Any], env_reads: dict[str, frozenset[str]]
+) -> None:
+    """Powertools' DynamoDBPersistenceLayer defaults: hash key `id`, expiry in `expiration`."""
+    table_id = env_resource(cfn_template, a_function_reading(env_reads, "IDEMPOTENCY_TABLE"), "IDEMPOTENCY_TABLE")
+    properties = cfn_template["Resources"][table_id]["Properties"]
+    assert properties["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert properties.get("TimeToLiveSpecification") == {"AttributeName": "expiration", "Enabled": True}
+
+
+# ------------------------------------------------------------------------------------ what the code reads from env
+RESOURCE_VARIABLE = re.compile(r"^(?:\w+_(?:TABLE|QUEUE_URL|PARAM)|SHOPIFY_\w+|APP_PROXY_\w+)$")
+
+
+def plaintext_secret_overrides(names: frozenset[str]) -> set[str]:
+    """`X` where the code reads both `X` and `X_PARAM`: the secret itself, for a developer's shell and the tests;
+    on AWS the function gets the parameter's name and reads the secret from SSM."""
+    return {name for name in names if f"{name}_PARAM" in names}
+
+
+def test_the_scan_of_the_code_finds_what_each_function_reads(env_reads: dict[str, frozenset[str]]) -> None:
+    """A guard on the guard: the scan below would pass vacuously if it found nothing."""
+    assert "WEBHOOK_QUEUE_URL" in env_reads["WebhookFunction"]
+    assert {"IDEMPOTENCY_TABLE", "EVENTS_TABLE"} <= env_reads["AttributionFunction"]
+    assert "APP_PROXY_MAX_SKEW_SECONDS" in env_reads["StorefrontFunction"]
+    assert {"SHOPIFY_API_KEY", "SHOPIFY_API_SECRET_PARAM"} <= env_reads["AdminFunction"]
+
+
+def test_every_table_queue_and_parameter_the_code_reads_is_declared_in_the_template(
+    cfn_template: dict[str, Any], env_reads: dict[str, frozenset[str]]
+) -> None:
+    """Given the variables a function's code can read (conftest.code_use: an AST walk from the handler through the
+    shared package), every one that names a resource or setting — `*_TABLE`, `*_QUEUE_URL`, `*_PARAM`, `SHOPIFY_*`,
+    `APP_PROXY_*` — is set in that function's environment (Globals or its own) to a `!Ref` of a table, a queue or a
+    parameter of the template; and no plaintext secret is.
+    """
+    parameters = set(cfn_template.get("Parameters", {}))
+    problems: list[str] = []
+    for function_id, names in sorted(env_reads.items()):
+        variables = environment(cfn_template, function_id)
+        secrets = plaintext_secret_overrides(names)
+        for name in sorted(names):
+            if name in secrets:
+                if name in variables:
+                    problems.append(f"{function_id}: {name} holds a secret; set {name}_PARAM (SSM) instead")
+                continue
+            if not RESOURCE_VARIABLE.match(name):
+                continue
+            target = ref_target(variables.get(name))
+            expected_type = (
+                "AWS::DynamoDB::Table"
+                if name.endswith("_TABLE")
+                else "AWS::SQS::Queue"
+                if name.endswith("_QUEUE_URL")
+                else "Parameter"
+            )
+            actual_type = (
+                "Parameter" if target in parameters else cfn_template["Resources"].get(target or "", {}).get("Type")
+            )
+            if actual_type != expected_type:
+                problems.append(
+                    f"{function_id} reads {name}: it should be a !Ref to a {expected_type}, "
+                    f"it is {variables.get(name, 'not set')!r}"
+                )
+    assert problems == [], "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------------------------- least privilege
+def test_no_statement_allows_a_wildcard_action_or_any_resource(cfn_template: dict[str, Any]) -> None:
+    problems: list[str] = []
+    for role_id, _ in resources(cfn_template, "AWS::IAM::Role"):
+        for statement in role_statements(cfn_template, role_id):
+            if statement["Effect"] != "Allow":
+                continue
+            actions = [str(action) for action in as_list(statement["Action"])]
+            problems += [f"{role_id}: action {action}" for action in actions if "*" in action]
+            star = [entry for entry in as_list(statement["Resource"]) if entry == "*"]
+            if star and not set(actions) <= STAR_RESOURCE_ACTIONS:
+                problems.append(f"{role_id}: Resource '*' for {actions}")
+    assert problems == [], "\n".join(problems)
+
+
+def test_roles_attach_only_the_managed_policies_sam_needs(cfn_template: dict[str, Any]) -> None:
+    """The execution-log and X-Ray policies everywhere; the SQS poller's policy only where a queue feeds it."""
+    consumers = {ref_target(source["FunctionName"]) for source in sqs_event_sources(cfn_template)}
+    for function_id, _ in resources(cfn_template, "AWS::Lambda::Function"):
+        role_id = function_role(cfn_template, function_id)
+        for arn in cfn_template["Resources"][role_id]["Properties"].get("ManagedPolicyArns", []):
+            name = str(arn).removeprefix(MANAGED_POLICY_PREFIX)
+            assert name in MANAGED_POLICY_ACTIONS, f"{function_id}: unexpected managed policy {arn}"
+            if name == "service-role/AWSLambdaSQSQueueExecutionRole":
+                assert function_id in consumers, f"{function_id} polls no queue but has {arn}"
+
+
+def test_the_attribution_worker_cannot_send_to_any_queue(cfn_template: dict[str, Any]) -> None:
+    actions = allowed_actions(cfn_template, "AttributionFunction")
+    assert not {
+        action
+        for action in actions
+        if fnmatch.fnmatchcase("sqs:SendMessage", action) or fnmatch.fnmatchcase("sqs:SendMessageBatch", action)
+    }
+
+
+def test_the_webhook_function_has_no_dynamodb_permission_at_all(cfn_template: dict[str, Any]) -> None:
+    """DESIGN §5: one SQS send, no DynamoDB work inline."""
+    actions = allowed_actions(cfn_template, "WebhookFunction")
+    assert sorted(action for action in actions if action.startswith("dynamodb:") or action == "*") == []
+
+
+def test_the_admin_function_cannot_write_events_or_orders(cfn_template: dict[str, Any]) -> None:
+    role_id = function_role(cfn_template, "AdminFunction")
+    protected = {env_resource(cfn_template, "AdminFunction", variable) for variable in ("EVENTS_TABLE", "ORDERS_TABLE")}
+    writes = [
+        f"{action} on {key}"
+        for statement in role_statements(cfn_template, role_id)
+        if statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"])
+        if action not in DYNAMODB_READ_ACTIONS
+        for entry in as_list(statement["Resource"])
+        for key in resource_keys(entry)
+        if key == "*" or key.split("/")[0] in protected
+    ]
+    assert writes == []
+
+
+# What each method of the data-access port (reclift.data.store.DynamoStore) asks of DynamoDB: (table variable,
+# index or None, action). A transaction's put and update are authorised as PutItem and UpdateItem.
+STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
+    "get_settings": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
+    "put_settings": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "register_shop": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "shop_currency": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
+    "put_events": [("EVENTS_TABLE", None, "dynamodb:BatchWriteItem")],
+    "add_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    "update_profile": [("PROFILES_TABLE", None, "dynamodb:GetItem"), ("PROFILES_TABLE", None, "dynamodb:PutItem")],
+    "profile": [("PROFILES_TABLE", None, "dynamodb:GetItem")],
+    "touches": [
+        ("EVENTS_TABLE", None, "dynamodb:Query"),
+        ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
+        ("EVENTS_TABLE", "by_rec", "dynamodb:Query"),
+    ],
+    "record_order": [("ORDERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    "attributions": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
+    "shop_day_totals": [("COUNTERS_TABLE", None, "dynamodb:BatchGetItem")],
+}
+# Powertools' DynamoDBPersistenceLayer.
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
+
+
+def test_the_permission_map_covers_every_method_of_the_data_access_port() -> None:
+    methods = {name for name, value in vars(DynamoStore).items() if callable(value) and not name.startswith("_")}
+    assert methods == set(STORE_PERMISSIONS), "update STORE_PERMISSIONS with what the new or changed methods do"
+
+
+def required_permissions(
+    cfn_template: dict[str, Any], function_id: str, env_names: frozenset[str], calls: frozenset[str]
+) -> set[tuple[str, str]]:
+    """(action, resource key) pairs the function's code needs, from the port methods and variables it reaches."""
+    needed: set[tuple[str, str]] = set()
+    for method in sorted(calls & set(STORE_PERMISSIONS)):
+        for variable, index, action in STORE_PERMISSIONS[method]:
+            table = env_resource(cfn_template, function_id, variable)
+            needed.add((action, f"{table}/index/{index}" if index else table))
+    for name in env_names:
+        if name == "IDEMPOTENCY_TABLE":
+            needed |= {(action, env_resource(cfn_template, function_id, name)) for action in IDEMPOTENCY_ACTIONS}
+        elif name.endswith("_QUEUE_URL"):  # the code only ever sends; the event source mapping receives
+            needed.add(("sqs:SendMessage", env_resource(cfn_template, function_id, name)))
+        elif name.endswith("_PARAM") and name not in plaintext_secret_overrides(env_names):
+            needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}"))
+    return needed
+
+
+def test_each_role_allows_what_its_function_code_does(
+    cfn_template: dict[str, Any],
+    env_reads: dict[str, frozenset[str]],
+    method_calls: dict[str, frozenset[str]],
+) -> None:
+    """Given the port methods and variables a function's code reaches, each DynamoDB, SQS or SSM request it makes is
+    allowed by its role on that exact table, index, queue or parameter (moto does not enforce IAM; AWS does)."""
+    denied: list[str] = []
+    for function_id in sorted(env_reads):
+        needed = required_permissions(cfn_template, function_id, env_reads[function_id], method_calls[function_id])
+        assert needed, f"found nothing {function_id} needs: the code scan is broken"
+        denied += sorted(
+            f"{function_id}: {action} on {key}"
+            for action, key in needed
+            if not allows(cfn_template, function_id, action, key)
+        )
+    assert denied == [], "the roles deny what the code does:\n" + "\n".join(denied)
