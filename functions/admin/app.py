@@ -13,7 +13,7 @@ from reclift.data.store import dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import session_caller
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
-from reclift.observability import logger, metrics, tracer
+from reclift.observability import logger, tracer
 from reclift.settings import SettingsError, merge_settings
 from reclift.signatures import SignatureError
 
@@ -76,7 +76,6 @@ def bad_range(exc: ReportRangeError) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@metrics.log_metrics
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

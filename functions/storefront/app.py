@@ -39,11 +39,13 @@ def unauthorized(exc: SignatureError) -> Response[str]:
 
 @app.exception_handler(BadRequest)
 def bad_request(exc: BadRequest) -> Response[str]:
+    metrics.add_metric(name="ProxyRequestsInvalid", unit=MetricUnit.Count, value=1)
     return error_response(exc.status, exc.message, exc.field)
 
 
 @app.exception_handler(EventBatchError)
 def bad_events(exc: EventBatchError) -> Response[str]:
+    metrics.add_metric(name="ProxyRequestsInvalid", unit=MetricUnit.Count, value=1)
     return error_response(400, exc.message, exc.field)
 
 

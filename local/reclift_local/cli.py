@@ -38,30 +38,55 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     state = argparse.ArgumentParser(add_help=False)
-    state.add_argument("--state-file", type=Path, default=DEFAULT_STATE_FILE,
-                       help=f"where the running stack describes itself (default {DEFAULT_STATE_FILE})")
+    state.add_argument(
+        "--state-file",
+        type=Path,
+        default=DEFAULT_STATE_FILE,
+        help=f"where the running stack describes itself (default {DEFAULT_STATE_FILE})",
+    )
 
     run = sub.add_parser("run", parents=[state], help="start the local stack and serve until Ctrl-C or SIGTERM")
-    run.add_argument("--template", type=Path, default=Path("template.yaml"),
-                     help="SAM template (default template.yaml)")
-    run.add_argument("--port", type=_port, default=None,
-                     help="HTTP port on 127.0.0.1 (default $PORT or 3000; 0 picks a free one)")
-    run.add_argument("--retry-delay", type=int, default=None,
-                     help="seconds before a failed SQS message is retried locally, instead of the queue's visibility "
-                          "timeout (default $RECLIFT_LOCAL_RETRY_DELAY or 1)")
-    run.add_argument("--max-concurrency", type=int, default=10,
-                     help="execution environments per function under concurrent load (default 10)")
-    run.add_argument("--parameter-overrides", type=_override, nargs="*", default=[], metavar="NAME=VALUE",
-                     help="template parameter values, as with `sam deploy`")
+    run.add_argument(
+        "--template", type=Path, default=Path("template.yaml"), help="SAM template (default template.yaml)"
+    )
+    run.add_argument(
+        "--port", type=_port, default=None, help="HTTP port on 127.0.0.1 (default $PORT or 3000; 0 picks a free one)"
+    )
+    run.add_argument(
+        "--retry-delay",
+        type=int,
+        default=None,
+        help="seconds before a failed SQS message is retried locally, instead of the queue's visibility "
+        "timeout (default $RECLIFT_LOCAL_RETRY_DELAY or 1)",
+    )
+    run.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=10,
+        help="execution environments per function under concurrent load (default 10)",
+    )
+    run.add_argument(
+        "--parameter-overrides",
+        type=_override,
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="template parameter values, as with `sam deploy`",
+    )
     run.add_argument("--region", default=None, help=f"AWS region (default $AWS_DEFAULT_REGION or {DEFAULT_REGION})")
     run.add_argument("--quiet", action="store_true", help="no REPORT line per invocation")
 
-    inv = sub.add_parser("invoke", parents=[state],
-                         help="run one function in the running stack (the Docker-free `sam local invoke`)")
+    inv = sub.add_parser(
+        "invoke", parents=[state], help="run one function in the running stack (the Docker-free `sam local invoke`)"
+    )
     inv.add_argument("function", metavar="FN", help="the function's logical id in the template")
     inv.add_argument("--event", "-e", default=None, help="JSON event file ('-' for stdin)")
-    inv.add_argument("--wait-timeout", type=float, default=900,
-                     help="for a scheduled run: how long to wait for its fan-out to finish (default 900 s)")
+    inv.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=900,
+        help="for a scheduled run: how long to wait for its fan-out to finish (default 900 s)",
+    )
 
     sub.add_parser("status", parents=[state], help="invocation counts and queue depths of the running stack")
     sub.add_parser("redrive", parents=[state], help="move every DLQ's messages back to their source queue")

@@ -38,14 +38,17 @@ class StackClient:
         try:
             client.request("GET", "/_local/health", timeout=5)
         except ClientError:
-            raise ClientError(f"the local stack is not running ({state_file} is stale: nothing answers on "
-                              f"{client.url}); start it with `make run`") from None
+            raise ClientError(
+                f"the local stack is not running ({state_file} is stale: nothing answers on "
+                f"{client.url}); start it with `make run`"
+            ) from None
         return client
 
     def request(self, method: str, path: str, payload: Any = None, timeout: float = 960) -> tuple[int, Any]:
         data = None if payload is None else json.dumps(payload).encode()
-        req = urllib.request.Request(self.url + path, data=data, method=method,  # noqa: S310 - loopback URL
-                                     headers={"content-type": "application/json"})
+        req = urllib.request.Request(  # noqa: S310 - the stack's own loopback URL
+            self.url + path, data=data, method=method, headers={"content-type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(req, timeout=timeout) as response:  # noqa: S310
                 return int(response.status), json.loads(response.read() or b"null")
@@ -68,8 +71,11 @@ def _totals(status: dict[str, Any]) -> tuple[dict[str, tuple[int, int, int]], di
         name: (int(s.get("invocations", 0)), int(s.get("errors", 0)), int(s.get("failed_records", 0)))
         for name, s in (status.get("functions") or {}).items()
     }
-    dlqs = {name: int(q["visible"]) + int(q["inFlight"]) + int(q["delayed"])
-            for name, q in (status.get("queues") or {}).items() if q.get("deadLetterQueue")}
+    dlqs = {
+        name: int(q["visible"]) + int(q["inFlight"]) + int(q["delayed"])
+        for name, q in (status.get("queues") or {}).items()
+        if q.get("deadLetterQueue")
+    }
     return functions, dlqs
 
 
@@ -78,7 +84,8 @@ def _idle(status: dict[str, Any]) -> bool:
         return False
     return all(
         q["visible"] == 0 and q["inFlight"] == 0 and q["delayed"] == 0
-        for q in (status.get("queues") or {}).values() if q.get("eventSource")
+        for q in (status.get("queues") or {}).values()
+        if q.get("eventSource")
     )
 
 
@@ -96,8 +103,15 @@ def wait_until_idle(client: StackClient, timeout: float, checks: int = 4, interv
         time.sleep(interval)
 
 
-def invoke(function: str, event_file: str | None, state_file: Path, *, wait_timeout: float = 900,
-           out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def invoke(
+    function: str,
+    event_file: str | None,
+    state_file: Path,
+    *,
+    wait_timeout: float = 900,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
     try:
         return _invoke(function, event_file, state_file, wait_timeout, out, err)
     except ClientError as exc:
@@ -105,8 +119,9 @@ def invoke(function: str, event_file: str | None, state_file: Path, *, wait_time
         return exc.code
 
 
-def _invoke(function: str, event_file: str | None, state_file: Path, wait_timeout: float, out: TextIO,
-            err: TextIO) -> int:
+def _invoke(
+    function: str, event_file: str | None, state_file: Path, wait_timeout: float, out: TextIO, err: TextIO
+) -> int:
     client = StackClient.connect(state_file)
     functions = client.functions()
     if function not in functions:
@@ -135,8 +150,10 @@ def _invoke(function: str, event_file: str | None, state_file: Path, wait_timeou
     for name, (invocations, errors, failed) in sorted(after_functions.items()):
         b_inv, b_err, b_failed = before_functions.get(name, (0, 0, 0))
         if invocations - b_inv:
-            lines.append(f"  {name}: {invocations - b_inv} invocation(s), {errors - b_err} error(s), "
-                         f"{failed - b_failed} failed record(s)")
+            lines.append(
+                f"  {name}: {invocations - b_inv} invocation(s), {errors - b_err} error(s), "
+                f"{failed - b_failed} failed record(s)"
+            )
         if errors - b_err or failed - b_failed:
             failures.append(f"{name} failed {errors - b_err} invocation(s) and {failed - b_failed} record(s)")
     for name, depth in sorted(after_dlqs.items()):
@@ -161,8 +178,7 @@ def _print_outcome(payload: Any, status: int, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def simple_command(path: str, method: str, state_file: Path, out: TextIO = sys.stdout,
-                   err: TextIO = sys.stderr) -> int:
+def simple_command(path: str, method: str, state_file: Path, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     try:
         client = StackClient.connect(state_file)
         status, payload = client.request(method, path)

@@ -262,18 +262,27 @@ class Gateway:
 
     # ------------------------------------------------------------------------------------------------ dispatching
 
-    def handle(self, method: str, target: str, header_items: list[tuple[str, str]], body: bytes,
-               source_ip: str) -> HttpResponse:
+    def handle(
+        self, method: str, target: str, header_items: list[tuple[str, str]], body: bytes, source_ip: str
+    ) -> HttpResponse:
         raw_path = target.partition("?")[0]
         if raw_path.startswith(CONTROL_PREFIX):
-            return self._control(method, raw_path[len(CONTROL_PREFIX):], body)
+            return self._control(method, raw_path[len(CONTROL_PREFIX) :], body)
         matched = match_route(self.routes, method, raw_path)
         if matched is None:
             return json_response(404, NOT_FOUND)
         route, path_parameters = matched
         request_id = api_request_id()
-        event = build_http_event(route=route, method=method, target=target, header_items=header_items, body=body,
-                                 source_ip=source_ip, path_parameters=path_parameters, request_id=request_id)
+        event = build_http_event(
+            route=route,
+            method=method,
+            target=target,
+            header_items=header_items,
+            body=body,
+            source_ip=source_ip,
+            path_parameters=path_parameters,
+            request_id=request_id,
+        )
         outcome = self.control.invoke(route.function, event)
         response = map_result(outcome.result) if outcome.ok else json_response(500, INTERNAL_ERROR)
         response.headers.append(("apigw-requestid", request_id))
@@ -290,8 +299,9 @@ class Gateway:
         if len(parts) == 2 and parts[0] in {"invoke", "schedule"} and method == "POST":
             name = parts[1]
             if name not in self.control.function_names():
-                return json_response(404, {"message": f"no function {name}",
-                                           "functions": self.control.function_names()})
+                return json_response(
+                    404, {"message": f"no function {name}", "functions": self.control.function_names()}
+                )
             if parts[0] == "schedule":
                 event = self.control.scheduled_event(name)
                 if event is None:
@@ -355,8 +365,9 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             else:
                 try:
-                    response = gateway.handle(self.command, self.path, list(self.headers.items()), body,
-                                              self.client_address[0])
+                    response = gateway.handle(
+                        self.command, self.path, list(self.headers.items()), body, self.client_address[0]
+                    )
                 except Exception as exc:  # a bug in the gateway must look like API Gateway's 500, not a reset
                     response = json_response(500, {"message": "Internal Server Error", "localError": repr(exc)})
             self.send_response(response.status)

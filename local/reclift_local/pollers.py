@@ -166,7 +166,7 @@ class SqsPoller:
         handles = {r["messageId"]: r["receiptHandle"] for r in records}
         done = [(mid, handle) for mid, handle in handles.items() if mid not in failed]
         for start in range(0, len(done), 10):
-            chunk = done[start:start + 10]
+            chunk = done[start : start + 10]
             self.sqs.delete_message_batch(
                 QueueUrl=self.queue.url,
                 Entries=[{"Id": str(i), "ReceiptHandle": handle} for i, (_, handle) in enumerate(chunk)],
@@ -179,8 +179,10 @@ class SqsPoller:
             for start in range(0, len(retry), 10):
                 self.sqs.change_message_visibility_batch(
                     QueueUrl=self.queue.url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.retry_delay}
-                             for i, h in enumerate(retry[start:start + 10])],
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.retry_delay}
+                        for i, h in enumerate(retry[start : start + 10])
+                    ],
                 )
 
 
@@ -189,8 +191,12 @@ def redrive(sqs: SQSClient, dlq: QueueInfo, target: QueueInfo) -> int:
     moved = 0
     while True:
         response = sqs.receive_message(
-            QueueUrl=dlq.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30,
-            AttributeNames=["All"], MessageAttributeNames=["All"],
+            QueueUrl=dlq.url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=30,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
         )
         messages = response.get("Messages") or []
         if not messages:

@@ -30,7 +30,7 @@ from .template import HttpRoute
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = PROJECT_ROOT / "events"
 BODIES_DIR = EVENTS_DIR / "bodies"
-FIXED_NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+FIXED_NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 DEMO_SHOP = "reclift-demo.myshopify.com"
 DEMO_VISITOR = "v-demo-1"
 DEMO_CUSTOMER = "207119551"
@@ -49,14 +49,17 @@ def order_body(now: datetime) -> bytes:
     return json.dumps(order, indent=2).encode()
 
 
-def webhook_headers(topic: str, body: bytes, *, secret: str, now: datetime) -> list[tuple[str, str]]:
+def webhook_headers(
+    topic: str, body: bytes, *, secret: str, now: datetime, shop: str = DEMO_SHOP, webhook_id: str | None = None
+) -> list[tuple[str, str]]:
+    """The headers Shopify sends with a delivery, signed with `secret`."""
     return [
         ("content-type", "application/json"),
         ("x-shopify-topic", topic),
         ("x-shopify-hmac-sha256", sign_webhook(body, secret)),
-        ("x-shopify-shop-domain", DEMO_SHOP),
+        ("x-shopify-shop-domain", shop),
         ("x-shopify-api-version", "2025-10"),
-        ("x-shopify-webhook-id", _stable_id("webhook", topic, body.decode())),
+        ("x-shopify-webhook-id", webhook_id or _stable_id("webhook", topic, body.decode())),
         ("x-shopify-event-id", _stable_id("event", topic, body.decode())),
         ("x-shopify-triggered-at", now.isoformat()),
         ("user-agent", "Shopify-Captain-Hook"),
@@ -64,7 +67,12 @@ def webhook_headers(topic: str, body: bytes, *, secret: str, now: datetime) -> l
 
 
 def http_event(
-    method: str, path: str, route_path: str, headers: list[tuple[str, str]], body: bytes, now: datetime,
+    method: str,
+    path: str,
+    route_path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    now: datetime,
     path_parameters: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return build_http_event(
@@ -94,8 +102,13 @@ def storefront_events() -> dict[str, Any]:
                     {"product_id": "1071559674", "position": 2},
                 ],
             },
-            {"type": "click", "rec_id": "rec-demo-1", "visitor_id": DEMO_VISITOR, "product_id": "632910392",
-             "position": 1},
+            {
+                "type": "click",
+                "rec_id": "rec-demo-1",
+                "visitor_id": DEMO_VISITOR,
+                "product_id": "632910392",
+                "position": 1,
+            },
             {"type": "view", "visitor_id": DEMO_VISITOR, "product_id": "632910392"},
         ]
     }
@@ -106,30 +119,50 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
     order = order_body(now)
     order_headers = webhook_headers("orders/create", order, secret=secret, now=now)
     topic_params = {"topic": "orders/create"}
-    webhook = http_event("POST", "/webhooks/orders/create", "/webhooks/{topic+}", order_headers, order, now,
-                         topic_params)
+    webhook = http_event(
+        "POST", "/webhooks/orders/create", "/webhooks/{topic+}", order_headers, order, now, topic_params
+    )
     forged = [(k, "c2lnbmVkIGJ5IHNvbWVvbmUgZWxzZQ==" if k == "x-shopify-hmac-sha256" else v) for k, v in order_headers]
 
     envelope = envelope_for(dict(order_headers), order, "orders/create").model_dump_json()
-    message = {"MessageId": _stable_id("message", "1"), "ReceiptHandle": "AQEB-sample-1", "Body": envelope,
-               "MD5OfBody": hashlib.md5(envelope.encode(), usedforsecurity=False).hexdigest(),
-               "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(now.timestamp() * 1000)),
-                              "SenderId": "123456789012",
-                              "ApproximateFirstReceiveTimestamp": str(int(now.timestamp() * 1000) + 1)}}
-    poison = copy.deepcopy(message) | {"MessageId": _stable_id("message", "poison"), "ReceiptHandle": "AQEB-poison",
-                                       "Body": '{"topic": "orders/create", "shop": "not a shop"}'}
+    message = {
+        "MessageId": _stable_id("message", "1"),
+        "ReceiptHandle": "AQEB-sample-1",
+        "Body": envelope,
+        "MD5OfBody": hashlib.md5(envelope.encode(), usedforsecurity=False).hexdigest(),
+        "Attributes": {
+            "ApproximateReceiveCount": "1",
+            "SentTimestamp": str(int(now.timestamp() * 1000)),
+            "SenderId": "123456789012",
+            "ApproximateFirstReceiveTimestamp": str(int(now.timestamp() * 1000) + 1),
+        },
+    }
+    poison = copy.deepcopy(message) | {
+        "MessageId": _stable_id("message", "poison"),
+        "ReceiptHandle": "AQEB-poison",
+        "Body": '{"topic": "orders/create", "shop": "not a shop"}',
+    }
     poison["MD5OfBody"] = hashlib.md5(str(poison["Body"]).encode(), usedforsecurity=False).hexdigest()
 
     query = signed_app_proxy_query(
-        {"shop": DEMO_SHOP, "logged_in_customer_id": DEMO_CUSTOMER, "path_prefix": "/apps/reclift",
-         "timestamp": str(int(now.timestamp()))},
+        {
+            "shop": DEMO_SHOP,
+            "logged_in_customer_id": DEMO_CUSTOMER,
+            "path_prefix": "/apps/reclift",
+            "timestamp": str(int(now.timestamp())),
+        },
         secret,
     )
     events_body = json.dumps(storefront_events()).encode()
     json_type = [("content-type", "application/json")]
     token = mint_session_token(
-        DEMO_SHOP, secret, api_key=api_key, now=now.timestamp(), ttl_seconds=TEN_YEARS,
-        session_id=_stable_id("session"), extra_claims={"jti": _stable_id("jti")},
+        DEMO_SHOP,
+        secret,
+        api_key=api_key,
+        now=now.timestamp(),
+        ttl_seconds=TEN_YEARS,
+        session_id=_stable_id("session"),
+        extra_claims={"jti": _stable_id("jti")},
     )
     bearer = [("authorization", f"Bearer {token}")]
     return {
@@ -145,17 +178,29 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
             "POST", f"/apps/proxy/events?{query}", "/apps/proxy/events", json_type, events_body, now
         ),
         "storefront-post-events-bad-signature.json": http_event(
-            "POST", "/apps/proxy/events?" + query.replace("signature=", "signature=0"), "/apps/proxy/events",
-            json_type, events_body, now,
+            "POST",
+            "/apps/proxy/events?" + query.replace("signature=", "signature=0"),
+            "/apps/proxy/events",
+            json_type,
+            events_body,
+            now,
         ),
         "admin-get-roi.json": http_event(
-            "GET", f"/admin/roi?from={now.date().replace(day=1).isoformat()}&to={now.date().isoformat()}",
-            "/admin/roi", bearer, b"", now,
+            "GET",
+            f"/admin/roi?from={now.date().replace(day=1).isoformat()}&to={now.date().isoformat()}",
+            "/admin/roi",
+            bearer,
+            b"",
+            now,
         ),
         "admin-get-settings.json": http_event("GET", "/admin/settings", "/admin/settings", bearer, b"", now),
         "admin-put-settings.json": http_event(
-            "PUT", "/admin/settings", "/admin/settings", bearer + json_type,
-            json.dumps({"click_window_days": 3, "view_window_days": 7}).encode(), now,
+            "PUT",
+            "/admin/settings",
+            "/admin/settings",
+            bearer + json_type,
+            json.dumps({"click_window_days": 3, "view_window_days": 7}).encode(),
+            now,
         ),
         "admin-get-roi-no-token.json": http_event("GET", "/admin/roi", "/admin/roi", [], b"", now),
     }
@@ -172,12 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else FIXED_NOW
     rendered = _rendered(build_all(now))
-    stale = [name for name, text in rendered.items()
-             if not (EVENTS_DIR / name).exists() or (EVENTS_DIR / name).read_text() != text]
+    stale = [
+        name
+        for name, text in rendered.items()
+        if not (EVENTS_DIR / name).exists() or (EVENTS_DIR / name).read_text() != text
+    ]
     if args.check:
         if stale:
-            print(f"events/ is out of date: {', '.join(stale)} (run python -m reclift_local.sample_events)",
-                  file=sys.stderr)
+            print(
+                f"events/ is out of date: {', '.join(stale)} (run python -m reclift_local.sample_events)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     for name in stale:

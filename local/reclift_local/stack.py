@@ -63,8 +63,11 @@ class StackOptions:
 def parameter_overrides(template: Mapping[str, Any], options: StackOptions) -> tuple[dict[str, str], dict[str, str]]:
     """Parameter values from the environment and the command line, and the SSM parameters to create for secrets."""
     declared = template.get("Parameters") or {}
-    overrides = {param: options.environ[var] for var, param in ENV_PARAMETERS.items()
-                 if param in declared and var in options.environ}
+    overrides = {
+        param: options.environ[var]
+        for var, param in ENV_PARAMETERS.items()
+        if param in declared and var in options.environ
+    }
     ssm: dict[str, str] = {}
     previous = options.environ.get("SHOPIFY_API_SECRET_PREVIOUS")
     if previous and PREVIOUS_SECRET_PARAMETER in declared:
@@ -106,9 +109,12 @@ class LocalStack:
 
     # ------------------------------------------------------------------------------------------------------- start
 
-    def start(self) -> None:
+    def provision(self) -> str:
+        """The emulator, the template's resources and secrets, and the functions' specs; returns the endpoint.
+
+        Everything but the workers, pollers and gateway: what handler tests need to run functions in-process.
+        """
         options = self.options
-        self._refuse_second_stack()
         template_path = options.template.resolve()
         if not template_path.is_file():
             raise StackError(f"no SAM template at {template_path}")
@@ -119,33 +125,51 @@ class LocalStack:
         self.clients = AwsClients(endpoint, options.region)
         self.provisioner = Provisioner(self.template, self.clients)
         overrides, ssm = parameter_overrides(self.template, options)
-        resolver = Resolver(self.template, region=options.region, parameter_overrides=overrides,
-                            attrs_of=self.provisioner.attrs_of)
+        resolver = Resolver(
+            self.template, region=options.region, parameter_overrides=overrides, attrs_of=self.provisioner.attrs_of
+        )
         self.provisioner.create_all(resolver)
         for name, value in ssm.items():
             self.provisioner.put_secret(name, value)
 
         self.specs = {s.logical_id: s for s in function_specs(self.template, resolver, template_path.parent)}
+        return endpoint
+
+    def start(self) -> None:
+        options = self.options
+        self._refuse_second_stack()
+        endpoint = self.provision()
+        assert self.provisioner is not None
+        assert self.clients is not None
         for spec in self.specs.values():
             for ignored in spec.ignored_events:
                 self.output.info(f"note: {spec.logical_id} event {ignored} is not emulated locally")
             env = function_environment(spec, region=options.region, endpoint=endpoint)
             reserved = (self.template["Resources"][spec.logical_id].get("Properties") or {}).get(
-                "ReservedConcurrentExecutions")
+                "ReservedConcurrentExecutions"
+            )
             limit = int(reserved) if isinstance(reserved, int) and reserved > 0 else options.max_concurrency
             self.runtimes[spec.logical_id] = FunctionRuntime(
-                spec, env, self.output, options.region, max_concurrency=limit, report=options.report)
+                spec, env, self.output, options.region, max_concurrency=limit, report=options.report
+            )
         self._start_workers()
 
         for spec in self.specs.values():
             for source in spec.sqs_sources:
                 if not source.enabled:
                     continue
-                self.pollers.append(SqsPoller(
-                    source, self.provisioner.queue_by_arn(source.queue_arn), self.clients.sqs, self.invoke,
-                    region=options.region, retry_delay=options.retry_delay, output=self.output,
-                    on_failed_records=self._count_failed_records,
-                ))
+                self.pollers.append(
+                    SqsPoller(
+                        source,
+                        self.provisioner.queue_by_arn(source.queue_arn),
+                        self.clients.sqs,
+                        self.invoke,
+                        region=options.region,
+                        retry_delay=options.retry_delay,
+                        output=self.output,
+                        on_failed_records=self._count_failed_records,
+                    )
+                )
         for poller in self.pollers:
             poller.start()
 
@@ -153,12 +177,15 @@ class LocalStack:
         try:
             self.gateway = Gateway(routes, self, options.port)
         except OSError as exc:
-            raise StackError(f"cannot listen on 127.0.0.1:{options.port} ({exc.strerror}); "
-                             "is another local stack running? Choose another port with PORT=… or --port") from exc
+            raise StackError(
+                f"cannot listen on 127.0.0.1:{options.port} ({exc.strerror}); "
+                "is another local stack running? Choose another port with PORT=… or --port"
+            ) from exc
         self.gateway.start()
         self._write_state()
-        self.output.info(f"reclift local stack ready on http://127.0.0.1:{self.gateway.port} "
-                         f"(AWS emulator at {endpoint})")
+        self.output.info(
+            f"reclift local stack ready on http://127.0.0.1:{self.gateway.port} (AWS emulator at {endpoint})"
+        )
 
     def _refuse_second_stack(self) -> None:
         state = read_state(self.options.state_file)
@@ -167,8 +194,10 @@ class LocalStack:
         # A state file left by a killed runner is stale unless its process is alive and its port still answers
         # (a recycled pid alone proves nothing).
         if pid_alive(state["pid"]) and _answers(str(state.get("url", ""))):
-            raise StackError(f"a local stack is already running (pid {state['pid']}, port {state.get('port')}); "
-                             f"stop it first, or use another --state-file")
+            raise StackError(
+                f"a local stack is already running (pid {state['pid']}, port {state.get('port')}); "
+                f"stop it first, or use another --state-file"
+            )
 
     def _start_workers(self) -> None:
         errors: list[str] = []
@@ -180,9 +209,11 @@ class LocalStack:
                 errors.append(f"{runtime.spec.logical_id}: {exc}")
                 return
             if worker.init_error:
-                self.output.info(f"warning: {runtime.spec.logical_id} failed to initialise "
-                                 f"({worker.init_error.get('errorType')}: {worker.init_error.get('errorMessage')}); "
-                                 "its invocations will fail")
+                self.output.info(
+                    f"warning: {runtime.spec.logical_id} failed to initialise "
+                    f"({worker.init_error.get('errorType')}: {worker.init_error.get('errorMessage')}); "
+                    "its invocations will fail"
+                )
 
         threads = [threading.Thread(target=warm, args=(r,)) for r in self.runtimes.values()]
         for thread in threads:
@@ -282,8 +313,11 @@ class LocalStack:
         for logical_id, info in self.provisioner.queues.items():
             attrs = self.clients.sqs.get_queue_attributes(
                 QueueUrl=info.url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                                "ApproximateNumberOfMessagesDelayed"],
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
             )["Attributes"]
             queues[logical_id] = {
                 "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),

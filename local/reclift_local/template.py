@@ -452,8 +452,12 @@ def function_specs(template: Mapping[str, Any], resolver: Resolver, template_dir
                 path = eprops.get("Path")
                 method = str(eprops.get("Method", "ANY")).upper()
                 routes.append(
-                    HttpRoute(logical_id, event_name, "ANY" if method in {"ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD"}
-                              else method, str(path) if path else "$default")
+                    HttpRoute(
+                        logical_id,
+                        event_name,
+                        "ANY" if method in {"ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD"} else method,
+                        str(path) if path else "$default",
+                    )
                 )
             elif kind == "SQS":
                 sqs_sources.append(
@@ -470,8 +474,12 @@ def function_specs(template: Mapping[str, Any], resolver: Resolver, template_dir
             elif kind in {"Schedule", "ScheduleV2"}:
                 raw_input = eprops.get("Input")
                 schedules.append(
-                    Schedule(logical_id, event_name, str(eprops.get("Schedule") or eprops.get("ScheduleExpression")),
-                             None if raw_input is None else str(raw_input))
+                    Schedule(
+                        logical_id,
+                        event_name,
+                        str(eprops.get("Schedule") or eprops.get("ScheduleExpression")),
+                        None if raw_input is None else str(raw_input),
+                    )
                 )
             else:
                 ignored.append(f"{event_name} ({kind})")

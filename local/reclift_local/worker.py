@@ -83,7 +83,7 @@ def _decimal_default(value: Any) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _load_handler(code_dir: Path, handler: str, function_name: str) -> Handler:
+def load_handler(code_dir: Path, handler: str, function_name: str) -> Handler:
     module_path, _, attribute = handler.rpartition(".")
     if not module_path or not attribute:
         raise ValueError(f"Bad handler '{handler}': not enough values to unpack (expected 2, got 1)")
@@ -114,11 +114,16 @@ def _send(channel: TextIO, message: dict[str, Any]) -> None:
     try:
         line = json.dumps(message, default=_decimal_default)
     except (TypeError, ValueError) as exc:
-        line = json.dumps({
-            "id": message.get("id"),
-            "error": {"errorMessage": f"Unable to marshal response: {exc}", "errorType": "Runtime.MarshalError",
-                      "requestId": message.get("id")},
-        })
+        line = json.dumps(
+            {
+                "id": message.get("id"),
+                "error": {
+                    "errorMessage": f"Unable to marshal response: {exc}",
+                    "errorType": "Runtime.MarshalError",
+                    "requestId": message.get("id"),
+                },
+            }
+        )
     channel.write(line + "\n")
     channel.flush()
 
@@ -141,10 +146,15 @@ def main() -> None:
     handler: Handler | None = None
     init_error: dict[str, Any] | None = None
     try:
-        handler = _load_handler(code_dir, config["handler"], config["function_name"])
+        handler = load_handler(code_dir, config["handler"], config["function_name"])
     except Exception as exc:
-        kind = ("Runtime.ImportModuleError" if isinstance(exc, ImportError)
-                else "Runtime.HandlerNotFound" if isinstance(exc, AttributeError) else None)
+        kind = (
+            "Runtime.ImportModuleError"
+            if isinstance(exc, ImportError)
+            else "Runtime.HandlerNotFound"
+            if isinstance(exc, AttributeError)
+            else None
+        )
         init_error = _error(exc, error_type=kind)
         print(f"[ERROR] {init_error['errorType']}: {init_error['errorMessage']}", file=sys.stderr)
         traceback.print_exc()

@@ -326,11 +326,15 @@ class FunctionRuntime:
     def _invoke(self, event: Any, request_id: str) -> Outcome:
         started = time.monotonic()
         if len(json.dumps(event)) > MAX_PAYLOAD_BYTES:
-            return Outcome(request_id, 0.0, error={
-                "errorType": "RequestEntityTooLargeException",
-                "errorMessage": f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes "
-                                "for the InvokeFunction operation",
-            })
+            return Outcome(
+                request_id,
+                0.0,
+                error={
+                    "errorType": "RequestEntityTooLargeException",
+                    "errorMessage": f"Request must be smaller than {MAX_PAYLOAD_BYTES} bytes "
+                    "for the InvokeFunction operation",
+                },
+            )
         try:
             worker = self._acquire()
         except WorkerDied as exc:
@@ -348,15 +352,22 @@ class FunctionRuntime:
         except WorkerDied as exc:
             self._replace(worker)
             message = f"RequestId: {request_id} Error: Runtime exited ({exc})"
-            return Outcome(request_id, (time.monotonic() - started) * 1000,
-                           error={"errorType": "Runtime.ExitError", "errorMessage": message})
+            return Outcome(
+                request_id,
+                (time.monotonic() - started) * 1000,
+                error={"errorType": "Runtime.ExitError", "errorMessage": message},
+            )
         self._release(worker)
         if outcome.ok and len(json.dumps(outcome.result)) > MAX_PAYLOAD_BYTES:
-            return Outcome(request_id, outcome.duration_ms, error={
-                "errorType": "Function.ResponseSizeTooLarge",
-                "errorMessage": "Response payload size exceeded maximum allowed payload size "
-                                f"({MAX_PAYLOAD_BYTES} bytes).",
-            })
+            return Outcome(
+                request_id,
+                outcome.duration_ms,
+                error={
+                    "errorType": "Function.ResponseSizeTooLarge",
+                    "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                    f"({MAX_PAYLOAD_BYTES} bytes).",
+                },
+            )
         return outcome
 
     def stop(self) -> None:

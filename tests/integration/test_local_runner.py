@@ -146,7 +146,7 @@ Resources:
       Timeout: 1
 """
 
-HANDLER = '''\
+HANDLER = """\
 import base64, json, os, time
 
 import boto3
@@ -206,7 +206,7 @@ def nightly(event, context):
 def slow(event, context):
     time.sleep(float(event.get("sleep", 0)))
     return {"pid": os.getpid()}
-'''
+"""
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -266,8 +266,13 @@ class Stack:
         return f"http://127.0.0.1:{self.state['port']}"
 
     def client(self, service: Any) -> Any:
-        return boto3.client(service, endpoint_url=self.state["moto_endpoint"], region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            service,
+            endpoint_url=self.state["moto_endpoint"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def status(self) -> dict[str, Any]:
         return dict(requests.get(f"{self.url}/_local/status", timeout=10).json())
@@ -294,8 +299,14 @@ class Stack:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "reclift_local", *args, "--state-file", str(self.state_file)],
-                              cwd=self.root, capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "reclift_local", *args, "--state-file", str(self.state_file)],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     def stop(self) -> int:
         if self.process.poll() is None:
@@ -312,9 +323,26 @@ def start_stack(root: Path, extra_env: dict[str, str] | None = None) -> Stack:
     env.update(extra_env or {})
     with output.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "reclift_local", "run", "--template", str(template), "--port", "0",
-             "--state-file", str(state_file), "--retry-delay", "0", "--parameter-overrides", f"LogFile={log_file}"],
-            cwd=root, stdout=out, stderr=subprocess.STDOUT, env=env,
+            [
+                sys.executable,
+                "-m",
+                "reclift_local",
+                "run",
+                "--template",
+                str(template),
+                "--port",
+                "0",
+                "--state-file",
+                str(state_file),
+                "--retry-delay",
+                "0",
+                "--parameter-overrides",
+                f"LogFile={log_file}",
+            ],
+            cwd=root,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
     stack = Stack(process, root, state_file, log_file, output)
     deadline = time.monotonic() + 40
@@ -374,12 +402,14 @@ def test_template_resolution_without_a_server(tmp_path: Path) -> None:
 
 
 def test_routes_prefer_the_most_specific_match() -> None:
-    routes = compile_routes([
-        HttpRoute("A", "a", "ANY", "/items/{rest+}"),
-        HttpRoute("B", "b", "GET", "/items/{id}"),
-        HttpRoute("C", "c", "GET", "/items/special"),
-        HttpRoute("D", "d", "ANY", "$default"),
-    ])
+    routes = compile_routes(
+        [
+            HttpRoute("A", "a", "ANY", "/items/{rest+}"),
+            HttpRoute("B", "b", "GET", "/items/{id}"),
+            HttpRoute("C", "c", "GET", "/items/special"),
+            HttpRoute("D", "d", "ANY", "$default"),
+        ]
+    )
 
     def target(method: str, path: str) -> tuple[str, dict[str, str]] | None:
         found = match_route(routes, method, path)
@@ -413,7 +443,8 @@ def test_tables_queues_and_secrets_exist_as_the_template_declares(stack: Stack) 
     assert attrs["VisibilityTimeout"] == "120"
     assert attrs["MessageRetentionPeriod"] == "3600"
     assert json.loads(attrs["RedrivePolicy"]) == {
-        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:reclift-JobsDLQ", "maxReceiveCount": 2,
+        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:123456789012:reclift-JobsDLQ",
+        "maxReceiveCount": 2,
     }
 
     ssm = stack.client("ssm")
@@ -457,8 +488,13 @@ def test_http_route_gets_an_api_gateway_v2_event(stack: Stack) -> None:
     assert event["isBase64Encoded"] is True
     assert base64.b64decode(event["body"]) == body
     ctx = event["requestContext"]
-    assert ctx["http"] == {"method": "POST", "path": "/echo/a/b%20c", "protocol": "HTTP/1.1",
-                           "sourceIp": "127.0.0.1", "userAgent": ""}
+    assert ctx["http"] == {
+        "method": "POST",
+        "path": "/echo/a/b%20c",
+        "protocol": "HTTP/1.1",
+        "sourceIp": "127.0.0.1",
+        "userAgent": "",
+    }
     assert ctx["stage"] == "$default"
     assert ctx["routeKey"] == "ANY /echo/{rest+}"
     assert {"accountId", "apiId", "domainName", "requestId", "time", "timeEpoch"} <= set(ctx)
@@ -492,7 +528,10 @@ def test_http_results_and_errors_map_like_api_gateway(stack: Stack) -> None:
 
     plain = requests.get(f"{stack.url}/echo/x?plain", timeout=10)
     assert (plain.status_code, plain.headers["content-type"], plain.json()) == (
-        200, "application/json", {"plain": True, "n": 1})
+        200,
+        "application/json",
+        {"plain": True, "n": 1},
+    )
 
     binary = requests.get(f"{stack.url}/echo/x?binary", timeout=10)
     assert binary.status_code == 201
@@ -530,14 +569,23 @@ def test_a_timeout_kills_and_restarts_the_worker(stack: Stack) -> None:
 def test_sqs_batch_deletes_only_the_successes(stack: Stack) -> None:
     sqs = stack.client("sqs")
     url = stack.state["resources"]["Jobs"]
-    sqs.send_message_batch(QueueUrl=url, Entries=[
-        {"Id": "1", "MessageBody": "ok-1"},
-        {"Id": "2", "MessageBody": "flaky-1"},
-        {"Id": "3", "MessageBody": "ok-2",
-         "MessageAttributes": {"shop": {"DataType": "String", "StringValue": "s.myshopify.com"}}},
-    ])
-    wait_for(lambda: {r["body"] for r in stack.records()} >= {"ok-1", "ok-2", "flaky-1"}, 15,
-             message="the batch to be delivered")
+    sqs.send_message_batch(
+        QueueUrl=url,
+        Entries=[
+            {"Id": "1", "MessageBody": "ok-1"},
+            {"Id": "2", "MessageBody": "flaky-1"},
+            {
+                "Id": "3",
+                "MessageBody": "ok-2",
+                "MessageAttributes": {"shop": {"DataType": "String", "StringValue": "s.myshopify.com"}},
+            },
+        ],
+    )
+    wait_for(
+        lambda: {r["body"] for r in stack.records()} >= {"ok-1", "ok-2", "flaky-1"},
+        15,
+        message="the batch to be delivered",
+    )
     stack.wait_idle()
 
     deliveries: dict[str, list[int]] = {}
@@ -557,16 +605,24 @@ def test_sqs_batch_deletes_only_the_successes(stack: Stack) -> None:
     assert record["awsRegion"] == "us-east-1"
     assert record["messageAttributes"] == {}
     with_attributes = next(r["record"] for r in stack.records() if r["body"] == "ok-2")
-    assert with_attributes["messageAttributes"] == {"shop": {
-        "stringValue": "s.myshopify.com", "stringListValues": [], "binaryListValues": [], "dataType": "String",
-    }}
+    assert with_attributes["messageAttributes"] == {
+        "shop": {
+            "stringValue": "s.myshopify.com",
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
+    }
 
 
 def test_a_raising_invocation_deletes_nothing(stack: Stack) -> None:
-    stack.client("sqs").send_message_batch(QueueUrl=stack.state["resources"]["Jobs"], Entries=[
-        {"Id": "1", "MessageBody": "ok-with-crash"},
-        {"Id": "2", "MessageBody": "crash-1"},
-    ])
+    stack.client("sqs").send_message_batch(
+        QueueUrl=stack.state["resources"]["Jobs"],
+        Entries=[
+            {"Id": "1", "MessageBody": "ok-with-crash"},
+            {"Id": "2", "MessageBody": "crash-1"},
+        ],
+    )
     # Both fail together until maxReceiveCount (2) sends them to the DLQ, the innocent one included.
     wait_for(lambda: stack.status()["queues"]["JobsDLQ"]["visible"] == 2, 20, message="both in the DLQ")
     counts = [r["count"] for r in stack.records() if r["body"] == "ok-with-crash"]
@@ -586,8 +642,11 @@ def test_poison_reaches_the_dlq_and_redrive_brings_it_back(stack: Stack) -> None
     redriven = requests.post(f"{stack.url}/_local/redrive", timeout=10).json()
     assert redriven["total"] == 1
     assert redriven["redriven"]["JobsDLQ"] == {"to": "Jobs", "moved": 1}
-    wait_for(lambda: len([r for r in stack.records() if r["body"] == "poison-1"]) == 3, 15,
-             message="the redriven message to be processed")
+    wait_for(
+        lambda: len([r for r in stack.records() if r["body"] == "poison-1"]) == 3,
+        15,
+        message="the redriven message to be processed",
+    )
     stack.wait_idle()
     assert stack.status()["queues"]["JobsDLQ"]["visible"] == 0
     (stack.log_file.parent / (stack.log_file.name + ".cured")).unlink()
@@ -617,7 +676,11 @@ def test_invoke_cli(stack: Stack, tmp_path: Path) -> None:
 
     not_running = subprocess.run(
         [sys.executable, "-m", "reclift_local", "invoke", "Echo", "--state-file", str(tmp_path / "none.json")],
-        capture_output=True, text=True, timeout=30, check=False)
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert not_running.returncode == 2
     assert "not running" in not_running.stderr
 

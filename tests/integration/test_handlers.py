@@ -1,0 +1,492 @@
+"""Each handler with its events/ sample and with requests signed as Shopify signs them, against moto server.
+
+The handlers run in this process, with the environment the template gives them, so the assertions can look at
+what they wrote (real boto3 calls to the emulator) and at what they answered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from reclift_local.pollers import sqs_record
+from tests.support.aws import EmulatedAws
+from tests.support.shopify import (
+    admin_event,
+    new_shop,
+    order_payload,
+    proxy_event,
+    proxy_query,
+    session_token,
+    webhook_event,
+)
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+REGION = "us-east-1"
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+@pytest.fixture
+def sqs(aws: EmulatedAws) -> Any:
+    return boto3.client("sqs", endpoint_url=aws.endpoint, region_name=REGION)
+
+
+@pytest.fixture
+def webhook_queue(aws: EmulatedAws, sqs: Any) -> Iterator[str]:
+    url = aws.resource("WebhookQueue")
+    queued(sqs, url)
+    yield url
+    queued(sqs, url)
+
+
+def queued(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message on the queue, taken off it."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return messages
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        messages += batch
+
+
+def process_queue(aws: EmulatedAws, sqs: Any, url: str) -> dict[str, Any]:
+    """Hand everything queued to the AttributionFunction as Lambda's SQS poller would."""
+    records = [sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION) for message in queued(sqs, url)]
+    result: dict[str, Any] = aws.invoke("AttributionFunction", {"Records": records})
+    return result
+
+
+def order_body(shop_visitor: str, order_id: int, created_at: datetime, **kwargs: Any) -> bytes:
+    lines = kwargs.pop(
+        "lines", [{"product_id": 111, "price": "20.00", "quantity": 2, "discount": "5.00", "rec_id": "rec-1"}]
+    )
+    return json.dumps(
+        order_payload(order_id=order_id, created_at=created_at, lines=lines, visitor_id=shop_visitor, **kwargs)
+    ).encode()
+
+
+def track(aws: EmulatedAws, shop: str, events: list[dict[str, Any]], customer_id: str = "") -> dict[str, Any]:
+    body = json.dumps({"events": events}).encode()
+    response: dict[str, Any] = aws.invoke(
+        "StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop, customer_id), body)
+    )
+    return response
+
+
+def roi(aws: EmulatedAws, shop: str, day: datetime) -> dict[str, Any]:
+    query = f"?from={day.date().isoformat()}&to={day.date().isoformat()}"
+    response = aws.invoke("AdminFunction", admin_event("GET", f"/admin/roi{query}", shop))
+    assert response["statusCode"] == 200, response
+    report: dict[str, Any] = body_of(response)
+    return report
+
+
+# ---------------------------------------------------------------- WebhookFunction
+def test_given_the_signed_sample_webhook_when_received_then_the_exact_delivery_is_queued(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    event = sample("webhook-orders-create.json")
+
+    response = aws.invoke("WebhookFunction", event)
+
+    assert response["statusCode"] == 200, response
+    [message] = queued(sqs, webhook_queue)
+    envelope = json.loads(message["Body"])
+    assert envelope["topic"] == "orders/create"
+    assert envelope["shop"] == "reclift-demo.myshopify.com"
+    assert envelope["webhook_id"] == event["headers"]["x-shopify-webhook-id"]
+    assert envelope["api_version"] == "2025-10"
+    assert envelope["body"] == event["body"]  # the exact bytes Shopify signed
+    assert message["MessageAttributes"]["topic"]["StringValue"] == "orders/create"
+
+
+def test_given_a_forged_signature_when_received_then_401_and_nothing_is_queued(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    response = aws.invoke("WebhookFunction", sample("webhook-orders-create-bad-signature.json"))
+
+    assert response["statusCode"] == 401
+    assert body_of(response) == {"error": "invalid webhook signature"}
+    assert queued(sqs, webhook_queue) == []
+
+
+def test_given_upper_case_headers_and_a_base64_body_when_received_then_the_signature_still_verifies(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    event = webhook_event(new_shop(), '{"id": 1, "note": "caf\u00e9"}'.encode())
+    event["headers"] = {key.upper(): value for key, value in event["headers"].items()}
+    event["body"] = base64.b64encode(event["body"].encode()).decode()
+    event["isBase64Encoded"] = True
+
+    response = aws.invoke("WebhookFunction", event)
+
+    assert response["statusCode"] == 200, response
+    assert len(queued(sqs, webhook_queue)) == 1
+
+
+def test_given_one_byte_changed_after_signing_when_received_then_401(aws: EmulatedAws, webhook_queue: str) -> None:
+    event = webhook_event(new_shop(), b'{"id": 12345}')
+    event["body"] = '{"id": 12346}'
+
+    assert aws.invoke("WebhookFunction", event)["statusCode"] == 401
+
+
+def test_given_a_rotation_when_signed_with_the_previous_secret_then_accepted_only_while_it_is_configured(
+    aws: EmulatedAws, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = webhook_event(new_shop(), b'{"id": 77}', secret="the-secret-before-rotation")
+    assert aws.invoke("WebhookFunction", event)["statusCode"] == 401
+
+    monkeypatch.setenv("SHOPIFY_API_SECRET_PREVIOUS", "the-secret-before-rotation")
+    assert aws.invoke("WebhookFunction", event)["statusCode"] == 200
+
+
+def test_given_a_signed_body_over_one_mebibyte_when_received_then_413_and_nothing_is_queued(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    body = json.dumps({"id": 1, "note": "x" * (1024 * 1024)}).encode()
+
+    response = aws.invoke("WebhookFunction", webhook_event(new_shop(), body))
+
+    assert response["statusCode"] == 413
+    assert "1048576" in body_of(response)["error"]
+    assert queued(sqs, webhook_queue) == []
+
+
+def test_given_an_authentic_webhook_with_a_body_that_is_not_json_when_received_then_it_is_still_queued(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    response = aws.invoke("WebhookFunction", webhook_event(new_shop(), b"not json at all"))
+
+    assert response["statusCode"] == 200
+    assert len(queued(sqs, webhook_queue)) == 1
+
+
+# ---------------------------------------------------------------- AttributionFunction
+def test_given_the_sample_sqs_batch_when_processed_then_no_record_fails(aws: EmulatedAws) -> None:
+    result = aws.invoke("AttributionFunction", sample("attribution-sqs-orders-create.json"))
+
+    assert result == {"batchItemFailures": []}
+
+
+def test_given_a_batch_with_a_poison_message_when_processed_then_only_that_record_is_reported_failed(
+    aws: EmulatedAws,
+) -> None:
+    event = sample("attribution-sqs-batch-with-poison.json")
+    poison_id = event["Records"][1]["messageId"]
+
+    result = aws.invoke("AttributionFunction", event)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+
+
+def test_given_a_batch_of_only_poison_when_processed_then_the_whole_batch_fails(aws: EmulatedAws) -> None:
+    event = sample("attribution-sqs-batch-with-poison.json")
+    event["Records"] = event["Records"][1:]
+
+    with pytest.raises(BatchProcessingError):
+        aws.invoke("AttributionFunction", event)
+
+
+def test_given_tracked_events_and_a_signed_order_when_processed_then_the_roi_shows_the_attributed_line(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    events: list[dict[str, Any]] = [
+        {
+            "type": "impression",
+            "rec_id": "rec-1",
+            "visitor_id": "v1",
+            "placement": "product",
+            "products": [{"product_id": "111", "position": 1}, {"product_id": "222", "position": 2}],
+        },
+        {"type": "click", "rec_id": "rec-1", "visitor_id": "v1", "product_id": "111", "position": 1},
+    ]
+    assert track(aws, shop, events)["statusCode"] == 200
+    now = datetime.now(UTC)
+    lines = [
+        {"product_id": 111, "price": "20.00", "quantity": 2, "discount": "5.00", "rec_id": "rec-1"},
+        {"product_id": 333, "price": "9.99", "quantity": 1},
+    ]
+
+    assert (
+        aws.invoke("WebhookFunction", webhook_event(shop, order_body("v1", 1001, now, lines=lines)))["statusCode"]
+        == 200
+    )
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+
+    report = roi(aws, shop, now)
+    assert report["attributed_revenue"] == "35.00"  # 2 × 20.00 − 5.00
+    assert report["click_through_revenue"] == "35.00"
+    assert report["view_through_revenue"] == "0.00"
+    assert report["attributed_orders"] == 1
+    assert report["orders"] == 1
+    assert report["by_product"] == [{"product_id": "111", "purchases": 1, "units": 2, "revenue": "35.00"}]
+    assert report["currency"] == "USD"
+
+
+def test_given_the_same_delivery_three_times_and_the_order_under_a_new_webhook_id_then_it_counts_once(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    track(aws, shop, [{"type": "click", "rec_id": "rec-1", "visitor_id": "v1", "product_id": "111", "position": 1}])
+    now = datetime.now(UTC)
+    body = order_body("v1", 2002, now)
+    delivery = webhook_event(shop, body, webhook_id="delivery-1")
+
+    for _ in range(3):
+        assert aws.invoke("WebhookFunction", delivery)["statusCode"] == 200
+    assert aws.invoke("WebhookFunction", webhook_event(shop, body, webhook_id="delivery-2"))["statusCode"] == 200
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    # Shopify retries a delivery it thinks failed, after reclift has processed it.
+    aws.invoke("WebhookFunction", delivery)
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+
+    report = roi(aws, shop, now)
+    assert report["attributed_revenue"] == "35.00"
+    assert report["attributed_orders"] == 1
+    assert report["orders"] == 1
+
+
+def test_given_a_test_order_when_processed_then_it_is_counted_apart_and_not_attributed(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    track(aws, shop, [{"type": "click", "rec_id": "rec-1", "visitor_id": "v1", "product_id": "111", "position": 1}])
+    now = datetime.now(UTC)
+    aws.invoke("WebhookFunction", webhook_event(shop, order_body("v1", 3003, now, test=True)))
+    process_queue(aws, sqs, webhook_queue)
+
+    report = roi(aws, shop, now)
+    assert report["attributed_revenue"] == "0.00"
+    assert report["test_orders"] == 1
+    assert report["orders"] == 0
+
+
+def test_given_a_view_window_setting_when_the_impression_is_older_then_the_line_is_not_attributed(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop, now = new_shop(), datetime.now(UTC)
+    put = aws.invoke("AdminFunction", admin_event("PUT", "/admin/settings", shop, {"view_window_days": 1}))
+    assert put["statusCode"] == 200, put
+    track(
+        aws,
+        shop,
+        [
+            {
+                "type": "impression",
+                "rec_id": "rec-9",
+                "visitor_id": "v9",
+                "placement": "home",
+                "products": [{"product_id": "111", "position": 1}],
+            }
+        ],
+    )
+    # Placed two days after the impression: outside a one-day view window.
+    lines = [{"product_id": 111, "price": "10.00"}]
+    aws.invoke("WebhookFunction", webhook_event(shop, order_body("v9", 4004, now + timedelta(days=2), lines=lines)))
+    process_queue(aws, sqs, webhook_queue)
+
+    assert roi(aws, shop, now + timedelta(days=2))["attributed_revenue"] == "0.00"
+
+
+# ---------------------------------------------------------------- StorefrontFunction
+def test_given_the_signed_sample_events_when_posted_with_the_skew_check_off_then_stored(
+    aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APP_PROXY_MAX_SKEW_SECONDS", "0")
+    with_skew_off = aws.environment("StorefrontFunction") | {"APP_PROXY_MAX_SKEW_SECONDS": "0"}
+    monkeypatch.setattr(aws, "environment", lambda logical_id: with_skew_off)
+
+    response = aws.invoke("StorefrontFunction", sample("storefront-post-events.json"))
+
+    assert response["statusCode"] == 200, response
+    assert body_of(response) == {"stored": 2, "received": 3}
+
+
+def test_given_the_sample_events_when_posted_with_the_default_skew_then_their_old_timestamp_is_refused(
+    aws: EmulatedAws,
+) -> None:
+    assert aws.invoke("StorefrontFunction", sample("storefront-post-events.json"))["statusCode"] == 401
+
+
+def test_given_a_bad_proxy_signature_when_events_are_posted_then_401(aws: EmulatedAws) -> None:
+    response = aws.invoke("StorefrontFunction", sample("storefront-post-events-bad-signature.json"))
+
+    assert response["statusCode"] == 401
+    assert body_of(response) == {"error": "invalid app proxy signature"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field", "message"),
+    [
+        (b"{not json", 400, "body", "not valid JSON"),
+        (b"", 400, "body", "JSON body is required"),
+        (b'{"events": [{"type": "purchase", "visitor_id": "v"}]}', 400, "events.0", "unknown event type 'purchase'"),
+        (b'{"events": [{"type": "click", "visitor_id": "v"}]}', 400, "events.0.click.rec_id", "Field required"),
+        (
+            json.dumps({"events": [{"type": "view", "visitor_id": "v", "product_id": "1"}] * 51}).encode(),
+            400,
+            "events",
+            "at most 50 events",
+        ),
+        (b'{"events": []}', 400, "events", "at least 1"),
+    ],
+)
+def test_given_a_malformed_body_when_events_are_posted_then_a_4xx_names_the_problem(
+    aws: EmulatedAws, body: bytes, status: int, field: str, message: str
+) -> None:
+    event = proxy_event("POST", "/apps/proxy/events", proxy_query(new_shop()), body)
+
+    response = aws.invoke("StorefrontFunction", event)
+
+    assert response["statusCode"] == status
+    error = body_of(response)
+    assert error["field"] == field
+    assert message in error["error"]
+
+
+def test_given_events_from_a_logged_in_customer_when_posted_then_the_customer_profile_is_updated(
+    aws: EmulatedAws,
+) -> None:
+    shop = new_shop()
+    events: list[dict[str, Any]] = [
+        {"type": "view", "visitor_id": "v5", "product_id": "gid://shopify/Product/555"},
+        {"type": "add_to_cart", "rec_id": "r5", "visitor_id": "v5", "product_id": "556", "position": 2},
+    ]
+
+    assert track(aws, shop, events, customer_id="42")["statusCode"] == 200
+
+    profiles = boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=REGION)
+    for key in (f"{shop}#v#v5", f"{shop}#c#42"):
+        item = profiles.get_item(TableName=aws.resource("ProfilesTable"), Key={"pk": {"S": key}})["Item"]
+        assert [v["S"] for v in item["viewed"]["L"]] == ["555"]
+        assert [v["S"] for v in item["carted"]["L"]] == ["556"]
+
+
+# ---------------------------------------------------------------- AdminFunction
+def test_given_the_sample_roi_request_when_invoked_then_200_with_the_report_fields(aws: EmulatedAws) -> None:
+    response = aws.invoke("AdminFunction", sample("admin-get-roi.json"))
+
+    assert response["statusCode"] == 200, response
+    report = body_of(response)
+    assert report["shop"] == "reclift-demo.myshopify.com"
+    for key in (
+        "currency",
+        "attributed_revenue",
+        "attributed_orders",
+        "click_through_revenue",
+        "view_through_revenue",
+        "by_product",
+        "daily",
+    ):
+        assert key in report
+
+
+def test_given_a_shop_with_no_data_when_it_asks_for_its_roi_then_200_and_zeros(aws: EmulatedAws) -> None:
+    response = aws.invoke("AdminFunction", admin_event("GET", "/admin/roi", new_shop()))
+
+    assert response["statusCode"] == 200
+    report = body_of(response)
+    assert report["attributed_revenue"] == "0.00"
+    assert report["attributed_orders"] == 0
+    assert report["by_product"] == []
+    assert len(report["daily"]) == 30
+
+
+@pytest.mark.parametrize("token", [None, "not.a.token"])
+def test_given_no_or_a_bad_session_token_when_the_admin_is_called_then_401_asking_for_a_new_token(
+    aws: EmulatedAws, token: str | None
+) -> None:
+    event = sample("admin-get-roi-no-token.json")
+    if token:
+        event["headers"]["authorization"] = f"Bearer {token}"
+
+    response = aws.invoke("AdminFunction", event)
+
+    assert response["statusCode"] == 401
+    assert response["headers"]["X-Shopify-Retry-Invalid-Session-Request"] == "1"
+
+
+def test_given_a_token_for_another_app_when_the_admin_is_called_then_401(aws: EmulatedAws) -> None:
+    token = session_token(new_shop(), api_key="some-other-app")
+    response = aws.invoke("AdminFunction", admin_event("GET", "/admin/roi", None, token=token))
+
+    assert response["statusCode"] == 401
+
+
+def test_given_settings_when_changed_partially_then_defaults_fill_the_rest(aws: EmulatedAws) -> None:
+    shop = new_shop()
+    put = aws.invoke("AdminFunction", admin_event("PUT", "/admin/settings", shop, {"click_window_days": 3}))
+    got = aws.invoke("AdminFunction", admin_event("GET", "/admin/settings", shop))
+
+    assert put["statusCode"] == 200
+    assert body_of(got) == body_of(put)
+    assert body_of(got)["click_window_days"] == 3
+    assert body_of(got)["view_window_days"] == 7
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"holdout_share": 0.9}, "holdout_share"),
+        ({"no_such_setting": 1}, "no_such_setting"),
+        ({"click_window_days": "7"}, "click_window_days"),
+        ([1, 2], "body"),
+    ],
+)
+def test_given_an_invalid_settings_change_when_put_then_400_names_the_key_and_nothing_changes(
+    aws: EmulatedAws, change: Any, field: str
+) -> None:
+    shop = new_shop()
+
+    response = aws.invoke("AdminFunction", admin_event("PUT", "/admin/settings", shop, change))
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["field"] == field
+    assert body_of(aws.invoke("AdminFunction", admin_event("GET", "/admin/settings", shop)))["holdout_share"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("?from=yesterday", "from"),
+        ("?from=2026-02-01&to=2026-01-01", "from"),
+        ("?from=2020-01-01&to=2026-01-01", "from"),
+        ("?to=2026-13-01", "to"),
+    ],
+)
+def test_given_a_bad_date_range_when_roi_is_asked_then_400_names_it(aws: EmulatedAws, query: str, field: str) -> None:
+    response = aws.invoke("AdminFunction", admin_event("GET", f"/admin/roi{query}", new_shop()))
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["field"] == field
+
+
+def test_the_secret_comes_from_ssm_not_from_the_function_environment(aws: EmulatedAws) -> None:
+    env = aws.environment("WebhookFunction")
+
+    assert "SHOPIFY_API_SECRET" not in env
+    assert env["SHOPIFY_API_SECRET_PARAM"] == "/reclift/shopify-api-secret"
+    assert "SHOPIFY_API_SECRET" not in os.environ

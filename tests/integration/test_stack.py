@@ -1,0 +1,222 @@
+"""The running local stack over HTTP, called the way Shopify and the storefront call it, inspected with real boto3."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import requests
+
+from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
+from tests.support.stack import ROOT, RunningStack, running_stack, wait_for
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
+
+
+def post_webhook(
+    stack: RunningStack, shop: str, order: dict[str, Any], webhook_id: str | None = None, topic: str = "orders/create"
+) -> requests.Response:
+    headers, body = webhook_request(shop, json.dumps(order).encode(), webhook_id=webhook_id, topic=topic)
+    return requests.post(f"{stack.url}/webhooks/{topic}", data=body, headers=dict(headers), timeout=10)
+
+
+def post_events(stack: RunningStack, shop: str, events: list[dict[str, Any]], customer: str = "") -> requests.Response:
+    return requests.post(
+        f"{stack.url}/apps/proxy/events?{proxy_query(shop, customer)}", json={"events": events}, timeout=10
+    )
+
+
+def roi(stack: RunningStack, shop: str) -> dict[str, Any]:
+    response = requests.get(
+        f"{stack.url}/admin/roi", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+def clicked(product: str, visitor: str, rec: str = "rec-1") -> dict[str, Any]:
+    return {"type": "click", "rec_id": rec, "visitor_id": visitor, "product_id": product, "position": 1}
+
+
+def test_given_storefront_events_and_a_signed_order_when_posted_then_the_roi_shows_it_within_seconds(
+    stack: RunningStack,
+) -> None:
+    shop = new_shop()
+    shown = {
+        "type": "impression",
+        "rec_id": "rec-1",
+        "visitor_id": "v1",
+        "placement": "product",
+        "products": [{"product_id": "501", "position": 1}, {"product_id": "502", "position": 2}],
+    }
+    assert post_events(stack, shop, [shown, clicked("501", "v1")]).json() == {"stored": 2, "received": 2}
+    order = order_payload(
+        order_id=9001,
+        created_at=datetime.now(UTC),
+        visitor_id="v1",
+        lines=[
+            {"product_id": 501, "price": "12.50", "quantity": 2, "rec_id": "rec-1"},  # click-through
+            {"product_id": 502, "price": "7.25", "discount": "0.25"},  # view-through
+            {"product_id": 503, "price": "3.00"},  # never recommended: a missed opportunity
+        ],
+    )
+
+    started = time.monotonic()
+    accepted = post_webhook(stack, shop, order)
+    assert accepted.status_code == 200
+    report = wait_for(lambda: (r := roi(stack, shop))["attributed_orders"] and r, message="the attribution")
+
+    assert time.monotonic() - started < 10
+    assert report["attributed_revenue"] == "32.00"
+    assert report["click_through_revenue"] == "25.00"
+    assert report["view_through_revenue"] == "7.00"
+    assert {p["product_id"]: p["revenue"] for p in report["by_product"]} == {"501": "25.00", "502": "7.00"}
+    missed = stack.client("dynamodb").get_item(
+        TableName=stack.resource("OrdersTable"), Key={"pk": {"S": f"{shop}#9001"}, "sk": {"S": "missed#900102"}}
+    )["Item"]
+    assert [v["S"] for v in missed["shown_instead"]["L"]] == ["501", "502"]
+
+
+def test_given_one_delivery_three_times_and_the_order_again_under_a_new_id_then_it_counts_once(
+    stack: RunningStack,
+) -> None:
+    shop = new_shop()
+    post_events(stack, shop, [clicked("601", "v2")])
+    order = order_payload(
+        order_id=9002, created_at=datetime.now(UTC), visitor_id="v2", lines=[{"product_id": 601, "price": "40.00"}]
+    )
+
+    for _ in range(3):
+        assert post_webhook(stack, shop, order, webhook_id="the-same-delivery").status_code == 200
+    assert post_webhook(stack, shop, order, webhook_id="a-new-delivery-of-the-same-order").status_code == 200
+    wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, message="the queue to drain")
+
+    report = roi(stack, shop)
+    assert report["attributed_revenue"] == "40.00"
+    assert report["attributed_orders"] == 1
+    assert report["orders"] == 1
+    counter = stack.client("dynamodb").get_item(
+        TableName=stack.resource("CountersTable"),
+        Key={"pk": {"S": f"{shop}#{datetime.now(UTC).date().isoformat()}"}, "sk": {"S": "601"}},
+    )["Item"]
+    assert counter["purchases"]["N"] == "1"
+    assert Decimal(counter["revenue"]["N"]) == Decimal("40.00")
+    assert counter["clicks"]["N"] == "1"
+
+
+def test_given_a_poison_delivery_beside_good_ones_then_it_reaches_the_dlq_and_the_rest_are_processed(
+    stack: RunningStack,
+) -> None:
+    shop = new_shop()
+    post_events(stack, shop, [clicked("701", "v3")])
+    good = order_payload(
+        order_id=9003, created_at=datetime.now(UTC), visitor_id="v3", lines=[{"product_id": 701, "price": "5.00"}]
+    )
+    poison = dict(good, id=9004, created_at="not a time")  # authentic, but it can never be processed
+    dlq_before = stack.queue_depth("WebhookDLQ")
+
+    assert post_webhook(stack, shop, poison).status_code == 200
+    assert post_webhook(stack, shop, good).status_code == 200
+
+    wait_for(lambda: roi(stack, shop)["attributed_orders"] == 1, message="the good order")
+    wait_for(lambda: stack.queue_depth("WebhookDLQ") == dlq_before + 1, timeout=60, message="the DLQ")
+    [message] = [
+        m
+        for m in stack.client("sqs").receive_message(
+            QueueUrl=stack.resource("WebhookDLQ"), MaxNumberOfMessages=10, VisibilityTimeout=0
+        )["Messages"]
+        if json.loads(m["Body"])["shop"] == shop
+    ]
+    assert json.loads(json.loads(message["Body"])["body"])["id"] == 9004  # kept whole, re-drivable
+
+    moved = subprocess.run(
+        [sys.executable, "-m", "reclift_local", "redrive", "--state-file", str(stack.log.with_name("stack.json"))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert moved.returncode == 0, moved.stderr
+    assert json.loads(moved.stdout)["total"] >= 1  # back on its queue, where it is retried (and fails) again
+
+
+def test_given_a_bad_signature_or_body_when_posted_then_the_stack_answers_4xx(stack: RunningStack) -> None:
+    shop = new_shop()
+    forged = requests.post(
+        f"{stack.url}/webhooks/orders/create",
+        data=b"{}",
+        timeout=10,
+        headers={"x-shopify-hmac-sha256": "Zm9yZ2Vk", "x-shopify-shop-domain": shop},
+    )
+    events = requests.post(
+        f"{stack.url}/apps/proxy/events?{proxy_query(shop)}",
+        data=b"[1,2",
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    admin = requests.get(f"{stack.url}/admin/roi", timeout=10)
+    unknown = requests.get(f"{stack.url}/no/such/route", timeout=10)
+
+    assert forged.status_code == 401
+    assert events.status_code == 400
+    assert events.json()["field"] == "body"
+    assert admin.status_code == 401
+    assert unknown.status_code == 404
+
+
+def test_given_the_invoke_command_when_run_against_the_stack_then_it_prints_the_function_response(
+    stack: RunningStack,
+) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reclift_local",
+            "invoke",
+            "WebhookFunction",
+            "--event",
+            "events/webhook-orders-create.json",
+            "--state-file",
+            str(stack.log.with_name("stack.json")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["statusCode"] == 200
+
+
+def test_given_sigterm_when_the_stack_stops_then_no_worker_process_is_left(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with running_stack(tmp_path_factory.mktemp("short-lived")) as short:
+        workers = [pid for fn in short.status()["functions"].values() for pid in fn["workers"]]
+        assert workers
+        short.process.send_signal(signal.SIGTERM)
+        assert short.process.wait(timeout=30) == 0
+    time.sleep(0.5)
+    alive = subprocess.run(
+        ["ps", "-o", "pid=", "-p", ",".join(map(str, workers))], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert alive == []
+    assert not short.log.with_name("stack.json").exists()

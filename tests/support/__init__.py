@@ -1,0 +1,1 @@
+"""Test helpers shared by the integration suites and the benchmarks: the emulated AWS, Shopify-signed requests."""

@@ -1,0 +1,104 @@
+"""The real local stack (`python -m reclift_local run`) in a subprocess, as `make run` starts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from reclift_local.sign import DEV_API_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class StackFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class RunningStack:
+    url: str
+    state: dict[str, Any]
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def client(self, service: Any) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.state["moto_endpoint"],
+            region_name=self.state["region"],
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def resource(self, logical_id: str) -> str:
+        return str(self.state["resources"][logical_id])
+
+    def status(self) -> dict[str, Any]:
+        response = requests.get(f"{self.url}/_local/status", timeout=10)
+        response.raise_for_status()
+        status: dict[str, Any] = response.json()
+        return status
+
+    def queue_depth(self, logical_id: str) -> int:
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.resource(logical_id),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+@contextmanager
+def running_stack(
+    state_dir: Path, *, extra_env: dict[str, str] | None = None, startup_seconds: float = 90
+) -> Iterator[RunningStack]:
+    state_file = state_dir / "stack.json"
+    log = state_dir / "stack.log"
+    env = {**os.environ, "SHOPIFY_API_SECRET": DEV_API_SECRET, **(extra_env or {})}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reclift_local", "run", "--port", "0", "--state-file", str(state_file), "--quiet"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while not state_file.exists():  # written only once everything is ready
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise StackFailed(f"the local stack did not start:\n{log.read_text()[-4000:]}")
+            time.sleep(0.05)
+        state = json.loads(state_file.read_text())
+        yield RunningStack(url=state["url"], state=state, log=log, process=process)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(condition: Any, *, timeout: float = 30, interval: float = 0.1, message: str = "condition") -> Any:
+    """Poll until `condition()` returns something truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
