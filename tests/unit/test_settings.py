@@ -25,6 +25,20 @@ DEFAULTS: dict[str, Any] = {
     "policy": "bayes",
     "objective": "revenue",
     "holdout_share": 0.1,
+    # the learning defaults DESIGN.md §3 documents
+    "learning_window_days": 30,
+    "min_impressions": 100,
+    "blacklist_cvr": 0.005,
+    "boost_cvr": 0.02,
+    "boost_confidence": 0.7,
+    "penalty_confidence": 0.3,
+    "boost_multiplier": 1.3,
+    "penalty_multiplier": 0.7,
+    "blacklist_confidence": 0.95,
+    "prior_strength_min": 50.0,
+    "prior_strength_max": 1000.0,
+    "half_life_days": 14.0,
+    "explore_share": 0.05,
 }
 
 
@@ -178,3 +192,18 @@ def test_given_settings_written_by_the_store_when_read_back_then_they_round_trip
     """The store keeps `model_dump(exclude_defaults=True)` as JSON and reads it back through stored_settings."""
     changed = ShopSettings(click_window_days=2, view_window_days=30, objective="conversions", holdout_share=0.0)
     assert stored_settings(changed.model_dump(exclude_defaults=True)) == changed
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"prior_strength_min": 2000.0}, "prior_strength_min"),
+        ({"penalty_confidence": 0.8}, "penalty_confidence"),
+        ({"explore_share": 0.6}, "explore_share"),
+        ({"blacklist_confidence": 0.2}, "blacklist_confidence"),
+    ],
+)
+def test_given_learning_settings_out_of_range_or_crossed_when_merged_then_the_key_is_named(
+    change: dict[str, Any], field: str
+) -> None:
+    assert refusal(change).field == field

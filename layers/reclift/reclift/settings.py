@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # Events are kept a little longer than the longest window a shop may choose, so attribution never misses one.
 MAX_WINDOW_DAYS = 30
@@ -22,6 +22,30 @@ class ShopSettings(BaseModel):
     policy: Literal["seed", "bayes"] = "bayes"
     objective: Literal["revenue", "conversions"] = "revenue"
     holdout_share: float = Field(default=0.1, ge=0.0, le=0.5)
+    # learning (DESIGN.md §3)
+    learning_window_days: int = Field(default=30, ge=7, le=90)
+    min_impressions: int = Field(default=100, ge=1, le=1_000_000)
+    blacklist_cvr: float = Field(default=0.005, ge=0.0, le=0.5)
+    boost_cvr: float = Field(default=0.02, ge=0.0, le=1.0)
+    # seed policy at serving time: × boost_multiplier above boost_confidence, × penalty_multiplier below
+    boost_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
+    penalty_confidence: float = Field(default=0.3, ge=0.0, le=1.0)
+    boost_multiplier: float = Field(default=1.3, ge=1.0, le=10.0)
+    penalty_multiplier: float = Field(default=0.7, ge=0.0, le=1.0)
+    # bayes policy
+    blacklist_confidence: float = Field(default=0.95, ge=0.5, le=0.9999)
+    prior_strength_min: float = Field(default=50.0, ge=1.0, le=1_000_000.0)
+    prior_strength_max: float = Field(default=1000.0, ge=1.0, le=1_000_000.0)
+    half_life_days: float = Field(default=14.0, ge=1.0, le=365.0)
+    explore_share: float = Field(default=0.05, ge=0.0, le=0.5)
+
+    @model_validator(mode="after")
+    def _ordered_bounds(self) -> ShopSettings:
+        if self.prior_strength_min > self.prior_strength_max:
+            raise ValueError("prior_strength_min: must not exceed prior_strength_max")
+        if self.penalty_confidence > self.boost_confidence:
+            raise ValueError("penalty_confidence: must not exceed boost_confidence")
+        return self
 
     @property
     def longest_window_days(self) -> int:
@@ -46,8 +70,10 @@ def merge_settings(current: ShopSettings, changes: dict[str, Any]) -> ShopSettin
         return ShopSettings.model_validate(merged, strict=True)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "body"
+        field = ".".join(str(part) for part in first["loc"])
         message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+        if not field:  # a rule across settings names its key first: "key: what is wrong"
+            field, _, message = str(first["msg"]).removeprefix("Value error, ").partition(": ")
         raise SettingsError(field, message) from exc
 
 

@@ -1,0 +1,141 @@
+"""Ranking at request time (DESIGN.md §3): candidates → exclusions → the shop's policy → top N.
+
+The similar products come first and spare slots are filled with best sellers. The learning arm applies the
+policy; the sticky holdout arm gets the same candidates in similarity order with no learning adjustment, so
+that lift is measured rather than assumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+from reclift.learning import Performance, Prior
+from reclift.settings import ShopSettings
+
+Arm = Literal["learning", "holdout"]
+HOLDOUT_SALT = "reclift-holdout-v1"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    product_id: str
+    similarity: float  # to the context (a product, a cart, a profile); best sellers carry a descending score
+    price: Decimal | None = None  # from the catalog when known
+
+
+@dataclass(frozen=True)
+class Ranked:
+    product_id: str
+    score: float
+    explored: bool = False
+
+
+def assign_arm(shop: str, visitor_id: str | None, holdout_share: float) -> Arm:
+    """Sticky: the same shop and visitor always land in the same arm. No visitor id: the learning arm."""
+    if not visitor_id or holdout_share <= 0:
+        return "learning"
+    digest = hashlib.sha256(f"{HOLDOUT_SALT}:{shop}:{visitor_id}".encode()).digest()
+    return "holdout" if int.from_bytes(digest[:8], "big") / 2**64 < holdout_share else "learning"
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Scores candidates by the shop's policy, from the last learning run's performance."""
+
+    settings: ShopSettings
+    performance: Mapping[str, Performance]
+    prior: Prior | None  # None before the first learning run: similarity alone orders candidates
+    fallback_price: Decimal | None = None
+
+    def price(self, candidate: Candidate) -> float:
+        known = candidate.price
+        if known is None and (performance := self.performance.get(candidate.product_id)) is not None:
+            known = performance.price
+        known = known if known is not None else self.fallback_price
+        return float(known) if known is not None and known > 0 else 1.0
+
+    def _value(self, candidate: Candidate, cvr: float) -> float:
+        return cvr * (self.price(candidate) if self.settings.objective == "revenue" else 1.0)
+
+    def blacklisted(self, product_id: str) -> bool:
+        performance = self.performance.get(product_id)
+        return performance is not None and performance.blacklisted
+
+    def score(self, candidate: Candidate) -> float:
+        performance = self.performance.get(candidate.product_id)
+        if self.settings.policy == "seed":
+            confidence = performance.confidence if performance else 0.5
+            if confidence > self.settings.boost_confidence:
+                return candidate.similarity * self.settings.boost_multiplier
+            if confidence < self.settings.penalty_confidence:
+                return candidate.similarity * self.settings.penalty_multiplier
+            return candidate.similarity
+        if self.prior is None:
+            return candidate.similarity
+        mean = performance.posterior_mean if performance else self.prior.mean
+        return self._value(candidate, mean)
+
+    def draw(self, candidate: Candidate, rng: random.Random) -> float:
+        """A Thompson draw of the candidate's value: uncertain products get their chance, demoted ones return."""
+        performance = self.performance.get(candidate.product_id)
+        if performance is not None:
+            alpha, beta = performance.alpha, performance.beta
+        elif self.prior is not None:
+            alpha, beta = self.prior.alpha, self.prior.beta
+        else:
+            return rng.random()
+        return self._value(candidate, rng.betavariate(alpha, beta))
+
+
+def rank(
+    similar: Sequence[Candidate],
+    fill: Sequence[Candidate],
+    scorer: Scorer,
+    *,
+    arm: Arm,
+    limit: int,
+    exclude: Collection[str],
+    rng: random.Random,
+) -> list[Ranked]:
+    """At most `limit` products: the similar ones first, then best sellers, never an excluded product."""
+    pool: dict[str, Candidate] = {}
+    for candidate in [*similar, *fill]:
+        if candidate.product_id not in exclude and candidate.product_id not in pool:
+            pool[candidate.product_id] = candidate
+    similar_ids = {candidate.product_id for candidate in similar}
+    first = [c for c in pool.values() if c.product_id in similar_ids]
+    rest = [c for c in pool.values() if c.product_id not in similar_ids]
+
+    if arm == "holdout":
+        ordered = sorted(first, key=lambda c: -c.similarity) + rest
+        return [Ranked(c.product_id, round(c.similarity, 6)) for c in ordered[:limit]]
+
+    def by_policy(group: list[Candidate]) -> list[tuple[float, Candidate]]:
+        scored = [(scorer.score(c), c) for c in group if not scorer.blacklisted(c.product_id)]
+        return sorted(scored, key=lambda item: (-item[0], -item[1].similarity, item[1].product_id))
+
+    ordered_scored = by_policy(first) + by_policy(rest)
+    chosen: list[Ranked] = []
+    taken: set[str] = set()
+    explore = scorer.settings.policy == "bayes" and scorer.settings.explore_share > 0
+    for _ in range(limit):
+        if explore and rng.random() < scorer.settings.explore_share:
+            # Exploration draws from every candidate not yet shown, blacklisted ones included.
+            remaining = [c for c in pool.values() if c.product_id not in taken]
+            if remaining:
+                pick = max(remaining, key=lambda c: scorer.draw(c, rng))
+                chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))
+                taken.add(pick.product_id)
+                continue
+        next_best = next(((s, c) for s, c in ordered_scored if c.product_id not in taken), None)
+        if next_best is None:
+            break
+        score, candidate = next_best
+        chosen.append(Ranked(candidate.product_id, round(score, 6)))
+        taken.add(candidate.product_id)
+    return chosen

@@ -1,0 +1,59 @@
+"""The few distribution functions learning needs, in pure Python (no scipy in a Lambda layer).
+
+The regularized incomplete beta function uses the continued fraction of Numerical Recipes (Lentz's method),
+accurate to about 1e-12 over the parameter ranges reclift meets (shape parameters up to a few hundred thousand).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+_EPSILON = 1e-14
+_TINY = 1e-300
+_MAX_ITERATIONS = 10_000
+
+
+def _beta_continued_fraction(x: float, a: float, b: float) -> float:
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > _TINY else _TINY)
+    h = d
+    for m in range(1, _MAX_ITERATIONS + 1):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _TINY else _TINY
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = 1.0 + aa / c
+        c = c if abs(c) > _TINY else _TINY
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _EPSILON:
+            return h
+    return h  # converged as far as it will; the error is far below anything a decision depends on
+
+
+def beta_cdf(x: float, a: float, b: float) -> float:
+    """P(X ≤ x) for X ~ Beta(a, b), a, b > 0."""
+    if a <= 0 or b <= 0:
+        raise ValueError("Beta parameters must be positive")
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    front = math.exp(log_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _beta_continued_fraction(x, a, b) / a
+    return 1.0 - front * _beta_continued_fraction(1.0 - x, b, a) / b
+
+
+def beta_draw(rng: random.Random, a: float, b: float) -> float:
+    """One draw from Beta(a, b)."""
+    return rng.betavariate(a, b)
