@@ -9,9 +9,11 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift.data.learning import LearningStore
 from reclift.data.store import dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import session_caller
+from reclift.logic.performance import performance_report
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
 from reclift.observability import logger, tracer
 from reclift.settings import SettingsError, merge_settings
@@ -51,6 +53,15 @@ def put_settings() -> dict[str, Any]:
     updated = merge_settings(store.get_settings(shop), json_body(app.current_event.raw_event))
     store.put_settings(shop, updated)
     return updated.model_dump()
+
+
+@app.get("/admin/performance")
+def get_performance() -> dict[str, Any]:
+    shop = _shop()
+    blacklisted = app.current_event.get_query_string_value("blacklisted", "") or ""
+    if blacklisted not in ("", "true", "false"):
+        raise BadRequest("blacklisted", "expected true or false")
+    return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true")
 
 
 @app.exception_handler(SignatureError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,9 +11,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift.data.serving import serving_reader
 from reclift.data.store import dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import app_proxy_caller
+from reclift.logic.recommendations import parse_query, recommend
 from reclift.logic.tracking import track_events
 from reclift.observability import logger, metrics, tracer
 from reclift.signatures import SignatureError
@@ -27,6 +30,16 @@ def post_events() -> dict[str, int]:
     body = json_body(app.current_event.raw_event)
     result = track_events(caller.shop, caller.logged_in_customer_id, body, dynamo_store(), now=datetime.now(UTC))
     metrics.add_metric(name="EventsTracked", unit=MetricUnit.Count, value=result["received"])
+    return result
+
+
+@app.get("/apps/proxy/recommendations")
+def get_recommendations() -> dict[str, Any]:
+    caller = app_proxy_caller(app.current_event.raw_query_string)
+    query = parse_query(dict(caller.params))
+    result = recommend(caller.shop, caller.logged_in_customer_id, query, serving_reader(), random.Random())  # noqa: S311 - exploration, not security
+    metrics.add_metric(name="RecommendationsServed", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="RecommendedProducts", unit=MetricUnit.Count, value=len(result["products"]))
     return result
 
 

@@ -323,16 +323,18 @@ def test_every_sqs_event_source_reports_batch_item_failures(cfn_template: dict[s
         assert "ReportBatchItemFailures" in properties.get("FunctionResponseTypes", []), properties
 
 
-def test_a_failing_delivery_goes_to_the_dlq_after_five_receives_and_is_not_redelivered_while_running(
+def test_every_queue_sends_failures_to_a_dlq_and_is_not_redelivered_while_running(
     cfn_template: dict[str, Any],
 ) -> None:
+    """A webhook gets five tries (Shopify's delivery is then only in the DLQ); every queue has a DLQ."""
     for source in sqs_event_sources(cfn_template):
         queue_id = getatt_target(source["EventSourceArn"], "Arn")
         assert queue_id
         queue = cfn_template["Resources"][queue_id]["Properties"]
         redrive = queue.get("RedrivePolicy") or {}
         assert getatt_target(redrive.get("deadLetterTargetArn"), "Arn"), f"{queue_id} has no DLQ"
-        assert int(redrive["maxReceiveCount"]) == 5, queue_id
+        receives = int(redrive["maxReceiveCount"])
+        assert receives == 5 if queue_id == "WebhookQueue" else receives >= 1, queue_id
         consumer = ref_target(source["FunctionName"])
         assert consumer
         timeout = int(cfn_template["Resources"][consumer]["Properties"].get("Timeout", 3))

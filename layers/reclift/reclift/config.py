@@ -25,6 +25,7 @@ class Tables(BaseModel):
     orders: str = Field(min_length=1)
     profiles: str = Field(min_length=1)
     shops: str = Field(min_length=1)
+    learning: str = Field(min_length=1)
 
 
 @cache
@@ -36,6 +37,7 @@ def tables() -> Tables:
             orders=os.environ.get("ORDERS_TABLE", ""),
             profiles=os.environ.get("PROFILES_TABLE", ""),
             shops=os.environ.get("SHOPS_TABLE", ""),
+            learning=os.environ.get("LEARNING_TABLE", ""),
         )
     except ValidationError as exc:
         missing = ", ".join(str(err["loc"][0]).upper() + "_TABLE" for err in exc.errors())

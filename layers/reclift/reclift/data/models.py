@@ -76,6 +76,7 @@ class EventItem(Model):
     customer_id = UnicodeAttribute(null=True)
     rec_id = UnicodeAttribute(null=True)
     placement = UnicodeAttribute(null=True)
+    arm = UnicodeAttribute(null=True)  # the arm its recommendation was served in (from the rec id)
     source_product_id = UnicodeAttribute(null=True)
     product_ids = ListAttribute[str](default=list)
     positions = ListAttribute[int](default=list)
@@ -145,6 +146,7 @@ class OrderRecord(Model):
     revenue = DecimalAttribute(null=True)
     channel = UnicodeAttribute(null=True)
     rec_id = UnicodeAttribute(null=True)
+    arm = UnicodeAttribute(null=True)
     credited_event_id = UnicodeAttribute(null=True)
     touched_at = UTCDateTimeAttribute(null=True)
     conversion_minutes = NumberAttribute(null=True)
@@ -187,7 +189,45 @@ class ShopItem(Model):
     settings_updated_at = UTCDateTimeAttribute(null=True)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (EventItem, CounterItem, OrderRecord, ProfileItem, ShopItem)
+# ---------------------------------------------------------------- learning
+class LearningItem(Model):
+    """pk = the shop; sk `p#{product}` (a product's performance, the plan's MLProductPerformance) or `_model`
+    (the run's prior, median price and best sellers with their posteriors: what serving reads first)."""
+
+    class Meta:
+        table_name = "LEARNING_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    run = UnicodeAttribute()  # the learning run (its date); serving ignores items of an older run
+    policy = UnicodeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+    # a product
+    product_id = UnicodeAttribute(null=True)
+    impressions = NumberAttribute(null=True)
+    clicks = NumberAttribute(null=True)
+    purchases = NumberAttribute(null=True)
+    units = NumberAttribute(null=True)
+    revenue = DecimalAttribute(null=True)
+    ctr = NumberAttribute(null=True)
+    cvr = NumberAttribute(null=True)
+    confidence = NumberAttribute(null=True)
+    blacklisted = BooleanAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    alpha = NumberAttribute(null=True)
+    beta = NumberAttribute(null=True)
+    price = DecimalAttribute(null=True)
+    # the model
+    prior_alpha = NumberAttribute(null=True)
+    prior_beta = NumberAttribute(null=True)
+    median_price = DecimalAttribute(null=True)
+    best_sellers = UnicodeAttribute(null=True)  # JSON list of the best sellers' performance
+    products = NumberAttribute(null=True)
+    blacklisted_products = NumberAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (EventItem, CounterItem, OrderRecord, ProfileItem, ShopItem, LearningItem)
 
 
 def region() -> str:
@@ -208,6 +248,7 @@ def bind_tables() -> None:
         OrderRecord: names.orders,
         ProfileItem: names.profiles,
         ShopItem: names.shops,
+        LearningItem: names.learning,
     }
     for model, table_name in bindings.items():
         meta: Any = model.Meta

@@ -12,6 +12,7 @@ from reclift import config
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 class QueueError(RuntimeError):
@@ -34,3 +35,19 @@ def send_webhook(message_body: str, *, topic: str) -> str:
     except (BotoCoreError, ClientError) as exc:
         raise QueueError(f"queueing the webhook failed: {exc}") from exc
     return response["MessageId"]
+
+
+def send_all(queue_url_variable: str, bodies: list[str]) -> int:
+    """Queue every body, ten to a SendMessageBatch call; raises QueueError if any could not be queued."""
+    url = config.required(queue_url_variable)
+    for start in range(0, len(bodies), 10):
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
+        ]
+        try:
+            response = _sqs().send_message_batch(QueueUrl=url, Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            raise QueueError(f"queueing failed: {exc}") from exc
+        if response.get("Failed"):
+            raise QueueError(f"{len(response['Failed'])} messages could not be queued")
+    return len(bodies)

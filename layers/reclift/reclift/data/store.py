@@ -24,6 +24,7 @@ from pynamodb.transactions import TransactWrite
 from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
 from reclift.data.models import CounterItem, EventItem, OrderRecord, ProfileItem, ShopItem, bind_tables, region
 from reclift.profiles import PROFILE_RETENTION_DAYS, push_recent
+from reclift.ranking import arm_of
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
 
@@ -195,6 +196,7 @@ class DynamoStore:
                             customer_id=event.customer_id,
                             rec_id=event.rec_id,
                             placement=event.placement,
+                            arm=arm_of(event.rec_id),
                             source_product_id=event.source_product_id,
                             product_ids=list(event.product_ids),
                             positions=list(event.positions),
@@ -394,6 +396,7 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             revenue=line.revenue,
             channel=line.channel.value,
             rec_id=line.credited.rec_id,
+            arm=arm_of(line.credited.rec_id),
             credited_event_id=line.credited.event_id,
             touched_at=line.credited.at,
             conversion_minutes=line.conversion_minutes,

@@ -1,0 +1,43 @@
+"""DailyLearningFunction: on its nightly schedule it fans out one message per shop; each message (SQS) learns one
+shop's product performance. Failed shops are reported one by one and end in the learning DLQ."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from reclift.data.learning import LearningStore
+from reclift.data.queue import send_all
+from reclift.data.store import dynamo_store
+from reclift.logic.learning import fan_out, learn_shop, parse_job
+from reclift.observability import logger, metrics, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def record_handler(record: SQSRecord) -> None:
+    summary = learn_shop(parse_job(record.body), LearningStore(), dynamo_store())
+    metrics.add_metric(name="ShopsLearned", unit=MetricUnit.Count, value=1)
+    logger.info("shop learned", extra={"summary": summary})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if "Records" in event:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    # The window ends on the day the schedule fires (at 02:00 UTC the day just ended is its latest full day).
+    fired = str(event.get("time") or datetime.now(UTC).isoformat())
+    day = datetime.fromisoformat(fired.replace("Z", "+00:00")).date()
+    summary = fan_out(LearningStore(), lambda bodies: send_all("LEARNING_QUEUE_URL", bodies), day=day)
+    metrics.add_metric(name="LearningJobsQueued", unit=MetricUnit.Count, value=summary["shops"])
+    logger.info("learning fanned out", extra=summary)
+    return summary

@@ -1,0 +1,68 @@
+"""Nightly learning: fan out one message per shop, then learn each shop on its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from reclift.data.learning import LearningStore
+from reclift.data.store import Store
+from reclift.ids import shop_domain
+from reclift.learning import aggregate, best_sellers, learn, median_price
+from reclift.logic.deliveries import UnprocessableDelivery
+
+BEST_SELLERS = 50
+
+
+class LearnShop(BaseModel):
+    """One shop's learning job, as queued by the fan-out."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    shop: str
+    day: date  # learn from the window of days ending on this day (the day just finished)
+
+
+def fan_out(store: LearningStore, send: Callable[[list[str]], int], *, day: date) -> dict[str, Any]:
+    """One message per known shop: ten thousand shops are ten thousand small invocations."""
+    bodies = [LearnShop(shop=shop, day=day).model_dump_json() for shop in store.shops()]
+    return {"day": day.isoformat(), "shops": send(bodies)}
+
+
+def parse_job(body: str) -> LearnShop:
+    try:
+        job = LearnShop.model_validate(json.loads(body))
+        shop_domain(job.shop)
+    except (ValueError, ValidationError) as exc:
+        raise UnprocessableDelivery("the message is not a learning job") from exc
+    return job
+
+
+def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[str, Any]:
+    """Performance of every product over the shop's window of counters, under the shop's policy."""
+    settings = store.get_settings(job.shop)
+    first_day = job.day - timedelta(days=settings.learning_window_days - 1)
+    windows = aggregate(
+        learning.product_days(job.shop, first_day, job.day),
+        today=job.day,
+        window_days=settings.learning_window_days,
+        half_life_days=settings.half_life_days,
+    )
+    prior, performance = learn(windows, settings)
+    sellers = best_sellers(windows, BEST_SELLERS)
+    learning.save_run(
+        job.shop, job.day.isoformat(), settings.policy, prior, performance, sellers, median_price(windows.values())
+    )
+    return {
+        "shop": job.shop,
+        "run": job.day.isoformat(),
+        "policy": settings.policy,
+        "products": len(performance),
+        "blacklisted": sum(result.blacklisted for result in performance.values()),
+        "prior_mean": round(prior.mean, 6),
+        "prior_strength": round(prior.strength, 1),
+    }

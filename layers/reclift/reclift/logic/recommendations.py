@@ -1,0 +1,93 @@
+"""The recommendation request: candidates → exclusions → the shop's policy → top N, with a rec id to carry back."""
+
+from __future__ import annotations
+
+import random
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from reclift.data.serving import ServingReader
+from reclift.http import BadRequest
+from reclift.ids import shopify_id
+from reclift.learning import Performance
+from reclift.money import money_text
+from reclift.ranking import Candidate, Scorer, assign_arm, new_rec_id, rank
+from reclift.tracking import Key, ProductId
+
+MAX_CART_PRODUCTS = 50
+
+
+def _product_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [shopify_id(part, "Product") for part in value.split(",") if part.strip()]
+    return value
+
+
+class RecommendationQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    product_id: ProductId | None = None
+    placement: Literal["product", "cart", "home"] = "product"
+    limit: int = Field(default=4, ge=1, le=20)
+    visitor_id: Key | None = None
+    cart_product_ids: Annotated[list[str], BeforeValidator(_product_list)] = Field(
+        default_factory=list, max_length=MAX_CART_PRODUCTS
+    )
+
+    @model_validator(mode="after")
+    def _context_present(self) -> RecommendationQuery:
+        if self.placement == "product" and self.product_id is None:
+            raise ValueError("product_id: required for the product placement")
+        return self
+
+
+def parse_query(params: dict[str, str]) -> RecommendationQuery:
+    try:
+        return RecommendationQuery.model_validate({k: v for k, v in params.items() if v != ""})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"][:1])
+        message = str(first["msg"])
+        if not field:
+            field, _, message = message.removeprefix("Value error, ").partition(": ")
+        raise BadRequest(field, message) from exc
+
+
+def recommend(
+    shop: str, customer_id: str | None, query: RecommendationQuery, reader: ServingReader, rng: random.Random
+) -> dict[str, Any]:
+    context = reader.context(shop, visitor_id=query.visitor_id, customer_id=customer_id)
+    settings, model = context.settings, context.model
+    arm = assign_arm(shop, query.visitor_id, settings.holdout_share)
+    exclude = {*query.cart_product_ids, *context.purchased}
+    if query.product_id:
+        exclude.add(query.product_id)
+
+    known: dict[str, Performance] = {p.product_id: p for p in model.best_sellers} if model else {}
+    # Until similarity lists exist, the shop's best sellers are the candidates; their order is the similarity.
+    fill = [
+        Candidate(product_id=p.product_id, similarity=round(1.0 / (1 + index), 6), price=p.price)
+        for index, p in enumerate(model.best_sellers if model else [])
+    ]
+    scorer = Scorer(
+        settings=settings,
+        performance=known,
+        prior=model.prior if model else None,
+        fallback_price=model.median_price if model else None,
+    )
+    ranked = rank([], fill, scorer, arm=arm, limit=query.limit, exclude=exclude, rng=rng)
+    prices = {candidate.product_id: candidate.price for candidate in fill}
+    products: list[dict[str, Any]] = []
+    for position, item in enumerate(ranked, start=1):
+        product: dict[str, Any] = {"product_id": item.product_id, "score": item.score, "position": position}
+        if (price := prices.get(item.product_id)) is not None:
+            product["price"] = money_text(price)
+        products.append(product)
+    return {
+        "rec_id": new_rec_id(arm),
+        "arm": arm,
+        "policy": settings.policy if arm == "learning" else "static",
+        "placement": query.placement,
+        "products": products,
+    }
