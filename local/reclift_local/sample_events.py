@@ -35,6 +35,7 @@ DEMO_SHOP = "reclift-demo.myshopify.com"
 DEMO_VISITOR = "v-demo-1"
 DEMO_CUSTOMER = "207119551"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-WebhookQueue"
+LEARNING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-LearningQueue"
 TEN_YEARS = 10 * 365 * 24 * 3600
 
 
@@ -144,6 +145,15 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
     }
     poison["MD5OfBody"] = hashlib.md5(str(poison["Body"]).encode(), usedforsecurity=False).hexdigest()
 
+    job_body = json.dumps({"shop": DEMO_SHOP, "day": now.date().isoformat()})
+    learning_job = {
+        "MessageId": _stable_id("message", "learning"),
+        "ReceiptHandle": "AQEB-learning",
+        "Body": job_body,
+        "MD5OfBody": hashlib.md5(job_body.encode(), usedforsecurity=False).hexdigest(),
+        "Attributes": message["Attributes"],
+    }
+
     query = signed_app_proxy_query(
         {
             "shop": DEMO_SHOP,
@@ -203,6 +213,42 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
             now,
         ),
         "admin-get-roi-no-token.json": http_event("GET", "/admin/roi", "/admin/roi", [], b"", now),
+        "admin-get-performance.json": http_event(
+            "GET", "/admin/performance?blacklisted=true", "/admin/performance", bearer, b"", now
+        ),
+        "storefront-get-recommendations.json": http_event(
+            "GET",
+            "/apps/proxy/recommendations?"
+            + signed_app_proxy_query(
+                {
+                    "shop": DEMO_SHOP,
+                    "logged_in_customer_id": "",
+                    "path_prefix": "/apps/reclift",
+                    "timestamp": str(int(now.timestamp())),
+                    "product_id": "921728736",
+                    "placement": "product",
+                    "limit": "4",
+                    "visitor_id": DEMO_VISITOR,
+                },
+                secret,
+            ),
+            "/apps/proxy/recommendations",
+            [],
+            b"",
+            now,
+        ),
+        "learning-scheduled.json": {
+            "version": "0",
+            "id": _stable_id("schedule"),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/reclift-DailyLearningFunctionNightly"],
+            "detail": {},
+        },
+        "learning-sqs-shop.json": {"Records": [sqs_record(learning_job, LEARNING_QUEUE_ARN, "us-east-1")]},
     }
 
 

@@ -54,6 +54,15 @@ def parse_query(params: dict[str, str]) -> RecommendationQuery:
         raise BadRequest(field, message) from exc
 
 
+def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
+    """Best sellers as candidates: their base score is their share of the top seller's purchases."""
+    top = max((p.purchases for p in sellers), default=0)
+    return [
+        Candidate(product_id=p.product_id, similarity=round(p.purchases / top, 6) if top else 0.0, price=p.price)
+        for p in sellers
+    ]
+
+
 def recommend(
     shop: str, customer_id: str | None, query: RecommendationQuery, reader: ServingReader, rng: random.Random
 ) -> dict[str, Any]:
@@ -65,11 +74,7 @@ def recommend(
         exclude.add(query.product_id)
 
     known: dict[str, Performance] = {p.product_id: p for p in model.best_sellers} if model else {}
-    # Until similarity lists exist, the shop's best sellers are the candidates; their order is the similarity.
-    fill = [
-        Candidate(product_id=p.product_id, similarity=round(1.0 / (1 + index), 6), price=p.price)
-        for index, p in enumerate(model.best_sellers if model else [])
-    ]
+    fill = best_seller_candidates(model.best_sellers if model else [])
     scorer = Scorer(
         settings=settings,
         performance=known,
