@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 
+from reclift.ranking import assign_arm
 from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
 from tests.support.stack import ROOT, RunningStack, running_stack, wait_for
 
@@ -220,3 +221,69 @@ def test_given_sigterm_when_the_stack_stops_then_no_worker_process_is_left(
     ).stdout.split()
     assert alive == []
     assert not short.log.with_name("stack.json").exists()
+
+
+def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_recommendations_follow_it(
+    stack: RunningStack,
+) -> None:
+    """Impressions, clicks and signed orders → `make invoke FN=DailyLearningFunction` (its whole scheduled work,
+    fan-out included) → /admin/performance shows the seed policy's blacklist → the learning arm drops it."""
+    shop = new_shop()
+    put = requests.put(
+        f"{stack.url}/admin/settings",
+        json={"policy": "seed"},
+        timeout=10,
+        headers={"authorization": f"Bearer {session_token(shop)}"},
+    )
+    assert put.status_code == 200
+    shown = [
+        {
+            "type": "impression",
+            "rec_id": "l-history",
+            "visitor_id": f"v{n}",
+            "placement": "home",
+            "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(["901", "902", "903"])],
+        }
+        for n in range(120)
+    ]
+    for start in range(0, len(shown), 50):
+        assert post_events(stack, shop, shown[start : start + 50]).status_code == 200
+    for n, product in enumerate(["901"] * 6 + ["903"] * 2):
+        order = order_payload(
+            order_id=9100 + n,
+            created_at=datetime.now(UTC),
+            visitor_id=f"v{n}",
+            lines=[{"product_id": int(product), "price": "15.00"}],
+        )
+        assert post_webhook(stack, shop, order).status_code == 200
+    wait_for(lambda: roi(stack, shop)["attributed_orders"] == 8, message="the orders")
+
+    invoked = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reclift_local",
+            "invoke",
+            "DailyLearningFunction",
+            "--state-file",
+            str(stack.log.with_name("stack.json")),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert invoked.returncode == 0, invoked.stdout + invoked.stderr
+
+    rows = requests.get(
+        f"{stack.url}/admin/performance", timeout=10, headers={"authorization": f"Bearer {session_token(shop)}"}
+    ).json()["products"]
+    by_product = {row["product_id"]: row for row in rows}
+    assert by_product["902"]["blacklisted"] is True  # 0 of 120
+    assert by_product["901"]["confidence"] == 0.9  # 6 of 120 = 5 %
+    assert by_product["903"]["confidence"] == 0.5  # 2 of 120 = 1.7 %
+    visitor = next(f"w{n}" for n in range(1000) if assign_arm(shop, f"w{n}", 0.1) == "learning")
+    query = proxy_query(shop, extra={"placement": "home", "limit": "3", "visitor_id": visitor})
+    served = requests.get(f"{stack.url}/apps/proxy/recommendations?{query}", timeout=10).json()
+    assert [p["product_id"] for p in served["products"]] == ["901", "903"]
