@@ -17,6 +17,7 @@ help:
 	@echo "make redrive                  move every DLQ message of the running stack back to its queue"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
+	@echo "make simulate ARGS='…'        the store simulation (e.g. ARGS='--scenario steady --days 28 --seed 1')"
 	@echo "make events                   regenerate the signed sample events under events/"
 	@echo "make build                    sam build (installs the SAM CLI into its own virtualenv on first use)"
 
@@ -56,6 +57,9 @@ test-fast: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks $(ARGS)
+
+simulate: $(INSTALLED)
+	$(BIN)/python -m benchmarks.simulate $(ARGS)
 
 events: $(INSTALLED)
 	$(BIN)/python -m reclift_local.sample_events

@@ -54,11 +54,12 @@ class Scorer:
     fallback_price: Decimal | None = None
 
     def price(self, candidate: Candidate) -> float:
-        known = candidate.price
-        if known is None and (performance := self.performance.get(candidate.product_id)) is not None:
-            known = performance.price
-        known = known if known is not None else self.fallback_price
-        return float(known) if known is not None and known > 0 else 1.0
+        """The catalog's price, else the price paid in orders, else the shop's median; a zero price is unknown."""
+        performance = self.performance.get(candidate.product_id)
+        for known in (candidate.price, performance.price if performance else None, self.fallback_price):
+            if known is not None and known > 0:
+                return float(known)
+        return 1.0
 
     def _value(self, candidate: Candidate, cvr: float) -> float:
         return cvr * (self.price(candidate) if self.settings.objective == "revenue" else 1.0)

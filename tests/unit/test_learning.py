@@ -1,0 +1,515 @@
+"""Learning (DESIGN.md §3, NOTES-learning.md §3.1–3.4): the window, the prior, the `seed` and `bayes` policies."""
+
+from __future__ import annotations
+
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from reclift.learning import (
+    DEFAULT_PRIOR_MEAN,
+    Prior,
+    ProductDay,
+    ProductWindow,
+    aggregate,
+    best_sellers,
+    fit_prior,
+    learn,
+    median_price,
+)
+from reclift.settings import ShopSettings
+from reclift.stats import beta_cdf
+
+TODAY = date(2024, 6, 30)
+SEED = ShopSettings(policy="seed")
+# The prior's strength pinned to 100: with a pooled CVR of 2 % the fitted prior is exactly the notes' Beta(2, 98).
+PINNED = ShopSettings(policy="bayes", prior_strength_min=100.0, prior_strength_max=100.0)
+
+
+def day(age: int, product_id: str = "p", impressions: int = 0, purchases: int = 0) -> ProductDay:
+    return ProductDay(TODAY - timedelta(days=age), product_id, impressions=impressions, purchases=purchases)
+
+
+def window(
+    product_id: str,
+    impressions: int,
+    purchases: int,
+    *,
+    decayed_impressions: float | None = None,
+    decayed_purchases: float | None = None,
+) -> ProductWindow:
+    """A window as `aggregate` builds it for days all of age 0 (decayed = raw) unless told otherwise."""
+    return ProductWindow(
+        product_id,
+        impressions=impressions,
+        purchases=purchases,
+        decayed_impressions=float(impressions if decayed_impressions is None else decayed_impressions),
+        decayed_purchases=float(purchases if decayed_purchases is None else decayed_purchases),
+    )
+
+
+def windows_of(*items: ProductWindow) -> dict[str, ProductWindow]:
+    return {w.product_id: w for w in items}
+
+
+# --- aggregate -------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("age", "included"),
+    [(0, True), (1, True), (29, True), (30, False), (31, False), (-1, False), (-30, False)],
+    ids=["today", "yesterday", "window-1", "window", "window+1", "tomorrow", "a-month-ahead"],
+)
+def test_given_a_day_of_some_age_when_aggregated_then_only_the_last_window_days_count(age: int, included: bool) -> None:
+    windows = aggregate([day(age, impressions=10, purchases=1)], today=TODAY, window_days=30, half_life_days=14)
+    if included:
+        assert windows["p"].impressions == 10
+        assert windows["p"].purchases == 1
+    else:
+        assert windows == {}
+
+
+@pytest.mark.parametrize("window_days", [7, 14, 90])
+def test_given_other_window_lengths_when_aggregated_then_the_edge_moves_with_them(window_days: int) -> None:
+    days = [day(window_days - 1, "in", impressions=1), day(window_days, "out", impressions=1)]
+    windows = aggregate(days, today=TODAY, window_days=window_days, half_life_days=14)
+    assert set(windows) == {"in"}
+
+
+@pytest.mark.parametrize(
+    ("age", "half_life", "weight"),
+    [(0, 14.0, 1.0), (14, 14.0, 0.5), (28, 14.0, 0.25), (7, 14.0, 0.5**0.5), (10, 10.0, 0.5), (3, 1.0, 0.125)],
+)
+def test_given_a_day_of_some_age_when_aggregated_then_its_decayed_counts_weigh_half_per_half_life(
+    age: int, half_life: float, weight: float
+) -> None:
+    windows = aggregate(
+        [day(age, impressions=1000, purchases=40)], today=TODAY, window_days=30, half_life_days=half_life
+    )
+    assert windows["p"].decayed_impressions == pytest.approx(1000 * weight, rel=1e-12)
+    assert windows["p"].decayed_purchases == pytest.approx(40 * weight, rel=1e-12)
+    # the raw counts are not decayed: the prior and the seed rules read them
+    assert windows["p"].impressions == 1000
+    assert windows["p"].purchases == 40
+
+
+def test_given_several_days_and_products_when_aggregated_then_every_counter_is_summed_per_product() -> None:
+    days = [
+        ProductDay(TODAY, "a", impressions=100, clicks=10, purchases=2, units=3, revenue=Decimal("59.97")),
+        ProductDay(
+            TODAY - timedelta(days=14), "a", impressions=50, clicks=4, purchases=1, units=1, revenue=Decimal("20")
+        ),
+        ProductDay(
+            TODAY - timedelta(days=40), "a", impressions=999, clicks=99, purchases=9, units=9, revenue=Decimal(9)
+        ),
+        ProductDay(TODAY - timedelta(days=1), "b", impressions=7, clicks=1),
+    ]
+    windows = aggregate(days, today=TODAY, window_days=30, half_life_days=14)
+    a, b = windows["a"], windows["b"]
+    assert (a.impressions, a.clicks, a.purchases, a.units, a.revenue) == (150, 14, 3, 4, Decimal("79.97"))
+    assert a.decayed_impressions == pytest.approx(100 + 25)
+    assert a.decayed_purchases == pytest.approx(2 + 0.5)
+    assert (b.impressions, b.clicks, b.purchases, b.units, b.revenue) == (7, 1, 0, 0, Decimal(0))
+    assert a.ctr == pytest.approx(14 / 150)
+    assert a.cvr == pytest.approx(3 / 150)
+
+
+def test_given_no_days_when_aggregated_then_there_are_no_windows() -> None:
+    assert aggregate([], today=TODAY, window_days=30, half_life_days=14) == {}
+
+
+def test_given_a_window_without_impressions_when_rates_are_read_then_they_are_zero() -> None:
+    empty = ProductWindow("p")
+    assert (empty.ctr, empty.cvr) == (0.0, 0.0)
+
+
+# --- ProductWindow.price, median_price, best_sellers ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("revenue", "units", "price"),
+    [
+        (Decimal("59.97"), 3, Decimal("19.99")),
+        (Decimal(100), 3, Decimal("33.33")),
+        (Decimal(20), 1, Decimal("20.00")),
+        (Decimal(0), 0, None),
+        (Decimal(50), 0, None),
+    ],
+)
+def test_given_revenue_and_units_when_the_price_is_read_then_it_is_the_average_paid_to_the_cent(
+    revenue: Decimal, units: int, price: Decimal | None
+) -> None:
+    assert ProductWindow("p", units=units, revenue=revenue).price == price
+
+
+def priced(product_id: str, price: str | None) -> ProductWindow:
+    return ProductWindow(product_id, units=0 if price is None else 1, revenue=Decimal(price or 0))
+
+
+def test_given_an_odd_number_of_prices_when_the_median_is_taken_then_it_is_the_middle_one() -> None:
+    windows = [priced("a", "30.00"), priced("b", "10.00"), priced("c", "99.00")]
+    assert median_price(windows) == Decimal("30.00")
+
+
+def test_given_an_even_number_of_prices_when_the_median_is_taken_then_it_is_the_mean_of_the_middle_two() -> None:
+    windows = [priced("a", "30.00"), priced("b", "10.00"), priced("c", "99.00"), priced("d", "20.00")]
+    assert median_price(windows) == Decimal("25.00")
+
+
+def test_given_products_without_a_price_when_the_median_is_taken_then_they_are_ignored() -> None:
+    windows = [priced("a", None), priced("b", "12.50"), ProductWindow("c", impressions=100)]
+    assert median_price(windows) == Decimal("12.50")
+
+
+@pytest.mark.parametrize("windows", [[], [priced("a", None), ProductWindow("b", impressions=5)]])
+def test_given_no_prices_when_the_median_is_taken_then_it_is_none(windows: list[ProductWindow]) -> None:
+    assert median_price(windows) is None
+
+
+def test_given_products_when_best_sellers_are_listed_then_most_purchased_come_first_with_stable_ties() -> None:
+    windows = windows_of(
+        ProductWindow("few", impressions=10, purchases=1, units=1),
+        ProductWindow("most", impressions=10, purchases=9, units=9),
+        ProductWindow("tie-more-units", impressions=10, purchases=5, units=8),
+        ProductWindow("tie-fewer-units", impressions=10, purchases=5, units=5),
+        ProductWindow("tie-more-shown", impressions=50, purchases=5, units=5),
+        ProductWindow("shown-only", impressions=200),
+        ProductWindow("b-same", impressions=10, purchases=1, units=1),
+        ProductWindow("never-seen"),
+    )
+    assert best_sellers(windows, limit=10) == [
+        "most",
+        "tie-more-units",
+        "tie-more-shown",
+        "tie-fewer-units",
+        "b-same",
+        "few",
+        "shown-only",
+    ]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2, 3])
+def test_given_a_limit_when_best_sellers_are_listed_then_at_most_that_many_are_returned(limit: int) -> None:
+    windows = windows_of(*(ProductWindow(f"p{i}", impressions=10, purchases=i) for i in range(1, 6)))
+    assert best_sellers(windows, limit=limit) == ["p5", "p4", "p3", "p2", "p1"][:limit]
+
+
+# --- fit_prior -------------------------------------------------------------------------------------------------------
+
+
+def test_given_a_moderate_spread_when_the_prior_is_fitted_then_its_mean_is_the_pooled_cvr() -> None:
+    windows = [window("a", 1000, 10), window("b", 3000, 90), window("c", 500, 5), window("d", 0, 0)]
+    prior = fit_prior(windows, min_strength=1.0, max_strength=1e9)
+    assert prior.mean == pytest.approx(105 / 4500, rel=1e-12)
+    assert prior.alpha == pytest.approx(prior.mean * prior.strength, rel=1e-12)
+    assert prior.beta == pytest.approx((1 - prior.mean) * prior.strength, rel=1e-12)
+
+
+def test_given_two_products_far_apart_when_the_prior_is_fitted_then_the_strength_is_the_moment_estimate() -> None:
+    # a: 10/100, b: 0/100 → m = 0.05; Σ n(p − m)² = 100·0.05² + 100·0.05² = 0.5; noise = 2·m(1 − m) = 0.095;
+    # true spread = (0.5 − 0.095) / 200 = 0.002025; strength = m(1 − m) / spread − 1 = 0.0475 / 0.002025 − 1.
+    expected_strength = 0.0475 / 0.002025 - 1  # ≈ 22.457
+    prior = fit_prior([window("a", 100, 10), window("b", 100, 0)], min_strength=1.0, max_strength=1000.0)
+    assert prior.strength == pytest.approx(expected_strength, rel=1e-9)
+    assert prior.alpha == pytest.approx(0.05 * expected_strength, rel=1e-9)
+    assert prior.beta == pytest.approx(0.95 * expected_strength, rel=1e-9)
+
+
+def test_given_a_large_true_spread_when_the_prior_is_fitted_then_the_strength_is_clipped_at_the_minimum() -> None:
+    prior = fit_prior([window("a", 100, 10), window("b", 100, 0)], min_strength=50.0, max_strength=1000.0)
+    assert prior.strength == pytest.approx(50.0)
+    assert prior.mean == pytest.approx(0.05)
+
+
+def test_given_a_tiny_true_spread_when_the_prior_is_fitted_then_the_strength_is_clipped_at_the_maximum() -> None:
+    # 200/10,000 vs 210/10,000: a true spread far smaller than m(1 − m) / 1000
+    windows = [window("a", 10_000, 200), window("b", 10_000, 210), window("c", 10_000, 190), window("d", 10_000, 250)]
+    prior = fit_prior(windows, min_strength=50.0, max_strength=1000.0)
+    assert prior.strength == pytest.approx(1000.0)
+    assert prior.mean == pytest.approx(850 / 40_000)
+
+
+def test_given_identical_cvrs_when_the_prior_is_fitted_then_no_variation_gives_the_maximum_strength() -> None:
+    windows = [window("a", 100, 2), window("b", 1000, 20), window("c", 50, 1)]
+    prior = fit_prior(windows, min_strength=50.0, max_strength=777.0)
+    assert prior.strength == pytest.approx(777.0)
+    assert prior.mean == pytest.approx(0.02)
+
+
+def test_given_one_product_when_the_prior_is_fitted_then_it_is_centred_on_it_at_the_maximum_strength() -> None:
+    prior = fit_prior([window("only", 400, 6)], min_strength=50.0, max_strength=1000.0)
+    assert prior.mean == pytest.approx(6 / 400)
+    assert prior.strength == pytest.approx(1000.0)
+
+
+@pytest.mark.parametrize(
+    "windows",
+    [
+        [],
+        [window("a", 0, 0)],
+        [window("a", 500, 0), window("b", 2000, 0)],
+    ],
+    ids=["no-products", "no-impressions", "no-purchases"],
+)
+def test_given_no_purchases_when_the_prior_is_fitted_then_it_is_the_default_mean_at_the_maximum_strength(
+    windows: list[ProductWindow],
+) -> None:
+    prior = fit_prior(windows, min_strength=50.0, max_strength=1000.0)
+    assert prior.mean == pytest.approx(DEFAULT_PRIOR_MEAN)
+    assert prior.strength == pytest.approx(1000.0)
+
+
+def test_given_products_without_impressions_when_the_prior_is_fitted_then_they_do_not_count() -> None:
+    base = [window("a", 100, 10), window("b", 100, 0)]
+    with_empty = [*base, *(window(f"empty{i}", 0, 0) for i in range(50))]
+    assert fit_prior(with_empty, min_strength=1.0, max_strength=1000.0) == fit_prior(
+        base, min_strength=1.0, max_strength=1000.0
+    )
+
+
+def test_given_many_products_drawn_from_a_known_beta_when_the_prior_is_fitted_then_it_recovers_it() -> None:
+    # True CVRs ~ Beta(2, 98) (mean 2 %, strength 100); 400 products × 2,000 impressions, binomial purchases.
+    rng = random.Random(20240630)
+    windows = []
+    for i in range(400):
+        true_cvr = rng.betavariate(2, 98)
+        purchases = sum(rng.random() < true_cvr for _ in range(2000))
+        windows.append(window(f"p{i}", 2000, purchases))
+    prior = fit_prior(windows, min_strength=1.0, max_strength=1e6)
+    assert prior.mean == pytest.approx(0.02, rel=0.1)
+    assert 75 <= prior.strength <= 135
+
+
+def test_given_many_products_when_the_prior_is_fitted_then_it_matches_the_method_of_moments_by_hand() -> None:
+    counts = [(100 + 37 * i, (i * 7) % 11) for i in range(60)]
+    windows = [window(f"p{i}", n, k) for i, (n, k) in enumerate(counts)]
+    total_n = sum(n for n, _ in counts)
+    m = sum(k for _, k in counts) / total_n
+    weighted_variance = sum(n * (k / n - m) ** 2 for n, k in counts) / total_n
+    noise = len(counts) * m * (1 - m) / total_n
+    expected = m * (1 - m) / (weighted_variance - noise) - 1
+    assert 1.0 < expected < 1e6  # not clipped: the formula itself is checked
+    prior = fit_prior(windows, min_strength=1.0, max_strength=1e6)
+    assert prior.mean == pytest.approx(m, rel=1e-12)
+    assert prior.strength == pytest.approx(expected, rel=1e-9)
+
+
+def test_given_decayed_counts_when_the_prior_is_fitted_then_only_the_raw_counts_are_used() -> None:
+    raw = [window("a", 100, 10), window("b", 100, 0)]
+    decayed = [
+        window("a", 100, 10, decayed_impressions=3.0, decayed_purchases=3.0),
+        window("b", 100, 0, decayed_impressions=90.0),
+    ]
+    assert fit_prior(decayed, min_strength=1.0, max_strength=1000.0) == fit_prior(
+        raw, min_strength=1.0, max_strength=1000.0
+    )
+
+
+# --- learn: seed ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("impressions", "purchases", "confidence", "blacklisted"),
+    [
+        (0, 0, 0.5, False),  # no data
+        (99, 0, 0.5, False),  # one impression short of the rule
+        (100, 0, 0.2, True),  # exactly 100: the rule applies
+        (200, 1, 0.5, False),  # exactly 0.5 %: not below it
+        (201, 1, 0.2, True),  # just below 0.5 %
+        (100, 2, 0.5, False),  # exactly 2 %: boosted only when above
+        (10_000, 201, 0.9, False),  # 2.01 %: just above
+        (100, 3, 0.9, False),
+        (99, 50, 0.5, False),  # a great CVR is not boosted before 100 impressions either
+    ],
+    ids=["zero", "99-imps", "100-imps", "cvr-0.5%", "cvr-below-0.5%", "cvr-2%", "cvr-2.01%", "cvr-3%", "99-imps-hot"],
+)
+def test_given_the_seed_policy_when_learning_then_the_rules_apply_at_their_exact_edges(
+    impressions: int, purchases: int, confidence: float, blacklisted: bool
+) -> None:
+    windows = windows_of(window("p", impressions, purchases), window("other", 1000, 15))
+    _, performance = learn(windows, SEED)
+    assert performance["p"].confidence == confidence
+    assert performance["p"].blacklisted is blacklisted
+    assert performance["p"].reason
+
+
+@pytest.mark.parametrize(
+    ("impressions", "purchases", "phrase"),
+    [(50, 0, "fewer than 100 impressions"), (300, 0, "below"), (100, 5, "boosted"), (100, 1, "CVR 1.00%")],
+)
+def test_given_the_seed_policy_when_learning_then_the_reason_explains_the_rule(
+    impressions: int, purchases: int, phrase: str
+) -> None:
+    _, performance = learn(windows_of(window("p", impressions, purchases)), SEED)
+    assert phrase in performance["p"].reason
+
+
+def test_given_the_seed_policy_with_other_thresholds_when_learning_then_the_shop_settings_apply() -> None:
+    settings = ShopSettings(policy="seed", min_impressions=10, blacklist_cvr=0.1, boost_cvr=0.3)
+    windows = windows_of(window("low", 10, 0), window("mid", 10, 2), window("high", 10, 4), window("short", 9, 0))
+    _, performance = learn(windows, settings)
+    assert {pid: (p.confidence, p.blacklisted) for pid, p in performance.items()} == {
+        "low": (0.2, True),
+        "mid": (0.5, False),
+        "high": (0.9, False),
+        "short": (0.5, False),
+    }
+
+
+def test_given_learning_when_performance_is_built_then_it_carries_the_window_counts() -> None:
+    source = ProductWindow(
+        "p", impressions=400, clicks=20, purchases=8, units=9, revenue=Decimal("180.00"),
+        decayed_impressions=300.0, decayed_purchases=6.0,
+    )  # fmt: skip
+    for settings in (SEED, PINNED):
+        _, performance = learn({"p": source}, settings)
+        p = performance["p"]
+        assert (p.impressions, p.clicks, p.purchases, p.units, p.revenue) == (400, 20, 8, 9, Decimal("180.00"))
+        assert (p.ctr, p.cvr) == pytest.approx((0.05, 0.02))
+        assert p.price == Decimal("20.00")
+
+
+def test_given_no_windows_when_learning_then_nothing_is_judged_and_the_prior_is_the_default() -> None:
+    prior, performance = learn({}, ShopSettings())
+    assert performance == {}
+    assert prior.mean == pytest.approx(DEFAULT_PRIOR_MEAN)
+
+
+# --- learn: bayes ----------------------------------------------------------------------------------------------------
+
+
+def test_given_a_pinned_prior_when_learning_then_it_is_the_notes_beta_2_98() -> None:
+    prior, _ = learn(windows_of(window("p", 100, 0), window("filler", 100, 4)), PINNED)
+    assert prior.alpha == pytest.approx(2.0)
+    assert prior.beta == pytest.approx(98.0)
+
+
+def test_given_0_of_100_under_a_beta_2_98_prior_when_learning_then_it_is_not_blacklisted() -> None:
+    _, performance = learn(windows_of(window("p", 100, 0), window("filler", 100, 4)), PINNED)
+    p = performance["p"]
+    assert (p.alpha, p.beta) == pytest.approx((2.0, 198.0))
+    below = beta_cdf(0.005, p.alpha, p.beta)
+    assert below == pytest.approx(0.26, abs=0.005)
+    assert not p.blacklisted
+    assert p.reason.startswith("P(CVR > shop's 2.00%)")
+
+
+def test_given_0_of_1000_under_a_beta_2_98_prior_when_learning_then_it_is_blacklisted() -> None:
+    _, performance = learn(windows_of(window("p", 1000, 0), window("filler", 1000, 40)), PINNED)
+    p = performance["p"]
+    assert (p.alpha, p.beta) == pytest.approx((2.0, 1098.0))
+    assert beta_cdf(0.005, p.alpha, p.beta) == pytest.approx(0.97, abs=0.005)
+    assert p.blacklisted
+    assert p.reason == "P(CVR < 0.50%) = 0.97 after 1000 impressions"
+
+
+def test_given_1_of_100_under_a_beta_2_98_prior_when_learning_then_it_is_not_blacklisted() -> None:
+    _, performance = learn(windows_of(window("p", 100, 1), window("filler", 100, 3)), PINNED)
+    p = performance["p"]
+    assert beta_cdf(0.005, p.alpha, p.beta) == pytest.approx(0.08, abs=0.005)
+    assert not p.blacklisted
+
+
+@pytest.mark.parametrize(("min_impressions", "blacklisted"), [(999, True), (1000, True), (1001, False), (5000, False)])
+def test_given_strong_evidence_when_impressions_are_below_the_minimum_then_it_is_not_blacklisted(
+    min_impressions: int, blacklisted: bool
+) -> None:
+    settings = PINNED.model_copy(update={"min_impressions": min_impressions})
+    _, performance = learn(windows_of(window("p", 1000, 0), window("filler", 1000, 40)), settings)
+    assert performance["p"].blacklisted is blacklisted
+
+
+def test_given_a_higher_blacklist_confidence_when_learning_then_0_of_1000_is_no_longer_enough() -> None:
+    settings = PINNED.model_copy(update={"blacklist_confidence": 0.99})
+    _, performance = learn(windows_of(window("p", 1000, 0), window("filler", 1000, 40)), settings)
+    assert not performance["p"].blacklisted
+
+
+def test_given_a_real_shop_when_learning_then_blacklisting_agrees_with_the_posterior_tail() -> None:
+    rng = random.Random(5)
+    windows = {}
+    for i in range(120):
+        n = rng.choice([0, 20, 99, 100, 150, 400, 800, 1500, 3000])
+        true_cvr = rng.choice([0.001, 0.004, 0.01, 0.02, 0.04])
+        k = sum(rng.random() < true_cvr for _ in range(n))
+        windows[f"p{i}"] = window(f"p{i}", n, k, decayed_impressions=n * 0.8, decayed_purchases=k * 0.7)
+    settings = ShopSettings()
+    prior, performance = learn(windows, settings)
+    assert prior == fit_prior(windows.values(), min_strength=50.0, max_strength=1000.0)
+    blacklisted = 0
+    for pid, p in performance.items():
+        tail = beta_cdf(settings.blacklist_cvr, p.alpha, p.beta)
+        assert p.blacklisted is (windows[pid].impressions >= 100 and tail >= 0.95), pid
+        blacklisted += p.blacklisted
+    assert 0 < blacklisted < len(performance)  # the check above exercised both outcomes
+
+
+def test_given_decayed_counts_when_learning_then_the_posterior_is_the_prior_plus_the_decayed_counts() -> None:
+    windows = windows_of(
+        window("p", 1000, 100, decayed_impressions=400.25, decayed_purchases=30.5),
+        window("q", 1000, 0),
+    )
+    prior, performance = learn(windows, ShopSettings())
+    p = performance["p"]
+    assert p.alpha == pytest.approx(prior.alpha + 30.5, rel=1e-12)
+    assert p.beta == pytest.approx(prior.beta + 400.25 - 30.5, rel=1e-12)
+    assert p.posterior_mean == pytest.approx((prior.alpha + 30.5) / (prior.strength + 400.25), rel=1e-12)
+
+
+def test_given_days_of_several_ages_when_aggregated_and_learned_then_old_days_weigh_half_per_half_life() -> None:
+    days = [day(0, "p", 100, 4), day(14, "p", 200, 2), day(28, "p", 400, 8), day(0, "q", 500, 5)]
+    windows = aggregate(days, today=TODAY, window_days=30, half_life_days=14)
+    prior, performance = learn(windows, ShopSettings())
+    assert performance["p"].alpha == pytest.approx(prior.alpha + 4 + 1 + 2)
+    assert performance["p"].beta == pytest.approx(prior.beta + (100 + 100 + 100) - (4 + 1 + 2))
+
+
+def test_given_old_bad_days_and_recent_good_days_when_learning_then_decay_lets_the_product_recover() -> None:
+    # Same raw counts (10 purchases in 2,500 impressions = 0.4 %), opposite histories.
+    days = [
+        day(28, "recovering", 2000, 0),
+        day(0, "recovering", 500, 10),
+        day(28, "declining", 500, 10),
+        day(0, "declining", 2000, 0),
+        day(0, "filler", 2000, 80),
+    ]
+    windows = aggregate(days, today=TODAY, window_days=30, half_life_days=14)
+    _, seed = learn(windows, SEED)
+    assert seed["recovering"].blacklisted  # the raw rule cannot tell them apart
+    assert seed["declining"].blacklisted
+    _, bayes = learn(windows, PINNED)
+    assert not bayes["recovering"].blacklisted
+    assert bayes["declining"].blacklisted
+    assert bayes["recovering"].posterior_mean > bayes["declining"].posterior_mean
+    assert bayes["recovering"].confidence > bayes["declining"].confidence
+
+
+def test_given_products_of_rising_cvr_when_learning_then_confidence_is_p_cvr_above_pooled_and_ordered() -> None:
+    windows = windows_of(*(window(f"p{k:02d}", 1000, k) for k in range(0, 41, 4)), window("fresh", 0, 0))
+    prior, performance = learn(windows, ShopSettings())
+    for p in performance.values():
+        assert 0.0 <= p.confidence <= 1.0
+        assert p.confidence == round(1 - beta_cdf(prior.mean, p.alpha, p.beta), 6)
+    # among products with the same evidence (1,000 impressions), a higher posterior mean is a higher confidence
+    by_mean = sorted((p for p in performance.values() if p.impressions == 1000), key=lambda p: p.posterior_mean)
+    assert len(by_mean) == 11
+    confidences = [p.confidence for p in by_mean]
+    assert confidences == sorted(confidences)
+    assert confidences[0] < 0.5 < confidences[-1]
+    # a product with no data sits on the prior: about even odds of beating the pooled CVR
+    assert performance["fresh"].posterior_mean == pytest.approx(prior.mean)
+    assert 0.4 < performance["fresh"].confidence < 0.6
+
+
+def test_given_zero_impressions_under_bayes_when_learning_then_it_is_not_blacklisted() -> None:
+    _, performance = learn(windows_of(window("p", 0, 0), window("q", 1000, 0)), ShopSettings())
+    assert not performance["p"].blacklisted
+    assert not performance["q"].blacklisted  # the pooled CVR is 0: the default prior, mean 1 %, strength 1000
+
+
+def test_given_prior_type_when_reading_then_mean_and_strength_follow_alpha_and_beta() -> None:
+    prior = Prior(alpha=3.0, beta=147.0)
+    assert prior.mean == pytest.approx(0.02)
+    assert prior.strength == pytest.approx(150.0)
