@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reclift.data.learning import LearningStore
+from reclift.data.serving import ServingReader
 from reclift.data.store import DynamoStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,6 +293,8 @@ REQUIRED_ROUTES = {
     ("GET", "/admin/roi"): "AdminFunction",
     ("GET", "/admin/settings"): "AdminFunction",
     ("PUT", "/admin/settings"): "AdminFunction",
+    ("GET", "/admin/performance"): "AdminFunction",
+    ("GET", "/apps/proxy/recommendations"): "StorefrontFunction",
 }
 
 
@@ -549,8 +553,9 @@ def test_the_admin_function_cannot_write_events_or_orders(cfn_template: dict[str
     assert writes == []
 
 
-# What each method of the data-access port (reclift.data.store.DynamoStore) asks of DynamoDB: (table variable,
-# index or None, action). A transaction's put and update are authorised as PutItem and UpdateItem.
+# What each method of the data-access ports (reclift.data: DynamoStore, LearningStore, ServingReader) asks of
+# DynamoDB: (table variable, index or None, action). A transaction's put and update are authorised as PutItem
+# and UpdateItem.
 STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "get_settings": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "put_settings": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
@@ -568,13 +573,28 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "record_order": [("ORDERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "attributions": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
     "shop_day_totals": [("COUNTERS_TABLE", None, "dynamodb:BatchGetItem")],
+    # reclift.data.learning.LearningStore
+    "shops": [("SHOPS_TABLE", None, "dynamodb:Scan")],
+    "product_days": [("COUNTERS_TABLE", None, "dynamodb:Query")],
+    "save_run": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"), ("LEARNING_TABLE", None, "dynamodb:PutItem")],
+    "model": [("LEARNING_TABLE", None, "dynamodb:GetItem")],
+    "performance": [("LEARNING_TABLE", None, "dynamodb:Query")],
+    # reclift.data.serving.ServingReader: one BatchGetItem across the three tables
+    "context": [
+        ("SHOPS_TABLE", None, "dynamodb:BatchGetItem"),
+        ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),
+        ("PROFILES_TABLE", None, "dynamodb:BatchGetItem"),
+    ],
 }
+PORTS = (DynamoStore, LearningStore, ServingReader)
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 
 def test_the_permission_map_covers_every_method_of_the_data_access_port() -> None:
-    methods = {name for name, value in vars(DynamoStore).items() if callable(value) and not name.startswith("_")}
+    methods = {
+        name for port in PORTS for name, value in vars(port).items() if callable(value) and not name.startswith("_")
+    }
     assert methods == set(STORE_PERMISSIONS), "update STORE_PERMISSIONS with what the new or changed methods do"
 
 
@@ -614,3 +634,13 @@ def test_each_role_allows_what_its_function_code_does(
             if not allows(cfn_template, function_id, action, key)
         )
     assert denied == [], "the roles deny what the code does:\n" + "\n".join(denied)
+
+
+def test_the_nightly_learning_runs_at_two_utc_and_fans_out_through_its_own_queue(sam_template: dict[str, Any]) -> None:
+    learning = sam_template["Resources"]["DailyLearningFunction"]["Properties"]
+    events = {event["Type"]: event["Properties"] for event in learning["Events"].values()}
+
+    assert events["Schedule"]["Schedule"] == "cron(0 2 * * ? *)"
+    assert events["SQS"]["Queue"] == {"Fn::GetAtt": ["LearningQueue", "Arn"]}
+    assert learning["Environment"]["Variables"]["LEARNING_QUEUE_URL"] == {"Ref": "LearningQueue"}
+    assert int(learning["Timeout"]) == 900  # one shop's job fits one invocation, with room to spare

@@ -34,6 +34,7 @@ SHOP_COUNTER = "_shop"
 LINES_PER_TRANSACTION = 45
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
+REGISTRATION_INTERVAL = timedelta(hours=1)
 
 
 class StoreError(RuntimeError):
@@ -131,6 +132,7 @@ class DynamoStore:
     def __init__(self) -> None:
         bind_tables()
         self._connection: Connection | None = None
+        self._registered: dict[str, datetime] = {}
 
     def _transactions(self) -> Connection:
         if self._connection is None:
@@ -161,7 +163,13 @@ class DynamoStore:
             raise StoreError(f"saving the settings failed: {exc.msg}") from exc
 
     def register_shop(self, shop: str, *, currency: str | None = None) -> None:
+        """Keep the shop in the registry the scheduled jobs fan out over. Without news (a currency) a shop is
+        re-registered at most once an hour per execution environment, so tracking does not pay a write per request."""
         now = datetime.now(UTC)
+        last = self._registered.get(shop)
+        if currency is None and last is not None and now - last < REGISTRATION_INTERVAL:
+            return
+        self._registered[shop] = now
         actions: list[Any] = [ShopItem.first_seen.set(ShopItem.first_seen | now), ShopItem.last_seen.set(now)]
         if currency:
             actions.append(ShopItem.currency.set(currency))

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from reclift.data.store import Store, customer_key, visitor_key
-from reclift.tracking import ProfileChange, counter_increments, parse_event_batch, profile_changes, tracked_events
+from reclift.tracking import counter_increments, parse_event_batch, profile_changes, tracked_events
 
 
 def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *, now: datetime) -> dict[str, int]:
     """EventBatchError (→ 400) for a body that does not fit the schema; nothing is written then."""
     batch = parse_event_batch(body)
+    store.register_shop(shop)
     events = tracked_events(batch, at=now, customer_id=customer_id)
     recommendation_events = [event for event in events if event.is_recommendation_event]
     if recommendation_events:
@@ -22,12 +23,3 @@ def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *,
         if customer_id:
             store.update_profile(shop, customer_key(shop, customer_id), change)
     return {"stored": len(recommendation_events), "received": len(events)}
-
-
-def merged_change(changes: list[ProfileChange]) -> ProfileChange:
-    merged = ProfileChange()
-    for change in changes:
-        merged.viewed += change.viewed
-        merged.carted += change.carted
-        merged.purchased += change.purchased
-    return merged
