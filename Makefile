@@ -12,7 +12,7 @@ export PORT
 .PHONY: help install run invoke redrive test test-fast lint typecheck bench simulate events build clean
 
 help:
-	@echo "make run                      the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
+	@echo "make run [DB=dynamodb-local]  the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
 	@echo "make invoke FN=Id [EVENT=f]   run one function against the running stack (the twin of sam local invoke)"
 	@echo "make redrive                  move every DLQ message of the running stack back to its queue"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
@@ -32,7 +32,7 @@ $(INSTALLED): requirements-dev.txt layers/reclift/requirements.txt pyproject.tom
 install: $(INSTALLED)
 
 run: $(INSTALLED)
-	$(BIN)/python -m reclift_local run --port $(PORT)
+	$(BIN)/python -m reclift_local run --port $(PORT) $(if $(DB),--db $(DB))
 
 invoke: $(INSTALLED)
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> [EVENT=events/….json]"; exit 2; }

@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--region", default=None, help=f"AWS region (default $AWS_DEFAULT_REGION or {DEFAULT_REGION})")
     run.add_argument("--quiet", action="store_true", help="no REPORT line per invocation")
+    run.add_argument(
+        "--db",
+        choices=("moto", "dynamodb-local"),
+        default=os.environ.get("DB") or "moto",
+        help="the tables' engine: moto's DynamoDB, or AWS's DynamoDB Local on Java (default $DB or moto)",
+    )
 
     inv = sub.add_parser(
         "invoke", parents=[state], help="run one function in the running stack (the Docker-free `sam local invoke`)"
@@ -106,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         max_concurrency=max(1, args.max_concurrency),
         parameter_overrides=dict(args.parameter_overrides),
         report=not args.quiet,
+        database=args.db,
     )
     output = Output()
     stop = threading.Event()

@@ -66,36 +66,60 @@ class StackClient:
         return functions if isinstance(functions, dict) else {}
 
 
-def _totals(status: dict[str, Any]) -> tuple[dict[str, tuple[int, int, int]], dict[str, int]]:
+@dataclass(frozen=True)
+class WorkScope:
+    """What a scheduled run sets in motion: the function, the queues it fans out to (and theirs, in turn), their
+    consumers and their DLQs. Traffic elsewhere in the stack neither delays nor fails the run."""
+
+    functions: frozenset[str]
+    queues: frozenset[str]
+
+    @classmethod
+    def of(cls, function: str, functions: dict[str, Any]) -> WorkScope:
+        names, queues, pending = {function}, set(), [function]
+        while pending:
+            for queue in functions.get(pending.pop(), {}).get("sends_to", []):
+                if queue in queues:
+                    continue
+                queues.add(queue)
+                for consumer, described in functions.items():
+                    if queue in described.get("sqs", []) and consumer not in names:
+                        names.add(consumer)
+                        pending.append(consumer)
+        return cls(frozenset(names), frozenset(queues))
+
+
+def _totals(status: dict[str, Any], scope: WorkScope) -> tuple[dict[str, tuple[int, int, int]], dict[str, int]]:
     functions = {
         name: (int(s.get("invocations", 0)), int(s.get("errors", 0)), int(s.get("failed_records", 0)))
         for name, s in (status.get("functions") or {}).items()
+        if name in scope.functions
     }
-    dlqs = {
-        name: int(q["visible"]) + int(q["inFlight"]) + int(q["delayed"])
-        for name, q in (status.get("queues") or {}).items()
-        if q.get("deadLetterQueue")
+    queues = status.get("queues") or {}
+    dlqs = {queues[name]["dlq"] for name in scope.queues if queues.get(name, {}).get("dlq")}
+    depths = {
+        name: int(q["visible"]) + int(q["inFlight"]) + int(q["delayed"]) for name, q in queues.items() if name in dlqs
     }
-    return functions, dlqs
+    return functions, depths
 
 
-def _idle(status: dict[str, Any]) -> bool:
-    if status.get("pollersBusy"):
-        return False
+def _idle(status: dict[str, Any], scope: WorkScope) -> bool:
     return all(
-        q["visible"] == 0 and q["inFlight"] == 0 and q["delayed"] == 0
-        for q in (status.get("queues") or {}).values()
-        if q.get("eventSource")
+        not q.get("busy") and q["visible"] == 0 and q["inFlight"] == 0 and q["delayed"] == 0
+        for name, q in (status.get("queues") or {}).items()
+        if name in scope.queues
     )
 
 
-def wait_until_idle(client: StackClient, timeout: float, checks: int = 4, interval: float = 0.25) -> dict[str, Any]:
-    """Wait until every event-source queue is empty and no poller is invoking, several checks in a row."""
+def wait_until_idle(
+    client: StackClient, timeout: float, scope: WorkScope, checks: int = 4, interval: float = 0.25
+) -> dict[str, Any]:
+    """Wait until the scope's queues are empty and not being processed, several checks in a row."""
     deadline = time.monotonic() + timeout
     streak = 0
     while True:
         status = client.request("GET", "/_local/status")[1]
-        streak = streak + 1 if _idle(status) else 0
+        streak = streak + 1 if _idle(status, scope) else 0
         if streak >= checks:
             return dict(status)
         if time.monotonic() > deadline:
@@ -139,11 +163,12 @@ def _invoke(
         raise ClientError(f"{function} needs --event (it is not a scheduled function)")
 
     started = time.monotonic()
-    before_functions, before_dlqs = _totals(client.request("GET", "/_local/status")[1])
+    scope = WorkScope.of(function, functions)
+    before_functions, before_dlqs = _totals(client.request("GET", "/_local/status")[1], scope)
     status, payload = client.request("POST", f"/_local/schedule/{function}")
     code = _print_outcome(payload, status, out, err)
-    after = wait_until_idle(client, wait_timeout)
-    after_functions, after_dlqs = _totals(after)
+    after = wait_until_idle(client, wait_timeout, scope)
+    after_functions, after_dlqs = _totals(after, scope)
 
     failures: list[str] = []
     lines: list[str] = []

@@ -76,13 +76,14 @@ def client_config() -> Config:
 class AwsClients:
     endpoint: str
     region: str
+    dynamodb_endpoint: str | None = None  # DynamoDB Local instead of moto's DynamoDB
     dynamodb: DynamoDBClient = field(init=False)
     sqs: SQSClient = field(init=False)
     ssm: Any = field(init=False)  # no SSM type stubs in the dev dependencies
 
     def __post_init__(self) -> None:
         kwargs: dict[str, Any] = {"endpoint_url": self.endpoint, "region_name": self.region, "config": client_config()}
-        self.dynamodb = boto3.client("dynamodb", **kwargs)
+        self.dynamodb = boto3.client("dynamodb", **(kwargs | {"endpoint_url": self.dynamodb_endpoint or self.endpoint}))
         self.sqs = boto3.client("sqs", **kwargs)
         self.ssm = boto3.client("ssm", **kwargs)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .dynamodb_local import DynamoDBLocal, DynamoDBLocalError
 from .emulator import AwsClients, Emulator, Provisioner, use_fake_credentials
 from .gateway import Gateway
 from .output import Output
@@ -57,6 +58,7 @@ class StackOptions:
     max_concurrency: int = 10
     parameter_overrides: dict[str, str] = field(default_factory=dict)
     report: bool = True
+    database: str = "moto"  # or "dynamodb-local": AWS's DynamoDB Local for the tables
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -97,6 +99,8 @@ class LocalStack:
         self.options = options
         self.output = output or Output()
         self.emulator = Emulator()
+        self.dynamodb_local = DynamoDBLocal() if options.database == "dynamodb-local" else None
+        self.dynamodb_endpoint: str | None = None
         self.template: dict[str, Any] = {}
         self.specs: dict[str, FunctionSpec] = {}
         self.runtimes: dict[str, FunctionRuntime] = {}
@@ -122,7 +126,12 @@ class LocalStack:
 
         use_fake_credentials(options.region)
         endpoint = self.emulator.start()
-        self.clients = AwsClients(endpoint, options.region)
+        if self.dynamodb_local is not None:
+            try:
+                self.dynamodb_endpoint = self.dynamodb_local.start(options.region)
+            except DynamoDBLocalError as exc:
+                raise StackError(str(exc)) from exc
+        self.clients = AwsClients(endpoint, options.region, self.dynamodb_endpoint)
         self.provisioner = Provisioner(self.template, self.clients)
         overrides, ssm = parameter_overrides(self.template, options)
         resolver = Resolver(
@@ -144,7 +153,9 @@ class LocalStack:
         for spec in self.specs.values():
             for ignored in spec.ignored_events:
                 self.output.info(f"note: {spec.logical_id} event {ignored} is not emulated locally")
-            env = function_environment(spec, region=options.region, endpoint=endpoint)
+            env = function_environment(
+                spec, region=options.region, endpoint=endpoint, dynamodb_endpoint=self.dynamodb_endpoint
+            )
             reserved = (self.template["Resources"][spec.logical_id].get("Properties") or {}).get(
                 "ReservedConcurrentExecutions"
             )
@@ -252,6 +263,8 @@ class LocalStack:
             "port": self.gateway.port,
             "url": f"http://127.0.0.1:{self.gateway.port}",
             "moto_endpoint": self.emulator.endpoint,
+            "dynamodb_endpoint": self.dynamodb_endpoint or self.emulator.endpoint,
+            "database": self.options.database,
             "region": self.options.region,
             "template": str(self.options.template.resolve()),
             "resources": self.resources(),
@@ -260,6 +273,7 @@ class LocalStack:
                     "routes": [r.route_key for r in spec.routes],
                     "sqs": [self._queue_id(s.queue_arn) for s in spec.sqs_sources],
                     "scheduled": bool(spec.schedules),
+                    "sends_to": self._queues_named_in(spec),
                 }
                 for name, spec in self.specs.items()
             },
@@ -270,6 +284,12 @@ class LocalStack:
         tmp.write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
         tmp.replace(path)  # atomic: a reader never sees half a file
         self._state_written = True
+
+    def _queues_named_in(self, spec: FunctionSpec) -> list[str]:
+        """The queues the function can send to: those whose URL its environment holds (its fan-out)."""
+        assert self.provisioner is not None
+        values = set(spec.environment.values())
+        return sorted(info.logical_id for info in self.provisioner.queues.values() if info.url in values)
 
     def _queue_id(self, arn: str) -> str:
         assert self.provisioner is not None
@@ -308,6 +328,7 @@ class LocalStack:
         assert self.clients is not None
         assert self.provisioner is not None
         sources = {self._queue_id(p.source.queue_arn) for p in self.pollers}
+        busy = {self._queue_id(p.source.queue_arn) for p in self.pollers if p.busy}
         dlqs = self.provisioner.dead_letter_queues()
         queues: dict[str, Any] = {}
         for logical_id, info in self.provisioner.queues.items():
@@ -325,6 +346,8 @@ class LocalStack:
                 "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
                 "eventSource": logical_id in sources,
                 "deadLetterQueue": logical_id in dlqs,
+                "dlq": self._queue_id(info.dlq_arn) if info.dlq_arn else None,
+                "busy": logical_id in busy,
             }
         with self._stats_lock:
             functions = {name: {**r.stats.as_dict(), "workers": r.pids()} for name, r in self.runtimes.items()}
@@ -367,6 +390,9 @@ class LocalStack:
             thread.join()
         with contextlib.suppress(Exception):
             self.emulator.stop()
+        if self.dynamodb_local is not None:
+            with contextlib.suppress(Exception):
+                self.dynamodb_local.stop()
         if self._state_written:
             with contextlib.suppress(FileNotFoundError):
                 self.options.state_file.unlink()

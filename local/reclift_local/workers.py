@@ -52,8 +52,10 @@ class FunctionStats:
         return dict(self.__dict__)
 
 
-def function_environment(spec: FunctionSpec, *, region: str, endpoint: str) -> dict[str, str]:
-    """The environment Lambda would give the function, pointed at the emulator."""
+def function_environment(
+    spec: FunctionSpec, *, region: str, endpoint: str, dynamodb_endpoint: str | None = None
+) -> dict[str, str]:
+    """The environment Lambda would give the function, pointed at the emulator (and DynamoDB Local, if used)."""
     env = {key: os.environ[key] for key in PASSTHROUGH_ENV if key in os.environ}
     env.update(spec.environment)
     python_path = [str(spec.code_dir), *(str(p) for p in spec.layer_dirs), str(LOCAL_PACKAGE_ROOT)]
@@ -77,6 +79,8 @@ def function_environment(spec: FunctionSpec, *, region: str, endpoint: str) -> d
             "TZ": ":UTC",  # Lambda's clock is UTC whatever the laptop's time zone
         }
     )
+    if dynamodb_endpoint:
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
     # Powertools' dev mode pretty-prints logs and changes behaviour: the local stack must behave like AWS.
     env.pop("POWERTOOLS_DEV", None)
     return env

@@ -8,8 +8,17 @@ import pytest
 
 from tests.support.aws import EmulatedAws, emulated_aws
 
+# Every integration test runs on moto's DynamoDB and on AWS's DynamoDB Local (the real engine, on Java).
+DATABASES = ("moto", "dynamodb-local")
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def database(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
 
 @pytest.fixture(scope="session")
-def aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    with emulated_aws(tmp_path_factory.mktemp("emulated-aws")) as emulated:
+def aws(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[EmulatedAws]:
+    with emulated_aws(tmp_path_factory.mktemp("emulated-aws"), database=database) as emulated:
         yield emulated

@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
@@ -45,7 +44,7 @@ def body_of(response: dict[str, Any]) -> Any:
 
 @pytest.fixture
 def sqs(aws: EmulatedAws) -> Any:
-    return boto3.client("sqs", endpoint_url=aws.endpoint, region_name=REGION)
+    return aws.client("sqs")
 
 
 @pytest.fixture
@@ -378,7 +377,7 @@ def test_given_events_from_a_logged_in_customer_when_posted_then_the_customer_pr
 
     assert track(aws, shop, events, customer_id="42")["statusCode"] == 200
 
-    profiles = boto3.client("dynamodb", endpoint_url=aws.endpoint, region_name=REGION)
+    profiles = aws.client("dynamodb")
     for key in (f"{shop}#v#v5", f"{shop}#c#42"):
         item = profiles.get_item(TableName=aws.resource("ProfilesTable"), Key={"pk": {"S": key}})["Item"]
         assert [v["S"] for v in item["viewed"]["L"]] == ["555"]

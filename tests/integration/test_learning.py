@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from reclift.ranking import assign_arm
@@ -74,7 +73,7 @@ def shop_with_history(aws: EmulatedAws) -> str:
         body = json.dumps({"events": impressions[start : start + 50]}).encode()
         event = proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body)
         assert aws.invoke("StorefrontFunction", event)["statusCode"] == 200
-    sqs = boto3.client("sqs", endpoint_url=aws.endpoint, region_name=REGION)
+    sqs = aws.client("sqs")
     queue = aws.resource("WebhookQueue")
     order_id, visitor = 70_000, 0
     for product, (_, purchases) in TRAFFIC.items():
@@ -227,7 +226,7 @@ def test_given_the_sample_events_then_the_learning_and_new_routes_answer(
             "storefront-get-recommendations.json",
         )
     }
-    sqs = boto3.client("sqs", endpoint_url=aws.endpoint, region_name=REGION)
+    sqs = aws.client("sqs")
 
     fanned = aws.invoke("DailyLearningFunction", sample["learning-scheduled.json"])
     queued = sqs.receive_message(QueueUrl=aws.resource("LearningQueue"), MaxNumberOfMessages=10)["Messages"]

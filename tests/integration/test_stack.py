@@ -23,8 +23,8 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[RunningStack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), database=database) as running:
         yield running
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
+
 from reclift_local.output import Output
 from reclift_local.sign import DEV_API_SECRET
 from reclift_local.stack import LocalStack, StackOptions
@@ -30,10 +32,20 @@ class EmulatedAws:
 
     def environment(self, logical_id: str) -> dict[str, str]:
         """The environment the function gets on Lambda (here pointed at the emulator)."""
-        env = function_environment(self.stack.specs[logical_id], region=REGION, endpoint=self.endpoint)
+        env = function_environment(
+            self.stack.specs[logical_id],
+            region=REGION,
+            endpoint=self.endpoint,
+            dynamodb_endpoint=self.stack.dynamodb_endpoint,
+        )
         for key in ("PYTHONPATH", "PATH", "HOME", "LANG", "TZ", "PYTHONDONTWRITEBYTECODE"):
             env.pop(key, None)
         return env
+
+    def client(self, service: Any) -> Any:
+        """A boto3 client of the emulated AWS (DynamoDB Local's endpoint for DynamoDB when it is used)."""
+        endpoint = self.stack.dynamodb_endpoint if service == "dynamodb" and self.stack.dynamodb_endpoint else None
+        return boto3.client(service, endpoint_url=endpoint or self.endpoint, region_name=REGION)
 
     def resource(self, logical_id: str) -> str:
         return self.stack.resources()[logical_id]
@@ -66,8 +78,10 @@ def function_env(env: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def emulated_aws(state_dir: Path) -> Iterator[EmulatedAws]:
+def emulated_aws(state_dir: Path, *, database: str = "moto") -> Iterator[EmulatedAws]:
+    """`database="dynamodb-local"` keeps the tables in AWS's DynamoDB Local instead of moto."""
     options = StackOptions(
+        database=database,
         template=ROOT / "template.yaml",
         state_file=state_dir / "stack.json",
         environ={**os.environ, "SHOPIFY_API_SECRET": DEV_API_SECRET},
@@ -78,4 +92,4 @@ def emulated_aws(state_dir: Path) -> Iterator[EmulatedAws]:
     try:
         yield EmulatedAws(stack=stack, endpoint=endpoint)
     finally:
-        stack.emulator.stop()
+        stack.stop()

@@ -36,7 +36,7 @@ class RunningStack:
     def client(self, service: Any) -> Any:
         return boto3.client(
             service,
-            endpoint_url=self.state["moto_endpoint"],
+            endpoint_url=self.state["dynamodb_endpoint" if service == "dynamodb" else "moto_endpoint"],
             region_name=self.state["region"],
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -61,14 +61,27 @@ class RunningStack:
 
 @contextmanager
 def running_stack(
-    state_dir: Path, *, extra_env: dict[str, str] | None = None, startup_seconds: float = 90
+    state_dir: Path, *, extra_env: dict[str, str] | None = None, startup_seconds: float = 90, database: str = "moto"
 ) -> Iterator[RunningStack]:
+    """`database="dynamodb-local"` runs the stack's tables on AWS's DynamoDB Local (`make run DB=dynamodb-local`)."""
     state_file = state_dir / "stack.json"
     log = state_dir / "stack.log"
     env = {**os.environ, "SHOPIFY_API_SECRET": DEV_API_SECRET, **(extra_env or {})}
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "reclift_local", "run", "--port", "0", "--state-file", str(state_file), "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "reclift_local",
+                "run",
+                "--port",
+                "0",
+                "--state-file",
+                str(state_file),
+                "--quiet",
+                "--db",
+                database,
+            ],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
