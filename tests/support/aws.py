@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class EmulatedAws:
 
     stack: LocalStack
     endpoint: str
+    handlers: dict[str, Any] = field(default_factory=dict)  # loaded once, like a warm execution environment
 
     def environment(self, logical_id: str) -> dict[str, str]:
         """The environment the function gets on Lambda (here pointed at the emulator)."""
@@ -54,7 +55,9 @@ class EmulatedAws:
         """Run the function's handler in this process with its own environment, as one Lambda invocation."""
         spec = self.stack.specs[logical_id]
         with function_env(self.environment(logical_id)):
-            handler = load_handler(spec.code_dir, spec.handler, spec.name)
+            if logical_id not in self.handlers:
+                self.handlers[logical_id] = load_handler(spec.code_dir, spec.handler, spec.name)
+            handler = self.handlers[logical_id]
             context = LambdaContext(
                 request_id=str(uuid.uuid4()),
                 invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:{spec.name}",
@@ -77,6 +80,20 @@ def function_env(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def forget_execution_environment() -> None:
+    """What a Lambda execution environment keeps between invocations (clients, table bindings, the cached
+    secret), forgotten: this process is about to talk to a new emulator, as a new execution environment would."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from reclift.data import models, queue, serving, store
+    from reclift.logic import queue_worker
+
+    for cached in (queue._sqs, serving._dynamodb, serving.serving_reader, store.dynamo_store, queue_worker._idempotent):
+        cached.cache_clear()
+    models.reset_bindings()
+    parameters.clear_caches()  # type: ignore[no-untyped-call]
+
+
 @contextmanager
 def emulated_aws(state_dir: Path, *, database: str = "moto") -> Iterator[EmulatedAws]:
     """`database="dynamodb-local"` keeps the tables in AWS's DynamoDB Local instead of moto."""
@@ -89,6 +106,7 @@ def emulated_aws(state_dir: Path, *, database: str = "moto") -> Iterator[Emulate
     )
     stack = LocalStack(options, output=Output())
     endpoint = stack.provision()
+    forget_execution_environment()
     try:
         yield EmulatedAws(stack=stack, endpoint=endpoint)
     finally:

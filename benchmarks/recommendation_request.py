@@ -1,0 +1,214 @@
+"""The recommendation request: DynamoDB round trips, the handler's own compute for 50 candidates, and latency
+through the local stack as a ratio to a trivial route measured in the same run.
+
+1. Round trips: the StorefrontFunction handler in-process against moto, for a shop with a learned model of 50
+   best sellers, per placement; every AWS request counted at the botocore level (target: at most 2).
+2. Compute: `recommend()` (ranking by the shop's policy, exclusions, response) with the shop's data already read
+   (an in-memory reader), 50 candidates, both policies.
+3. Latency: GET /apps/proxy/recommendations through the running local stack (signature check, worker process,
+   one BatchGetItem on moto server) against GET /_local/health, interleaved request by request.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+from tests.support.aws import emulated_aws, function_env
+from tests.support.shopify import proxy_event, proxy_query
+from tests.support.stack import running_stack
+
+from benchmarks.common import (
+    ApiCallCounter,
+    WarmFunction,
+    calls_by_operation,
+    latency_summary,
+    logical_names,
+    pyplot,
+    quiet_stdout,
+    ratio,
+    save_figure,
+    write_results,
+)
+from reclift.data.learning import LearnedModel, LearningStore
+from reclift.data.serving import ServingContext, ServingReader
+from reclift.learning import Performance, Prior, ProductDay, aggregate, learn
+from reclift.logic.recommendations import parse_query, recommend
+from reclift.settings import ShopSettings
+
+NAME = "recommendation_request"
+DESCRIPTION = (
+    "GET /apps/proxy/recommendations: DynamoDB round trips per request, handler compute for 50 candidates, and "
+    "latency through the local stack as a ratio to GET /_local/health measured in the same run"
+)
+CANDIDATES = 50
+
+
+def best_sellers(count: int, rng: random.Random) -> list[Performance]:
+    sellers = []
+    for index in range(count):
+        impressions = rng.randint(100, 3000)
+        purchases = rng.randint(0, impressions // 40)
+        sellers.append(
+            Performance(
+                product_id=str(2_000_000 + index),
+                impressions=impressions,
+                clicks=impressions // 20,
+                purchases=purchases,
+                units=purchases,
+                revenue=Decimal(purchases * 30),
+                ctr=0.05,
+                cvr=purchases / impressions,
+                confidence=rng.random(),
+                blacklisted=rng.random() < 0.1,
+                reason="",
+                alpha=2 + purchases,
+                beta=98 + impressions - purchases,
+                price=Decimal(rng.randint(5, 120)),
+            )
+        )
+    return sorted(sellers, key=lambda p: -p.purchases)
+
+
+class InMemoryReader(ServingReader):
+    """The serving port with the shop's data already in hand: what is left is the handler's own work."""
+
+    def __init__(self, context: ServingContext) -> None:
+        self.round_trips = 0
+        self._context = context
+
+    def context(self, shop: str, *, visitor_id: str | None, customer_id: str | None) -> ServingContext:
+        return self._context
+
+
+def compute(iterations: int) -> dict[str, Any]:
+    rng = random.Random(7)
+    model = LearnedModel(
+        run="2026-11-26",
+        policy="bayes",
+        prior=Prior(1.5, 98.5),
+        median_price=Decimal(30),
+        best_sellers=best_sellers(CANDIDATES, rng),
+        products=CANDIDATES,
+        blacklisted=5,
+    )
+    figures: dict[str, Any] = {}
+    for policy in ("seed", "bayes"):
+        reader = InMemoryReader(ServingContext(settings=ShopSettings(policy=policy), model=model, purchased=["1"]))
+        query = parse_query({"placement": "home", "limit": "4", "visitor_id": "v-1"})
+        timings = []
+        for _ in range(iterations):
+            started = time.perf_counter()
+            recommend("bench.myshopify.com", None, query, reader, rng)
+            timings.append((time.perf_counter() - started) * 1000)
+        figures[policy] = latency_summary(timings)
+    return figures
+
+
+def round_trips() -> dict[str, Any]:
+    shop = "bench-serving.myshopify.com"
+    with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state)) as aws:
+        storefront = WarmFunction(aws, "StorefrontFunction")
+        # A learning run's output, saved the way the DailyLearningFunction saves it.
+        with function_env(aws.environment("DailyLearningFunction")):
+            today = datetime.now(UTC).date()
+            rows = [
+                ProductDay(today, s.product_id, s.impressions, s.clicks, s.purchases, s.units, s.revenue)
+                for s in best_sellers(CANDIDATES, random.Random(3))
+            ]
+            windows = aggregate(rows, today=today, window_days=30, half_life_days=14)
+            prior, performance = learn(windows, ShopSettings())
+            LearningStore().save_run(
+                shop, today.isoformat(), "bayes", prior, performance, list(performance), Decimal(30)
+            )
+        counter = ApiCallCounter(names=logical_names(aws))
+        placements = {
+            "product": {"placement": "product", "product_id": "2000001"},
+            "cart": {"placement": "cart", "cart_product_ids": "2000001,2000002"},
+            "home": {"placement": "home"},
+        }
+        figures: dict[str, Any] = {}
+        with quiet_stdout():
+            storefront(proxy_event("GET", "/apps/proxy/recommendations", proxy_query(shop)))  # the secret, once
+            for name, params in placements.items():
+                query = proxy_query(shop, extra={**params, "limit": "4", "visitor_id": "v-7"})
+                with counter.counting() as block:
+                    response, _ = storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
+                assert response["statusCode"] == 200, response
+                figures[name] = {
+                    "dynamodb_requests": calls_by_operation(block.calls, "dynamodb"),
+                    "round_trips": sum(n for call, n in block.calls.items() if call.service == "dynamodb"),
+                    "products": len(json.loads(response["body"])["products"]),
+                }
+        return figures
+
+
+def through_stack(requests_count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as state, running_stack(Path(state)) as stack:
+        session = requests.Session()
+        shop = "bench-latency.myshopify.com"
+        recs, trivial = [], []
+        for index in range(requests_count):
+            query = proxy_query(shop, extra={"placement": "home", "limit": "4", "visitor_id": f"v{index % 50}"})
+            started = time.perf_counter()
+            response = session.get(f"{stack.url}/apps/proxy/recommendations?{query}", timeout=10)
+            recs.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.text
+            started = time.perf_counter()
+            session.get(f"{stack.url}/_local/health", timeout=10)
+            trivial.append((time.perf_counter() - started) * 1000)
+        rec, base = latency_summary(recs[20:]), latency_summary(trivial[20:])  # the first requests warm up
+        return {
+            "recommendations": rec,
+            "trivial_route": base,
+            "trivial_route_is": "GET /_local/health (the local gateway alone, no function)",
+            "ratio_p50": ratio(rec["p50_ms"], base["p50_ms"]),
+            "ratio_p99": ratio(rec["p99_ms"], base["p99_ms"]),
+            "samples": {"recommendations_ms": recs, "trivial_ms": trivial},
+        }
+
+
+def run(quick: bool) -> list[str]:
+    trips = round_trips()
+    cpu = compute(300 if quick else 3000)
+    latency = through_stack(100 if quick else 600)
+    samples = latency.pop("samples")
+    write_results(
+        NAME,
+        description=DESCRIPTION,
+        config={
+            "candidates": CANDIDATES,
+            "compute_iterations": 300 if quick else 3000,
+            "stack_requests": 100 if quick else 600,
+        },
+        figures={"round_trips": trips, "compute_ms": cpu, "through_stack": latency},
+    )
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(samples["recommendations_ms"][20:], bins=40, alpha=0.7, label="GET /apps/proxy/recommendations")
+    ax.hist(samples["trivial_ms"][20:], bins=40, alpha=0.7, label="GET /_local/health")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("requests")
+    ax.set_title("latency through the local stack")
+    ax.legend()
+    save_figure(fig, NAME)
+    lines = [f"{NAME}:"]
+    for placement, row in trips.items():
+        lines.append(f"  {placement}: {row['round_trips']} DynamoDB round trip(s) {row['dynamodb_requests']}")
+    for policy, row in cpu.items():
+        lines.append(
+            f"  compute, {CANDIDATES} candidates, {policy}: p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms"
+        )
+    lines.append(
+        f"  through the stack: p50 {latency['recommendations']['p50_ms']:.1f} ms, p99 "
+        f"{latency['recommendations']['p99_ms']:.1f} ms; x{latency['ratio_p50']:.1f} / "
+        f"x{latency['ratio_p99']:.1f} the trivial route"
+    )
+    return lines
