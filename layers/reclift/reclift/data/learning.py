@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,6 +19,7 @@ MODEL_KEY = "_model"
 PERFORMANCE_PREFIX = "p#"
 # Performance items outlive their run by a few days, so a failed night keeps serving yesterday's.
 PERFORMANCE_RETENTION_DAYS = 4
+PERFORMANCE_FIELDS = tuple(field.name for field in fields(Performance))
 
 
 @dataclass(frozen=True)
@@ -35,60 +36,35 @@ class LearnedModel:
 
 
 def performance_to_json(performance: Performance) -> dict[str, Any]:
-    return {
-        "product_id": performance.product_id,
-        "impressions": performance.impressions,
-        "clicks": performance.clicks,
-        "purchases": performance.purchases,
-        "units": performance.units,
-        "revenue": str(performance.revenue),
-        "ctr": performance.ctr,
-        "cvr": performance.cvr,
-        "confidence": performance.confidence,
-        "blacklisted": performance.blacklisted,
-        "reason": performance.reason,
-        "alpha": performance.alpha,
-        "beta": performance.beta,
-        "price": None if performance.price is None else str(performance.price),
-    }
+    return {name: str(value) if isinstance(value, Decimal) else value for name, value in asdict(performance).items()}
 
 
-def performance_from_json(raw: Mapping[str, Any]) -> Performance:
+def performance_from_mapping(raw: Mapping[str, Any]) -> Performance:
+    """From the model item's JSON or a performance item's attributes (money as text or Decimal)."""
+
+    def money(value: Any) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
+
     return Performance(
         product_id=str(raw["product_id"]),
-        impressions=int(raw["impressions"]),
-        clicks=int(raw["clicks"]),
-        purchases=int(raw["purchases"]),
-        units=int(raw["units"]),
-        revenue=Decimal(str(raw["revenue"])),
-        ctr=float(raw["ctr"]),
-        cvr=float(raw["cvr"]),
-        confidence=float(raw["confidence"]),
-        blacklisted=bool(raw["blacklisted"]),
-        reason=str(raw["reason"]),
-        alpha=float(raw["alpha"]),
-        beta=float(raw["beta"]),
-        price=None if raw.get("price") is None else Decimal(str(raw["price"])),
+        impressions=int(raw.get("impressions") or 0),
+        clicks=int(raw.get("clicks") or 0),
+        purchases=int(raw.get("purchases") or 0),
+        units=int(raw.get("units") or 0),
+        revenue=money(raw.get("revenue")) or Decimal(0),
+        ctr=float(raw.get("ctr") or 0),
+        cvr=float(raw.get("cvr") or 0),
+        confidence=float(raw.get("confidence") or 0),
+        blacklisted=bool(raw.get("blacklisted")),
+        reason=str(raw.get("reason") or ""),
+        alpha=float(raw.get("alpha") or 1),
+        beta=float(raw.get("beta") or 1),
+        price=money(raw.get("price")),
     )
 
 
 def performance_from_item(item: LearningItem) -> Performance:
-    return Performance(
-        product_id=item.product_id or item.sk.removeprefix(PERFORMANCE_PREFIX),
-        impressions=int(item.impressions or 0),
-        clicks=int(item.clicks or 0),
-        purchases=int(item.purchases or 0),
-        units=int(item.units or 0),
-        revenue=item.revenue or Decimal(0),
-        ctr=float(item.ctr or 0),
-        cvr=float(item.cvr or 0),
-        confidence=float(item.confidence or 0),
-        blacklisted=bool(item.blacklisted),
-        reason=item.reason or "",
-        alpha=float(item.alpha or 1),
-        beta=float(item.beta or 1),
-        price=item.price,
-    )
+    return performance_from_mapping({name: getattr(item, name) for name in PERFORMANCE_FIELDS})
 
 
 class LearningStore:
@@ -148,20 +124,7 @@ class LearningStore:
                             policy=policy,
                             updated_at=now,
                             expires_at=expires,
-                            product_id=product_id,
-                            impressions=result.impressions,
-                            clicks=result.clicks,
-                            purchases=result.purchases,
-                            units=result.units,
-                            revenue=result.revenue,
-                            ctr=result.ctr,
-                            cvr=result.cvr,
-                            confidence=result.confidence,
-                            blacklisted=result.blacklisted,
-                            reason=result.reason,
-                            alpha=result.alpha,
-                            beta=result.beta,
-                            price=result.price,
+                            **asdict(result),
                         )
                     )
             LearningItem(
@@ -207,7 +170,7 @@ def model_from_item(item: LearningItem) -> LearnedModel:
         policy=item.policy,
         prior=Prior(alpha=float(item.prior_alpha or 1), beta=float(item.prior_beta or 1)),
         median_price=item.median_price,
-        best_sellers=[performance_from_json(raw) for raw in json.loads(item.best_sellers or "[]")],
+        best_sellers=[performance_from_mapping(raw) for raw in json.loads(item.best_sellers or "[]")],
         products=int(item.products or 0),
         blacklisted=int(item.blacklisted_products or 0),
     )

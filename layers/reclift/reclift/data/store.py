@@ -23,6 +23,7 @@ from pynamodb.transactions import TransactWrite
 
 from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
 from reclift.data.models import CounterItem, EventItem, OrderRecord, ProfileItem, ShopItem, bind_tables, region
+from reclift.orders import OrderLine
 from reclift.profiles import PROFILE_RETENTION_DAYS, push_recent
 from reclift.ranking import arm_of
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
@@ -388,20 +389,29 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
     expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
     pk = order_key(shop, order.order_id)
 
-    def line_record(line: LineAttribution) -> OrderRecord:
+    def line_item(kind: str, line: OrderLine, **fields: Any) -> OrderRecord:
+        """An order line's item: `line` (an attribution) or `missed` (a missed opportunity)."""
         return OrderRecord(
             pk=pk,
-            sk=f"line#{line.line.line_id}",
-            gsi1pk=f"{shop}#attr",
-            gsi1sk=f"{created}#{order.order_id}#{line.line.line_id}",
+            sk=f"{kind}#{line.line_id}",
+            gsi1pk=f"{shop}#{'attr' if kind == 'line' else kind}",
+            gsi1sk=f"{created}#{order.order_id}#{line.line_id}",
             shop=shop,
             order_id=order.order_id,
             created_at=order.created_at,
             currency=order.currency,
-            line_id=line.line.line_id,
+            customer_id=order.customer_id,
+            line_id=line.line_id,
             product_id=line.product_id,
-            quantity=line.line.quantity,
+            quantity=line.quantity,
             revenue=line.revenue,
+            **fields,
+        )
+
+    def line_record(line: LineAttribution) -> OrderRecord:
+        return line_item(
+            "line",
+            line.line,
             channel=line.channel.value,
             rec_id=line.credited.rec_id,
             arm=arm_of(line.credited.rec_id),
@@ -409,26 +419,10 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             touched_at=line.credited.at,
             conversion_minutes=line.conversion_minutes,
             event_ids=list(line.event_ids),
-            customer_id=order.customer_id,
         )
 
     def missed_record(missed: MissedOpportunity) -> OrderRecord:
-        return OrderRecord(
-            pk=pk,
-            sk=f"missed#{missed.line.line_id}",
-            gsi1pk=f"{shop}#missed",
-            gsi1sk=f"{created}#{order.order_id}#{missed.line.line_id}",
-            shop=shop,
-            order_id=order.order_id,
-            created_at=order.created_at,
-            currency=order.currency,
-            line_id=missed.line.line_id,
-            product_id=missed.line.product_id,
-            quantity=missed.line.quantity,
-            revenue=missed.line.revenue,
-            shown_instead=list(missed.shown_instead),
-            customer_id=order.customer_id,
-        )
+        return line_item("missed", missed.line, shown_instead=list(missed.shown_instead))
 
     order_record = OrderRecord(
         pk=pk,
