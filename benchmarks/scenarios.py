@@ -1,0 +1,78 @@
+"""The store simulation's world (DESIGN.md §3, "The store simulation"): every part a flag, and the named presets.
+
+A scenario is only a set of flag values over `World`'s defaults; nothing here is tuned to one seed. The defaults
+are the ones DESIGN.md names (price log-normal with median 30 and σ 0.6, CTR ~ Beta(2, 38), CVR ~ Beta(1.5, 98.5),
+a 1/√slot position effect, 12 planted related products whose similarity has a rank correlation of about 0.25 with
+the true value, 4 slots); the rest are choices the design leaves open, each documented where it is declared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything that shapes one simulated store. Field names are the CLI flags (`--visitors-per-day` …)."""
+
+    products: int = 400
+    visitors_per_day: int = 2_500
+    days: int = 28
+    seed: int = 1
+    # catalog
+    price_median: float = 30.0
+    price_sigma: float = 0.6
+    ctr_alpha: float = 2.0
+    ctr_beta: float = 38.0
+    cvr_alpha: float = 1.5
+    cvr_beta: float = 98.5
+    # click and purchase probabilities at slot s are multiplied by s^(−position_exponent): 0.5 is 1/√slot
+    position_exponent: float = 0.5
+    # candidates
+    related_per_product: int = 12
+    similarity_rank_correlation: float = 0.25  # Spearman with the true expected revenue per impression
+    similarity_sigma: float = 0.5  # spread of log similarity: Jaccard-like scores, a few times apart in one list
+    slots: int = 4
+    fill_candidates: int = 8  # best sellers offered to rank() for spare slots
+    # A product shown where it is not related to the page (a best seller filling a slot) is clicked and bought at
+    # this fraction of its rates. Without it the world has no context: the best widget would show the same few best
+    # sellers on every page, a policy could beat the oracle by blacklisting its way into them, and related lists
+    # would not matter.
+    unrelated_factor: float = 0.3
+    # visitors
+    zipf_exponent: float = 1.0  # landing popularity ∝ 1 / popularity-rank^exponent, independent of the true rates
+    rec_id_share: float = 0.8  # buyers whose cart line carries `_rec_id` (the rest are credited by the last click)
+    # the shop's arms: 0 plays every visitor of a learning policy under it (static *is* the holdout arm)
+    holdout_share: float = 0.0
+    # recovery: on day `jump_day` (0-based; −1 = none) one product's true CVR jumps from `jump_cvr_before`
+    jump_day: int = -1
+    jump_cvr_before: float = 0.002
+    jump_cvr_after: float = 0.06
+
+    def with_flags(self, **flags: Any) -> World:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(flags) - known)
+        if unknown:
+            raise ValueError(f"unknown world flags: {', '.join(unknown)}")
+        return replace(self, **{key: value for key, value in flags.items() if value is not None})
+
+
+# Presets: only the flags that differ from World's defaults. `recovery` puts its jump at mid-run (see scenario()).
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "steady": {"products": 400, "visitors_per_day": 2_500},
+    "recovery": {"products": 400, "visitors_per_day": 2_500, "jump_day": 0},
+    "small": {"products": 120, "visitors_per_day": 300},
+    "large": {"products": 5_000, "visitors_per_day": 10_000},
+}
+
+
+def scenario(name: str, **flags: Any) -> World:
+    """The preset `name` with `flags` (None = keep the preset's value) applied on top."""
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; one of {', '.join(SCENARIOS)}")
+    world = World().with_flags(**SCENARIOS[name]).with_flags(**flags)
+    if name == "recovery" and flags.get("jump_day") is None:
+        # Mid-run whatever the run's length, so that learning has had half the run to demote the product.
+        world = replace(world, jump_day=world.days // 2)
+    return world
