@@ -15,7 +15,7 @@ from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import session_caller
 from reclift.logic.performance import performance_report
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
-from reclift.observability import logger, tracer
+from reclift.observability import logger
 from reclift.settings import SettingsError, merge_settings
 from reclift.signatures import SignatureError
 
@@ -87,6 +87,5 @@ def bad_range(exc: ReportRangeError) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

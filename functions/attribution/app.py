@@ -12,12 +12,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift.logic.queue_worker import handle_message, register_context
-from reclift.observability import logger, metrics, tracer
+from reclift.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
-@tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord) -> None:
     try:
         summary = handle_message(record.body)
@@ -33,7 +32,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     register_context(context)
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -15,7 +15,7 @@ from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.data.store import dynamo_store
 from reclift.logic.learning import fan_out, learn_shop, parse_job
-from reclift.observability import logger, metrics, tracer
+from reclift.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -28,7 +28,6 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if "Records" in event:
         return process_partial_response(

@@ -17,7 +17,7 @@ from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import app_proxy_caller
 from reclift.logic.recommendations import parse_query, recommend
 from reclift.logic.tracking import track_events
-from reclift.observability import logger, metrics, tracer
+from reclift.observability import logger, metrics
 from reclift.signatures import SignatureError
 from reclift.tracking import EventBatchError
 
@@ -64,6 +64,5 @@ def bad_events(exc: EventBatchError) -> Response[str]:
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

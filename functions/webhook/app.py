@@ -12,13 +12,12 @@ from reclift import config
 from reclift.data.queue import send_webhook
 from reclift.http import BadRequest, json_response, raw_body
 from reclift.logic.intake import PayloadTooLarge, accept_webhook
-from reclift.observability import logger, metrics, tracer
+from reclift.observability import logger, metrics
 from reclift.signatures import SignatureError
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
 @metrics.log_metrics
-@tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         accepted = accept_webhook(

@@ -6,19 +6,26 @@ Two policies (DESIGN.md §3):
 - `bayes`, empirical Bayes: a Beta prior centred on the shop's pooled CVR, its strength fitted by the method of
   moments on the raw window counts and clipped, updated with counts decayed by a half-life so products can recover;
   confidence = P(CVR > pooled CVR); blacklisted only when P(CVR < threshold) reaches the blacklist confidence.
+  Non-stationarity (NOTES-learning.md §3.4): Thompson exploration draws from a posterior over the last
+  `explore_window_days` only, so a product not shown lately draws from (close to) the prior and is retried; and
+  when the recent evidence contradicts the older with probability `change_confidence` or more (either way), the
+  product's CVR is taken to have changed and its posterior rests on the recent evidence alone.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from statistics import NormalDist
 
 from reclift.settings import ShopSettings
 from reclift.stats import beta_cdf
 
 DEFAULT_PRIOR_MEAN = 0.01  # a shop with no purchases yet: a typical recommendation CVR
+DEFAULT_RECENT_DAYS = 7  # ShopSettings.explore_window_days' default
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,8 @@ class ProductDay:
 
 @dataclass
 class ProductWindow:
-    """A product's counts over the learning window: raw, and decayed by age for the posterior."""
+    """A product's counts over the learning window: raw, decayed by age for the posterior, and those of the last
+    `recent_days` alone (for exploration and for telling a changed CVR from an unlucky week)."""
 
     product_id: str
     impressions: int = 0
@@ -46,6 +54,8 @@ class ProductWindow:
     revenue: Decimal = field(default_factory=Decimal)
     decayed_impressions: float = 0.0
     decayed_purchases: float = 0.0
+    recent_impressions: int = 0
+    recent_purchases: int = 0
 
     @property
     def ctr(self) -> float:
@@ -62,9 +72,16 @@ class ProductWindow:
 
 
 def aggregate(
-    days: Iterable[ProductDay], *, today: date, window_days: int, half_life_days: float
+    days: Iterable[ProductDay],
+    *,
+    today: date,
+    window_days: int,
+    half_life_days: float,
+    recent_days: int = DEFAULT_RECENT_DAYS,
 ) -> dict[str, ProductWindow]:
-    """Sum each product's days in (today − window, today]; a day `age` days old weighs 0.5^(age / half-life)."""
+    """Sum each product's days in (today − window, today]; a day `age` days old weighs 0.5^(age / half-life).
+
+    The days in (today − recent_days, today] are summed apart as well (raw), within the window."""
     windows: dict[str, ProductWindow] = {}
     for row in days:
         age = (today - row.day).days
@@ -79,6 +96,9 @@ def aggregate(
         window.revenue += row.revenue
         window.decayed_impressions += weight * row.impressions
         window.decayed_purchases += weight * row.purchases
+        if age < recent_days:
+            window.recent_impressions += row.impressions
+            window.recent_purchases += row.purchases
     return windows
 
 
@@ -119,7 +139,7 @@ def fit_prior(windows: Iterable[ProductWindow], *, min_strength: float, max_stre
 
 @dataclass(frozen=True)
 class Performance:
-    """A product's learned performance (the plan's MLProductPerformance) and its posterior for serving."""
+    """A product's learned performance (the plan's MLProductPerformance) and its posteriors for serving."""
 
     product_id: str
     impressions: int
@@ -132,16 +152,94 @@ class Performance:
     confidence: float
     blacklisted: bool
     reason: str
-    alpha: float  # posterior Beta(alpha, beta) of the CVR per impression
+    alpha: float  # posterior Beta(alpha, beta) of the CVR per impression: what the product is ranked by
     beta: float
     price: Decimal | None
+    # The posterior Thompson exploration draws from: the prior and the last explore_window_days only, so that a
+    # product not shown lately is retried. None (a run before it existed): exploration draws from alpha, beta.
+    explore_alpha: float | None = None
+    explore_beta: float | None = None
 
     @property
     def posterior_mean(self) -> float:
         return self.alpha / (self.alpha + self.beta)
 
+    @property
+    def explore_posterior(self) -> tuple[float, float]:
+        if self.explore_alpha is None or self.explore_beta is None:
+            return self.alpha, self.beta
+        return self.explore_alpha, self.explore_beta
 
-def _seed(window: ProductWindow, settings: ShopSettings, prior: Prior) -> tuple[float, bool, str]:
+
+_NORMAL = NormalDist()
+_GRID = 48  # cells over the narrower Beta's ±8 standard deviations
+_SCREEN = 10.0  # the normal approximation decides alone while its tail is this many times the decision's tail
+
+
+def _moments(a: float, b: float) -> tuple[float, float]:
+    total = a + b
+    return a / total, a * b / (total * total * (total + 1.0))
+
+
+def probability_greater(x: tuple[float, float], y: tuple[float, float]) -> float:
+    """P(X > Y) for independent X ~ Beta(x) and Y ~ Beta(y): Σ over cells of the narrower one's mass of the other's
+    tail, P(X > Y) = ∫ f_Y(y) (1 − F_X(y)) dy (or 1 − the same with the roles swapped)."""
+    var_x, (mean_y, var_y) = _moments(*x)[1], _moments(*y)
+    if var_x < var_y:
+        return 1.0 - probability_greater(y, x)
+    sd = math.sqrt(var_y)
+    low, high = max(0.0, mean_y - 8 * sd), min(1.0, mean_y + 8 * sd)
+    step = (high - low) / _GRID
+    edges = [beta_cdf(low + k * step, *y) for k in range(_GRID + 1)]
+    total = edges[0] * (1.0 - beta_cdf(low, *x)) + (1.0 - edges[-1]) * (1.0 - beta_cdf(high, *x))
+    for k in range(_GRID):
+        total += (edges[k + 1] - edges[k]) * (1.0 - beta_cdf(low + (k + 0.5) * step, *x))
+    return min(1.0, max(0.0, total))
+
+
+def _changed(recent: tuple[float, float], older: tuple[float, float], confidence: float) -> bool:
+    """Whether the recent posterior contradicts the older one with `confidence` either way (a rise or a drop).
+
+    A normal approximation screens first, so that the exact sum runs only for the few products near the edge."""
+    (mean_r, var_r), (mean_o, var_o) = _moments(*recent), _moments(*older)
+    tail = 1.0 - confidence
+    approx = _NORMAL.cdf((mean_r - mean_o) / math.sqrt(var_r + var_o))
+    if min(approx, 1.0 - approx) > _SCREEN * tail:
+        return False
+    greater = probability_greater(recent, older)
+    return min(greater, 1.0 - greater) <= tail
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What a product's exploitation posterior rests on: the whole window decayed, or the recent days alone."""
+
+    alpha: float
+    beta: float
+    impressions: int
+    changed: bool
+
+
+def _beta_of(prior: Prior, purchases: float, impressions: float) -> tuple[float, float]:
+    purchases = min(purchases, impressions)
+    return prior.alpha + purchases, prior.beta + impressions - purchases
+
+
+def evidence(window: ProductWindow, prior: Prior, settings: ShopSettings) -> Evidence:
+    """The posterior over the decayed window; but when the last explore_window_days contradict the days before them
+    with change_confidence (P(recent CVR > older CVR) at least that, or at most 1 − that, each judged on its raw
+    counts under the shop prior), the CVR has changed and the older days are dropped: the recent ones alone."""
+    older_impressions = window.impressions - window.recent_impressions
+    if settings.change_confidence < 1.0 and window.recent_impressions > 0 and older_impressions > 0:
+        recent = _beta_of(prior, window.recent_purchases, window.recent_impressions)
+        older = _beta_of(prior, window.purchases - window.recent_purchases, older_impressions)
+        if _changed(recent, older, settings.change_confidence):
+            return Evidence(*recent, impressions=window.recent_impressions, changed=True)
+    alpha, beta = _beta_of(prior, window.decayed_purchases, window.decayed_impressions)
+    return Evidence(alpha, beta, impressions=window.impressions, changed=False)
+
+
+def _seed(window: ProductWindow, settings: ShopSettings, prior: Prior, posterior: Evidence) -> tuple[float, bool, str]:
     if window.impressions < settings.min_impressions:
         return 0.5, False, f"fewer than {settings.min_impressions} impressions"
     if window.cvr < settings.blacklist_cvr:
@@ -155,22 +253,18 @@ def _seed(window: ProductWindow, settings: ShopSettings, prior: Prior) -> tuple[
     return 0.5, False, f"CVR {window.cvr:.2%}"
 
 
-def _bayes(window: ProductWindow, settings: ShopSettings, prior: Prior) -> tuple[float, bool, str]:
-    alpha, beta = _posterior(window, prior)
+def _bayes(window: ProductWindow, settings: ShopSettings, prior: Prior, posterior: Evidence) -> tuple[float, bool, str]:
+    alpha, beta = posterior.alpha, posterior.beta
     confidence = 1.0 - beta_cdf(prior.mean, alpha, beta)
     below = beta_cdf(settings.blacklist_cvr, alpha, beta)
-    if window.impressions >= settings.min_impressions and below >= settings.blacklist_confidence:
+    basis = f" (CVR changed: the last {settings.explore_window_days} days alone)" if posterior.changed else ""
+    if posterior.impressions >= settings.min_impressions and below >= settings.blacklist_confidence:
         return (
             confidence,
             True,
-            (f"P(CVR < {settings.blacklist_cvr:.2%}) = {below:.2f} after {window.impressions} impressions"),
+            f"P(CVR < {settings.blacklist_cvr:.2%}) = {below:.2f} after {posterior.impressions} impressions{basis}",
         )
-    return confidence, False, f"P(CVR > shop's {prior.mean:.2%}) = {confidence:.2f}"
-
-
-def _posterior(window: ProductWindow, prior: Prior) -> tuple[float, float]:
-    purchases = min(window.decayed_purchases, window.decayed_impressions)
-    return prior.alpha + purchases, prior.beta + window.decayed_impressions - purchases
+    return confidence, False, f"P(CVR > shop's {prior.mean:.2%}) = {confidence:.2f}{basis}"
 
 
 def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple[Prior, dict[str, Performance]]:
@@ -181,8 +275,15 @@ def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple
     judge = _seed if settings.policy == "seed" else _bayes
     performance: dict[str, Performance] = {}
     for product_id, window in windows.items():
-        confidence, blacklisted, reason = judge(window, settings, prior)
-        alpha, beta = _posterior(window, prior)
+        posterior = (
+            evidence(window, prior, settings)
+            if settings.policy == "bayes"
+            else Evidence(
+                *_beta_of(prior, window.decayed_purchases, window.decayed_impressions), window.impressions, False
+            )
+        )
+        confidence, blacklisted, reason = judge(window, settings, prior, posterior)
+        explore_alpha, explore_beta = _beta_of(prior, window.recent_purchases, window.recent_impressions)
         performance[product_id] = Performance(
             product_id=product_id,
             impressions=window.impressions,
@@ -195,9 +296,11 @@ def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple
             confidence=round(confidence, 6),
             blacklisted=blacklisted,
             reason=reason,
-            alpha=alpha,
-            beta=beta,
+            alpha=posterior.alpha,
+            beta=posterior.beta,
             price=window.price,
+            explore_alpha=explore_alpha,
+            explore_beta=explore_beta,
         )
     return prior, performance
 

@@ -83,10 +83,11 @@ class Scorer:
         return self._value(candidate, mean)
 
     def draw(self, candidate: Candidate, rng: random.Random) -> float:
-        """A Thompson draw of the candidate's value: uncertain products get their chance, demoted ones return."""
+        """A Thompson draw of the candidate's value from its recent posterior: uncertain products get their chance,
+        and demoted ones, no longer shown, draw from (close to) the prior again and return."""
         performance = self.performance.get(candidate.product_id)
         if performance is not None:
-            alpha, beta = performance.alpha, performance.beta
+            alpha, beta = performance.explore_posterior
         elif self.prior is not None:
             alpha, beta = self.prior.alpha, self.prior.beta
         else:
@@ -125,10 +126,14 @@ def rank(
     chosen: list[Ranked] = []
     taken: set[str] = set()
     explore = scorer.settings.policy == "bayes" and scorer.settings.explore_share > 0
+    # An exploration slot is for what the policy's own order would not show here: drawing among those only, an
+    # explored slot never merely repeats a product the order holds (which spends the slot and learns little).
+    ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
     for _ in range(limit):
         if explore and rng.random() < scorer.settings.explore_share:
             # Exploration draws from every candidate not yet shown, blacklisted ones included.
-            remaining = [c for c in pool.values() if c.product_id not in taken]
+            untaken = [c for c in pool.values() if c.product_id not in taken]
+            remaining = [c for c in untaken if c.product_id not in ordered_ids] or untaken
             if remaining:
                 pick = max(remaining, key=lambda c: scorer.draw(c, rng))
                 chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))

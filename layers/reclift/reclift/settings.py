@@ -38,6 +38,11 @@ class ShopSettings(BaseModel):
     prior_strength_max: float = Field(default=1000.0, ge=1.0, le=1_000_000.0)
     half_life_days: float = Field(default=14.0, ge=1.0, le=365.0)
     explore_share: float = Field(default=0.05, ge=0.0, le=0.5)
+    # non-stationarity: exploration draws from the last explore_window_days only (a product not shown lately is
+    # retried), and a product whose recent CVR contradicts its older CVR with change_confidence (either way) is
+    # judged on the recent days alone; change_confidence 1 turns that off
+    explore_window_days: int = Field(default=7, ge=1, le=90)
+    change_confidence: float = Field(default=0.99, ge=0.5, le=1.0)
 
     @model_validator(mode="after")
     def _ordered_bounds(self) -> ShopSettings:
@@ -45,6 +50,8 @@ class ShopSettings(BaseModel):
             raise ValueError("prior_strength_min: must not exceed prior_strength_max")
         if self.penalty_confidence > self.boost_confidence:
             raise ValueError("penalty_confidence: must not exceed boost_confidence")
+        if self.explore_window_days > self.learning_window_days:
+            raise ValueError("explore_window_days: must not exceed learning_window_days")
         return self
 
     @property

@@ -45,6 +45,9 @@ def performance_from_mapping(raw: Mapping[str, Any]) -> Performance:
     def money(value: Any) -> Decimal | None:
         return None if value is None else Decimal(str(value))
 
+    def optional_float(value: Any) -> float | None:
+        return None if value is None else float(value)
+
     return Performance(
         product_id=str(raw["product_id"]),
         impressions=int(raw.get("impressions") or 0),
@@ -60,6 +63,8 @@ def performance_from_mapping(raw: Mapping[str, Any]) -> Performance:
         alpha=float(raw.get("alpha") or 1),
         beta=float(raw.get("beta") or 1),
         price=money(raw.get("price")),
+        explore_alpha=optional_float(raw.get("explore_alpha")),
+        explore_beta=optional_float(raw.get("explore_beta")),
     )
 
 

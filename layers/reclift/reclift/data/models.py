@@ -218,6 +218,8 @@ class LearningItem(Model):
     alpha = NumberAttribute(null=True)
     beta = NumberAttribute(null=True)
     price = DecimalAttribute(null=True)
+    explore_alpha = NumberAttribute(null=True)  # exploration's posterior (recent days); absent in older runs
+    explore_beta = NumberAttribute(null=True)
     # the model
     prior_alpha = NumberAttribute(null=True)
     prior_beta = NumberAttribute(null=True)

@@ -51,6 +51,7 @@ def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[st
         today=job.day,
         window_days=settings.learning_window_days,
         half_life_days=settings.half_life_days,
+        recent_days=settings.explore_window_days,
     )
     prior, performance = learn(windows, settings)
     sellers = best_sellers(windows, BEST_SELLERS)
