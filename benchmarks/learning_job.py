@@ -66,29 +66,26 @@ def counter_rows(products: int, day: date, rng: random.Random) -> list[tuple[str
 
 
 def seed_counters(dynamodb: Any, table: str, shop: str, products: int, last_day: date, rng: random.Random) -> int:
-    """The counters tracking and attribution would have left, written 25 to a request from 8 threads."""
-    requests: list[list[dict[str, Any]]] = []
-    batch: list[dict[str, Any]] = []
-    for age in range(DAYS):
-        day = last_day - timedelta(days=age)
-        for product, counts in counter_rows(products, day, rng):
-            item: dict[str, Any] = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
-            item |= {name: {"N": str(value)} for name, value in counts.items()}
-            batch.append({"PutRequest": {"Item": item}})
-            if len(batch) == 25:
-                requests.append(batch)
-                batch = []
-    if batch:
-        requests.append(batch)
+    """The counters tracking and attribution would have left, written 25 to a request from 8 threads, a day at a
+    time (so that a 100k-product catalogue never holds more than one day of items in memory)."""
 
     def write(entries: list[dict[str, Any]]) -> None:
         pending = {table: entries}
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
+    written = 0
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(write, requests))
-    return sum(len(entries) for entries in requests)
+        for age in range(DAYS):
+            day = last_day - timedelta(days=age)
+            items = []
+            for product, counts in counter_rows(products, day, rng):
+                item: dict[str, Any] = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
+                item |= {name: {"N": str(value)} for name, value in counts.items()}
+                items.append({"PutRequest": {"Item": item}})
+            list(pool.map(write, [items[start : start + 25] for start in range(0, len(items), 25)]))
+            written += len(items)
+    return written
 
 
 def end_to_end(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
