@@ -1,0 +1,580 @@
+"""A burst of signed orders through the running local stack, over real HTTP, checked to the cent.
+
+The stack is `python -m reclift_local run` in a subprocess (what `make run` starts: moto server, the routes, a pool of
+worker processes per function, the SQS pollers). First every buyer's storefront events go through the app proxy
+(an impression and mostly a click), then the orders/create webhooks are posted concurrently. Interleaved with them,
+through the same thread pool, go two trivial requests, so the accept latency has baselines measured under the same
+load: the primary one is an unauthenticated `GET /admin/roi` (401 from the AdminFunction: the same gateway-to-worker
+path as a webhook, with no AWS work), the other `GET /_local/health` (the gateway alone, no function).
+
+The expected report is computed here, independently of reclift's code, from the generated orders and DESIGN §2: a
+line's `_rec_id` (any event of that rec id showing the product) makes it click-through, else the buyer's click on the
+product, else an impression of it (view-through); revenue = price × quantity − discount, as Decimal.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.common import latency_summary, median, pyplot, ratio, save_figure, write_results
+
+NAME = "burst"
+DESCRIPTION = (
+    "A concurrent burst of signed orders/create webhooks through the running local stack over HTTP: accept "
+    "latency (and its ratio to trivial routes in the same run), time until every attribution shows in GET "
+    "/admin/roi, and the report checked exactly against totals computed independently"
+)
+SEED = 20261126
+THREADS = 8
+PROBE_EVERY = 5  # one unauthenticated /admin/roi and one /_local/health per this many webhooks
+CATALOGUE = 60
+PRICES = ("0.99", "4.99", "12.00", "19.95", "24.50", "39.00", "59.99", "129.00")
+LOGGED_IN_SHARE = 0.2
+SHOWN_SHARE = 0.6
+CLICK_SHARE = 0.7
+REC_ID_ON_CLICKED = 0.5
+REC_ID_ON_SHOWN = 0.15
+CENT = Decimal("0.01")
+
+
+# ------------------------------------------------------------------------------------------------ the plan
+@dataclass(frozen=True)
+class Line:
+    product_id: str
+    price: Decimal
+    quantity: int
+    discount: Decimal
+    rec_id: str | None
+
+    @property
+    def revenue(self) -> Decimal:
+        return self.price * self.quantity - self.discount
+
+
+@dataclass(frozen=True)
+class PlannedOrder:
+    order_id: int
+    visitor_id: str | None  # the `_reclift_vid` cart attribute, for anonymous buyers
+    customer_id: str | None  # the customer, for buyers logged in (their events carry it, signed by the app proxy)
+    lines: tuple[Line, ...]
+    events: tuple[dict[str, Any], ...]
+
+
+def plan(count: int, seed: int = SEED) -> list[PlannedOrder]:
+    rng = random.Random(seed)
+    catalogue = {str(3_000_001 + n): Decimal(rng.choice(PRICES)) for n in range(CATALOGUE)}
+    products = sorted(catalogue)
+    orders: list[PlannedOrder] = []
+    for index in range(count):
+        order_id = 4_100_000_000 + index
+        rec = f"rec-{index}"
+        logged_in = rng.random() < LOGGED_IN_SHARE
+        event_visitor = f"bv-{index}"
+        bought = rng.sample(products, rng.choice((1, 1, 2, 2, 3, 4)))
+        shown = [p for p in bought if rng.random() < SHOWN_SHARE]
+        others = [p for p in rng.sample(products, 6) if p not in bought][:2]
+        shown_all = shown + others
+        clicked = rng.choice(shown) if shown and rng.random() < CLICK_SHARE else None
+        events: list[dict[str, Any]] = [
+            {
+                "type": "impression",
+                "rec_id": rec,
+                "visitor_id": event_visitor,
+                "placement": rng.choice(("product", "cart", "home")),
+                "products": [{"product_id": p, "position": n + 1} for n, p in enumerate(shown_all)],
+            }
+        ]
+        if clicked is not None:
+            events.append(
+                {
+                    "type": "click",
+                    "rec_id": rec,
+                    "visitor_id": event_visitor,
+                    "product_id": clicked,
+                    "position": shown_all.index(clicked) + 1,
+                }
+            )
+        lines = []
+        for product in bought:
+            price, quantity = catalogue[product], rng.randint(1, 3)
+            gross = price * quantity
+            discount = rng.choice((Decimal(0), Decimal("0.50"), Decimal("1.25"), (gross / 10).quantize(CENT)))
+            discount = min(discount, gross - CENT)  # revenue stays above zero
+            carries_rec = (product == clicked and rng.random() < REC_ID_ON_CLICKED) or (
+                product in shown and product != clicked and rng.random() < REC_ID_ON_SHOWN
+            )
+            lines.append(Line(product, price, quantity, discount, rec if carries_rec else None))
+        orders.append(
+            PlannedOrder(
+                order_id=order_id,
+                visitor_id=None if logged_in else event_visitor,
+                customer_id=str(7_000_000 + index) if logged_in else None,
+                lines=tuple(lines),
+                events=tuple(events),
+            )
+        )
+    return orders
+
+
+def expected_report(orders: list[PlannedOrder]) -> dict[str, Any]:
+    """DESIGN §2 applied by hand: each buyer reaches only their own events (one visitor or customer per order)."""
+    revenue = {"click_through": Decimal(0), "view_through": Decimal(0)}
+    attributed_orders = attributed_lines = 0
+    by_product: dict[str, dict[str, Any]] = {}
+    for order in orders:
+        impressions = [e for e in order.events if e["type"] == "impression"]
+        clicks = [e for e in order.events if e["type"] == "click"]
+        order_revenue = Decimal(0)
+        for line in order.lines:
+            shown = {p["product_id"] for e in impressions for p in e["products"]}
+            clicked = {e["product_id"] for e in clicks}
+            rec_shows = {p["product_id"] for e in impressions if e["rec_id"] == line.rec_id for p in e["products"]} | {
+                e["product_id"] for e in clicks if e["rec_id"] == line.rec_id
+            }
+            if (line.rec_id and line.product_id in rec_shows) or line.product_id in clicked:
+                channel = "click_through"
+            elif line.product_id in shown:
+                channel = "view_through"
+            else:
+                continue
+            revenue[channel] += line.revenue
+            order_revenue += line.revenue
+            attributed_lines += 1
+            product = by_product.setdefault(line.product_id, {"purchases": 0, "units": 0, "revenue": Decimal(0)})
+            product["purchases"] += 1
+            product["units"] += line.quantity
+            product["revenue"] += line.revenue
+        if order_revenue > 0:
+            attributed_orders += 1
+    return {
+        "attributed_revenue": revenue["click_through"] + revenue["view_through"],
+        "click_through_revenue": revenue["click_through"],
+        "view_through_revenue": revenue["view_through"],
+        "attributed_orders": attributed_orders,
+        "attributed_lines": attributed_lines,
+        "orders": len(orders),
+        "test_orders": 0,
+        "by_product": by_product,
+    }
+
+
+def actual_report(report: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attributed_revenue": Decimal(report["attributed_revenue"]),
+        "click_through_revenue": Decimal(report["click_through_revenue"]),
+        "view_through_revenue": Decimal(report["view_through_revenue"]),
+        "attributed_orders": report["attributed_orders"],
+        "attributed_lines": report["attributed_lines"],
+        "orders": report["orders"],
+        "test_orders": report["test_orders"],
+        "by_product": {
+            row["product_id"]: {
+                "purchases": row["purchases"],
+                "units": row["units"],
+                "revenue": Decimal(row["revenue"]),
+            }
+            for row in report["by_product"]
+        },
+    }
+
+
+def as_json(figures: dict[str, Any]) -> dict[str, Any]:
+    """Decimals as strings, products as `[purchases, units, revenue]`, sorted."""
+    out = {key: str(value) if isinstance(value, Decimal) else value for key, value in figures.items()}
+    out["by_product"] = {
+        product: [row["purchases"], row["units"], str(row["revenue"])]
+        for product, row in sorted(figures["by_product"].items())
+    }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ HTTP
+@dataclass(frozen=True)
+class Sample:
+    kind: str  # webhook | admin_401 | health | storefront
+    started: float  # monotonic
+    seconds: float
+    status: int
+
+
+class Client:
+    """One `requests.Session` per thread, as separate Shopify delivery workers would hold their connections."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._local = threading.local()
+
+    def session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    def timed(self, kind: str, method: str, path: str, **kwargs: Any) -> Sample:
+        started = time.monotonic()
+        try:
+            response = self.session().request(method, self.url + path, timeout=30, **kwargs)
+            status = response.status_code
+        except requests.RequestException:
+            status = 0
+        return Sample(kind, started, time.monotonic() - started, status)
+
+
+def order_json(order: PlannedOrder, created_at: datetime) -> bytes:
+    from tests.support.shopify import order_payload
+
+    payload = order_payload(
+        order_id=order.order_id,
+        created_at=created_at,
+        visitor_id=order.visitor_id,
+        customer_id=int(order.customer_id) if order.customer_id else None,
+        lines=[
+            {
+                "product_id": int(line.product_id),
+                "price": str(line.price),
+                "quantity": line.quantity,
+                "discount": str(line.discount),
+                "rec_id": line.rec_id,
+            }
+            for line in order.lines
+        ],
+    )
+    return json.dumps(payload).encode()
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def roi(client: Client, shop: str) -> dict[str, Any]:
+    from tests.support.shopify import session_token
+
+    response = client.session().get(
+        f"{client.url}/admin/roi", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=60
+    )
+    response.raise_for_status()
+    report: dict[str, Any] = response.json()
+    return report
+
+
+# ------------------------------------------------------------------------------------------------ the benchmark
+def run(quick: bool) -> list[str]:
+    from tests.support.shopify import new_shop, proxy_query, webhook_request
+    from tests.support.stack import running_stack
+
+    count = 200 if quick else 1000
+    poll_interval = 0.5
+    roi_every = 5.0 if quick else 10.0
+    deadline_s = 240.0 if quick else 480.0
+    config = {
+        "orders": count,
+        "threads": THREADS,
+        "seed": SEED,
+        "trivial_requests_every_n_webhooks": PROBE_EVERY,
+        "queue_poll_interval_s": poll_interval,
+        "roi_poll_interval_s": f"{roi_every}, and as soon as the queue is empty",
+        "primary_baseline": "GET /admin/roi without a session token (401 from the AdminFunction)",
+        "secondary_baseline": "GET /_local/health (the local gateway alone)",
+        "quick": quick,
+    }
+    orders = plan(count)
+    expected = expected_report(orders)
+    shop = new_shop()
+
+    with tempfile.TemporaryDirectory(prefix="reclift-bench-") as tmp:
+        started = time.monotonic()
+        with running_stack(Path(tmp)) as stack:
+            startup_s = time.monotonic() - started
+            client = Client(stack.url)
+            print(f"  stack ready in {startup_s:.1f} s; storefront events for {count} buyers", file=sys.stderr)
+
+            # 1. Every buyer's storefront events, through the signed app proxy.
+            def track(order: PlannedOrder) -> Sample:
+                query = proxy_query(shop, order.customer_id or "")
+                return client.timed(
+                    "storefront", "POST", f"/apps/proxy/events?{query}", json={"events": list(order.events)}
+                )
+
+            with ThreadPoolExecutor(THREADS) as pool:
+                storefront = list(pool.map(track, orders))
+            if any(sample.status != 200 for sample in storefront):
+                raise RuntimeError(f"storefront requests failed: {Counter(s.status for s in storefront)}")
+
+            # 2. Warm the pools the burst will use, as traffic before it would have: deliveries with a bad signature
+            #    (401, nothing queued) and unauthenticated reports. The cold starts are reported apart.
+            def warm_webhook(_: int) -> Sample:
+                headers, body = webhook_request(shop, b"{}", secret="not-the-app-secret")  # noqa: S106 - a wrong one
+                return client.timed(
+                    "warm_webhook_401", "POST", "/webhooks/orders/create", data=body, headers=dict(headers)
+                )
+
+            def warm_admin(_: int) -> Sample:
+                return client.timed("warm_admin_401", "GET", "/admin/roi")
+
+            with ThreadPoolExecutor(THREADS) as pool:
+                warmup = list(pool.map(warm_webhook, range(THREADS * 3)))
+                warmup += pool.map(warm_admin, range(THREADS * 2))
+            before = stack.status()["functions"]
+
+            # 3. The webhooks, signed in advance, dated now (after every event).
+            now = datetime.now(UTC)
+            deliveries = [webhook_request(shop, order_json(order, now)) for order in orders]
+            tasks: list[Callable[[], Sample]] = []
+            for index, (headers, body) in enumerate(deliveries):
+                post = partial(client.timed, "webhook", "POST", "/webhooks/orders/create")
+                tasks.append(partial(post, data=body, headers=dict(headers)))
+                if index % PROBE_EVERY == 0:
+                    tasks.append(partial(client.timed, "admin_401", "GET", "/admin/roi"))
+                if index % PROBE_EVERY == PROBE_EVERY // 2:
+                    tasks.append(partial(client.timed, "health", "GET", "/_local/health"))
+            print(f"  burst of {count} webhooks", file=sys.stderr)
+
+            # Progress is watched on the queue (cheap) every poll; the report, whose query grows with every order
+            # and competes with the processing for the emulator, only every few seconds and once the queue drained.
+            poller = Client(stack.url)
+            sqs = stack.client("sqs")
+            timeline: list[tuple[float, int, int]] = []  # seconds since the first POST, attributed orders, orders
+            backlog: list[tuple[float, int]] = []  # seconds, messages on the WebhookQueue (visible and in flight)
+            burst_started = time.monotonic()
+            with ThreadPoolExecutor(THREADS) as pool:
+                futures: list[Future[Sample]] = [pool.submit(task) for task in tasks]
+                last_report = -roi_every
+                while True:
+                    time.sleep(poll_interval)
+                    depth = queue_depth(sqs, stack.resource("WebhookQueue"))
+                    elapsed = time.monotonic() - burst_started
+                    backlog.append((elapsed, depth))
+                    sent = all(future.done() for future in futures)
+                    if (sent and depth == 0) or elapsed - last_report >= roi_every:
+                        last_report = elapsed
+                        try:
+                            report = roi(poller, shop)
+                        except requests.RequestException as exc:  # a slow report under load: poll again
+                            print(f"  ROI poll failed: {exc}", file=sys.stderr)
+                            continue
+                        seen = (
+                            time.monotonic() - burst_started,
+                            int(report["attributed_orders"]),
+                            int(report["orders"]),
+                        )
+                        timeline.append(seen)
+                        if sent and seen[2] >= count and seen[1] >= expected["attributed_orders"]:
+                            break
+                    if elapsed > deadline_s:
+                        print(f"  gave up after {deadline_s:.0f} s: {timeline[-1:]}", file=sys.stderr)
+                        break
+                samples = [future.result() for future in futures]
+            first_post = min(s.started for s in samples if s.kind == "webhook")
+            visible_s = burst_started + timeline[-1][0] - first_post
+
+            # 4. Nothing left behind: the queue drained, nothing in the DLQ.
+            depth_deadline = time.monotonic() + 30
+            while (
+                webhook_depth := queue_depth(sqs, stack.resource("WebhookQueue"))
+            ) and time.monotonic() < depth_deadline:
+                time.sleep(0.2)
+            dlq_depth = queue_depth(sqs, stack.resource("WebhookDLQ"))
+            final = roi(poller, shop)
+            status = stack.status()
+
+    figures = analyse(
+        samples=samples,
+        storefront=storefront,
+        events=sum(len(order.events) for order in orders),
+        timeline=[(t - (first_post - burst_started), a, o) for t, a, o in timeline],
+        visible_s=visible_s,
+        queue_depth=webhook_depth,
+        backlog=[(t - (first_post - burst_started), depth) for t, depth in backlog],
+        dlq_depth=dlq_depth,
+        expected=expected,
+        actual=actual_report(final),
+        startup_s=startup_s,
+        functions=status.get("functions", {}),
+        functions_before=before,
+        warmup=warmup,
+        first_post=first_post,
+    )
+    write_results(NAME, description=DESCRIPTION, config=config, figures=figures)
+    plot(samples, figures["timeline"], figures["backlog"], count)
+    return summary_lines(figures)
+
+
+def analyse(
+    *,
+    samples: list[Sample],
+    storefront: list[Sample],
+    events: int,
+    timeline: list[tuple[float, int, int]],
+    visible_s: float,
+    queue_depth: int,
+    backlog: list[tuple[float, int]],
+    dlq_depth: int,
+    expected: dict[str, Any],
+    actual: dict[str, Any],
+    startup_s: float,
+    functions: dict[str, Any],
+    functions_before: dict[str, Any],
+    warmup: list[Sample],
+    first_post: float,
+) -> dict[str, Any]:
+    by_kind: dict[str, list[Sample]] = defaultdict(list)
+    for sample in samples:
+        by_kind[sample.kind].append(sample)
+    ms = {kind: [s.seconds * 1000 for s in rows] for kind, rows in by_kind.items()}
+    webhooks = by_kind["webhook"]
+    last_accept = max(s.started + s.seconds for s in webhooks) - first_post
+    mismatches = sorted(key for key in expected if expected[key] != actual.get(key))
+    kept = downsample(timeline, 60)
+    return {
+        "stack_startup_s": startup_s,
+        "storefront_setup": {
+            "requests": len(storefront),
+            "events": events,
+            "latency": latency_summary([s.seconds * 1000 for s in storefront]),
+        },
+        "pool_warmup": {
+            "requests": len(warmup),
+            "responses_by_status": dict(sorted(Counter(str(s.status) for s in warmup).items())),
+            "latency": latency_summary([s.seconds * 1000 for s in warmup]),
+        },
+        "cold_starts_during_burst": {
+            name: int(stats.get("cold_starts", 0)) - int(functions_before.get(name, {}).get("cold_starts", 0))
+            for name, stats in sorted(functions.items())
+        },
+        "accept": {
+            "responses_by_status": dict(sorted(Counter(str(s.status) for s in webhooks).items())),
+            "latency": latency_summary(ms["webhook"]),
+        },
+        "baselines": {
+            "admin_401": {
+                "responses_by_status": dict(sorted(Counter(str(s.status) for s in by_kind["admin_401"]).items())),
+                "latency": latency_summary(ms["admin_401"]),
+            },
+            "health": {
+                "responses_by_status": dict(sorted(Counter(str(s.status) for s in by_kind["health"]).items())),
+                "latency": latency_summary(ms["health"]),
+            },
+        },
+        "accept_p50_over_admin_401_p50": ratio(median(ms["webhook"]), median(ms["admin_401"])),
+        "accept_p99_over_admin_401_p99": ratio(
+            latency_summary(ms["webhook"])["p99_ms"], latency_summary(ms["admin_401"])["p99_ms"]
+        ),
+        "accept_p50_over_health_p50": ratio(median(ms["webhook"]), median(ms["health"])),
+        "all_accepted_after_s": last_accept,
+        "accepted_per_s": len(webhooks) / last_accept if last_accept > 0 else None,
+        "all_attributions_visible_after_s": visible_s,
+        "orders_processed_per_s": len(webhooks) / visible_s if visible_s > 0 else None,
+        "webhook_queue_depth_after": queue_depth,
+        "dlq_depth_after": dlq_depth,
+        "functions": {
+            name: {k: v for k, v in stats.items() if k != "workers"} | {"workers": len(stats.get("workers", []))}
+            for name, stats in sorted(functions.items())
+        },
+        "verification": {
+            # Not exact when processing did not finish within the deadline: `complete` says which it was.
+            "complete": actual["orders"] >= expected["orders"] and queue_depth == 0,
+            "exact": not mismatches,
+            "mismatched": mismatches,
+            "expected": as_json(expected),
+            "actual": as_json(actual),
+        },
+        "timeline": [{"s": t, "attributed_orders": a, "orders": o} for t, a, o in kept],
+        "backlog": [{"s": t, "messages": n} for t, n in downsample(backlog, 80)],
+    }
+
+
+def downsample(rows: list[Any], most: int) -> list[Any]:
+    """At most about `most` rows, evenly spaced, always with the last one."""
+    step = max(1, len(rows) // most)
+    return rows[::step] + ([rows[-1]] if rows and (len(rows) - 1) % step else [])
+
+
+def plot(samples: list[Sample], timeline: list[dict[str, Any]], backlog: list[dict[str, Any]], count: int) -> None:
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = {
+        "webhook": "POST /webhooks/orders/create",
+        "admin_401": "GET /admin/roi → 401",
+        "health": "GET /_local/health",
+    }
+    values = {kind: [s.seconds * 1000 for s in samples if s.kind == kind] for kind in labels}
+    low = max(0.1, min(min(v) for v in values.values() if v))
+    high = max(max(v) for v in values.values() if v)
+    bins = [low * (high / low) ** (i / 40) for i in range(41)]
+    for kind, label in labels.items():
+        left.hist(values[kind], bins=bins, alpha=0.6, label=f"{label} (n={len(values[kind])})")
+    left.set(xscale="log", xlabel="latency, ms (log)", ylabel="requests", title="Accept latency during the burst")
+    left.legend(fontsize=7)
+    accepted = sorted(s.started + s.seconds for s in samples if s.kind == "webhook")
+    first = min(s.started for s in samples if s.kind == "webhook")
+    right.plot([t - first for t in accepted], range(1, len(accepted) + 1), label="webhooks accepted (200)")
+    right.plot(
+        [row["s"] for row in timeline],
+        [row["orders"] for row in timeline],
+        marker=".",
+        label="orders processed (/admin/roi)",
+    )
+    right.plot(
+        [row["s"] for row in timeline],
+        [row["attributed_orders"] for row in timeline],
+        marker=".",
+        label="attributed orders (/admin/roi)",
+    )
+    right.plot(
+        [row["s"] for row in backlog], [row["messages"] for row in backlog], linestyle=":", label="WebhookQueue backlog"
+    )
+    right.set(xlabel="seconds since the first POST", ylabel="orders", title=f"{count} orders: accepted and visible")
+    right.legend(fontsize=7)
+    save_figure(fig, NAME)
+
+
+def summary_lines(figures: dict[str, Any]) -> list[str]:
+    accept = figures["accept"]["latency"]
+    admin = figures["baselines"]["admin_401"]["latency"]
+    health = figures["baselines"]["health"]["latency"]
+    verification = figures["verification"]
+    expected = verification["expected"]
+    warmup = figures["pool_warmup"]["latency"]
+    cold = {name: n for name, n in figures["cold_starts_during_burst"].items() if n}
+    return [
+        f"burst: {accept['n']} webhooks, {figures['accept']['responses_by_status']} "
+        f"(stack up in {figures['stack_startup_s']:.1f} s; pools warmed by {warmup['n']} requests, max "
+        f"{warmup['max_ms']:.0f} ms; cold starts during the burst: {cold or 'none'})",
+        f"  accept latency p50 {accept['p50_ms']:.1f} ms, p99 {accept['p99_ms']:.1f} ms, max {accept['max_ms']:.0f} ms",
+        f"  vs GET /admin/roi→401 p50 {admin['p50_ms']:.1f} ms: ×{figures['accept_p50_over_admin_401_p50']:.2f}; "
+        f"vs GET /_local/health p50 {health['p50_ms']:.1f} ms: ×{figures['accept_p50_over_health_p50']:.2f}",
+        f"  all accepted after {figures['all_accepted_after_s']:.1f} s; "
+        + ("every attribution visible after" if verification["complete"] else "NOT all processed within")
+        + f" {figures['all_attributions_visible_after_s']:.1f} s; queue {figures['webhook_queue_depth_after']}, "
+        f"DLQ {figures['dlq_depth_after']}",
+        f"  exact: {verification['exact']} (attributed orders {expected['attributed_orders']}, "
+        f"revenue {expected['attributed_revenue']} = click {expected['click_through_revenue']} + view "
+        f"{expected['view_through_revenue']}, {expected['attributed_lines']} lines)"
+        + (f"; mismatched: {verification['mismatched']}" if verification["mismatched"] else "")
+        + ("" if verification["complete"] else f"; INCOMPLETE: {verification['actual']['orders']} orders processed"),
+    ]

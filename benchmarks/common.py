@@ -1,0 +1,299 @@
+"""What every benchmark shares: results files, machine info, percentiles, AWS request counting, quiet handlers."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from botocore.client import BaseClient
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"
+PATCHED = "_make_api_call"  # the botocore method every AWS request goes through
+PACKAGES = ("boto3", "botocore", "pynamodb", "aws-lambda-powertools", "moto", "pydantic", "requests")
+
+
+# ---------------------------------------------------------------------------------------------------- results
+def machine_info() -> dict[str, Any]:
+    """Where and when the figures were measured."""
+    versions: dict[str, str] = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = "absent"
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(terse=True),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "git_commit": _git("rev-parse", "--short", "HEAD"),
+        "packages": versions,
+    }
+
+
+def _git(*args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None
+
+
+def rounded(value: Any, digits: int = 3) -> Any:
+    """Floats rounded (recursively), so results files stay small and diff well."""
+    if isinstance(value, float):
+        return round(value, digits) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
+def write_results(name: str, *, description: str, config: Mapping[str, Any], figures: Mapping[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    document = {
+        "benchmark": name,
+        "description": description,
+        "config": rounded(dict(config)),
+        "machine": machine_info(),
+        "figures": rounded(dict(figures)),
+    }
+    path.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return path
+
+
+def plot_path(name: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    return RESULTS_DIR / f"{name}.png"
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, name: str) -> Path:
+    path = plot_path(name)
+    fig.tight_layout()
+    # No timestamp or software version in the PNG's metadata: the file only changes when the figures do.
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    pyplot().close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------- statistics
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100), linear between closest ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def latency_summary(values_ms: Sequence[float]) -> dict[str, Any]:
+    return {
+        "n": len(values_ms),
+        "p50_ms": percentile(values_ms, 50),
+        "p90_ms": percentile(values_ms, 90),
+        "p99_ms": percentile(values_ms, 99),
+        "max_ms": max(values_ms) if values_ms else math.nan,
+        "mean_ms": sum(values_ms) / len(values_ms) if values_ms else math.nan,
+    }
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else math.nan
+
+
+# ---------------------------------------------------------------------------------------------------- AWS requests
+@dataclass(frozen=True)
+class ApiCall:
+    service: str
+    operation: str
+    target: str  # the table (logical id) or queue a request names; "-" when it names none
+
+
+@dataclass
+class ApiCallCounter:
+    """Counts every AWS request made by this thread through botocore while active.
+
+    boto3, PynamoDB 6 and the Powertools idempotency layer all end in `BaseClient._make_api_call` (one call per
+    logical request; botocore's own retries happen below it, PynamoDB's above it and are counted).
+    """
+
+    names: Mapping[str, str] = field(default_factory=dict)  # physical table name or queue URL → logical id
+    calls: Counter[ApiCall] = field(default_factory=Counter)
+    items: Counter[ApiCall] = field(default_factory=Counter)  # items returned by Query, Scan and batch/transact gets
+    seconds: float = 0.0  # time spent inside the counted requests
+    _thread: int = 0
+
+    def record(self, service: str, operation: str, params: Mapping[str, Any], response: Any, seconds: float) -> None:
+        if threading.get_ident() != self._thread:
+            return
+        call = ApiCall(service, operation, self._target(params))
+        self.calls[call] += 1
+        self.seconds += seconds
+        if isinstance(response, Mapping):
+            if isinstance(response.get("Count"), int):
+                self.items[call] += response["Count"]
+            elif isinstance(response.get("Responses"), Mapping):
+                self.items[call] += sum(len(rows) for rows in response["Responses"].values())
+            elif isinstance(response.get("Responses"), list):
+                self.items[call] += len(response["Responses"])
+            elif isinstance(response.get("Item"), Mapping):
+                self.items[call] += 1
+
+    def _target(self, params: Mapping[str, Any]) -> str:
+        names: set[str] = set()
+        if "TableName" in params:
+            names.add(str(params["TableName"]))
+        if "QueueUrl" in params:
+            names.add(str(params["QueueUrl"]))
+        for key in ("RequestItems",):
+            if isinstance(params.get(key), Mapping):
+                names.update(str(table) for table in params[key])
+        for item in params.get("TransactItems") or []:
+            for action in item.values():
+                if isinstance(action, Mapping) and "TableName" in action:
+                    names.add(str(action["TableName"]))
+        return "+".join(sorted(self.names.get(name, name) for name in names)) or "-"
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[Block]:
+        """Count the calls made inside the block; yields what the block alone made (filled in at its end)."""
+        original: Callable[..., Any] = vars(BaseClient)[PATCHED]
+        counter = self
+
+        def counted(client: Any, operation_name: str, api_params: Mapping[str, Any]) -> Any:
+            response = None
+            started = time.perf_counter()
+            try:
+                response = original(client, operation_name, api_params)
+                return response
+            finally:
+                elapsed = time.perf_counter() - started
+                service = client.meta.service_model.service_name
+                counter.record(service, operation_name, api_params, response, elapsed)
+
+        calls_before, items_before, seconds_before = Counter(self.calls), Counter(self.items), self.seconds
+        self._thread = threading.get_ident()
+        setattr(BaseClient, PATCHED, counted)
+        block = Block()
+        try:
+            yield block
+        finally:
+            setattr(BaseClient, PATCHED, original)
+            block.calls.update(self.calls - calls_before)
+            block.items.update(self.items - items_before)
+            block.aws_seconds = self.seconds - seconds_before
+
+
+@dataclass
+class Block:
+    """The AWS requests of one counted block, and the items they returned."""
+
+    calls: Counter[ApiCall] = field(default_factory=Counter)
+    items: Counter[ApiCall] = field(default_factory=Counter)
+    aws_seconds: float = 0.0  # time spent waiting on those requests (botocore call to response)
+
+
+def calls_by_operation(calls: Counter[ApiCall], service: str | None = None) -> dict[str, int]:
+    """`{"dynamodb:Query@EventsTable": 1, ...}`, sorted, for a results file."""
+    out: dict[str, int] = {}
+    for call, count in sorted(calls.items(), key=lambda item: (item[0].service, item[0].target, item[0].operation)):
+        if service is None or call.service == service:
+            out[f"{call.service}:{call.operation}@{call.target}"] = count
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- handlers
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """Send the handlers' JSON logs and EMF metrics to /dev/null at the file-descriptor level.
+
+    Powertools' Logger binds `sys.stdout` when it is created, so swapping `sys.stdout` would not silence it;
+    the writes still happen (and cost what they cost on Lambda), they just do not reach the terminal.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+class WarmFunction:
+    """One function's handler loaded once, then invoked like a warm Lambda execution environment.
+
+    Unlike `EmulatedAws.invoke` (which loads the module on each call) this keeps the handler module, so the
+    time of an invocation is the handler's own: what a warm Lambda bills.
+    """
+
+    def __init__(self, aws: Any, logical_id: str) -> None:
+        from tests.support.aws import function_env
+
+        from reclift_local.worker import load_handler
+
+        self._function_env = function_env
+        self.spec = aws.stack.specs[logical_id]
+        self.env: dict[str, str] = aws.environment(logical_id)
+        with function_env(self.env):
+            self.handler = load_handler(self.spec.code_dir, self.spec.handler, self.spec.name)
+
+    def __call__(self, event: Any) -> tuple[Any, float]:
+        """The handler's response and the seconds the handler took."""
+        from reclift_local.worker import LambdaContext
+
+        context = LambdaContext(
+            request_id=str(uuid.uuid4()),
+            invoked_function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{self.spec.name}",
+            deadline_ms=int(time.time() * 1000) + self.spec.timeout * 1000,
+        )
+        with self._function_env(self.env):
+            started = time.perf_counter()
+            response = self.handler(event, context)
+            return response, time.perf_counter() - started
+
+
+def logical_names(aws: Any) -> dict[str, str]:
+    """Physical table names and queue URLs of the emulated stack → their logical ids."""
+    return {physical: logical for logical, physical in aws.stack.resources().items()}
