@@ -10,23 +10,19 @@ import os
 import platform
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from botocore.client import BaseClient
+from tests.support.calls import ApiCall, ApiCallCounter, Block, calls_by_operation
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"
-PATCHED = "_make_api_call"  # the botocore method every AWS request goes through
 PACKAGES = ("boto3", "botocore", "pynamodb", "aws-lambda-powertools", "moto", "pydantic", "requests")
 
 
@@ -140,104 +136,9 @@ def ratio(numerator: float, denominator: float) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------- AWS requests
-@dataclass(frozen=True)
-class ApiCall:
-    service: str
-    operation: str
-    target: str  # the table (logical id) or queue a request names; "-" when it names none
+# Counted where botocore makes them; the same counter serves the tests (tests/support/calls.py).
 
-
-@dataclass
-class ApiCallCounter:
-    """Counts every AWS request made by this thread through botocore while active.
-
-    boto3, PynamoDB 6 and the Powertools idempotency layer all end in `BaseClient._make_api_call` (one call per
-    logical request; botocore's own retries happen below it, PynamoDB's above it and are counted).
-    """
-
-    names: Mapping[str, str] = field(default_factory=dict)  # physical table name or queue URL → logical id
-    calls: Counter[ApiCall] = field(default_factory=Counter)
-    items: Counter[ApiCall] = field(default_factory=Counter)  # items returned by Query, Scan and batch/transact gets
-    seconds: float = 0.0  # time spent inside the counted requests
-    _thread: int = 0
-
-    def record(self, service: str, operation: str, params: Mapping[str, Any], response: Any, seconds: float) -> None:
-        if threading.get_ident() != self._thread:
-            return
-        call = ApiCall(service, operation, self._target(params))
-        self.calls[call] += 1
-        self.seconds += seconds
-        if isinstance(response, Mapping):
-            if isinstance(response.get("Count"), int):
-                self.items[call] += response["Count"]
-            elif isinstance(response.get("Responses"), Mapping):
-                self.items[call] += sum(len(rows) for rows in response["Responses"].values())
-            elif isinstance(response.get("Responses"), list):
-                self.items[call] += len(response["Responses"])
-            elif isinstance(response.get("Item"), Mapping):
-                self.items[call] += 1
-
-    def _target(self, params: Mapping[str, Any]) -> str:
-        names: set[str] = set()
-        if "TableName" in params:
-            names.add(str(params["TableName"]))
-        if "QueueUrl" in params:
-            names.add(str(params["QueueUrl"]))
-        for key in ("RequestItems",):
-            if isinstance(params.get(key), Mapping):
-                names.update(str(table) for table in params[key])
-        for item in params.get("TransactItems") or []:
-            for action in item.values():
-                if isinstance(action, Mapping) and "TableName" in action:
-                    names.add(str(action["TableName"]))
-        return "+".join(sorted(self.names.get(name, name) for name in names)) or "-"
-
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[Block]:
-        """Count the calls made inside the block; yields what the block alone made (filled in at its end)."""
-        original: Callable[..., Any] = vars(BaseClient)[PATCHED]
-        counter = self
-
-        def counted(client: Any, operation_name: str, api_params: Mapping[str, Any]) -> Any:
-            response = None
-            started = time.perf_counter()
-            try:
-                response = original(client, operation_name, api_params)
-                return response
-            finally:
-                elapsed = time.perf_counter() - started
-                service = client.meta.service_model.service_name
-                counter.record(service, operation_name, api_params, response, elapsed)
-
-        calls_before, items_before, seconds_before = Counter(self.calls), Counter(self.items), self.seconds
-        self._thread = threading.get_ident()
-        setattr(BaseClient, PATCHED, counted)
-        block = Block()
-        try:
-            yield block
-        finally:
-            setattr(BaseClient, PATCHED, original)
-            block.calls.update(self.calls - calls_before)
-            block.items.update(self.items - items_before)
-            block.aws_seconds = self.seconds - seconds_before
-
-
-@dataclass
-class Block:
-    """The AWS requests of one counted block, and the items they returned."""
-
-    calls: Counter[ApiCall] = field(default_factory=Counter)
-    items: Counter[ApiCall] = field(default_factory=Counter)
-    aws_seconds: float = 0.0  # time spent waiting on those requests (botocore call to response)
-
-
-def calls_by_operation(calls: Counter[ApiCall], service: str | None = None) -> dict[str, int]:
-    """`{"dynamodb:Query@EventsTable": 1, ...}`, sorted, for a results file."""
-    out: dict[str, int] = {}
-    for call, count in sorted(calls.items(), key=lambda item: (item[0].service, item[0].target, item[0].operation)):
-        if service is None or call.service == service:
-            out[f"{call.service}:{call.operation}@{call.target}"] = count
-    return out
+__all__ = ["ApiCall", "ApiCallCounter", "Block", "calls_by_operation"]
 
 
 # ---------------------------------------------------------------------------------------------------- handlers

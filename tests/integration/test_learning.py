@@ -13,7 +13,7 @@ import pytest
 from reclift.ranking import assign_arm
 from reclift_local.pollers import sqs_record
 from tests.support.aws import EmulatedAws
-from tests.support.calls import aws_calls
+from tests.support.calls import ApiCallCounter
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
@@ -160,10 +160,11 @@ def test_given_a_recommendation_request_then_it_takes_at_most_two_dynamodb_round
     visitor = learning_visitor(shop_with_history, "learning")
     recommendations(aws, shop_with_history, visitor)  # warm: the secret is read from SSM once, then cached
 
-    with aws_calls() as calls:
+    counter = ApiCallCounter()
+    with counter.counting() as block:
         recommendations(aws, shop_with_history, visitor, placement="product", product_id="801")
 
-    assert [operation for service, operation in calls if service == "dynamodb"] == ["BatchGetItem"]
+    assert [(call.service, call.operation) for call in block.calls.elements()] == [("dynamodb", "BatchGetItem")]
 
 
 def test_given_a_visitor_who_bought_a_product_then_it_is_not_recommended_to_them(
