@@ -470,6 +470,7 @@ class PolicyRun:
             today=today,
             window_days=window_days,
             half_life_days=self.settings.half_life_days,
+            recent_days=self.settings.explore_window_days,
         )
         self.fill = self._fill(windows)
         self.rankings.clear()  # the fill changed

@@ -10,14 +10,17 @@ import pytest
 
 from reclift.learning import (
     DEFAULT_PRIOR_MEAN,
+    Performance,
     Prior,
     ProductDay,
     ProductWindow,
     aggregate,
     best_sellers,
+    evidence,
     fit_prior,
     learn,
     median_price,
+    probability_greater,
 )
 from reclift.settings import ShopSettings
 from reclift.stats import beta_cdf
@@ -114,6 +117,26 @@ def test_given_several_days_and_products_when_aggregated_then_every_counter_is_s
     assert (b.impressions, b.clicks, b.purchases, b.units, b.revenue) == (7, 1, 0, 0, Decimal(0))
     assert a.ctr == pytest.approx(14 / 150)
     assert a.cvr == pytest.approx(3 / 150)
+
+
+@pytest.mark.parametrize(("recent_days", "recent"), [(7, (30, 3)), (1, (10, 1)), (14, (80, 5)), (30, (180, 10))])
+def test_given_days_of_several_ages_when_aggregated_then_the_recent_days_are_also_summed_apart_raw(
+    recent_days: int, recent: tuple[int, int]
+) -> None:
+    days = [
+        day(0, impressions=10, purchases=1),
+        day(6, impressions=20, purchases=2),
+        day(7, impressions=50, purchases=2),
+    ]
+    days += [day(20, impressions=100, purchases=5), day(30, impressions=1000, purchases=50)]  # the last one: outside
+    window = aggregate(days, today=TODAY, window_days=30, half_life_days=14, recent_days=recent_days)["p"]
+    assert (window.recent_impressions, window.recent_purchases) == recent
+    assert (window.impressions, window.purchases) == (180, 10)
+
+
+def test_given_no_recent_days_argument_when_aggregated_then_the_last_7_days_are_recent() -> None:
+    window = aggregate([day(6, impressions=5), day(7, impressions=9)], today=TODAY, window_days=30, half_life_days=14)
+    assert window["p"].recent_impressions == 5
 
 
 def test_given_no_days_when_aggregated_then_there_are_no_windows() -> None:
@@ -513,3 +536,141 @@ def test_given_prior_type_when_reading_then_mean_and_strength_follow_alpha_and_b
     prior = Prior(alpha=3.0, beta=147.0)
     assert prior.mean == pytest.approx(0.02)
     assert prior.strength == pytest.approx(150.0)
+
+
+# --- non-stationarity: exploration over the recent days, change detection (NOTES-learning.md §3.4) -----------------
+
+
+@pytest.mark.parametrize(
+    ("x", "y"),
+    [((4.5, 145.5), (4.5, 1595.0)), ((1.5, 118.5), (6.5, 193.5)), ((1.5, 118.5), (21.5, 1078.5)), ((30, 70), (2, 8))],
+)
+def test_given_two_betas_when_p_greater_is_computed_then_it_matches_monte_carlo(
+    x: tuple[float, float], y: tuple[float, float]
+) -> None:
+    rng = random.Random(7)
+    draws = 100_000
+    monte_carlo = sum(rng.betavariate(*x) > rng.betavariate(*y) for _ in range(draws)) / draws
+    assert probability_greater(x, y) == pytest.approx(monte_carlo, abs=0.005)
+    assert probability_greater(x, y) + probability_greater(y, x) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_given_the_same_beta_twice_when_p_greater_is_computed_then_it_is_one_half() -> None:
+    assert probability_greater((2.0, 98.0), (2.0, 98.0)) == pytest.approx(0.5, abs=1e-4)
+
+
+def recent_and_older(product_id: str, recent: tuple[int, int], older: tuple[int, int]) -> list[ProductDay]:
+    """`recent` (impressions, purchases) yesterday and `older` three weeks ago."""
+    return [day(1, product_id, *recent), day(21, product_id, *older)]
+
+
+def learned(
+    days: list[ProductDay], settings: ShopSettings = PINNED
+) -> tuple[Prior, dict[str, ProductWindow], dict[str, Performance]]:
+    windows = aggregate(
+        days,
+        today=TODAY,
+        window_days=30,
+        half_life_days=settings.half_life_days,
+        recent_days=settings.explore_window_days,
+    )
+    prior, performance = learn(windows, settings)
+    return prior, windows, performance
+
+
+FILLER = [day(3, "filler", 5000, 100)]  # the shop's pooled CVR near 2 %
+
+
+def test_given_a_cvr_that_jumped_when_learning_then_the_older_days_are_dropped_and_the_recent_ones_alone_count() -> (
+    None
+):
+    # 1,500 impressions at 0.2 % three weeks ago, then 6 purchases in 100 impressions yesterday.
+    prior, _, performance = learned(recent_and_older("jumped", (100, 6), (1500, 3)) + FILLER)
+    jumped = performance["jumped"]
+    assert jumped.alpha == pytest.approx(prior.alpha + 6)
+    assert jumped.beta == pytest.approx(prior.beta + 94)
+    assert "CVR changed: the last 7 days alone" in jumped.reason
+    assert jumped.posterior_mean > prior.mean  # it ranks above an unknown product again
+
+
+def test_given_a_cvr_that_dropped_when_learning_then_the_change_is_detected_too_and_it_can_be_blacklisted() -> None:
+    prior, _, performance = learned(recent_and_older("dropped", (1200, 0), (1000, 40)) + FILLER)
+    dropped = performance["dropped"]
+    assert dropped.alpha == pytest.approx(prior.alpha)
+    assert dropped.beta == pytest.approx(prior.beta + 1200)
+    assert dropped.blacklisted
+    assert "after 1200 impressions (CVR changed" in dropped.reason
+
+
+def test_given_a_change_on_few_recent_impressions_when_learning_then_the_minimum_impressions_apply_to_them() -> None:
+    settings = PINNED.model_copy(update={"min_impressions": 1000})
+    _, _, performance = learned(recent_and_older("dropped", (900, 0), (3000, 120)) + FILLER, settings)
+    assert "CVR changed" in performance["dropped"].reason
+    assert not performance["dropped"].blacklisted  # 900 recent impressions: fewer than the shop's minimum
+
+
+@pytest.mark.parametrize(
+    ("recent", "older"),
+    [((100, 2), (1500, 30)), ((100, 1), (1500, 3)), ((30, 0), (1000, 40)), ((0, 0), (1500, 3)), ((100, 2), (0, 0))],
+    ids=["same-rate", "one-lucky-purchase", "few-impressions", "not-shown-lately", "new-product"],
+)
+def test_given_recent_evidence_that_does_not_contradict_the_older_when_learning_then_the_decayed_window_counts(
+    recent: tuple[int, int], older: tuple[int, int]
+) -> None:
+    prior, windows, performance = learned(recent_and_older("p", recent, older) + FILLER)
+    p, window = performance["p"], windows["p"]
+    assert p.alpha == pytest.approx(prior.alpha + window.decayed_purchases)
+    assert p.beta == pytest.approx(prior.beta + window.decayed_impressions - window.decayed_purchases)
+    assert "CVR changed" not in p.reason
+
+
+def test_given_change_confidence_1_when_learning_then_a_jump_is_not_detected() -> None:
+    settings = PINNED.model_copy(update={"change_confidence": 1.0})
+    prior, windows, performance = learned(recent_and_older("jumped", (100, 6), (1500, 3)) + FILLER, settings)
+    assert performance["jumped"].alpha == pytest.approx(prior.alpha + windows["jumped"].decayed_purchases)
+    assert "CVR changed" not in performance["jumped"].reason
+
+
+def test_given_a_lower_change_confidence_when_learning_then_weaker_contradictions_count() -> None:
+    days = recent_and_older("p", (100, 3), (1500, 15)) + FILLER  # 3 % lately, 1 % before
+    window = aggregate(days, today=TODAY, window_days=30, half_life_days=14)["p"]
+    prior = learn(aggregate(days, today=TODAY, window_days=30, half_life_days=14), PINNED)[0]
+    recent = (prior.alpha + 3, prior.beta + 97)
+    older = (prior.alpha + 15, prior.beta + 1485)
+    p = probability_greater(recent, older)
+    assert 0.9 < p < 0.99
+    assert not evidence(window, prior, PINNED).changed
+    assert evidence(window, prior, PINNED.model_copy(update={"change_confidence": 0.9})).changed
+
+
+def test_given_a_shorter_explore_window_when_learning_then_recent_means_those_days() -> None:
+    settings = PINNED.model_copy(update={"explore_window_days": 3})
+    days = [day(5, "p", 100, 6), day(21, "p", 1500, 3), *FILLER]  # the jump is 5 days old: not recent under 3 days
+    prior, windows, performance = learned(days, settings)
+    assert windows["p"].recent_impressions == 0
+    assert (performance["p"].explore_alpha, performance["p"].explore_beta) == (prior.alpha, prior.beta)
+    assert "CVR changed" not in performance["p"].reason
+
+
+def test_given_a_demoted_product_not_shown_lately_when_learning_then_exploration_draws_from_the_prior() -> None:
+    prior, _, performance = learned(recent_and_older("demoted", (0, 0), (1500, 3)) + FILLER)
+    demoted = performance["demoted"]
+    assert demoted.posterior_mean < 0.006  # exploitation still knows it as bad …
+    assert (demoted.explore_alpha, demoted.explore_beta) == (prior.alpha, prior.beta)  # … exploration retries it
+    assert demoted.explore_posterior == (prior.alpha, prior.beta)
+
+
+def test_given_recent_impressions_when_learning_then_the_exploration_posterior_is_the_prior_plus_recent_counts() -> (
+    None
+):
+    prior, _, performance = learned(recent_and_older("p", (200, 4), (1500, 30)) + FILLER)
+    assert performance["p"].explore_alpha == pytest.approx(prior.alpha + 4)
+    assert performance["p"].explore_beta == pytest.approx(prior.beta + 196)
+
+
+def test_given_the_seed_policy_when_learning_then_no_change_is_looked_for_and_the_posterior_is_the_decayed_one() -> (
+    None
+):
+    prior, windows, performance = learned(recent_and_older("jumped", (100, 6), (1500, 3)) + FILLER, SEED)
+    assert performance["jumped"].alpha == pytest.approx(prior.alpha + windows["jumped"].decayed_purchases)
+    assert "CVR changed" not in performance["jumped"].reason

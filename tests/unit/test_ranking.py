@@ -29,8 +29,9 @@ def perf(
     mean: float = 0.02,
     strength: float = 1000.0,
     price: Decimal | None = None,
+    explore: tuple[float, float] | None = None,
 ) -> Performance:
-    """A learned performance whose posterior has this mean and strength."""
+    """A learned performance whose posterior has this mean and strength (and exploration's, when given)."""
     return Performance(
         product_id=product_id,
         impressions=1000,
@@ -46,6 +47,8 @@ def perf(
         alpha=mean * strength,
         beta=(1 - mean) * strength,
         price=price,
+        explore_alpha=explore[0] if explore else None,
+        explore_beta=explore[1] if explore else None,
     )
 
 
@@ -399,6 +402,68 @@ def test_given_the_default_exploration_share_when_ranked_many_times_then_about_f
         for r in rank(similar, [], scoring, arm="learning", limit=4, exclude=(), rng=rng)
     ]
     assert sum(flags) / len(flags) == pytest.approx(0.05, abs=0.01)
+
+
+def test_given_an_exploration_posterior_when_drawn_then_draws_come_from_it_not_from_the_ranking_posterior() -> None:
+    settings = ShopSettings()
+    known = perf("demoted", mean=0.003, strength=1500, explore=(PRIOR.alpha, PRIOR.beta))
+    legacy = perf("legacy", mean=0.003, strength=1500)  # a run before exploration had its own posterior
+    scoring = scorer(settings, known, legacy)
+    rng = random.Random(5)
+    demoted = [scoring.draw(Candidate("demoted", 0.1), rng) for _ in range(4000)]
+    old = [scoring.draw(Candidate("legacy", 0.1), rng) for _ in range(4000)]
+    assert sum(demoted) / len(demoted) == pytest.approx(PRIOR.mean, rel=0.05)  # the prior's mean, 2 %
+    assert sum(old) / len(old) == pytest.approx(0.003, rel=0.05)
+    assert max(old) < 0.015 < max(demoted)
+    assert scoring.score(Candidate("demoted", 0.1)) == pytest.approx(0.003)  # exploitation is unchanged
+
+
+def test_given_exploration_when_ranked_then_it_draws_among_what_the_order_would_not_show_similar_first() -> None:
+    explore = ShopSettings(explore_share=0.5)
+    performances = [perf(p, mean=m) for p, m in [("a", 0.05), ("b", 0.04), ("c", 0.03), ("d", 0.02), ("e", 0.06)]]
+    performances += [perf("x", mean=0.003, strength=1500, explore=(PRIOR.alpha, PRIOR.beta))]
+    similar = candidates(("a", 0.5), ("b", 0.4), ("c", 0.3), ("x", 0.2))
+    fill = candidates(("d", 0.2), ("e", 0.1))  # e, a best seller, would win any draw against x
+    scoring = scorer(explore, *performances)
+    rng = random.Random(3)
+    explored: Counter[str] = Counter()
+    for _ in range(2000):
+        ranked = rank(similar, fill, scoring, arm="learning", limit=3, exclude=(), rng=rng)
+        explored.update(r.product_id for r in ranked if r.explored)
+        assert len(ranked) == 3
+    # the order shows a, b, c: every exploration slot goes to x, the only similar product left out, while it lasts
+    assert explored["x"] > 0
+    assert set(explored) <= {"x", "d", "e"}
+    assert explored["e"] + explored["d"] < explored["x"]
+
+
+def test_given_every_candidate_in_the_order_when_explored_then_the_draw_is_among_them() -> None:
+    explore = ShopSettings(explore_share=0.5)
+    scoring = scorer(explore, perf("a", mean=0.03), perf("b", mean=0.02))
+    rng = random.Random(11)
+    for _ in range(200):
+        ranked = rank(candidates(("a", 0.5), ("b", 0.4)), [], scoring, arm="learning", limit=2, exclude=(), rng=rng)
+        assert sorted(ids(ranked)) == ["a", "b"]
+
+
+def test_given_a_demoted_product_not_shown_lately_when_ranked_many_times_then_exploration_retries_it() -> None:
+    # Its ranking posterior is confidently low (1,500 impressions at 0.3 %); its recent one is the prior.
+    neighbours = [perf(f"n{i}", mean=0.015 + i / 1000, strength=800, price=Decimal(30)) for i in range(10)]
+    similar = candidates(*((f"n{i}", 0.5) for i in range(10)), ("demoted", 0.4))
+
+    def explored_share(demoted: Performance) -> float:
+        scoring = scorer(ShopSettings(), *neighbours, demoted)
+        rng = random.Random(21)
+        shown = 0
+        for _ in range(4000):
+            ranked = rank(similar, [], scoring, arm="learning", limit=4, exclude=(), rng=rng)
+            shown += "demoted" in ids(ranked)
+        return shown / 4000
+
+    stale = perf("demoted", mean=0.003, strength=1500, price=Decimal(30))
+    forgotten = perf("demoted", mean=0.003, strength=1500, price=Decimal(30), explore=(PRIOR.alpha, PRIOR.beta))
+    assert explored_share(stale) < 0.002
+    assert explored_share(forgotten) > 0.02
 
 
 # --- properties over random candidate sets ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ DEFAULTS: dict[str, Any] = {
     "prior_strength_max": 1000.0,
     "half_life_days": 14.0,
     "explore_share": 0.05,
+    "explore_window_days": 7,
+    "change_confidence": 0.99,
 }
 
 
@@ -201,6 +203,11 @@ def test_given_settings_written_by_the_store_when_read_back_then_they_round_trip
         ({"penalty_confidence": 0.8}, "penalty_confidence"),
         ({"explore_share": 0.6}, "explore_share"),
         ({"blacklist_confidence": 0.2}, "blacklist_confidence"),
+        ({"explore_window_days": 0}, "explore_window_days"),
+        ({"explore_window_days": 31}, "explore_window_days"),  # longer than the learning window (30)
+        ({"learning_window_days": 7, "explore_window_days": 8}, "explore_window_days"),
+        ({"change_confidence": 0.4}, "change_confidence"),
+        ({"change_confidence": 1.01}, "change_confidence"),
     ],
 )
 def test_given_learning_settings_out_of_range_or_crossed_when_merged_then_the_key_is_named(

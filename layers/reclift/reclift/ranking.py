@@ -126,14 +126,23 @@ def rank(
     chosen: list[Ranked] = []
     taken: set[str] = set()
     explore = scorer.settings.policy == "bayes" and scorer.settings.explore_share > 0
-    # An exploration slot is for what the policy's own order would not show here: drawing among those only, an
-    # explored slot never merely repeats a product the order holds (which spends the slot and learns little).
+    # An exploration slot is for what the policy's own order would not show here, blacklisted products included:
+    # the similar ones first, as everywhere (a best seller is for spare slots), then best sellers, and only when
+    # every candidate is in the order, among those. Drawing among all of them instead spends most exploration
+    # slots on products the order shows anyway or on best sellers whose tight posteriors outdraw any untried
+    # product, so that a product left out gets almost no draws at all.
     ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
     for _ in range(limit):
         if explore and rng.random() < scorer.settings.explore_share:
-            # Exploration draws from every candidate not yet shown, blacklisted ones included.
             untaken = [c for c in pool.values() if c.product_id not in taken]
-            remaining = [c for c in untaken if c.product_id not in ordered_ids] or untaken
+            remaining = next(
+                (
+                    unshown
+                    for group in (first, rest)
+                    if (unshown := [c for c in group if c.product_id not in taken and c.product_id not in ordered_ids])
+                ),
+                untaken,
+            )
             if remaining:
                 pick = max(remaining, key=lambda c: scorer.draw(c, rng))
                 chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))
