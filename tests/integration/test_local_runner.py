@@ -26,6 +26,7 @@ import requests
 
 from reclift_local.gateway import compile_routes, match_route
 from reclift_local.template import HttpRoute, Resolver, function_specs, load_template
+from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -236,17 +237,6 @@ def process_alive(pid: int) -> bool:
         return True
     state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
     return state not in {"Z", "X"}
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.1, message: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(interval)
 
 
 @dataclass

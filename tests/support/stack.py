@@ -105,7 +105,7 @@ def running_stack(
                 process.wait()
 
 
-def wait_for(condition: Any, *, timeout: float = 30, interval: float = 0.1, message: str = "condition") -> Any:
+def wait_for(condition: Any, timeout: float = 30, *, interval: float = 0.1, message: str = "condition") -> Any:
     """Poll until `condition()` returns something truthy; return it."""
     deadline = time.monotonic() + timeout
     while True:
