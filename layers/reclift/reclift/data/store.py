@@ -472,7 +472,8 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             (
                 CounterItem(day_key(shop, day), product),
                 [
-                    CounterItem.purchases.add(len(lines)),
+                    # An order converts a product once, however many of its lines carry it: CVR stays a rate.
+                    CounterItem.purchases.add(1),
                     CounterItem.units.add(sum(line.line.quantity for line in lines)),
                     CounterItem.revenue.add(sum((line.revenue for line in lines), Decimal(0))),
                     CounterItem.expires_at.set(expires),
