@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ import requests
 
 from reclift.ranking import assign_arm
 from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
-from tests.support.stack import ROOT, RunningStack, running_stack, wait_for
+from tests.support.stack import RunningStack, running_stack, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -145,14 +144,7 @@ def test_given_a_poison_delivery_beside_good_ones_then_it_reaches_the_dlq_and_th
     ]
     assert json.loads(json.loads(message["Body"])["body"])["id"] == 9004  # kept whole, re-drivable
 
-    moved = subprocess.run(
-        [sys.executable, "-m", "reclift_local", "redrive", "--state-file", str(stack.log.with_name("stack.json"))],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    moved = stack.command("redrive")
     assert moved.returncode == 0, moved.stderr
     assert json.loads(moved.stdout)["total"] >= 1  # back on its queue, where it is retried (and fails) again
 
@@ -184,24 +176,7 @@ def test_given_a_bad_signature_or_body_when_posted_then_the_stack_answers_4xx(st
 def test_given_the_invoke_command_when_run_against_the_stack_then_it_prints_the_function_response(
     stack: RunningStack,
 ) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reclift_local",
-            "invoke",
-            "WebhookFunction",
-            "--event",
-            "events/webhook-orders-create.json",
-            "--state-file",
-            str(stack.log.with_name("stack.json")),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = stack.command("invoke", "WebhookFunction", "--event", "events/webhook-orders-create.json")
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["statusCode"] == 200
@@ -258,22 +233,7 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
         assert post_webhook(stack, shop, order).status_code == 200
     wait_for(lambda: roi(stack, shop)["attributed_orders"] == 8, message="the orders")
 
-    invoked = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "reclift_local",
-            "invoke",
-            "DailyLearningFunction",
-            "--state-file",
-            str(stack.log.with_name("stack.json")),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    invoked = stack.command("invoke", "DailyLearningFunction", timeout=300)
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
 
     rows = requests.get(

@@ -45,6 +45,17 @@ class RunningStack:
     def resource(self, logical_id: str) -> str:
         return str(self.state["resources"][logical_id])
 
+    def command(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        """`python -m reclift_local <args>` against this stack (what `make invoke` and `make redrive` run)."""
+        return subprocess.run(
+            [sys.executable, "-m", "reclift_local", *args, "--state-file", str(self.log.with_name("stack.json"))],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
     def status(self) -> dict[str, Any]:
         response = requests.get(f"{self.url}/_local/status", timeout=10)
         response.raise_for_status()
