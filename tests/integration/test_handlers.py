@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from tests.support.shopify import (
 )
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 REGION = "us-east-1"
 
 
@@ -489,3 +491,45 @@ def test_the_secret_comes_from_ssm_not_from_the_function_environment(aws: Emulat
     assert "SHOPIFY_API_SECRET" not in env
     assert env["SHOPIFY_API_SECRET_PARAM"] == "/reclift/shopify-api-secret"
     assert "SHOPIFY_API_SECRET" not in os.environ
+
+
+# ---------------------------------------------------------------- refunds and cancellations
+def test_given_an_attributed_order_when_refunded_then_cancelled_then_the_roi_loses_the_refund_then_everything(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    """Shopify's own samples: the refund takes back line 518995019 (1 of 1), the cancellation what is left."""
+    shop = new_shop()
+    track(
+        aws,
+        shop,
+        [{"type": "click", "rec_id": "r-1", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}],
+    )
+    order = json.loads((EVENTS / "bodies" / "orders-create.json").read_text())
+    order["created_at"] = datetime.now(UTC).isoformat()
+    refund = json.loads((FIXTURES / "refunds_create_sample.json").read_text())
+    cancelled = json.loads((FIXTURES / "orders_cancelled_sample.json").read_text())
+
+    def deliver(topic: str, payload: Any, webhook_id: str | None = None) -> None:
+        event = webhook_event(shop, json.dumps(payload).encode(), topic=topic, webhook_id=webhook_id)
+        assert aws.invoke("WebhookFunction", event)["statusCode"] == 200
+        assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+
+    deliver("orders/create", order)
+    assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "587.00"
+
+    deliver("refunds/create", refund)
+    deliver("refunds/create", refund, webhook_id="the-same-refund-again")  # re-sent: changes nothing
+    after_refund = roi(aws, shop, datetime.now(UTC))
+    assert after_refund["attributed_revenue"] == "391.33"  # 587.00 − 195.67, the refunded line's net revenue
+    assert after_refund["attributed_orders"] == 1
+
+    deliver("orders/cancelled", cancelled)
+    after_cancel = roi(aws, shop, datetime.now(UTC))
+    assert after_cancel["attributed_revenue"] == "0.00"
+    assert after_cancel["attributed_orders"] == 0
+    counter = aws.client("dynamodb").get_item(
+        TableName=aws.resource("CountersTable"),
+        Key={"pk": {"S": f"{shop}#{datetime.now(UTC).date().isoformat()}"}, "sk": {"S": "_shop"}},
+    )["Item"]
+    assert Decimal(counter["attributed_revenue"]["N"]) == 0
+    assert counter["attributed_orders"]["N"] == "0"

@@ -572,6 +572,12 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     ],
     "record_order": [("ORDERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "attributions": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
+    "attributed_lines": [("ORDERS_TABLE", None, "dynamodb:Query")],
+    "apply_adjustment": [
+        ("ORDERS_TABLE", None, "dynamodb:PutItem"),
+        ("ORDERS_TABLE", None, "dynamodb:UpdateItem"),
+        ("COUNTERS_TABLE", None, "dynamodb:UpdateItem"),
+    ],
     "shop_day_totals": [("COUNTERS_TABLE", None, "dynamodb:BatchGetItem")],
     # reclift.data.learning.LearningStore
     "shops": [("SHOPS_TABLE", None, "dynamodb:Scan")],

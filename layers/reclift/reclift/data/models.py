@@ -144,6 +144,8 @@ class OrderRecord(Model):
     product_id = UnicodeAttribute(null=True)
     quantity = NumberAttribute(null=True)
     revenue = DecimalAttribute(null=True)
+    original_revenue = DecimalAttribute(null=True)  # before refunds and cancellation; absent until the first
+    refunded_quantity = NumberAttribute(null=True)
     channel = UnicodeAttribute(null=True)
     rec_id = UnicodeAttribute(null=True)
     arm = UnicodeAttribute(null=True)

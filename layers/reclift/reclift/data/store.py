@@ -11,7 +11,7 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -21,6 +21,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
+from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
 from reclift.data.models import CounterItem, EventItem, OrderRecord, ProfileItem, ShopItem, bind_tables, region
 from reclift.orders import OrderLine
@@ -116,6 +117,8 @@ class Store(Protocol):
         until: datetime,
     ) -> list[Touch]: ...
     def record_order(self, shop: str, attribution: OrderAttribution) -> OrderWriteOutcome: ...
+    def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine]: ...
+    def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool: ...
     def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
 
@@ -304,19 +307,94 @@ class DynamoStore:
                 already += 1
         return OrderWriteOutcome(chunks_written=written, chunks_already_written=already)
 
+    def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine]:
+        try:
+            items = OrderRecord.query(order_key(shop, order_id), OrderRecord.sk.startswith("line#"))
+            return [
+                AttributedLine(
+                    line_id=item.line_id or "",
+                    product_id=item.product_id or "",
+                    day=(item.created_at or datetime.now(UTC)).date(),
+                    quantity=int(item.quantity or 0),
+                    original_revenue=item.original_revenue
+                    if item.original_revenue is not None
+                    else item.revenue or Decimal(0),
+                    revenue=item.revenue or Decimal(0),
+                    refunded_quantity=int(item.refunded_quantity or 0),
+                )
+                for item in items
+            ]
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the order's attributions failed: {exc.msg}") from exc
+
+    def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool:
+        """Take a refund's or cancellation's revenue back from the lines and the counters, once (False: it was
+        applied before)."""
+        pk = order_key(shop, adjustment.order_id)
+        applied = False
+        changes = list(adjustment.changes)
+        for start in range(0, max(len(changes), 1), LINES_PER_TRANSACTION):
+            part = changes[start : start + LINES_PER_TRANSACTION]
+            index = start // LINES_PER_TRANSACTION
+            marker = OrderRecord(
+                pk=pk,
+                sk=adjustment.marker if index == 0 else f"{adjustment.marker}#{index}",
+                shop=shop,
+                order_id=adjustment.order_id,
+            )
+            line_updates: list[tuple[OrderRecord, list[Any], Any]] = [
+                (
+                    OrderRecord(pk, f"line#{change.line.line_id}"),
+                    [
+                        OrderRecord.revenue.set(change.revenue_after),
+                        OrderRecord.refunded_quantity.set(change.refunded_quantity_after),
+                        OrderRecord.original_revenue.set(OrderRecord.original_revenue | change.line.original_revenue),
+                    ],
+                    OrderRecord.revenue == change.line.revenue,
+                )
+                for change in part
+            ]
+            removed: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
+            for change in part:
+                removed[(change.line.day, change.line.product_id)] += change.removed
+            counters: list[tuple[CounterItem, list[Any]]] = [
+                (CounterItem(day_key(shop, day), product), [CounterItem.revenue.add(-amount)])
+                for (day, product), amount in sorted(removed.items())
+                if amount
+            ]
+            if index == 0 and adjustment.changes:
+                after = order_revenue_before - adjustment.removed
+                shop_actions: list[Any] = [CounterItem.attributed_revenue.add(-adjustment.removed)]
+                if order_revenue_before > 0 >= after:
+                    shop_actions.append(CounterItem.attributed_orders.add(-1))
+                counters.append(
+                    (CounterItem(day_key(shop, adjustment.changes[0].line.day), SHOP_COUNTER), shop_actions)
+                )
+                line_updates.append((OrderRecord(pk, "order"), [OrderRecord.attributed_revenue.set(after)], None))
+            applied = (
+                self._apply_chunk(_Chunk(records=[marker], counter_updates=counters, line_updates=line_updates))
+                or applied
+            )
+        return applied
+
     def _apply_chunk(self, chunk: _Chunk) -> bool:
         for attempt in range(TRANSACTION_ATTEMPTS):
             try:
                 with TransactWrite(connection=self._transactions()) as transaction:
                     for record in chunk.records:
                         transaction.save(record, condition=OrderRecord.pk.does_not_exist())
+                    for line, actions, condition in chunk.line_updates:
+                        transaction.update(line, actions=actions, condition=condition)
                     for counter, actions in chunk.counter_updates:
                         transaction.update(counter, actions=actions)
                 return True
             except TransactWriteError as exc:
-                codes = {reason.code for reason in exc.cancellation_reasons if reason is not None}
+                reasons = [reason.code if reason is not None else None for reason in exc.cancellation_reasons]
+                codes = set(reasons)
+                if "ConditionalCheckFailed" in reasons[: len(chunk.records)]:
+                    return False  # its items exist: this chunk was applied before
                 if "ConditionalCheckFailed" in codes:
-                    return False
+                    raise StoreError("a line changed while it was being adjusted; the delivery is retried") from exc
                 if "TransactionConflict" in codes and attempt < TRANSACTION_ATTEMPTS - 1:
                     # Another order is updating the same counters right now: back off and try again.
                     time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not security
@@ -378,8 +456,12 @@ def _touch(item: EventItem) -> Touch:
 # ---------------------------------------------------------------- the order's writes, in chunks
 @dataclass(frozen=True)
 class _Chunk:
+    """One transaction: `records` are written only if absent (the first is the chunk's marker); `line_updates` only
+    if the line is still as it was read; `counter_updates` unconditionally."""
+
     records: list[OrderRecord]
     counter_updates: list[tuple[CounterItem, list[Any]]]
+    line_updates: list[tuple[OrderRecord, list[Any], Any]] = field(default_factory=list)
 
 
 def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:

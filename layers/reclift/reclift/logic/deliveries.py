@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from reclift.adjustments import cancellation_adjustment, parse_cancelled_order_id, parse_refund, refund_adjustment
 from reclift.attribution import Channel, Windows, attribute_order
 from reclift.data.store import Store, customer_key, visitor_key
 from reclift.ids import shop_domain
@@ -82,10 +84,47 @@ def _profile_keys(shop: str, visitor_id: str | None, customer_id: str | None) ->
     return keys + ([customer_key(shop, customer_id)] if customer_id else [])
 
 
-TopicHandler = Callable[[str, Any, Store], OrderSummary]
+def process_refund_created(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Take the refunded quantities' share of their lines' attributed revenue back, once per refund."""
+    try:
+        refund = parse_refund(payload)
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"refunds/create: {exc}") from exc
+    lines = store.attributed_lines(shop, refund.order_id)
+    adjustment = refund_adjustment(refund, lines)
+    applied = store.apply_adjustment(shop, adjustment, sum((line.revenue for line in lines), Decimal(0)))
+    return {
+        "order_id": refund.order_id,
+        "refund_id": refund.refund_id,
+        "lines": len(adjustment.changes),
+        "removed_revenue": money_text(adjustment.removed),
+        "duplicate": not applied,
+    }
+
+
+def process_order_cancelled(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Take back what is left of the order's attributed revenue, once."""
+    try:
+        order_id = parse_cancelled_order_id(payload)
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"orders/cancelled: {exc}") from exc
+    lines = store.attributed_lines(shop, order_id)
+    adjustment = cancellation_adjustment(order_id, lines)
+    applied = store.apply_adjustment(shop, adjustment, sum((line.revenue for line in lines), Decimal(0)))
+    return {
+        "order_id": order_id,
+        "lines": len(adjustment.changes),
+        "removed_revenue": money_text(adjustment.removed),
+        "duplicate": not applied,
+    }
+
+
+TopicHandler = Callable[[str, Any, Store], dict[str, Any]]
 
 TOPIC_HANDLERS: dict[str, TopicHandler] = {
-    "orders/create": process_order_created,
+    "orders/create": lambda shop, payload, store: process_order_created(shop, payload, store).as_dict(),
+    "refunds/create": process_refund_created,
+    "orders/cancelled": process_order_cancelled,
 }
 
 
@@ -103,5 +142,4 @@ def process_delivery(envelope: WebhookEnvelope, store: Store) -> dict[str, Any]:
         payload = envelope.payload()
     except ValueError as exc:
         raise UnprocessableDelivery(f"{envelope.topic}: the body is not JSON") from exc
-    summary = handler(shop, payload, store)
-    return {"topic": envelope.topic, "shop": shop, **summary.as_dict()}
+    return {"topic": envelope.topic, "shop": shop, **handler(shop, payload, store)}
