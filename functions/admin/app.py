@@ -10,6 +10,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift.data.learning import LearningStore
+from reclift.data.privacy import privacy_store
 from reclift.data.store import dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import session_caller
@@ -62,6 +63,14 @@ def get_performance() -> dict[str, Any]:
     if blacklisted not in ("", "true", "false"):
         raise BadRequest("blacklisted", "expected true or false")
     return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true")
+
+
+@app.get("/admin/privacy/requests/<request_id>")
+def get_data_request(request_id: str) -> dict[str, Any]:
+    found = privacy_store().data_request(_shop(), request_id)
+    if found is None:
+        raise BadRequest("request_id", f"no data request {request_id[:40]!r} for this shop", status=404)
+    return found
 
 
 @app.exception_handler(SignatureError)

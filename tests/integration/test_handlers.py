@@ -533,3 +533,79 @@ def test_given_an_attributed_order_when_refunded_then_cancelled_then_the_roi_los
     )["Item"]
     assert Decimal(counter["attributed_revenue"]["N"]) == 0
     assert counter["attributed_orders"]["N"] == "0"
+
+
+# ---------------------------------------------------------------- privacy topics
+def everything_of(aws: EmulatedAws, needle: str) -> list[str]:
+    """Every item in every table whose text mentions `needle`, as table:key."""
+    dynamodb = aws.client("dynamodb")
+    found = []
+    for logical_id in ("EventsTable", "CountersTable", "OrdersTable", "ProfilesTable", "ShopsTable", "LearningTable"):
+        for page in dynamodb.get_paginator("scan").paginate(TableName=aws.resource(logical_id)):
+            found += [f"{logical_id}:{item['pk']['S']}" for item in page["Items"] if needle in json.dumps(item)]
+    return found
+
+
+def test_given_a_customers_history_when_shopify_asks_for_their_data_then_redacts_them_then_nothing_of_them_is_left(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    track(
+        aws,
+        shop,
+        [
+            {"type": "click", "rec_id": "r-1", "visitor_id": "v-gdpr", "product_id": "111", "position": 1},
+            {"type": "view", "visitor_id": "v-gdpr", "product_id": "112"},
+        ],
+        customer_id="191167",
+    )
+    order = order_payload(
+        order_id=299938,
+        created_at=datetime.now(UTC),
+        visitor_id="v-gdpr",
+        customer_id=191167,
+        lines=[{"product_id": 111, "price": "20.00"}],
+    )
+    request = json.loads((FIXTURES / "customers_data_request_sample.json").read_text())
+    redact = json.loads((FIXTURES / "customers_redact_sample.json").read_text())
+
+    for topic, payload in (("orders/create", order), ("customers/data_request", request)):
+        aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(payload).encode(), topic=topic))
+        assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    fetched = aws.invoke("AdminFunction", admin_event("GET", "/admin/privacy/requests/9999", shop))
+    assert fetched["statusCode"] == 200, fetched
+    data = body_of(fetched)["data"]
+    assert data["customer_id"] == "191167"
+    assert data["profile"]["carted"] == ["111"]
+    assert [event["type"] for event in data["events"]] == ["click"]
+    assert {row["product_id"] for row in data["orders"] if row["record"].startswith("line#")} == {"111"}
+    assert any("191167" in item for item in everything_of(aws, "191167"))
+
+    aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(redact).encode(), topic="customers/redact"))
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+
+    left = [item for item in everything_of(aws, "191167") if shop in item and "#privacy#" not in item]
+    assert left == []  # only the data export the merchant asked for still names them, until shop/redact
+    assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "20.00"  # the sale itself is the shop's
+
+
+def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forgets_it(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop, other = new_shop(), new_shop()
+    for name in (shop, other):
+        track(aws, name, [{"type": "click", "rec_id": "r", "visitor_id": "v", "product_id": "111", "position": 1}])
+        order = order_payload(
+            order_id=7007, created_at=datetime.now(UTC), visitor_id="v", lines=[{"product_id": 111, "price": "5.00"}]
+        )
+        aws.invoke("WebhookFunction", webhook_event(name, json.dumps(order).encode()))
+        aws.invoke("AdminFunction", admin_event("PUT", "/admin/settings", name, {"policy": "seed"}))
+    process_queue(aws, sqs, webhook_queue)
+    assert everything_of(aws, shop)
+
+    redact = json.loads((FIXTURES / "shop_redact_sample.json").read_text())
+    aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(redact).encode(), topic="shop/redact"))
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+
+    assert everything_of(aws, shop) == []
+    assert everything_of(aws, other)  # another shop's data is untouched

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reclift.data.learning import LearningStore
+from reclift.data.privacy import PrivacyStore
 from reclift.data.serving import ServingReader
 from reclift.data.store import DynamoStore
 
@@ -294,6 +295,7 @@ REQUIRED_ROUTES = {
     ("GET", "/admin/settings"): "AdminFunction",
     ("PUT", "/admin/settings"): "AdminFunction",
     ("GET", "/admin/performance"): "AdminFunction",
+    ("GET", "/admin/privacy/requests/{id}"): "AdminFunction",
     ("GET", "/apps/proxy/recommendations"): "StorefrontFunction",
 }
 
@@ -585,6 +587,31 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "save_run": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"), ("LEARNING_TABLE", None, "dynamodb:PutItem")],
     "model": [("LEARNING_TABLE", None, "dynamodb:GetItem")],
     "performance": [("LEARNING_TABLE", None, "dynamodb:Query")],
+    # reclift.data.privacy.PrivacyStore
+    "customer_data": [
+        ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
+        ("PROFILES_TABLE", None, "dynamodb:GetItem"),
+        ("ORDERS_TABLE", None, "dynamodb:Query"),
+    ],
+    "save_data_request": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
+    "data_request": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
+    "redact_customer": [
+        ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
+        ("EVENTS_TABLE", None, "dynamodb:BatchWriteItem"),
+        ("PROFILES_TABLE", None, "dynamodb:GetItem"),
+        ("PROFILES_TABLE", None, "dynamodb:DeleteItem"),
+        ("ORDERS_TABLE", None, "dynamodb:Query"),
+        ("ORDERS_TABLE", None, "dynamodb:UpdateItem"),
+    ],
+    "redact_shop": [
+        *(
+            (table, None, action)
+            for table in ("EVENTS_TABLE", "COUNTERS_TABLE", "ORDERS_TABLE", "PROFILES_TABLE", "SHOPS_TABLE")
+            for action in ("dynamodb:Scan", "dynamodb:BatchWriteItem")
+        ),
+        ("LEARNING_TABLE", None, "dynamodb:Query"),
+        ("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"),
+    ],
     # reclift.data.serving.ServingReader: one BatchGetItem across the three tables
     "context": [
         ("SHOPS_TABLE", None, "dynamodb:BatchGetItem"),
@@ -592,7 +619,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("PROFILES_TABLE", None, "dynamodb:BatchGetItem"),
     ],
 }
-PORTS = (DynamoStore, LearningStore, ServingReader)
+PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore)
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 

@@ -79,7 +79,8 @@ class LearningStore:
     def shops(self) -> Iterator[str]:
         """Every shop in the registry (one small item each)."""
         try:
-            for item in ShopItem.scan(attributes_to_get=["pk"]):
+            # Registry items have first_seen; the privacy requests kept in the same table do not.
+            for item in ShopItem.scan(ShopItem.first_seen.exists(), attributes_to_get=["pk"]):
                 yield item.pk
         except PynamoDBException as exc:
             raise StoreError(f"listing shops failed: {exc.msg}") from exc

@@ -191,6 +191,20 @@ class ShopItem(Model):
     settings_updated_at = UTCDateTimeAttribute(null=True)
 
 
+class PrivacyRequestItem(Model):
+    """In the shops table, pk `{shop}#privacy#{request id}`: a customer's data, kept for the merchant to fetch.
+    (The registry's scans skip it: it has no `first_seen`.)"""
+
+    class Meta:
+        table_name = "SHOPS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    shop = UnicodeAttribute()
+    customer_id = UnicodeAttribute()
+    data = UnicodeAttribute()  # JSON
+    created_at = UTCDateTimeAttribute()
+
+
 # ---------------------------------------------------------------- learning
 class LearningItem(Model):
     """pk = the shop; sk `p#{product}` (a product's performance, the plan's MLProductPerformance) or `_model`
@@ -231,7 +245,15 @@ class LearningItem(Model):
     blacklisted_products = NumberAttribute(null=True)
 
 
-ALL_MODELS: tuple[type[Model], ...] = (EventItem, CounterItem, OrderRecord, ProfileItem, ShopItem, LearningItem)
+ALL_MODELS: tuple[type[Model], ...] = (
+    EventItem,
+    CounterItem,
+    OrderRecord,
+    ProfileItem,
+    ShopItem,
+    PrivacyRequestItem,
+    LearningItem,
+)
 
 
 def region() -> str:
@@ -252,6 +274,7 @@ def bind_tables() -> None:
         OrderRecord: names.orders,
         ProfileItem: names.profiles,
         ShopItem: names.shops,
+        PrivacyRequestItem: names.shops,
         LearningItem: names.learning,
     }
     for model, table_name in bindings.items():

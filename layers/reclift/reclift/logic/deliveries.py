@@ -9,10 +9,12 @@ from typing import Any
 
 from reclift.adjustments import cancellation_adjustment, parse_cancelled_order_id, parse_refund, refund_adjustment
 from reclift.attribution import Channel, Windows, attribute_order
+from reclift.data.privacy import privacy_store
 from reclift.data.store import Store, customer_key, visitor_key
 from reclift.ids import shop_domain
 from reclift.money import money_text
 from reclift.orders import parse_order
+from reclift.privacy import CustomerRequest, parse_customer_request
 from reclift.tracking import ProfileChange
 from reclift.webhooks import WebhookEnvelope
 
@@ -119,12 +121,44 @@ def process_order_cancelled(shop: str, payload: Any, store: Store) -> dict[str, 
     }
 
 
+def _customer_request(topic: str, payload: Any, orders_key: str) -> CustomerRequest:
+    try:
+        return parse_customer_request(payload, orders_key)
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"{topic}: {exc}") from exc
+
+
+def process_customer_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Remove every item keyed by the customer, and the customer's link on their orders' attributions."""
+    request = _customer_request("customers/redact", payload, "orders_to_redact")
+    return {"customer_redacted": True, **privacy_store().redact_customer(shop, request)}
+
+
+def process_customer_data_request(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Gather what reclift keeps of the customer, for the merchant to fetch at /admin/privacy/requests/{id}."""
+    request = _customer_request("customers/data_request", payload, "orders_requested")
+    if request.request_id is None:
+        raise UnprocessableDelivery("customers/data_request: no data_request id")
+    privacy = privacy_store()
+    data = privacy.customer_data(shop, request)
+    privacy.save_data_request(shop, request.request_id, request.customer_id, data)
+    return {"data_request": request.request_id, "events": len(data["events"]), "orders": len(data["orders"])}
+
+
+def process_shop_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Erase everything of the shop (Shopify sends this 48 hours after the app is uninstalled)."""
+    return {"shop_redacted": True, **privacy_store().redact_shop(shop)}
+
+
 TopicHandler = Callable[[str, Any, Store], dict[str, Any]]
 
 TOPIC_HANDLERS: dict[str, TopicHandler] = {
     "orders/create": lambda shop, payload, store: process_order_created(shop, payload, store).as_dict(),
     "refunds/create": process_refund_created,
     "orders/cancelled": process_order_cancelled,
+    "customers/redact": process_customer_redact,
+    "customers/data_request": process_customer_data_request,
+    "shop/redact": process_shop_redact,
 }
 
 
