@@ -609,3 +609,28 @@ def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forge
 
     assert everything_of(aws, shop) == []
     assert everything_of(aws, other)  # another shop's data is untouched
+
+
+def test_given_a_refund_delivered_before_its_order_then_it_is_retried_until_the_order_is_in(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    track(
+        aws,
+        shop,
+        [{"type": "click", "rec_id": "r-1", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}],
+    )
+    order = json.loads((EVENTS / "bodies" / "orders-create.json").read_text())
+    order["created_at"] = datetime.now(UTC).isoformat()
+    refund = json.loads((FIXTURES / "refunds_create_sample.json").read_text())
+    aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(refund).encode(), topic="refunds/create"))
+    [message] = queued(sqs, webhook_queue)
+    record = sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION)
+
+    with pytest.raises(BatchProcessingError):  # the only record failed: it stays on the queue
+        aws.invoke("AttributionFunction", {"Records": [record]})
+
+    aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    assert aws.invoke("AttributionFunction", {"Records": [record]}) == {"batchItemFailures": []}  # the retry
+    assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "391.33"

@@ -117,7 +117,7 @@ class Store(Protocol):
         until: datetime,
     ) -> list[Touch]: ...
     def record_order(self, shop: str, attribution: OrderAttribution) -> OrderWriteOutcome: ...
-    def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine]: ...
+    def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine] | None: ...
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool: ...
     def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
@@ -307,25 +307,29 @@ class DynamoStore:
                 already += 1
         return OrderWriteOutcome(chunks_written=written, chunks_already_written=already)
 
-    def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine]:
+    def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine] | None:
+        """The order's attribution lines; None while the order itself has not been recorded."""
         try:
-            items = OrderRecord.query(order_key(shop, order_id), OrderRecord.sk.startswith("line#"))
-            return [
-                AttributedLine(
-                    line_id=item.line_id or "",
-                    product_id=item.product_id or "",
-                    day=(item.created_at or datetime.now(UTC)).date(),
-                    quantity=int(item.quantity or 0),
-                    original_revenue=item.original_revenue
-                    if item.original_revenue is not None
-                    else item.revenue or Decimal(0),
-                    revenue=item.revenue or Decimal(0),
-                    refunded_quantity=int(item.refunded_quantity or 0),
-                )
-                for item in items
-            ]
+            items = list(OrderRecord.query(order_key(shop, order_id)))
         except PynamoDBException as exc:
             raise StoreError(f"reading the order's attributions failed: {exc.msg}") from exc
+        if not any(item.sk == "order" for item in items):
+            return None
+        return [
+            AttributedLine(
+                line_id=item.line_id or "",
+                product_id=item.product_id or "",
+                day=(item.created_at or datetime.now(UTC)).date(),
+                quantity=int(item.quantity or 0),
+                original_revenue=item.original_revenue
+                if item.original_revenue is not None
+                else item.revenue or Decimal(0),
+                revenue=item.revenue or Decimal(0),
+                refunded_quantity=int(item.refunded_quantity or 0),
+            )
+            for item in items
+            if item.sk.startswith("line#")
+        ]
 
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool:
         """Take a refund's or cancellation's revenue back from the lines and the counters, once (False: it was

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from reclift.adjustments import cancellation_adjustment, parse_cancelled_order_id, parse_refund, refund_adjustment
+from reclift.adjustments import (
+    AttributedLine,
+    cancellation_adjustment,
+    parse_cancelled_order_id,
+    parse_refund,
+    refund_adjustment,
+)
 from reclift.attribution import Channel, Windows, attribute_order
 from reclift.data.privacy import privacy_store
 from reclift.data.store import Store, customer_key, visitor_key
@@ -86,13 +92,25 @@ def _profile_keys(shop: str, visitor_id: str | None, customer_id: str | None) ->
     return keys + ([customer_key(shop, customer_id)] if customer_id else [])
 
 
+class OrderNotRecordedYet(RuntimeError):
+    """A refund or cancellation that arrived before its order: retried until the order is in (then the DLQ)."""
+
+
+def _recorded_lines(shop: str, order_id: str, store: Store) -> list[AttributedLine]:
+    lines = store.attributed_lines(shop, order_id)
+    if lines is None:
+        # Shopify does not promise delivery order; adjusting nothing now would lose the refund for good.
+        raise OrderNotRecordedYet(f"order {order_id} has not been recorded yet")
+    return lines
+
+
 def process_refund_created(shop: str, payload: Any, store: Store) -> dict[str, Any]:
     """Take the refunded quantities' share of their lines' attributed revenue back, once per refund."""
     try:
         refund = parse_refund(payload)
     except ValueError as exc:
         raise UnprocessableDelivery(f"refunds/create: {exc}") from exc
-    lines = store.attributed_lines(shop, refund.order_id)
+    lines = _recorded_lines(shop, refund.order_id, store)
     adjustment = refund_adjustment(refund, lines)
     applied = store.apply_adjustment(shop, adjustment, sum((line.revenue for line in lines), Decimal(0)))
     return {
@@ -110,7 +128,7 @@ def process_order_cancelled(shop: str, payload: Any, store: Store) -> dict[str, 
         order_id = parse_cancelled_order_id(payload)
     except ValueError as exc:
         raise UnprocessableDelivery(f"orders/cancelled: {exc}") from exc
-    lines = store.attributed_lines(shop, order_id)
+    lines = _recorded_lines(shop, order_id, store)
     adjustment = cancellation_adjustment(order_id, lines)
     applied = store.apply_adjustment(shop, adjustment, sum((line.revenue for line in lines), Decimal(0)))
     return {
