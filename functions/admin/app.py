@@ -39,6 +39,8 @@ def get_roi() -> dict[str, Any]:
         store.attributions(shop, period.first, period.last),
         store.shop_day_totals(shop, period.first, period.last),
         currency=store.shop_currency(shop),
+        arm_visitors=store.arm_visitors(shop, period.first, period.last),
+        holdout_share=store.get_settings(shop).holdout_share,
     )
 
 

@@ -634,3 +634,37 @@ def test_given_a_refund_delivered_before_its_order_then_it_is_retried_until_the_
     assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
     assert aws.invoke("AttributionFunction", {"Records": [record]}) == {"batchItemFailures": []}  # the retry
     assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "391.33"
+
+
+def test_given_impressions_of_both_arms_and_a_sale_when_roi_is_asked_then_the_lift_block_counts_them(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    shown = [
+        {
+            "type": "impression",
+            "rec_id": f"{arm}-0123456789abcdef01234567",
+            "visitor_id": f"{arm}-visitor-{n}",
+            "placement": "home",
+            "products": [{"product_id": "111", "position": 1}],
+        }
+        for arm, count in (("l", 9), ("h", 3))
+        for n in range(count)
+    ]
+    assert track(aws, shop, shown)["statusCode"] == 200
+    track(aws, shop, shown[:2])  # a visitor seen twice counts once
+    placed = datetime.now(UTC)
+    order = order_payload(
+        order_id=8008, created_at=placed, visitor_id="l-visitor-0", lines=[{"product_id": 111, "price": "45.00"}]
+    )
+    aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))
+    process_queue(aws, sqs, webhook_queue)
+
+    lift = roi(aws, shop, placed)["lift"]
+
+    assert lift["visitors"] == {"learning": 9, "holdout": 3}
+    assert lift["revenue_per_visitor"]["learning"] == 5.0  # 45.00 over 9 visitors
+    assert lift["revenue_per_visitor"]["holdout"] == 0.0
+    assert lift["revenue_per_visitor"]["relative"] is None  # no holdout revenue yet: no ratio to take
+    assert lift["conversion_rate"]["learning"] == pytest.approx(1 / 9, abs=1e-6)
+    assert 0 < lift["srm_p_value"] <= 1

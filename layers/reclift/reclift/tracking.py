@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from reclift.ids import shopify_id
+from reclift.ranking import arm_of
 
 MAX_EVENTS_PER_REQUEST = 50
 MAX_PRODUCTS_PER_IMPRESSION = 20
@@ -165,6 +166,16 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
             elif event.type == "add_to_cart":
                 counts[(day, product)].add_to_carts += 1
     return dict(counts)
+
+
+def arm_visitors(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], set[str]]:
+    """Per day and arm, the visitors shown a recommendation of that arm (from the arm its rec id carries)."""
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for event in events:
+        arm = arm_of(event.rec_id) if event.type == "impression" else None
+        if arm is not None:
+            seen[(event.at.date().isoformat(), arm)].add(event.visitor_id)
+    return dict(seen)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.data.models import CounterItem, LearningItem, ShopItem, bind_tables
-from reclift.data.store import SHOP_COUNTER, StoreError, day_key
+from reclift.data.store import StoreError, day_key
 from reclift.learning import Performance, Prior, ProductDay
 
 MODEL_KEY = "_model"
@@ -91,7 +91,7 @@ class LearningStore:
         try:
             while day <= last_day:
                 for item in CounterItem.query(day_key(shop, day)):
-                    if item.sk == SHOP_COUNTER:
+                    if item.sk.startswith("_"):  # the shop's own counters (`_shop`, `_arm#…`), not a product
                         continue
                     yield ProductDay(
                         day=day,

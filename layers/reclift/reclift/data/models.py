@@ -18,6 +18,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
     VersionAttribute,
 )
@@ -105,6 +106,7 @@ class CounterItem(Model):
     test_orders = NumberAttribute(default=0)
     attributed_orders = NumberAttribute(default=0)
     attributed_revenue = DecimalAttribute(default=Decimal)
+    visitors = UnicodeSetAttribute(null=True)  # `_arm#…` items: the visitors an arm served
     expires_at = TTLAttribute(null=True)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,15 @@ LINES_PER_TRANSACTION = 45
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
+ARM_COUNTER = "_arm#"  # sk `_arm#{arm}#{bucket}`: a set of visitor ids, split so no item nears 400 KB
+ARM_BUCKETS = 16
+
+
+def _buckets(ids: set[str]) -> dict[int, set[str]]:
+    buckets: dict[int, set[str]] = defaultdict(set)
+    for visitor in ids:
+        buckets[zlib.crc32(visitor.encode()) % ARM_BUCKETS].add(visitor)
+    return buckets
 
 
 class StoreError(RuntimeError):
@@ -90,6 +100,8 @@ class AttributionRow:
     channel: Channel
     created_at: datetime
     currency: str
+    arm: str | None = None  # the arm of the credited recommendation
+    visitor_id: str | None = None  # the buyer's visitor id, when the order carried it
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,8 @@ class Store(Protocol):
     def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine] | None: ...
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool: ...
     def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
+    def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None: ...
+    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> dict[str, int]: ...
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
 
 
@@ -231,6 +245,29 @@ class DynamoStore:
                     )
         except PynamoDBException as exc:
             raise StoreError(f"updating counters failed: {exc.msg}") from exc
+
+    def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None:
+        """Remember which visitors each arm showed recommendations to, per day (sets, so a visitor counts once)."""
+        expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+        try:
+            for (day, arm), ids in sorted(visitors.items()):
+                for bucket, members in sorted(_buckets(ids).items()):
+                    CounterItem(day_key(shop, day), f"{ARM_COUNTER}{arm}#{bucket:02d}").update(
+                        actions=[CounterItem.visitors.add(members), CounterItem.expires_at.set(expires)]
+                    )
+        except PynamoDBException as exc:
+            raise StoreError(f"recording the arms' visitors failed: {exc.msg}") from exc
+
+    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> dict[str, int]:
+        """Distinct visitors each arm showed recommendations to over the days (one query per day)."""
+        seen: dict[str, set[str]] = defaultdict(set)
+        try:
+            for day in _days(first_day, last_day):
+                for item in CounterItem.query(day_key(shop, day), CounterItem.sk.startswith(ARM_COUNTER)):
+                    seen[item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]] |= set(item.visitors or ())
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the arms' visitors failed: {exc.msg}") from exc
+        return {arm: len(ids) for arm, ids in seen.items()}
 
     def update_profile(self, shop: str, key: str, change: ProfileChange) -> None:
         """Read, merge and write back with an optimistic version check (retried on a concurrent write)."""
@@ -426,6 +463,8 @@ class DynamoStore:
                         channel=Channel(item.channel),
                         created_at=item.created_at or datetime.min.replace(tzinfo=UTC),
                         currency=item.currency or "",
+                        arm=item.arm,
+                        visitor_id=item.visitor_id,
                     )
                 )
         except PynamoDBException as exc:
@@ -487,6 +526,7 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             created_at=order.created_at,
             currency=order.currency,
             customer_id=order.customer_id,
+            visitor_id=order.visitor_id,
             line_id=line.line_id,
             product_id=line.product_id,
             quantity=line.quantity,

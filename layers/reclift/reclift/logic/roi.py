@@ -10,9 +10,12 @@ from typing import Any
 
 from reclift.attribution import Channel
 from reclift.data.store import AttributionRow, ShopDayTotals
+from reclift.lift import lift_report
 from reclift.money import money_text
+from reclift.settings import ShopSettings
 
 DEFAULT_RANGE_DAYS = 30
+DEFAULT_HOLDOUT_SHARE = ShopSettings.model_fields["holdout_share"].default
 MAX_RANGE_DAYS = 366
 
 
@@ -56,6 +59,8 @@ def roi_report(
     totals: list[ShopDayTotals],
     *,
     currency: str | None,
+    arm_visitors: dict[str, int] | None = None,
+    holdout_share: float = DEFAULT_HOLDOUT_SHARE,
 ) -> dict[str, Any]:
     """The report's JSON. An order counts in `attributed_orders` while its attributed revenue is above zero."""
     revenue_by_order: dict[str, Decimal] = defaultdict(Decimal)
@@ -92,6 +97,10 @@ def roi_report(
         )
         day += timedelta(days=1)
     ranked = sorted(products.values(), key=lambda item: (-item["revenue"], item["product_id"]))
+    revenue_by_visitor: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for row in rows:
+        if row.arm and row.visitor_id:
+            revenue_by_visitor[row.arm][row.visitor_id] += row.revenue
     return {
         "shop": shop,
         "from": period.first.isoformat(),
@@ -106,4 +115,5 @@ def roi_report(
         "test_orders": sum(total.test_orders for total in totals),
         "by_product": [{**item, "revenue": money_text(item["revenue"])} for item in ranked],
         "daily": daily,
+        "lift": lift_report(arm_visitors or {}, revenue_by_visitor, holdout_share),
     }

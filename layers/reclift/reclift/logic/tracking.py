@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from reclift.data.store import Store, customer_key, visitor_key
-from reclift.tracking import counter_increments, parse_event_batch, profile_changes, tracked_events
+from reclift.tracking import arm_visitors, counter_increments, parse_event_batch, profile_changes, tracked_events
 
 
 def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *, now: datetime) -> dict[str, int]:
@@ -18,6 +18,8 @@ def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *,
     if recommendation_events:
         store.put_events(shop, recommendation_events)
         store.add_counts(shop, counter_increments(recommendation_events))
+        if served := arm_visitors(recommendation_events):
+            store.add_arm_visitors(shop, served)
     for visitor_id, change in sorted(profile_changes(events).items()):
         store.update_profile(shop, visitor_key(shop, visitor_id), change)
         if customer_id:
