@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift import config
 from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.data.store import dynamo_store
@@ -18,6 +19,10 @@ from reclift.logic.learning import fan_out, learn_shop, parse_job
 from reclift.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def queue_jobs(bodies: list[str]) -> int:
+    return send_all(config.required("LEARNING_QUEUE_URL"), bodies)
 
 
 def record_handler(record: SQSRecord) -> None:
@@ -36,7 +41,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     # The window ends on the day the schedule fires (at 02:00 UTC the day just ended is its latest full day).
     fired = str(event.get("time") or datetime.now(UTC).isoformat())
     day = datetime.fromisoformat(fired.replace("Z", "+00:00")).date()
-    summary = fan_out(LearningStore(), lambda bodies: send_all("LEARNING_QUEUE_URL", bodies), day=day)
+    summary = fan_out(LearningStore(), queue_jobs, day=day)
     metrics.add_metric(name="LearningJobsQueued", unit=MetricUnit.Count, value=summary["shops"])
     logger.info("learning fanned out", extra=summary)
     return summary

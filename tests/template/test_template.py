@@ -679,3 +679,25 @@ def test_the_nightly_learning_runs_at_two_utc_and_fans_out_through_its_own_queue
     assert events["SQS"]["Queue"] == {"Fn::GetAtt": ["LearningQueue", "Arn"]}
     assert learning["Environment"]["Variables"]["LEARNING_QUEUE_URL"] == {"Ref": "LearningQueue"}
     assert int(learning["Timeout"]) == 900  # one shop's job fits one invocation, with room to spare
+
+
+def test_each_role_allows_nothing_its_function_code_does_not_do(
+    cfn_template: dict[str, Any],
+    env_reads: dict[str, frozenset[str]],
+    method_calls: dict[str, frozenset[str]],
+) -> None:
+    """The converse of the test above: every (action, resource) pair a function's inline policy grants is one its
+    code reaches. (AWS-managed policies SAM attaches are held to their own list elsewhere.) Index grants of
+    DynamoDB reads are counted against the table, and a transaction's ConditionCheck never appears here."""
+    surplus: list[str] = []
+    for function_id in sorted(env_reads):
+        needed = required_permissions(cfn_template, function_id, env_reads[function_id], method_calls[function_id])
+        role = cfn_template["Resources"][function_role(cfn_template, function_id)]["Properties"]
+        for policy in role.get("Policies", []):
+            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+                for action in as_list(statement["Action"]):
+                    for entry in as_list(statement["Resource"]):
+                        for key in resource_keys(entry):
+                            if (action, key) not in needed:
+                                surplus.append(f"{function_id}: {action} on {key}")
+    assert surplus == [], "granted but never used:\n" + "\n".join(sorted(surplus))

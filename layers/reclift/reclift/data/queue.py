@@ -37,9 +37,8 @@ def send_webhook(message_body: str, *, topic: str) -> str:
     return response["MessageId"]
 
 
-def send_all(queue_url_variable: str, bodies: list[str]) -> int:
-    """Queue every body, ten to a SendMessageBatch call; raises QueueError if any could not be queued."""
-    url = config.required(queue_url_variable)
+def send_all(url: str, bodies: list[str]) -> int:
+    """Queue every body on the queue at `url`, ten to a SendMessageBatch call; QueueError if any could not be."""
     for start in range(0, len(bodies), 10):
         entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies[start : start + 10])
