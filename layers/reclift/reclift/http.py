@@ -39,6 +39,8 @@ def json_body(event: dict[str, Any]) -> Any:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest("body", f"the body is not valid JSON ({exc.__class__.__name__})") from exc
+    except (RecursionError, ValueError) as exc:  # nested too deep, or a number too long to convert
+        raise BadRequest("body", "the body is JSON nested too deep or with a number too long") from exc
 
 
 def json_response(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:

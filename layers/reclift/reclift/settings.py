@@ -79,7 +79,7 @@ def merge_settings(current: ShopSettings, changes: dict[str, Any]) -> ShopSettin
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         message = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
-        if not field:  # a rule across settings names its key first: "key: what is wrong"
+        if not first["loc"]:  # a rule across settings names its key first: "key: what is wrong"
             field, _, message = str(first["msg"]).removeprefix("Value error, ").partition(": ")
         raise SettingsError(field, message) from exc
 

@@ -17,6 +17,9 @@ from reclift.settings import ShopSettings
 DEFAULT_RANGE_DAYS = 30
 DEFAULT_HOLDOUT_SHARE = ShopSettings.model_fields["holdout_share"].default
 MAX_RANGE_DAYS = 366
+# Reports end a day after their last day (an exclusive bound), so the calendar's very last day is not allowed.
+EARLIEST_DAY = date(2000, 1, 1)
+LATEST_DAY = date(9999, 12, 30)
 
 
 class ReportRangeError(ValueError):
@@ -43,8 +46,13 @@ def report_range(raw_from: str | None, raw_to: str | None, *, today: date) -> Re
         except ValueError as exc:
             raise ReportRangeError(field, f"expected a date as YYYY-MM-DD, got {raw[:30]!r}") from exc
 
-    last = parse("to", raw_to, today)
-    first = parse("from", raw_from, last - timedelta(days=DEFAULT_RANGE_DAYS - 1))
+    def within(field: str, day: date) -> date:
+        if not EARLIEST_DAY <= day <= LATEST_DAY:
+            raise ReportRangeError(field, f"must lie between {EARLIEST_DAY} and {LATEST_DAY}")
+        return day
+
+    last = within("to", parse("to", raw_to, today))
+    first = within("from", parse("from", raw_from, max(EARLIEST_DAY, last - timedelta(days=DEFAULT_RANGE_DAYS - 1))))
     if first > last:
         raise ReportRangeError("from", "must not be after 'to'")
     if (last - first).days + 1 > MAX_RANGE_DAYS:
