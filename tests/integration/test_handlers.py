@@ -494,18 +494,21 @@ def test_the_secret_comes_from_ssm_not_from_the_function_environment(aws: Emulat
 
 
 # ---------------------------------------------------------------- refunds and cancellations
+def demo_order_after_a_click(aws: EmulatedAws, shop: str) -> dict[str, Any]:
+    """The sample order (three lines of product 632910392), placed now by a visitor who clicked that product."""
+    click = {"type": "click", "rec_id": "r-1", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}
+    assert track(aws, shop, [click])["statusCode"] == 200
+    order: dict[str, Any] = json.loads((EVENTS / "bodies" / "orders-create.json").read_text())
+    order["created_at"] = datetime.now(UTC).isoformat()
+    return order
+
+
 def test_given_an_attributed_order_when_refunded_then_cancelled_then_the_roi_loses_the_refund_then_everything(
     aws: EmulatedAws, sqs: Any, webhook_queue: str
 ) -> None:
     """Shopify's own samples: the refund takes back line 518995019 (1 of 1), the cancellation what is left."""
     shop = new_shop()
-    track(
-        aws,
-        shop,
-        [{"type": "click", "rec_id": "r-1", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}],
-    )
-    order = json.loads((EVENTS / "bodies" / "orders-create.json").read_text())
-    order["created_at"] = datetime.now(UTC).isoformat()
+    order = demo_order_after_a_click(aws, shop)
     refund = json.loads((FIXTURES / "refunds_create_sample.json").read_text())
     cancelled = json.loads((FIXTURES / "orders_cancelled_sample.json").read_text())
 
@@ -615,13 +618,7 @@ def test_given_a_refund_delivered_before_its_order_then_it_is_retried_until_the_
     aws: EmulatedAws, sqs: Any, webhook_queue: str
 ) -> None:
     shop = new_shop()
-    track(
-        aws,
-        shop,
-        [{"type": "click", "rec_id": "r-1", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}],
-    )
-    order = json.loads((EVENTS / "bodies" / "orders-create.json").read_text())
-    order["created_at"] = datetime.now(UTC).isoformat()
+    order = demo_order_after_a_click(aws, shop)
     refund = json.loads((FIXTURES / "refunds_create_sample.json").read_text())
     aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(refund).encode(), topic="refunds/create"))
     [message] = queued(sqs, webhook_queue)
