@@ -40,7 +40,7 @@ from hypothesis import strategies as st
 from reclift.signatures import encode_hs256_jwt, mint_session_token, sign_webhook, signed_app_proxy_query
 from reclift_local.sample_events import http_event
 from reclift_local.sign import DEV_API_KEY, DEV_API_SECRET
-from tests.support.aws import EmulatedAws, emulated_aws
+from tests.support.aws import EmulatedAws
 from tests.support.shopify import admin_event, new_shop, proxy_event, proxy_query, session_token
 
 # Examples per test. Each surface adds up to at least 10,000 (see the module docstring). RECLIFT_FUZZ_SCALE=0.1
@@ -76,15 +76,17 @@ def fuzz_settings(examples: int) -> settings:
 
 
 @pytest.fixture(scope="module")
-def moto_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
-    """The template's resources in moto server only (fuzzing needs no second engine), each HTTP function loaded
-    by one rejected request first, so the shared Logger and Metrics are made with a function's environment."""
-    with emulated_aws(tmp_path_factory.mktemp("fuzz-aws"), database="moto") as emulated:
-        with quiet_stdout():
-            emulated.invoke("WebhookFunction", webhook_raw_event({}, b"{}", base64_encoded=False, topic="x"))
-            emulated.invoke("StorefrontFunction", proxy_event("GET", "/apps/proxy/recommendations", ""))
-            emulated.invoke("AdminFunction", admin_event("GET", "/admin/settings", None))
-        yield emulated
+def moto_aws(aws: EmulatedAws, database: str) -> EmulatedAws:
+    """The suite's emulated AWS on moto (moto keeps one state per process, so fuzzing shares it; DynamoDB Local adds
+    nothing here), each HTTP function loaded by one rejected request first, so the shared Logger and Metrics are
+    made with a function's environment."""
+    if database != "moto":
+        pytest.skip("fuzzing runs once, on moto")
+    with quiet_stdout():
+        aws.invoke("WebhookFunction", webhook_raw_event({}, b"{}", base64_encoded=False, topic="x"))
+        aws.invoke("StorefrontFunction", proxy_event("GET", "/apps/proxy/recommendations", ""))
+        aws.invoke("AdminFunction", admin_event("GET", "/admin/settings", None))
+    return aws
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from reclift_local.workers import function_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
+_ACTIVE: EmulatedAws | None = None  # the emulator this process's cached clients were made for
 
 
 @dataclass
@@ -53,6 +54,11 @@ class EmulatedAws:
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Run the function's handler in this process with its own environment, as one Lambda invocation."""
+        global _ACTIVE
+        if _ACTIVE is not self:
+            # Another emulator was used since: its clients and bindings must not serve this one.
+            forget_execution_environment()
+            _ACTIVE = self
         spec = self.stack.specs[logical_id]
         with function_env(self.environment(logical_id)):
             if logical_id not in self.handlers:
@@ -106,7 +112,6 @@ def emulated_aws(state_dir: Path, *, database: str = "moto") -> Iterator[Emulate
     )
     stack = LocalStack(options, output=Output())
     endpoint = stack.provision()
-    forget_execution_environment()
     try:
         yield EmulatedAws(stack=stack, endpoint=endpoint)
     finally:
