@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import re
 
-_SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
+_SHOP_DOMAIN = re.compile(r"[a-z0-9][a-z0-9-]*\.myshopify\.com")
 _GID = re.compile(r"^gid://shopify/(?P<kind>[A-Za-z]+)/(?P<id>[0-9]{1,20})$")
 _NUMERIC = re.compile(r"^[0-9]{1,20}$")
+
+
+def is_shop_domain(value: str) -> bool:
+    """Whether `value` is exactly a shop's permanent `*.myshopify.com` domain (in any case)."""
+    return value.isascii() and _SHOP_DOMAIN.fullmatch(value.lower()) is not None
 
 
 def shop_domain(value: str) -> str:
     """The shop's permanent `*.myshopify.com` domain, lower-cased; ValueError for anything else."""
     domain = value.strip().lower()
-    if not _SHOP_DOMAIN.match(domain):
+    if not is_shop_domain(domain):
         raise ValueError(f"not a myshopify.com shop domain: {value[:100]!r}")
     return domain
 

@@ -24,7 +24,8 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-SHOP_DOMAIN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com")
+from reclift.ids import is_shop_domain
+
 _STANDARD_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
 _URLSAFE_BASE64 = re.compile(r"[A-Za-z0-9_-]*")
 _HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -42,10 +43,6 @@ class SignatureError(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def is_shop_domain(value: str) -> bool:
-    return SHOP_DOMAIN.fullmatch(value) is not None
 
 
 def _usable_secrets(secrets: Sequence[str]) -> tuple[str, ...]:
