@@ -81,7 +81,6 @@ class InMemoryReader(ServingReader):
     """The serving port with the shop's data already in hand: what is left is the handler's own work."""
 
     def __init__(self, context: ServingContext) -> None:
-        self.round_trips = 0
         self._context = context
 
     def context(self, shop: str, *, visitor_id: str | None, customer_id: str | None) -> ServingContext:

@@ -566,7 +566,6 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "put_events": [("EVENTS_TABLE", None, "dynamodb:BatchWriteItem")],
     "add_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "update_profile": [("PROFILES_TABLE", None, "dynamodb:GetItem"), ("PROFILES_TABLE", None, "dynamodb:PutItem")],
-    "profile": [("PROFILES_TABLE", None, "dynamodb:GetItem")],
     "touches": [
         ("EVENTS_TABLE", None, "dynamodb:Query"),
         ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),

@@ -44,7 +44,6 @@ def _dynamodb() -> DynamoDBClient:
 class ServingReader:
     def __init__(self) -> None:
         bind_tables()
-        self.round_trips = 0
 
     def _batch_get(self, requests: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
         """One BatchGetItem (more only for keys DynamoDB leaves unprocessed under throttling)."""
@@ -54,7 +53,6 @@ class ServingReader:
             if not pending:
                 return found
             try:
-                self.round_trips += 1
                 response = _dynamodb().batch_get_item(RequestItems=pending)
             except (BotoCoreError, ClientError) as exc:
                 raise StoreError(f"reading for a recommendation failed: {exc}") from exc

@@ -290,15 +290,6 @@ class DynamoStore:
             except PynamoDBException as exc:
                 raise StoreError(f"updating a profile failed: {exc.msg}") from exc
 
-    def profile(self, key: str) -> ProfileChange | None:
-        try:
-            item = ProfileItem.get(key)
-        except DoesNotExist:
-            return None
-        except PynamoDBException as exc:
-            raise StoreError(f"reading a profile failed: {exc.msg}") from exc
-        return ProfileChange(viewed=list(item.viewed), carted=list(item.carted), purchased=list(item.purchased))
-
     # ------------------------------------------------------------ attribution
     def touches(
         self,
