@@ -21,6 +21,14 @@ help:
 	@echo "make events                   regenerate the signed sample events under events/"
 	@echo "make build                    sam build (installs the SAM CLI into its own virtualenv on first use)"
 
+# The browser tests drive Debian's Chromium (headless) through Playwright; no browser is downloaded.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -qq --no-install-recommends chromium || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
 $(INSTALLED): requirements-dev.txt layers/reclift/requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reclift needs Python 3.11 (the Lambda runtime)"'
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +56,7 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy layers local functions tests benchmarks
 
-test: lint typecheck
+test: lint typecheck $(CHROMIUM)
 	$(BIN)/python -m reclift_local.sample_events --check
 	$(BIN)/pytest
 
