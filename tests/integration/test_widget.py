@@ -5,6 +5,7 @@ signed order carrying that cart is attributed."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -186,6 +187,11 @@ def test_given_best_sellers_when_the_product_page_loads_then_the_cards_render_an
         page.wait_for_timeout(500)
         page_hides(page)
         assert events_sent(store, 0) == [{"type": "view", "visitor_id": visitor, "product_id": str(CURRENT)}]
+        assert store.event_posts()[0].content_type == "text/plain;charset=UTF-8"  # a beacon, as the page hides
+        profile = stack.client("dynamodb").get_item(
+            TableName=stack.resource("ProfilesTable"), Key={"pk": {"S": f"{shop}#v#{visitor}"}}, ConsistentRead=True
+        )["Item"]
+        assert [v["S"] for v in profile["viewed"]["L"]] == [str(CURRENT)]
         assert {p: counters(stack, shop, p) for p in SELLERS} == baseline
         assert store.cart_attributes == {}
 
@@ -306,6 +312,31 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
             Key={"pk": {"S": f"{shop}#59001"}, "sk": {"S": f"line#{59_001 * 100 + index}"}},
         )["Item"]
         assert (stored["rec_id"]["S"], stored["channel"]["S"]) == (rec_id, "click_through")
+
+
+@pytest.mark.parametrize("storage", ["localStorage", "cookie"])
+def test_given_a_returning_visitor_then_the_widget_asks_with_the_same_anonymous_id_even_without_local_storage(
+    stack: RunningStack, shop: str, browser: Browser, storage: str
+) -> None:
+    context = browser.new_context()
+    if storage == "cookie":  # storage blocked (privacy settings, some embedded browsers): the cookie keeps the id
+        context.add_init_script(
+            "Object.defineProperty(window, 'localStorage', "
+            "{get() { throw new DOMException('denied', 'SecurityError'); }})"
+        )
+    try:
+        with storefront(shop, stack.url, catalog()) as store:
+            for visits in (1, 2):
+                context.new_page().goto(store.product_page(f"product-{CURRENT}"))
+                wait_for(lambda n=visits: len(store.recommendations()) == n, message="the recommendation request")
+            first, second = (served.query["visitor_id"] for served in store.recommendations())
+            cookies = {c["name"]: c["value"] for c in context.cookies()}
+    finally:
+        context.close()
+
+    assert first == second
+    assert re.fullmatch(r"v-[0-9a-f]{32}", first)
+    assert cookies.get("_reclift_vid") == (first if storage == "cookie" else None)
 
 
 @pytest.mark.parametrize("failure", ["error", "bad-json", "drop"])

@@ -111,6 +111,7 @@ class StoreProduct:
 @dataclass
 class Forwarded:
     method: str
+    content_type: str | None
     path: str
     query: dict[str, str]
     body: Any
@@ -185,7 +186,7 @@ class Storefront:
 
     # --- the app proxy ------------------------------------------------------------------------------------------------
 
-    def forward(self, method: str, rest: str, query: str, body: bytes) -> tuple[int, bytes]:
+    def forward(self, method: str, rest: str, query: str, body: bytes, content_type: str | None) -> tuple[int, bytes]:
         params: dict[str, list[str]] = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             params.setdefault(key, []).append(value)
@@ -202,7 +203,7 @@ class Storefront:
             method,
             f"{self.reclift_url}/apps/proxy/{rest}?{signed}",
             data=body or None,
-            headers={"content-type": "application/json"} if body else {},
+            headers={"content-type": content_type} if content_type else {},
             timeout=30,
         )
         payload: Any = response.json() if response.content else None
@@ -216,6 +217,7 @@ class Storefront:
             self.forwarded.append(
                 Forwarded(
                     method=method,
+                    content_type=content_type,
                     path=rest,
                     query=dict(parse_qsl(query)),
                     body=json.loads(body) if body else None,
@@ -261,7 +263,8 @@ def _handler(store: Storefront) -> type[BaseHTTPRequestHandler]:
             if store.proxy_mode == "bad-json":
                 self.send(200, b'{"rec_id": "l-1", "products": [', "application/json")
                 return
-            status, answer = store.forward(method, parts.path[len(proxy) :], parts.query, body)
+            content_type = self.headers.get("Content-Type")
+            status, answer = store.forward(method, parts.path[len(proxy) :], parts.query, body, content_type)
             self.send(status, answer, "application/json")
 
         def do_GET(self) -> None:
