@@ -235,6 +235,8 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
     stack: RunningStack, shop: str, page: Page
 ) -> None:
     baseline = {str(p): counters(stack, shop, p) for p in SELLERS}
+    # The cards need a product's url for their link and button: where the stack's recommendations do not carry the
+    # catalog's render fields yet, the storefront fills them in from its own products (never overriding the stack's).
     with storefront(shop, stack.url, catalog(), catalog_stand_in=True) as store:
         page.goto(store.product_page(f"product-{CURRENT}"))
         [served] = wait_for(store.recommendations, message="the recommendation request")
