@@ -170,7 +170,7 @@ class Storefront:
         )
         return (
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            f"<title>{html.escape(product.title)}</title>"
+            f"<title>{html.escape(product.title)}</title><link rel='icon' href='data:,'>"
             "<script>window.Shopify = {routes: {root: '/'}};</script>"
             f"{styles}{scripts}</head><body>"
             f"<main><h1>{html.escape(product.title)}</h1>"
