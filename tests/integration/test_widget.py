@@ -316,6 +316,25 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
         assert (stored["rec_id"]["S"], stored["channel"]["S"]) == (rec_id, "click_through")
 
 
+def test_given_the_cart_placement_then_the_cart_s_products_are_sent_and_not_recommended(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    in_cart = 2001
+    with storefront(shop, stack.url, catalog(), block_settings={"placement": "cart", "products_count": 3}) as store:
+        store.cart_items.append({"product_id": in_cart, "variant_id": in_cart * 10 + 2, "quantity": 1})
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        shown = served.response["products"]
+        page.locator(".reclift__item").nth(len(shown) - 1).wait_for(state="attached")
+
+        assert served.query["placement"] == "cart"
+        assert served.query["cart_product_ids"] == str(in_cart)
+        assert served.query["limit"] == "3"
+        cards = page.locator(".reclift__item").evaluate_all("cs => cs.map(c => c.dataset.productId)")
+        assert cards == [p["product_id"] for p in shown]
+        assert sorted(p["product_id"] for p in shown) == sorted(str(p) for p in SELLERS if p != in_cart)
+
+
 @pytest.mark.parametrize("storage", ["localStorage", "cookie"])
 def test_given_a_returning_visitor_then_the_widget_asks_with_the_same_anonymous_id_even_without_local_storage(
     stack: RunningStack, shop: str, browser: Browser, storage: str
