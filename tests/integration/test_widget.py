@@ -1,0 +1,393 @@
+"""The storefront widget in headless Chromium, on a product page of a local storefront that plays Shopify's part,
+against the running local stack: what it renders, what it records and when, what it puts in the cart, and that a
+signed order carrying that cart is attributed."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.support.browser import chromium
+from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
+from tests.support.stack import RunningStack, running_stack, wait_for
+from tests.support.storefront import Storefront, StoreProduct, storefront
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page
+
+pytestmark = pytest.mark.stack
+
+# The product whose page the shopper is on, and four others that sell (units sold, price): the best sellers.
+CURRENT = 2000
+SELLERS = {2001: (4, "19.90"), 2002: (3, "12.50"), 2003: (2, "7.25"), 2004: (1, "30.00")}
+
+
+def catalog() -> list[StoreProduct]:
+    products = [
+        StoreProduct(
+            product_id=product_id,
+            handle=f"product-{product_id}",
+            title=f"Product {product_id}",
+            price=Decimal(price),
+            # The first variant is sold out: the widget must add the first *available* one.
+            variants=[
+                {"id": product_id * 10 + 1, "available": False, "price": int(Decimal(price) * 100)},
+                {"id": product_id * 10 + 2, "available": True, "price": int(Decimal(price) * 100)},
+            ],
+        )
+        for product_id, (_, price) in SELLERS.items()
+    ]
+    products.append(
+        StoreProduct(
+            product_id=CURRENT,
+            handle=f"product-{CURRENT}",
+            title="The product on the page",
+            price=Decimal("25.00"),
+            variants=[{"id": CURRENT * 10 + 1, "available": True, "price": 2500}],
+        )
+    )
+    return products
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[RunningStack]:
+    with running_stack(tmp_path_factory.mktemp("stack"), database=database) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+def post_order(stack: RunningStack, shop: str, order: dict[str, Any]) -> None:
+    headers, body = webhook_request(shop, json.dumps(order).encode())
+    response = requests.post(f"{stack.url}/webhooks/orders/create", data=body, headers=dict(headers), timeout=10)
+    assert response.status_code == 200, response.text
+
+
+def roi(stack: RunningStack, shop: str) -> dict[str, Any]:
+    response = requests.get(
+        f"{stack.url}/admin/roi", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+@pytest.fixture(scope="module")
+def shop(stack: RunningStack) -> str:
+    """A shop whose earlier widget traffic showed SELLERS, whose visitors then bought them (attributed purchases),
+    learned by the nightly job: its best sellers are what it recommends."""
+    shop = new_shop()
+    order_id = 50_000
+    for product_id, (units, price) in SELLERS.items():
+        for _ in range(units):
+            order_id += 1
+            visitor = f"earlier-{order_id}"
+            shown = {
+                "type": "impression",
+                "rec_id": f"l-earlier-{order_id}",
+                "visitor_id": visitor,
+                "placement": "home",
+                "products": [{"product_id": str(product_id), "position": 1}],
+            }
+            tracked = requests.post(
+                f"{stack.url}/apps/proxy/events?{proxy_query(shop)}", json={"events": [shown]}, timeout=10
+            )
+            assert tracked.status_code == 200, tracked.text
+            order = order_payload(
+                order_id=order_id,
+                created_at=datetime.now(UTC),
+                visitor_id=visitor,
+                lines=[{"product_id": product_id, "price": price}],
+            )
+            post_order(stack, shop, order)
+    placed = order_id - 50_000
+    wait_for(lambda: roi(stack, shop)["attributed_orders"] == placed, timeout=60, message="the orders' attribution")
+    learned = stack.command("invoke", "DailyLearningFunction", timeout=120)
+    assert learned.returncode == 0, learned.stderr
+    return shop
+
+
+def counters(stack: RunningStack, shop: str, product_id: int | str) -> dict[str, int]:
+    item = (
+        stack.client("dynamodb")
+        .get_item(
+            TableName=stack.resource("CountersTable"),
+            Key={"pk": {"S": f"{shop}#{datetime.now(UTC).date().isoformat()}"}, "sk": {"S": str(product_id)}},
+            ConsistentRead=True,
+        )
+        .get("Item", {})
+    )
+    return {name: int(item[name]["N"]) for name in ("impressions", "clicks", "add_to_carts") if name in item}
+
+
+def page_hides(page: Page) -> None:
+    """What the browser does when the shopper switches tab or leaves: the widget sends what it has batched."""
+    page.evaluate("window.dispatchEvent(new Event('pagehide'))")
+
+
+def events_sent(store: Storefront, after: int) -> list[dict[str, Any]]:
+    """The events of every batch posted after the first `after` ones, once reclift has stored them (2xx)."""
+    posts = wait_for(lambda: len(store.event_posts()) > after and store.event_posts(), message="a batch of events")
+    assert all(post.status == 200 for post in posts), [post.response for post in posts]
+    return [event for post in posts[after:] for event in post.body["events"]]
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def visitor_of(page: Page) -> str:
+    visitor: str = page.evaluate("localStorage.getItem('_reclift_vid')")
+    assert visitor
+    return visitor
+
+
+def test_given_best_sellers_when_the_product_page_loads_then_the_cards_render_and_impressions_wait_for_the_viewport(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    baseline = {p: counters(stack, shop, p) for p in SELLERS}
+    with storefront(shop, stack.url, catalog(), block_settings={"title": "Bought together"}) as store:
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        cards = page.locator(".reclift__item")
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        expected = served.response["products"]
+        cards.nth(len(expected) - 1).wait_for(state="attached")
+        visitor = visitor_of(page)
+
+        # Rendered: the response's products in its order, with what the response knows of them (here the price).
+        assert served.status == 200
+        assert served.query == {"placement": "product", "limit": "4", "visitor_id": visitor, "product_id": str(CURRENT)}
+        assert sorted(p["product_id"] for p in expected) == sorted(str(p) for p in SELLERS)
+        assert cards.evaluate_all("cs => cs.map(c => [c.dataset.productId, Number(c.dataset.position)])") == [
+            [p["product_id"], p["position"]] for p in expected
+        ]
+        for index, product in enumerate(expected):
+            assert cards.nth(index).locator(".reclift__price").inner_text() == f"${product['price']}"
+        assert page.locator(".reclift__title").inner_text() == "Bought together"
+        assert page.locator(".reclift").is_visible()
+
+        # Below the fold: the page hides, only the view of the current product is sent; no impression is stored.
+        page.wait_for_timeout(500)
+        page_hides(page)
+        assert events_sent(store, 0) == [{"type": "view", "visitor_id": visitor, "product_id": str(CURRENT)}]
+        assert store.event_posts()[0].content_type == "text/plain;charset=UTF-8"  # a beacon, as the page hides
+        profile = stack.client("dynamodb").get_item(
+            TableName=stack.resource("ProfilesTable"), Key={"pk": {"S": f"{shop}#v#{visitor}"}}, ConsistentRead=True
+        )["Item"]
+        assert [v["S"] for v in profile["viewed"]["L"]] == [str(CURRENT)]
+        assert {p: counters(stack, shop, p) for p in SELLERS} == baseline
+        assert store.cart_attributes == {}
+
+        # A quarter of the row in view is less than half of any card: still no impression.
+        page.evaluate(
+            """() => {
+                const card = document.querySelector('.reclift__item').getBoundingClientRect();
+                window.scrollBy(0, card.top - window.innerHeight + card.height * 0.25);
+            }"""
+        )
+        page.wait_for_timeout(500)
+        page_hides(page)
+        page.wait_for_timeout(500)
+        assert len(store.event_posts()) == 1
+
+        # Scrolled into view: one impression with every card's position, stored and counted once per product.
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: store.cart_attributes, message="the cart attribute")
+        page_hides(page)
+        [impression] = events_sent(store, 1)
+        assert impression == {
+            "type": "impression",
+            "rec_id": served.response["rec_id"],
+            "visitor_id": visitor,
+            "placement": "product",
+            "source_product_id": str(CURRENT),
+            "products": [{"product_id": p["product_id"], "position": p["position"]} for p in expected],
+        }
+        assert {p: counters(stack, shop, p)["impressions"] for p in SELLERS} == {
+            p: baseline[p]["impressions"] + 1 for p in SELLERS
+        }
+        assert store.cart_attributes == {"_reclift_vid": visitor}
+
+        # Seen once is counted once: hiding the page again sends nothing new.
+        page_hides(page)
+        page.wait_for_timeout(500)
+        assert len(store.event_posts()) == 2
+
+
+def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_carries_them_to_an_attributed_order(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    baseline = {str(p): counters(stack, shop, p) for p in SELLERS}
+    # The cards need a product's url for their link and button: where the stack's recommendations do not carry the
+    # catalog's render fields yet, the storefront fills them in from its own products (never overriding the stack's).
+    with storefront(shop, stack.url, catalog(), catalog_stand_in=True) as store:
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        rec_id, expected = served.response["rec_id"], served.response["products"]
+        first, second = expected[0], expected[1]
+        cards = page.locator(".reclift__item")
+        cards.nth(len(expected) - 1).wait_for(state="attached")
+        visitor = visitor_of(page)
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+
+        # Title, link and image when the response has them.
+        link = cards.nth(0).locator("a.reclift__link")
+        assert link.get_attribute("href") == f"{store.url}/products/product-{first['product_id']}"
+        assert link.locator(".reclift__name").inner_text() == f"Product {first['product_id']}"
+        assert link.locator("img").get_attribute("alt") == f"Product {first['product_id']}"
+
+        # Add to cart: the first available variant, with the recommendation's id as a line-item property.
+        cards.nth(1).locator(".reclift__add").click()
+        wait_for(lambda: store.cart_items, message="the cart add")
+        [line] = store.cart_items
+        added = store.by_id(second["product_id"])
+        assert line["variant_id"] == added.variants[1]["id"]
+        assert line["properties"] == {"_rec_id": rec_id}
+        assert store.cart_attributes == {"_reclift_vid": visitor}
+        assert [path for path, _ in store.cart_requests][-1] == "/cart/add.js"
+        sent = events_sent(store, 0)
+        assert {"type": "add_to_cart", "rec_id": rec_id, "visitor_id": visitor, "product_id": second["product_id"],
+                "position": second["position"]} in sent  # fmt: skip
+        assert cards.nth(1).locator(".reclift__add").inner_text() == "Added"
+
+        # A click on a card's link: recorded, and sent as the page goes.
+        posted = len(store.event_posts())
+        with page.expect_navigation():
+            link.click()
+        assert page.url == f"{store.url}/products/product-{first['product_id']}"
+        click = {"type": "click", "rec_id": rec_id, "visitor_id": visitor, "product_id": first["product_id"],
+                 "position": first["position"]}  # fmt: skip
+        assert click in wait_for(lambda: click in (e := events_sent(store, posted)) and e, message="the click")
+        assert (
+            counters(stack, shop, first["product_id"]).get("clicks", 0)
+            == baseline[first["product_id"]].get("clicks", 0) + 1
+        )
+        assert (
+            counters(stack, shop, second["product_id"]).get("add_to_carts", 0)
+            == baseline[second["product_id"]].get("add_to_carts", 0) + 1
+        )
+
+    # The order Shopify sends for that cart: the cart attribute as note_attributes, the line property kept.
+    order = order_payload(
+        order_id=59_001,
+        created_at=datetime.now(UTC),
+        visitor_id=store.cart_attributes["_reclift_vid"],
+        lines=[
+            {"product_id": added.product_id, "price": str(added.price), "rec_id": line["properties"]["_rec_id"]},
+            {"product_id": int(first["product_id"]), "price": "19.90"},
+        ],
+    )
+    before = roi(stack, shop)
+    post_order(stack, shop, order)
+    report = wait_for(
+        lambda: (r := roi(stack, shop))["attributed_orders"] > before["attributed_orders"] and r,
+        message="the attribution",
+    )
+    assert report["attributed_orders"] == before["attributed_orders"] + 1
+    revenue = {p["product_id"]: Decimal(p["revenue"]) for p in report["by_product"]}
+    earlier = {p["product_id"]: Decimal(p["revenue"]) for p in before["by_product"]}
+    assert revenue[second["product_id"]] - earlier.get(second["product_id"], Decimal(0)) == added.price
+    assert revenue[first["product_id"]] - earlier.get(first["product_id"], Decimal(0)) == Decimal("19.90")
+    assert Decimal(report["click_through_revenue"]) - Decimal(before["click_through_revenue"]) == Decimal("19.90") + (
+        added.price
+    )
+    for index in (0, 1):  # each line credited to this recommendation, as a click-through
+        stored = stack.client("dynamodb").get_item(
+            TableName=stack.resource("OrdersTable"),
+            Key={"pk": {"S": f"{shop}#59001"}, "sk": {"S": f"line#{59_001 * 100 + index}"}},
+        )["Item"]
+        assert (stored["rec_id"]["S"], stored["channel"]["S"]) == (rec_id, "click_through")
+
+
+def test_given_the_cart_placement_then_the_cart_s_products_are_sent_and_not_recommended(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    in_cart = 2001
+    with storefront(shop, stack.url, catalog(), block_settings={"placement": "cart", "products_count": 3}) as store:
+        store.cart_items.append({"product_id": in_cart, "variant_id": in_cart * 10 + 2, "quantity": 1})
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        shown = served.response["products"]
+        page.locator(".reclift__item").nth(len(shown) - 1).wait_for(state="attached")
+
+        assert served.query["placement"] == "cart"
+        assert served.query["cart_product_ids"] == str(in_cart)
+        assert served.query["limit"] == "3"
+        cards = page.locator(".reclift__item").evaluate_all("cs => cs.map(c => c.dataset.productId)")
+        assert cards == [p["product_id"] for p in shown]
+        assert sorted(p["product_id"] for p in shown) == sorted(str(p) for p in SELLERS if p != in_cart)
+
+
+@pytest.mark.parametrize("storage", ["localStorage", "cookie"])
+def test_given_a_returning_visitor_then_the_widget_asks_with_the_same_anonymous_id_even_without_local_storage(
+    stack: RunningStack, shop: str, browser: Browser, storage: str
+) -> None:
+    context = browser.new_context()
+    if storage == "cookie":  # storage blocked (privacy settings, some embedded browsers): the cookie keeps the id
+        context.add_init_script(
+            "Object.defineProperty(window, 'localStorage', "
+            "{get() { throw new DOMException('denied', 'SecurityError'); }})"
+        )
+    try:
+        with storefront(shop, stack.url, catalog()) as store:
+            for visits in (1, 2):
+                context.new_page().goto(store.product_page(f"product-{CURRENT}"))
+                wait_for(lambda n=visits: len(store.recommendations()) == n, message="the recommendation request")
+            first, second = (served.query["visitor_id"] for served in store.recommendations())
+            cookies = {c["name"]: c["value"] for c in context.cookies()}
+    finally:
+        context.close()
+
+    assert first == second
+    assert re.fullmatch(r"v-[0-9a-f]{32}", first)
+    assert cookies.get("_reclift_vid") == (first if storage == "cookie" else None)
+
+
+@pytest.mark.parametrize("failure", ["error", "bad-json", "drop"])
+def test_given_a_failing_proxy_when_the_page_loads_then_the_widget_adds_nothing_and_throws_nothing(
+    stack: RunningStack, shop: str, browser: Browser, page: Page, failure: str
+) -> None:
+    errors: list[str] = []
+    console: list[ConsoleMessage] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: console.append(message) if message.type == "error" else None)
+    with storefront(shop, stack.url, catalog(), proxy_mode=failure) as store:
+        static = browser.new_context(java_script_enabled=False)
+        try:
+            static_page = static.new_page()
+            static_page.goto(store.product_page(f"product-{CURRENT}"))
+            as_served = static_page.locator("body").inner_html()
+        finally:
+            static.close()
+
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        wait_for(lambda: "recommendations" in store.proxied, message="the recommendation request")
+        page.wait_for_timeout(1000)
+        page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # where the cards would be
+        page.wait_for_timeout(300)
+
+        assert page.locator("body").inner_html() == as_served
+        assert page.locator(".reclift").is_hidden()
+        assert errors == []
+        # The browser itself logs a failed request (no script can silence that); nothing else may be logged.
+        assert [m.text for m in console if not m.text.startswith("Failed to load resource")] == []
+        assert all(urlsplit(m.location["url"]).path == "/apps/reclift/recommendations" for m in console), [
+            (m.text, m.location["url"]) for m in console
+        ]
