@@ -38,6 +38,7 @@ class ProgressBar:
     what: str = ""
     total: int | None = None
     _drawn: bool = False
+    _pending: str = ""  # the last line, not yet written (not a terminal)
 
     def begin(self, what: str, total: int | None) -> None:
         self.finish()
@@ -56,13 +57,16 @@ class ProgressBar:
             self._drawn = True
         elif pages % 10 == 0:
             self.stream.write(text + "\n")
+            self._pending = ""
+        else:
+            self._pending = text
         self.stream.flush()
 
     def finish(self) -> None:
-        if self._drawn:
-            self.stream.write("\n")
+        if self._drawn or self._pending:
+            self.stream.write(self._pending + "\n")
             self.stream.flush()
-            self._drawn = False
+        self._drawn, self._pending = False, ""
 
 
 def stack_environment(state: Mapping[str, Any]) -> dict[str, str]:

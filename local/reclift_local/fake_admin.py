@@ -360,7 +360,7 @@ def seeded_catalog(
 ) -> tuple[list[FakeOrder], list[FakeProduct]]:
     """A deterministic shop: products with one to three variants (some drafts, archived, sold out, untracked or
     overselling; one with 130 variants), and orders of one to five lines over the last 200 days, a few with a
-    custom line or marked test, one with 120 lines."""
+    custom line or marked test, one of yesterday with 120 lines."""
     rng = random.Random(seed)  # noqa: S311 - test data, not security
     moment = now or datetime.now(UTC)
     catalog: list[FakeProduct] = []
@@ -397,7 +397,7 @@ def seeded_catalog(
         history.append(
             FakeOrder(
                 number=5000 + index,
-                created_at=moment - timedelta(days=rng.uniform(0, 200)),
+                created_at=moment - timedelta(days=1 if index == 3 else rng.uniform(0, 200)),
                 product_numbers=lines,
                 test=index % 23 == 11,
             )

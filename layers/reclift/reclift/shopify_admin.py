@@ -216,6 +216,7 @@ class AdminClient:
                 if _is_throttled(errors):
                     self.throttled += 1
                     self._wait(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost) + 0.05))
+                    self.last_cost = None  # waited for it: the next answer says where the bucket is
                     continue
                 raise AdminApiError(f"the Admin API of {self.shop} answered with errors: {_messages(errors)}")
             data = answer.get("data")
