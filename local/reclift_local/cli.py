@@ -185,7 +185,10 @@ def backfill(args: argparse.Namespace) -> int:
             days=args.days,
             restart=args.restart,
         )
-    except (BackfillCommandError, AdminApiError, ConfigurationError, StoreError) as exc:
+    except (BackfillCommandError, ConfigurationError) as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return 2
+    except (AdminApiError, StoreError) as exc:
         print(f"backfill: {exc}", file=sys.stderr)
         print("backfill: what was fetched is kept; run the same command again to resume", file=sys.stderr)
         return 1

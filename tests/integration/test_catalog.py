@@ -158,3 +158,15 @@ def test_given_only_an_unprocessable_product_then_the_whole_batch_fails(
     deliver(aws, new_shop(), "products/delete", {"id": "not-a-number"})
     with pytest.raises(BatchProcessingError):
         process_queue(aws, sqs, webhook_queue)
+
+
+def test_given_the_sample_product_events_then_the_webhook_queues_it_and_the_worker_stores_it(
+    aws: EmulatedAws, webhook_queue: str
+) -> None:
+    events = Path(__file__).resolve().parents[2] / "events"
+    webhook = json.loads((events / "webhook-products-update.json").read_text())
+    batch = json.loads((events / "attribution-sqs-products-update.json").read_text())
+
+    assert aws.invoke("WebhookFunction", webhook)["statusCode"] == 200
+    assert aws.invoke("AttributionFunction", batch) == {"batchItemFailures": []}
+    assert catalog(aws, "reclift-demo.myshopify.com", [PRODUCT])[PRODUCT].title == "Example T-Shirt"
