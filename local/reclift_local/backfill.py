@@ -117,7 +117,7 @@ def run_command(
     admin_url: str | None,
     days: int,
     restart: bool,
-    stream: TextIO = sys.stderr,
+    stream: TextIO | None = None,
 ) -> dict[str, Any]:
     """Run the backfill in this process against the local stack's tables (or AWS's) and return its result."""
     env: dict[str, str] = {}
@@ -148,7 +148,7 @@ def run_command(
         token = os.environ.get(TOKEN_VARIABLE) or config.shop_admin_token(domain)
         client = AdminClient(domain, token)
         now = datetime.now(UTC)
-        bar = ProgressBar(stream)
+        bar = ProgressBar(stream or sys.stderr)  # the stream of the moment, not of import time
         totals: dict[str, int | None] = {item: expected_count(client, item, now=now, days=days) for item in whats}
 
         def on_progress(progress: BackfillProgress) -> None:

@@ -19,7 +19,7 @@ from reclift.logic.backfill import ORDERS_PER_PAGE, PRODUCTS_PER_PAGE, compute_s
 from reclift.shopify_admin import AdminAccessDenied, AdminApiError, AdminClient, RetryPolicy
 from reclift_local import cli
 from reclift_local.fake_admin import FakeAdminApi, FakeProduct, FakeVariant, seeded_catalog
-from tests.support.aws import EmulatedAws, process_queue
+from tests.support.aws import EmulatedAws, forget_execution_environment, process_queue
 from tests.support.shopify import new_shop, order_payload, webhook_event
 
 TOKEN = "shpat_test_token"
@@ -288,6 +288,7 @@ def test_given_the_backfill_command_then_it_fills_the_running_stacks_tables_with
         )
     )
     monkeypatch.setenv("RECLIFT_ADMIN_TOKEN", TOKEN)
+    forget_execution_environment()  # the command is a process of its own: nothing cached from another emulator
     with pytest.raises(SystemExit) as exited:
         cli.main(
             [
