@@ -15,7 +15,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift import config
 from reclift.data.backfill import BackfillProgress, BackfillStore
-from reclift.data.catalog import CatalogStore
 from reclift.data.store import dynamo_store
 from reclift.ids import shop_domain
 from reclift.logic.backfill import parse_what, run_backfill
@@ -23,10 +22,6 @@ from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
 
 STOP_BEFORE_DEADLINE_MS = 60_000
-
-
-class Stores(BackfillStore, CatalogStore):
-    """The backfill's progress and baskets, and the catalog's listings."""
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -48,7 +43,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         shop,
         whats,
         client,
-        Stores(),
+        BackfillStore(),
         dynamo_store(),
         restart=event.get("restart") is True,
         keep_going=lambda: context.get_remaining_time_in_millis() > STOP_BEFORE_DEADLINE_MS,

@@ -131,14 +131,10 @@ def run_command(
     with environment(env):
         from reclift import config
         from reclift.data.backfill import BackfillProgress, BackfillStore
-        from reclift.data.catalog import CatalogStore
         from reclift.data.store import DynamoStore
         from reclift.ids import shop_domain
         from reclift.logic.backfill import expected_count, parse_what, run_backfill
         from reclift.shopify_admin import AdminClient
-
-        class Stores(BackfillStore, CatalogStore):
-            pass
 
         try:
             domain = shop_domain(shop)
@@ -161,7 +157,7 @@ def run_command(
                 domain,
                 whats,
                 client,
-                Stores(),
+                BackfillStore(),
                 DynamoStore(),
                 now=now,
                 days=days,

@@ -1,7 +1,8 @@
 """A fake Shopify Admin GraphQL API for one shop, on a real HTTP port: what the backfill is tested and tried against.
 
 It answers the backfill's queries — `orders`, `order { lineItems }`, `products`, `product { variants }`,
-`ordersCount`, `productsCount` — in
+`ordersCount`, `productsCount`, and bulk operations (`bulkOperationRunQuery`, polled through `node`, its JSONL
+result served on the same port, running for `bulk_polls` polls) — in
 Shopify's shapes (`nodes`, `pageInfo {hasNextPage endCursor}`, opaque cursors, `gid://shopify/…` ids) from a seeded
 set of orders and products, reading the page sizes, cursors and search filter from the query's variables (it is not
 a GraphQL engine: the root field is the first field of the operation). It keeps Shopify's cost-based leaky bucket —
@@ -30,7 +31,7 @@ from reclift.shopify_admin import ADMIN_API_VERSION
 
 MAX_QUERY_COST = 1000.0
 MAX_PAGE_SIZE = 250
-_ROOT_FIELD = re.compile(r"^\s*(?:query\b[^{]*)?\{\s*(\w+)", re.DOTALL)
+_ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)", re.DOTALL)
 _CREATED_SINCE = re.compile(r"created_at:>=(\d{4}-\d{2}-\d{2})")
 
 
@@ -98,6 +99,13 @@ class RequestRecord:
 
 
 @dataclass
+class _BulkRun:
+    number: int
+    lines: list[dict[str, Any]]
+    polls_left: int
+
+
+@dataclass
 class _Faults:
     throttle: int = 0
     fail: int = 0
@@ -117,6 +125,9 @@ class FakeAdminApi:
     restore_rate: float = 50.0
     version: str = ADMIN_API_VERSION
     requests: list[RequestRecord] = field(default_factory=list)
+    bulk_polls: int = 1  # polls that still find a bulk operation RUNNING
+    downloads: int = 0  # bulk result downloads
+    _bulk: dict[str, _BulkRun] = field(default_factory=dict)
     _faults: _Faults = field(default_factory=_Faults)
     _available: float = 0.0
     _stamp: float = 0.0
@@ -138,6 +149,15 @@ class FakeAdminApi:
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                status, text = api.download(self.path)
+                payload = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/jsonl")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -278,6 +298,10 @@ class FakeAdminApi:
             return {"ordersCount": {"count": len(_created_since(self.orders, variables.get("query")))}}, 1, 1
         if root == "productsCount":
             return {"productsCount": {"count": len(self.products)}}, 1, 1
+        if root == "bulkOperationRunQuery":
+            return {"bulkOperationRunQuery": self._start_bulk(str(variables.get("query") or ""))}, 10, 10
+        if root == "node":
+            return {"node": self._poll_bulk(variables.get("id"))}, 1, 1
         if root == "order":
             order = self._find(self.orders, variables.get("id"), "Order")
             lines = _page_size(variables.get("lines"))
@@ -291,6 +315,54 @@ class FakeAdminApi:
             returned = len(nested["nodes"]) if nested else 0
             return {"product": {"variants": nested} if nested else None}, 1 + 2 + 2 * variants, 3 + 2 * returned
         raise ValueError(f"Field '{root}' doesn't exist on type 'QueryRoot'")
+
+    # ------------------------------------------------------------ bulk operations
+    def _start_bulk(self, query: str) -> dict[str, Any]:
+        match = _ROOT_FIELD.match(query)
+        root = match.group(1) if match else ""
+        if root not in ("orders", "products"):
+            return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": "Invalid bulk query"}]}
+        if any(run.polls_left > 0 for run in self._bulk.values()):  # one bulk query at a time per app and shop
+            message = "A bulk query operation for this app and shop is already in progress"
+            return {"bulkOperation": None, "userErrors": [{"field": None, "message": message}]}
+        lines: list[dict[str, Any]] = []
+        if root == "orders":
+            for order in _created_since(self.orders, query):
+                node = self._order_node(order, MAX_PAGE_SIZE)
+                children = node.pop("lineItems")["nodes"]
+                lines += [node, *({**child, "__parentId": node["id"]} for child in children)]
+        else:
+            for product in self.products:
+                node = self._product_node(product, MAX_PAGE_SIZE)
+                children = node.pop("variants")["nodes"]
+                lines += [node, *({**child, "__parentId": node["id"]} for child in children)]
+        number = len(self._bulk) + 1
+        operation_id = gid("BulkOperation", number)
+        self._bulk[operation_id] = _BulkRun(number=number, lines=lines, polls_left=self.bulk_polls)
+        return {"bulkOperation": {"id": operation_id, "status": "CREATED"}, "userErrors": []}
+
+    def _poll_bulk(self, operation_id: object) -> dict[str, Any] | None:
+        run = self._bulk.get(str(operation_id))
+        if run is None:
+            return None
+        if run.polls_left > 0:
+            run.polls_left -= 1
+            return {"id": operation_id, "status": "RUNNING", "errorCode": None, "objectCount": "0", "url": None}
+        url = f"{self.url}/bulk/{run.number}.jsonl" if run.lines else None
+        count = str(len(run.lines))
+        return {"id": operation_id, "status": "COMPLETED", "errorCode": None, "objectCount": count, "url": url}
+
+    def download(self, path: str) -> tuple[int, str]:
+        """A bulk result file (no token: Shopify's result URLs are signed links)."""
+        with self._lock:
+            self.downloads += 1
+            if self._faults.fail and self._faults.fail_after <= 0:
+                self._faults.fail -= 1
+                return self._faults.fail_status, "Internal Server Error"
+            for run in self._bulk.values():
+                if path == f"/bulk/{run.number}.jsonl":
+                    return 200, "".join(json.dumps(line) + "\n" for line in run.lines)
+        return 404, "Not Found"
 
     @staticmethod
     def _find(items: list[Any], node_id: object, kind: str) -> Any:

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
+from reclift.data.backfill import BackfillStore
+from reclift.logic import backfill as backfills
 from reclift.logic.backfill import ORDERS_PER_PAGE, PRODUCTS_PER_PAGE, compute_similarity_after_backfill
 from reclift.shopify_admin import AdminAccessDenied, AdminApiError, AdminClient, RetryPolicy
 from reclift_local import cli
 from reclift_local.fake_admin import FakeAdminApi, FakeProduct, FakeVariant, seeded_catalog
-from tests.support.aws import EmulatedAws, forget_execution_environment, process_queue
+from tests.support.aws import EmulatedAws, forget_execution_environment, function_env, process_queue
 from tests.support.shopify import new_shop, order_payload, webhook_event
 
 TOKEN = "shpat_test_token"
@@ -312,3 +314,61 @@ def test_given_the_backfill_command_then_it_fills_the_running_stacks_tables_with
     assert f"{pages} pages" in err
     assert TOKEN not in out + err
     assert len(catalog_items(aws, admin.shop)) == len(admin.products)
+
+
+# ---------------------------------------------------------------- bulk operations
+@pytest.fixture
+def backfill_env(aws: EmulatedAws) -> Iterator[None]:
+    """The BackfillFunction's environment in this process, for calling the backfill directly."""
+    with function_env(aws.environment("BackfillFunction")):
+        forget_execution_environment()
+        yield
+    forget_execution_environment()
+
+
+def test_given_a_bulk_products_backfill_then_the_polled_operations_result_fills_the_catalog(
+    aws: EmulatedAws, admin: FakeAdminApi, backfill_env: None
+) -> None:
+    admin.bulk_polls = 2
+
+    outcome = backfills.backfill(
+        "products", admin.shop, client_for(admin), BackfillStore(), bulk=True, bulk_poll_seconds=0
+    )
+
+    assert (outcome.complete, outcome.bulk, outcome.stored) == (True, True, len(admin.products))
+    items = catalog_items(aws, admin.shop)
+    big = next(p for p in admin.products if len(p.variants) == 130)
+    prices = [Decimal(v.price) for v in big.variants if sellable(v)] or [Decimal(v.price) for v in big.variants]
+    assert Decimal(items[str(big.number)]["price"]["N"]) == min(prices)
+    assert [r.root for r in admin.requests] == ["bulkOperationRunQuery", "node", "node", "node"]
+
+
+def test_given_a_bulk_orders_backfill_that_stops_midway_then_the_resume_stores_only_the_rest(
+    aws: EmulatedAws, admin: FakeAdminApi, backfill_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = [o for o in admin.orders if o.created_at >= datetime.now(UTC) - timedelta(days=180)]
+    monkeypatch.setattr(backfills, "BULK_SAVE_EVERY", 10)
+    calls = iter(range(1000))
+    stop_after_first_save = lambda: next(calls) < 2  # noqa: E731 - two polls, then stop once 10 are stored
+
+    first = backfills.backfill(
+        "orders",
+        admin.shop,
+        client_for(admin),
+        BackfillStore(),
+        bulk=True,
+        bulk_poll_seconds=0,
+        keep_going=stop_after_first_save,
+    )
+    assert (first.complete, first.stored) == (False, 10)
+
+    admin.fail_next(1, status=503, after=1)  # after one poll, the download fails: the run fails, progress kept
+    with pytest.raises(AdminApiError, match="503"):
+        backfills.backfill("orders", admin.shop, client_for(admin), BackfillStore(), bulk_poll_seconds=0)
+    resumed = backfills.backfill("orders", admin.shop, client_for(admin), BackfillStore(), bulk_poll_seconds=0)
+
+    assert (resumed.complete, resumed.resumed, resumed.bulk) == (True, True, True)
+    assert (resumed.fetched, resumed.stored) == (len(window), len(window))  # none stored twice, none lost
+    assert set(baskets(aws, admin.shop)) == {str(order.number) for order in window}
+    assert [r.root for r in admin.requests].count("bulkOperationRunQuery") == 1  # the same operation, found again
+    assert admin.downloads == 3

@@ -6,10 +6,11 @@ import json
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from reclift.logic.backfill import parse_what
+from reclift.logic.backfill import bulk_groups, parse_what
 from reclift.orders import OrderPayloadError, parse_graphql_order
 from reclift.shopify_admin import (
     ADMIN_API_VERSION,
@@ -104,3 +105,24 @@ def test_what_to_backfill_is_orders_products_or_all_with_products_first() -> Non
 def test_the_admin_api_version_is_the_one_the_webhooks_are_subscribed_with() -> None:
     app = tomllib.loads((ROOT / "shopify.app.toml").read_text())
     assert app["webhooks"]["api_version"] == ADMIN_API_VERSION
+
+
+def test_a_bulk_result_groups_each_parent_with_the_children_that_follow_it() -> None:
+    lines: list[dict[str, Any]] = [
+        {"id": "gid://shopify/Order/1"},
+        {"product": {"id": "gid://shopify/Product/7"}, "__parentId": "gid://shopify/Order/1"},
+        {"product": None, "__parentId": "gid://shopify/Order/1"},
+        {"id": "gid://shopify/Order/2"},
+        {"product": {"id": "gid://shopify/Product/8"}, "__parentId": "gid://shopify/Order/9"},  # an orphan: ignored
+        {"id": "gid://shopify/Order/3"},
+        {"product": {"id": "gid://shopify/Product/9"}, "__parentId": "gid://shopify/Order/3"},
+    ]
+
+    groups = list(bulk_groups(lines))
+
+    assert [(parent["id"][-1], len(children), read) for parent, children, read in groups] == [
+        ("1", 2, 3),
+        ("2", 0, 5),
+        ("3", 1, 7),
+    ]
+    assert list(bulk_groups([])) == []

@@ -150,7 +150,8 @@ class AdminClient:
     def endpoint(self) -> str:
         return f"{self.base_url or admin_base_url(self.shop)}/admin/api/{self.version}/graphql.json"
 
-    def _wait(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
+        """Wait (through the injectable `sleep`), counting the time waited."""
         if seconds > 0:
             self.waited_seconds += seconds
             self.sleep(seconds)
@@ -179,7 +180,7 @@ class AdminClient:
         for attempt in range(self.retry.attempts):
             if attempt:
                 delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
-                self._wait(delay * (0.5 + self.jitter() / 2))
+                self.pause(delay * (0.5 + self.jitter() / 2))
             try:
                 status, raw = self._post(body)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
@@ -215,7 +216,7 @@ class AdminClient:
             if errors:
                 if _is_throttled(errors):
                     self.throttled += 1
-                    self._wait(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost) + 0.05))
+                    self.pause(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost) + 0.05))
                     self.last_cost = None  # waited for it: the next answer says where the bucket is
                     continue
                 raise AdminApiError(f"the Admin API of {self.shop} answered with errors: {_messages(errors)}")
@@ -234,7 +235,7 @@ class AdminClient:
             return
         need = cost.actual if cost.actual is not None else cost.requested
         if need is not None and cost.throttle.currently_available < need:
-            self._wait(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost, need)))
+            self.pause(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost, need)))
             self.last_cost = None  # waited for it: the next answer says where the bucket is
 
     def page(self, query: str, variables: Mapping[str, Any], path: Sequence[str]) -> Page:
@@ -271,3 +272,86 @@ def _messages(errors: object) -> str:
         ]
         return "; ".join(texts[:5])
     return str(errors)[:200]
+
+
+# ---------------------------------------------------------------- bulk operations
+BULK_RUN_MUTATION = """
+mutation BulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } }
+}"""
+BULK_POLL_QUERY = """
+query BulkPoll($id: ID!) {
+  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url } }
+}"""
+BULK_DONE = "COMPLETED"
+BULK_FAILED = frozenset({"FAILED", "CANCELED", "CANCELING", "EXPIRED"})
+
+
+@dataclass(frozen=True)
+class BulkOperation:
+    id: str
+    status: str  # CREATED | RUNNING | COMPLETED | FAILED | CANCELED | EXPIRED …
+    url: str | None = None
+    error_code: str | None = None
+    object_count: int = 0
+
+
+def _bulk_operation(raw: object) -> BulkOperation:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise AdminApiError("the answer names no bulk operation")
+    count = raw.get("objectCount")
+    return BulkOperation(
+        id=raw["id"],
+        status=str(raw.get("status") or ""),
+        url=raw["url"] if isinstance(raw.get("url"), str) else None,
+        error_code=raw["errorCode"] if isinstance(raw.get("errorCode"), str) else None,
+        object_count=int(count) if isinstance(count, int | str) and str(count).isdigit() else 0,
+    )
+
+
+def start_bulk_query(client: AdminClient, query: str) -> BulkOperation:
+    """Start a bulk query (`bulkOperationRunQuery`); Shopify runs one per app and shop at a time."""
+    data = client.execute(BULK_RUN_MUTATION, {"query": query})
+    result = data.get("bulkOperationRunQuery")
+    errors = result.get("userErrors") if isinstance(result, dict) else None
+    if errors:
+        raise AdminApiError(f"the bulk query of {client.shop} was refused: {_messages(errors)}")
+    return _bulk_operation(result.get("bulkOperation") if isinstance(result, dict) else None)
+
+
+def bulk_operation(client: AdminClient, operation_id: str) -> BulkOperation:
+    return _bulk_operation(client.execute(BULK_POLL_QUERY, {"id": operation_id}).get("node"))
+
+
+def wait_for_bulk(
+    client: AdminClient, operation_id: str, *, poll_seconds: float = 2.0, keep_going: Callable[[], bool] = lambda: True
+) -> BulkOperation | None:
+    """Poll the operation until it completes (None if `keep_going()` turned false first); AdminApiError if it
+    failed or was canceled."""
+    while keep_going():
+        operation = bulk_operation(client, operation_id)
+        if operation.status == BULK_DONE:
+            return operation
+        if operation.status in BULK_FAILED:
+            raise AdminApiError(
+                f"the bulk query of {client.shop} ended {operation.status} ({operation.error_code or 'no error code'})"
+            )
+        client.pause(poll_seconds)
+    return None
+
+
+def bulk_lines(client: AdminClient, url: str, *, skip: int = 0) -> Iterator[dict[str, Any]]:
+    """The result file's JSON lines, streamed, from line `skip` on. The URL is a signed download link: the access
+    token is not sent with it."""
+    request = urllib.request.Request(url, method="GET")  # noqa: S310 - Shopify's signed https link, or the fake's
+    try:
+        with urllib.request.urlopen(request, timeout=client.timeout) as response:  # noqa: S310
+            for number, line in enumerate(response):
+                if number >= skip and line.strip():
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        yield record
+    except urllib.error.HTTPError as exc:
+        raise AdminApiError(f"downloading the bulk result of {client.shop} failed: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
+        raise AdminApiError(f"downloading the bulk result of {client.shop} failed: {exc}") from exc

@@ -8,7 +8,8 @@ from functools import cache
 
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
 
-from reclift.data.models import BackfillItem, OrderRecord, bind_tables
+from reclift.data.catalog import CatalogStore
+from reclift.data.models import BackfillItem, OrderRecord
 from reclift.data.store import StoreError, basket_record
 from reclift.orders import Basket
 
@@ -30,11 +31,11 @@ class BackfillProgress:
     started_at: datetime
     updated_at: datetime
     error: str | None = None
+    bulk_lines: int = 0  # with a bulk operation (cursor `bulk:{id}`): the result's lines already stored
 
 
-class BackfillStore:
-    def __init__(self) -> None:
-        bind_tables()
+class BackfillStore(CatalogStore):
+    """What a backfill writes: its progress, baskets, and (as a catalog store) listings."""
 
     def backfill_progress(self, shop: str, what: str) -> BackfillProgress | None:
         try:
@@ -55,6 +56,7 @@ class BackfillStore:
             started_at=item.started_at,
             updated_at=item.updated_at,
             error=item.error,
+            bulk_lines=int(item.bulk_lines),
         )
 
     def save_backfill_progress(self, progress: BackfillProgress) -> None:
@@ -72,6 +74,7 @@ class BackfillStore:
                 started_at=progress.started_at,
                 updated_at=progress.updated_at,
                 error=progress.error,
+                bulk_lines=progress.bulk_lines,
             ).save()
         except PynamoDBException as exc:
             raise StoreError(f"saving the backfill's progress failed: {exc.msg}") from exc

@@ -207,7 +207,8 @@ class BackfillItem(Model):
     what = UnicodeAttribute()
     status = UnicodeAttribute()  # running | done | failed
     search = UnicodeAttribute(null=True)  # the search filter the cursor belongs to
-    cursor = UnicodeAttribute(null=True)  # the endCursor of the last page stored
+    cursor = UnicodeAttribute(null=True)  # the endCursor of the last page stored, or `bulk:{operation id}`
+    bulk_lines = NumberAttribute(default=0)  # a bulk result's lines stored, so a resume skips them
     pages = NumberAttribute(default=0)
     fetched = NumberAttribute(default=0)
     stored = NumberAttribute(default=0)

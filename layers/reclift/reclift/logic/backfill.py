@@ -6,14 +6,16 @@ page, so a run that fails (the API keeps failing, the Lambda runs out of time) r
 stored is fetched again and nothing fetched is lost. Writes are the webhooks' own, so a replay changes nothing
 and a newer webhook always wins.
 
-Not done: Shopify's bulk operations (`bulkOperationRunQuery`, polled, then a JSONL download) would fetch a very
-large shop's history in one job; the paginated queries here fetch it page by page, resumably, within the rate limit.
+A shop with more than `BULK_ABOVE` orders or products is fetched with a bulk operation instead: one
+`bulkOperationRunQuery`, polled until it completes, then its JSONL result streamed (children follow their parent,
+each with `__parentId`). Its id is kept as the cursor and the lines stored are counted, so a resume polls the same
+operation and skips what was stored.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -21,7 +23,15 @@ from typing import Any, Literal, Protocol
 from reclift.catalog import CatalogPayloadError, Listing, parse_graphql_product
 from reclift.data.backfill import BackfillProgress
 from reclift.orders import Basket, OrderPayloadError, parse_graphql_order
-from reclift.shopify_admin import AdminApiError, AdminClient, Page, connection_page
+from reclift.shopify_admin import (
+    AdminApiError,
+    AdminClient,
+    Page,
+    bulk_lines,
+    connection_page,
+    start_bulk_query,
+    wait_for_bulk,
+)
 
 What = Literal["orders", "products"]
 DEFAULT_ORDER_DAYS = 180
@@ -32,6 +42,9 @@ PRODUCTS_PER_PAGE = 10
 VARIANTS_PER_PRODUCT = 40
 FOLLOW_UP_PAGE = 100
 SIMILARITY_MODULE = "reclift.logic.similarity"
+BULK_ABOVE = 2500  # orders or products: more than this, and one bulk operation fetches them
+BULK_SAVE_EVERY = 250  # parent objects stored between two saves of a bulk run's progress
+BULK_CURSOR = "bulk:"
 
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 ORDER_LINE_FIELDS = "product { id }"
@@ -90,6 +103,35 @@ def expected_count(client: AdminClient, what: What, *, now: datetime, days: int 
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+BULK_QUERIES = {
+    "orders": """{ orders(query: "%s", sortKey: CREATED_AT) { edges { node {
+  id createdAt test currencyCode lineItems { edges { node { product { id } } } }
+} } } }""",
+    "products": f"""{{ products(sortKey: ID) {{ edges {{ node {{
+  id title handle status updatedAt featuredImage {{ url }} variants {{ edges {{ node {{ {VARIANT_FIELDS} }} }} }}
+}} }} }} }}""",
+}
+
+
+def bulk_groups(records: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], int]]:
+    """A bulk result's lines as (parent, its children, lines read up to and including them): children follow their
+    parent, each naming it in `__parentId`."""
+    parent: dict[str, Any] | None = None
+    children: list[dict[str, Any]] = []
+    read = 0
+    for record in records:
+        if "__parentId" in record:
+            if parent is not None and record["__parentId"] == parent.get("id"):
+                children.append(record)
+        else:
+            if parent is not None:
+                yield parent, children, read
+            parent, children = record, []
+        read += 1
+    if parent is not None:
+        yield parent, children, read
+
+
 class BackfillStores(Protocol):
     """What a backfill writes: its progress, catalog listings and baskets (the webhooks' own writes)."""
 
@@ -104,6 +146,7 @@ class BackfillOutcome:
     what: str
     complete: bool
     resumed: bool
+    bulk: bool  # fetched with a bulk operation (pages: 1)
     pages: int
     fetched: int
     stored: int
@@ -134,41 +177,30 @@ def _nested_first_page(node: dict[str, Any], key: str) -> Page:
         return Page(nodes=[], end_cursor=None, has_next_page=False)
 
 
-def _store_products(client: AdminClient, shop: str, stores: BackfillStores, nodes: Iterable[dict[str, Any]]) -> int:
-    stored = 0
-    for node in nodes:
-        extra = _rest_of(
-            client,
-            PRODUCT_VARIANTS_QUERY,
-            str(node.get("id")),
-            ("product", "variants"),
-            _nested_first_page(node, "variants"),
-        )
-        try:
-            listing = parse_graphql_product(node, extra)
-        except CatalogPayloadError:
-            continue
-        stores.save_listing(shop, listing)
-        stored += 1
-    return stored
+def _store_node(
+    what: str, shop: str, stores: BackfillStores, node: dict[str, Any], extra: list[dict[str, Any]]
+) -> bool:
+    """Store one product or order (with its nested nodes beyond the first page); False when it cannot be parsed."""
+    try:
+        if what == "orders":
+            stores.save_backfilled_basket(shop, parse_graphql_order(node, extra))
+        else:
+            stores.save_listing(shop, parse_graphql_product(node, extra))
+    except (CatalogPayloadError, OrderPayloadError):
+        return False
+    return True
 
 
-def _store_orders(client: AdminClient, shop: str, stores: BackfillStores, nodes: Iterable[dict[str, Any]]) -> int:
+def _store_page(what: str, client: AdminClient, shop: str, stores: BackfillStores, nodes: list[dict[str, Any]]) -> int:
+    query, path, nested = (
+        (ORDER_LINES_QUERY, ("order", "lineItems"), "lineItems")
+        if what == "orders"
+        else (PRODUCT_VARIANTS_QUERY, ("product", "variants"), "variants")
+    )
     stored = 0
     for node in nodes:
-        extra = _rest_of(
-            client,
-            ORDER_LINES_QUERY,
-            str(node.get("id")),
-            ("order", "lineItems"),
-            _nested_first_page(node, "lineItems"),
-        )
-        try:
-            basket = parse_graphql_order(node, extra)
-        except OrderPayloadError:
-            continue
-        stores.save_backfilled_basket(shop, basket)
-        stored += 1
+        extra = _rest_of(client, query, str(node.get("id")), path, _nested_first_page(node, nested))
+        stored += _store_node(what, shop, stores, node, extra)
     return stored
 
 
@@ -194,6 +226,81 @@ def _start(
     return fresh, False
 
 
+@dataclass
+class _Run:
+    """One backfill run's moving parts."""
+
+    what: What
+    shop: str
+    client: AdminClient
+    stores: BackfillStores
+    progress: BackfillProgress
+    keep_going: Callable[[], bool]
+    on_progress: ProgressListener | None
+    skipped: int = 0
+
+    def save(self, **changes: Any) -> None:
+        self.progress = replace(self.progress, **changes, updated_at=datetime.now(UTC))
+        self.stores.save_backfill_progress(self.progress)
+        if self.on_progress is not None and self.progress.status != "failed":
+            self.on_progress(self.progress)
+
+    def pages(self, variables: dict[str, Any]) -> None:
+        """Page by page, the cursor saved after each stored page."""
+        query, path = (ORDERS_QUERY, ("orders",)) if self.what == "orders" else (PRODUCTS_QUERY, ("products",))
+        while self.keep_going():
+            page = self.client.page(query, {**variables, "after": self.progress.cursor}, path)
+            stored = _store_page(self.what, self.client, self.shop, self.stores, page.nodes)
+            self.skipped += len(page.nodes) - stored
+            done = not page.has_next_page or page.end_cursor is None
+            self.save(
+                status="done" if done else "running",
+                cursor=page.end_cursor or self.progress.cursor,
+                pages=self.progress.pages + 1,
+                fetched=self.progress.fetched + len(page.nodes),
+                stored=self.progress.stored + stored,
+            )
+            if done:
+                return
+
+    def bulk(self, poll_seconds: float) -> None:
+        """One bulk operation: started (or, on a resume, found again by its id), polled, its result streamed."""
+        cursor = self.progress.cursor or ""
+        if not cursor.startswith(BULK_CURSOR):
+            text = BULK_QUERIES[self.what]
+            operation = start_bulk_query(self.client, text % self.progress.search if self.what == "orders" else text)
+            self.save(cursor=BULK_CURSOR + operation.id, bulk_lines=0)
+        operation_id = (self.progress.cursor or "").removeprefix(BULK_CURSOR)
+        finished = wait_for_bulk(self.client, operation_id, poll_seconds=poll_seconds, keep_going=self.keep_going)
+        if finished is None:
+            return
+        if finished.url is None:  # nothing matched
+            self.save(status="done", pages=self.progress.pages + 1)
+            return
+        base = self.progress.bulk_lines
+        fetched = stored = 0
+        lines = bulk_lines(self.client, finished.url, skip=base)
+        for parent, children, read in bulk_groups(lines):
+            fetched += 1
+            stored += _store_node(self.what, self.shop, self.stores, parent, children)
+            if fetched % BULK_SAVE_EVERY == 0:
+                self.save(
+                    bulk_lines=base + read,
+                    fetched=self.progress.fetched + fetched,
+                    stored=self.progress.stored + stored,
+                )
+                fetched = stored = 0
+                if not self.keep_going():
+                    return
+        self.skipped += fetched - stored
+        self.save(
+            status="done",
+            pages=self.progress.pages + 1,
+            fetched=self.progress.fetched + fetched,
+            stored=self.progress.stored + stored,
+        )
+
+
 def backfill(
     what: What,
     shop: str,
@@ -203,58 +310,46 @@ def backfill(
     now: datetime | None = None,
     days: int = DEFAULT_ORDER_DAYS,
     restart: bool = False,
+    bulk: bool | None = None,
+    bulk_poll_seconds: float = 2.0,
     keep_going: Callable[[], bool] = lambda: True,
     on_progress: ProgressListener | None = None,
 ) -> BackfillOutcome:
-    """Fetch and store one connection page by page, saving the cursor after each page. Raises AdminApiError (the
-    progress then says `failed`, with the error) when the API keeps failing; stops early, resumably, as soon as
-    `keep_going()` is false."""
+    """Fetch and store one connection, saving the progress as it goes: page by page, or with a bulk operation
+    (`bulk=None`: when a fresh run finds more than `BULK_ABOVE` objects to fetch; a resumed run keeps its way).
+    Raises AdminApiError (the progress then says `failed`, with the error) when the API keeps failing; stops early,
+    resumably, as soon as `keep_going()` is false."""
     started = now or datetime.now(UTC)
-    if what == "orders":
-        search: str | None = order_search(started, days)
-        query, path = ORDERS_QUERY, ("orders",)
-        variables: dict[str, Any] = {"first": ORDERS_PER_PAGE, "lines": LINES_PER_ORDER, "query": search}
-    else:
-        search = None
-        query, path = PRODUCTS_QUERY, ("products",)
-        variables = {"first": PRODUCTS_PER_PAGE, "variants": VARIANTS_PER_PRODUCT}
+    search = order_search(started, days) if what == "orders" else None
     progress, resumed = _start(stores, shop, what, search, started, restart)
-    if resumed and progress.search is not None:
-        variables["query"] = progress.search
+    if resumed:
+        use_bulk = (progress.cursor or "").startswith(BULK_CURSOR)
+    elif bulk is None:
+        count = expected_count(client, what, now=started, days=days)
+        use_bulk = count is not None and count > BULK_ABOVE
+    else:
+        use_bulk = bulk
+    run = _Run(what, shop, client, stores, progress, keep_going, on_progress)
     stores.save_backfill_progress(progress)
-    skipped = 0
     try:
-        while keep_going():
-            page = client.page(query, {**variables, "after": progress.cursor}, path)
-            store = _store_orders if what == "orders" else _store_products
-            stored = store(client, shop, stores, page.nodes)
-            skipped += len(page.nodes) - stored
-            done = not page.has_next_page or page.end_cursor is None
-            progress = replace(
-                progress,
-                status="done" if done else "running",
-                cursor=page.end_cursor or progress.cursor,
-                pages=progress.pages + 1,
-                fetched=progress.fetched + len(page.nodes),
-                stored=progress.stored + stored,
-                updated_at=datetime.now(UTC),
-            )
-            stores.save_backfill_progress(progress)
-            if on_progress is not None:
-                on_progress(progress)
-            if done:
-                break
+        if use_bulk:
+            run.bulk(bulk_poll_seconds)
+        elif what == "orders":
+            run.pages({"first": ORDERS_PER_PAGE, "lines": LINES_PER_ORDER, "query": progress.search})
+        else:
+            run.pages({"first": PRODUCTS_PER_PAGE, "variants": VARIANTS_PER_PRODUCT})
     except AdminApiError as exc:
-        stores.save_backfill_progress(replace(progress, status="failed", error=str(exc), updated_at=datetime.now(UTC)))
+        run.save(status="failed", error=str(exc))
         raise
     return BackfillOutcome(
         what=what,
-        complete=progress.status == "done",
+        complete=run.progress.status == "done",
         resumed=resumed,
-        pages=progress.pages,
-        fetched=progress.fetched,
-        stored=progress.stored,
-        skipped=skipped,
+        bulk=use_bulk,
+        pages=run.progress.pages,
+        fetched=run.progress.fetched,
+        stored=run.progress.stored,
+        skipped=run.skipped,
     )
 
 
