@@ -3,6 +3,7 @@ serving path's keys and item decoding."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -289,3 +290,55 @@ def test_raw_items_as_batch_get_returns_them_come_back_as_the_listings_stored(lo
     assert found[listing.product_id] == listing
     assert found[bare.product_id].render_fields() == {}
     assert not found[bare.product_id].recommendable
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=20,
+)
+variant_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "price": json_values,
+        "inventory_quantity": json_values,
+        "inventory_management": json_values,
+        "inventory_policy": json_values,
+    },
+)
+
+
+@given(
+    variants=st.one_of(json_values, st.lists(st.one_of(variant_fields, json_values), max_size=6)),
+    status=json_values,
+    title=json_values,
+    image=json_values,
+    images=json_values,
+)
+def test_any_product_body_is_a_listing_or_a_named_refusal_never_a_crash(
+    load_fixture: LoadFixture, variants: Any, status: Any, title: Any, image: Any, images: Any
+) -> None:
+    payload = product(load_fixture, status=status, title=title, image=image, images=images)
+    payload["variants"] = variants
+
+    listing = parse_webhook_product(payload)
+
+    assert listing.price is None or listing.price > 0
+    assert set(listing.render_fields()) <= {"title", "url", "price", "image"}
+    assert not listing.recommendable or listing.status is ProductStatus.ACTIVE
+
+
+@given(
+    node=st.fixed_dictionaries(
+        {
+            "id": st.one_of(st.just("gid://shopify/Product/5"), json_values),
+            "updatedAt": st.one_of(st.just("2026-11-26T10:00:00Z"), json_values),
+        },
+        optional={"variants": json_values, "featuredImage": json_values, "status": json_values, "title": json_values},
+    )
+)
+def test_any_graphql_product_node_is_a_listing_or_a_named_refusal(node: dict[str, Any]) -> None:
+    with contextlib.suppress(CatalogPayloadError):
+        listing = parse_graphql_product(node)
+        assert listing.product_id == "5"
+        assert listing.price is None or listing.price > 0
