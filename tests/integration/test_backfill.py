@@ -372,3 +372,16 @@ def test_given_a_bulk_orders_backfill_that_stops_midway_then_the_resume_stores_o
     assert set(baskets(aws, admin.shop)) == {str(order.number) for order in window}
     assert [r.root for r in admin.requests].count("bulkOperationRunQuery") == 1  # the same operation, found again
     assert admin.downloads == 3
+
+
+def test_given_a_shop_with_no_orders_or_products_then_the_backfill_completes_with_nothing_stored(
+    aws: EmulatedAws, admin: FakeAdminApi
+) -> None:
+    admin.orders, admin.products = [], []
+
+    result = aws.invoke("BackfillFunction", {"shop": admin.shop, "what": "all"})
+
+    assert result["complete"] is True
+    assert (result["products"]["stored"], result["orders"]["stored"]) == (0, 0)
+    assert baskets(aws, admin.shop) == {}
+    assert catalog_items(aws, admin.shop) == {}
