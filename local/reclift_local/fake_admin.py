@@ -127,6 +127,7 @@ class FakeAdminApi:
     requests: list[RequestRecord] = field(default_factory=list)
     bulk_polls: int = 1  # polls that still find a bulk operation RUNNING
     downloads: int = 0  # bulk result downloads
+    points_spent: float = 0.0  # the actual query cost of every answered query
     _bulk: dict[str, _BulkRun] = field(default_factory=dict)
     _faults: _Faults = field(default_factory=_Faults)
     _available: float = 0.0
@@ -141,6 +142,10 @@ class FakeAdminApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Headers and body leave in one write, without Nagle: no delayed-ACK stall on every answer.
+            wbufsize = -1
+            disable_nagle_algorithm = True
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 status, body = api.answer(
@@ -274,6 +279,7 @@ class FakeAdminApi:
                     "extensions": self._cost(requested, None),
                 }
             self._available -= actual
+            self.points_spent += actual
             if self._faults.fail:
                 self._faults.fail_after -= 1
             return 200, {"data": data, "extensions": self._cost(requested, actual)}
