@@ -9,12 +9,15 @@ INSTALLED := $(VENV)/.installed
 PORT ?= 3000
 export PORT
 
-.PHONY: help install run invoke redrive test test-fast lint typecheck bench simulate events build clean
+.PHONY: help install run invoke redrive backfill fake-admin test test-fast lint typecheck bench simulate events build clean
 
 help:
 	@echo "make run [DB=dynamodb-local]  the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
 	@echo "make invoke FN=Id [EVENT=f]   run one function against the running stack (the twin of sam local invoke)"
 	@echo "make redrive                  move every DLQ message of the running stack back to its queue"
+	@echo "make backfill SHOP=… [TOKEN=…] [WHAT=orders|products|all] [ADMIN_URL=…]"
+	@echo "                              a shop's products and orders from the Admin API into the running stack"
+	@echo "make fake-admin               a seeded fake Shopify Admin API to backfill from locally"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
 	@echo "make simulate ARGS='…'        the store simulation (e.g. ARGS='--scenario steady --days 28 --seed 1')"
@@ -48,6 +51,15 @@ invoke: $(INSTALLED)
 
 redrive: $(INSTALLED)
 	$(BIN)/python -m reclift_local redrive
+
+# The token travels in the environment, never on a command line (or in make's echo of one).
+backfill: $(INSTALLED)
+	@test -n "$(SHOP)" || { echo "usage: make backfill SHOP=<shop>.myshopify.com [TOKEN=…] [WHAT=orders|products|all]"; exit 2; }
+	@RECLIFT_ADMIN_TOKEN="$$TOKEN" $(BIN)/python -m reclift_local backfill --shop "$(SHOP)" --what "$(or $(WHAT),all)" \
+		$(if $(ADMIN_URL),--admin-url "$(ADMIN_URL)") $(if $(RESTART),--restart)
+
+fake-admin: $(INSTALLED)
+	$(BIN)/python -m reclift_local fake-admin $(ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

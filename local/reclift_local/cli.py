@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -94,6 +95,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="for a scheduled run: how long to wait for its fan-out to finish (default 900 s)",
     )
 
+    fill = sub.add_parser(
+        "backfill",
+        parents=[state],
+        help="fetch a shop's products and recent orders from the Shopify Admin API into the running stack's tables",
+    )
+    fill.add_argument("--shop", required=True, help="the shop's myshopify.com domain")
+    fill.add_argument(
+        "--what", default="all", choices=("all", "orders", "products"), help="what to fetch (default all)"
+    )
+    fill.add_argument("--days", type=int, default=180, help="how many days of orders (default 180)")
+    fill.add_argument("--restart", action="store_true", help="start over instead of resuming an unfinished run")
+    fill.add_argument(
+        "--admin-url", default=None, help="the Admin API's base URL (default https://<shop>; the fake's URL locally)"
+    )
+    fill.add_argument("--aws", action="store_true", help="write to AWS (the shell's credentials), not the local stack")
+
+    fake = sub.add_parser("fake-admin", help="serve a seeded fake Shopify Admin GraphQL API until Ctrl-C")
+    fake.add_argument("--shop", default="reclift-demo.myshopify.com")
+    fake.add_argument(
+        "--token", default="shpat_local_fake", help="the access token it accepts (default shpat_local_fake)"
+    )
+    fake.add_argument("--orders", type=int, default=500)
+    fake.add_argument("--products", type=int, default=200)
+    fake.add_argument("--seed", type=int, default=1)
+    fake.add_argument("--restore-rate", type=float, default=100.0, help="cost points restored per second (default 100)")
+
     sub.add_parser("status", parents=[state], help="invocation counts and queue depths of the running stack")
     sub.add_parser("redrive", parents=[state], help="move every DLQ's messages back to their source queue")
     return parser
@@ -141,10 +168,57 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def backfill(args: argparse.Namespace) -> int:
+    from reclift.config import ConfigurationError
+    from reclift.data.store import StoreError
+    from reclift.shopify_admin import AdminApiError
+
+    from .backfill import BackfillCommandError, run_command
+
+    try:
+        result = run_command(
+            shop=args.shop,
+            what=args.what,
+            state_file=args.state_file,
+            use_aws=args.aws,
+            admin_url=args.admin_url,
+            days=args.days,
+            restart=args.restart,
+        )
+    except (BackfillCommandError, ConfigurationError) as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return 2
+    except (AdminApiError, StoreError) as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        print("backfill: what was fetched is kept; run the same command again to resume", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def fake_admin(args: argparse.Namespace) -> int:
+    from .fake_admin import FakeAdminApi, seeded_catalog
+
+    orders, products = seeded_catalog(orders=args.orders, products=args.products, seed=args.seed)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    with FakeAdminApi(args.shop, args.token, orders=orders, products=products, restore_rate=args.restore_rate) as api:
+        print(f"fake Admin API of {args.shop}: {api.url} ({len(orders)} orders, {len(products)} products)", flush=True)
+        print(f"try: make backfill SHOP={args.shop} TOKEN=<its token> ADMIN_URL={api.url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         code = run(args)
+    elif args.command == "backfill":
+        code = backfill(args)
+    elif args.command == "fake-admin":
+        code = fake_admin(args)
     elif args.command == "invoke":
         code = client.invoke(args.function, args.event, args.state_file, wait_timeout=args.wait_timeout)
     elif args.command == "status":

@@ -145,6 +145,25 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
     }
     poison["MD5OfBody"] = hashlib.md5(str(poison["Body"]).encode(), usedforsecurity=False).hexdigest()
 
+    product = (BODIES_DIR / "products-update.json").read_bytes()
+    product_headers = webhook_headers("products/update", product, secret=secret, now=now)
+    product_webhook = http_event(
+        "POST",
+        "/webhooks/products/update",
+        "/webhooks/{topic+}",
+        product_headers,
+        product,
+        now,
+        {"topic": "products/update"},
+    )
+    product_envelope = envelope_for(dict(product_headers), product, "products/update").model_dump_json()
+    product_message = copy.deepcopy(message) | {
+        "MessageId": _stable_id("message", "product"),
+        "ReceiptHandle": "AQEB-product",
+        "Body": product_envelope,
+        "MD5OfBody": hashlib.md5(product_envelope.encode(), usedforsecurity=False).hexdigest(),
+    }
+
     job_body = json.dumps({"shop": DEMO_SHOP, "day": now.date().isoformat()})
     learning_job = {
         "MessageId": _stable_id("message", "learning"),
@@ -249,6 +268,9 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
             "detail": {},
         },
         "learning-sqs-shop.json": {"Records": [sqs_record(learning_job, LEARNING_QUEUE_ARN, "us-east-1")]},
+        "webhook-products-update.json": product_webhook,
+        "attribution-sqs-products-update.json": {"Records": [sqs_record(product_message, QUEUE_ARN, "us-east-1")]},
+        "backfill-shop.json": {"shop": DEMO_SHOP, "what": "all"},
     }
 
 

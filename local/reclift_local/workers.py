@@ -23,7 +23,8 @@ from .template import ACCOUNT_ID, FunctionSpec
 # Lambda's payload limit for synchronous invocations, both ways.
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 INIT_TIMEOUT_SECONDS = 30.0  # generous: Lambda allows 10 s of init, but a cold laptop disk is slower
-PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+# RECLIFT_ADMIN_API_URL: the local BackfillFunction reaches the fake Admin API (`make fake-admin`), not Shopify.
+PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV", "RECLIFT_ADMIN_API_URL")
 LOCAL_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 

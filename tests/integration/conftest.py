@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.support.aws import EmulatedAws, emulated_aws
+from tests.support.aws import EmulatedAws, emulated_aws, queued
 
 # Every integration test runs on moto's DynamoDB and on AWS's DynamoDB Local (the real engine, on Java).
 DATABASES = ("moto", "dynamodb-local")
@@ -22,3 +23,17 @@ def database(request: pytest.FixtureRequest) -> str:
 def aws(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[EmulatedAws]:
     with emulated_aws(tmp_path_factory.mktemp("emulated-aws"), database=database) as emulated:
         yield emulated
+
+
+@pytest.fixture
+def sqs(aws: EmulatedAws) -> Any:
+    return aws.client("sqs")
+
+
+@pytest.fixture
+def webhook_queue(aws: EmulatedAws, sqs: Any) -> Iterator[str]:
+    """The webhook queue, empty before and after the test."""
+    url = aws.resource("WebhookQueue")
+    queued(sqs, url)
+    yield url
+    queued(sqs, url)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from reclift_local.pollers import sqs_record
-from tests.support.aws import EmulatedAws
+from tests.support.aws import EmulatedAws, process_queue, queued
 from tests.support.shopify import (
     admin_event,
     new_shop,
@@ -42,40 +41,6 @@ def sample(name: str) -> dict[str, Any]:
 
 def body_of(response: dict[str, Any]) -> Any:
     return json.loads(response["body"])
-
-
-@pytest.fixture
-def sqs(aws: EmulatedAws) -> Any:
-    return aws.client("sqs")
-
-
-@pytest.fixture
-def webhook_queue(aws: EmulatedAws, sqs: Any) -> Iterator[str]:
-    url = aws.resource("WebhookQueue")
-    queued(sqs, url)
-    yield url
-    queued(sqs, url)
-
-
-def queued(sqs: Any, url: str) -> list[dict[str, Any]]:
-    """Every message on the queue, taken off it."""
-    messages: list[dict[str, Any]] = []
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
-        ).get("Messages", [])
-        if not batch:
-            return messages
-        for message in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-        messages += batch
-
-
-def process_queue(aws: EmulatedAws, sqs: Any, url: str) -> dict[str, Any]:
-    """Hand everything queued to the AttributionFunction as Lambda's SQS poller would."""
-    records = [sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION) for message in queued(sqs, url)]
-    result: dict[str, Any] = aws.invoke("AttributionFunction", {"Records": records})
-    return result
 
 
 def order_body(shop_visitor: str, order_id: int, created_at: datetime, **kwargs: Any) -> bytes:
@@ -543,7 +508,16 @@ def everything_of(aws: EmulatedAws, needle: str) -> list[str]:
     """Every item in every table whose text mentions `needle`, as table:key."""
     dynamodb = aws.client("dynamodb")
     found = []
-    for logical_id in ("EventsTable", "CountersTable", "OrdersTable", "ProfilesTable", "ShopsTable", "LearningTable"):
+    tables = (
+        "EventsTable",
+        "CountersTable",
+        "OrdersTable",
+        "ProfilesTable",
+        "ShopsTable",
+        "LearningTable",
+        "CatalogTable",
+    )
+    for logical_id in tables:
         for page in dynamodb.get_paginator("scan").paginate(TableName=aws.resource(logical_id)):
             found += [f"{logical_id}:{item['pk']['S']}" for item in page["Items"] if needle in json.dumps(item)]
     return found
@@ -602,6 +576,8 @@ def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forge
             order_id=7007, created_at=datetime.now(UTC), visitor_id="v", lines=[{"product_id": 111, "price": "5.00"}]
         )
         aws.invoke("WebhookFunction", webhook_event(name, json.dumps(order).encode()))
+        listed = (FIXTURES / "products_update_sample.json").read_bytes()
+        aws.invoke("WebhookFunction", webhook_event(name, listed, topic="products/update"))
         aws.invoke("AdminFunction", admin_event("PUT", "/admin/settings", name, {"policy": "seed"}))
     process_queue(aws, sqs, webhook_queue)
     assert everything_of(aws, shop)

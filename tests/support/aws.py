@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 
 from reclift_local.output import Output
+from reclift_local.pollers import sqs_record
 from reclift_local.sign import DEV_API_SECRET
 from reclift_local.stack import LocalStack, StackOptions
 from reclift_local.worker import LambdaContext, load_handler
@@ -70,6 +71,27 @@ class EmulatedAws:
                 deadline_ms=int(time.time() * 1000) + spec.timeout * 1000,
             )
             return handler(event, context)
+
+
+def queued(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Every message on the queue, taken off it."""
+    messages: list[dict[str, Any]] = []
+    while True:
+        batch = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"], AttributeNames=["All"]
+        ).get("Messages", [])
+        if not batch:
+            return messages
+        for message in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        messages += batch
+
+
+def process_queue(aws: EmulatedAws, sqs: Any, url: str) -> dict[str, Any]:
+    """Hand everything queued to the AttributionFunction as Lambda's SQS poller would."""
+    records = [sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION) for message in queued(sqs, url)]
+    result: dict[str, Any] = aws.invoke("AttributionFunction", {"Records": records})
+    return result
 
 
 @contextmanager

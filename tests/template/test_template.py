@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from reclift.data.backfill import BackfillStore
+from reclift.data.catalog import CatalogStore
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import PrivacyStore
 from reclift.data.serving import ServingReader
@@ -51,12 +53,13 @@ def getatt_target(value: Any, attribute: str) -> str | None:
 
 
 SSM_PARAMETER_ARN = re.compile(
-    r"^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter\$\{(\w+)\}$"
+    r"^arn:\$\{AWS::Partition\}:ssm:\$\{AWS::Region\}:\$\{AWS::AccountId\}:parameter\$\{(\w+)\}(\*?)$"
 )
 
 
 def resource_keys(resource: Any) -> list[str]:
-    """An IAM `Resource` entry as comparable keys: `EventsTable`, `EventsTable/index/by_rec`, `ssm:<Parameter>`, `*`.
+    """An IAM `Resource` entry as comparable keys: `EventsTable`, `EventsTable/index/by_rec`, `ssm:<Parameter>`,
+    `ssm:<PrefixParameter>*` (every parameter under a prefix), `*`.
 
     Both branches of an `Fn::If` count (either may be deployed); anything unrecognised keeps its JSON-ish form, so it
     matches nothing it should not.
@@ -77,7 +80,7 @@ def resource_keys(resource: Any) -> list[str]:
         text = resource["Fn::Sub"]
         parameter = SSM_PARAMETER_ARN.match(text)
         if parameter:
-            return [f"ssm:{parameter.group(1)}"]
+            return [f"ssm:{parameter.group(1)}{parameter.group(2)}"]
         return [re.sub(r"\$\{(\w+)\.Arn\}", r"\1", text)]
     return [repr(resource)]
 
@@ -612,6 +615,8 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ),
         ("LEARNING_TABLE", None, "dynamodb:Query"),
         ("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"),
+        ("CATALOG_TABLE", None, "dynamodb:Query"),
+        ("CATALOG_TABLE", None, "dynamodb:BatchWriteItem"),
     ],
     # reclift.data.serving.ServingReader: one BatchGetItem across the three tables
     "context": [
@@ -619,8 +624,16 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),
         ("PROFILES_TABLE", None, "dynamodb:BatchGetItem"),
     ],
+    # reclift.data.catalog.CatalogStore
+    "save_listing": [("CATALOG_TABLE", None, "dynamodb:PutItem")],
+    "save_deletion": [("CATALOG_TABLE", None, "dynamodb:PutItem")],
+    "catalog_listings": [("CATALOG_TABLE", None, "dynamodb:BatchGetItem")],
+    # reclift.data.backfill.BackfillStore
+    "backfill_progress": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
+    "save_backfill_progress": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
+    "save_backfilled_basket": [("ORDERS_TABLE", None, "dynamodb:PutItem")],
 }
-PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore)
+PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore, CatalogStore, BackfillStore)
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
@@ -648,6 +661,8 @@ def required_permissions(
             needed.add(("sqs:SendMessage", env_resource(cfn_template, function_id, name)))
         elif name.endswith("_PARAM") and name not in plaintext_secret_overrides(env_names):
             needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}"))
+        elif name.endswith("_PARAM_PREFIX"):  # one parameter per shop under the prefix
+            needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}*"))
     return needed
 
 
@@ -700,3 +715,44 @@ def test_each_role_allows_nothing_its_function_code_does_not_do(
                             if (action, key) not in needed:
                                 surplus.append(f"{function_id}: {action} on {key}")
     assert surplus == [], "granted but never used:\n" + "\n".join(sorted(surplus))
+
+
+# ------------------------------------------------------------------------------------------ catalog and backfill
+def test_the_catalog_table_is_keyed_by_shop_then_product_and_expires_tombstones(
+    cfn_template: dict[str, Any], env_reads: dict[str, frozenset[str]]
+) -> None:
+    """The serving path BatchGets catalog items by {pk: shop, sk: product id}; tombstones expire on `expires_at`."""
+    table_id = env_resource(cfn_template, a_function_reading(env_reads, "CATALOG_TABLE"), "CATALOG_TABLE")
+    properties = cfn_template["Resources"][table_id]["Properties"]
+    assert properties["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_the_backfill_function_reaches_what_it_writes_and_reads_only_its_shops_tokens(
+    cfn_template: dict[str, Any],
+    env_reads: dict[str, frozenset[str]],
+    method_calls: dict[str, frozenset[str]],
+) -> None:
+    """Given the backfill's code, it stores listings, baskets and its progress; its role reads SSM only under the
+    token prefix, and it can neither read events nor send to a queue."""
+    assert "SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX" in env_reads["BackfillFunction"]
+    assert {"save_listing", "save_backfilled_basket", "backfill_progress", "save_backfill_progress"} <= method_calls[
+        "BackfillFunction"
+    ]
+    assert allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyAdminTokenParameterPrefix*")
+    assert not allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyApiSecretParameterName")
+    events = env_resource(cfn_template, "BackfillFunction", "EVENTS_TABLE")
+    assert not any(allows(cfn_template, "BackfillFunction", action, events) for action in DYNAMODB_READ_ACTIONS)
+    assert not {action for action in allowed_actions(cfn_template, "BackfillFunction") if action.startswith("sqs:Send")}
+    assert int(cfn_template["Resources"]["BackfillFunction"]["Properties"]["Timeout"]) == 900
+
+
+def test_the_attribution_worker_keeps_the_catalog_from_the_product_topics(
+    cfn_template: dict[str, Any], method_calls: dict[str, frozenset[str]]
+) -> None:
+    catalog = env_resource(cfn_template, "AttributionFunction", "CATALOG_TABLE")
+    assert {"save_listing", "save_deletion"} <= method_calls["AttributionFunction"]
+    assert allows(cfn_template, "AttributionFunction", "dynamodb:PutItem", catalog)

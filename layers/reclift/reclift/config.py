@@ -1,6 +1,7 @@
 """Runtime configuration, read from the environment at call time (never at import) and validated once.
 
-Secrets: `SHOPIFY_API_SECRET` / `SHOPIFY_API_SECRET_PREVIOUS` when set in the environment (tests, a developer's
+Secrets: a shop's offline Admin API access token is the SSM SecureString `{SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX}{shop}`.
+`SHOPIFY_API_SECRET` / `SHOPIFY_API_SECRET_PREVIOUS` when set in the environment (tests, a developer's
 shell); otherwise the SSM Parameter Store names in `SHOPIFY_API_SECRET_PARAM` / `SHOPIFY_API_SECRET_PREVIOUS_PARAM`,
 read as SecureStrings through Powertools Parameters and cached for five minutes.
 """
@@ -26,6 +27,7 @@ class Tables(BaseModel):
     profiles: str = Field(min_length=1)
     shops: str = Field(min_length=1)
     learning: str = Field(min_length=1)
+    catalog: str = Field(min_length=1)
 
 
 @cache
@@ -38,6 +40,7 @@ def tables() -> Tables:
             profiles=os.environ.get("PROFILES_TABLE", ""),
             shops=os.environ.get("SHOPS_TABLE", ""),
             learning=os.environ.get("LEARNING_TABLE", ""),
+            catalog=os.environ.get("CATALOG_TABLE", ""),
         )
     except ValidationError as exc:
         missing = ", ".join(str(err["loc"][0]).upper() + "_TABLE" for err in exc.errors())
@@ -82,3 +85,22 @@ def api_secrets() -> tuple[str, ...]:
         raise ConfigurationError("no app secret: set SHOPIFY_API_SECRET or SHOPIFY_API_SECRET_PARAM")
     previous = _secret("SHOPIFY_API_SECRET_PREVIOUS")
     return (current, previous) if previous and previous != current else (current,)
+
+
+def shop_admin_token(shop: str) -> str:
+    """The shop's offline Admin API access token, from the SSM SecureString named by the prefix and the shop domain
+    (decrypted, cached for five minutes). ConfigurationError, never the token, when it cannot be read."""
+    prefix = os.environ.get("SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX", "")
+    if not prefix:
+        raise ConfigurationError("SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX is not set")
+    from aws_lambda_powertools.utilities import parameters
+    from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    name = f"{prefix}{shop}"
+    try:
+        value = parameters.get_parameter(name, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+    except GetParameterError as exc:
+        raise ConfigurationError(f"no Admin API access token could be read from SSM parameter {name}") from exc
+    if not value:
+        raise ConfigurationError(f"SSM parameter {name} holds no Admin API access token")
+    return str(value)

@@ -5,6 +5,7 @@ Money is taken in shop currency (`*_set.shop_money`), as Decimal, never float.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -164,4 +165,45 @@ def parse_order(payload: object) -> Order:
         customer_id=customer_id,
         visitor_id=_named_value(payload.get("note_attributes"), VISITOR_ATTRIBUTE),
         lines=tuple(_line(line) for line in lines),
+    )
+
+
+@dataclass(frozen=True)
+class Basket:
+    """An order as co-purchase similarity needs it: its distinct products, when, and whether it was a test."""
+
+    order_id: str
+    created_at: datetime
+    currency: str
+    test: bool
+    product_ids: tuple[str, ...]
+
+
+def parse_graphql_order(node: object, extra_lines: Iterable[object] = ()) -> Basket:
+    """An Admin GraphQL `Order` node (id, createdAt, test, currencyCode, lineItems { nodes { product { id } } })
+    as a basket; `extra_lines` are line nodes fetched on later pages of its lineItems connection. Lines without a
+    product (custom lines, deleted products) are left out."""
+    if not isinstance(node, dict):
+        raise OrderPayloadError("the order node is not a JSON object")
+    try:
+        order_id = shopify_id(node.get("id"), "Order")
+    except ValueError as exc:
+        raise OrderPayloadError(f"the order node has no valid id: {exc}") from exc
+    connection = node.get("lineItems")
+    lines = connection.get("nodes") if isinstance(connection, dict) else None
+    products: list[str] = []
+    for line in [*(lines if isinstance(lines, list) else []), *extra_lines]:
+        product = line.get("product") if isinstance(line, dict) else None
+        if isinstance(product, dict) and product.get("id") is not None:
+            try:
+                products.append(shopify_id(product["id"], "Product"))
+            except ValueError as exc:
+                raise OrderPayloadError(f"order {order_id}: {exc}") from exc
+    currency = node.get("currencyCode")
+    return Basket(
+        order_id=order_id,
+        created_at=parse_timestamp(node.get("createdAt")),
+        currency=currency if isinstance(currency, str) and currency else "USD",
+        test=node.get("test") is True,
+        product_ids=tuple(dict.fromkeys(products)),
     )

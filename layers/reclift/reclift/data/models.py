@@ -140,6 +140,7 @@ class OrderRecord(Model):
     customer_id = UnicodeAttribute(null=True)
     visitor_id = UnicodeAttribute(null=True)
     basket = ListAttribute[str](null=True)
+    backfilled = BooleanAttribute(null=True)  # a basket from the Admin API backfill; the webhook's record replaces it
     attributed_revenue = DecimalAttribute(null=True)
     # a line
     line_id = UnicodeAttribute(null=True)
@@ -191,6 +192,29 @@ class ShopItem(Model):
     currency = UnicodeAttribute(null=True)
     settings = UnicodeAttribute(null=True)  # JSON of the changed settings; defaults are not stored
     settings_updated_at = UTCDateTimeAttribute(null=True)
+
+
+class BackfillItem(Model):
+    """In the shops table, pk `{shop}#backfill#{orders|products}`: a backfill's cursor and progress, saved after
+    every page so a failed or interrupted run resumes where it stopped. (The registry's scans skip it: it has no
+    `first_seen`.)"""
+
+    class Meta:
+        table_name = "SHOPS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    shop = UnicodeAttribute()
+    what = UnicodeAttribute()
+    status = UnicodeAttribute()  # running | done | failed
+    search = UnicodeAttribute(null=True)  # the search filter the cursor belongs to
+    cursor = UnicodeAttribute(null=True)  # the endCursor of the last page stored, or `bulk:{operation id}`
+    bulk_lines = NumberAttribute(default=0)  # a bulk result's lines stored, so a resume skips them
+    pages = NumberAttribute(default=0)
+    fetched = NumberAttribute(default=0)
+    stored = NumberAttribute(default=0)
+    started_at = UTCDateTimeAttribute()
+    updated_at = UTCDateTimeAttribute()
+    error = UnicodeAttribute(null=True)
 
 
 class PrivacyRequestItem(Model):
@@ -247,6 +271,27 @@ class LearningItem(Model):
     blacklisted_products = NumberAttribute(null=True)
 
 
+# ---------------------------------------------------------------- catalog
+class CatalogItem(Model):
+    """pk = the shop, sk = the product id: a product as ranking and the widget need it (or its deletion's
+    tombstone, which no later-arriving update overwrites; it expires once no delivery can still be in flight)."""
+
+    class Meta:
+        table_name = "CATALOG_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    updated_at = UTCDateTimeAttribute()  # Shopify's `updated_at`: the write condition orders deliveries by it
+    deleted = BooleanAttribute(default=False)
+    title = UnicodeAttribute(null=True)
+    handle = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    price = DecimalAttribute(null=True)
+    available = BooleanAttribute(null=True)
+    image = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)  # tombstones only
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     EventItem,
     CounterItem,
@@ -254,7 +299,9 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ProfileItem,
     ShopItem,
     PrivacyRequestItem,
+    BackfillItem,
     LearningItem,
+    CatalogItem,
 )
 
 
@@ -277,7 +324,9 @@ def bind_tables() -> None:
         ProfileItem: names.profiles,
         ShopItem: names.shops,
         PrivacyRequestItem: names.shops,
+        BackfillItem: names.shops,
         LearningItem: names.learning,
+        CatalogItem: names.catalog,
     }
     for model, table_name in bindings.items():
         meta: Any = model.Meta

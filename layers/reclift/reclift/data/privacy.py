@@ -12,6 +12,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
 from reclift.data.models import (
+    CatalogItem,
     CounterItem,
     EventItem,
     LearningItem,
@@ -124,6 +125,8 @@ class PrivacyStore:
             for model in (EventItem, CounterItem, OrderRecord, ProfileItem):
                 deleted[model.__name__] = _delete_all(model, model.scan(model.pk.startswith(prefix)))
             deleted["LearningItem"] = _delete_all(LearningItem, LearningItem.query(shop))
+            deleted["CatalogItem"] = _delete_all(CatalogItem, CatalogItem.query(shop))
+            # The shops table's `{shop}#…` items: privacy requests and the backfill's progress.
             deleted["PrivacyRequestItem"] = _delete_all(
                 PrivacyRequestItem, PrivacyRequestItem.scan(PrivacyRequestItem.pk.startswith(prefix))
             )

@@ -25,7 +25,7 @@ from pynamodb.transactions import TransactWrite
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
 from reclift.data.models import CounterItem, EventItem, OrderRecord, ProfileItem, ShopItem, bind_tables, region
-from reclift.orders import OrderLine
+from reclift.orders import Basket, OrderLine
 from reclift.profiles import PROFILE_RETENTION_DAYS, push_recent
 from reclift.ranking import arm_of
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
@@ -414,7 +414,11 @@ class DynamoStore:
             try:
                 with TransactWrite(connection=self._transactions()) as transaction:
                     for record in chunk.records:
-                        transaction.save(record, condition=OrderRecord.pk.does_not_exist())
+                        # A basket the backfill stored ahead of the order's webhook is replaced by the full record.
+                        transaction.save(
+                            record,
+                            condition=OrderRecord.pk.does_not_exist() | (OrderRecord.backfilled == True),  # noqa: E712
+                        )
                     for line, actions, condition in chunk.line_updates:
                         transaction.update(line, actions=actions, condition=condition)
                     for counter, actions in chunk.counter_updates:
@@ -488,6 +492,25 @@ def _touch(item: EventItem) -> Touch:
 
 
 # ---------------------------------------------------------------- the order's writes, in chunks
+def basket_record(shop: str, basket: Basket, **fields: Any) -> OrderRecord:
+    """The order's own item (sk `order`), which carries its basket and is found by the similarity job through the
+    `by_shop_date` index under `{shop}#basket`. Attribution adds the buyer's keys and the attributed revenue; the
+    backfill marks it `backfilled`."""
+    return OrderRecord(
+        pk=order_key(shop, basket.order_id),
+        sk="order",
+        gsi1pk=f"{shop}#basket",
+        gsi1sk=f"{_stamp(basket.created_at)}#{basket.order_id}",
+        shop=shop,
+        order_id=basket.order_id,
+        created_at=basket.created_at,
+        currency=basket.currency,
+        test=basket.test,
+        basket=list(basket.product_ids),
+        **fields,
+    )
+
+
 @dataclass(frozen=True)
 class _Chunk:
     """One transaction: `records` are written only if absent (the first is the chunk's marker); `line_updates` only
@@ -541,19 +564,17 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
     def missed_record(missed: MissedOpportunity) -> OrderRecord:
         return line_item("missed", missed.line, shown_instead=list(missed.shown_instead))
 
-    order_record = OrderRecord(
-        pk=pk,
-        sk="order",
-        gsi1pk=f"{shop}#basket",
-        gsi1sk=f"{created}#{order.order_id}",
-        shop=shop,
-        order_id=order.order_id,
-        created_at=order.created_at,
-        currency=order.currency,
-        test=order.test,
+    order_record = basket_record(
+        shop,
+        Basket(
+            order_id=order.order_id,
+            created_at=order.created_at,
+            currency=order.currency,
+            test=order.test,
+            product_ids=order.product_ids,
+        ),
         customer_id=order.customer_id,
         visitor_id=order.visitor_id,
-        basket=list(order.product_ids),
         attributed_revenue=attribution.revenue,
     )
     shop_actions: list[Any] = [CounterItem.expires_at.set(expires)]

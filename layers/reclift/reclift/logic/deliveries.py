@@ -15,6 +15,8 @@ from reclift.adjustments import (
     refund_adjustment,
 )
 from reclift.attribution import Channel, Windows, attribute_order
+from reclift.catalog import CatalogPayloadError, parse_deleted_product_id, parse_webhook_product
+from reclift.data.catalog import catalog_store
 from reclift.data.privacy import privacy_store
 from reclift.data.store import Store, customer_key, visitor_key
 from reclift.ids import shop_domain
@@ -168,6 +170,32 @@ def process_shop_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]
     return {"shop_redacted": True, **privacy_store().redact_shop(shop)}
 
 
+def process_product_changed(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Store a `products/create` or `products/update` listing, unless a newer one (or its deletion) is stored."""
+    try:
+        listing = parse_webhook_product(payload)
+    except CatalogPayloadError as exc:
+        raise UnprocessableDelivery(f"products: {exc}") from exc
+    applied = catalog_store().save_listing(shop, listing)
+    return {
+        "product_id": listing.product_id,
+        "status": listing.status.value,
+        "available": listing.available,
+        "recommendable": listing.recommendable,
+        "stale": not applied,
+    }
+
+
+def process_product_deleted(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """Replace the product by a tombstone that wins over any update still in flight."""
+    try:
+        product_id = parse_deleted_product_id(payload)
+    except CatalogPayloadError as exc:
+        raise UnprocessableDelivery(f"products/delete: {exc}") from exc
+    catalog_store().save_deletion(shop, product_id)
+    return {"product_id": product_id, "deleted": True}
+
+
 TopicHandler = Callable[[str, Any, Store], dict[str, Any]]
 
 TOPIC_HANDLERS: dict[str, TopicHandler] = {
@@ -177,6 +205,9 @@ TOPIC_HANDLERS: dict[str, TopicHandler] = {
     "customers/redact": process_customer_redact,
     "customers/data_request": process_customer_data_request,
     "shop/redact": process_shop_redact,
+    "products/create": process_product_changed,
+    "products/update": process_product_changed,
+    "products/delete": process_product_deleted,
 }
 
 

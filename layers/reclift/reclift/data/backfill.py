@@ -1,0 +1,97 @@
+"""The backfill's own data: its progress (the cursor, saved after every page) and the baskets it stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+
+from reclift.data.catalog import CatalogStore
+from reclift.data.models import BackfillItem, OrderRecord
+from reclift.data.store import StoreError, basket_record
+from reclift.orders import Basket
+
+
+def backfill_key(shop: str, what: str) -> str:
+    return f"{shop}#backfill#{what}"
+
+
+@dataclass(frozen=True)
+class BackfillProgress:
+    shop: str
+    what: str  # orders | products
+    status: str  # running | done | failed
+    search: str | None  # the search filter the cursor belongs to
+    cursor: str | None
+    pages: int
+    fetched: int
+    stored: int
+    started_at: datetime
+    updated_at: datetime
+    error: str | None = None
+    bulk_lines: int = 0  # with a bulk operation (cursor `bulk:{id}`): the result's lines already stored
+
+
+class BackfillStore(CatalogStore):
+    """What a backfill writes: its progress, baskets, and (as a catalog store) listings."""
+
+    def backfill_progress(self, shop: str, what: str) -> BackfillProgress | None:
+        try:
+            item = BackfillItem.get(backfill_key(shop, what), consistent_read=True)
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the backfill's progress failed: {exc.msg}") from exc
+        return BackfillProgress(
+            shop=item.shop,
+            what=item.what,
+            status=item.status,
+            search=item.search,
+            cursor=item.cursor,
+            pages=int(item.pages),
+            fetched=int(item.fetched),
+            stored=int(item.stored),
+            started_at=item.started_at,
+            updated_at=item.updated_at,
+            error=item.error,
+            bulk_lines=int(item.bulk_lines),
+        )
+
+    def save_backfill_progress(self, progress: BackfillProgress) -> None:
+        try:
+            BackfillItem(
+                backfill_key(progress.shop, progress.what),
+                shop=progress.shop,
+                what=progress.what,
+                status=progress.status,
+                search=progress.search,
+                cursor=progress.cursor,
+                pages=progress.pages,
+                fetched=progress.fetched,
+                stored=progress.stored,
+                started_at=progress.started_at,
+                updated_at=progress.updated_at,
+                error=progress.error,
+                bulk_lines=progress.bulk_lines,
+            ).save()
+        except PynamoDBException as exc:
+            raise StoreError(f"saving the backfill's progress failed: {exc.msg}") from exc
+
+    def save_backfilled_basket(self, shop: str, basket: Basket) -> bool:
+        """Store the order's basket as attribution would, unless the order is already stored (False then)."""
+        try:
+            basket_record(shop, basket, backfilled=True).save(condition=OrderRecord.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise StoreError(f"storing a backfilled basket failed: {exc.msg}") from exc
+        except PynamoDBException as exc:
+            raise StoreError(f"storing a backfilled basket failed: {exc.msg}") from exc
+        return True
+
+
+@cache
+def backfill_store() -> BackfillStore:
+    return BackfillStore()

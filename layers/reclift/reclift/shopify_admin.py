@@ -1,0 +1,357 @@
+"""A small client of Shopify's Admin GraphQL API, shared by the backfills.
+
+`POST https://{shop}/admin/api/{version}/graphql.json` with the shop's access token in `X-Shopify-Access-Token`.
+Shopify limits by calculated query cost (a leaky bucket per app and shop): every answer carries
+`extensions.cost` — `requestedQueryCost`, `actualQueryCost` and `throttleStatus {maximumAvailable,
+currentlyAvailable, restoreRate}`. A `THROTTLED` error is waited out at the restore rate and retried; when the
+bucket is low the client paces itself before the next request instead of being throttled. Network errors, 429 and
+5xx answers are retried with exponential backoff and jitter; then `AdminApiError` says what failed. The token never
+appears in an error or a log line.
+
+The base URL is `https://{shop}` unless `RECLIFT_ADMIN_API_URL` names another (`{shop}` in it is replaced): the local
+stack and the tests point it at the fake Admin API. It is never set on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+ADMIN_API_VERSION = "2025-10"  # the same version as the webhook subscriptions in shopify.app.toml
+ADMIN_URL_VARIABLE = "RECLIFT_ADMIN_API_URL"
+THROTTLED = "THROTTLED"
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class AdminApiError(RuntimeError):
+    """The Admin API could not answer a query (after the retries it deserved)."""
+
+
+class AdminAccessDenied(AdminApiError):
+    """The access token was refused (401/403): retrying cannot help."""
+
+
+@dataclass(frozen=True)
+class ThrottleStatus:
+    maximum_available: float
+    currently_available: float
+    restore_rate: float
+
+
+@dataclass(frozen=True)
+class QueryCost:
+    requested: float | None
+    actual: float | None
+    throttle: ThrottleStatus | None
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def parse_cost(extensions: object) -> QueryCost | None:
+    """`extensions.cost` of an answer, if it has one."""
+    cost = extensions.get("cost") if isinstance(extensions, dict) else None
+    if not isinstance(cost, dict):
+        return None
+    status = cost.get("throttleStatus")
+    throttle = None
+    if isinstance(status, dict):
+        maximum = _number(status.get("maximumAvailable"))
+        current = _number(status.get("currentlyAvailable"))
+        rate = _number(status.get("restoreRate"))
+        if maximum is not None and current is not None and rate is not None:
+            throttle = ThrottleStatus(maximum, current, rate)
+    return QueryCost(
+        requested=_number(cost.get("requestedQueryCost")),
+        actual=_number(cost.get("actualQueryCost")),
+        throttle=throttle,
+    )
+
+
+def throttle_wait_seconds(cost: QueryCost | None, needed: float | None = None, *, fallback: float = 1.0) -> float:
+    """Seconds until the bucket holds `needed` points (default: the query's requested cost) at the restore rate.
+    A need above the bucket's size waits for a full bucket. Without cost data, `fallback`."""
+    if cost is None or cost.throttle is None or cost.throttle.restore_rate <= 0:
+        return fallback
+    throttle = cost.throttle
+    need = needed if needed is not None else cost.requested if cost.requested is not None else 0.0
+    deficit = min(need, throttle.maximum_available) - throttle.currently_available
+    return max(0.0, deficit) / throttle.restore_rate
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5  # per request, for network errors, 429 and 5xx
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    throttled_attempts: int = 20  # THROTTLED answers waited out before giving up
+    max_throttle_wait: float = 60.0
+
+
+@dataclass(frozen=True)
+class Page:
+    nodes: list[dict[str, Any]]
+    end_cursor: str | None
+    has_next_page: bool
+
+
+def connection_page(data: Mapping[str, Any], path: Sequence[str]) -> Page:
+    """The connection at `path` in a query's data (`("orders",)`, `("order", "lineItems")`) as a page."""
+    value: Any = data
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, dict):
+        raise AdminApiError(f"the answer has no {'.'.join(path)} connection")
+    raw_info = value.get("pageInfo")
+    info: dict[str, Any] = raw_info if isinstance(raw_info, dict) else {}
+    nodes = value.get("nodes")
+    if not isinstance(nodes, list):
+        edges = value.get("edges")
+        nodes = [edge.get("node") for edge in (edges if isinstance(edges, list) else []) if isinstance(edge, dict)]
+    cursor = info.get("endCursor")
+    return Page(
+        nodes=[node for node in nodes if isinstance(node, dict)],
+        end_cursor=cursor if isinstance(cursor, str) and cursor else None,
+        has_next_page=info.get("hasNextPage") is True,
+    )
+
+
+def admin_base_url(shop: str) -> str:
+    override = os.environ.get(ADMIN_URL_VARIABLE, "").strip()
+    return override.replace("{shop}", shop).rstrip("/") if override else f"https://{shop}"
+
+
+@dataclass
+class AdminClient:
+    """One shop's Admin GraphQL API. `sleep` and `jitter` are injectable so tests can observe the waits."""
+
+    shop: str
+    token: str = field(repr=False)
+    base_url: str | None = None
+    version: str = ADMIN_API_VERSION
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+    last_cost: QueryCost | None = None
+    requests: int = 0
+    throttled: int = 0
+    waited_seconds: float = 0.0
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.base_url or admin_base_url(self.shop)}/admin/api/{self.version}/graphql.json"
+
+    def pause(self, seconds: float) -> None:
+        """Wait (through the injectable `sleep`), counting the time waited."""
+        if seconds > 0:
+            self.waited_seconds += seconds
+            self.sleep(seconds)
+
+    def _post(self, body: bytes) -> tuple[int, bytes]:
+        request = urllib.request.Request(  # noqa: S310 - https, or the configured fake's URL
+            self.endpoint,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "X-Shopify-Access-Token": self.token,
+            },
+        )
+        self.requests += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def _send(self, body: bytes) -> dict[str, Any]:
+        """One request, retried on network errors, 429 and 5xx with exponential backoff."""
+        problem = ""
+        for attempt in range(self.retry.attempts):
+            if attempt:
+                delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
+                self.pause(delay * (0.5 + self.jitter() / 2))
+            try:
+                status, raw = self._post(body)
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                problem = f"network error: {getattr(exc, 'reason', exc)}"
+                continue
+            if status in (401, 403):
+                raise AdminAccessDenied(f"the Admin API of {self.shop} refused the access token (HTTP {status})")
+            if status in RETRIED_STATUSES:
+                problem = f"HTTP {status}"
+                continue
+            if status != 200:
+                raise AdminApiError(f"the Admin API of {self.shop} answered HTTP {status}")
+            try:
+                answer = json.loads(raw)
+            except ValueError as exc:
+                raise AdminApiError(f"the Admin API of {self.shop} answered something that is not JSON") from exc
+            if not isinstance(answer, dict):
+                raise AdminApiError(f"the Admin API of {self.shop} answered something that is not a JSON object")
+            return answer
+        raise AdminApiError(
+            f"the Admin API of {self.shop} failed {self.retry.attempts} times in a row (last: {problem})"
+        )
+
+    def execute(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The query's `data`; THROTTLED answers are waited out by the restore rate and retried."""
+        body = json.dumps({"query": query, "variables": dict(variables or {})}).encode()
+        for _ in range(self.retry.throttled_attempts):
+            self._pace()
+            answer = self._send(body)
+            cost = parse_cost(answer.get("extensions"))
+            self.last_cost = cost or self.last_cost
+            errors = answer.get("errors")
+            if errors:
+                if _is_throttled(errors):
+                    self.throttled += 1
+                    self.pause(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost) + 0.05))
+                    self.last_cost = None  # waited for it: the next answer says where the bucket is
+                    continue
+                raise AdminApiError(f"the Admin API of {self.shop} answered with errors: {_messages(errors)}")
+            data = answer.get("data")
+            if not isinstance(data, dict):
+                raise AdminApiError(f"the Admin API of {self.shop} answered without data")
+            return data
+        raise AdminApiError(
+            f"the Admin API of {self.shop} kept throttling the query ({self.retry.throttled_attempts} times)"
+        )
+
+    def _pace(self) -> None:
+        """Before a request, wait until the bucket holds what the previous query cost, so Shopify need not throttle."""
+        cost = self.last_cost
+        if cost is None or cost.throttle is None:
+            return
+        need = cost.actual if cost.actual is not None else cost.requested
+        if need is not None and cost.throttle.currently_available < need:
+            self.pause(min(self.retry.max_throttle_wait, throttle_wait_seconds(cost, need)))
+            self.last_cost = None  # waited for it: the next answer says where the bucket is
+
+    def page(self, query: str, variables: Mapping[str, Any], path: Sequence[str]) -> Page:
+        return connection_page(self.execute(query, variables), path)
+
+    def pages(
+        self, query: str, variables: Mapping[str, Any], path: Sequence[str], after: str | None = None
+    ) -> Iterator[Page]:
+        """Every page of the connection at `path`, from the cursor `after` on."""
+        while True:
+            page = self.page(query, {**variables, "after": after}, path)
+            yield page
+            if not page.has_next_page or page.end_cursor is None:
+                return
+            after = page.end_cursor
+
+
+def _is_throttled(errors: object) -> bool:
+    if not isinstance(errors, list):
+        return False
+    for error in errors:
+        if isinstance(error, dict):
+            extensions = error.get("extensions")
+            code = extensions.get("code") if isinstance(extensions, dict) else None
+            if code == THROTTLED or str(error.get("message", "")).lower() == "throttled":
+                return True
+    return False
+
+
+def _messages(errors: object) -> str:
+    if isinstance(errors, list):
+        texts = [
+            str(error.get("message", error))[:200] if isinstance(error, dict) else str(error)[:200] for error in errors
+        ]
+        return "; ".join(texts[:5])
+    return str(errors)[:200]
+
+
+# ---------------------------------------------------------------- bulk operations
+BULK_RUN_MUTATION = """
+mutation BulkRun($query: String!) {
+  bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } }
+}"""
+BULK_POLL_QUERY = """
+query BulkPoll($id: ID!) {
+  node(id: $id) { ... on BulkOperation { id status errorCode objectCount url } }
+}"""
+BULK_DONE = "COMPLETED"
+BULK_FAILED = frozenset({"FAILED", "CANCELED", "CANCELING", "EXPIRED"})
+
+
+@dataclass(frozen=True)
+class BulkOperation:
+    id: str
+    status: str  # CREATED | RUNNING | COMPLETED | FAILED | CANCELED | EXPIRED …
+    url: str | None = None
+    error_code: str | None = None
+    object_count: int = 0
+
+
+def _bulk_operation(raw: object) -> BulkOperation:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
+        raise AdminApiError("the answer names no bulk operation")
+    count = raw.get("objectCount")
+    return BulkOperation(
+        id=raw["id"],
+        status=str(raw.get("status") or ""),
+        url=raw["url"] if isinstance(raw.get("url"), str) else None,
+        error_code=raw["errorCode"] if isinstance(raw.get("errorCode"), str) else None,
+        object_count=int(count) if isinstance(count, int | str) and str(count).isdigit() else 0,
+    )
+
+
+def start_bulk_query(client: AdminClient, query: str) -> BulkOperation:
+    """Start a bulk query (`bulkOperationRunQuery`); Shopify runs one per app and shop at a time."""
+    data = client.execute(BULK_RUN_MUTATION, {"query": query})
+    result = data.get("bulkOperationRunQuery")
+    errors = result.get("userErrors") if isinstance(result, dict) else None
+    if errors:
+        raise AdminApiError(f"the bulk query of {client.shop} was refused: {_messages(errors)}")
+    return _bulk_operation(result.get("bulkOperation") if isinstance(result, dict) else None)
+
+
+def bulk_operation(client: AdminClient, operation_id: str) -> BulkOperation:
+    return _bulk_operation(client.execute(BULK_POLL_QUERY, {"id": operation_id}).get("node"))
+
+
+def wait_for_bulk(
+    client: AdminClient, operation_id: str, *, poll_seconds: float = 2.0, keep_going: Callable[[], bool] = lambda: True
+) -> BulkOperation | None:
+    """Poll the operation until it completes (None if `keep_going()` turned false first); AdminApiError if it
+    failed or was canceled."""
+    while keep_going():
+        operation = bulk_operation(client, operation_id)
+        if operation.status == BULK_DONE:
+            return operation
+        if operation.status in BULK_FAILED:
+            raise AdminApiError(
+                f"the bulk query of {client.shop} ended {operation.status} ({operation.error_code or 'no error code'})"
+            )
+        client.pause(poll_seconds)
+    return None
+
+
+def bulk_lines(client: AdminClient, url: str, *, skip: int = 0) -> Iterator[dict[str, Any]]:
+    """The result file's JSON lines, streamed, from line `skip` on. The URL is a signed download link: the access
+    token is not sent with it."""
+    request = urllib.request.Request(url, method="GET")  # noqa: S310 - Shopify's signed https link, or the fake's
+    try:
+        with urllib.request.urlopen(request, timeout=client.timeout) as response:  # noqa: S310
+            for number, line in enumerate(response):
+                if number >= skip and line.strip():
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        yield record
+    except urllib.error.HTTPError as exc:
+        raise AdminApiError(f"downloading the bulk result of {client.shop} failed: HTTP {exc.code}") from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
+        raise AdminApiError(f"downloading the bulk result of {client.shop} failed: {exc}") from exc

@@ -1,0 +1,483 @@
+"""A fake Shopify Admin GraphQL API for one shop, on a real HTTP port: what the backfill is tested and tried against.
+
+It answers the backfill's queries — `orders`, `order { lineItems }`, `products`, `product { variants }`,
+`ordersCount`, `productsCount`, and bulk operations (`bulkOperationRunQuery`, polled through `node`, its JSONL
+result served on the same port, running for `bulk_polls` polls) — in
+Shopify's shapes (`nodes`, `pageInfo {hasNextPage endCursor}`, opaque cursors, `gid://shopify/…` ids) from a seeded
+set of orders and products, reading the page sizes, cursors and search filter from the query's variables (it is not
+a GraphQL engine: the root field is the first field of the operation). It keeps Shopify's cost-based leaky bucket —
+`extensions.cost` with `requestedQueryCost`, `actualQueryCost` and `throttleStatus` on every answer, `THROTTLED` when
+the bucket cannot pay, `MAX_COST_EXCEEDED` above 1,000 points — checks `X-Shopify-Access-Token` (401 otherwise),
+and on demand answers THROTTLED or fails with a 5xx, now or after a number of good answers.
+
+`python -m reclift_local fake-admin --shop … --token … --orders 500 --products 200` serves a seeded shop until
+Ctrl-C; point the backfill at it with `RECLIFT_ADMIN_API_URL=<the printed URL>`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import re
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from time import monotonic
+from typing import Any
+
+from reclift.shopify_admin import ADMIN_API_VERSION
+
+MAX_QUERY_COST = 1000.0
+MAX_PAGE_SIZE = 250
+_ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)", re.DOTALL)
+_CREATED_SINCE = re.compile(r"created_at:>=(\d{4}-\d{2}-\d{2})")
+
+
+def gid(kind: str, number: int | str) -> str:
+    return f"gid://shopify/{kind}/{number}"
+
+
+def _cursor(index: int) -> str:
+    return base64.b64encode(json.dumps({"last": index}).encode()).decode()
+
+
+def _position(cursor: object) -> int:
+    """The index after which a page starts; -1 for the first page."""
+    if not isinstance(cursor, str) or not cursor:
+        return -1
+    try:
+        return int(json.loads(base64.b64decode(cursor))["last"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"invalid cursor {cursor[:40]!r}") from exc
+
+
+def _connection(items: list[Any], first: int, after: object) -> tuple[dict[str, Any], list[Any]]:
+    """A page of `items` as Shopify's connection (nodes filled in by the caller) and the page's items."""
+    start = _position(after) + 1
+    page = items[start : start + first]
+    last = start + len(page) - 1
+    info = {"hasNextPage": last + 1 < len(items), "endCursor": _cursor(last) if page else None}
+    return {"pageInfo": info}, page
+
+
+@dataclass
+class FakeOrder:
+    number: int
+    created_at: datetime
+    product_numbers: list[int | None]  # None: a custom line without a product
+    test: bool = False
+    currency: str = "USD"
+
+
+@dataclass
+class FakeVariant:
+    price: str
+    inventory_quantity: int
+    tracked: bool = True
+    policy: str = "DENY"
+
+
+@dataclass
+class FakeProduct:
+    number: int
+    title: str
+    handle: str
+    status: str  # ACTIVE | DRAFT | ARCHIVED
+    updated_at: datetime
+    variants: list[FakeVariant]
+    image: str | None = None
+
+
+@dataclass
+class RequestRecord:
+    root: str
+    variables: dict[str, Any]
+    status: int
+    outcome: str  # ok | throttled | failed | denied | error
+
+
+@dataclass
+class _BulkRun:
+    number: int
+    lines: list[dict[str, Any]]
+    polls_left: int
+
+
+@dataclass
+class _Faults:
+    throttle: int = 0
+    fail: int = 0
+    fail_status: int = 503
+    fail_after: int = 0  # good answers still to give before `fail` failures start
+
+
+@dataclass
+class FakeAdminApi:
+    """The fake API of one shop. Start it with `start()` (or `with`), then use `url` as the Admin base URL."""
+
+    shop: str
+    token: str
+    orders: list[FakeOrder] = field(default_factory=list)
+    products: list[FakeProduct] = field(default_factory=list)
+    maximum_available: float = 1000.0
+    restore_rate: float = 50.0
+    version: str = ADMIN_API_VERSION
+    requests: list[RequestRecord] = field(default_factory=list)
+    bulk_polls: int = 1  # polls that still find a bulk operation RUNNING
+    downloads: int = 0  # bulk result downloads
+    points_spent: float = 0.0  # the actual query cost of every answered query
+    _bulk: dict[str, _BulkRun] = field(default_factory=dict)
+    _faults: _Faults = field(default_factory=_Faults)
+    _available: float = 0.0
+    _stamp: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _server: ThreadingHTTPServer | None = None
+    _thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ control
+    def start(self) -> str:
+        self._available, self._stamp = self.maximum_available, monotonic()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            # Headers and body leave in one write, without Nagle: no delayed-ACK stall on every answer.
+            wbufsize = -1
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                status, body = api.answer(
+                    self.path, self.headers.get("X-Shopify-Access-Token"), self.rfile.read(length)
+                )
+                payload = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                status, text = api.download(self.path)
+                payload = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/jsonl")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-admin", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeAdminApi:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "the fake Admin API is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def throttle_next(self, times: int = 1) -> None:
+        """Answer the next `times` requests THROTTLED, with the bucket empty."""
+        with self._lock:
+            self._faults.throttle += times
+
+    def fail_next(self, times: int = 1, *, status: int = 503, after: int = 0) -> None:
+        """After `after` more good answers, fail the next `times` requests with HTTP `status`."""
+        with self._lock:
+            self._faults.fail, self._faults.fail_status, self._faults.fail_after = times, status, after
+
+    def drain(self, points: float) -> None:
+        """Spend bucket points, as another caller of the same app and shop would."""
+        with self._lock:
+            self._refill()
+            self._available = max(0.0, self._available - points)
+
+    # ------------------------------------------------------------ answering
+    def _refill(self) -> None:
+        now = monotonic()
+        self._available = min(self.maximum_available, self._available + (now - self._stamp) * self.restore_rate)
+        self._stamp = now
+
+    def _cost(self, requested: float, actual: float | None) -> dict[str, Any]:
+        return {
+            "cost": {
+                "requestedQueryCost": requested,
+                "actualQueryCost": actual,
+                "throttleStatus": {
+                    "maximumAvailable": self.maximum_available,
+                    "currentlyAvailable": round(self._available, 1),
+                    "restoreRate": self.restore_rate,
+                },
+            }
+        }
+
+    def answer(self, path: str, token: str | None, raw: bytes) -> tuple[int, dict[str, Any]]:
+        if path != f"/admin/api/{self.version}/graphql.json":
+            return 404, {"errors": "Not Found"}
+        try:
+            request = json.loads(raw)
+            query, variables = str(request["query"]), dict(request.get("variables") or {})
+        except (ValueError, KeyError, TypeError):
+            return 400, {"errors": {"query": "Required parameter missing or invalid"}}
+        match = _ROOT_FIELD.match(query)
+        root = match.group(1) if match else ""
+        with self._lock:
+            record = RequestRecord(root=root, variables=variables, status=200, outcome="ok")
+            self.requests.append(record)
+            if token != self.token:
+                record.status, record.outcome = 401, "denied"
+                return 401, {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+            if self._faults.fail and self._faults.fail_after <= 0:
+                self._faults.fail -= 1
+                record.status, record.outcome = self._faults.fail_status, "failed"
+                return self._faults.fail_status, {"errors": "Internal Server Error"}
+            try:
+                data, requested, actual = self._resolve(root, variables)
+            except ValueError as exc:
+                record.outcome = "error"
+                return 200, {"errors": [{"message": str(exc)}]}
+            self._refill()
+            if requested > MAX_QUERY_COST:
+                record.outcome = "error"
+                message = f"Query cost is {requested:.0f}, which exceeds the single query max cost limit (1000)."
+                return 200, {
+                    "errors": [{"message": message, "extensions": {"code": "MAX_COST_EXCEEDED"}}],
+                    "extensions": self._cost(requested, None),
+                }
+            if self._faults.throttle or self._available < requested:
+                if self._faults.throttle:
+                    self._faults.throttle -= 1
+                    self._available = 0.0
+                record.outcome = "throttled"
+                return 200, {
+                    "errors": [
+                        {
+                            "message": "Throttled",
+                            "extensions": {
+                                "code": "THROTTLED",
+                                "documentation": "https://shopify.dev/api/usage/rate-limits",
+                            },
+                        }
+                    ],
+                    "extensions": self._cost(requested, None),
+                }
+            self._available -= actual
+            self.points_spent += actual
+            if self._faults.fail:
+                self._faults.fail_after -= 1
+            return 200, {"data": data, "extensions": self._cost(requested, actual)}
+
+    def _resolve(self, root: str, variables: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
+        if root == "orders":
+            first = _page_size(variables.get("first"))
+            lines = _page_size(variables.get("lines"))
+            orders = _created_since(self.orders, variables.get("query"))
+            connection, page = _connection(orders, first, variables.get("after"))
+            connection["nodes"] = [self._order_node(order, lines) for order in page]
+            returned = sum(1 + 2 + 2 * min(lines, len(order.product_numbers)) for order in page)
+            return {"orders": connection}, 2 + first * (1 + 2 + 2 * lines), 2 + returned
+        if root == "products":
+            first = _page_size(variables.get("first"))
+            variants = _page_size(variables.get("variants"))
+            connection, page = _connection(self.products, first, variables.get("after"))
+            connection["nodes"] = [self._product_node(product, variants) for product in page]
+            returned = sum(2 + 2 + 2 * min(variants, len(product.variants)) for product in page)
+            return {"products": connection}, 2 + first * (2 + 2 + 2 * variants), 2 + returned
+        if root == "ordersCount":
+            return {"ordersCount": {"count": len(_created_since(self.orders, variables.get("query")))}}, 1, 1
+        if root == "productsCount":
+            return {"productsCount": {"count": len(self.products)}}, 1, 1
+        if root == "bulkOperationRunQuery":
+            return {"bulkOperationRunQuery": self._start_bulk(str(variables.get("query") or ""))}, 10, 10
+        if root == "node":
+            return {"node": self._poll_bulk(variables.get("id"))}, 1, 1
+        if root == "order":
+            order = self._find(self.orders, variables.get("id"), "Order")
+            lines = _page_size(variables.get("lines"))
+            nested = self._lines(order, lines, variables.get("after")) if order else None
+            returned = len(nested["nodes"]) if nested else 0
+            return {"order": {"lineItems": nested} if nested else None}, 1 + 2 + 2 * lines, 3 + 2 * returned
+        if root == "product":
+            product = self._find(self.products, variables.get("id"), "Product")
+            variants = _page_size(variables.get("variants"))
+            nested = self._variants(product, variants, variables.get("after")) if product else None
+            returned = len(nested["nodes"]) if nested else 0
+            return {"product": {"variants": nested} if nested else None}, 1 + 2 + 2 * variants, 3 + 2 * returned
+        raise ValueError(f"Field '{root}' doesn't exist on type 'QueryRoot'")
+
+    # ------------------------------------------------------------ bulk operations
+    def _start_bulk(self, query: str) -> dict[str, Any]:
+        match = _ROOT_FIELD.match(query)
+        root = match.group(1) if match else ""
+        if root not in ("orders", "products"):
+            return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": "Invalid bulk query"}]}
+        if any(run.polls_left > 0 for run in self._bulk.values()):  # one bulk query at a time per app and shop
+            message = "A bulk query operation for this app and shop is already in progress"
+            return {"bulkOperation": None, "userErrors": [{"field": None, "message": message}]}
+        lines: list[dict[str, Any]] = []
+        if root == "orders":
+            for order in _created_since(self.orders, query):
+                node = self._order_node(order, MAX_PAGE_SIZE)
+                children = node.pop("lineItems")["nodes"]
+                lines += [node, *({**child, "__parentId": node["id"]} for child in children)]
+        else:
+            for product in self.products:
+                node = self._product_node(product, MAX_PAGE_SIZE)
+                children = node.pop("variants")["nodes"]
+                lines += [node, *({**child, "__parentId": node["id"]} for child in children)]
+        number = len(self._bulk) + 1
+        operation_id = gid("BulkOperation", number)
+        self._bulk[operation_id] = _BulkRun(number=number, lines=lines, polls_left=self.bulk_polls)
+        return {"bulkOperation": {"id": operation_id, "status": "CREATED"}, "userErrors": []}
+
+    def _poll_bulk(self, operation_id: object) -> dict[str, Any] | None:
+        run = self._bulk.get(str(operation_id))
+        if run is None:
+            return None
+        if run.polls_left > 0:
+            run.polls_left -= 1
+            return {"id": operation_id, "status": "RUNNING", "errorCode": None, "objectCount": "0", "url": None}
+        url = f"{self.url}/bulk/{run.number}.jsonl" if run.lines else None
+        count = str(len(run.lines))
+        return {"id": operation_id, "status": "COMPLETED", "errorCode": None, "objectCount": count, "url": url}
+
+    def download(self, path: str) -> tuple[int, str]:
+        """A bulk result file (no token: Shopify's result URLs are signed links)."""
+        with self._lock:
+            self.downloads += 1
+            if self._faults.fail and self._faults.fail_after <= 0:
+                self._faults.fail -= 1
+                return self._faults.fail_status, "Internal Server Error"
+            for run in self._bulk.values():
+                if path == f"/bulk/{run.number}.jsonl":
+                    return 200, "".join(json.dumps(line) + "\n" for line in run.lines)
+        return 404, "Not Found"
+
+    @staticmethod
+    def _find(items: list[Any], node_id: object, kind: str) -> Any:
+        for item in items:
+            if gid(kind, item.number) == node_id:
+                return item
+        return None
+
+    def _lines(self, order: FakeOrder, first: int, after: object) -> dict[str, Any]:
+        connection, page = _connection(order.product_numbers, first, after)
+        connection["nodes"] = [
+            {"product": None if number is None else {"id": gid("Product", number)}} for number in page
+        ]
+        return connection
+
+    def _variants(self, product: FakeProduct, first: int, after: object) -> dict[str, Any]:
+        connection, page = _connection(product.variants, first, after)
+        connection["nodes"] = [
+            {
+                "price": variant.price,
+                "inventoryQuantity": variant.inventory_quantity,
+                "inventoryPolicy": variant.policy,
+                "inventoryItem": {"tracked": variant.tracked},
+            }
+            for variant in page
+        ]
+        return connection
+
+    def _order_node(self, order: FakeOrder, lines: int) -> dict[str, Any]:
+        return {
+            "id": gid("Order", order.number),
+            "createdAt": order.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "test": order.test,
+            "currencyCode": order.currency,
+            "lineItems": self._lines(order, lines, None),
+        }
+
+    def _product_node(self, product: FakeProduct, variants: int) -> dict[str, Any]:
+        return {
+            "id": gid("Product", product.number),
+            "title": product.title,
+            "handle": product.handle,
+            "status": product.status,
+            "updatedAt": product.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "featuredImage": {"url": product.image} if product.image else None,
+            "variants": self._variants(product, variants, None),
+        }
+
+
+def _page_size(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise ValueError(f"first must be between 1 and {MAX_PAGE_SIZE}, not {value!r}")
+    return value
+
+
+def _created_since(orders: list[FakeOrder], search: object) -> list[FakeOrder]:
+    match = _CREATED_SINCE.search(search) if isinstance(search, str) else None
+    ordered = sorted(orders, key=lambda order: (order.created_at, order.number))
+    if match is None:
+        return ordered
+    since = datetime.fromisoformat(match.group(1)).replace(tzinfo=UTC)
+    return [order for order in ordered if order.created_at >= since]
+
+
+def seeded_catalog(
+    *, orders: int, products: int, seed: int = 1, now: datetime | None = None
+) -> tuple[list[FakeOrder], list[FakeProduct]]:
+    """A deterministic shop: products with one to three variants (some drafts, archived, sold out, untracked or
+    overselling; one with 130 variants), and orders of one to five lines over the last 200 days, a few with a
+    custom line or marked test, one of yesterday with 120 lines."""
+    rng = random.Random(seed)  # noqa: S311 - test data, not security
+    moment = now or datetime.now(UTC)
+    catalog: list[FakeProduct] = []
+    for index in range(products):
+        number = 1000 + index
+        count = 130 if index == 7 else rng.randint(1, 3)
+        variants = [
+            FakeVariant(
+                price=f"{rng.lognormvariate(3.4, 0.6):.2f}",
+                inventory_quantity=rng.choice([0, 0, 3, 12, 40]),
+                tracked=rng.random() > 0.1,
+                policy="CONTINUE" if rng.random() < 0.1 else "DENY",
+            )
+            for _ in range(count)
+        ]
+        catalog.append(
+            FakeProduct(
+                number=number,
+                title=f"Product {number}",
+                handle=f"product-{number}",
+                status=rng.choices(["ACTIVE", "DRAFT", "ARCHIVED"], weights=[8, 1, 1])[0],
+                updated_at=moment - timedelta(days=rng.randint(0, 300)),
+                variants=variants,
+                image=None if index % 9 == 4 else f"https://cdn.example.com/p/{number}.jpg",
+            )
+        )
+    history: list[FakeOrder] = []
+    numbers = [product.number for product in catalog] or [1000]
+    for index in range(orders):
+        size = 120 if index == 3 else rng.randint(1, 5)
+        lines: list[int | None] = [rng.choice(numbers) for _ in range(size)]
+        if index % 17 == 5:
+            lines.append(None)
+        history.append(
+            FakeOrder(
+                number=5000 + index,
+                created_at=moment - timedelta(days=1 if index == 3 else rng.uniform(0, 200)),
+                product_numbers=lines,
+                test=index % 23 == 11,
+            )
+        )
+    return history, catalog
