@@ -9,11 +9,13 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift.data.health import health_store
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import privacy_store
 from reclift.data.store import dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import session_caller
+from reclift.logic.health import health_report
 from reclift.logic.performance import performance_report
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
 from reclift.observability import logger
@@ -65,6 +67,11 @@ def get_performance() -> dict[str, Any]:
     if blacklisted not in ("", "true", "false"):
         raise BadRequest("blacklisted", "expected true or false")
     return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true")
+
+
+@app.get("/admin/health")
+def get_health() -> dict[str, Any]:
+    return health_report(_shop(), health_store())
 
 
 @app.get("/admin/privacy/requests/<request_id>")

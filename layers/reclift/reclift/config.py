@@ -82,3 +82,9 @@ def api_secrets() -> tuple[str, ...]:
         raise ConfigurationError("no app secret: set SHOPIFY_API_SECRET or SHOPIFY_API_SECRET_PARAM")
     previous = _secret("SHOPIFY_API_SECRET_PREVIOUS")
     return (current, previous) if previous and previous != current else (current,)
+
+
+def slack_webhook_url() -> str | None:
+    """The Slack incoming webhook's URL (`SLACK_WEBHOOK_URL`, else the SSM parameter `SLACK_WEBHOOK_URL_PARAM`
+    names); None when Slack alerts are off."""
+    return _secret("SLACK_WEBHOOK_URL")
