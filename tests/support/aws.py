@@ -62,6 +62,10 @@ class EmulatedAws:
             _ACTIVE = self
         spec = self.stack.specs[logical_id]
         with function_env(self.environment(logical_id) | (env or {})):
+            # One process runs every function here; on Lambda each has its own, whose metrics carry its service.
+            from reclift.observability import metrics
+
+            metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME")
             if logical_id not in self.handlers:
                 self.handlers[logical_id] = load_handler(spec.code_dir, spec.handler, spec.name)
             handler = self.handlers[logical_id]
