@@ -35,13 +35,15 @@ def get_roi() -> dict[str, Any]:
     query = app.current_event.query_string_parameters or {}
     period = report_range(query.get("from"), query.get("to"), today=datetime.now(UTC).date())
     store = dynamo_store()
+    visitors = store.arm_visitors(shop, period.first, period.last)
     return roi_report(
         shop,
         period,
         store.attributions(shop, period.first, period.last),
         store.shop_day_totals(shop, period.first, period.last),
         currency=store.shop_currency(shop),
-        arm_visitors=store.arm_visitors(shop, period.first, period.last),
+        arm_visitors=visitors.total,
+        daily_arm_visitors=visitors.by_day,
         holdout_share=store.get_settings(shop).holdout_share,
     )
 

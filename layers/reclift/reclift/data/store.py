@@ -112,6 +112,12 @@ class AttributionRow:
 
 
 @dataclass(frozen=True)
+class ArmVisitors:
+    total: dict[str, int]  # arm → distinct visitors over the period
+    by_day: dict[str, dict[str, int]]  # day → arm → distinct visitors that day
+
+
+@dataclass(frozen=True)
 class ShopDayTotals:
     day: str
     orders: int
@@ -141,7 +147,7 @@ class Store(Protocol):
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool: ...
     def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
     def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None: ...
-    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> dict[str, int]: ...
+    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors: ...
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
 
 
@@ -279,16 +285,22 @@ class DynamoStore:
         except PynamoDBException as exc:
             raise StoreError(f"recording the arms' visitors failed: {exc.msg}") from exc
 
-    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> dict[str, int]:
-        """Distinct visitors each arm showed recommendations to over the days (one query per day)."""
+    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors:
+        """Distinct visitors each arm showed recommendations to over the days, and on each day (one query per day)."""
         seen: dict[str, set[str]] = defaultdict(set)
+        by_day: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         try:
             for day in _days(first_day, last_day):
                 for item in CounterItem.query(day_key(shop, day), CounterItem.sk.startswith(ARM_COUNTER)):
-                    seen[item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]] |= set(item.visitors or ())
+                    arm = item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]
+                    seen[arm] |= set(item.visitors or ())
+                    by_day[day.isoformat()][arm] |= set(item.visitors or ())
         except PynamoDBException as exc:
             raise StoreError(f"reading the arms' visitors failed: {exc.msg}") from exc
-        return {arm: len(ids) for arm, ids in seen.items()}
+        return ArmVisitors(
+            total={arm: len(ids) for arm, ids in seen.items()},
+            by_day={day: {arm: len(ids) for arm, ids in arms.items()} for day, arms in by_day.items()},
+        )
 
     def update_profile(self, shop: str, key: str, change: ProfileChange) -> None:
         """Read, merge and write back with an optimistic version check (retried on a concurrent write)."""
