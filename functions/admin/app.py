@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift import config
+from reclift.admin_page import admin_page
 from reclift.data.health import health_store
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import privacy_store
@@ -23,10 +26,20 @@ from reclift.settings import SettingsError, merge_settings
 from reclift.signatures import SignatureError
 
 app = APIGatewayHttpResolver()
+PAGE = Path(__file__).resolve().parent / "page.html"
 
 
 def _shop() -> str:
     return session_caller(app.current_event.headers).shop
+
+
+@app.get("/")
+@app.get("/admin")
+def get_page() -> Response[str]:
+    """The embedded page itself: the browser loads it without a token; its data calls carry one."""
+    shop = app.current_event.get_query_string_value("shop", "") or ""
+    page = admin_page(PAGE, api_key=config.required("SHOPIFY_API_KEY"), shop=shop.strip().lower())
+    return Response(status_code=200, body=page.body, headers=page.headers)
 
 
 @app.get("/admin/roi")
