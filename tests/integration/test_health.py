@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from tests.support.slack import FakeSlack, fake_slack
 REGION = "us-east-1"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:queue"
 SLACK_PARAMETER = "/reclift/test/slack-webhook-url"
+SAMPLES = ("health-scheduled", "health-sqs-shop", "admin-get-health")
 ALL_CONDITIONS = {"cvr_24h", "cvr_7d", "error_rate_24h", "no_recommendations_24h"}
 
 
@@ -235,3 +237,22 @@ def test_given_the_schedule_when_it_fires_then_one_check_per_shop_is_queued(aws:
             sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
     assert summary["shops"] == len(bodies) >= 1
     assert {"shop": shop, "scheduled_at": "2026-11-26T10:00:00Z"} in bodies
+
+
+def test_given_the_sample_events_then_the_health_check_and_its_route_answer(aws: EmulatedAws) -> None:
+    events = Path(__file__).resolve().parents[2] / "events"
+    sample = {name: json.loads((events / f"{name}.json").read_text()) for name in SAMPLES}
+    sqs, queue = aws.client("sqs"), aws.resource("HealthQueue")
+    show(aws, new_shop(), 4)  # at least one shop in the registry
+
+    fanned = aws.invoke("HealthCheckFunction", sample["health-scheduled"])
+    queued = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    for message in queued:
+        sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+    assert fanned["shops"] >= 1
+    assert queued
+    assert aws.invoke("HealthCheckFunction", sample["health-sqs-shop"]) == {"batchItemFailures": []}
+    response = aws.invoke("AdminFunction", sample["admin-get-health"])
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["checked_at"] is not None
