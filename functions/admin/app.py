@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift import config
+from reclift.admin_page import admin_page
+from reclift.data.health import health_store
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import privacy_store
 from reclift.data.store import dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import session_caller
+from reclift.logic.health import health_report
 from reclift.logic.performance import performance_report
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
 from reclift.observability import logger
@@ -21,10 +26,20 @@ from reclift.settings import SettingsError, merge_settings
 from reclift.signatures import SignatureError
 
 app = APIGatewayHttpResolver()
+PAGE = Path(__file__).resolve().parent / "page.html"
 
 
 def _shop() -> str:
     return session_caller(app.current_event.headers).shop
+
+
+@app.get("/")
+@app.get("/admin")
+def get_page() -> Response[str]:
+    """The embedded page itself: the browser loads it without a token; its data calls carry one."""
+    shop = app.current_event.get_query_string_value("shop", "") or ""
+    page = admin_page(PAGE, api_key=config.required("SHOPIFY_API_KEY"), shop=shop.strip().lower())
+    return Response(status_code=200, body=page.body, headers=page.headers)
 
 
 @app.get("/admin/roi")
@@ -33,13 +48,15 @@ def get_roi() -> dict[str, Any]:
     query = app.current_event.query_string_parameters or {}
     period = report_range(query.get("from"), query.get("to"), today=datetime.now(UTC).date())
     store = dynamo_store()
+    visitors = store.arm_visitors(shop, period.first, period.last)
     return roi_report(
         shop,
         period,
         store.attributions(shop, period.first, period.last),
         store.shop_day_totals(shop, period.first, period.last),
         currency=store.shop_currency(shop),
-        arm_visitors=store.arm_visitors(shop, period.first, period.last),
+        arm_visitors=visitors.total,
+        daily_arm_visitors=visitors.by_day,
         holdout_share=store.get_settings(shop).holdout_share,
     )
 
@@ -65,6 +82,11 @@ def get_performance() -> dict[str, Any]:
     if blacklisted not in ("", "true", "false"):
         raise BadRequest("blacklisted", "expected true or false")
     return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true")
+
+
+@app.get("/admin/health")
+def get_health() -> dict[str, Any]:
+    return health_report(_shop(), health_store())
 
 
 @app.get("/admin/privacy/requests/<request_id>")

@@ -11,8 +11,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift.data.health import served_tally
 from reclift.data.serving import serving_reader
-from reclift.data.store import dynamo_store
+from reclift.data.store import StoreError, dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import app_proxy_caller
 from reclift.logic.recommendations import parse_query, recommend
@@ -29,8 +30,10 @@ def post_events() -> dict[str, int]:
     caller = app_proxy_caller(app.current_event.raw_query_string)
     body = json_body(app.current_event.raw_event)
     result = track_events(caller.shop, caller.logged_in_customer_id, body, dynamo_store(), now=datetime.now(UTC))
-    metrics.add_metric(name="EventsTracked", unit=MetricUnit.Count, value=result["received"])
-    return result
+    metrics.add_metric(name="EventsTracked", unit=MetricUnit.Count, value=result.received)
+    metrics.add_metric(name="Impressions", unit=MetricUnit.Count, value=result.impressions)
+    metrics.add_metric(name="Clicks", unit=MetricUnit.Count, value=result.clicks)
+    return result.response()
 
 
 @app.get("/apps/proxy/recommendations")
@@ -40,6 +43,10 @@ def get_recommendations() -> dict[str, Any]:
     result = recommend(caller.shop, caller.logged_in_customer_id, query, serving_reader(), random.Random())  # noqa: S311 - exploration, not security
     metrics.add_metric(name="RecommendationsServed", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="RecommendedProducts", unit=MetricUnit.Count, value=len(result["products"]))
+    try:
+        served_tally().record(caller.shop, datetime.now(UTC))
+    except StoreError:
+        logger.warning("the served recommendation could not be counted for its shop")
     return result
 
 

@@ -16,6 +16,7 @@ from .template import (
     ACCOUNT_ID,
     QUEUE_TYPE,
     TABLE_TYPES,
+    TOPIC_TYPE,
     Resolver,
     ResourceAttrs,
     TemplateError,
@@ -80,12 +81,14 @@ class AwsClients:
     dynamodb: DynamoDBClient = field(init=False)
     sqs: SQSClient = field(init=False)
     ssm: Any = field(init=False)  # no SSM type stubs in the dev dependencies
+    sns: Any = field(init=False)
 
     def __post_init__(self) -> None:
         kwargs: dict[str, Any] = {"endpoint_url": self.endpoint, "region_name": self.region, "config": client_config()}
         self.dynamodb = boto3.client("dynamodb", **(kwargs | {"endpoint_url": self.dynamodb_endpoint or self.endpoint}))
         self.sqs = boto3.client("sqs", **kwargs)
         self.ssm = boto3.client("ssm", **kwargs)
+        self.sns = boto3.client("sns", **kwargs)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class Provisioner:
         self.queue_urls: dict[str, str] = {}
         self.queues: dict[str, QueueInfo] = {}
         self.tables: dict[str, str] = {}
+        self.topics: dict[str, str] = {}  # logical id → topic ARN
 
     def attrs_of(self, logical_id: str) -> ResourceAttrs:
         return resource_attrs(self.template, logical_id, self.clients.region, self.queue_urls)
@@ -123,6 +127,12 @@ class Provisioner:
         for logical_id, resource in resources.items():
             if resource.get("Type") == QUEUE_TYPE and logical_id in self.queues:
                 self._configure_queue(logical_id, resolver.resolve(resource.get("Properties") or {}))
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == TOPIC_TYPE and self._included(resolver, resource):
+                # Subscriptions are not emulated: tests subscribe a queue of their own to read what is published.
+                self.topics[logical_id] = self.clients.sns.create_topic(
+                    Name=self.attrs_of(logical_id).attrs["TopicName"]
+                )["TopicArn"]
         for logical_id, resource in resources.items():
             if resource.get("Type") in TABLE_TYPES and self._included(resolver, resource):
                 self._create_table(logical_id, resource["Type"], resolver.resolve(resource.get("Properties") or {}))

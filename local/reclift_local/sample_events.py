@@ -36,6 +36,7 @@ DEMO_VISITOR = "v-demo-1"
 DEMO_CUSTOMER = "207119551"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-WebhookQueue"
 LEARNING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-LearningQueue"
+HEALTH_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-HealthQueue"
 TEN_YEARS = 10 * 365 * 24 * 3600
 
 
@@ -172,6 +173,14 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         "MD5OfBody": hashlib.md5(job_body.encode(), usedforsecurity=False).hexdigest(),
         "Attributes": message["Attributes"],
     }
+    check_body = json.dumps({"shop": DEMO_SHOP, "scheduled_at": now.isoformat().replace("+00:00", "Z")})
+    health_check = {
+        "MessageId": _stable_id("message", "health"),
+        "ReceiptHandle": "AQEB-health",
+        "Body": check_body,
+        "MD5OfBody": hashlib.md5(check_body.encode(), usedforsecurity=False).hexdigest(),
+        "Attributes": message["Attributes"],
+    }
 
     query = signed_app_proxy_query(
         {
@@ -271,6 +280,19 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         "webhook-products-update.json": product_webhook,
         "attribution-sqs-products-update.json": {"Records": [sqs_record(product_message, QUEUE_ARN, "us-east-1")]},
         "backfill-shop.json": {"shop": DEMO_SHOP, "what": "all"},
+        "health-scheduled.json": {
+            "version": "0",
+            "id": _stable_id("schedule", "health"),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/reclift-HealthCheckFunctionHourly"],
+            "detail": {},
+        },
+        "health-sqs-shop.json": {"Records": [sqs_record(health_check, HEALTH_QUEUE_ARN, "us-east-1")]},
+        "admin-get-health.json": http_event("GET", "/admin/health", "/admin/health", bearer, b"", now),
     }
 
 

@@ -41,6 +41,9 @@ SECRET_PARAMETER = "ShopifyApiSecretParameterName"  # noqa: S105 - a parameter n
 PREVIOUS_SECRET_PARAMETER = "ShopifyApiSecretPreviousParameterName"  # noqa: S105
 PREVIOUS_SECRET_NAME = "/reclift/shopify-api-secret-previous"  # noqa: S105 - an SSM name
 DEV_SECRET = "reclift-dev-secret"  # noqa: S105 - the documented development secret
+# `SLACK_WEBHOOK_URL=… make run`: health alerts are posted there too, the URL kept in SSM as on AWS.
+SLACK_PARAMETER = "SlackWebhookUrlParameterName"
+SLACK_PARAMETER_NAME = "/reclift/slack-webhook-url"
 DEFAULT_STATE_FILE = Path(".reclift/stack.json")
 
 
@@ -81,6 +84,10 @@ def parameter_overrides(template: Mapping[str, Any], options: StackOptions) -> t
             ssm[name] = options.environ.get("SHOPIFY_API_SECRET") or DEV_SECRET
     if previous and PREVIOUS_SECRET_PARAMETER in declared:
         ssm[overrides[PREVIOUS_SECRET_PARAMETER]] = previous
+    slack = options.environ.get("SLACK_WEBHOOK_URL")
+    if slack and SLACK_PARAMETER in declared:
+        overrides.setdefault(SLACK_PARAMETER, SLACK_PARAMETER_NAME)
+        ssm[overrides[SLACK_PARAMETER]] = slack
     return overrides, ssm
 
 
@@ -250,6 +257,8 @@ class LocalStack:
                 out[logical_id] = self.provisioner.tables[logical_id]
             elif kind == QUEUE_TYPE and logical_id in self.provisioner.queues:
                 out[logical_id] = self.provisioner.queues[logical_id].url
+            elif logical_id in self.provisioner.topics:
+                out[logical_id] = self.provisioner.topics[logical_id]
             elif kind == FUNCTION_TYPE and logical_id in self.specs:
                 out[logical_id] = self.specs[logical_id].name
             elif kind == "AWS::Serverless::HttpApi" and self.gateway is not None:

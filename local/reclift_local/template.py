@@ -25,6 +25,7 @@ DEFAULT_SQS_BATCH_SIZE = 10
 
 TABLE_TYPES = {"AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
 QUEUE_TYPE = "AWS::SQS::Queue"
+TOPIC_TYPE = "AWS::SNS::Topic"
 FUNCTION_TYPE = "AWS::Serverless::Function"
 LAYER_TYPE = "AWS::Serverless::LayerVersion"
 
@@ -326,6 +327,10 @@ def resource_attrs(
         arn = prefix.format(service="sqs") + f":{name}"
         url = queue_urls.get(logical_id, f"local-queue://{name}")
         return ResourceAttrs(ref=url, attrs={"Arn": arn, "QueueName": name, "QueueUrl": url})
+    if kind == TOPIC_TYPE:  # `!Ref` of a topic is its ARN
+        name = _declared_name(props, "TopicName", logical_id)
+        arn = prefix.format(service="sns") + f":{name}"
+        return ResourceAttrs(ref=arn, attrs={"TopicArn": arn, "TopicName": name})
     if kind == FUNCTION_TYPE:
         name = _declared_name(props, "FunctionName", logical_id, default=logical_id)
         arn = prefix.format(service="lambda") + f":function:{name}"

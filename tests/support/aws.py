@@ -53,15 +53,20 @@ class EmulatedAws:
     def resource(self, logical_id: str) -> str:
         return self.stack.resources()[logical_id]
 
-    def invoke(self, logical_id: str, event: Any) -> Any:
-        """Run the function's handler in this process with its own environment, as one Lambda invocation."""
+    def invoke(self, logical_id: str, event: Any, *, env: dict[str, str] | None = None) -> Any:
+        """Run the function's handler in this process with its own environment (`env` overrides some of it, as a
+        stack deployed with other parameter values would set it), as one Lambda invocation."""
         global _ACTIVE
         if _ACTIVE is not self:
             # Another emulator was used since: its clients and bindings must not serve this one.
             forget_execution_environment()
             _ACTIVE = self
         spec = self.stack.specs[logical_id]
-        with function_env(self.environment(logical_id)):
+        with function_env(self.environment(logical_id) | (env or {})):
+            # One process runs every function here; on Lambda each has its own, whose metrics carry its service.
+            from reclift.observability import metrics
+
+            metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME")
             if logical_id not in self.handlers:
                 self.handlers[logical_id] = load_handler(spec.code_dir, spec.handler, spec.name)
             handler = self.handlers[logical_id]
@@ -113,10 +118,19 @@ def forget_execution_environment() -> None:
     secret), forgotten: this process is about to talk to a new emulator, as a new execution environment would."""
     from aws_lambda_powertools.utilities import parameters
 
-    from reclift.data import models, queue, serving, store
+    from reclift.data import alerts, health, models, queue, serving, store
     from reclift.logic import queue_worker
 
-    for cached in (queue._sqs, serving._dynamodb, serving.serving_reader, store.dynamo_store, queue_worker._idempotent):
+    for cached in (
+        queue._sqs,
+        serving._dynamodb,
+        serving.serving_reader,
+        store.dynamo_store,
+        queue_worker._idempotent,
+        alerts._sns,
+        health.health_store,
+        health.served_tally,
+    ):
         cached.cache_clear()
     models.reset_bindings()
     parameters.clear_caches()  # type: ignore[no-untyped-call]

@@ -15,6 +15,7 @@ from typing import Any
 
 from reclift.data.backfill import BackfillStore
 from reclift.data.catalog import CatalogStore
+from reclift.data.health import HealthStore
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import PrivacyStore
 from reclift.data.serving import ServingReader
@@ -69,6 +70,8 @@ def resource_keys(resource: Any) -> list[str]:
     target = getatt_target(resource, "Arn")
     if target:
         return [target]
+    if ref_target(resource):  # `!Ref AlertsTopic`: a topic's ARN
+        return [str(ref_target(resource))]
     if isinstance(resource, dict) and set(resource) == {"Fn::If"}:
         return [
             key
@@ -100,7 +103,19 @@ def role_statements(cfn_template: dict[str, Any], role_id: str) -> list[Statemen
         for _, properties in resources(cfn_template, policy_type):
             if role_id in [ref_target(role) for role in properties.get("Roles", [])]:
                 documents.append(properties["PolicyDocument"])
-    return [statement for document in documents for statement in as_list(document["Statement"])]
+    return [statement for document in documents for statement in statements_of(document)]
+
+
+def statements_of(document: dict[str, Any]) -> list[Statement]:
+    """A policy document's statements; a statement under `Fn::If` counts with both branches (either may be deployed),
+    `AWS::NoValue` with none."""
+    found: list[Statement] = []
+    for statement in as_list(document["Statement"]):
+        if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            found += [branch for branch in statement["Fn::If"][1:] if ref_target(branch) != "AWS::NoValue"]
+        else:
+            found.append(statement)
+    return found
 
 
 # What each AWS-managed policy that SAM attaches grants, as AWS documents them (the transform only names them).
@@ -585,6 +600,11 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("COUNTERS_TABLE", None, "dynamodb:UpdateItem"),
     ],
     "shop_day_totals": [("COUNTERS_TABLE", None, "dynamodb:BatchGetItem")],
+    "add_hour_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    # reclift.data.health.HealthStore
+    "hour_totals": [("COUNTERS_TABLE", None, "dynamodb:Query")],
+    "state": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
+    "save_state": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
     # reclift.data.learning.LearningStore
     "shops": [("SHOPS_TABLE", None, "dynamodb:Scan")],
     "product_days": [("COUNTERS_TABLE", None, "dynamodb:Query")],
@@ -633,7 +653,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "save_backfill_progress": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
     "save_backfilled_basket": [("ORDERS_TABLE", None, "dynamodb:PutItem")],
 }
-PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore, CatalogStore, BackfillStore)
+PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore, CatalogStore, BackfillStore, HealthStore)
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
@@ -659,6 +679,8 @@ def required_permissions(
             needed |= {(action, env_resource(cfn_template, function_id, name)) for action in IDEMPOTENCY_ACTIONS}
         elif name.endswith("_QUEUE_URL"):  # the code only ever sends; the event source mapping receives
             needed.add(("sqs:SendMessage", env_resource(cfn_template, function_id, name)))
+        elif name.endswith("_TOPIC_ARN"):  # the code only ever publishes
+            needed.add(("sns:Publish", env_resource(cfn_template, function_id, name)))
         elif name.endswith("_PARAM") and name not in plaintext_secret_overrides(env_names):
             needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}"))
         elif name.endswith("_PARAM_PREFIX"):  # one parameter per shop under the prefix
@@ -708,7 +730,7 @@ def test_each_role_allows_nothing_its_function_code_does_not_do(
         needed = required_permissions(cfn_template, function_id, env_reads[function_id], method_calls[function_id])
         role = cfn_template["Resources"][function_role(cfn_template, function_id)]["Properties"]
         for policy in role.get("Policies", []):
-            for statement in as_list(policy["PolicyDocument"]["Statement"]):
+            for statement in statements_of(policy["PolicyDocument"]):
                 for action in as_list(statement["Action"]):
                     for entry in as_list(statement["Resource"]):
                         for key in resource_keys(entry):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -198,13 +199,31 @@ def test_given_two_products_with_equal_revenue_when_reported_then_the_lower_prod
 def test_given_a_range_when_reported_then_the_daily_series_covers_every_day_even_empty_ones() -> None:
     report = roi_report(SHOP, APRIL_1_TO_5, ROWS, TOTALS, currency="USD")
 
-    assert report["daily"] == [
+    columns = ("date", "attributed_revenue", "attributed_orders", "orders")
+    assert [{key: day[key] for key in columns} for day in report["daily"]] == [
         {"date": "2025-04-01", "attributed_revenue": "0.00", "attributed_orders": 0, "orders": 0},
         {"date": "2025-04-02", "attributed_revenue": "391.33", "attributed_orders": 1, "orders": 3},
         {"date": "2025-04-03", "attributed_revenue": "0.00", "attributed_orders": 0, "orders": 0},
         {"date": "2025-04-04", "attributed_revenue": "199.00", "attributed_orders": 1, "orders": 5},
         {"date": "2025-04-05", "attributed_revenue": "0.50", "attributed_orders": 1, "orders": 0},
     ]
+
+
+def test_given_both_arms_on_a_day_when_reported_then_that_day_has_its_revenue_per_visitor_lift() -> None:
+    """Learning: 30.00 over 10 visitors (3.00 each); holdout: 4.00 over 2 visitors (2.00 each) → +50 %."""
+    rows = [
+        replace(row("o1", "1", "p1", "30.00", day=2), arm="learning", visitor_id="v1"),
+        replace(row("o2", "2", "p1", "4.00", day=2), arm="holdout", visitor_id="v2"),
+        replace(row("o3", "3", "p1", "5.00", day=3), arm="learning", visitor_id="v3"),
+    ]
+    by_day = {"2025-04-02": {"learning": 10, "holdout": 2}, "2025-04-03": {"learning": 4}}
+
+    daily = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="USD", daily_arm_visitors=by_day)["daily"]
+
+    assert daily[1]["lift"] == pytest.approx(0.5)
+    assert daily[1]["visitors"] == {"learning": 10, "holdout": 2}
+    assert daily[2]["lift"] is None  # no holdout visitor that day
+    assert daily[0]["lift"] is None  # nobody at all
 
 
 def test_given_nothing_attributed_when_reported_then_zeros_and_no_currency_unless_given() -> None:

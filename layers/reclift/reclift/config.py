@@ -104,3 +104,9 @@ def shop_admin_token(shop: str) -> str:
     if not value:
         raise ConfigurationError(f"SSM parameter {name} holds no Admin API access token")
     return str(value)
+
+
+def slack_webhook_url() -> str | None:
+    """The Slack incoming webhook's URL (`SLACK_WEBHOOK_URL`, else the SSM parameter `SLACK_WEBHOOK_URL_PARAM`
+    names); None when Slack alerts are off."""
+    return _secret("SLACK_WEBHOOK_URL")

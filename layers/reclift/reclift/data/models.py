@@ -89,7 +89,9 @@ class EventItem(Model):
 
 # ---------------------------------------------------------------- counters
 class CounterItem(Model):
-    """Per shop and day: one item per product (sk = product id) and one for the shop (sk `_shop`)."""
+    """Per shop and day: one item per product (sk = product id), one for the shop (sk `_shop`) and the shop's
+    totals per hour (sk `_hour#HH`: impressions, purchases, orders, served recommendations and processing errors,
+    what the hourly health check reads)."""
 
     class Meta:
         table_name = "COUNTERS_TABLE"
@@ -107,6 +109,8 @@ class CounterItem(Model):
     attributed_orders = NumberAttribute(default=0)
     attributed_revenue = DecimalAttribute(default=Decimal)
     visitors = UnicodeSetAttribute(null=True)  # `_arm#…` items: the visitors an arm served
+    served = NumberAttribute(default=0)  # `_hour#…` items: recommendation responses served
+    errors = NumberAttribute(default=0)  # `_hour#…` items: failed processing attempts of the shop's deliveries
     expires_at = TTLAttribute(null=True)
 
 
@@ -231,6 +235,19 @@ class PrivacyRequestItem(Model):
     created_at = UTCDateTimeAttribute()
 
 
+class HealthItem(Model):
+    """In the shops table, pk `{shop}#health`: the last health check and each condition's alert state.
+    (The registry's scans skip it: it has no `first_seen`.)"""
+
+    class Meta:
+        table_name = "SHOPS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    shop = UnicodeAttribute()
+    checked_at = UTCDateTimeAttribute()
+    state = UnicodeAttribute()  # JSON: the conditions, their status, since when, and the last figures
+
+
 # ---------------------------------------------------------------- learning
 class LearningItem(Model):
     """pk = the shop; sk `p#{product}` (a product's performance, the plan's MLProductPerformance) or `_model`
@@ -300,6 +317,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ShopItem,
     PrivacyRequestItem,
     BackfillItem,
+    HealthItem,
     LearningItem,
     CatalogItem,
 )
@@ -325,6 +343,7 @@ def bind_tables() -> None:
         ShopItem: names.shops,
         PrivacyRequestItem: names.shops,
         BackfillItem: names.shops,
+        HealthItem: names.shops,
         LearningItem: names.learning,
         CatalogItem: names.catalog,
     }

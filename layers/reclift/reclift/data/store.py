@@ -33,13 +33,14 @@ from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
 SHOP_COUNTER = "_shop"
-# A transaction holds at most 100 actions: a marker, and per line an attribution and a counter, plus the shop's.
+# A transaction holds at most 100 actions: a marker, per line an attribution and a counter, the shop's and the hour's.
 LINES_PER_TRANSACTION = 45
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
 ARM_COUNTER = "_arm#"  # sk `_arm#{arm}#{bucket}`: a set of visitor ids, split so no item nears 400 KB
 ARM_BUCKETS = 16
+HOUR_COUNTER = "_hour#"  # sk `_hour#HH` in the day's partition: the shop's totals of that hour (UTC)
 
 
 def _buckets(ids: set[str]) -> dict[int, set[str]]:
@@ -68,6 +69,12 @@ def rec_key(shop: str, rec_id: str) -> str:
 
 def day_key(shop: str, day: date | str) -> str:
     return f"{shop}#{day if isinstance(day, str) else day.isoformat()}"
+
+
+def hour_key(moment: datetime) -> tuple[str, str]:
+    """The day partition's date and the sort key of the shop's totals for the hour `moment` falls in (UTC)."""
+    utc = moment.astimezone(UTC)
+    return utc.date().isoformat(), f"{HOUR_COUNTER}{utc.hour:02d}"
 
 
 def order_key(shop: str, order_id: str) -> str:
@@ -105,6 +112,12 @@ class AttributionRow:
 
 
 @dataclass(frozen=True)
+class ArmVisitors:
+    total: dict[str, int]  # arm → distinct visitors over the period
+    by_day: dict[str, dict[str, int]]  # day → arm → distinct visitors that day
+
+
+@dataclass(frozen=True)
 class ShopDayTotals:
     day: str
     orders: int
@@ -117,6 +130,7 @@ class Store(Protocol):
     def register_shop(self, shop: str, *, currency: str | None = None) -> None: ...
     def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> None: ...
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
+    def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None: ...
     def update_profile(self, shop: str, key: str, change: ProfileChange) -> None: ...
     def touches(
         self,
@@ -133,7 +147,7 @@ class Store(Protocol):
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool: ...
     def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
     def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None: ...
-    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> dict[str, int]: ...
+    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors: ...
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
 
 
@@ -246,6 +260,19 @@ class DynamoStore:
         except PynamoDBException as exc:
             raise StoreError(f"updating counters failed: {exc.msg}") from exc
 
+    def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None:
+        """Add to the shop's totals of the hour `at` falls in (`impressions`, `served`, `errors`): one UpdateItem,
+        whatever the number of products."""
+        actions: list[Any] = [getattr(CounterItem, name).add(value) for name, value in sorted(counts.items()) if value]
+        if not actions:
+            return
+        day, sk = hour_key(at)
+        expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+        try:
+            CounterItem(day_key(shop, day), sk).update(actions=[*actions, CounterItem.expires_at.set(expires)])
+        except PynamoDBException as exc:
+            raise StoreError(f"updating the hour's totals failed: {exc.msg}") from exc
+
     def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None:
         """Remember which visitors each arm showed recommendations to, per day (sets, so a visitor counts once)."""
         expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
@@ -258,16 +285,22 @@ class DynamoStore:
         except PynamoDBException as exc:
             raise StoreError(f"recording the arms' visitors failed: {exc.msg}") from exc
 
-    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> dict[str, int]:
-        """Distinct visitors each arm showed recommendations to over the days (one query per day)."""
+    def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors:
+        """Distinct visitors each arm showed recommendations to over the days, and on each day (one query per day)."""
         seen: dict[str, set[str]] = defaultdict(set)
+        by_day: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         try:
             for day in _days(first_day, last_day):
                 for item in CounterItem.query(day_key(shop, day), CounterItem.sk.startswith(ARM_COUNTER)):
-                    seen[item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]] |= set(item.visitors or ())
+                    arm = item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]
+                    seen[arm] |= set(item.visitors or ())
+                    by_day[day.isoformat()][arm] |= set(item.visitors or ())
         except PynamoDBException as exc:
             raise StoreError(f"reading the arms' visitors failed: {exc.msg}") from exc
-        return {arm: len(ids) for arm, ids in seen.items()}
+        return ArmVisitors(
+            total={arm: len(ids) for arm, ids in seen.items()},
+            by_day={day: {arm: len(ids) for arm, ids in arms.items()} for day, arms in by_day.items()},
+        )
 
     def update_profile(self, shop: str, key: str, change: ProfileChange) -> None:
         """Read, merge and write back with an optimistic version check (retried on a concurrent write)."""
@@ -588,6 +621,7 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
                 CounterItem.attributed_revenue.add(attribution.revenue),
             ]
 
+    hour_sk = hour_key(order.created_at)[1]
     records: list[OrderRecord] = [line_record(line) for line in attribution.attributed]
     records += [missed_record(missed) for missed in attribution.missed]
     by_line = {record.line_id: record for record in records}
@@ -621,8 +655,21 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
         ]
         if index == 0:
             updates.append((CounterItem(day_key(shop, day), SHOP_COUNTER), shop_actions))
+            updates.append((CounterItem(day_key(shop, day), hour_sk), _hour_actions(attribution, expires)))
         chunks.append(_Chunk(records=[marker, *part], counter_updates=updates))
     return chunks
+
+
+def _hour_actions(attribution: OrderAttribution, expires: datetime) -> list[Any]:
+    """The order's share of its hour's totals: a non-test order, and the products it bought after a recommendation
+    (once per product, as the product counters take them)."""
+    if attribution.skipped_as_test:
+        return [CounterItem.expires_at.set(expires)]
+    products = {line.product_id for line in attribution.attributed}
+    actions: list[Any] = [CounterItem.orders.add(1), CounterItem.expires_at.set(expires)]
+    if products:
+        actions.append(CounterItem.purchases.add(len(products)))
+    return actions
 
 
 @cache

@@ -36,6 +36,7 @@ class OrderSummary:
     order_id: str
     lines: int
     attributed_lines: int
+    attributed_products: int  # distinct products bought after a recommendation (the CVR's purchases)
     missed_lines: int
     attributed_revenue: str
     click_through_revenue: str
@@ -80,6 +81,7 @@ def process_order_created(shop: str, payload: Any, store: Store) -> OrderSummary
         order_id=order.order_id,
         lines=len(order.lines),
         attributed_lines=len(result.attributed),
+        attributed_products=len({line.product_id for line in result.attributed}),
         missed_lines=len(result.missed),
         attributed_revenue=money_text(result.revenue),
         click_through_revenue=money_text(result.revenue_by_channel(Channel.CLICK_THROUGH)),

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from reclift.data.learning import LearningStore
 from reclift.data.store import Store
-from reclift.ids import shop_domain
 from reclift.learning import aggregate, best_sellers, learn, median_price
-from reclift.logic.deliveries import UnprocessableDelivery
+from reclift.logic import jobs
 
 BEST_SELLERS = 50
 
@@ -29,17 +27,12 @@ class LearnShop(BaseModel):
 
 def fan_out(store: LearningStore, send: Callable[[list[str]], int], *, day: date) -> dict[str, Any]:
     """One message per known shop: ten thousand shops are ten thousand small invocations."""
-    bodies = [LearnShop(shop=shop, day=day).model_dump_json() for shop in store.shops()]
-    return {"day": day.isoformat(), "shops": send(bodies)}
+    sent = jobs.fan_out(store.shops(), lambda shop: LearnShop(shop=shop, day=day), send)
+    return {"day": day.isoformat(), "shops": sent}
 
 
 def parse_job(body: str) -> LearnShop:
-    try:
-        job = LearnShop.model_validate(json.loads(body))
-        shop_domain(job.shop)
-    except (ValueError, ValidationError) as exc:
-        raise UnprocessableDelivery("the message is not a learning job") from exc
-    return job
+    return jobs.parse_job(body, LearnShop)
 
 
 def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from reclift import config
 from reclift.data.store import dynamo_store
+from reclift.ids import shop_domain
 from reclift.logic.deliveries import UnprocessableDelivery, process_delivery
 from reclift.webhooks import WebhookEnvelope
 
@@ -56,3 +57,11 @@ def handle_message(body: str) -> dict[str, Any]:
     except (json.JSONDecodeError, ValidationError) as exc:
         raise UnprocessableDelivery("the queued message is not a webhook envelope") from exc
     return _idempotent()[1](envelope=envelope.model_dump())
+
+
+def shop_of(body: str) -> str | None:
+    """The shop a queued envelope belongs to, when it can be read at all."""
+    try:
+        return shop_domain(WebhookEnvelope.model_validate(json.loads(body)).shop)
+    except (ValueError, ValidationError):
+        return None

@@ -68,14 +68,18 @@ def roi_report(
     *,
     currency: str | None,
     arm_visitors: dict[str, int] | None = None,
+    daily_arm_visitors: dict[str, dict[str, int]] | None = None,
     holdout_share: float = DEFAULT_HOLDOUT_SHARE,
 ) -> dict[str, Any]:
-    """The report's JSON. An order counts in `attributed_orders` while its attributed revenue is above zero."""
+    """The report's JSON. An order counts in `attributed_orders` while its attributed revenue is above zero; each
+    day's `lift` is that day's revenue per visitor of the learning arm relative to the holdout's (null while either
+    arm has no visitor or the holdout no revenue that day)."""
     revenue_by_order: dict[str, Decimal] = defaultdict(Decimal)
     by_channel: dict[Channel, Decimal] = defaultdict(Decimal)
     products: dict[str, dict[str, Any]] = {}
     daily_revenue: dict[str, Decimal] = defaultdict(Decimal)
     daily_orders: dict[str, set[str]] = defaultdict(set)
+    daily_arm_revenue: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     for row in rows:
         revenue_by_order[row.order_id] += row.revenue
         by_channel[row.channel] += row.revenue
@@ -89,6 +93,8 @@ def roi_report(
         daily_revenue[row_day] += row.revenue
         if row.revenue > 0:
             daily_orders[row_day].add(row.order_id)
+        if row.arm and row.visitor_id:
+            daily_arm_revenue[(row_day, row.arm)] += row.revenue
     orders_by_day = {total.day: total for total in totals}
     daily = []
     day = period.first
@@ -101,6 +107,7 @@ def roi_report(
                 "attributed_revenue": money_text(daily_revenue[key]),
                 "attributed_orders": len(daily_orders[key]),
                 "orders": total.orders if total else 0,
+                **_day_lift(key, (daily_arm_visitors or {}).get(key, {}), daily_arm_revenue),
             }
         )
         day += timedelta(days=1)
@@ -124,4 +131,14 @@ def roi_report(
         "by_product": [{**item, "revenue": money_text(item["revenue"])} for item in ranked],
         "daily": daily,
         "lift": lift_report(arm_visitors or {}, revenue_by_visitor, holdout_share),
+    }
+
+
+def _day_lift(day: str, visitors: dict[str, int], revenue: dict[tuple[str, str], Decimal]) -> dict[str, Any]:
+    arms = ("learning", "holdout")
+    per_visitor = {arm: float(revenue[(day, arm)]) / visitors[arm] if visitors.get(arm) else None for arm in arms}
+    learning, holdout = per_visitor["learning"], per_visitor["holdout"]
+    return {
+        "visitors": {arm: visitors.get(arm, 0) for arm in ("learning", "holdout")},
+        "lift": round(learning / holdout - 1, 6) if learning is not None and holdout else None,
     }

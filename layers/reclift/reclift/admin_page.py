@@ -1,0 +1,56 @@
+"""The embedded admin page: one HTML document with its own small script and inline SVG chart (no CDN but Shopify's
+App Bridge), served without authentication because the browser loads it; every data call it makes carries the
+session token (`Authorization: Bearer`), from App Bridge inside the Shopify admin or Shopify's `id_token` URL
+parameter otherwise."""
+
+from __future__ import annotations
+
+import html
+import secrets
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from reclift.ids import is_shop_domain
+
+SHOPIFY_ADMIN = "https://admin.shopify.com"
+APP_BRIDGE_ORIGIN = "https://cdn.shopify.com"
+
+
+@dataclass(frozen=True)
+class Page:
+    body: str
+    headers: dict[str, str]
+
+
+@cache
+def _template(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def admin_page(template: Path, *, api_key: str, shop: str | None) -> Page:
+    """The page with a fresh script nonce, and a CSP that lets only the Shopify admin (and the shop's own admin) frame
+    it, as Shopify requires of embedded apps."""
+    nonce = secrets.token_urlsafe(16)
+    body = _template(template).replace("{{API_KEY}}", html.escape(api_key, quote=True)).replace("{{NONCE}}", nonce)
+    ancestors = SHOPIFY_ADMIN + (f" https://{shop}" if shop and is_shop_domain(shop) else "")
+    policy = "; ".join(
+        [
+            "default-src 'none'",
+            f"script-src 'nonce-{nonce}' {APP_BRIDGE_ORIGIN}",
+            f"style-src 'nonce-{nonce}'",
+            "connect-src 'self' https://*.shopify.com",
+            "img-src 'self' data:",
+            "base-uri 'none'",
+            "form-action 'none'",
+            f"frame-ancestors {ancestors}",
+        ]
+    )
+    headers = {
+        "Content-Type": "text/html; charset=utf-8",
+        "Content-Security-Policy": policy,
+        "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+    }
+    return Page(body=body, headers=headers)

@@ -1,0 +1,125 @@
+"""Every custom metric an alarm or the dashboard reads is one the code emits, with the same namespace, name and
+dimensions: the handlers run their paths against the emulator and their EMF output (Powertools Metrics, printed to
+stdout) is read back — not a list copied by hand."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from reclift_local.pollers import sqs_record
+from reclift_local.template import load_template
+from tests.support.aws import EmulatedAws
+from tests.support.shopify import new_shop, order_payload, proxy_event, proxy_query, webhook_event
+
+ROOT = Path(__file__).resolve().parents[2]
+CUSTOM_NAMESPACE = "Reclift"
+QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:queue"
+
+Metric = tuple[str, str, frozenset[tuple[str, str]]]
+
+
+def emitted(output: str) -> set[Metric]:
+    """(namespace, name, dimensions) of every metric in the EMF records among the printed lines."""
+    found: set[Metric] = set()
+    for line in output.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        record = json.loads(line)
+        for directive in record["_aws"]["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                dims = frozenset((name, str(record[name])) for name in dimension_set)
+                found |= {(directive["Namespace"], metric["Name"], dims) for metric in directive["Metrics"]}
+    return found
+
+
+def read_by_alarms_and_dashboard() -> set[Metric]:
+    template = load_template(ROOT / "template.yaml")
+    read: set[Metric] = set()
+    for resource in template["Resources"].values():
+        props = resource.get("Properties") or {}
+        if resource["Type"] == "AWS::CloudWatch::Alarm":
+            stats = [q["MetricStat"]["Metric"] for q in props.get("Metrics", []) if "MetricStat" in q]
+            if "MetricName" in props:
+                stats.append(props)
+            for metric in stats:
+                if metric["Namespace"] != CUSTOM_NAMESPACE:
+                    continue  # AWS/Lambda, AWS/SQS: emitted by AWS itself, their dimensions name resources
+                dims = frozenset((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+                read.add((metric["Namespace"], metric["MetricName"], dims))
+        if resource["Type"] == "AWS::CloudWatch::Dashboard":
+            body = json.loads(re.sub(r"\$\{([\w:]+)(\.\w+)?\}", r"\1", props["DashboardBody"]["Fn::Sub"]))
+            for widget in body["widgets"]:
+                for row in widget["properties"].get("metrics", []):
+                    if isinstance(row[0], str):
+                        parts = [part for part in row if isinstance(part, str)]
+                        dims = frozenset(zip(parts[2::2], parts[3::2], strict=True))
+                        read.add((parts[0], parts[1], dims))
+    return {metric for metric in read if metric[0] == CUSTOM_NAMESPACE}
+
+
+def run_every_path(aws: EmulatedAws) -> None:
+    shop = new_shop()
+    shown = {
+        "type": "impression",
+        "rec_id": "l-metrics",
+        "visitor_id": "v-metrics",
+        "placement": "product",
+        "products": [{"product_id": "701", "position": 1}],
+    }
+    clicked = {"type": "click", "rec_id": "l-metrics", "visitor_id": "v-metrics", "product_id": "701", "position": 1}
+    body = json.dumps({"events": [shown, clicked]}).encode()
+    assert (
+        aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))[
+            "statusCode"
+        ]
+        == 200
+    )
+    query = proxy_query(shop, extra={"placement": "home", "visitor_id": "v-metrics"})
+    assert (
+        aws.invoke("StorefrontFunction", proxy_event("GET", "/apps/proxy/recommendations", query))["statusCode"] == 200
+    )
+
+    order = order_payload(
+        order_id=71_000,
+        created_at=datetime.now(UTC),
+        visitor_id="v-metrics",
+        lines=[{"product_id": 701, "price": "20.00"}],
+    )
+    assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
+    assert aws.invoke("WebhookFunction", webhook_event(shop, b"{}", secret="wrong"))["statusCode"] == 401
+    assert aws.invoke("WebhookFunction", webhook_event(shop, b'{"id": "no order"}'))["statusCode"] == 200
+    sqs, queue = aws.client("sqs"), aws.resource("WebhookQueue")
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:  # one record per invocation: the poison one fails alone
+            with contextlib.suppress(BatchProcessingError):
+                aws.invoke("AttributionFunction", {"Records": [sqs_record(message, QUEUE_ARN, "us-east-1")]})
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_every_custom_metric_an_alarm_or_the_dashboard_reads_is_emitted_by_the_code(
+    aws: EmulatedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_every_path(aws)
+    output = capsys.readouterr().out
+
+    code = emitted(output)
+    read = read_by_alarms_and_dashboard()
+
+    assert len(read) >= 9  # the scan of the template found the alarms' and the dashboard's metrics
+    assert {name for _, name, _ in code} >= {"AttributedOrders", "AttributedRevenue", "DeliveriesFailed"}
+    assert read - code == set(), "read by an alarm or the dashboard, never emitted: " + repr(sorted(read - code))
+
+
+def test_no_metric_carries_a_per_shop_dimension(aws: EmulatedAws, capsys: pytest.CaptureFixture[str]) -> None:
+    run_every_path(aws)
+
+    dimensions = {name for _, _, dims in emitted(capsys.readouterr().out) for name, _ in dims}
+
+    assert dimensions == {"service"}
