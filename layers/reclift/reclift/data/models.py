@@ -176,6 +176,11 @@ class ProfileItem(Model):
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()
     expires_at = TTLAttribute(null=True)
+    # The home placement's candidates, kept with the profile so that serving reads them in its first round trip:
+    # the combined neighbours (JSON [[product, score], …]) of `seeds`, the profile's most recent products.
+    seeds = ListAttribute[str](null=True)
+    neighbours = UnicodeAttribute(null=True)
+    neighbours_at = UTCDateTimeAttribute(null=True)
 
 
 # ---------------------------------------------------------------- shops
@@ -247,6 +252,23 @@ class LearningItem(Model):
     blacklisted_products = NumberAttribute(null=True)
 
 
+class SimilarityItem(Model):
+    """In the learning table, pk = the shop, sk `s#{product}`: the product's co-purchase neighbours (the plan's
+    MLProductSimilarity), best first, as JSON [[product, jaccard, support, lift], …]."""
+
+    class Meta:
+        table_name = "LEARNING_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    run = UnicodeAttribute()  # the similarity run (its date)
+    product_id = UnicodeAttribute()
+    neighbours = UnicodeAttribute()
+    orders = NumberAttribute()  # the product's baskets in the run's window
+    updated_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     EventItem,
     CounterItem,
@@ -255,6 +277,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ShopItem,
     PrivacyRequestItem,
     LearningItem,
+    SimilarityItem,
 )
 
 
@@ -278,6 +301,7 @@ def bind_tables() -> None:
         ShopItem: names.shops,
         PrivacyRequestItem: names.shops,
         LearningItem: names.learning,
+        SimilarityItem: names.learning,
     }
     for model, table_name in bindings.items():
         meta: Any = model.Meta
