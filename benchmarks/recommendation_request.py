@@ -83,7 +83,9 @@ class InMemoryReader(ServingReader):
     def __init__(self, context: ServingContext) -> None:
         self._context = context
 
-    def context(self, shop: str, *, visitor_id: str | None, customer_id: str | None) -> ServingContext:
+    def context(
+        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+    ) -> ServingContext:
         return self._context
 
 

@@ -628,6 +628,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),
         ("PROFILES_TABLE", None, "dynamodb:BatchGetItem"),
     ],
+    "candidates": [("LEARNING_TABLE", None, "dynamodb:BatchGetItem")],
 }
 PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore, SimilarityStore)
 # Powertools' DynamoDBPersistenceLayer.

@@ -73,6 +73,7 @@ class Baskets:
 def encode_baskets(baskets: Iterable[Sequence[str]], weights: Sequence[float] | None = None) -> Baskets:
     """Product ids → codes; repeats within a basket dropped; at most MAX_BASKET_PRODUCTS per basket."""
     import numpy as np
+
     rows = [list(dict.fromkeys(basket))[:MAX_BASKET_PRODUCTS] for basket in baskets]
     products = sorted({product for row in rows for product in row}, key=id_order)
     code = {product: index for index, product in enumerate(products)}
@@ -126,6 +127,7 @@ class NeighbourTable:
 def _pairs(baskets: Baskets) -> tuple[IntArray, IntArray, FloatArray | None]:
     """Every unordered pair (low code, high code) of every basket, with its basket's weight."""
     import numpy as np
+
     sizes = np.diff(baskets.indptr)
     lows: list[IntArray] = []
     highs: list[IntArray] = []
@@ -150,6 +152,7 @@ def neighbour_table(
 ) -> NeighbourTable:
     """Every product's top neighbours by Jaccard (ties: support, then product id)."""
     import numpy as np
+
     products = len(baskets.products)
     basket_weights = (
         np.ones(baskets.count) if baskets.weights is None else baskets.weights.astype(np.float64, copy=False)
@@ -216,9 +219,9 @@ def similar_products(
     return neighbour_table(baskets, min_support=min_support, top=top).as_lists()
 
 
-def combine(lists: Sequence[Sequence[tuple[str, float]]], *, exclude: Iterable[str] = (), limit: int) -> list[
-    tuple[str, float]
-]:
+def combine(
+    lists: Sequence[Sequence[tuple[str, float]]], *, exclude: Iterable[str] = (), limit: int
+) -> list[tuple[str, float]]:
     """Several products' neighbour lists as one: each candidate's score is the mean of its similarity to every
     source (0 where a source does not list it), so a product close to the whole cart beats one close to a single
     item. Best first; ties by product id."""
@@ -232,4 +235,3 @@ def combine(lists: Sequence[Sequence[tuple[str, float]]], *, exclude: Iterable[s
                 totals[product_id] = totals.get(product_id, 0.0) + score
     ranked = sorted(totals.items(), key=lambda item: (-item[1], id_order(item[0])))
     return [(product_id, round(total / len(lists), 6)) for product_id, total in ranked[:limit]]
-

@@ -28,14 +28,15 @@ class SimilarityStore:
         )
 
     def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]:
-        """The baskets of the shop's orders created in [since, until], the newest `limit` of them; test orders
-        and baskets of one product (nothing to pair) are left out but count towards the limit."""
+        """The baskets of the shop's orders created in [since, until], the newest `limit` of them; test orders are
+        left out (but count towards the limit). A basket of one product pairs with nothing but still counts in
+        that product's |A∪B|."""
         found: list[list[str]] = []
         try:
             for read, item in enumerate(self._window(f"{shop}#basket", since, until, ["basket", "test"])):
                 if read >= limit:
                     break
-                if not item.test and item.basket and len(item.basket) > 1:
+                if not item.test and item.basket:
                     found.append(list(item.basket))
         except PynamoDBException as exc:
             raise StoreError(f"reading baskets failed: {exc.msg}") from exc
@@ -45,9 +46,7 @@ class SimilarityStore:
         """(bought, shown instead) pairs of the missed opportunities in [since, until], newest lines first."""
         pairs: list[tuple[str, str]] = []
         try:
-            for read, item in enumerate(
-                self._window(f"{shop}#missed", since, until, ["product_id", "shown_instead"])
-            ):
+            for read, item in enumerate(self._window(f"{shop}#missed", since, until, ["product_id", "shown_instead"])):
                 if read >= limit:
                     break
                 if item.product_id:

@@ -40,4 +40,3 @@ def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *,
     for visitor_id, change in sorted(profile_changes(events).items()):
         update_profiles(store, shop, visitor_id=visitor_id, customer_id=customer_id, change=change)
     return {"stored": len(recommendation_events), "received": len(events)}
-
