@@ -233,5 +233,6 @@ def combine(
         for product_id, score in neighbours:
             if product_id not in excluded:
                 totals[product_id] = totals.get(product_id, 0.0) + score
-    ranked = sorted(totals.items(), key=lambda item: (-item[1], id_order(item[0])))
-    return [(product_id, round(total / len(lists), 6)) for product_id, total in ranked[:limit]]
+    # Rounded before ranking, so sums that differ only by float error tie and fall to the product id.
+    means = {product_id: round(total / len(lists), 6) for product_id, total in totals.items()}
+    return sorted(means.items(), key=lambda item: (-item[1], id_order(item[0])))[:limit]
