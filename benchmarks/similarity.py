@@ -21,6 +21,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ def zipf_baskets(orders: int, products: int, seed: int) -> Baskets:
 def basket_ids(baskets: Baskets) -> list[list[str]]:
     """The baskets as product ids, as the job reads them from DynamoDB."""
     codes, bounds = baskets.indices.tolist(), baskets.indptr.tolist()
-    return [[baskets.products[c] for c in codes[start:end]] for start, end in zip(bounds, bounds[1:], strict=False)]
+    return [[baskets.products[c] for c in codes[start:end]] for start, end in pairwise(bounds)]
 
 
 def scipy_reference(baskets: Baskets) -> int:
