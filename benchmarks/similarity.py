@@ -221,12 +221,13 @@ def end_to_end(orders: int) -> dict[str, Any]:
         with counter.counting() as block, quiet_stdout():
             response, seconds = function(event)
         assert response == {"batchItemFailures": []}, response
-        written = dynamodb.query(
+        pages = dynamodb.get_paginator("query").paginate(
             TableName=aws.resource("LearningTable"),
             KeyConditionExpression="pk = :shop AND begins_with(sk, :similar)",
             ExpressionAttributeValues={":shop": {"S": shop}, ":similar": {"S": "s#"}},
             Select="COUNT",
-        )["Count"]
+        )
+        written = sum(page["Count"] for page in pages)
         return {
             "orders": orders,
             "products": PRODUCTS,

@@ -57,7 +57,7 @@ def id_order(product_id: str) -> tuple[int, str]:
 
 @dataclass(frozen=True)
 class Baskets:
-    """Baskets as compressed rows of product codes (each row sorted, without repeats) with a weight per row.
+    """Baskets as compressed rows of product codes (without repeats) with a weight per row.
     `products[code]` is the product id; codes follow `id_order`, so comparing codes compares ids."""
 
     products: list[str]
@@ -79,8 +79,7 @@ def encode_baskets(baskets: Iterable[Sequence[str]], weights: Sequence[float] | 
     code = {product: index for index, product in enumerate(products)}
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum([len(row) for row in rows], dtype=np.int64)
-    indices = np.fromiter((code[p] for row in rows for p in sorted(row, key=code.__getitem__)), dtype=np.int64)
-    indices = indices.reshape(-1)
+    indices = np.fromiter(map(code.__getitem__, [p for row in rows for p in row]), dtype=np.int64, count=indptr[-1])
     return Baskets(
         products=products,
         indptr=indptr,
@@ -136,8 +135,9 @@ def _pairs(baskets: Baskets) -> tuple[IntArray, IntArray, FloatArray | None]:
         rows = np.flatnonzero(sizes == size)
         matrix = baskets.indices[baskets.indptr[rows][:, None] + np.arange(size)]
         upper_i, upper_j = np.triu_indices(size, 1)
-        lows.append(matrix[:, upper_i].ravel())
-        highs.append(matrix[:, upper_j].ravel())
+        first, second = matrix[:, upper_i].ravel(), matrix[:, upper_j].ravel()
+        lows.append(np.minimum(first, second))  # rows are not sorted: each pair is keyed (low, high)
+        highs.append(np.maximum(first, second))
         if baskets.weights is not None:
             pair_weights.append(np.repeat(baskets.weights[rows], len(upper_i)))
     if not lows:
