@@ -242,7 +242,8 @@ def run(quick: bool) -> list[str]:
         lines.append(f"  {placement}: {row['round_trips']} DynamoDB round trip(s) {row['dynamodb_requests']}")
     for policy, row in cpu.items():
         lines.append(
-            f"  compute, {CANDIDATES} candidates, {policy}: p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms"
+            f"  compute, {CANDIDATES} similar + {CANDIDATES} best sellers, {policy}: p50 {row['p50_ms']:.3f} ms, "
+            f"p99 {row['p99_ms']:.3f} ms"
         )
     lines.append(
         f"  through the stack: p50 {latency['recommendations']['p50_ms']:.1f} ms, p99 "
