@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
+from reclift.logic.similarity import compute_shop
 from reclift_local.pollers import sqs_record
-from tests.support.aws import EmulatedAws
+from tests.support.aws import EmulatedAws, forget_execution_environment, function_env
 from tests.support.calls import ApiCallCounter
-from tests.support.shopify import new_shop, order_payload, proxy_event, proxy_query, webhook_event
+from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGION = "us-east-1"
@@ -64,8 +65,11 @@ def post_events(aws: EmulatedAws, shop: str, events: list[dict[str, Any]], custo
 
 @pytest.fixture(scope="module")
 def shop_with_baskets(aws: EmulatedAws) -> str:
-    """A shop whose signed orders hold BASKETS, and whose similarity job has run."""
+    """A shop whose signed orders hold BASKETS, and whose similarity job has run. No exploration slots, so every
+    answer is in the policy's order (before any learning run: similarity order)."""
     shop = new_shop()
+    settings = admin_event("PUT", "/admin/settings", shop, {"explore_share": 0.0})
+    assert aws.invoke("AdminFunction", settings)["statusCode"] == 200
     orders = [(basket, None) for basket in BASKETS] + [([A], BUYER)]
     for index, (basket, visitor) in enumerate(orders):
         order = order_payload(
@@ -122,6 +126,24 @@ def test_given_a_visitor_who_logs_in_then_their_history_shapes_the_customers_hom
     query = proxy_query(shop, "4242", extra={"placement": "home", "limit": "10", "visitor_id": "phone-1"})
     response = aws.invoke("StorefrontFunction", proxy_event("GET", "/apps/proxy/recommendations", query))
     assert [p["product_id"] for p in body_of(response)["products"]] == [B, C, D]
+
+
+def test_given_a_shop_when_its_similarity_is_computed_directly_then_it_reads_its_window_and_writes_each_product(
+    aws: EmulatedAws, shop_with_baskets: str
+) -> None:
+    """`compute_shop` is what a backfill calls once a new shop's orders are stored."""
+    forget_execution_environment()  # bound to this emulator for the call, then forgotten for whatever runs next
+    try:
+        with function_env(aws.environment("SimilarityFunction")):
+            summary = compute_shop(shop_with_baskets)
+            old = compute_shop(shop_with_baskets, datetime(2020, 1, 1, tzinfo=UTC))
+    finally:
+        forget_execution_environment()
+
+    assert summary["baskets"] == len(BASKETS) + 1
+    assert (summary["products"], summary["products_with_neighbours"]) == (5, 4)  # E is below the minimum support
+    assert (old["baskets"], old["products_with_neighbours"]) == (0, 0)  # no order in that window
+    assert recommended(aws, shop_with_baskets, placement="product", product_id=A) == [B, C, D]
 
 
 def test_given_similarity_candidates_then_a_request_takes_two_round_trips_the_second_for_the_candidates(

@@ -255,6 +255,13 @@ def test_given_signed_orders_when_the_similarity_job_is_invoked_then_a_product_p
     """Signed orders → `make invoke FN=SimilarityFunction` (its schedule's fan-out included) → the product page's
     recommendations are the products bought with it, in Jaccard order; a visitor who views one gets home picks."""
     shop = new_shop()
+    no_exploration = requests.put(
+        f"{stack.url}/admin/settings",
+        json={"explore_share": 0.0},
+        timeout=10,
+        headers={"authorization": f"Bearer {session_token(shop)}"},
+    )
+    assert no_exploration.status_code == 200
     baskets = [[701, 702]] * 4 + [[701, 703]] * 3 + [[701, 704]] * 2 + [[702, 705]] * 2
     for n, basket in enumerate(baskets):
         order = order_payload(
