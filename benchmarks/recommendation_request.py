@@ -2,9 +2,11 @@
 through the local stack as a ratio to a trivial route measured in the same run.
 
 1. Round trips: the StorefrontFunction handler in-process against moto, for a shop with a learned model of 50
-   best sellers, per placement; every AWS request counted at the botocore level (target: at most 2).
-2. Compute: `recommend()` (ranking by the shop's policy, exclusions, response) with the shop's data already read
-   (an in-memory reader), 50 candidates, both policies.
+   best sellers and co-purchase similarity (its job's items, and a visitor whose profile carries the neighbours of
+   their views), per placement; every AWS request counted at the botocore level (target: at most 2, the second
+   the one BatchGetItem of the candidates' items).
+2. Compute: `recommend()` (similar candidates combined, ranking by the shop's policy, exclusions, response) with the
+   shop's data already read (an in-memory reader), 50 similar candidates and 50 best sellers, both policies.
 3. Latency: GET /apps/proxy/recommendations through the running local stack (signature check, worker process,
    one BatchGetItem on moto server) against GET /_local/health, interleaved request by request.
 """
@@ -15,6 +17,7 @@ import json
 import random
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -38,10 +41,12 @@ from benchmarks.common import (
     write_results,
 )
 from reclift.data.learning import LearnedModel, LearningStore
-from reclift.data.serving import ServingContext, ServingReader
+from reclift.data.serving import CandidateItems, ServingContext, ServingReader
+from reclift.data.similarity import SimilarityStore
 from reclift.learning import Performance, Prior, ProductDay, aggregate, learn
 from reclift.logic.recommendations import parse_query, recommend
 from reclift.settings import ShopSettings
+from reclift.similarity import similar_products
 
 NAME = "recommendation_request"
 DESCRIPTION = (
@@ -80,10 +85,16 @@ def best_sellers(count: int, rng: random.Random) -> list[Performance]:
 class InMemoryReader(ServingReader):
     """The serving port with the shop's data already in hand: what is left is the handler's own work."""
 
-    def __init__(self, context: ServingContext) -> None:
+    def __init__(self, context: ServingContext, candidates: CandidateItems | None = None) -> None:
         self._context = context
+        self._candidates = candidates or CandidateItems()
 
-    def context(self, shop: str, *, visitor_id: str | None, customer_id: str | None) -> ServingContext:
+    def candidates(self, shop: str, product_ids: list[str], *, run: str | None) -> CandidateItems:
+        return self._candidates
+
+    def context(
+        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+    ) -> ServingContext:
         return self._context
 
 
@@ -98,9 +109,14 @@ def compute(iterations: int) -> dict[str, Any]:
         products=CANDIDATES,
         blacklisted=5,
     )
+    similar = [replace(p, product_id=str(3_000_000 + index)) for index, p in enumerate(best_sellers(CANDIDATES, rng))]
+    neighbours = [[(p.product_id, rng.random()) for p in similar[start::3]] for start in range(3)]
     figures: dict[str, Any] = {}
     for policy in ("seed", "bayes"):
-        reader = InMemoryReader(ServingContext(settings=ShopSettings(policy=policy), model=model, purchased=["1"]))
+        context = ServingContext(
+            settings=ShopSettings(policy=policy), model=model, purchased=["1"], profile_neighbours=neighbours
+        )
+        reader = InMemoryReader(context, CandidateItems(performance={p.product_id: p for p in similar}))
         query = parse_query({"placement": "home", "limit": "4", "visitor_id": "v-1"})
         timings = []
         for _ in range(iterations):
@@ -127,9 +143,28 @@ def round_trips() -> dict[str, Any]:
             LearningStore().save_run(
                 shop, today.isoformat(), "bayes", prior, performance, list(performance), Decimal(30)
             )
+        # Co-purchase similarity, saved the way the SimilarityFunction saves it: 2000001 and 2000002 bought with
+        # 60 other products each (some best sellers, most not), 2000003 with nothing.
+        rng = random.Random(5)
+        baskets = [
+            [seller, str(4_000_000 + k)]
+            for seller in ("2000001", "2000002")
+            for k in range(60)
+            for _ in range(rng.randint(2, 6))
+        ]
+        baskets += [["2000001", f"200{k:04d}"] for k in range(10, 30) for _ in range(3)]
+        with function_env(aws.environment("SimilarityFunction")):
+            SimilarityStore().save_similarity(shop, today.isoformat(), similar_products(baskets), {})
+        viewed = [{"type": "view", "visitor_id": "v-7", "product_id": p} for p in ("2000002", "2000001")]
+        with quiet_stdout():
+            posted, _ = storefront(
+                proxy_event("POST", "/apps/proxy/events", proxy_query(shop), json.dumps({"events": viewed}).encode())
+            )
+        assert posted["statusCode"] == 200, posted
         counter = ApiCallCounter(names=logical_names(aws))
         placements = {
             "product": {"placement": "product", "product_id": "2000001"},
+            "product_without_neighbours": {"placement": "product", "product_id": "2000003"},
             "cart": {"placement": "cart", "cart_product_ids": "2000001,2000002"},
             "home": {"placement": "home"},
         }
@@ -141,6 +176,10 @@ def round_trips() -> dict[str, Any]:
                 with counter.counting() as block:
                     response, _ = storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
                 assert response["statusCode"] == 200, response
+                assert [call.operation for call in block.calls.elements() if call.service == "dynamodb"][1:] in (
+                    [],
+                    ["BatchGetItem"],
+                ), block.calls
                 figures[name] = {
                     "dynamodb_requests": calls_by_operation(block.calls, "dynamodb"),
                     "round_trips": sum(n for call, n in block.calls.items() if call.service == "dynamodb"),
@@ -203,7 +242,8 @@ def run(quick: bool) -> list[str]:
         lines.append(f"  {placement}: {row['round_trips']} DynamoDB round trip(s) {row['dynamodb_requests']}")
     for policy, row in cpu.items():
         lines.append(
-            f"  compute, {CANDIDATES} candidates, {policy}: p50 {row['p50_ms']:.3f} ms, p99 {row['p99_ms']:.3f} ms"
+            f"  compute, {CANDIDATES} similar + {CANDIDATES} best sellers, {policy}: p50 {row['p50_ms']:.3f} ms, "
+            f"p99 {row['p99_ms']:.3f} ms"
         )
     lines.append(
         f"  through the stack: p50 {latency['recommendations']['p50_ms']:.1f} ms, p99 "

@@ -37,6 +37,7 @@ DEMO_CUSTOMER = "207119551"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-WebhookQueue"
 LEARNING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-LearningQueue"
 HEALTH_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-HealthQueue"
+SIMILARITY_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-SimilarityQueue"
 TEN_YEARS = 10 * 365 * 24 * 3600
 
 
@@ -165,22 +166,33 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         "MD5OfBody": hashlib.md5(product_envelope.encode(), usedforsecurity=False).hexdigest(),
     }
 
-    job_body = json.dumps({"shop": DEMO_SHOP, "day": now.date().isoformat()})
-    learning_job = {
-        "MessageId": _stable_id("message", "learning"),
-        "ReceiptHandle": "AQEB-learning",
-        "Body": job_body,
-        "MD5OfBody": hashlib.md5(job_body.encode(), usedforsecurity=False).hexdigest(),
-        "Attributes": message["Attributes"],
-    }
-    check_body = json.dumps({"shop": DEMO_SHOP, "scheduled_at": now.isoformat().replace("+00:00", "Z")})
-    health_check = {
-        "MessageId": _stable_id("message", "health"),
-        "ReceiptHandle": "AQEB-health",
-        "Body": check_body,
-        "MD5OfBody": hashlib.md5(check_body.encode(), usedforsecurity=False).hexdigest(),
-        "Attributes": message["Attributes"],
-    }
+    def job(name: str, body: dict[str, str]) -> dict[str, Any]:
+        """A scheduled job's fan-out message, as its queue delivers it."""
+        text = json.dumps(body)
+        return {
+            "MessageId": _stable_id("message", name),
+            "ReceiptHandle": f"AQEB-{name}",
+            "Body": text,
+            "MD5OfBody": hashlib.md5(text.encode(), usedforsecurity=False).hexdigest(),
+            "Attributes": message["Attributes"],
+        }
+
+    def scheduled(rule: str) -> dict[str, Any]:
+        return {
+            "version": "0",
+            "id": _stable_id("schedule", rule),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": "123456789012",
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "region": "us-east-1",
+            "resources": [f"arn:aws:events:us-east-1:123456789012:rule/reclift-{rule}"],
+            "detail": {},
+        }
+
+    learning_job = job("learning", {"shop": DEMO_SHOP, "day": now.date().isoformat()})
+    similarity_job = job("similarity", {"shop": DEMO_SHOP, "now": now.isoformat()})
+    health_check = job("health", {"shop": DEMO_SHOP, "scheduled_at": now.isoformat().replace("+00:00", "Z")})
 
     query = signed_app_proxy_query(
         {
@@ -265,34 +277,16 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
             b"",
             now,
         ),
-        "learning-scheduled.json": {
-            "version": "0",
-            "id": _stable_id("schedule"),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "time": now.isoformat().replace("+00:00", "Z"),
-            "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/reclift-DailyLearningFunctionNightly"],
-            "detail": {},
-        },
+        "learning-scheduled.json": scheduled("DailyLearningFunctionNightly"),
         "learning-sqs-shop.json": {"Records": [sqs_record(learning_job, LEARNING_QUEUE_ARN, "us-east-1")]},
         "webhook-products-update.json": product_webhook,
         "attribution-sqs-products-update.json": {"Records": [sqs_record(product_message, QUEUE_ARN, "us-east-1")]},
         "backfill-shop.json": {"shop": DEMO_SHOP, "what": "all"},
-        "health-scheduled.json": {
-            "version": "0",
-            "id": _stable_id("schedule", "health"),
-            "detail-type": "Scheduled Event",
-            "source": "aws.events",
-            "account": "123456789012",
-            "time": now.isoformat().replace("+00:00", "Z"),
-            "region": "us-east-1",
-            "resources": ["arn:aws:events:us-east-1:123456789012:rule/reclift-HealthCheckFunctionHourly"],
-            "detail": {},
-        },
+        "health-scheduled.json": scheduled("HealthCheckFunctionHourly"),
         "health-sqs-shop.json": {"Records": [sqs_record(health_check, HEALTH_QUEUE_ARN, "us-east-1")]},
         "admin-get-health.json": http_event("GET", "/admin/health", "/admin/health", bearer, b"", now),
+        "similarity-scheduled.json": scheduled("SimilarityFunctionDaily"),
+        "similarity-sqs-shop.json": {"Records": [sqs_record(similarity_job, SIMILARITY_QUEUE_ARN, "us-east-1")]},
     }
 
 

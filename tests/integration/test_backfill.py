@@ -17,7 +17,7 @@ import pytest
 
 from reclift.data.backfill import BackfillStore
 from reclift.logic import backfill as backfills
-from reclift.logic.backfill import ORDERS_PER_PAGE, PRODUCTS_PER_PAGE, compute_similarity_after_backfill
+from reclift.logic.backfill import ORDERS_PER_PAGE, PRODUCTS_PER_PAGE
 from reclift.shopify_admin import AdminAccessDenied, AdminApiError, AdminClient, RetryPolicy
 from reclift_local import cli
 from reclift_local.fake_admin import FakeAdminApi, FakeProduct, FakeVariant, seeded_catalog
@@ -129,10 +129,6 @@ def test_given_cursors_then_pages_walk_the_whole_connection_once(fake: FakeAdmin
     assert numbers == [f"gid://shopify/Product/{p.number}" for p in fake.products]
 
 
-def test_without_the_similarity_module_the_call_point_does_nothing() -> None:
-    assert compute_similarity_after_backfill("fake.myshopify.com", datetime.now(UTC)) is None
-
-
 # ---------------------------------------------------------------- the backfills into the emulator
 @pytest.fixture
 def admin(aws: EmulatedAws, fake: FakeAdminApi, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAdminApi]:
@@ -240,7 +236,8 @@ def test_given_a_failure_mid_run_when_the_backfill_is_run_again_then_it_resumes_
 
     assert result["complete"] is True
     assert result["orders"]["resumed"] is True
-    assert result["similarity"] == "not available"
+    # The completed backfill computed the shop's similarity at once, over every stored basket but test orders'.
+    assert result["similarity"]["baskets"] == len([o for o in window if not o.test and any(o.product_numbers)])
     stored = baskets(aws, admin.shop)
     assert set(stored) == {str(order.number) for order in window}
     for order in window:

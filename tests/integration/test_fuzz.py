@@ -893,6 +893,10 @@ SETTING_NAMES = [
     "explore_share",
     "explore_window_days",
     "change_confidence",
+    "similarity_window_days",
+    "similarity_max_orders",
+    "similarity_min_support",
+    "bought_instead_weight",
 ]
 setting_values = st.one_of(
     st.integers(-10, 2_000_000),

@@ -247,3 +247,42 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
     query = proxy_query(shop, extra={"placement": "home", "limit": "3", "visitor_id": visitor})
     served = requests.get(f"{stack.url}/apps/proxy/recommendations?{query}", timeout=10).json()
     assert [p["product_id"] for p in served["products"]] == ["901", "903"]
+
+
+def test_given_signed_orders_when_the_similarity_job_is_invoked_then_a_product_page_lists_its_co_purchases(
+    stack: RunningStack,
+) -> None:
+    """Signed orders → `make invoke FN=SimilarityFunction` (its schedule's fan-out included) → the product page's
+    recommendations are the products bought with it, in Jaccard order; a visitor who views one gets home picks."""
+    shop = new_shop()
+    no_exploration = requests.put(
+        f"{stack.url}/admin/settings",
+        json={"explore_share": 0.0},
+        timeout=10,
+        headers={"authorization": f"Bearer {session_token(shop)}"},
+    )
+    assert no_exploration.status_code == 200
+    baskets = [[701, 702]] * 4 + [[701, 703]] * 3 + [[701, 704]] * 2 + [[702, 705]] * 2
+    for n, basket in enumerate(baskets):
+        order = order_payload(
+            order_id=9300 + n,
+            created_at=datetime.now(UTC),
+            lines=[{"product_id": product, "price": "15.00"} for product in basket],
+        )
+        assert post_webhook(stack, shop, order).status_code == 200
+    wait_for(lambda: roi(stack, shop)["orders"] == len(baskets), message="the orders")
+
+    invoked = stack.command("invoke", "SimilarityFunction", timeout=300)
+    assert invoked.returncode == 0, invoked.stdout + invoked.stderr
+
+    def served(**params: str) -> list[str]:
+        query = proxy_query(shop, extra={"limit": "10", **params})
+        response = requests.get(f"{stack.url}/apps/proxy/recommendations?{query}", timeout=10)
+        assert response.status_code == 200, response.text
+        return [p["product_id"] for p in response.json()["products"]]
+
+    # n(701) = 9: Jaccard 4/11 with 702 (n = 6), 3/9 with 703, 2/9 with 704.
+    assert served(placement="product", product_id="701") == ["702", "703", "704"]
+    assert served(placement="home", visitor_id="v-stack") == []
+    assert post_events(stack, shop, [{"type": "view", "visitor_id": "v-stack", "product_id": "705"}]).ok
+    assert served(placement="home", visitor_id="v-stack") == ["702"]

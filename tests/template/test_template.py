@@ -19,6 +19,7 @@ from reclift.data.health import HealthStore
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import PrivacyStore
 from reclift.data.serving import ServingReader
+from reclift.data.similarity import SimilarityStore
 from reclift.data.store import DynamoStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -583,7 +584,11 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "shop_currency": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "put_events": [("EVENTS_TABLE", None, "dynamodb:BatchWriteItem")],
     "add_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
-    "update_profile": [("PROFILES_TABLE", None, "dynamodb:GetItem"), ("PROFILES_TABLE", None, "dynamodb:PutItem")],
+    "update_profile": [
+        ("PROFILES_TABLE", None, "dynamodb:GetItem"),
+        ("PROFILES_TABLE", None, "dynamodb:PutItem"),
+        ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),  # the neighbours of the profile's recent products
+    ],
     "touches": [
         ("EVENTS_TABLE", None, "dynamodb:Query"),
         ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
@@ -611,6 +616,10 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "save_run": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"), ("LEARNING_TABLE", None, "dynamodb:PutItem")],
     "model": [("LEARNING_TABLE", None, "dynamodb:GetItem")],
     "performance": [("LEARNING_TABLE", None, "dynamodb:Query")],
+    # reclift.data.similarity.SimilarityStore
+    "baskets": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
+    "bought_instead": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
+    "save_similarity": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem")],
     # reclift.data.privacy.PrivacyStore
     "customer_data": [
         ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
@@ -652,8 +661,18 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "backfill_progress": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "save_backfill_progress": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
     "save_backfilled_basket": [("ORDERS_TABLE", None, "dynamodb:PutItem")],
+    "candidates": [("LEARNING_TABLE", None, "dynamodb:BatchGetItem")],
 }
-PORTS = (DynamoStore, LearningStore, ServingReader, PrivacyStore, CatalogStore, BackfillStore, HealthStore)
+PORTS = (
+    DynamoStore,
+    LearningStore,
+    ServingReader,
+    PrivacyStore,
+    CatalogStore,
+    BackfillStore,
+    HealthStore,
+    SimilarityStore,
+)
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
@@ -715,6 +734,24 @@ def test_the_nightly_learning_runs_at_two_utc_and_fans_out_through_its_own_queue
     assert events["SQS"]["Queue"] == {"Fn::GetAtt": ["LearningQueue", "Arn"]}
     assert learning["Environment"]["Variables"]["LEARNING_QUEUE_URL"] == {"Ref": "LearningQueue"}
     assert int(learning["Timeout"]) == 900  # one shop's job fits one invocation, with room to spare
+
+
+def test_the_daily_similarity_runs_after_the_learning_and_fans_out_through_its_own_queue_and_dlq(
+    sam_template: dict[str, Any],
+) -> None:
+    resources = sam_template["Resources"]
+    similarity = resources["SimilarityFunction"]["Properties"]
+    events = {event["Type"]: event["Properties"] for event in similarity["Events"].values()}
+
+    assert events["Schedule"]["Schedule"] == "cron(0 3 * * ? *)"  # an hour after the 02:00 learning run
+    assert events["SQS"]["Queue"] == {"Fn::GetAtt": ["SimilarityQueue", "Arn"]}
+    assert events["SQS"]["BatchSize"] == 1
+    assert similarity["Environment"]["Variables"]["SIMILARITY_QUEUE_URL"] == {"Ref": "SimilarityQueue"}
+    assert int(similarity["Timeout"]) == 900
+    redrive = resources["SimilarityQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["SimilarityDLQ", "Arn"]}
+    alarm = resources["SimilarityDLQNotEmptyAlarm"]["Properties"]
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["SimilarityDLQ", "QueueName"]}}]
 
 
 def test_each_role_allows_nothing_its_function_code_does_not_do(

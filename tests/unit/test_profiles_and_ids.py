@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import strategies as st
 
 from reclift.ids import shop_domain, shopify_id
 from reclift.money import money_text
-from reclift.profiles import PROFILE_LIST_LIMIT, push_recent
+from reclift.profiles import (
+    NEIGHBOURS_MAX_AGE,
+    PROFILE_LIST_LIMIT,
+    PROFILE_SEEDS,
+    ProfileLists,
+    neighbours_stale,
+    push_recent,
+)
 
 # --- profiles.push_recent -----------------------------------------------------------------------------------------
 
@@ -31,6 +39,55 @@ def test_given_a_full_profile_when_pushed_then_the_oldest_fall_off_at_the_limit(
     assert len(pushed) == PROFILE_LIST_LIMIT
     assert pushed[:3] == ["new-2", "new-1", "old-0"]
     assert pushed[-1] == f"old-{PROFILE_LIST_LIMIT - 3}"
+
+
+def test_given_profile_lists_when_pushed_then_each_list_is_bounded_newest_first_and_deduplicated() -> None:
+    lists = ProfileLists(viewed=tuple(f"v{i}" for i in range(PROFILE_LIST_LIMIT)), purchased=("p1",))
+
+    pushed = lists.pushed(viewed=["v9", "new"], carted=["c1", "c1"], purchased=["p2"])
+
+    assert pushed.viewed[:3] == ("new", "v9", "v0")
+    assert len(pushed.viewed) == PROFILE_LIST_LIMIT
+    assert pushed.carted == ("c1",)
+    assert pushed.purchased == ("p2", "p1")
+
+
+def test_given_a_visitor_who_logs_in_when_merged_then_their_lists_come_first_and_merging_again_changes_nothing() -> (
+    None
+):
+    customer = ProfileLists(viewed=("a", "b"), carted=("x",), purchased=("p",))
+    visitor = ProfileLists(viewed=("c", "a"), purchased=("q",))
+
+    merged = customer.merged_under(visitor)
+
+    assert merged == ProfileLists(viewed=("c", "a", "b"), carted=("x",), purchased=("q", "p"))
+    assert merged.merged_under(visitor) == merged
+
+
+def test_given_two_full_profiles_when_merged_then_the_result_stays_bounded() -> None:
+    customer = ProfileLists(viewed=tuple(f"c{i}" for i in range(PROFILE_LIST_LIMIT)))
+    visitor = ProfileLists(viewed=tuple(f"v{i}" for i in range(PROFILE_LIST_LIMIT)))
+
+    assert customer.merged_under(visitor).viewed == visitor.viewed
+
+
+def test_given_views_and_purchases_then_the_seeds_alternate_newest_first_then_cart_additions() -> None:
+    lists = ProfileLists(viewed=("v1", "v2", "p1"), carted=("c1",), purchased=("p1", "p2"))
+
+    assert lists.seeds() == ["v1", "p1", "v2", "p2", "c1"]
+    many = ProfileLists(viewed=tuple(f"v{i}" for i in range(30)))
+    assert len(many.seeds()) == PROFILE_SEEDS
+
+
+def test_given_stored_neighbours_then_they_are_refreshed_on_new_seeds_or_after_a_day() -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+    assert not neighbours_stale(["a"], ["a"], now - timedelta(hours=1), now)
+    assert neighbours_stale(["b", "a"], ["a"], now - timedelta(hours=1), now)
+    assert neighbours_stale(["a"], ["a"], now - NEIGHBOURS_MAX_AGE, now)
+    assert neighbours_stale(["a"], None, None, now)
+    assert not neighbours_stale([], None, None, now)
+    assert neighbours_stale([], ["a"], now, now)
 
 
 def test_given_a_custom_limit_when_pushed_then_it_is_honoured() -> None:

@@ -41,6 +41,11 @@ DEFAULTS: dict[str, Any] = {
     "explore_share": 0.05,
     "explore_window_days": 7,
     "change_confidence": 0.99,
+    # co-purchase similarity
+    "similarity_window_days": 180,
+    "similarity_max_orders": 200_000,
+    "similarity_min_support": 2.0,
+    "bought_instead_weight": 0.25,
 }
 
 
@@ -208,6 +213,10 @@ def test_given_settings_written_by_the_store_when_read_back_then_they_round_trip
         ({"learning_window_days": 7, "explore_window_days": 8}, "explore_window_days"),
         ({"change_confidence": 0.4}, "change_confidence"),
         ({"change_confidence": 1.01}, "change_confidence"),
+        ({"similarity_window_days": 3}, "similarity_window_days"),
+        ({"similarity_max_orders": 10}, "similarity_max_orders"),
+        ({"similarity_min_support": 0}, "similarity_min_support"),
+        ({"bought_instead_weight": 1.5}, "bought_instead_weight"),
     ],
 )
 def test_given_learning_settings_out_of_range_or_crossed_when_merged_then_the_key_is_named(

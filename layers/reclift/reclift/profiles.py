@@ -1,14 +1,71 @@
-"""User profiles: bounded lists of recently viewed, carted and purchased products, newest first."""
+"""User profiles (the plan's MLUserProfile): bounded lists of recently viewed, carted and purchased products, newest
+first, kept per visitor and per customer, merged into the customer's when a visitor logs in.
+
+A profile also carries the neighbours of its most recent products (its seeds), refreshed when it is written: the
+home placement's candidates are then in the profile itself, so a home request needs no third round trip
+(profile → neighbours → candidates' performance) to DynamoDB.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import zip_longest
 
 PROFILE_LIST_LIMIT = 50
 PROFILE_RETENTION_DAYS = 180
+PROFILE_SEEDS = 10  # the recent products whose neighbours make the home placement's candidates
+PROFILE_NEIGHBOURS = 50
+NEIGHBOURS_MAX_AGE = timedelta(days=1)  # the similarity job runs daily: older neighbours are read again
 
 
 def push_recent(current: Sequence[str], newest_last: Sequence[str], limit: int = PROFILE_LIST_LIMIT) -> list[str]:
     """`current` (newest first) with `newest_last` pushed to the front, deduplicated, at most `limit` long."""
     merged = list(dict.fromkeys([*reversed(newest_last), *current]))
     return merged[:limit]
+
+
+def _newer_first(newer: Sequence[str], older: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys([*newer, *older]))[:PROFILE_LIST_LIMIT]
+
+
+@dataclass(frozen=True)
+class ProfileLists:
+    """A profile's lists, each newest first, deduplicated and bounded."""
+
+    viewed: tuple[str, ...] = ()
+    carted: tuple[str, ...] = ()
+    purchased: tuple[str, ...] = ()
+
+    def pushed(self, viewed: Sequence[str], carted: Sequence[str], purchased: Sequence[str]) -> ProfileLists:
+        """With products pushed to the front (each sequence oldest first, so its last becomes the newest)."""
+        return ProfileLists(
+            viewed=tuple(push_recent(self.viewed, viewed)),
+            carted=tuple(push_recent(self.carted, carted)),
+            purchased=tuple(push_recent(self.purchased, purchased)),
+        )
+
+    def merged_under(self, newer: ProfileLists) -> ProfileLists:
+        """A customer's lists with a visitor's (who just logged in, so newer) merged in front. Merging the same
+        visitor again changes nothing, so every event that carries both ids can merge."""
+        return ProfileLists(
+            viewed=tuple(_newer_first(newer.viewed, self.viewed)),
+            carted=tuple(_newer_first(newer.carted, self.carted)),
+            purchased=tuple(_newer_first(newer.purchased, self.purchased)),
+        )
+
+    def seeds(self, limit: int = PROFILE_SEEDS) -> list[str]:
+        """The products the home placement recommends around: recent views and purchases, alternately, newest
+        first, then recent cart additions."""
+        alternated = [p for pair in zip_longest(self.viewed, self.purchased) for p in pair if p is not None]
+        return list(dict.fromkeys([*alternated, *self.carted]))[:limit]
+
+
+def neighbours_stale(
+    seeds: Sequence[str], stored_seeds: Sequence[str] | None, refreshed_at: datetime | None, now: datetime
+) -> bool:
+    """Whether a profile's neighbours must be read again: other seeds, or older than the last similarity run."""
+    if not seeds:
+        return bool(stored_seeds)
+    return list(seeds) != list(stored_seeds or ()) or refreshed_at is None or now - refreshed_at >= NEIGHBOURS_MAX_AGE

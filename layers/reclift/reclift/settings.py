@@ -43,6 +43,13 @@ class ShopSettings(BaseModel):
     # judged on the recent days alone; change_confidence 1 turns that off
     explore_window_days: int = Field(default=7, ge=1, le=90)
     change_confidence: float = Field(default=0.99, ge=0.5, le=1.0)
+    # co-purchase similarity (reclift.similarity): the orders of the last similarity_window_days, the newest
+    # similarity_max_orders of them at most; a pair needs similarity_min_support shared baskets; a "bought instead"
+    # pair weighs bought_instead_weight of a shared basket (0 ignores them)
+    similarity_window_days: int = Field(default=180, ge=7, le=730)
+    similarity_max_orders: int = Field(default=200_000, ge=100, le=2_000_000)
+    similarity_min_support: float = Field(default=2.0, ge=0.25, le=1000.0)
+    bought_instead_weight: float = Field(default=0.25, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _ordered_bounds(self) -> ShopSettings:

@@ -181,6 +181,11 @@ class ProfileItem(Model):
     updated_at = UTCDateTimeAttribute()
     version = VersionAttribute()
     expires_at = TTLAttribute(null=True)
+    # The home placement's candidates, kept with the profile so that serving reads them in its first round trip:
+    # the combined neighbours (JSON [[product, score], …]) of `seeds`, the profile's most recent products.
+    seeds = ListAttribute[str](null=True)
+    neighbours = UnicodeAttribute(null=True)
+    neighbours_at = UTCDateTimeAttribute(null=True)
 
 
 # ---------------------------------------------------------------- shops
@@ -309,6 +314,23 @@ class CatalogItem(Model):
     expires_at = TTLAttribute(null=True)  # tombstones only
 
 
+class SimilarityItem(Model):
+    """In the learning table, pk = the shop, sk `s#{product}`: the product's co-purchase neighbours (the plan's
+    MLProductSimilarity), best first, as JSON [[product, jaccard, support, lift], …]."""
+
+    class Meta:
+        table_name = "LEARNING_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    run = UnicodeAttribute()  # the similarity run (its date)
+    product_id = UnicodeAttribute()
+    neighbours = UnicodeAttribute()
+    orders = NumberAttribute()  # the product's baskets in the run's window
+    updated_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     EventItem,
     CounterItem,
@@ -320,6 +342,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     HealthItem,
     LearningItem,
     CatalogItem,
+    SimilarityItem,
 )
 
 
@@ -346,6 +369,7 @@ def bind_tables() -> None:
         HealthItem: names.shops,
         LearningItem: names.learning,
         CatalogItem: names.catalog,
+        SimilarityItem: names.learning,
     }
     for model, table_name in bindings.items():
         meta: Any = model.Meta

@@ -1,8 +1,13 @@
 """The recommendation request's reads: at most two DynamoDB round trips, each one BatchGetItem across tables.
 
-1. the shop (its settings), the last learning run's model (prior, best sellers with their posteriors) and the
-   visitor's and customer's profiles;
-2. (with similarity candidates) those candidates' performance items.
+1. the shop (its settings), the last learning run's model (prior, best sellers with their posteriors), the
+   visitor's and customer's profiles (with the neighbours of their recent products, for the home placement) and
+   the similarity items of the request's products (the product page's product, the cart's products);
+2. (with similarity candidates) every per-candidate item, keyed by `candidate_keys`: today the candidates'
+   performance items.
+
+At most 100 keys per BatchGetItem: the first holds 4 + MAX_CONTEXT_PRODUCTS, the second MAX_CANDIDATES per kind of
+per-candidate item (two kinds fit).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -17,15 +23,21 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reclift import config
-from reclift.data.learning import MODEL_KEY, LearnedModel, model_from_item
-from reclift.data.models import LearningItem, ProfileItem, ShopItem, bind_tables
+from reclift.data.learning import MODEL_KEY, PERFORMANCE_PREFIX, LearnedModel, model_from_item, performance_from_item
+from reclift.data.models import LearningItem, ProfileItem, ShopItem, SimilarityItem, bind_tables
+from reclift.data.neighbours import SIMILARITY_PREFIX, neighbours_from_json, scores_from_json, similarity_sk
 from reclift.data.store import StoreError, customer_key, visitor_key
+from reclift.learning import Performance
 from reclift.settings import ShopSettings, stored_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 UNPROCESSED_ATTEMPTS = 5
+MAX_CONTEXT_PRODUCTS = 50  # the cart's products whose neighbours are read (the query allows no more)
+MAX_CANDIDATES = 50
+
+Scores = list[tuple[str, float]]
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,21 @@ class ServingContext:
     model: LearnedModel | None
     purchased: list[str] = field(default_factory=list)
     viewed: list[str] = field(default_factory=list)
+    similar: dict[str, Scores] = field(default_factory=dict)  # the request's products' neighbours (by Jaccard)
+    profile_neighbours: list[Scores] = field(default_factory=list)  # each profile's recent products' neighbours
+
+
+@dataclass(frozen=True)
+class CandidateItems:
+    """What the second round trip read per candidate."""
+
+    performance: dict[str, Performance] = field(default_factory=dict)
+
+
+def candidate_keys(shop: str, product_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """Every per-candidate item the second round trip reads, by table: the one place to add another kind."""
+    names = config.tables()
+    return {names.learning: [{"pk": {"S": shop}, "sk": {"S": f"{PERFORMANCE_PREFIX}{p}"}} for p in product_ids]}
 
 
 @cache
@@ -63,19 +90,31 @@ class ServingReader:
                 time.sleep(0.02 * 2**attempt)
         raise StoreError("DynamoDB kept leaving keys unprocessed")
 
-    def context(self, shop: str, *, visitor_id: str | None, customer_id: str | None) -> ServingContext:
+    def context(
+        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+    ) -> ServingContext:
+        """Round trip 1. `products`: those whose neighbours the placement recommends around."""
         names = config.tables()
         profile_keys = [visitor_key(shop, visitor_id)] if visitor_id else []
         profile_keys += [customer_key(shop, customer_id)] if customer_id else []
+        wanted = list(dict.fromkeys(products or []))[:MAX_CONTEXT_PRODUCTS]
         found = self._batch_get(
             {
                 names.shops: [{"pk": {"S": shop}}],
-                names.learning: [{"pk": {"S": shop}, "sk": {"S": MODEL_KEY}}],
+                names.learning: [
+                    {"pk": {"S": shop}, "sk": {"S": MODEL_KEY}},
+                    *({"pk": {"S": shop}, "sk": {"S": similarity_sk(p)}} for p in wanted),
+                ],
                 names.profiles: [{"pk": {"S": key}} for key in profile_keys],
             }
         )
+        now = datetime.now(UTC)
         shops = [ShopItem.from_raw_data(item) for item in found.get(names.shops, [])]
-        models = [LearningItem.from_raw_data(item) for item in found.get(names.learning, [])]
+        learned = found.get(names.learning, [])
+        models = [LearningItem.from_raw_data(item) for item in learned if item["sk"]["S"] == MODEL_KEY]
+        similar = [
+            SimilarityItem.from_raw_data(item) for item in learned if item["sk"]["S"].startswith(SIMILARITY_PREFIX)
+        ]
         profiles = [ProfileItem.from_raw_data(item) for item in found.get(names.profiles, [])]
         settings = stored_settings(json.loads(shops[0].settings) if shops and shops[0].settings else None)
         return ServingContext(
@@ -83,7 +122,37 @@ class ServingReader:
             model=model_from_item(models[0]) if models else None,
             purchased=list(dict.fromkeys(p for profile in profiles for p in profile.purchased)),
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.viewed)),
+            similar={
+                item.product_id: [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
+                for item in similar
+                if _live(item.expires_at, now)
+            },
+            profile_neighbours=[
+                scores
+                for profile in profiles
+                if profile.neighbours and (scores := scores_from_json(profile.neighbours))
+            ],
         )
+
+    def candidates(self, shop: str, product_ids: list[str], *, run: str | None) -> CandidateItems:
+        """Round trip 2: the candidates' own items in one BatchGetItem. Performance of a run other than the served
+        model's (`run`) is ignored, as it would be stale."""
+        names = config.tables()
+        wanted = list(dict.fromkeys(product_ids))[:MAX_CANDIDATES]
+        if not wanted:
+            return CandidateItems()
+        found = self._batch_get(candidate_keys(shop, wanted))
+        performance = {}
+        for raw in found.get(names.learning, []):
+            item = LearningItem.from_raw_data(raw)
+            if item.product_id and item.run == run:
+                performance[item.product_id] = performance_from_item(item)
+        return CandidateItems(performance=performance)
+
+
+def _live(expires_at: datetime | None, now: datetime) -> bool:
+    """DynamoDB deletes expired items late: serving ignores them itself."""
+    return expires_at is None or expires_at > now
 
 
 @cache

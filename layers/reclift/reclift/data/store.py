@@ -24,11 +24,22 @@ from pynamodb.transactions import TransactWrite
 
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
-from reclift.data.models import CounterItem, EventItem, OrderRecord, ProfileItem, ShopItem, bind_tables, region
+from reclift.data.models import (
+    CounterItem,
+    EventItem,
+    OrderRecord,
+    ProfileItem,
+    ShopItem,
+    SimilarityItem,
+    bind_tables,
+    region,
+)
+from reclift.data.neighbours import neighbours_from_json, scores_json, similarity_sk
 from reclift.orders import Basket, OrderLine
-from reclift.profiles import PROFILE_RETENTION_DAYS, push_recent
+from reclift.profiles import PROFILE_NEIGHBOURS, PROFILE_RETENTION_DAYS, ProfileLists, neighbours_stale
 from reclift.ranking import arm_of
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
+from reclift.similarity import combine
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
@@ -131,7 +142,9 @@ class Store(Protocol):
     def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> None: ...
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None: ...
-    def update_profile(self, shop: str, key: str, change: ProfileChange) -> None: ...
+    def update_profile(
+        self, shop: str, key: str, change: ProfileChange, *, merge: ProfileLists | None = None
+    ) -> ProfileLists: ...
     def touches(
         self,
         shop: str,
@@ -302,26 +315,55 @@ class DynamoStore:
             by_day={day: {arm: len(ids) for arm, ids in arms.items()} for day, arms in by_day.items()},
         )
 
-    def update_profile(self, shop: str, key: str, change: ProfileChange) -> None:
-        """Read, merge and write back with an optimistic version check (retried on a concurrent write)."""
+    def update_profile(
+        self, shop: str, key: str, change: ProfileChange, *, merge: ProfileLists | None = None
+    ) -> ProfileLists:
+        """Read, push the change (and `merge`, a logged-in visitor's lists, in front), refresh the neighbours of
+        its recent products when they changed, write back with an optimistic version check (retried on a
+        concurrent write). Returns the lists as written."""
         for attempt in range(PROFILE_ATTEMPTS):
             try:
                 try:
                     profile = ProfileItem.get(key, consistent_read=True)
                 except DoesNotExist:
                     profile = ProfileItem(key, shop=shop)
-                profile.viewed = push_recent(profile.viewed, change.viewed)
-                profile.carted = push_recent(profile.carted, change.carted)
-                profile.purchased = push_recent(profile.purchased, change.purchased)
-                profile.updated_at = datetime.now(UTC)
-                profile.expires_at = profile.updated_at + timedelta(days=PROFILE_RETENTION_DAYS)
+                lists = ProfileLists(tuple(profile.viewed), tuple(profile.carted), tuple(profile.purchased))
+                lists = lists.pushed(change.viewed, change.carted, change.purchased)
+                if merge is not None:
+                    lists = lists.merged_under(merge)
+                now = datetime.now(UTC)
+                profile.viewed, profile.carted, profile.purchased = (
+                    list(lists.viewed),
+                    list(lists.carted),
+                    list(lists.purchased),
+                )
+                seeds = lists.seeds()
+                if neighbours_stale(seeds, profile.seeds, profile.neighbours_at, now):
+                    neighbours = self._neighbours_of(shop, seeds, exclude={*seeds, *lists.purchased})
+                    profile.seeds, profile.neighbours, profile.neighbours_at = seeds, scores_json(neighbours), now
+                profile.updated_at = now
+                profile.expires_at = now + timedelta(days=PROFILE_RETENTION_DAYS)
                 profile.save()
-                return
+                return lists
             except PutError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException" or attempt == PROFILE_ATTEMPTS - 1:
                     raise StoreError(f"updating a profile failed: {exc.msg}") from exc
             except PynamoDBException as exc:
                 raise StoreError(f"updating a profile failed: {exc.msg}") from exc
+        raise StoreError("updating a profile kept conflicting with other writes")
+
+    @staticmethod
+    def _neighbours_of(shop: str, seeds: Sequence[str], *, exclude: set[str]) -> list[tuple[str, float]]:
+        """The seeds' co-purchase neighbours combined (one BatchGetItem of their similarity items)."""
+        if not seeds:
+            return []
+        now = datetime.now(UTC)
+        lists = [
+            [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
+            for item in SimilarityItem.batch_get([(shop, similarity_sk(p)) for p in seeds])
+            if item.expires_at is None or item.expires_at > now
+        ]
+        return combine(lists, exclude=exclude, limit=PROFILE_NEIGHBOURS)
 
     # ------------------------------------------------------------ attribution
     def touches(

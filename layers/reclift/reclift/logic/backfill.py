@@ -14,7 +14,6 @@ operation and skips what was stored.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -41,7 +40,6 @@ LINES_PER_ORDER = 40
 PRODUCTS_PER_PAGE = 10
 VARIANTS_PER_PRODUCT = 40
 FOLLOW_UP_PAGE = 100
-SIMILARITY_MODULE = "reclift.logic.similarity"
 BULK_ABOVE = 2500  # orders or products: more than this, and one bulk operation fetches them
 BULK_SAVE_EVERY = 250  # parent objects stored between two saves of a bulk run's progress
 BULK_CURSOR = "bulk:"
@@ -353,18 +351,12 @@ def backfill(
     )
 
 
-def compute_similarity_after_backfill(shop: str, now: datetime) -> Any:
-    """The one call point from a completed orders backfill to the co-purchase similarity job: it runs
-    `reclift.logic.similarity.compute_shop(shop, now)` when that module exists, and does nothing (returns None)
-    while it does not."""
-    try:
-        module = importlib.import_module(SIMILARITY_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name == SIMILARITY_MODULE:
-            return None
-        raise
-    compute = getattr(module, "compute_shop", None)
-    return compute(shop, now) if callable(compute) else None
+def compute_similarity_after_backfill(shop: str, now: datetime) -> dict[str, Any]:
+    """A completed orders backfill computes the shop's co-purchase similarity at once, so a new install has
+    neighbours before the first nightly run. numpy is imported only here, on the backfill's path."""
+    from reclift.logic.similarity import compute_shop
+
+    return compute_shop(shop, now)
 
 
 class ShopRegistry(Protocol):
@@ -418,8 +410,7 @@ def run_backfill(
             result["complete"] = False
             return result
         if what == "orders":
-            computed = compute_similarity_after_backfill(shop, started)
-            result["similarity"] = "not available" if computed is None else "computed"
+            result["similarity"] = compute_similarity_after_backfill(shop, started)
     result["complete"] = True
     result["admin_requests"] = client.requests
     result["throttled"] = client.throttled

@@ -18,8 +18,9 @@ from reclift.attribution import Channel, Windows, attribute_order
 from reclift.catalog import CatalogPayloadError, parse_deleted_product_id, parse_webhook_product
 from reclift.data.catalog import catalog_store
 from reclift.data.privacy import privacy_store
-from reclift.data.store import Store, customer_key, visitor_key
+from reclift.data.store import Store
 from reclift.ids import shop_domain
+from reclift.logic.tracking import update_profiles
 from reclift.money import money_text
 from reclift.orders import parse_order
 from reclift.privacy import CustomerRequest, parse_customer_request
@@ -74,8 +75,7 @@ def process_order_created(shop: str, payload: Any, store: Store) -> OrderSummary
     if not counts_as_test and order.product_ids:
         # Profiles take a purchase idempotently (lists are deduplicated), so a redelivery may safely repeat it.
         purchased = ProfileChange(purchased=list(order.product_ids))
-        for key in _profile_keys(shop, order.visitor_id, order.customer_id):
-            store.update_profile(shop, key, purchased)
+        update_profiles(store, shop, visitor_id=order.visitor_id, customer_id=order.customer_id, change=purchased)
     store.register_shop(shop, currency=order.currency)
     return OrderSummary(
         order_id=order.order_id,
@@ -89,11 +89,6 @@ def process_order_created(shop: str, payload: Any, store: Store) -> OrderSummary
         skipped_as_test=result.skipped_as_test,
         duplicate=outcome.duplicate,
     )
-
-
-def _profile_keys(shop: str, visitor_id: str | None, customer_id: str | None) -> list[str]:
-    keys = [visitor_key(shop, visitor_id)] if visitor_id else []
-    return keys + ([customer_key(shop, customer_id)] if customer_id else [])
 
 
 class OrderNotRecordedYet(RuntimeError):

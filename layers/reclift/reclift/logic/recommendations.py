@@ -7,12 +7,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from reclift.data.serving import ServingReader
+from reclift.data.serving import MAX_CANDIDATES, ServingContext, ServingReader
 from reclift.http import BadRequest
 from reclift.ids import shopify_id
 from reclift.learning import Performance
 from reclift.money import money_text
 from reclift.ranking import Candidate, Scorer, assign_arm, new_rec_id, rank
+from reclift.similarity import combine
 from reclift.tracking import Key, ProductId
 
 MAX_CART_PRODUCTS = 50
@@ -63,10 +64,36 @@ def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
     ]
 
 
+def context_products(query: RecommendationQuery) -> list[str]:
+    """The products a placement recommends around: the product page's product, or the cart's products. The home
+    placement's come with the visitor's profile (the neighbours of their recent views and purchases)."""
+    if query.placement == "product" and query.product_id:
+        return [query.product_id]
+    if query.placement == "cart":
+        return list(query.cart_product_ids)
+    return []
+
+
+def similar_candidates(query: RecommendationQuery, context: ServingContext, exclude: set[str]) -> list[Candidate]:
+    """Candidates by co-purchase similarity to the placement's products, combined (best first)."""
+    if query.placement == "home":
+        lists = context.profile_neighbours
+    else:
+        lists = [context.similar[p] for p in context_products(query) if p in context.similar]
+    return [
+        Candidate(product_id=product_id, similarity=score)
+        for product_id, score in combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
+    ]
+
+
 def recommend(
     shop: str, customer_id: str | None, query: RecommendationQuery, reader: ServingReader, rng: random.Random
 ) -> dict[str, Any]:
-    context = reader.context(shop, visitor_id=query.visitor_id, customer_id=customer_id)
+    """Two round trips at most: the context (settings, model, profiles, the placement's products' neighbours), then
+    the candidates' own items."""
+    context = reader.context(
+        shop, visitor_id=query.visitor_id, customer_id=customer_id, products=context_products(query)
+    )
     settings, model = context.settings, context.model
     arm = assign_arm(shop, query.visitor_id, settings.holdout_share)
     exclude = {*query.cart_product_ids, *context.purchased}
@@ -74,6 +101,10 @@ def recommend(
         exclude.add(query.product_id)
 
     known: dict[str, Performance] = {p.product_id: p for p in model.best_sellers} if model else {}
+    similar = similar_candidates(query, context, exclude)
+    unknown = [candidate.product_id for candidate in similar if candidate.product_id not in known]
+    if unknown:
+        known |= reader.candidates(shop, unknown, run=model.run if model else None).performance
     fill = best_seller_candidates(model.best_sellers if model else [])
     scorer = Scorer(
         settings=settings,
@@ -81,13 +112,13 @@ def recommend(
         prior=model.prior if model else None,
         fallback_price=model.median_price if model else None,
     )
-    ranked = rank([], fill, scorer, arm=arm, limit=query.limit, exclude=exclude, rng=rng)
-    prices = {candidate.product_id: candidate.price for candidate in fill}
+    ranked = rank(similar, fill, scorer, arm=arm, limit=query.limit, exclude=exclude, rng=rng)
     products: list[dict[str, Any]] = []
     for position, item in enumerate(ranked, start=1):
         product: dict[str, Any] = {"product_id": item.product_id, "score": item.score, "position": position}
-        if (price := prices.get(item.product_id)) is not None:
-            product["price"] = money_text(price)
+        performance = known.get(item.product_id)
+        if performance is not None and performance.price is not None:
+            product["price"] = money_text(performance.price)
         products.append(product)
     return {
         "rec_id": new_rec_id(arm),

@@ -7,7 +7,24 @@ from datetime import datetime
 from typing import Any
 
 from reclift.data.store import Store, customer_key, visitor_key
-from reclift.tracking import arm_visitors, counter_increments, parse_event_batch, profile_changes, tracked_events
+from reclift.tracking import (
+    ProfileChange,
+    arm_visitors,
+    counter_increments,
+    parse_event_batch,
+    profile_changes,
+    tracked_events,
+)
+
+
+def update_profiles(
+    store: Store, shop: str, *, visitor_id: str | None, customer_id: str | None, change: ProfileChange
+) -> None:
+    """The visitor's profile, then the customer's. A visitor id seen with a customer id (signed by the app proxy, or
+    on an order) is a visitor who logged in: the visitor's lists are merged into the customer's profile."""
+    visitor = store.update_profile(shop, visitor_key(shop, visitor_id), change) if visitor_id else None
+    if customer_id:
+        store.update_profile(shop, customer_key(shop, customer_id), change, merge=visitor)
 
 
 @dataclass(frozen=True)
@@ -37,9 +54,7 @@ def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *,
         if served := arm_visitors(recommendation_events):
             store.add_arm_visitors(shop, served)
     for visitor_id, change in sorted(profile_changes(events).items()):
-        store.update_profile(shop, visitor_key(shop, visitor_id), change)
-        if customer_id:
-            store.update_profile(shop, customer_key(shop, customer_id), change)
+        update_profiles(store, shop, visitor_id=visitor_id, customer_id=customer_id, change=change)
     return TrackedBatch(
         received=len(events),
         stored=len(recommendation_events),

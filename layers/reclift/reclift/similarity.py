@@ -1,0 +1,238 @@
+"""Co-purchase similarity (DESIGN.md §3): baskets → co-occurrence counts → Jaccard, support and lift → the top
+neighbours of every product.
+
+Definitions, over the weighted baskets of a shop's window (an order's basket weighs 1):
+- n(A)        the weight of the baskets holding A;
+- support     |A∩B|, the weight of the baskets holding both A and B;
+- Jaccard     |A∩B| / |A∪B| = support / (n(A) + n(B) − support);
+- lift        support × N / (n(A) × n(B)), N the total weight of the baskets.
+
+"Bought instead" (a missed opportunity: the buyer bought A after being recommended B, C …) is a weaker sign of
+co-interest than a shared basket: each (A, B) pair of it counts as a basket {A, B} of weight `bought_instead_weight`
+(default 0.25: four such pairs weigh as much as one order holding both). The weighting keeps every figure a
+Jaccard of weighted sets, so it stays in [0, 1] and symmetric.
+
+A pair is kept when its support reaches `min_support`; each product keeps its `top` neighbours, ordered by Jaccard,
+then support, then product id (ascending, numeric ids in numeric order), so equal inputs give equal lists.
+
+The counting is numpy over integer codes: pairs of each basket size are generated as whole arrays, counted with one
+sort, and ranked with one more, so a shop's million orders take about as long as scipy's sparse XᵀX on the same
+baskets (benchmarks/similarity.py). numpy is imported by the functions that count, not by the module: the request
+path uses `combine` and `id_order` and does not pay for numpy's import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+DEFAULT_MIN_SUPPORT = 2
+DEFAULT_TOP = 50
+DEFAULT_BOUGHT_INSTEAD_WEIGHT = 0.25
+# An order of hundreds of lines (a wholesale restock) says little about what goes together and would add tens of
+# thousands of pairs: a basket counts its first products only.
+MAX_BASKET_PRODUCTS = 100
+
+IntArray: TypeAlias = "npt.NDArray[np.int64]"
+FloatArray: TypeAlias = "npt.NDArray[np.float64]"
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    product_id: str
+    jaccard: float
+    support: float
+    lift: float
+
+
+def id_order(product_id: str) -> tuple[int, str]:
+    """Numeric ids in numeric order (Shopify's ids are numbers), anything else after them by text."""
+    return (len(product_id), product_id) if product_id.isdigit() else (1 << 30, product_id)
+
+
+@dataclass(frozen=True)
+class Baskets:
+    """Baskets as compressed rows of product codes (without repeats) with a weight per row.
+    `products[code]` is the product id; codes follow `id_order`, so comparing codes compares ids."""
+
+    products: list[str]
+    indptr: IntArray
+    indices: IntArray
+    weights: FloatArray | None = None  # None: every basket weighs 1
+
+    @property
+    def count(self) -> int:
+        return len(self.indptr) - 1
+
+
+def encode_baskets(baskets: Iterable[Sequence[str]], weights: Sequence[float] | None = None) -> Baskets:
+    """Product ids → codes; repeats within a basket dropped; at most MAX_BASKET_PRODUCTS per basket."""
+    import numpy as np
+
+    rows = [list(dict.fromkeys(basket))[:MAX_BASKET_PRODUCTS] for basket in baskets]
+    products = sorted({product for row in rows for product in row}, key=id_order)
+    code = {product: index for index, product in enumerate(products)}
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(row) for row in rows], dtype=np.int64)
+    indices = np.fromiter(map(code.__getitem__, [p for row in rows for p in row]), dtype=np.int64, count=indptr[-1])
+    return Baskets(
+        products=products,
+        indptr=indptr,
+        indices=indices,
+        weights=None if weights is None else np.asarray(weights, dtype=np.float64),
+    )
+
+
+def join_baskets(orders: Sequence[Sequence[str]], bought_instead: Iterable[tuple[str, str]], weight: float) -> Baskets:
+    """The orders' baskets (weight 1) and each bought-instead pair as a basket of two of weight `weight`."""
+    pairs = [pair for pair in bought_instead if pair[0] != pair[1]] if weight > 0 else []
+    if not pairs:
+        return encode_baskets(orders)
+    return encode_baskets([*orders, *pairs], [1.0] * len(orders) + [weight] * len(pairs))
+
+
+@dataclass(frozen=True)
+class NeighbourTable:
+    """Every product's neighbours as arrays: rows `source`, sorted by source then rank."""
+
+    products: list[str]
+    frequency: FloatArray  # n(A) per product code
+    source: IntArray
+    target: IntArray
+    jaccard: FloatArray
+    support: FloatArray
+    lift: FloatArray
+
+    def as_lists(self) -> dict[str, list[Neighbour]]:
+        lists: dict[str, list[Neighbour]] = {}
+        products = self.products
+        for source, target, jaccard, support, lift in zip(
+            self.source.tolist(),
+            self.target.tolist(),
+            self.jaccard.tolist(),
+            self.support.tolist(),
+            self.lift.tolist(),
+            strict=True,
+        ):
+            lists.setdefault(products[source], []).append(Neighbour(products[target], jaccard, support, lift))
+        return lists
+
+
+def _pairs(baskets: Baskets) -> tuple[IntArray, IntArray, FloatArray | None]:
+    """Every unordered pair (low code, high code) of every basket, with its basket's weight."""
+    import numpy as np
+
+    sizes = np.diff(baskets.indptr)
+    lows: list[IntArray] = []
+    highs: list[IntArray] = []
+    pair_weights: list[FloatArray] = []
+    for size in np.unique(sizes[sizes >= 2]).tolist():
+        rows = np.flatnonzero(sizes == size)
+        matrix = baskets.indices[baskets.indptr[rows][:, None] + np.arange(size)]
+        upper_i, upper_j = np.triu_indices(size, 1)
+        first, second = matrix[:, upper_i].ravel(), matrix[:, upper_j].ravel()
+        lows.append(np.minimum(first, second))  # rows are not sorted: each pair is keyed (low, high)
+        highs.append(np.maximum(first, second))
+        if baskets.weights is not None:
+            pair_weights.append(np.repeat(baskets.weights[rows], len(upper_i)))
+    if not lows:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, None if baskets.weights is None else np.zeros(0)
+    weights = None if baskets.weights is None else np.concatenate(pair_weights)
+    return np.concatenate(lows), np.concatenate(highs), weights
+
+
+def neighbour_table(
+    baskets: Baskets, *, min_support: float = DEFAULT_MIN_SUPPORT, top: int = DEFAULT_TOP
+) -> NeighbourTable:
+    """Every product's top neighbours by Jaccard (ties: support, then product id)."""
+    import numpy as np
+
+    products = len(baskets.products)
+    basket_weights = (
+        np.ones(baskets.count) if baskets.weights is None else baskets.weights.astype(np.float64, copy=False)
+    )
+    frequency = np.bincount(
+        baskets.indices, weights=np.repeat(basket_weights, np.diff(baskets.indptr)), minlength=products
+    ).astype(np.float64, copy=False)
+    total = float(basket_weights.sum())
+    low, high, weights = _pairs(baskets)
+    # One code per pair; int32 when it fits halves the sort's work.
+    key_type = np.int32 if products * products < 2**31 else np.int64
+    keys: npt.NDArray[np.signedinteger[Any]] = low.astype(key_type) * products + high.astype(key_type)
+    if weights is None:
+        keys.sort()
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys[:0]
+        support = np.diff(np.append(starts, len(keys))).astype(np.float64)
+    else:
+        order = np.argsort(keys, kind="stable")
+        keys = keys[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else keys[:0]
+        support = np.add.reduceat(weights[order], starts) if len(keys) else np.zeros(0)
+    unique = keys[starts].astype(np.int64)
+    kept = support >= min_support - 1e-9
+    unique, support = unique[kept], support[kept]
+    low, high = unique // products, unique % products
+    union = frequency[low] + frequency[high] - support
+    jaccard = support / union
+    lift = support * total / (frequency[low] * frequency[high])
+
+    # Both directions, then one sort: by source, Jaccard descending, support descending, target ascending.
+    source = np.concatenate((low, high))
+    target = np.concatenate((high, low))
+    jaccard = np.concatenate((jaccard, jaccard))
+    support = np.concatenate((support, support))
+    lift = np.concatenate((lift, lift))
+    order = np.lexsort((target, -support, -jaccard, source))
+    source, target, jaccard, support, lift = (a[order] for a in (source, target, jaccard, support, lift))
+    # Rank within each source's run; keep the first `top`.
+    group_start = np.flatnonzero(np.concatenate(([True], source[1:] != source[:-1]))) if len(source) else source[:0]
+    run_lengths = np.diff(np.append(group_start, len(source)))
+    rank = np.arange(len(source)) - np.repeat(group_start, run_lengths)
+    keep = rank < top
+    return NeighbourTable(
+        products=baskets.products,
+        frequency=frequency,
+        source=source[keep],
+        target=target[keep],
+        jaccard=jaccard[keep],
+        support=support[keep],
+        lift=lift[keep],
+    )
+
+
+def similar_products(
+    orders: Sequence[Sequence[str]],
+    bought_instead: Iterable[tuple[str, str]] = (),
+    *,
+    bought_instead_weight: float = DEFAULT_BOUGHT_INSTEAD_WEIGHT,
+    min_support: float = DEFAULT_MIN_SUPPORT,
+    top: int = DEFAULT_TOP,
+) -> dict[str, list[Neighbour]]:
+    """Per product with any neighbour, its top neighbours, best first."""
+    baskets = join_baskets(orders, bought_instead, bought_instead_weight)
+    return neighbour_table(baskets, min_support=min_support, top=top).as_lists()
+
+
+def combine(
+    lists: Sequence[Sequence[tuple[str, float]]], *, exclude: Iterable[str] = (), limit: int
+) -> list[tuple[str, float]]:
+    """Several products' neighbour lists as one: each candidate's score is the mean of its similarity to every
+    source (0 where a source does not list it), so a product close to the whole cart beats one close to a single
+    item. Best first; ties by product id."""
+    if not lists:
+        return []
+    excluded = set(exclude)
+    totals: dict[str, float] = {}
+    for neighbours in lists:
+        for product_id, score in neighbours:
+            if product_id not in excluded:
+                totals[product_id] = totals.get(product_id, 0.0) + score
+    # Rounded before ranking, so sums that differ only by float error tie and fall to the product id.
+    means = {product_id: round(total / len(lists), 6) for product_id, total in totals.items()}
+    return sorted(means.items(), key=lambda item: (-item[1], id_order(item[0])))[:limit]
