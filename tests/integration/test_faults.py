@@ -131,20 +131,10 @@ def in_flight(sqs: Any, url: str) -> int:
 
 @pytest.fixture
 def empty_queues(aws: EmulatedAws) -> Iterator[None]:
-    """The webhook queue and its DLQ start and end empty (other tests share the emulator; moto allows one
-    PurgeQueue a minute, so they are emptied message by message)."""
-    empty(aws)
+    """The webhook queue and its DLQ start and end empty (other tests share the emulator)."""
+    aws.empty_queues("WebhookQueue", "WebhookDLQ")
     yield
-    empty(aws)
-
-
-def empty(aws: EmulatedAws) -> None:
-    sqs = aws.client("sqs")
-    for queue in ("WebhookQueue", "WebhookDLQ"):
-        url = aws.resource(queue)
-        while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-            for message in batch:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    aws.empty_queues("WebhookQueue", "WebhookDLQ")
 
 
 def dlq_messages(aws: EmulatedAws) -> int:
