@@ -352,7 +352,11 @@ def test_given_the_attribution_worker_killed_in_the_middle_of_batches_then_every
     counters = expected_counters(orders)
     assert stack_roi(stack, shop) == expected_report(orders)
     assert stack_counters(stack, shop, counters) == counters
-    report(database, f"worker killed: {len(killed)} SIGKILLs mid-batch, {errors} failed invocations; figures exact")
+    report(
+        database,
+        f"worker killed: {len(killed)} worker processes SIGKILLed with a batch in flight, {errors} invocations lost "
+        "with them; figures exact",
+    )
 
 
 def test_given_a_refund_whose_order_never_came_when_the_order_arrives_then_make_redrive_gets_it_applied(
