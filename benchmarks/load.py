@@ -13,9 +13,9 @@ and compared with the truth worked out by hand from what was sent (tests/support
 counted twice, to the cent. The figures are the accept latency of the webhooks (p50/p99) and of the storefront
 requests, the rates, and how long the backlog took to drain.
 
-Why DynamoDB Local: moto's TransactWriteItems deep-copies every table a transaction touches (its rollback) and its
-Query scans the whole table, so on moto each order costs time in proportion to all the orders before it (the burst
-benchmark's 1,000 orders took 417 s; profiled, most of the emulator's time was in that copy). DynamoDB Local, like
+Why DynamoDB Local: moto's TransactWriteItems deep-copies every table a transaction touches (its rollback copy) and
+its Query walks the whole table, work that grows with the tables (the burst benchmark's 1,000 orders on moto took
+417 s until all were visible; profiled, most of the emulator's DynamoDB time was in that copy). DynamoDB Local, like
 DynamoDB, does neither.
 """
 
