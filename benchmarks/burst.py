@@ -7,15 +7,13 @@ through the same thread pool, go two trivial requests, so the accept latency has
 load: the primary one is an unauthenticated `GET /admin/roi` (401 from the AdminFunction: the same gateway-to-worker
 path as a webhook, with no AWS work), the other `GET /_local/health` (the gateway alone, no function).
 
-The expected report is computed here, independently of reclift's code, from the generated orders and DESIGN §2: a
-line's `_rec_id` (any event of that rec id showing the product) makes it click-through, else the buyer's click on the
-product, else an impression of it (view-through); revenue = price × quantity − discount, as Decimal.
+The expected report is worked out independently of reclift's code (tests/support/truth.py), from the generated orders
+and DESIGN §2: a line's `_rec_id` (any event of that rec id showing the product) makes it click-through, else the
+buyer's click on the product, else an impression of it (view-through); revenue = price × quantity − discount.
 """
 
 from __future__ import annotations
 
-import json
-import random
 import sys
 import tempfile
 import threading
@@ -25,12 +23,12 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import requests
+from tests.support.truth import SEED, PlannedOrder, actual_report, as_json, expected_report, order_json, plan
 
 from benchmarks.common import latency_summary, median, pyplot, ratio, save_figure, write_results
 
@@ -40,168 +38,8 @@ DESCRIPTION = (
     "latency (and its ratio to trivial routes in the same run), time until every attribution shows in GET "
     "/admin/roi, and the report checked exactly against totals computed independently"
 )
-SEED = 20261126
 THREADS = 8
 PROBE_EVERY = 5  # one unauthenticated /admin/roi and one /_local/health per this many webhooks
-CATALOGUE = 60
-PRICES = ("0.99", "4.99", "12.00", "19.95", "24.50", "39.00", "59.99", "129.00")
-LOGGED_IN_SHARE = 0.2
-SHOWN_SHARE = 0.6
-CLICK_SHARE = 0.7
-REC_ID_ON_CLICKED = 0.5
-REC_ID_ON_SHOWN = 0.15
-CENT = Decimal("0.01")
-
-
-# ------------------------------------------------------------------------------------------------ the plan
-@dataclass(frozen=True)
-class Line:
-    product_id: str
-    price: Decimal
-    quantity: int
-    discount: Decimal
-    rec_id: str | None
-
-    @property
-    def revenue(self) -> Decimal:
-        return self.price * self.quantity - self.discount
-
-
-@dataclass(frozen=True)
-class PlannedOrder:
-    order_id: int
-    visitor_id: str | None  # the `_reclift_vid` cart attribute, for anonymous buyers
-    customer_id: str | None  # the customer, for buyers logged in (their events carry it, signed by the app proxy)
-    lines: tuple[Line, ...]
-    events: tuple[dict[str, Any], ...]
-
-
-def plan(count: int, seed: int = SEED) -> list[PlannedOrder]:
-    rng = random.Random(seed)
-    catalogue = {str(3_000_001 + n): Decimal(rng.choice(PRICES)) for n in range(CATALOGUE)}
-    products = sorted(catalogue)
-    orders: list[PlannedOrder] = []
-    for index in range(count):
-        order_id = 4_100_000_000 + index
-        rec = f"rec-{index}"
-        logged_in = rng.random() < LOGGED_IN_SHARE
-        event_visitor = f"bv-{index}"
-        bought = rng.sample(products, rng.choice((1, 1, 2, 2, 3, 4)))
-        shown = [p for p in bought if rng.random() < SHOWN_SHARE]
-        others = [p for p in rng.sample(products, 6) if p not in bought][:2]
-        shown_all = shown + others
-        clicked = rng.choice(shown) if shown and rng.random() < CLICK_SHARE else None
-        events: list[dict[str, Any]] = [
-            {
-                "type": "impression",
-                "rec_id": rec,
-                "visitor_id": event_visitor,
-                "placement": rng.choice(("product", "cart", "home")),
-                "products": [{"product_id": p, "position": n + 1} for n, p in enumerate(shown_all)],
-            }
-        ]
-        if clicked is not None:
-            events.append(
-                {
-                    "type": "click",
-                    "rec_id": rec,
-                    "visitor_id": event_visitor,
-                    "product_id": clicked,
-                    "position": shown_all.index(clicked) + 1,
-                }
-            )
-        lines = []
-        for product in bought:
-            price, quantity = catalogue[product], rng.randint(1, 3)
-            gross = price * quantity
-            discount = rng.choice((Decimal(0), Decimal("0.50"), Decimal("1.25"), (gross / 10).quantize(CENT)))
-            discount = min(discount, gross - CENT)  # revenue stays above zero
-            carries_rec = (product == clicked and rng.random() < REC_ID_ON_CLICKED) or (
-                product in shown and product != clicked and rng.random() < REC_ID_ON_SHOWN
-            )
-            lines.append(Line(product, price, quantity, discount, rec if carries_rec else None))
-        orders.append(
-            PlannedOrder(
-                order_id=order_id,
-                visitor_id=None if logged_in else event_visitor,
-                customer_id=str(7_000_000 + index) if logged_in else None,
-                lines=tuple(lines),
-                events=tuple(events),
-            )
-        )
-    return orders
-
-
-def expected_report(orders: list[PlannedOrder]) -> dict[str, Any]:
-    """DESIGN §2 applied by hand: each buyer reaches only their own events (one visitor or customer per order)."""
-    revenue = {"click_through": Decimal(0), "view_through": Decimal(0)}
-    attributed_orders = attributed_lines = 0
-    by_product: dict[str, dict[str, Any]] = {}
-    for order in orders:
-        impressions = [e for e in order.events if e["type"] == "impression"]
-        clicks = [e for e in order.events if e["type"] == "click"]
-        order_revenue = Decimal(0)
-        for line in order.lines:
-            shown = {p["product_id"] for e in impressions for p in e["products"]}
-            clicked = {e["product_id"] for e in clicks}
-            rec_shows = {p["product_id"] for e in impressions if e["rec_id"] == line.rec_id for p in e["products"]} | {
-                e["product_id"] for e in clicks if e["rec_id"] == line.rec_id
-            }
-            if (line.rec_id and line.product_id in rec_shows) or line.product_id in clicked:
-                channel = "click_through"
-            elif line.product_id in shown:
-                channel = "view_through"
-            else:
-                continue
-            revenue[channel] += line.revenue
-            order_revenue += line.revenue
-            attributed_lines += 1
-            product = by_product.setdefault(line.product_id, {"purchases": 0, "units": 0, "revenue": Decimal(0)})
-            product["purchases"] += 1
-            product["units"] += line.quantity
-            product["revenue"] += line.revenue
-        if order_revenue > 0:
-            attributed_orders += 1
-    return {
-        "attributed_revenue": revenue["click_through"] + revenue["view_through"],
-        "click_through_revenue": revenue["click_through"],
-        "view_through_revenue": revenue["view_through"],
-        "attributed_orders": attributed_orders,
-        "attributed_lines": attributed_lines,
-        "orders": len(orders),
-        "test_orders": 0,
-        "by_product": by_product,
-    }
-
-
-def actual_report(report: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "attributed_revenue": Decimal(report["attributed_revenue"]),
-        "click_through_revenue": Decimal(report["click_through_revenue"]),
-        "view_through_revenue": Decimal(report["view_through_revenue"]),
-        "attributed_orders": report["attributed_orders"],
-        "attributed_lines": report["attributed_lines"],
-        "orders": report["orders"],
-        "test_orders": report["test_orders"],
-        "by_product": {
-            row["product_id"]: {
-                "purchases": row["purchases"],
-                "units": row["units"],
-                "revenue": Decimal(row["revenue"]),
-            }
-            for row in report["by_product"]
-        },
-    }
-
-
-def as_json(figures: dict[str, Any]) -> dict[str, Any]:
-    """Decimals as strings, products as `[purchases, units, revenue]`, sorted."""
-    out = {key: str(value) if isinstance(value, Decimal) else value for key, value in figures.items()}
-    out["by_product"] = {
-        product: [row["purchases"], row["units"], str(row["revenue"])]
-        for product, row in sorted(figures["by_product"].items())
-    }
-    return out
 
 
 # ------------------------------------------------------------------------------------------------ HTTP
@@ -235,28 +73,6 @@ class Client:
         except requests.RequestException:
             status = 0
         return Sample(kind, started, time.monotonic() - started, status)
-
-
-def order_json(order: PlannedOrder, created_at: datetime) -> bytes:
-    from tests.support.shopify import order_payload
-
-    payload = order_payload(
-        order_id=order.order_id,
-        created_at=created_at,
-        visitor_id=order.visitor_id,
-        customer_id=int(order.customer_id) if order.customer_id else None,
-        lines=[
-            {
-                "product_id": int(line.product_id),
-                "price": str(line.price),
-                "quantity": line.quantity,
-                "discount": str(line.discount),
-                "rec_id": line.rec_id,
-            }
-            for line in order.lines
-        ],
-    )
-    return json.dumps(payload).encode()
 
 
 def queue_depth(sqs: Any, url: str) -> int:

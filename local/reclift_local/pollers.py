@@ -30,6 +30,8 @@ RECORD_ATTRIBUTES = (
     "AWSTraceHeader",
     "DeadLetterQueueSourceArn",
 )
+# Invocations that never returned: the runtime died or timed out in the middle of the batch.
+UNFINISHED_INVOCATION_ERRORS = frozenset({"Runtime.ExitError", "Sandbox.Timedout"})
 
 
 def lambda_message_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -108,6 +110,7 @@ class SqsPoller:
         *,
         region: str,
         retry_delay: int,
+        function_timeout: int,
         output: Output,
         on_failed_records: Callable[[str, int], None],
     ) -> None:
@@ -117,6 +120,7 @@ class SqsPoller:
         self.invoke = invoke
         self.region = region
         self.retry_delay = retry_delay
+        self.function_timeout = function_timeout
         self.output = output
         self.on_failed_records = on_failed_records
         self.busy = False  # True from the receive that returned messages until the batch is settled
@@ -175,12 +179,18 @@ class SqsPoller:
             self.on_failed_records(self.source.function, len(failed))
             # Locally the queue's visibility timeout (minutes, sized for AWS) would stall every retry: failed
             # messages come back after the short retry delay instead; receive counts and the DLQ work as on AWS.
+            # Not before the function's timeout, though, when the invocation never returned: its deliveries stay
+            # marked in progress (idempotency) until its deadline, and retried sooner they would reach the DLQ
+            # still marked, where on AWS the visibility timeout (six times the function's) outlasts the mark.
+            delay = self.retry_delay
+            if not outcome.ok and (outcome.error or {}).get("errorType") in UNFINISHED_INVOCATION_ERRORS:
+                delay = max(self.retry_delay, self.function_timeout)
             retry = [handles[mid] for mid in failed]
             for start in range(0, len(retry), 10):
                 self.sqs.change_message_visibility_batch(
                     QueueUrl=self.queue.url,
                     Entries=[
-                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": self.retry_delay}
+                        {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": delay}
                         for i, h in enumerate(retry[start : start + 10])
                     ],
                 )

@@ -184,6 +184,7 @@ class LocalStack:
                         self.invoke,
                         region=options.region,
                         retry_delay=options.retry_delay,
+                        function_timeout=spec.timeout,
                         output=self.output,
                         on_failed_records=self._count_failed_records,
                     )

@@ -53,6 +53,15 @@ class EmulatedAws:
     def resource(self, logical_id: str) -> str:
         return self.stack.resources()[logical_id]
 
+    def empty_queues(self, *logical_ids: str) -> None:
+        """Take every message off these queues (moto allows one PurgeQueue a minute, so one by one)."""
+        sqs = self.client("sqs")
+        for logical_id in logical_ids:
+            url = self.resource(logical_id)
+            while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+                for message in batch:
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
     def invoke(self, logical_id: str, event: Any, *, env: dict[str, str] | None = None) -> Any:
         """Run the function's handler in this process with its own environment (`env` overrides some of it, as a
         stack deployed with other parameter values would set it), as one Lambda invocation."""
