@@ -661,7 +661,10 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "backfill_progress": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "save_backfill_progress": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
     "save_backfilled_basket": [("ORDERS_TABLE", None, "dynamodb:PutItem")],
-    "candidates": [("LEARNING_TABLE", None, "dynamodb:BatchGetItem")],
+    "candidates": [
+        ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),
+        ("CATALOG_TABLE", None, "dynamodb:BatchGetItem"),
+    ],
 }
 PORTS = (
     DynamoStore,

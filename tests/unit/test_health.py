@@ -165,3 +165,26 @@ def test_given_many_serves_in_a_minute_then_the_first_is_written_at_once_and_the
         ("a.myshopify.com", hour_start, {"served": 1}),
         ("a.myshopify.com", hour_start, {"served": 5}),
     ]
+
+
+def test_given_a_serve_taken_back_after_its_write_then_the_next_flush_corrects_the_count() -> None:
+    writes: list[tuple[str, datetime, dict[str, int]]] = []
+    clock = Clock()
+    tally = ServedTally(write=lambda shop, at, counts: writes.append((shop, at, counts)), clock=clock)
+    at = datetime(2026, 11, 26, 10, 15, tzinfo=UTC)
+
+    tally.record("a.myshopify.com", at)  # written at once
+    tally.retract("a.myshopify.com", at)  # its request failed
+    tally.record("a.myshopify.com", at)
+    tally.retract("a.myshopify.com", at)  # failed too
+    tally.record("a.myshopify.com", at)  # served
+    tally.record("a.myshopify.com", at)  # served
+    clock.now += FLUSH_SECONDS
+    tally.record("a.myshopify.com", at)  # served, and the minute is up
+
+    hour_start = datetime(2026, 11, 26, 10, tzinfo=UTC)
+    assert writes == [
+        ("a.myshopify.com", hour_start, {"served": 1}),
+        ("a.myshopify.com", hour_start, {"served": 2}),  # three served, less the failed one already written
+    ]
+    assert sum(counts["served"] for _, _, counts in writes) == 3

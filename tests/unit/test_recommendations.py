@@ -1,15 +1,21 @@
 """The recommendation request's candidates: a product's, a cart's and a profile's neighbours, exclusions, best
-sellers in spare slots, and the second round trip only for candidates the first did not describe."""
+sellers in spare slots, the catalog's word on what is for sale and at what price, and the second round trip's keys."""
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
+import pytest
+
+from reclift.catalog import Listing, ProductStatus
 from reclift.data.learning import LearnedModel
-from reclift.data.serving import CandidateItems, ServingContext, ServingReader
+from reclift.data.serving import ROUND_TRIP_KEYS, CandidateItems, ServingContext, ServingReader
 from reclift.learning import Performance, Prior
-from reclift.logic.recommendations import parse_query, recommend
+from reclift.logic.recommendations import parse_query, plan_candidate_reads, recommend
+from reclift.ranking import Candidate, assign_arm
 from reclift.settings import ShopSettings
 
 
@@ -35,9 +41,11 @@ def seller(product_id: str, purchases: int) -> Performance:
 class Reader(ServingReader):
     """The serving port with the shop's data in hand; records what the second round trip is asked for."""
 
-    def __init__(self, context: ServingContext) -> None:
+    def __init__(self, context: ServingContext, listings: dict[str, Listing] | None = None) -> None:
         self._context = context
-        self.asked: list[list[str]] = []
+        self._listings = listings or {}
+        self.asked: list[list[str]] = []  # the performance items asked for
+        self.catalog: list[list[str]] = []  # the catalog items asked for
         self.products: list[str] | None = None
 
     def context(
@@ -46,9 +54,29 @@ class Reader(ServingReader):
         self.products = products
         return self._context
 
-    def candidates(self, shop: str, product_ids: list[str], *, run: str | None) -> CandidateItems:
-        self.asked.append(product_ids)
-        return CandidateItems()
+    def candidates(
+        self, shop: str, *, performance_ids: list[str], catalog_ids: list[str], run: str | None
+    ) -> CandidateItems:
+        assert len(performance_ids) + len(catalog_ids) <= ROUND_TRIP_KEYS
+        self.asked.append(performance_ids)
+        self.catalog.append(catalog_ids)
+        return CandidateItems(listings={p: self._listings[p] for p in catalog_ids if p in self._listings})
+
+
+def listing(
+    product_id: str, *, price: str = "10", status: str = "active", available: bool = True, **extra: Any
+) -> Listing:
+    fields: dict[str, Any] = {
+        "product_id": product_id,
+        "title": f"Product {product_id}",
+        "handle": f"product-{product_id}",
+        "status": ProductStatus(status),
+        "price": Decimal(price),
+        "available": available,
+        "image": f"https://cdn.example/{product_id}.jpg",
+        "updated_at": datetime(2026, 11, 1, tzinfo=UTC),
+    }
+    return Listing(**(fields | extra))
 
 
 SIMILAR = {"1": [("2", 0.6), ("3", 0.3), ("9", 0.2)], "2": [("3", 0.5), ("1", 0.4), ("4", 0.1)]}
@@ -70,6 +98,7 @@ def test_given_a_product_page_then_its_neighbours_come_first_and_best_sellers_fi
     assert served(reader, placement="product", product_id="1") == ["2", "3", "9", "8", "7"]
     assert reader.products == ["1"]
     assert reader.asked == [["2", "3"]]  # 9 is a best seller: the first round trip described it
+    assert reader.catalog == [["9", "8", "7", "2", "3"]]  # every candidate's listing, in the same round trip
 
 
 def test_given_a_cart_then_its_products_neighbours_are_combined_and_the_cart_excluded() -> None:
@@ -90,8 +119,109 @@ def test_given_a_profile_then_home_uses_its_neighbours_without_what_the_visitor_
     assert reader.products == []
 
 
-def test_given_no_neighbours_then_one_round_trip_and_best_sellers_only() -> None:
+def test_given_no_neighbours_then_best_sellers_only_with_their_listings() -> None:
     reader = Reader(ServingContext(settings=SETTINGS, model=MODEL))
 
     assert served(reader, placement="product", product_id="6") == ["9", "8", "7"]
-    assert reader.asked == []
+    assert reader.asked == [[]]
+    assert reader.catalog == [["9", "8", "7"]]
+
+
+def visitor_in(arm: str) -> str:
+    """A visitor the half-and-half holdout sends to this arm."""
+    return next(v for n in range(100) if assign_arm("shop.myshopify.com", v := f"v{n}", 0.5) == arm)
+
+
+@pytest.mark.parametrize("arm", ["learning", "holdout"])
+@pytest.mark.parametrize(
+    "unsellable",
+    [
+        {"status": "draft"},
+        {"status": "archived"},
+        {"available": False},
+        {"deleted": True},
+    ],
+)
+def test_given_a_product_the_catalog_says_is_not_for_sale_then_no_arm_recommends_it(
+    unsellable: dict[str, Any], arm: str
+) -> None:
+    settings = ShopSettings(policy="seed", holdout_share=0.5)
+    listings = {"2": listing("2", **unsellable), "9": listing("9", **unsellable)}
+    reader = Reader(ServingContext(settings=settings, model=MODEL, similar=SIMILAR), listings)
+
+    # 2 is a neighbour, 9 a neighbour and the top best seller: neither is shown, the next candidates take their slots.
+    assert served(reader, placement="product", product_id="1", visitor_id=visitor_in(arm)) == ["3", "8", "7"]
+
+
+def test_given_a_product_the_catalog_has_never_seen_then_it_is_still_recommended_at_the_median_price() -> None:
+    reader = Reader(ServingContext(settings=SETTINGS, model=MODEL, similar=SIMILAR), {"2": listing("2")})
+
+    assert served(reader, placement="product", product_id="1") == ["2", "3", "9", "8", "7"]
+
+
+def test_given_listings_then_each_product_carries_what_the_widget_renders() -> None:
+    listings = {"2": listing("2", price="19.90"), "3": listing("3", image=None, handle=None)}
+    reader = Reader(ServingContext(settings=SETTINGS, model=MODEL, similar=SIMILAR), listings)
+    query = parse_query({"limit": "3", "placement": "product", "product_id": "1"})
+
+    products = recommend("shop.myshopify.com", None, query, reader, random.Random(1))["products"]
+
+    assert products[0] == {
+        "product_id": "2",
+        "score": products[0]["score"],
+        "position": 1,
+        "title": "Product 2",
+        "url": "/products/product-2",
+        "price": "19.90",
+        "image": "https://cdn.example/2.jpg",
+    }
+    assert products[1] == {
+        "product_id": "3",
+        "score": products[1]["score"],
+        "position": 2,
+        "title": "Product 3",
+        "price": "10.00",
+    }
+    assert products[2]["price"] == "10.00"  # 9: the catalog knows nothing, the price paid in orders stands
+
+
+def test_given_the_revenue_objective_then_a_catalog_price_change_reorders_the_candidates() -> None:
+    settings = ShopSettings(policy="bayes", holdout_share=0.0, explore_share=0.0, objective="revenue")
+    context = ServingContext(settings=settings, model=MODEL, similar={"1": [("2", 0.6), ("3", 0.3)]})
+
+    cheap_3 = served(Reader(context, {"2": listing("2", price="20"), "3": listing("3", price="5")}), product_id="1")
+    dear_3 = served(Reader(context, {"2": listing("2", price="20"), "3": listing("3", price="80")}), product_id="1")
+
+    assert cheap_3[:2] == ["2", "3"]
+    assert dear_3[:2] == ["3", "2"]
+
+
+def candidates(prefix: str, count: int) -> list[Candidate]:
+    return [Candidate(product_id=f"{prefix}{n}", similarity=1 - n / 100) for n in range(count)]
+
+
+@pytest.mark.parametrize("limit", [1, 4, 20])
+def test_given_many_candidates_then_the_second_round_trip_stays_within_one_batch_and_keeps_the_best(
+    limit: int,
+) -> None:
+    similar, fill = candidates("s", 50), candidates("b", 50)
+
+    reads = plan_candidate_reads(similar, fill, set(), limit=limit, exclude={"s0", "b0"})
+
+    assert len(reads.performance_ids) + len(reads.catalog_ids) == ROUND_TRIP_KEYS
+    assert len(reads.fill) >= 2 * limit  # every slot can be filled twice over
+    assert [c.product_id for c in reads.similar] == [f"s{n}" for n in range(1, len(reads.similar) + 1)]
+    assert {c.product_id for c in reads.similar} == set(reads.performance_ids)
+    assert set(reads.catalog_ids) == {c.product_id for c in [*reads.similar, *reads.fill]}
+    assert "s0" not in reads.catalog_ids
+    assert "b0" not in reads.catalog_ids
+
+
+def test_given_known_candidates_then_only_their_listings_cost_a_key() -> None:
+    similar, fill = candidates("s", 50), candidates("b", 50)
+
+    reads = plan_candidate_reads(similar, fill, {c.product_id for c in similar}, limit=4, exclude=set())
+
+    assert reads.performance_ids == []
+    assert len(reads.similar) == 50
+    assert len(reads.fill) == 50

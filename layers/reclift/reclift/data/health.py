@@ -111,16 +111,26 @@ class ServedTally:
     flushed_at: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, shop: str, at: datetime) -> None:
+    @staticmethod
+    def _hour(at: datetime) -> datetime:
         day, sk = hour_key(at)
-        hour = datetime.fromisoformat(day).replace(hour=int(sk.removeprefix(HOUR_COUNTER)), tzinfo=UTC)
+        return datetime.fromisoformat(day).replace(hour=int(sk.removeprefix(HOUR_COUNTER)), tzinfo=UTC)
+
+    def retract(self, shop: str, at: datetime) -> None:
+        """Take back a recorded serve whose request then failed: the next flush writes the net count (a serve
+        already written is corrected by a negative one), so the tally never counts what was not served."""
+        with self.lock:
+            self.pending[(shop, self._hour(at))] -= 1
+
+    def record(self, shop: str, at: datetime) -> None:
+        hour = self._hour(at)
         with self.lock:
             self.pending[(shop, hour)] += 1
             last = self.flushed_at.get(shop)
             if last is not None and self.clock() - last < FLUSH_SECONDS:
                 return
             self.flushed_at[shop] = self.clock()
-            due = {key: count for key, count in self.pending.items() if key[0] == shop}
+            due = {key: count for key, count in self.pending.items() if key[0] == shop and count}
             for key in due:
                 del self.pending[key]
         try:

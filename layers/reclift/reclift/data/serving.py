@@ -3,11 +3,12 @@
 1. the shop (its settings), the last learning run's model (prior, best sellers with their posteriors), the
    visitor's and customer's profiles (with the neighbours of their recent products, for the home placement) and
    the similarity items of the request's products (the product page's product, the cart's products);
-2. (with similarity candidates) every per-candidate item, keyed by `candidate_keys`: today the candidates'
-   performance items.
+2. every per-candidate item, keyed by `candidate_keys`: the catalog items of every candidate (similar products and
+   best sellers: status, availability, price, what the widget renders) and the performance items of the similar
+   ones the model does not carry.
 
-At most 100 keys per BatchGetItem: the first holds 4 + MAX_CONTEXT_PRODUCTS, the second MAX_CANDIDATES per kind of
-per-candidate item (two kinds fit).
+At most 100 keys per BatchGetItem (DynamoDB's limit): the first holds 4 + MAX_CONTEXT_PRODUCTS, the second at most
+ROUND_TRIP_KEYS, shared out by `plan_candidate_reads`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from reclift import config
+from reclift.catalog import Listing
+from reclift.data.catalog import catalog_keys, listings_from_items
 from reclift.data.learning import MODEL_KEY, PERFORMANCE_PREFIX, LearnedModel, model_from_item, performance_from_item
 from reclift.data.models import LearningItem, ProfileItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import SIMILARITY_PREFIX, neighbours_from_json, scores_from_json, similarity_sk
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 UNPROCESSED_ATTEMPTS = 5
 MAX_CONTEXT_PRODUCTS = 50  # the cart's products whose neighbours are read (the query allows no more)
 MAX_CANDIDATES = 50
+ROUND_TRIP_KEYS = 100  # DynamoDB's BatchGetItem limit
 
 Scores = list[tuple[str, float]]
 
@@ -52,15 +56,20 @@ class ServingContext:
 
 @dataclass(frozen=True)
 class CandidateItems:
-    """What the second round trip read per candidate."""
+    """What the second round trip read per candidate: the performance items asked for, and the catalog's listings
+    (a product the catalog has never heard of is absent: its price is unknown, it is not known to be unsellable)."""
 
     performance: dict[str, Performance] = field(default_factory=dict)
+    listings: dict[str, Listing] = field(default_factory=dict)
 
 
-def candidate_keys(shop: str, product_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+def candidate_keys(shop: str, performance_ids: list[str], catalog_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Every per-candidate item the second round trip reads, by table: the one place to add another kind."""
     names = config.tables()
-    return {names.learning: [{"pk": {"S": shop}, "sk": {"S": f"{PERFORMANCE_PREFIX}{p}"}} for p in product_ids]}
+    return {
+        names.learning: [{"pk": {"S": shop}, "sk": {"S": f"{PERFORMANCE_PREFIX}{p}"}} for p in performance_ids],
+        names.catalog: catalog_keys(shop, catalog_ids),
+    }
 
 
 @cache
@@ -134,20 +143,26 @@ class ServingReader:
             ],
         )
 
-    def candidates(self, shop: str, product_ids: list[str], *, run: str | None) -> CandidateItems:
-        """Round trip 2: the candidates' own items in one BatchGetItem. Performance of a run other than the served
-        model's (`run`) is ignored, as it would be stale."""
+    def candidates(
+        self, shop: str, *, performance_ids: list[str], catalog_ids: list[str], run: str | None
+    ) -> CandidateItems:
+        """Round trip 2: the candidates' own items in one BatchGetItem (at most ROUND_TRIP_KEYS keys: the caller
+        plans them with `plan_candidate_reads`). Performance of a run other than the served model's (`run`) is
+        ignored, as it would be stale."""
         names = config.tables()
-        wanted = list(dict.fromkeys(product_ids))[:MAX_CANDIDATES]
-        if not wanted:
+        performance_ids = list(dict.fromkeys(performance_ids))
+        catalog_ids = list(dict.fromkeys(catalog_ids))
+        if len(performance_ids) + len(catalog_ids) > ROUND_TRIP_KEYS:
+            raise ValueError(f"one round trip reads at most {ROUND_TRIP_KEYS} keys")
+        if not performance_ids and not catalog_ids:
             return CandidateItems()
-        found = self._batch_get(candidate_keys(shop, wanted))
+        found = self._batch_get(candidate_keys(shop, performance_ids, catalog_ids))
         performance = {}
         for raw in found.get(names.learning, []):
             item = LearningItem.from_raw_data(raw)
             if item.product_id and item.run == run:
                 performance[item.product_id] = performance_from_item(item)
-        return CandidateItems(performance=performance)
+        return CandidateItems(performance=performance, listings=listings_from_items(found.get(names.catalog, [])))
 
 
 def _live(expires_at: datetime | None, now: datetime) -> bool:

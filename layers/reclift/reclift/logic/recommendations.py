@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from reclift.data.serving import MAX_CANDIDATES, ServingContext, ServingReader
+from reclift.catalog import Listing
+from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext, ServingReader
 from reclift.http import BadRequest
 from reclift.ids import shopify_id
 from reclift.learning import Performance
@@ -86,11 +88,73 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
     ]
 
 
+@dataclass(frozen=True)
+class CandidateReads:
+    """The candidates kept for ranking and the keys the second round trip reads for them."""
+
+    similar: list[Candidate]
+    fill: list[Candidate]
+    performance_ids: list[str]
+    catalog_ids: list[str]
+
+
+def plan_candidate_reads(
+    similar: list[Candidate],
+    fill: list[Candidate],
+    known: set[str],
+    *,
+    limit: int,
+    exclude: set[str],
+    keys: int = ROUND_TRIP_KEYS,
+) -> CandidateReads:
+    """Share one BatchGetItem's keys out among the candidates. Every candidate needs its catalog item (is it still
+    for sale, at what price, what to render); a similar product the model does not carry also needs its performance
+    item. The best sellers first get enough keys to fill every slot twice over (so blacklisted or sold-out ones can
+    be skipped), the similar products the rest in their order, and any keys left go to further best sellers. A
+    candidate that gets no key is not offered: a product is recommended only when the catalog has been asked."""
+    fill = [c for c in fill if c.product_id not in exclude]
+    similar = [c for c in similar if c.product_id not in exclude]
+    fill_first = fill[: max(2 * limit, 10)]
+    budget = keys - len({c.product_id for c in fill_first})
+    catalog = {c.product_id: None for c in fill_first}
+    performance: dict[str, None] = {}
+    kept_similar: list[Candidate] = []
+    for candidate in similar:
+        product = candidate.product_id
+        cost = (product not in catalog) + (product not in known and product not in performance)
+        if cost > budget:
+            break
+        budget -= cost
+        catalog[product] = None
+        if product not in known:
+            performance[product] = None
+        kept_similar.append(candidate)
+    kept_fill = list(fill_first)
+    for candidate in fill[len(fill_first) :]:
+        if candidate.product_id in catalog:
+            kept_fill.append(candidate)
+        elif budget > 0:
+            budget -= 1
+            catalog[candidate.product_id] = None
+            kept_fill.append(candidate)
+    return CandidateReads(kept_similar, kept_fill, list(performance), list(catalog))
+
+
+def priced(candidates: list[Candidate], listings: dict[str, Listing]) -> list[Candidate]:
+    """Candidates valued at their catalog price where the catalog knows one."""
+    return [
+        replace(c, price=listing.price)
+        if (listing := listings.get(c.product_id)) is not None and listing.price is not None
+        else c
+        for c in candidates
+    ]
+
+
 def recommend(
     shop: str, customer_id: str | None, query: RecommendationQuery, reader: ServingReader, rng: random.Random
 ) -> dict[str, Any]:
     """Two round trips at most: the context (settings, model, profiles, the placement's products' neighbours), then
-    the candidates' own items."""
+    the candidates' own items (catalog listings, and performance the model does not carry)."""
     context = reader.context(
         shop, visitor_id=query.visitor_id, customer_id=customer_id, products=context_products(query)
     )
@@ -101,24 +165,42 @@ def recommend(
         exclude.add(query.product_id)
 
     known: dict[str, Performance] = {p.product_id: p for p in model.best_sellers} if model else {}
-    similar = similar_candidates(query, context, exclude)
-    unknown = [candidate.product_id for candidate in similar if candidate.product_id not in known]
-    if unknown:
-        known |= reader.candidates(shop, unknown, run=model.run if model else None).performance
-    fill = best_seller_candidates(model.best_sellers if model else [])
+    reads = plan_candidate_reads(
+        similar_candidates(query, context, exclude),
+        best_seller_candidates(model.best_sellers if model else []),
+        set(known),
+        limit=query.limit,
+        exclude=exclude,
+    )
+    items = reader.candidates(
+        shop, performance_ids=reads.performance_ids, catalog_ids=reads.catalog_ids, run=model.run if model else None
+    )
+    known |= items.performance
+    # Draft, archived, deleted and sold-out products are never recommended, in either arm.
+    exclude |= {product for product, listing in items.listings.items() if not listing.recommendable}
     scorer = Scorer(
         settings=settings,
         performance=known,
         prior=model.prior if model else None,
         fallback_price=model.median_price if model else None,
     )
-    ranked = rank(similar, fill, scorer, arm=arm, limit=query.limit, exclude=exclude, rng=rng)
+    ranked = rank(
+        priced(reads.similar, items.listings),
+        priced(reads.fill, items.listings),
+        scorer,
+        arm=arm,
+        limit=query.limit,
+        exclude=exclude,
+        rng=rng,
+    )
     products: list[dict[str, Any]] = []
     for position, item in enumerate(ranked, start=1):
         product: dict[str, Any] = {"product_id": item.product_id, "score": item.score, "position": position}
         performance = known.get(item.product_id)
         if performance is not None and performance.price is not None:
             product["price"] = money_text(performance.price)
+        if (listing := items.listings.get(item.product_id)) is not None:
+            product |= listing.render_fields()
         products.append(product)
     return {
         "rec_id": new_rec_id(arm),
