@@ -7,8 +7,9 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -286,3 +287,90 @@ def test_given_signed_orders_when_the_similarity_job_is_invoked_then_a_product_p
     assert served(placement="home", visitor_id="v-stack") == []
     assert post_events(stack, shop, [{"type": "view", "visitor_id": "v-stack", "product_id": "705"}]).ok
     assert served(placement="home", visitor_id="v-stack") == ["702"]
+
+
+PRODUCT_SAMPLE = Path(__file__).resolve().parents[1] / "fixtures" / "shopify" / "products_update_sample.json"
+
+
+def product_update(
+    number: int, updated_at: datetime, *, price: str, status: str = "active", stock: int = 5
+) -> dict[str, Any]:
+    """Shopify's products/update payload for one product with one variant."""
+    payload: dict[str, Any] = json.loads(PRODUCT_SAMPLE.read_text())
+    variant = payload["variants"][0] | {"product_id": number, "price": price, "inventory_quantity": stock}
+    payload |= {
+        "id": number,
+        "title": f"Product {number}",
+        "handle": f"product-{number}",
+        "status": status,
+        "updated_at": updated_at.isoformat(),
+        "variants": [variant],
+    }
+    payload["image"] = payload["image"] | {"product_id": number, "src": f"https://cdn.shopify.com/{number}.jpg"}
+    return payload
+
+
+def test_given_the_catalog_when_products_change_then_recommendations_follow_within_seconds(stack: RunningStack) -> None:
+    """Signed products webhooks → the product page's recommendations: ranked by catalog price under the revenue
+    objective, rendered from the catalog, reordered by a price change, and without a product once it is a draft
+    or sold out."""
+    shop = new_shop()
+    settings = {"policy": "bayes", "objective": "revenue", "explore_share": 0.0, "holdout_share": 0.0}
+    put = requests.put(
+        f"{stack.url}/admin/settings",
+        json=settings,
+        timeout=10,
+        headers={"authorization": f"Bearer {session_token(shop)}"},
+    )
+    assert put.status_code == 200, put.text
+    baskets = [[801, 802]] * 4 + [[801, 803]] * 3 + [[801, 804]] * 2
+    for n, basket in enumerate(baskets):
+        lines = [{"product_id": product, "price": "15.00"} for product in basket]
+        order = order_payload(order_id=9400 + n, created_at=datetime.now(UTC), lines=lines)
+        assert post_webhook(stack, shop, order).status_code == 200
+    t0 = datetime.now(UTC)
+    for number, price in ((802, "20.00"), (803, "30.00"), (804, "10.00")):
+        update = product_update(number, t0, price=price)
+        assert post_webhook(stack, shop, update, topic="products/update").status_code == 200
+    wait_for(lambda: roi(stack, shop)["orders"] == len(baskets), message="the orders")
+    for job in ("SimilarityFunction", "DailyLearningFunction"):
+        invoked = stack.command("invoke", job, timeout=300)
+        assert invoked.returncode == 0, invoked.stdout + invoked.stderr
+
+    def served() -> list[dict[str, Any]]:
+        query = proxy_query(shop, extra={"placement": "product", "product_id": "801", "limit": "10"})
+        response = requests.get(f"{stack.url}/apps/proxy/recommendations?{query}", timeout=10)
+        assert response.status_code == 200, response.text
+        products: list[dict[str, Any]] = response.json()["products"]
+        return products
+
+    def served_ids() -> list[str]:
+        return [product["product_id"] for product in served()]
+
+    # No product has data yet: each is worth the prior's CVR × its catalog price.
+    wait_for(lambda: served_ids() == ["803", "802", "804"], message="the catalog's prices")
+    first = served()[0]
+    assert {key: first[key] for key in ("title", "url", "price", "image")} == {
+        "title": "Product 803",
+        "url": "/products/product-803",
+        "price": "30.00",
+        "image": "https://cdn.shopify.com/803.jpg",
+    }
+
+    dearer = product_update(804, t0 + timedelta(minutes=1), price="50.00")
+    assert post_webhook(stack, shop, dearer, topic="products/update").status_code == 200
+    wait_for(lambda: served_ids() == ["804", "803", "802"], timeout=30, message="the price change")
+
+    draft = product_update(803, t0 + timedelta(minutes=2), price="30.00", status="draft")
+    assert post_webhook(stack, shop, draft, topic="products/update").status_code == 200
+    wait_for(lambda: served_ids() == ["804", "802"], timeout=30, message="the draft gone")
+
+    sold_out = product_update(802, t0 + timedelta(minutes=3), price="20.00", stock=0)
+    assert post_webhook(stack, shop, sold_out, topic="products/update").status_code == 200
+    wait_for(lambda: served_ids() == ["804"], timeout=30, message="the sold-out product gone")
+
+    late = product_update(802, t0 + timedelta(seconds=30), price="20.00")  # an older update, delivered last
+    assert post_webhook(stack, shop, late, topic="products/update").status_code == 200
+    deleted = {"id": 804}
+    assert post_webhook(stack, shop, deleted, topic="products/delete").status_code == 200
+    wait_for(lambda: served_ids() == [], timeout=30, message="the deleted product gone, the late update ignored")
