@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,6 +18,7 @@ from reclift.data.health import health_store
 from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.logic.health import check_shop, fan_out, parse_job
+from reclift.logic.scheduled import handle_shop_jobs
 from reclift.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -39,13 +40,12 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    fired = str(event.get("time") or datetime.now(UTC).isoformat())
-    scheduled_at = datetime.fromisoformat(fired.replace("Z", "+00:00"))
-    summary = fan_out(LearningStore().shops(), queue_jobs, scheduled_at=scheduled_at)
-    metrics.add_metric(name="HealthChecksQueued", unit=MetricUnit.Count, value=summary["shops"])
-    logger.info("health checks fanned out", extra=summary)
-    return summary
+    return handle_shop_jobs(
+        event,
+        context,
+        processor=processor,
+        record_handler=record_handler,
+        fan_out=lambda fired: fan_out(LearningStore().shops(), queue_jobs, scheduled_at=fired),
+        queued_metric="HealthChecksQueued",
+        fanned_out_message="health checks fanned out",
+    )

@@ -3,11 +3,10 @@ shop's product performance. Failed shops are reported one by one and end in the 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,6 +15,7 @@ from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.data.store import dynamo_store
 from reclift.logic.learning import fan_out, learn_shop, parse_job
+from reclift.logic.scheduled import handle_shop_jobs
 from reclift.observability import logger, metrics
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -34,14 +34,13 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
     # The window ends on the day the schedule fires (at 02:00 UTC the day just ended is its latest full day).
-    fired = str(event.get("time") or datetime.now(UTC).isoformat())
-    day = datetime.fromisoformat(fired.replace("Z", "+00:00")).date()
-    summary = fan_out(LearningStore(), queue_jobs, day=day)
-    metrics.add_metric(name="LearningJobsQueued", unit=MetricUnit.Count, value=summary["shops"])
-    logger.info("learning fanned out", extra=summary)
-    return summary
+    return handle_shop_jobs(
+        event,
+        context,
+        processor=processor,
+        record_handler=record_handler,
+        fan_out=lambda fired: fan_out(LearningStore(), queue_jobs, day=fired.date()),
+        queued_metric="LearningJobsQueued",
+        fanned_out_message="learning fanned out",
+    )

@@ -3,11 +3,10 @@ shop's co-purchase neighbours. Failed shops are reported one by one and end in t
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -16,6 +15,7 @@ from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.data.similarity import SimilarityStore
 from reclift.data.store import dynamo_store
+from reclift.logic.scheduled import handle_shop_jobs
 from reclift.logic.similarity import fan_out, parse_job, similarity_for_shop
 from reclift.observability import logger, metrics
 
@@ -36,13 +36,12 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    fired = str(event.get("time") or datetime.now(UTC).isoformat())
-    now = datetime.fromisoformat(fired.replace("Z", "+00:00"))
-    summary = fan_out(LearningStore(), queue_jobs, now=now)
-    metrics.add_metric(name="SimilarityJobsQueued", unit=MetricUnit.Count, value=summary["shops"])
-    logger.info("similarity fanned out", extra=summary)
-    return summary
+    return handle_shop_jobs(
+        event,
+        context,
+        processor=processor,
+        record_handler=record_handler,
+        fan_out=lambda fired: fan_out(LearningStore(), queue_jobs, now=fired),
+        queued_metric="SimilarityJobsQueued",
+        fanned_out_message="similarity fanned out",
+    )
