@@ -30,11 +30,12 @@ TOKEN = "shpat_bench"  # noqa: S105 - the fake's token
 
 
 def measure(sizes: dict[str, int]) -> list[dict[str, Any]]:
-    from tests.support.aws import emulated_aws, forget_execution_environment, function_env
+    from tests.support.aws import emulated_aws, forget_execution_environment
 
     from reclift.data.backfill import BackfillStore
     from reclift.logic.backfill import backfill
     from reclift.shopify_admin import AdminClient
+    from reclift_local.worker import function_env
 
     orders, products = seeded_catalog(orders=sizes["orders"], products=sizes["products"], seed=7)
     results: list[dict[str, Any]] = []

@@ -170,9 +170,7 @@ class WarmFunction:
     """
 
     def __init__(self, aws: Any, logical_id: str) -> None:
-        from tests.support.aws import function_env
-
-        from reclift_local.worker import load_handler
+        from reclift_local.worker import function_env, load_handler
 
         self._function_env = function_env
         self.spec = aws.stack.specs[logical_id]

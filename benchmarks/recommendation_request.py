@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tests.support.aws import emulated_aws, function_env
+from tests.support.aws import emulated_aws
 from tests.support.shopify import proxy_event, proxy_query
 from tests.support.stack import running_stack
 
@@ -51,6 +51,7 @@ from reclift.learning import Performance, Prior, ProductDay, aggregate, learn
 from reclift.logic.recommendations import parse_query, recommend
 from reclift.settings import ShopSettings
 from reclift.similarity import similar_products
+from reclift_local.worker import function_env
 
 NAME = "recommendation_request"
 DESCRIPTION = (

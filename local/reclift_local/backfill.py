@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, TextIO
 from .emulator import FAKE_CREDENTIALS
 from .stack import read_state
 from .template import load_template
+from .worker import function_env
 
 TOKEN_VARIABLE = "RECLIFT_ADMIN_TOKEN"  # noqa: S105 - the variable's name, not a token
 BAR_WIDTH = 30
@@ -94,20 +94,6 @@ def stack_environment(state: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def run_command(
     *,
     shop: str,
@@ -128,7 +114,7 @@ def run_command(
         env = stack_environment(state)
     if admin_url:
         env["RECLIFT_ADMIN_API_URL"] = admin_url
-    with environment(env):
+    with function_env(env):
         from reclift import config
         from reclift.data.backfill import BackfillProgress, BackfillStore
         from reclift.data.store import DynamoStore

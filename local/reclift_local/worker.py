@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -81,6 +82,21 @@ def _decimal_default(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+@contextmanager
+def function_env(values: Mapping[str, str]) -> Iterator[None]:
+    """The process environment with `values` set (as a function's configuration), restored afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def load_handler(code_dir: Path, handler: str, function_name: str) -> Handler:

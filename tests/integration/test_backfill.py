@@ -21,7 +21,8 @@ from reclift.logic.backfill import ORDERS_PER_PAGE, PRODUCTS_PER_PAGE
 from reclift.shopify_admin import AdminAccessDenied, AdminApiError, AdminClient, RetryPolicy
 from reclift_local import cli
 from reclift_local.fake_admin import FakeAdminApi, FakeProduct, FakeVariant, seeded_catalog
-from tests.support.aws import EmulatedAws, forget_execution_environment, function_env, process_queue
+from reclift_local.worker import function_env
+from tests.support.aws import EmulatedAws, forget_execution_environment, process_queue
 from tests.support.shopify import new_shop, order_payload, webhook_event
 
 TOKEN = "shpat_test_token"

@@ -12,7 +12,8 @@ import pytest
 
 from reclift.logic.similarity import compute_shop
 from reclift_local.pollers import sqs_record
-from tests.support.aws import EmulatedAws, forget_execution_environment, function_env
+from reclift_local.worker import function_env
+from tests.support.aws import EmulatedAws, forget_execution_environment
 from tests.support.calls import ApiCallCounter
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 

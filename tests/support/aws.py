@@ -17,7 +17,7 @@ from reclift_local.output import Output
 from reclift_local.pollers import sqs_record
 from reclift_local.sign import DEV_API_SECRET
 from reclift_local.stack import LocalStack, StackOptions
-from reclift_local.worker import LambdaContext, load_handler
+from reclift_local.worker import LambdaContext, function_env, load_handler
 from reclift_local.workers import function_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -106,20 +106,6 @@ def process_queue(aws: EmulatedAws, sqs: Any, url: str) -> dict[str, Any]:
     records = [sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION) for message in queued(sqs, url)]
     result: dict[str, Any] = aws.invoke("AttributionFunction", {"Records": records})
     return result
-
-
-@contextmanager
-def function_env(env: dict[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def forget_execution_environment() -> None:
