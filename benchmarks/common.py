@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -196,3 +197,48 @@ class WarmFunction:
 def logical_names(aws: Any) -> dict[str, str]:
     """Physical table names and queue URLs of the emulated stack → their logical ids."""
     return {physical: logical for logical, physical in aws.stack.resources().items()}
+
+
+def job_event(job: Mapping[str, Any]) -> dict[str, Any]:
+    """An SQS batch of one queued job, as Lambda's poller hands it to the function."""
+    from reclift_local.pollers import sqs_record
+
+    message = {"MessageId": "bench", "ReceiptHandle": "r", "Body": json.dumps(job), "Attributes": {}}
+    return {"Records": [sqs_record(message, f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:q", REGION)]}
+
+
+def run_job(function: WarmFunction, counter: ApiCallCounter, job: Mapping[str, Any]) -> tuple[Block, float]:
+    """One shop's queued job through the warm function, with its AWS requests counted and its logs silenced: the
+    block of requests and the handler's seconds. The job must succeed."""
+    with counter.counting() as block, quiet_stdout():
+        response, seconds = function(job_event(job))
+    assert response == {"batchItemFailures": []}, response
+    return block, seconds
+
+
+# ---------------------------------------------------------------------------------------------------- seeding
+def seeding_client(aws: Any) -> Any:
+    """A DynamoDB client on the emulated stack with a connection for each seeding thread."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=aws.stack.dynamodb_endpoint,
+        region_name=REGION,
+        config=Config(max_pool_connections=16),
+    )
+
+
+def put_items(pool: Executor, dynamodb: Any, table: str, items: Sequence[dict[str, Any]]) -> int:
+    """`items` (DynamoDB JSON) written to `table` 25 to a request across the pool's threads, what DynamoDB leaves
+    unprocessed sent again; returns how many were written."""
+
+    def write(entries: list[dict[str, Any]]) -> None:
+        pending = {table: entries}
+        while pending:
+            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+    puts = [{"PutRequest": {"Item": item}} for item in items]
+    list(pool.map(write, [puts[start : start + 25] for start in range(0, len(puts), 25)]))
+    return len(puts)

@@ -8,7 +8,6 @@ level. The check reads only the hourly totals, so its requests do not grow with 
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -16,20 +15,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from benchmarks.common import (
     ApiCallCounter,
     WarmFunction,
     calls_by_operation,
     logical_names,
+    put_items,
     pyplot,
-    quiet_stdout,
+    run_job,
     save_figure,
+    seeding_client,
     write_results,
 )
-from reclift_local.pollers import sqs_record
 
 NAME = "health_check"
 DESCRIPTION = (
@@ -62,20 +59,13 @@ def day_items(shop: str, day: str, products: int, hours: int, rng: random.Random
 
 
 def seed(dynamodb: Any, table: str, shop: str, products: int, now: datetime) -> int:
-    def write(entries: list[dict[str, Any]]) -> None:
-        pending = {table: entries}
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-
     rng = random.Random(products)
     written = 0
     with ThreadPoolExecutor(8) as pool:
         for age in range(DAYS):
             day = (now - timedelta(days=age)).date()
             hours = now.hour + 1 if age == 0 else 24
-            puts = [{"PutRequest": {"Item": item}} for item in day_items(shop, day.isoformat(), products, hours, rng)]
-            list(pool.map(write, [puts[start : start + 25] for start in range(0, len(puts), 25)]))
-            written += len(puts)
+            written += put_items(pool, dynamodb, table, day_items(shop, day.isoformat(), products, hours, rng))
     return written
 
 
@@ -85,23 +75,13 @@ def measure(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     now = datetime.now(UTC)
     results = []
     with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state), database="dynamodb-local") as aws:
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=aws.stack.dynamodb_endpoint,
-            region_name="us-east-1",
-            config=Config(max_pool_connections=16),
-        )
+        dynamodb = seeding_client(aws)
         checker = WarmFunction(aws, "HealthCheckFunction")
         counter = ApiCallCounter(names=logical_names(aws))
         for products in sizes:
             shop = f"health-{products}.myshopify.com"
             seeded = seed(dynamodb, aws.resource("CountersTable"), shop, products, now)
-            body = json.dumps({"shop": shop, "scheduled_at": now.isoformat()})
-            message = {"MessageId": "bench", "ReceiptHandle": "r", "Body": body, "Attributes": {}}
-            event = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")]}
-            with counter.counting() as block, quiet_stdout():
-                response, seconds = checker(event)
-            assert response == {"batchItemFailures": []}, response
+            block, seconds = run_job(checker, counter, {"shop": shop, "scheduled_at": now.isoformat()})
             dynamodb_calls = calls_by_operation(block.calls, "dynamodb")
             results.append(
                 {

@@ -9,7 +9,6 @@ measured apart, to show where the time goes.
 
 from __future__ import annotations
 
-import json
 import random
 import tempfile
 import time
@@ -20,22 +19,20 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from benchmarks.common import (
     ApiCallCounter,
     WarmFunction,
     calls_by_operation,
     logical_names,
+    put_items,
     pyplot,
-    quiet_stdout,
+    run_job,
     save_figure,
+    seeding_client,
     write_results,
 )
 from reclift.learning import ProductDay, aggregate, best_sellers, learn, median_price
 from reclift.settings import ShopSettings
-from reclift_local.pollers import sqs_record
 
 NAME = "learning_job"
 DESCRIPTION = (
@@ -69,11 +66,6 @@ def seed_counters(dynamodb: Any, table: str, shop: str, products: int, last_day:
     """The counters tracking and attribution would have left, written 25 to a request from 8 threads, a day at a
     time (so that a 100k-product catalogue never holds more than one day of items in memory)."""
 
-    def write(entries: list[dict[str, Any]]) -> None:
-        pending = {table: entries}
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-
     written = 0
     with ThreadPoolExecutor(8) as pool:
         for age in range(DAYS):
@@ -82,9 +74,8 @@ def seed_counters(dynamodb: Any, table: str, shop: str, products: int, last_day:
             for product, counts in counter_rows(products, day, rng):
                 item: dict[str, Any] = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
                 item |= {name: {"N": str(value)} for name, value in counts.items()}
-                items.append({"PutRequest": {"Item": item}})
-            list(pool.map(write, [items[start : start + 25] for start in range(0, len(items), 25)]))
-            written += len(items)
+                items.append(item)
+            written += put_items(pool, dynamodb, table, items)
     return written
 
 
@@ -95,12 +86,7 @@ def end_to_end(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
     today = datetime.now(UTC).date()
     results = []
     with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state), database="dynamodb-local") as aws:
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=aws.stack.dynamodb_endpoint,
-            region_name="us-east-1",
-            config=Config(max_pool_connections=16),
-        )
+        dynamodb = seeding_client(aws)
         learner = WarmFunction(aws, "DailyLearningFunction")
         counter = ApiCallCounter(names=logical_names(aws))
         for products in sizes:
@@ -110,12 +96,7 @@ def end_to_end(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                 dynamodb, aws.resource("CountersTable"), shop, products, today, random.Random(products)
             )
             seed_seconds = time.perf_counter() - started
-            job = json.dumps({"shop": shop, "day": today.isoformat()})
-            message = {"MessageId": "bench", "ReceiptHandle": "r", "Body": job, "Attributes": {}}
-            event = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")]}
-            with counter.counting() as block, quiet_stdout():
-                response, seconds = learner(event)
-            assert response == {"batchItemFailures": []}, response
+            block, seconds = run_job(learner, counter, {"shop": shop, "day": today.isoformat()})
             reads = {k: v for k, v in calls_by_operation(block.calls, "dynamodb").items() if "Counters" in k}
             results.append(
                 {

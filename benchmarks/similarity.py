@@ -14,7 +14,6 @@ one shop's job end to end on DynamoDB Local.
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import tempfile
@@ -25,23 +24,22 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-import boto3
 import numpy as np
 import scipy.sparse
-from botocore.config import Config
 
 from benchmarks.common import (
     ApiCallCounter,
     WarmFunction,
     calls_by_operation,
     logical_names,
+    put_items,
     pyplot,
-    quiet_stdout,
+    run_job,
     save_figure,
+    seeding_client,
     write_results,
 )
 from reclift.similarity import Baskets, encode_baskets, neighbour_table
-from reclift_local.pollers import sqs_record
 
 NAME = "similarity"
 DESCRIPTION = (
@@ -173,11 +171,6 @@ def _stamp(moment: datetime) -> str:
 def seed_orders(dynamodb: Any, table: str, shop: str, baskets: Baskets, now: datetime) -> None:
     """Order items as the attribution worker stores them (basket on the by_shop_date index), 25 to a request."""
 
-    def write(entries: list[dict[str, Any]]) -> None:
-        pending = {table: entries}
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-
     items = []
     for order, basket in enumerate(basket_ids(baskets)):
         created = _stamp(now - timedelta(minutes=order))
@@ -192,9 +185,9 @@ def seed_orders(dynamodb: Any, table: str, shop: str, baskets: Baskets, now: dat
             "test": {"BOOL": False},
             "basket": {"L": [{"S": p} for p in basket]},
         }
-        items.append({"PutRequest": {"Item": item}})
+        items.append(item)
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(write, [items[start : start + 25] for start in range(0, len(items), 25)]))
+        put_items(pool, dynamodb, table, items)
 
 
 def end_to_end(orders: int) -> dict[str, Any]:
@@ -204,23 +197,13 @@ def end_to_end(orders: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     baskets = zipf_baskets(orders, PRODUCTS, seed=2)
     with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state), database="dynamodb-local") as aws:
-        dynamodb = boto3.client(
-            "dynamodb",
-            endpoint_url=aws.stack.dynamodb_endpoint,
-            region_name="us-east-1",
-            config=Config(max_pool_connections=16),
-        )
+        dynamodb = seeding_client(aws)
         started = time.perf_counter()
         seed_orders(dynamodb, aws.resource("OrdersTable"), shop, baskets, now)
         seed_seconds = time.perf_counter() - started
-        job = json.dumps({"shop": shop, "now": now.isoformat()})
-        message = {"MessageId": "bench", "ReceiptHandle": "r", "Body": job, "Attributes": {}}
-        event = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")]}
         function = WarmFunction(aws, "SimilarityFunction")
         counter = ApiCallCounter(names=logical_names(aws))
-        with counter.counting() as block, quiet_stdout():
-            response, seconds = function(event)
-        assert response == {"batchItemFailures": []}, response
+        block, seconds = run_job(function, counter, {"shop": shop, "now": now.isoformat()})
         pages = dynamodb.get_paginator("query").paginate(
             TableName=aws.resource("LearningTable"),
             KeyConditionExpression="pk = :shop AND begins_with(sk, :similar)",
