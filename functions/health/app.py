@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -18,10 +17,8 @@ from reclift.data.health import health_store
 from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.logic.health import check_shop, fan_out, parse_job
-from reclift.logic.scheduled import handle_shop_jobs
+from reclift.logic.scheduled import ShopJobs
 from reclift.observability import logger, metrics
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def queue_jobs(bodies: list[str]) -> int:
@@ -37,15 +34,15 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("shop checked", extra={"summary": summary})
 
 
+jobs = ShopJobs(
+    record_handler=record_handler,
+    fan_out=lambda fired: fan_out(LearningStore().shops(), queue_jobs, scheduled_at=fired),
+    queued_metric="HealthChecksQueued",
+    fanned_out_message="health checks fanned out",
+)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return handle_shop_jobs(
-        event,
-        context,
-        processor=processor,
-        record_handler=record_handler,
-        fan_out=lambda fired: fan_out(LearningStore().shops(), queue_jobs, scheduled_at=fired),
-        queued_metric="HealthChecksQueued",
-        fanned_out_message="health checks fanned out",
-    )
+    return jobs.handle(event, context)

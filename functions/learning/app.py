@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -15,10 +14,8 @@ from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.data.store import dynamo_store
 from reclift.logic.learning import fan_out, learn_shop, parse_job
-from reclift.logic.scheduled import handle_shop_jobs
+from reclift.logic.scheduled import ShopJobs
 from reclift.observability import logger, metrics
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def queue_jobs(bodies: list[str]) -> int:
@@ -31,16 +28,16 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("shop learned", extra={"summary": summary})
 
 
+# The window ends on the day the schedule fires (at 02:00 UTC the day just ended is its latest full day).
+jobs = ShopJobs(
+    record_handler=record_handler,
+    fan_out=lambda fired: fan_out(LearningStore(), queue_jobs, day=fired.date()),
+    queued_metric="LearningJobsQueued",
+    fanned_out_message="learning fanned out",
+)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    # The window ends on the day the schedule fires (at 02:00 UTC the day just ended is its latest full day).
-    return handle_shop_jobs(
-        event,
-        context,
-        processor=processor,
-        record_handler=record_handler,
-        fan_out=lambda fired: fan_out(LearningStore(), queue_jobs, day=fired.date()),
-        queued_metric="LearningJobsQueued",
-        fanned_out_message="learning fanned out",
-    )
+    return jobs.handle(event, context)

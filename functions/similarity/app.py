@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -15,11 +14,9 @@ from reclift.data.learning import LearningStore
 from reclift.data.queue import send_all
 from reclift.data.similarity import SimilarityStore
 from reclift.data.store import dynamo_store
-from reclift.logic.scheduled import handle_shop_jobs
+from reclift.logic.scheduled import ShopJobs
 from reclift.logic.similarity import fan_out, parse_job, similarity_for_shop
 from reclift.observability import logger, metrics
-
-processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def queue_jobs(bodies: list[str]) -> int:
@@ -33,15 +30,15 @@ def record_handler(record: SQSRecord) -> None:
     logger.info("shop similarity computed", extra={"summary": summary})
 
 
+jobs = ShopJobs(
+    record_handler=record_handler,
+    fan_out=lambda fired: fan_out(LearningStore(), queue_jobs, now=fired),
+    queued_metric="SimilarityJobsQueued",
+    fanned_out_message="similarity fanned out",
+)
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
-    return handle_shop_jobs(
-        event,
-        context,
-        processor=processor,
-        record_handler=record_handler,
-        fan_out=lambda fired: fan_out(LearningStore(), queue_jobs, now=fired),
-        queued_metric="SimilarityJobsQueued",
-        fanned_out_message="similarity fanned out",
-    )
+    return jobs.handle(event, context)

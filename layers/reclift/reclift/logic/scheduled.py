@@ -5,11 +5,12 @@ retried and, failing still, ends in the function's DLQ)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -22,24 +23,24 @@ def fired_at(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(fired.replace("Z", "+00:00"))
 
 
-def handle_shop_jobs(
-    event: dict[str, Any],
-    context: LambdaContext,
-    *,
-    processor: BatchProcessor,
-    record_handler: Callable[[SQSRecord], None],
-    fan_out: Callable[[datetime], dict[str, Any]],
-    queued_metric: str,
-    fanned_out_message: str,
-) -> Any:
-    """A batch of queued jobs is worked record by record; anything else is the schedule firing: `fan_out` queues one
-    message per shop for the time it fired, and its summary (whose `shops` is the count sent) is counted in
-    `queued_metric`, logged and returned."""
-    if "Records" in event:
-        return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
-        )
-    summary = fan_out(fired_at(event))
-    metrics.add_metric(name=queued_metric, unit=MetricUnit.Count, value=summary["shops"])
-    logger.info(fanned_out_message, extra=summary)
-    return summary
+@dataclass
+class ShopJobs:
+    """`record_handler` works one queued shop job; `fan_out` queues one job per shop for the time the schedule
+    fired and returns its summary, whose `shops` (the count sent) is counted in `queued_metric`."""
+
+    record_handler: Callable[[SQSRecord], None]
+    fan_out: Callable[[datetime], dict[str, Any]]
+    queued_metric: str
+    fanned_out_message: str
+    processor: BatchProcessor = field(default_factory=lambda: BatchProcessor(event_type=EventType.SQS))
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> Any:
+        """A batch of queued jobs is worked record by record; anything else is the schedule firing."""
+        if "Records" in event:
+            return process_partial_response(
+                event=event, record_handler=self.record_handler, processor=self.processor, context=context
+            )
+        summary = self.fan_out(fired_at(event))
+        metrics.add_metric(name=self.queued_metric, unit=MetricUnit.Count, value=summary["shops"])
+        logger.info(self.fanned_out_message, extra=summary)
+        return summary
