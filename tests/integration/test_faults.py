@@ -31,11 +31,9 @@ from tests.support.shopify import (
     new_shop,
     proxy_event,
     proxy_query,
-    session_token,
     webhook_event,
-    webhook_request,
 )
-from tests.support.stack import RunningStack, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
 from tests.support.truth import (
     PlannedOrder,
     actual_counters,
@@ -302,21 +300,11 @@ def send_traffic(stack: RunningStack, shop: str, orders: list[PlannedOrder]) -> 
         assert tracked.status_code == 200, tracked.text
     now = datetime.now(UTC)
     for order in orders:
-        post_to_stack(stack, shop, order_json(order, now), topic="orders/create")
-
-
-def post_to_stack(stack: RunningStack, shop: str, body: bytes, *, topic: str) -> None:
-    headers, body = webhook_request(shop, body, topic=topic)
-    response = requests.post(f"{stack.url}/webhooks/{topic}", data=body, headers=dict(headers), timeout=30)
-    assert response.status_code == 200, response.text
+        deliver_webhook(stack, shop, order_json(order, now), timeout=30)
 
 
 def stack_roi(stack: RunningStack, shop: str) -> dict[str, Any]:
-    response = requests.get(
-        f"{stack.url}/admin/roi", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=60
-    )
-    assert response.status_code == 200, response.text
-    return actual_report(response.json())
+    return actual_report(admin_get(stack, shop, "/admin/roi", timeout=60))
 
 
 def stack_counters(stack: RunningStack, shop: str, products: Collection[str]) -> dict[str, dict[str, Any]]:
@@ -370,9 +358,8 @@ def test_given_a_refund_whose_order_never_came_when_the_order_arrives_then_make_
     refunded = {(refunded_order.order_id, attributed_line_indexes(refunded_order)[0])}
     dlq_before = stack.queue_depth("WebhookDLQ")
 
-    post_to_stack(
-        stack, shop, refund_json(refunded_order, attributed_line_indexes(refunded_order)[0], 1), topic="refunds/create"
-    )
+    refund = refund_json(refunded_order, attributed_line_indexes(refunded_order)[0], 1)
+    deliver_webhook(stack, shop, refund, topic="refunds/create", timeout=30)
     wait_for(lambda: stack.queue_depth("WebhookDLQ") == dlq_before + 1, timeout=120, message="the DLQ")
     send_traffic(stack, shop, orders)
     wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, timeout=120, message="the orders")

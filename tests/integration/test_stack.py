@@ -17,7 +17,7 @@ import requests
 
 from reclift.ranking import assign_arm
 from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
-from tests.support.stack import RunningStack, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, running_stack, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -39,15 +39,6 @@ def post_events(stack: RunningStack, shop: str, events: list[dict[str, Any]], cu
     return requests.post(
         f"{stack.url}/apps/proxy/events?{proxy_query(shop, customer)}", json={"events": events}, timeout=10
     )
-
-
-def roi(stack: RunningStack, shop: str) -> dict[str, Any]:
-    response = requests.get(
-        f"{stack.url}/admin/roi", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
 
 
 def clicked(product: str, visitor: str, rec: str = "rec-1") -> dict[str, Any]:
@@ -80,7 +71,9 @@ def test_given_storefront_events_and_a_signed_order_when_posted_then_the_roi_sho
     started = time.monotonic()
     accepted = post_webhook(stack, shop, order)
     assert accepted.status_code == 200
-    report = wait_for(lambda: (r := roi(stack, shop))["attributed_orders"] and r, message="the attribution")
+    report = wait_for(
+        lambda: (r := admin_get(stack, shop, "/admin/roi"))["attributed_orders"] and r, message="the attribution"
+    )
 
     assert time.monotonic() - started < 10
     assert report["attributed_revenue"] == "32.00"
@@ -107,7 +100,7 @@ def test_given_one_delivery_three_times_and_the_order_again_under_a_new_id_then_
     assert post_webhook(stack, shop, order, webhook_id="a-new-delivery-of-the-same-order").status_code == 200
     wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, message="the queue to drain")
 
-    report = roi(stack, shop)
+    report = admin_get(stack, shop, "/admin/roi")
     assert report["attributed_revenue"] == "40.00"
     assert report["attributed_orders"] == 1
     assert report["orders"] == 1
@@ -134,7 +127,7 @@ def test_given_a_poison_delivery_beside_good_ones_then_it_reaches_the_dlq_and_th
     assert post_webhook(stack, shop, poison).status_code == 200
     assert post_webhook(stack, shop, good).status_code == 200
 
-    wait_for(lambda: roi(stack, shop)["attributed_orders"] == 1, message="the good order")
+    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"] == 1, message="the good order")
     wait_for(lambda: stack.queue_depth("WebhookDLQ") == dlq_before + 1, timeout=60, message="the DLQ")
     [message] = [
         m
@@ -232,7 +225,7 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
             lines=[{"product_id": int(product), "price": "15.00"}],
         )
         assert post_webhook(stack, shop, order).status_code == 200
-    wait_for(lambda: roi(stack, shop)["attributed_orders"] == 8, message="the orders")
+    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"] == 8, message="the orders")
 
     invoked = stack.command("invoke", "DailyLearningFunction", timeout=300)
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
@@ -271,7 +264,7 @@ def test_given_signed_orders_when_the_similarity_job_is_invoked_then_a_product_p
             lines=[{"product_id": product, "price": "15.00"} for product in basket],
         )
         assert post_webhook(stack, shop, order).status_code == 200
-    wait_for(lambda: roi(stack, shop)["orders"] == len(baskets), message="the orders")
+    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == len(baskets), message="the orders")
 
     invoked = stack.command("invoke", "SimilarityFunction", timeout=300)
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
@@ -332,7 +325,7 @@ def test_given_the_catalog_when_products_change_then_recommendations_follow_with
     for number, price in ((802, "20.00"), (803, "30.00"), (804, "10.00")):
         update = product_update(number, t0, price=price)
         assert post_webhook(stack, shop, update, topic="products/update").status_code == 200
-    wait_for(lambda: roi(stack, shop)["orders"] == len(baskets), message="the orders")
+    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == len(baskets), message="the orders")
     for job in ("SimilarityFunction", "DailyLearningFunction"):
         invoked = stack.command("invoke", job, timeout=300)
         assert invoked.returncode == 0, invoked.stdout + invoked.stderr

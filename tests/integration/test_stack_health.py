@@ -20,9 +20,9 @@ import requests
 
 from reclift.ranking import assign_arm
 from tests.support.browser import chromium
-from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
+from tests.support.shopify import new_shop, order_payload, proxy_query, session_token
 from tests.support.slack import FakeSlack, fake_slack
-from tests.support.stack import RunningStack, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -54,26 +54,11 @@ def post_events(stack: RunningStack, shop: str, events: list[dict[str, Any]]) ->
         assert response.status_code == 200, response.text
 
 
-def post_webhook(stack: RunningStack, shop: str, body: bytes) -> None:
-    headers, raw = webhook_request(shop, body)
-    response = requests.post(f"{stack.url}/webhooks/orders/create", data=raw, headers=dict(headers), timeout=10)
-    assert response.status_code == 200, response.text
-
-
 def order(order_id: int, visitor: str, product: int, price: str = "10.00") -> bytes:
     lines = [{"product_id": product, "price": price}]
     return json.dumps(
         order_payload(order_id=order_id, created_at=datetime.now(UTC), visitor_id=visitor, lines=lines)
     ).encode()
-
-
-def admin(stack: RunningStack, shop: str, path: str) -> dict[str, Any]:
-    response = requests.get(
-        f"{stack.url}{path}", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def hourly_check(stack: RunningStack) -> None:
@@ -107,15 +92,15 @@ def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_aler
     # (five failed attempts, then the DLQ).
     post_events(stack, shop, [shown("v-seen", "l-health", [601, 602, 603, 604]) for _ in range(50)])
     dead_before = stack.queue_depth("WebhookDLQ")
-    post_webhook(stack, shop, b'{"id": "not an order"}')
+    deliver_webhook(stack, shop, b'{"id": "not an order"}')
     wait_for(lambda: stack.queue_depth("WebhookDLQ") > dead_before, timeout=60, message="the poison order in the DLQ")
 
     hourly_check(stack)
     hourly_check(stack)
 
     assert len(about(slack, shop, "alert")) == 4
-    assert all(condition in str(admin(stack, shop, "/admin/health")) for condition in ALL_CONDITIONS)
-    state = admin(stack, shop, "/admin/health")["conditions"]
+    assert all(condition in str(admin_get(stack, shop, "/admin/health")) for condition in ALL_CONDITIONS)
+    state = admin_get(stack, shop, "/admin/health")["conditions"]
     assert {name for name, c in state.items() if c["status"] == "alerting"} == ALL_CONDITIONS
 
     # When a recommendation is served, a shown product is bought after a click (1 in 200 = 0.5 %) and 94 more orders
@@ -127,8 +112,8 @@ def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_aler
     post_events(stack, shop, [clicked("v-seen", "l-health", 601)])
     bodies = [order(60_000, "v-seen", 601)] + [order(60_001 + n, f"v-else-{n}", 990) for n in range(94)]
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda body: post_webhook(stack, shop, body), bodies))
-    wait_for(lambda: admin(stack, shop, "/admin/roi")["orders"] == 95, timeout=120, message="95 orders recorded")
+        list(pool.map(lambda body: deliver_webhook(stack, shop, body), bodies))
+    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == 95, timeout=120, message="95 orders recorded")
 
     hourly_check(stack)
     hourly_check(stack)
@@ -136,7 +121,7 @@ def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_aler
     # Then one recovery per condition, and still one alert each.
     assert len(about(slack, shop, "recovered")) == 4
     assert len(about(slack, shop, "alert")) == 4
-    state = admin(stack, shop, "/admin/health")["conditions"]
+    state = admin_get(stack, shop, "/admin/health")["conditions"]
     assert {c["status"] for c in state.values()} == {"ok"}
 
 
@@ -157,16 +142,16 @@ def test_given_attributed_orders_in_both_arms_when_the_admin_page_loads_then_it_
     events += [clicked(learning[0], "l-page", 611), clicked(learning[1], "l-page", 612)]
     events += [clicked(holdout[0], "h-page", 611)]
     post_events(stack, shop, events)
-    post_webhook(stack, shop, order(61_000, learning[0], 611, "40.00"))
-    post_webhook(stack, shop, order(61_001, learning[1], 612, "25.50"))
-    post_webhook(stack, shop, order(61_002, holdout[0], 611, "20.00"))
+    deliver_webhook(stack, shop, order(61_000, learning[0], 611, "40.00"))
+    deliver_webhook(stack, shop, order(61_001, learning[1], 612, "25.50"))
+    deliver_webhook(stack, shop, order(61_002, holdout[0], 611, "20.00"))
     roi = wait_for(
-        lambda: (report := admin(stack, shop, "/admin/roi"))["attributed_orders"] == 3 and report,
+        lambda: (report := admin_get(stack, shop, "/admin/roi"))["attributed_orders"] == 3 and report,
         timeout=60,
         message="three attributed orders",
     )
     hourly_check(stack)
-    health = admin(stack, shop, "/admin/health")
+    health = admin_get(stack, shop, "/admin/health")
 
     url = f"{stack.url}/admin?shop={shop}&host=YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdA&embedded=1&id_token="
     url += session_token(shop, ttl=300)

@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from tests.support.browser import chromium
-from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
-from tests.support.stack import RunningStack, running_stack, wait_for
+from tests.support.shopify import new_shop, order_payload, proxy_query
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
 from tests.support.storefront import Storefront, StoreProduct, storefront
 
 if TYPE_CHECKING:
@@ -69,21 +69,6 @@ def browser() -> Iterator[Browser]:
         yield launched
 
 
-def post_order(stack: RunningStack, shop: str, order: dict[str, Any]) -> None:
-    headers, body = webhook_request(shop, json.dumps(order).encode())
-    response = requests.post(f"{stack.url}/webhooks/orders/create", data=body, headers=dict(headers), timeout=10)
-    assert response.status_code == 200, response.text
-
-
-def roi(stack: RunningStack, shop: str) -> dict[str, Any]:
-    response = requests.get(
-        f"{stack.url}/admin/roi", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=10
-    )
-    assert response.status_code == 200, response.text
-    report: dict[str, Any] = response.json()
-    return report
-
-
 @pytest.fixture(scope="module")
 def shop(stack: RunningStack) -> str:
     """A shop whose earlier widget traffic showed SELLERS, whose visitors then bought them (attributed purchases),
@@ -111,9 +96,13 @@ def shop(stack: RunningStack) -> str:
                 visitor_id=visitor,
                 lines=[{"product_id": product_id, "price": price}],
             )
-            post_order(stack, shop, order)
+            deliver_webhook(stack, shop, json.dumps(order).encode())
     placed = order_id - 50_000
-    wait_for(lambda: roi(stack, shop)["attributed_orders"] == placed, timeout=60, message="the orders' attribution")
+    wait_for(
+        lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"] == placed,
+        timeout=60,
+        message="the orders' attribution",
+    )
     learned = stack.command("invoke", "DailyLearningFunction", timeout=120)
     assert learned.returncode == 0, learned.stderr
     return shop
@@ -294,10 +283,10 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
             {"product_id": int(first["product_id"]), "price": "19.90"},
         ],
     )
-    before = roi(stack, shop)
-    post_order(stack, shop, order)
+    before = admin_get(stack, shop, "/admin/roi")
+    deliver_webhook(stack, shop, json.dumps(order).encode())
     report = wait_for(
-        lambda: (r := roi(stack, shop))["attributed_orders"] > before["attributed_orders"] and r,
+        lambda: (r := admin_get(stack, shop, "/admin/roi"))["attributed_orders"] > before["attributed_orders"] and r,
         message="the attribution",
     )
     assert report["attributed_orders"] == before["attributed_orders"] + 1

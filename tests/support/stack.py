@@ -18,6 +18,7 @@ import boto3
 import requests
 
 from reclift_local.sign import DEV_API_SECRET
+from tests.support.shopify import session_token, webhook_request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,6 +115,25 @@ def running_stack(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def deliver_webhook(
+    stack: RunningStack, shop: str, body: bytes, *, topic: str = "orders/create", timeout: float = 10
+) -> None:
+    """`body` delivered as Shopify delivers a webhook (signed), and accepted."""
+    headers, signed = webhook_request(shop, body, topic=topic)
+    response = requests.post(f"{stack.url}/webhooks/{topic}", data=signed, headers=dict(headers), timeout=timeout)
+    assert response.status_code == 200, response.text
+
+
+def admin_get(stack: RunningStack, shop: str, path: str, *, timeout: float = 10) -> dict[str, Any]:
+    """An admin route's answer, asked with the shop's session token as the embedded app asks it."""
+    response = requests.get(
+        f"{stack.url}{path}", headers={"authorization": f"Bearer {session_token(shop)}"}, timeout=timeout
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def wait_for(condition: Any, timeout: float = 30, *, interval: float = 0.1, message: str = "condition") -> Any:
