@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException
+from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.data.catalog import CatalogStore
 from reclift.data.models import BackfillItem, OrderRecord
-from reclift.data.store import StoreError, basket_record
+from reclift.data.store import StoreError, basket_record, save_if
 from reclift.orders import Basket
 
 
@@ -81,15 +81,8 @@ class BackfillStore(CatalogStore):
 
     def save_backfilled_basket(self, shop: str, basket: Basket) -> bool:
         """Store the order's basket as attribution would, unless the order is already stored (False then)."""
-        try:
-            basket_record(shop, basket, backfilled=True).save(condition=OrderRecord.pk.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"storing a backfilled basket failed: {exc.msg}") from exc
-        except PynamoDBException as exc:
-            raise StoreError(f"storing a backfilled basket failed: {exc.msg}") from exc
-        return True
+        record = basket_record(shop, basket, backfilled=True)
+        return save_if(record, OrderRecord.pk.does_not_exist(), "storing a backfilled basket")
 
 
 @cache

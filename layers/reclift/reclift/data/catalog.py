@@ -17,11 +17,11 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
-from pynamodb.exceptions import PutError, PynamoDBException
+from pynamodb.exceptions import PynamoDBException
 
 from reclift.catalog import Listing, ProductStatus
 from reclift.data.models import CatalogItem, bind_tables
-from reclift.data.store import StoreError
+from reclift.data.store import StoreError, save_if
 
 # Shopify retries a delivery for 48 hours: a tombstone kept well beyond that still beats every late update.
 TOMBSTONE_RETENTION_DAYS = 30
@@ -83,15 +83,7 @@ class CatalogStore:
             (CatalogItem.deleted == False)  # noqa: E712 - a PynamoDB condition, not a comparison
             & (CatalogItem.updated_at <= listing.updated_at)
         )
-        try:
-            _item(shop, listing).save(condition=condition)
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"saving a catalog listing failed: {exc.msg}") from exc
-        except PynamoDBException as exc:
-            raise StoreError(f"saving a catalog listing failed: {exc.msg}") from exc
-        return True
+        return save_if(_item(shop, listing), condition, "saving a catalog listing")
 
     def save_deletion(self, shop: str, product_id: str, deleted_at: datetime | None = None) -> None:
         """Replace the product by its tombstone (also for a product never seen: a late create then changes nothing)."""

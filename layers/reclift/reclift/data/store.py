@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.expressions.condition import Condition
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from reclift.adjustments import Adjustment, AttributedLine
@@ -63,6 +65,20 @@ def _buckets(ids: set[str]) -> dict[int, set[str]]:
 
 class StoreError(RuntimeError):
     """DynamoDB refused or failed a request; the caller's unit of work should be retried."""
+
+
+def save_if(item: Model, condition: Condition, what: str) -> bool:
+    """Save `item` where `condition` holds; False where it does not (nothing written), StoreError naming `what` on
+    any other failure."""
+    try:
+        item.save(condition=condition)
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise StoreError(f"{what} failed: {exc.msg}") from exc
+    except PynamoDBException as exc:
+        raise StoreError(f"{what} failed: {exc.msg}") from exc
+    return True
 
 
 # ---------------------------------------------------------------- keys
