@@ -3,18 +3,16 @@ the baskets of its window and write one item per product."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from reclift.data.learning import LearningStore
 from reclift.data.similarity import SimilarityStore
 from reclift.data.store import Store, dynamo_store
-from reclift.ids import shop_domain
-from reclift.logic.deliveries import UnprocessableDelivery
+from reclift.logic import jobs
 from reclift.similarity import join_baskets, neighbour_table
 
 
@@ -29,17 +27,12 @@ class SimilarityJob(BaseModel):
 
 def fan_out(shops: LearningStore, send: Callable[[list[str]], int], *, now: datetime) -> dict[str, Any]:
     """One message per known shop."""
-    bodies = [SimilarityJob(shop=shop, now=now).model_dump_json() for shop in shops.shops()]
-    return {"now": now.isoformat(), "shops": send(bodies)}
+    sent = jobs.fan_out(shops.shops(), lambda shop: SimilarityJob(shop=shop, now=now), send)
+    return {"now": now.isoformat(), "shops": sent}
 
 
 def parse_job(body: str) -> SimilarityJob:
-    try:
-        job = SimilarityJob.model_validate(json.loads(body))
-        shop_domain(job.shop)
-    except (ValueError, ValidationError) as exc:
-        raise UnprocessableDelivery("the message is not a similarity job") from exc
-    return job
+    return jobs.parse_job(body, SimilarityJob)
 
 
 def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityStore, store: Store) -> dict[str, Any]:
