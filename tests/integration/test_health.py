@@ -16,7 +16,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from reclift_local.pollers import sqs_record
-from tests.support.aws import EmulatedAws
+from tests.support.aws import EmulatedAws, queued
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 from tests.support.slack import FakeSlack, fake_slack
 
@@ -230,11 +230,7 @@ def test_given_the_schedule_when_it_fires_then_one_check_per_shop_is_queued(aws:
 
     summary = aws.invoke("HealthCheckFunction", {"time": "2026-11-26T10:00:00Z", "detail-type": "Scheduled Event"})
 
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-        bodies += [json.loads(m["Body"]) for m in messages]
-        for message in messages:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    bodies = [json.loads(message["Body"]) for message in queued(sqs, queue)]
     assert summary["shops"] == len(bodies) >= 1
     assert {"shop": shop, "scheduled_at": "2026-11-26T10:00:00Z"} in bodies
 

@@ -12,7 +12,7 @@ import pytest
 
 from reclift.ranking import assign_arm
 from reclift_local.pollers import sqs_record
-from tests.support.aws import EmulatedAws
+from tests.support.aws import EmulatedAws, process_queue
 from tests.support.calls import ApiCallCounter
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
@@ -86,11 +86,7 @@ def shop_with_history(aws: EmulatedAws) -> str:
             )
             assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
             order_id, visitor = order_id + 1, visitor + 1
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-        records = [sqs_record(m, "arn:aws:sqs:us-east-1:1:q", REGION) for m in messages]
-        assert aws.invoke("AttributionFunction", {"Records": records}) == {"batchItemFailures": []}
-        for message in messages:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert process_queue(aws, sqs, queue) == {"batchItemFailures": []}
     return shop
 
 

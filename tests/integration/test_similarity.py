@@ -13,7 +13,7 @@ import pytest
 from reclift.logic.similarity import compute_shop
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
-from tests.support.aws import EmulatedAws, forget_execution_environment
+from tests.support.aws import EmulatedAws, forget_execution_environment, process_queue, queued
 from tests.support.calls import ApiCallCounter
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
@@ -42,11 +42,7 @@ def job_event(body: dict[str, Any] | str, message_id: str = "m-1") -> dict[str, 
 
 def drain_webhooks(aws: EmulatedAws) -> None:
     sqs, queue = aws.client("sqs"), aws.resource("WebhookQueue")
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-        records = [sqs_record(m, "arn:aws:sqs:us-east-1:1:q", REGION) for m in messages]
-        assert aws.invoke("AttributionFunction", {"Records": records}) == {"batchItemFailures": []}
-        for message in messages:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert process_queue(aws, sqs, queue) == {"batchItemFailures": []}
 
 
 def recommended(aws: EmulatedAws, shop: str, **params: str) -> list[str]:
@@ -169,11 +165,7 @@ def test_given_the_schedule_then_one_job_per_shop_is_queued_and_a_bad_message_fa
     sqs, queue = aws.client("sqs"), aws.resource("SimilarityQueue")
 
     fanned = aws.invoke("SimilarityFunction", scheduled)
-    bodies = []
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-        bodies += [json.loads(m["Body"]) for m in messages]
-        for message in messages:
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    bodies = [json.loads(message["Body"]) for message in queued(sqs, queue)]
 
     assert fanned["shops"] == len(bodies) >= 1
     assert shop_with_baskets in {body["shop"] for body in bodies}
