@@ -73,8 +73,6 @@ def shop_with_history(aws: EmulatedAws) -> str:
         body = json.dumps({"events": impressions[start : start + 50]}).encode()
         event = proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body)
         assert aws.invoke("StorefrontFunction", event)["statusCode"] == 200
-    sqs = aws.client("sqs")
-    queue = aws.resource("WebhookQueue")
     order_id, visitor = 70_000, 0
     for product, (_, purchases) in TRAFFIC.items():
         for _ in range(purchases):
@@ -86,8 +84,13 @@ def shop_with_history(aws: EmulatedAws) -> str:
             )
             assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
             order_id, visitor = order_id + 1, visitor + 1
-    assert process_queue(aws, sqs, queue) == {"batchItemFailures": []}
+    drain_orders(aws)
     return shop
+
+
+def drain_orders(aws: EmulatedAws) -> None:
+    """Hand every queued delivery to the AttributionFunction, as Lambda's poller would."""
+    assert process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue")) == {"batchItemFailures": []}
 
 
 def test_given_no_learning_run_yet_when_recommendations_are_asked_then_200_and_an_empty_list(
@@ -98,6 +101,34 @@ def test_given_no_learning_run_yet_when_recommendations_are_asked_then_200_and_a
     assert result["products"] == []
     assert result["arm"] in ("learning", "holdout")
     assert result["rec_id"].startswith(("l-", "h-"))
+
+
+def test_given_a_new_install_with_sales_but_no_attributions_then_home_shows_its_best_sellers(
+    aws: EmulatedAws,
+) -> None:
+    """Best sellers count every order, not only attributed ones: a shop's first widget has something to show."""
+    shop = new_shop()
+    sales = {"901": 3, "902": 5, "903": 1}
+    order_id = 80_000
+    for product, orders in sales.items():
+        for _ in range(orders):
+            order = order_payload(
+                order_id=order_id, created_at=datetime.now(UTC), lines=[{"product_id": int(product), "price": "12.00"}]
+            )
+            assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
+            order_id += 1
+    drain_orders(aws)
+
+    summary = run_learning(aws, shop)
+
+    assert summary == {"batchItemFailures": []}
+    served = recommendations(aws, shop, "v-first", explore_share="0")
+    assert [p["product_id"] for p in served["products"]] == ["902", "901", "903"]
+    assert {row["product_id"]: row["purchases"] for row in performance(aws, shop).values()} == {
+        "901": 0,
+        "902": 0,
+        "903": 0,
+    }  # nothing was attributed: performance stays honest
 
 
 def test_given_the_seed_policy_when_learned_then_the_plan_rules_blacklist_and_boost(
@@ -156,11 +187,14 @@ def test_given_a_recommendation_request_then_it_takes_at_most_two_dynamodb_round
     visitor = learning_visitor(shop_with_history, "learning")
     recommendations(aws, shop_with_history, visitor)  # warm: the secret is read from SSM once, then cached
 
-    counter = ApiCallCounter()
+    counter = ApiCallCounter(names={aws.resource(table): table for table in ("CatalogTable", "LearningTable")})
     with counter.counting() as block:
         recommendations(aws, shop_with_history, visitor, placement="product", product_id="801")
 
-    assert [(call.service, call.operation) for call in block.calls.elements()] == [("dynamodb", "BatchGetItem")]
+    # The context, then the candidates' catalog listings (the model carries their performance).
+    calls = [(call.service, call.operation) for call in block.calls.elements()]
+    assert calls == [("dynamodb", "BatchGetItem"), ("dynamodb", "BatchGetItem")]
+    assert {call.target for call in block.calls}.issuperset({"CatalogTable"})
 
 
 def test_given_a_visitor_who_bought_a_product_then_it_is_not_recommended_to_them(

@@ -25,6 +25,7 @@ from reclift.catalog import (
     parse_webhook_product,
 )
 from reclift.data.catalog import _item, catalog_keys, listings_from_items
+from reclift.ids import shopify_id
 from tests.unit.conftest import LoadFixture
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
@@ -340,5 +341,5 @@ def test_any_product_body_is_a_listing_or_a_named_refusal_never_a_crash(
 def test_any_graphql_product_node_is_a_listing_or_a_named_refusal(node: dict[str, Any]) -> None:
     with contextlib.suppress(CatalogPayloadError):
         listing = parse_graphql_product(node)
-        assert listing.product_id == "5"
+        assert listing.product_id == shopify_id(node["id"], "Product")
         assert listing.price is None or listing.price > 0

@@ -213,6 +213,16 @@ def test_given_products_when_best_sellers_are_listed_then_most_purchased_come_fi
     ]
 
 
+def test_given_orders_never_attributed_when_best_sellers_are_listed_then_the_shops_sales_lead() -> None:
+    windows = windows_of(
+        ProductWindow("attributed", impressions=100, purchases=3, units=3),
+        ProductWindow("shown-only", impressions=100),
+    )
+    sold = {"sold-most": 9, "attributed": 4, "sold-twice": 2, "never": 0}
+
+    assert best_sellers(windows, limit=10, sold=sold) == ["sold-most", "attributed", "sold-twice", "shown-only"]
+
+
 @pytest.mark.parametrize("limit", [0, 1, 2, 3])
 def test_given_a_limit_when_best_sellers_are_listed_then_at_most_that_many_are_returned(limit: int) -> None:
     windows = windows_of(*(ProductWindow(f"p{i}", impressions=10, purchases=i) for i in range(1, 6)))

@@ -305,10 +305,18 @@ def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple
     return prior, performance
 
 
-def best_sellers(windows: Mapping[str, ProductWindow], limit: int) -> list[str]:
-    """The products most purchased in the window (then most shown), for filling spare slots."""
-    ranked = sorted(windows.values(), key=lambda w: (-w.purchases, -w.units, -w.impressions, w.product_id))
-    return [w.product_id for w in ranked if w.purchases > 0 or w.impressions > 0][:limit]
+def best_sellers(windows: Mapping[str, ProductWindow], limit: int, sold: Mapping[str, int] | None = None) -> list[str]:
+    """The products most purchased in the shop's orders over the window (`sold`: orders containing each product,
+    attributed or not), then most purchased after a recommendation, then most shown: for filling spare slots."""
+    sold = sold or {}
+    products = set(windows) | {product for product, orders in sold.items() if orders > 0}
+
+    def rank(product: str) -> tuple[int, int, int, int, str]:
+        window = windows.get(product) or ProductWindow(product_id=product)
+        return (-sold.get(product, 0), -window.purchases, -window.units, -window.impressions, product)
+
+    active = [p for p in products if sold.get(p, 0) > 0 or windows[p].purchases > 0 or windows[p].impressions > 0]
+    return sorted(active, key=rank)[:limit]
 
 
 def median_price(windows: Iterable[ProductWindow]) -> Decimal | None:

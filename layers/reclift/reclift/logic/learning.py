@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from datetime import date, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from reclift.data.learning import LearningStore
+from reclift.data.similarity import SimilarityStore
 from reclift.data.store import Store
-from reclift.learning import aggregate, best_sellers, learn, median_price
+from reclift.learning import ProductWindow, aggregate, best_sellers, learn, median_price
 from reclift.logic import jobs
 
 BEST_SELLERS = 50
@@ -35,8 +37,13 @@ def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
 
 
-def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[str, Any]:
-    """Performance of every product over the shop's window of counters, under the shop's policy."""
+class Baskets(Protocol):
+    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]: ...
+
+
+def learn_shop(job: LearnShop, learning: LearningStore, store: Store, baskets: Baskets | None = None) -> dict[str, Any]:
+    """Performance of every product over the shop's window of counters, under the shop's policy; best sellers
+    from every order of the window (`baskets`: the stored baskets, as the similarity job reads them)."""
     settings = store.get_settings(job.shop)
     first_day = job.day - timedelta(days=settings.learning_window_days - 1)
     windows = aggregate(
@@ -46,8 +53,18 @@ def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[st
         half_life_days=settings.half_life_days,
         recent_days=settings.explore_window_days,
     )
+    # Best sellers count every order of the window, attributed or not (a new install has sales before it has
+    # attributions); the ones never shown get their prior-only performance.
+    window_baskets = (baskets or SimilarityStore()).baskets(
+        job.shop,
+        datetime.combine(first_day, time.min, tzinfo=UTC),
+        datetime.combine(job.day, time.max, tzinfo=UTC),
+        settings.similarity_max_orders,
+    )
+    sold = Counter(product for basket in window_baskets for product in basket)
+    sellers = best_sellers(windows, BEST_SELLERS, sold)
+    windows = {product: windows.get(product) or ProductWindow(product_id=product) for product in {*windows, *sellers}}
     prior, performance = learn(windows, settings)
-    sellers = best_sellers(windows, BEST_SELLERS)
     learning.save_run(
         job.shop, job.day.isoformat(), settings.policy, prior, performance, sellers, median_price(windows.values())
     )

@@ -58,11 +58,10 @@ def parse_query(params: dict[str, str]) -> RecommendationQuery:
 
 
 def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
-    """Best sellers as candidates: their base score is their share of the top seller's purchases."""
-    top = max((p.purchases for p in sellers), default=0)
+    """Best sellers as candidates, in the learning run's order (most sold first): their base score falls with rank."""
     return [
-        Candidate(product_id=p.product_id, similarity=round(p.purchases / top, 6) if top else 0.0, price=p.price)
-        for p in sellers
+        Candidate(product_id=p.product_id, similarity=round(1 - rank / len(sellers), 6), price=p.price)
+        for rank, p in enumerate(sellers)
     ]
 
 
