@@ -258,6 +258,10 @@ def test_given_the_sample_events_then_the_learning_and_new_routes_answer(
         )
     }
     sqs = aws.client("sqs")
+    # A shop in the registry (the storefront's events register it), so the fan-out has one to queue.
+    viewed = json.dumps({"events": [{"type": "view", "visitor_id": "v-1", "product_id": "801"}]}).encode()
+    event = proxy_event("POST", "/apps/proxy/events", proxy_query(new_shop()), viewed)
+    assert aws.invoke("StorefrontFunction", event)["statusCode"] == 200
 
     fanned = aws.invoke("DailyLearningFunction", sample["learning-scheduled.json"])
     queued = sqs.receive_message(QueueUrl=aws.resource("LearningQueue"), MaxNumberOfMessages=10)["Messages"]
