@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PORT ?= 3000
 export PORT
+# Test processes: most integration tests wait on the emulators and the local stack, so three share two cores well.
+TEST_WORKERS ?= 3
 
 .PHONY: help install run invoke redrive backfill fake-admin test test-fast lint typecheck bench simulate events build clean
 
@@ -70,7 +72,7 @@ typecheck: $(INSTALLED)
 
 test: lint typecheck $(CHROMIUM)
 	$(BIN)/python -m reclift_local.sample_events --check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 test-fast: $(INSTALLED)
 	$(BIN)/pytest tests/unit tests/template -q
