@@ -257,10 +257,13 @@ def test_given_signed_orders_when_the_similarity_job_is_invoked_then_a_product_p
     )
     assert no_exploration.status_code == 200
     baskets = [[701, 702]] * 4 + [[701, 703]] * 3 + [[701, 704]] * 2 + [[702, 705]] * 2
+    # Placed a minute before the run: a scheduled event's time is whole seconds (EventBridge's), and the job's
+    # window ends there, so an order placed in the very second the job fires waits for the next run.
+    placed = datetime.now(UTC) - timedelta(minutes=1)
     for n, basket in enumerate(baskets):
         order = order_payload(
             order_id=9300 + n,
-            created_at=datetime.now(UTC),
+            created_at=placed,
             lines=[{"product_id": product, "price": "15.00"} for product in basket],
         )
         assert post_webhook(stack, shop, order).status_code == 200
@@ -317,9 +320,10 @@ def test_given_the_catalog_when_products_change_then_recommendations_follow_with
     )
     assert put.status_code == 200, put.text
     baskets = [[801, 802]] * 4 + [[801, 803]] * 3 + [[801, 804]] * 2
+    placed = datetime.now(UTC) - timedelta(minutes=1)  # before the jobs' runs (see the similarity test above)
     for n, basket in enumerate(baskets):
         lines = [{"product_id": product, "price": "15.00"} for product in basket]
-        order = order_payload(order_id=9400 + n, created_at=datetime.now(UTC), lines=lines)
+        order = order_payload(order_id=9400 + n, created_at=placed, lines=lines)
         assert post_webhook(stack, shop, order).status_code == 200
     t0 = datetime.now(UTC)
     for number, price in ((802, "20.00"), (803, "30.00"), (804, "10.00")):
