@@ -437,6 +437,27 @@ def test_given_exploration_when_ranked_then_it_draws_among_what_the_order_would_
     assert explored["e"] + explored["d"] < explored["x"]
 
 
+def test_given_exploration_when_ranked_then_explored_products_take_the_last_places_and_the_order_keeps_the_first() -> (
+    None
+):
+    explore = ShopSettings(explore_share=0.5)
+    performances = [perf(p, mean=m) for p, m in [("a", 0.05), ("b", 0.04), ("c", 0.03), ("d", 0.02)]]
+    performances += [perf(f"x{i}", mean=0.01) for i in range(4)]
+    similar = candidates(("a", 0.5), ("b", 0.4), ("c", 0.3), ("d", 0.2), *((f"x{i}", 0.1) for i in range(4)))
+    scoring = scorer(explore, *performances)
+    rng = random.Random(8)
+    seen_explored_at: Counter[int] = Counter()
+    for _ in range(1000):
+        ranked = rank(similar, [], scoring, arm="learning", limit=4, exclude=(), rng=rng)
+        flags = [r.explored for r in ranked]
+        assert flags == sorted(flags)  # every exploited place comes before every explored one
+        exploited = [r.product_id for r in ranked if not r.explored]
+        assert exploited == ["a", "b", "c", "d"][: len(exploited)]  # the policy's best, in its order, on top
+        seen_explored_at.update(position for position, flag in enumerate(flags, start=1) if flag)
+    assert set(seen_explored_at) == {1, 2, 3, 4}  # all four places explored in some request (share 0.5)
+    assert seen_explored_at[4] > seen_explored_at[3] > seen_explored_at[2] > seen_explored_at[1]
+
+
 def test_given_every_candidate_in_the_order_when_explored_then_the_draw_is_among_them() -> None:
     explore = ShopSettings(explore_share=0.5)
     scoring = scorer(explore, perf("a", mean=0.03), perf("b", mean=0.02))

@@ -131,29 +131,34 @@ def rank(
     # every candidate is in the order, among those. Drawing among all of them instead spends most exploration
     # slots on products the order shows anyway or on best sellers whose tight posteriors outdraw any untried
     # product, so that a product left out gets almost no draws at all.
+    # Each place is explored with probability explore_share, and the explored places are the widget's last: the
+    # policy's best keep the places that sell most (purchases fall with the place, 1/√place in the simulation), so
+    # an exploration costs only what the last places earn. In the `large` simulation this alone took the gap
+    # closed from 0.796 to 0.813 (README).
     ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
-    for _ in range(limit):
-        if explore and rng.random() < scorer.settings.explore_share:
-            untaken = [c for c in pool.values() if c.product_id not in taken]
-            remaining = next(
-                (
-                    unshown
-                    for group in (first, rest)
-                    if (unshown := [c for c in group if c.product_id not in taken and c.product_id not in ordered_ids])
-                ),
-                untaken,
-            )
-            if remaining:
-                pick = max(remaining, key=lambda c: scorer.draw(c, rng))
-                chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))
-                taken.add(pick.product_id)
-                continue
+    explored = sum(1 for _ in range(limit) if explore and rng.random() < scorer.settings.explore_share)
+    for _ in range(limit - explored):
         next_best = next(((s, c) for s, c in ordered_scored if c.product_id not in taken), None)
         if next_best is None:
             break
         score, candidate = next_best
         chosen.append(Ranked(candidate.product_id, round(score, 6)))
         taken.add(candidate.product_id)
+    for _ in range(explored):
+        untaken = [c for c in pool.values() if c.product_id not in taken]
+        remaining = next(
+            (
+                unshown
+                for group in (first, rest)
+                if (unshown := [c for c in group if c.product_id not in taken and c.product_id not in ordered_ids])
+            ),
+            untaken,
+        )
+        if not remaining:
+            break
+        pick = max(remaining, key=lambda c: scorer.draw(c, rng))
+        chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))
+        taken.add(pick.product_id)
     return chosen
 
 
