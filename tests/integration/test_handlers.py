@@ -19,6 +19,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from reclift_local.pollers import sqs_record
 from tests.support.aws import EmulatedAws, process_queue, queued
+from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.shopify import (
     admin_event,
     new_shop,
@@ -210,6 +211,28 @@ def test_given_tracked_events_and_a_signed_order_when_processed_then_the_roi_sho
     assert report["orders"] == 1
     assert report["by_product"] == [{"product_id": "111", "purchases": 1, "units": 2, "revenue": "35.00"}]
     assert report["currency"] == "USD"
+
+
+def test_given_orders_of_one_shop_then_the_registry_is_written_by_the_first_and_again_only_for_a_new_currency(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop, now = new_shop(), datetime.now(UTC)
+    counter = ApiCallCounter(names={aws.resource("ShopsTable"): "ShopsTable"})
+
+    def registry_writes(order_id: int, currency: str) -> int:
+        order = json.loads(order_body("v1", order_id, now)) | {"currency": currency}
+        webhook = aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))
+        assert webhook["statusCode"] == 200
+        with counter.counting() as block:
+            assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+        return block.calls[ApiCall("dynamodb", "UpdateItem", "ShopsTable")]
+
+    assert [registry_writes(order_id, "USD") for order_id in (2001, 2002, 2003)] == [1, 0, 0]
+    assert registry_writes(2004, "EUR") == 1  # news: the shop's currency changed
+    assert registry_writes(2005, "EUR") == 0
+    registered = aws.client("dynamodb").get_item(TableName=aws.resource("ShopsTable"), Key={"pk": {"S": shop}})
+    assert registered["Item"]["currency"]["S"] == "EUR"
+    assert "first_seen" in registered["Item"]
 
 
 def test_given_the_same_delivery_three_times_and_the_order_under_a_new_webhook_id_then_it_counts_once(

@@ -193,7 +193,7 @@ class DynamoStore:
     def __init__(self) -> None:
         bind_tables()
         self._connection: Connection | None = None
-        self._registered: dict[str, datetime] = {}
+        self._registered: dict[str, tuple[datetime, str | None]] = {}  # shop → when last written, its currency
 
     def _transactions(self) -> Connection:
         if self._connection is None:
@@ -224,13 +224,15 @@ class DynamoStore:
             raise StoreError(f"saving the settings failed: {exc.msg}") from exc
 
     def register_shop(self, shop: str, *, currency: str | None = None) -> None:
-        """Keep the shop in the registry the scheduled jobs fan out over. Without news (a currency) a shop is
-        re-registered at most once an hour per execution environment, so tracking does not pay a write per request."""
+        """Keep the shop in the registry the scheduled jobs fan out over. Without news (a currency it did not have)
+        a shop is re-registered at most once an hour per execution environment, so neither tracking nor attribution
+        pays a write per request or per order."""
         now = datetime.now(UTC)
-        last = self._registered.get(shop)
-        if currency is None and last is not None and now - last < REGISTRATION_INTERVAL:
+        written, known_currency = self._registered.get(shop, (None, None))
+        news = currency is not None and currency != known_currency
+        if not news and written is not None and now - written < REGISTRATION_INTERVAL:
             return
-        self._registered[shop] = now
+        self._registered[shop] = (now, currency or known_currency)
         actions: list[Any] = [ShopItem.first_seen.set(ShopItem.first_seen | now), ShopItem.last_seen.set(now)]
         if currency:
             actions.append(ShopItem.currency.set(currency))
