@@ -133,8 +133,7 @@ def rank(
     # product, so that a product left out gets almost no draws at all.
     # Each place is explored with probability explore_share, and the explored places are the widget's last: the
     # policy's best keep the places that sell most (purchases fall with the place, 1/√place in the simulation), so
-    # an exploration costs only what the last places earn. In the `large` simulation this alone took the gap
-    # closed from 0.796 to 0.813 (README).
+    # an exploration costs only what the last places earn (the README has the simulation's figures).
     ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
     explored = sum(1 for _ in range(limit) if explore and rng.random() < scorer.settings.explore_share)
     for _ in range(limit - explored):
