@@ -13,7 +13,7 @@ export PORT
 # local stacks' timed waits then run close to their limits.
 TEST_WORKERS ?= 0
 
-.PHONY: help install run invoke redrive backfill fake-admin test test-fast lint typecheck bench simulate events build clean
+.PHONY: help install run invoke redrive backfill fake-admin test test-fast fuzz lint typecheck bench simulate events build clean
 
 help:
 	@echo "make run [DB=dynamodb-local]  the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
@@ -23,6 +23,7 @@ help:
 	@echo "                              a shop's products and orders from the Admin API into the running stack"
 	@echo "make fake-admin               a seeded fake Shopify Admin API to backfill from locally"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
+	@echo "make fuzz [ARGS=…]            the property and fuzzing tests on new generated inputs (make test repeats fixed ones)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
 	@echo "make simulate ARGS='…'        the store simulation (e.g. ARGS='--scenario steady --days 28 --seed 1')"
 	@echo "make events                   regenerate the signed sample events under events/"
@@ -78,6 +79,11 @@ test: lint typecheck $(CHROMIUM)
 
 test-fast: $(INSTALLED)
 	$(BIN)/pytest tests/unit tests/template -q
+
+# `make test` runs the same generated inputs every time; this draws new ones on every run.
+fuzz: $(INSTALLED)
+	RECLIFT_HYPOTHESIS_EXPLORE=1 $(BIN)/pytest tests/unit tests/integration/test_fuzz.py -k "not dynamodb" \
+		-p no:logging -q --hypothesis-show-statistics $(ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks $(ARGS)

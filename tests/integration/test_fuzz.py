@@ -746,7 +746,9 @@ def invalid_tokens(draw: st.DrawFn) -> str:
     if kind == 6:  # expired, or not yet valid
         if draw(st.booleans()):
             return session_token(ADMIN_SHOP, ttl=-draw(st.integers(LEEWAY_SECONDS + 2, 10**8)))
-        claims = {**valid_claims(now), "nbf": int(now) + draw(st.integers(LEEWAY_SECONDS + 2, 10**8))}
+        # A minute beyond the leeway: a token valid from a few seconds on would become valid while a slow
+        # example runs (an expired one only stays expired).
+        claims = {**valid_claims(now), "nbf": int(now) + draw(st.integers(LEEWAY_SECONDS + 60, 10**8))}
         return encode_hs256_jwt(claims, DEV_API_SECRET)
     if kind == 7:  # a broken numeric claim
         name = draw(st.sampled_from(["exp", "nbf"]))

@@ -10,7 +10,6 @@ import base64
 import json
 import os
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from tests.support.shopify import (
     session_token,
     webhook_event,
 )
+from tests.support.truth import SHOP_COUNTER, actual_counters
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
@@ -505,25 +505,22 @@ def test_given_an_attributed_order_when_refunded_then_cancelled_then_the_roi_los
         assert aws.invoke("WebhookFunction", event)["statusCode"] == 200
         assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
 
+    placed = datetime.fromisoformat(order["created_at"])  # the report's day: the order's, whenever it is asked
     deliver("orders/create", order)
-    assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "587.00"
+    assert roi(aws, shop, placed)["attributed_revenue"] == "587.00"
 
     deliver("refunds/create", refund)
     deliver("refunds/create", refund, webhook_id="the-same-refund-again")  # re-sent: changes nothing
-    after_refund = roi(aws, shop, datetime.now(UTC))
+    after_refund = roi(aws, shop, placed)
     assert after_refund["attributed_revenue"] == "391.33"  # 587.00 − 195.67, the refunded line's net revenue
     assert after_refund["attributed_orders"] == 1
 
     deliver("orders/cancelled", cancelled)
-    after_cancel = roi(aws, shop, datetime.now(UTC))
+    after_cancel = roi(aws, shop, placed)
     assert after_cancel["attributed_revenue"] == "0.00"
     assert after_cancel["attributed_orders"] == 0
-    counter = aws.client("dynamodb").get_item(
-        TableName=aws.resource("CountersTable"),
-        Key={"pk": {"S": f"{shop}#{datetime.now(UTC).date().isoformat()}"}, "sk": {"S": "_shop"}},
-    )["Item"]
-    assert Decimal(counter["attributed_revenue"]["N"]) == 0
-    assert counter["attributed_orders"]["N"] == "0"
+    counter = actual_counters(aws.client("dynamodb"), aws.resource("CountersTable"), shop, [])[SHOP_COUNTER]
+    assert (counter["attributed_revenue"], counter["attributed_orders"]) == (0, 0)
 
 
 # ---------------------------------------------------------------- privacy topics
@@ -586,7 +583,8 @@ def test_given_a_customers_history_when_shopify_asks_for_their_data_then_redacts
 
     left = [item for item in everything_of(aws, "191167") if shop in item and "#privacy#" not in item]
     assert left == []  # only the data export the merchant asked for still names them, until shop/redact
-    assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "20.00"  # the sale itself is the shop's
+    placed = datetime.fromisoformat(order["created_at"])
+    assert roi(aws, shop, placed)["attributed_revenue"] == "20.00"  # the sale itself is the shop's
 
 
 def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forgets_it(
@@ -629,7 +627,7 @@ def test_given_a_refund_delivered_before_its_order_then_it_is_retried_until_the_
     aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))
     assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
     assert aws.invoke("AttributionFunction", {"Records": [record]}) == {"batchItemFailures": []}  # the retry
-    assert roi(aws, shop, datetime.now(UTC))["attributed_revenue"] == "391.33"
+    assert roi(aws, shop, datetime.fromisoformat(order["created_at"]))["attributed_revenue"] == "391.33"
 
 
 def test_given_impressions_of_both_arms_and_a_sale_when_roi_is_asked_then_the_lift_block_counts_them(

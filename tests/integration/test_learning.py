@@ -122,7 +122,9 @@ def test_given_a_new_install_with_sales_but_no_attributions_then_home_shows_its_
     summary = run_learning(aws, shop)
 
     assert summary == {"batchItemFailures": []}
-    served = recommendations(aws, shop, "v-first", explore_share="0")
+    no_exploration = admin_event("PUT", "/admin/settings", shop, {"explore_share": 0})  # the order is asserted
+    assert aws.invoke("AdminFunction", no_exploration)["statusCode"] == 200
+    served = recommendations(aws, shop, "v-first")
     assert [p["product_id"] for p in served["products"]] == ["902", "901", "903"]
     assert {row["product_id"]: row["purchases"] for row in performance(aws, shop).values()} == {
         "901": 0,

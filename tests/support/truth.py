@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -292,11 +292,16 @@ def as_json(figures: dict[str, Any]) -> dict[str, Any]:
 
 
 def actual_counters(dynamodb: Any, table: str, shop: str, products: Collection[str]) -> dict[str, dict[str, Any]]:
-    """Today's counters of these products, read by key (BatchGetItem, strongly consistent), in the truth's shape;
-    `_shop` holds the shop's orders, attributed orders and attributed revenue."""
-    day = datetime.now(UTC).date().isoformat()
+    """The counters of these products, read by key (BatchGetItem, strongly consistent), in the truth's shape;
+    `_shop` holds the shop's orders, attributed orders and attributed revenue.
+
+    Counters are kept per UTC day: yesterday's and today's are added, so a test that runs across midnight (its
+    traffic counted on one day, read on the next) still sees all of it. Each test's shop is new, so nothing older
+    belongs to it."""
+    today = datetime.now(UTC).date()
     keys = [
-        {"pk": {"S": f"{shop}#{day}"}, "sk": {"S": product}}
+        {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
+        for day in (today - timedelta(days=1), today)
         for product in [*sorted(set(products) - {SHOP_COUNTER}), SHOP_COUNTER]
     ]
     items: list[dict[str, Any]] = []
@@ -307,23 +312,13 @@ def actual_counters(dynamodb: Any, table: str, shop: str, products: Collection[s
             items += response["Responses"].get(table, [])
             request = response.get("UnprocessedKeys") or {}
 
-    def number(item: dict[str, Any], name: str) -> Decimal:
-        return Decimal(item.get(name, {"N": "0"})["N"])
-
+    shop_fields = {"orders": int, "attributed_orders": int, "attributed_revenue": Decimal}
+    product_fields = {"impressions": int, "clicks": int, "purchases": int, "units": int, "revenue": Decimal}
     figures: dict[str, dict[str, Any]] = {}
     for item in items:
-        if item["sk"]["S"] == SHOP_COUNTER:
-            figures[SHOP_COUNTER] = {
-                "orders": int(number(item, "orders")),
-                "attributed_orders": int(number(item, "attributed_orders")),
-                "attributed_revenue": number(item, "attributed_revenue"),
-            }
-        else:
-            figures[item["sk"]["S"]] = {
-                "impressions": int(number(item, "impressions")),
-                "clicks": int(number(item, "clicks")),
-                "purchases": int(number(item, "purchases")),
-                "units": int(number(item, "units")),
-                "revenue": number(item, "revenue"),
-            }
+        key = item["sk"]["S"]
+        fields = shop_fields if key == SHOP_COUNTER else product_fields
+        row = figures.setdefault(key, {name: kind(0) for name, kind in fields.items()})
+        for name, kind in fields.items():
+            row[name] += kind(Decimal(item.get(name, {"N": "0"})["N"]))
     return figures
