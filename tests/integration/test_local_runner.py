@@ -26,7 +26,7 @@ import requests
 
 from reclift_local.gateway import compile_routes, match_route
 from reclift_local.template import HttpRoute, Resolver, function_specs, load_template
-from tests.support.stack import wait_for
+from tests.support.stack import process_alive, wait_for
 
 pytestmark = pytest.mark.stack
 
@@ -221,22 +221,6 @@ def write_project(root: Path) -> Path:
     template = root / "template.yaml"
     template.write_text(TEMPLATE)
     return template
-
-
-def process_alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (an orphan's zombie may linger in a container)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-    return state not in {"Z", "X"}
 
 
 @dataclass

@@ -15,7 +15,7 @@ import requests
 
 from reclift.ranking import assign_arm
 from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
-from tests.support.stack import RunningStack, admin_get, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, process_alive, running_stack, wait_for
 from tests.support.truth import actual_counters
 
 pytestmark = pytest.mark.stack
@@ -170,17 +170,6 @@ def test_given_the_invoke_command_when_run_against_the_stack_then_it_prints_the_
     assert json.loads(result.stdout)["statusCode"] == 200
 
 
-def is_worker(pid: int) -> bool:
-    """A live function worker under this pid (by its command line: a pid may be reused by another process)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
-    return state not in {"Z", "X"} and b"reclift_local.worker" in command
-
-
 def test_given_sigterm_when_the_stack_stops_then_no_worker_process_is_left(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
@@ -189,7 +178,7 @@ def test_given_sigterm_when_the_stack_stops_then_no_worker_process_is_left(
         assert workers
         short.process.send_signal(signal.SIGTERM)
         assert short.process.wait(timeout=30) == 0
-    assert [pid for pid in workers if is_worker(pid)] == []
+    assert [pid for pid in workers if process_alive(pid, running=b"reclift_local.worker")] == []
     assert not short.log.with_name("stack.json").exists()
 
 

@@ -136,6 +136,24 @@ def admin_get(stack: RunningStack, shop: str, path: str, *, timeout: float = 10)
     return body
 
 
+def process_alive(pid: int, *, running: bytes = b"") -> bool:
+    """True while the process exists and is not a zombie (an orphan's zombie may linger in a container), and, given
+    `running`, its command line contains it (a pid may have been reused by another process)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes() if running else b""
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True  # it exists; unreadable, its command line cannot tell a reused pid apart
+    state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
+    return state not in {"Z", "X"} and running in command
+
+
 def wait_for(condition: Any, timeout: float = 30, *, interval: float = 0.1, message: str = "condition") -> Any:
     """Poll until `condition()` returns something truthy; return it."""
     deadline = time.monotonic() + timeout
