@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -19,6 +19,7 @@ from tests.support.browser import chromium
 from tests.support.shopify import new_shop, order_payload, proxy_query
 from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
 from tests.support.storefront import Storefront, StoreProduct, storefront
+from tests.support.truth import counter_days
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page
@@ -109,10 +110,9 @@ def shop(stack: RunningStack) -> str:
 
 
 def counters(stack: RunningStack, shop: str, product_id: int | str) -> dict[str, int]:
-    """The product's storefront counters, yesterday's and today's added (a test may run across midnight UTC)."""
-    today = datetime.now(UTC).date()
+    """The product's storefront counters over `counter_days()` (a test may run across midnight UTC)."""
     totals: dict[str, int] = {}
-    for day in (today - timedelta(days=1), today):
+    for day in counter_days():
         item = (
             stack.client("dynamodb")
             .get_item(

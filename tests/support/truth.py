@@ -12,7 +12,7 @@ import json
 import random
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -291,17 +291,20 @@ def as_json(figures: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def actual_counters(dynamodb: Any, table: str, shop: str, products: Collection[str]) -> dict[str, dict[str, Any]]:
-    """The counters of these products, read by key (BatchGetItem, strongly consistent), in the truth's shape;
-    `_shop` holds the shop's orders, attributed orders and attributed revenue.
-
-    Counters are kept per UTC day: yesterday's and today's are added, so a test that runs across midnight (its
+def counter_days() -> tuple[date, date]:
+    """The UTC days whose counters a test adds up: yesterday and today, so a test that runs across midnight (its
     traffic counted on one day, read on the next) still sees all of it. Each test's shop is new, so nothing older
     belongs to it."""
     today = datetime.now(UTC).date()
+    return today - timedelta(days=1), today
+
+
+def actual_counters(dynamodb: Any, table: str, shop: str, products: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The counters of these products over `counter_days()`, read by key (BatchGetItem, strongly consistent), in the
+    truth's shape; `_shop` holds the shop's orders, attributed orders and attributed revenue."""
     keys = [
         {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
-        for day in (today - timedelta(days=1), today)
+        for day in counter_days()
         for product in [*sorted(set(products) - {SHOP_COUNTER}), SHOP_COUNTER]
     ]
     items: list[dict[str, Any]] = []
