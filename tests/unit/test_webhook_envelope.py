@@ -8,13 +8,15 @@ import gzip
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from reclift.data.store import Store
+from reclift.logic.deliveries import UnprocessableDelivery, process_delivery
 from reclift.webhooks import COMPRESS_ABOVE_BYTES, MAX_WEBHOOK_BYTES, WebhookEnvelope, envelope_for
 
 SHOPIFY_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "shopify"
@@ -199,6 +201,15 @@ def test_given_a_utf16_json_body_when_enveloped_then_the_payload_still_decodes()
 def test_given_a_body_that_is_not_json_when_its_payload_is_read_then_it_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="Expecting value"):
         envelope_for(HEADERS, b"topic=orders/create", None).payload()
+
+
+def test_given_json_nested_100000_deep_when_delivered_then_it_is_unprocessable_not_a_crash() -> None:
+    body = b"[" * 100_000 + b"]" * 100_000  # authentic bytes a retry can never parse
+    envelope = envelope_for(HEADERS, body, None)
+    store = cast(Store, object())  # refused before the store is touched
+
+    with pytest.raises(UnprocessableDelivery, match="nested too deep"):
+        process_delivery(envelope, store)
 
 
 def test_given_an_envelope_with_an_unknown_field_when_read_from_the_queue_then_it_is_refused() -> None:

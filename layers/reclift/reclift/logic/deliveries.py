@@ -222,4 +222,6 @@ def process_delivery(envelope: WebhookEnvelope, store: Store) -> dict[str, Any]:
         payload = envelope.payload()
     except ValueError as exc:
         raise UnprocessableDelivery(f"{envelope.topic}: the body is not JSON") from exc
+    except RecursionError as exc:  # authentic, but nested deeper than any Shopify payload: no retry can parse it
+        raise UnprocessableDelivery(f"{envelope.topic}: the body is JSON nested too deep") from exc
     return {"topic": envelope.topic, "shop": shop, **handler(shop, payload, store)}
