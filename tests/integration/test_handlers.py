@@ -374,6 +374,22 @@ def test_given_events_from_a_logged_in_customer_when_posted_then_the_customer_pr
         assert [v["S"] for v in item["carted"]["L"]] == ["556"]
 
 
+@pytest.mark.parametrize("customer_id", ["9001,", "9001,9002", "0", "-1", "42a", "1" * 21])
+def test_given_a_signed_customer_id_that_is_not_numeric_when_events_are_posted_then_400_and_no_profile_key(
+    aws: EmulatedAws, customer_id: str
+) -> None:
+    shop = new_shop()
+    events: list[dict[str, Any]] = [{"type": "view", "visitor_id": "v6", "product_id": "555"}]
+
+    response = track(aws, shop, events, customer_id=customer_id)
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["field"] == "logged_in_customer_id"
+    profiles = aws.client("dynamodb")
+    for key in (f"{shop}#v#v6", f"{shop}#c#{customer_id}"):
+        assert "Item" not in profiles.get_item(TableName=aws.resource("ProfilesTable"), Key={"pk": {"S": key}})
+
+
 # ---------------------------------------------------------------- AdminFunction
 def test_given_the_sample_roi_request_when_invoked_then_200_with_the_report_fields(aws: EmulatedAws) -> None:
     response = aws.invoke("AdminFunction", sample("admin-get-roi.json"))

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 
 from reclift import config
+from reclift.http import BadRequest
 from reclift.signatures import AppProxyRequest, SessionToken, SignatureError, verify_app_proxy, verify_session_token
+
+# Shopify's customer ids are positive integers; the app proxy sends an empty value for a guest.
+_CUSTOMER_ID = re.compile(r"[1-9][0-9]{0,19}")
 
 
 def app_proxy_caller(raw_query_string: str) -> AppProxyRequest:
-    """SignatureError (→ 401) unless the query carries Shopify's app-proxy signature and a fresh timestamp."""
-    return verify_app_proxy(
+    """SignatureError (→ 401) unless the query carries Shopify's app-proxy signature and a fresh timestamp;
+    BadRequest (→ 400) when the signed `logged_in_customer_id` is not a customer id, since it becomes a profile key."""
+    caller = verify_app_proxy(
         raw_query_string,
         config.api_secrets(),
         now=time.time(),
         max_skew_seconds=config.app_proxy_max_skew_seconds(),
     )
+    customer_id = caller.logged_in_customer_id
+    if customer_id is not None and _CUSTOMER_ID.fullmatch(customer_id) is None:
+        raise BadRequest("logged_in_customer_id", "expected a numeric Shopify customer id")
+    return caller
 
 
 def session_caller(headers: Mapping[str, str]) -> SessionToken:
