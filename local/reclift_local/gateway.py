@@ -24,6 +24,26 @@ from .workers import Outcome
 
 MAX_REQUEST_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit for HTTP APIs
 CONTROL_PREFIX = "/_local/"
+REQUEST_TOO_LARGE = {"message": "Request Entity Too Large"}
+
+
+def _cross_origin_refusal(header_items: list[tuple[str, str]]) -> str | None:
+    """Why a request to the control routes comes from a web page rather than from this machine's tools, if it does.
+
+    The control routes run functions and re-drive queues. A page open in the developer's browser can send a "simple"
+    cross-origin POST (text/plain, no preflight) to 127.0.0.1; browsers mark such requests with `Origin` and
+    `Sec-Fetch-Site`, which the project's own client (and curl) never send unless asked to.
+    """
+    headers = {name.lower(): value.strip() for name, value in header_items}
+    fetch_site = headers.get("sec-fetch-site", "").lower()
+    if fetch_site and fetch_site not in {"same-origin", "none"}:
+        return f"the control routes refuse requests from other sites (Sec-Fetch-Site: {fetch_site})"
+    origin = headers.get("origin")
+    if origin is not None and origin.lower() != f"http://{headers.get('host', '').lower()}":
+        return "the control routes refuse requests from other origins"
+    return None
+
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _TEXT_TYPES = {"application/json", "application/xml", "application/x-www-form-urlencoded", "application/javascript"}
 
@@ -267,6 +287,9 @@ class Gateway:
     ) -> HttpResponse:
         raw_path = target.partition("?")[0]
         if raw_path.startswith(CONTROL_PREFIX):
+            refusal = _cross_origin_refusal(header_items)
+            if refusal is not None:
+                return json_response(403, {"message": refusal})
             return self._control(method, raw_path[len(CONTROL_PREFIX) :], body)
         matched = match_route(self.routes, method, raw_path)
         if matched is None:
@@ -284,7 +307,13 @@ class Gateway:
             request_id=request_id,
         )
         outcome = self.control.invoke(route.function, event)
-        response = map_result(outcome.result) if outcome.ok else json_response(500, INTERNAL_ERROR)
+        if outcome.ok:
+            response = map_result(outcome.result)
+        elif (outcome.error or {}).get("errorType") == "RequestEntityTooLargeException":
+            # A body within API Gateway's 10 MB but over Lambda's 6 MB invocation payload: the client's to fix.
+            response = json_response(413, REQUEST_TOO_LARGE)
+        else:
+            response = json_response(500, INTERNAL_ERROR)
         response.headers.append(("apigw-requestid", request_id))
         return response
 
@@ -361,7 +390,7 @@ def _make_handler(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             body = self._read_body()
             if body is None:
-                response = json_response(413, {"message": "Request Entity Too Large"})
+                response = json_response(413, REQUEST_TOO_LARGE)
                 self.close_connection = True
             else:
                 try:

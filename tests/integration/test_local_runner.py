@@ -520,6 +520,37 @@ def test_http_results_and_errors_map_like_api_gateway(stack: Stack) -> None:
     assert requests.get(f"{stack.url}/_local/health", timeout=10).status_code == 200
 
 
+def test_a_body_over_lambdas_payload_limit_gets_413_not_500(stack: Stack) -> None:
+    within_api_gateway = b"x" * (7 * 1024 * 1024)  # under API Gateway's 10 MB, over Lambda's 6 MB
+    over_api_gateway = b"x" * (10 * 1024 * 1024 + 1)
+
+    for body in (within_api_gateway, over_api_gateway):
+        response = requests.post(f"{stack.url}/echo/x", data=body, timeout=30)
+        assert (response.status_code, response.json()) == (413, {"message": "Request Entity Too Large"})
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://attacker.example", "Content-Type": "text/plain"},
+        {"Sec-Fetch-Site": "cross-site", "Content-Type": "text/plain"},
+        {"Origin": "null"},
+    ],
+)
+def test_a_web_page_cannot_drive_the_control_routes(stack: Stack, headers: dict[str, str]) -> None:
+    """Given a page in the developer's browser, when it posts to /_local/ (a simple request, no preflight), then 403
+    and nothing runs."""
+    before = stack.status()["functions"]["Echo"]["invocations"]
+
+    response = requests.post(f"{stack.url}/_local/invoke/Echo", data="{}", headers=headers, timeout=10)
+
+    assert response.status_code == 403
+    assert "refuse" in response.json()["message"]
+    assert stack.status()["functions"]["Echo"]["invocations"] == before
+    same_origin = {"Origin": stack.url, "Sec-Fetch-Site": "same-origin"}
+    assert requests.post(f"{stack.url}/_local/invoke/Echo", json={}, headers=same_origin, timeout=10).ok
+
+
 def test_a_timeout_kills_and_restarts_the_worker(stack: Stack) -> None:
     first = requests.post(f"{stack.url}/_local/invoke/Slow", json={}, timeout=10)
     assert first.status_code == 200
