@@ -22,6 +22,7 @@ help:
 	@echo "make backfill SHOP=… [TOKEN=…] [WHAT=orders|products|all] [ADMIN_URL=…]"
 	@echo "                              a shop's products and orders from the Admin API into the running stack"
 	@echo "make fake-admin               a seeded fake Shopify Admin API to backfill from locally"
+	@echo "make smoke BASE_URL=… SHOP=…  the README walk-through as one command against a deployment (local or AWS)"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
 	@echo "make fuzz [ARGS=…]            the property and fuzzing tests on new generated inputs (make test repeats fixed ones)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
@@ -65,6 +66,12 @@ backfill: $(INSTALLED)
 
 fake-admin: $(INSTALLED)
 	$(BIN)/python -m reclift_local fake-admin $(ARGS)
+
+# The app's secret and API key come from the environment (SHOPIFY_API_SECRET, SHOPIFY_API_KEY), never a command line.
+.PHONY: smoke
+smoke: $(INSTALLED)
+	@test -n "$(BASE_URL)" -a -n "$(SHOP)" || { echo "usage: make smoke BASE_URL=<ApiUrl> SHOP=<shop>.myshopify.com [ARGS='--timeout 120']"; exit 2; }
+	$(BIN)/python -m reclift_local smoke --base-url "$(BASE_URL)" --shop "$(SHOP)" $(ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

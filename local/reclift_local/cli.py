@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from . import client
+from . import client, smoke
 from .output import Output
 from .stack import DEFAULT_STATE_FILE, LocalStack, StackError, StackOptions
 from .template import DEFAULT_REGION, TemplateError
@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     fake.add_argument("--seed", type=int, default=1)
     fake.add_argument("--restore-rate", type=float, default=100.0, help="cost points restored per second (default 100)")
 
+    smoke.add_arguments(
+        sub.add_parser(
+            "smoke",
+            help="the README walk-through as one command against a deployment (local or AWS); the secret and API key "
+            "from $SHOPIFY_API_SECRET and $SHOPIFY_API_KEY",
+        )
+    )
+
     sub.add_parser("status", parents=[state], help="invocation counts and queue depths of the running stack")
     sub.add_parser("redrive", parents=[state], help="move every DLQ's messages back to their source queue")
     return parser
@@ -221,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
         code = fake_admin(args)
     elif args.command == "invoke":
         code = client.invoke(args.function, args.event, args.state_file, wait_timeout=args.wait_timeout)
+    elif args.command == "smoke":
+        code = smoke.command(args)
     elif args.command == "status":
         code = client.simple_command("/_local/status", "GET", args.state_file)
     else:
