@@ -13,7 +13,7 @@ export PORT
 # local stacks' timed waits then run close to their limits.
 TEST_WORKERS ?= 0
 
-.PHONY: help install run invoke redrive backfill fake-admin test test-fast fuzz lint typecheck bench simulate events build clean
+.PHONY: help install run invoke redrive backfill fake-admin test test-fast fuzz lint typecheck bench simulate events build layer-check lock clean
 
 help:
 	@echo "make run [DB=dynamodb-local]  the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
@@ -29,6 +29,8 @@ help:
 	@echo "make simulate ARGS='…'        the store simulation (e.g. ARGS='--scenario steady --days 28 --seed 1')"
 	@echo "make events                   regenerate the signed sample events under events/"
 	@echo "make build                    sam build (installs the SAM CLI into its own virtualenv on first use)"
+	@echo "make layer-check              the layer's locked wheels resolve for the template's Lambda runtime and architecture"
+	@echo "make lock                     re-lock layers/reclift/requirements.txt (with hashes) from requirements.in"
 
 # The browser tests drive Debian's Chromium (headless) through Playwright; no browser is downloaded.
 CHROMIUM := /usr/bin/chromium
@@ -38,7 +40,7 @@ $(CHROMIUM):
 	$(SUDO) apt-get install -y -qq --no-install-recommends chromium || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-$(INSTALLED): requirements-dev.txt layers/reclift/requirements.txt pyproject.toml
+$(INSTALLED): requirements-dev.txt layers/reclift/requirements.in layers/reclift/constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reclift needs Python 3.11 (the Lambda runtime)"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -101,13 +103,38 @@ simulate: $(INSTALLED)
 events: $(INSTALLED)
 	$(BIN)/python -m reclift_local.sample_events
 
-SAM_VENV := .venv-sam
+# The SAM CLI pins its own boto3, botocore and click: it lives in a virtualenv of its own (SAM_VENV=… for another).
+SAM_VENV ?= .venv-sam
+SAM_CLI_VERSION := 1.170.0
 $(SAM_VENV)/bin/sam:
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
 
+# sam build installs the layer from its lock (layers/reclift/requirements.txt, hashed): only wheels for the template's
+# runtime and architecture, so a dependency without one fails here, not on Lambda.
 build: $(SAM_VENV)/bin/sam
 	$(SAM_VENV)/bin/sam build
+
+layer-check: $(INSTALLED)
+	$(BIN)/pytest tests/template/test_build.py -q -p no:cacheprovider
+
+# The layer's lock, resolved for Lambda (python3.11 on manylinux2014 x86_64: Amazon Linux 2, glibc 2.26) whatever the
+# machine, every distribution's hash included. uv runs from a throwaway virtualenv; the command lands in the lock's
+# header, and tests/template/test_build.py checks it against template.yaml.
+UV_VERSION := 0.13.9
+LAYER_LOCK := layers/reclift/requirements.txt
+LAYER_CONSTRAINTS := layers/reclift/constraints.txt
+LAYER_LOCK_ARGS := layers/reclift/requirements.in --python-version 3.11 --python-platform x86_64-manylinux2014 \
+	--only-binary :all: --generate-hashes --output-file $(LAYER_LOCK)
+lock:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp" && "$$tmp/bin/python" -m pip install --quiet uv==$(UV_VERSION) && \
+	"$$tmp/bin/uv" pip compile --quiet $(LAYER_LOCK_ARGS) \
+		--custom-compile-command "make lock, which runs uv $(UV_VERSION): uv pip compile $(LAYER_LOCK_ARGS)"
+	@{ echo "# $(LAYER_LOCK) without its hashes, made by make lock: requirements-dev.txt's constraints (a hashed"; \
+	   echo "# constraint would turn pip's hash checking on for every development requirement)."; \
+	   sed -e '/^ *--hash=/d' -e 's/ \\$$//' $(LAYER_LOCK); } > $(LAYER_CONSTRAINTS)
+	@echo "$(LAYER_LOCK) and $(LAYER_CONSTRAINTS) locked; make install brings .venv in line with them"
 
 clean:
 	rm -rf .aws-sam .reclift .pytest_cache .mypy_cache .ruff_cache
