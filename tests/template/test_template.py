@@ -8,10 +8,13 @@ from __future__ import annotations
 import ast
 import copy
 import fnmatch
+import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from reclift.data.backfill import BackfillStore
 from reclift.data.catalog import CatalogStore
@@ -21,6 +24,7 @@ from reclift.data.privacy import PrivacyStore
 from reclift.data.serving import ServingReader
 from reclift.data.similarity import SimilarityStore
 from reclift.data.store import DynamoStore
+from reclift_local.template import Resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME = "python3.11"
@@ -368,27 +372,89 @@ def test_every_queue_sends_failures_to_a_dlq_and_is_not_redelivered_while_runnin
         )
 
 
+def first_message_alarm_problem(cfn_template: dict[str, Any], queue_id: str) -> str | None:
+    """Why no alarm fires on the queue's first visible message, or None when one does."""
+    watching = [
+        alarm
+        for _, alarm in resources(cfn_template, "AWS::CloudWatch::Alarm")
+        if alarm.get("Namespace") == "AWS/SQS"
+        and alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
+        and any(getatt_target(dimension["Value"], "QueueName") == queue_id for dimension in alarm.get("Dimensions", []))
+    ]
+    if not watching:
+        return f"no alarm on {queue_id}'s ApproximateNumberOfMessagesVisible"
+    if not any(
+        (alarm["ComparisonOperator"] == "GreaterThanThreshold" and float(alarm["Threshold"]) < 1)
+        or (alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and float(alarm["Threshold"]) <= 1)
+        for alarm in watching
+    ):
+        return f"{queue_id}'s alarm does not fire on the first message"
+    return None
+
+
 def test_the_dlq_raises_an_alarm_on_its_first_message(cfn_template: dict[str, Any]) -> None:
     dlqs = {
         getatt_target(queue.get("RedrivePolicy", {}).get("deadLetterTargetArn"), "Arn")
         for _, queue in resources(cfn_template, "AWS::SQS::Queue")
     } - {None}
     assert dlqs
-    alarms = list(resources(cfn_template, "AWS::CloudWatch::Alarm"))
-    for dlq in dlqs:
-        watching = [
-            alarm
-            for _, alarm in alarms
-            if alarm.get("Namespace") == "AWS/SQS"
-            and alarm.get("MetricName") == "ApproximateNumberOfMessagesVisible"
-            and any(getatt_target(dimension["Value"], "QueueName") == dlq for dimension in alarm.get("Dimensions", []))
+    problems = [first_message_alarm_problem(cfn_template, str(dlq)) for dlq in sorted(str(dlq) for dlq in dlqs)]
+    assert [problem for problem in problems if problem] == []
+
+
+def test_the_first_message_check_fails_for_a_queue_no_alarm_watches(cfn_template: dict[str, Any]) -> None:
+    """A guard on the guard above: a DLQ whose alarm is gone, or fires only from the second message, is caught."""
+    broken = copy.deepcopy(cfn_template)
+    broken["Resources"]["WebhookDLQNotEmptyAlarm"]["Properties"]["Threshold"] = 1
+    assert first_message_alarm_problem(broken, "WebhookDLQ") == "WebhookDLQ's alarm does not fire on the first message"
+    del broken["Resources"]["WebhookDLQNotEmptyAlarm"]
+    assert first_message_alarm_problem(broken, "WebhookDLQ") == (
+        "no alarm on WebhookDLQ's ApproximateNumberOfMessagesVisible"
+    )
+
+
+# ------------------------------------------------------------------------------- scheduled (asynchronous) invocations
+def failure_destinations(cfn_template: dict[str, Any], function_id: str) -> set[str]:
+    """The queues a function's failed asynchronous invocations are sent to (its EventInvokeConfig's OnFailure)."""
+    return {
+        str(getatt_target(properties["DestinationConfig"]["OnFailure"]["Destination"], "Arn"))
+        for _, properties in resources(cfn_template, "AWS::Lambda::EventInvokeConfig")
+        if ref_target(properties["FunctionName"]) == function_id
+        and "OnFailure" in (properties.get("DestinationConfig") or {})
+    }
+
+
+def scheduled_functions(sam_template: dict[str, Any]) -> list[str]:
+    return sorted(
+        function_id
+        for function_id, properties in resources(sam_template, "AWS::Serverless::Function")
+        if any(event["Type"] in {"Schedule", "ScheduleV2"} for event in (properties.get("Events") or {}).values())
+    )
+
+
+def test_a_scheduled_run_that_keeps_failing_lands_in_a_queue_that_raises_an_alarm(
+    sam_template: dict[str, Any], cfn_template: dict[str, Any]
+) -> None:
+    """EventBridge invokes asynchronously: without a failure destination a fan-out that fails its retries is gone,
+    and with it that night's run for every shop. Each scheduled function sends it to an encrypted queue kept 14 days,
+    with an alarm on its first message, after a bounded number of retries."""
+    functions = scheduled_functions(sam_template)
+    assert functions == ["DailyLearningFunction", "HealthCheckFunction", "SimilarityFunction"]
+    for function_id in functions:
+        (config,) = [
+            properties
+            for _, properties in resources(cfn_template, "AWS::Lambda::EventInvokeConfig")
+            if ref_target(properties["FunctionName"]) == function_id
         ]
-        assert watching, f"no alarm on {dlq}'s ApproximateNumberOfMessagesVisible"
-        assert any(
-            (alarm["ComparisonOperator"] == "GreaterThanThreshold" and float(alarm["Threshold"]) < 1)
-            or (alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold" and float(alarm["Threshold"]) <= 1)
-            for alarm in watching
-        ), f"{dlq}'s alarm does not fire on the first message"
+        assert 0 <= int(config["MaximumRetryAttempts"]) <= 2, function_id
+        assert 60 <= int(config["MaximumEventAgeInSeconds"]) <= 21600, function_id
+        (queue_id,) = failure_destinations(cfn_template, function_id)
+        queue = cfn_template["Resources"][queue_id]
+        assert queue["Type"] == "AWS::SQS::Queue", function_id
+        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+        assert int(queue["Properties"]["MessageRetentionPeriod"]) == 14 * 24 * 3600
+        assert first_message_alarm_problem(cfn_template, queue_id) is None
+        assert allows(cfn_template, function_id, "sqs:SendMessage", queue_id)
 
 
 # ---------------------------------------------------------------------------------------------------------- tables
@@ -707,6 +773,8 @@ def required_permissions(
             needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}"))
         elif name.endswith("_PARAM_PREFIX"):  # one parameter per shop under the prefix
             needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}*"))
+    # Lambda sends a failed asynchronous invocation to its destination with the function's own role.
+    needed |= {("sqs:SendMessage", queue) for queue in failure_destinations(cfn_template, function_id)}
     return needed
 
 
@@ -818,3 +886,246 @@ def test_the_attribution_worker_keeps_the_catalog_from_the_product_topics(
     catalog = env_resource(cfn_template, "AttributionFunction", "CATALOG_TABLE")
     assert {"save_listing", "save_deletion"} <= method_calls["AttributionFunction"]
     assert allows(cfn_template, "AttributionFunction", "dynamodb:PutItem", catalog)
+
+
+# ------------------------------------------------------------------------------------------------ data retention
+def data_tables(cfn_template: dict[str, Any]) -> set[str]:
+    """The tables every function is given in Globals (`*_TABLE`): the merchant's data. The idempotency table, named
+    only to the worker that uses it, is Powertools' bookkeeping."""
+    variables = environment(cfn_template, "WebhookFunction")
+    return {str(ref_target(value)) for name, value in variables.items() if name.endswith("_TABLE")}
+
+
+def test_every_table_of_merchant_data_outlives_the_stack_and_a_replacement(cfn_template: dict[str, Any]) -> None:
+    """Deleting the stack, or a change that replaces a table, must not delete a shop's history: every data table
+    is retained both ways (and has point-in-time recovery, held above)."""
+    tables = data_tables(cfn_template)
+    assert {"EventsTable", "OrdersTable", "CountersTable", "ShopsTable"} <= tables
+    not_retained = sorted(
+        table_id
+        for table_id in tables
+        if (
+            cfn_template["Resources"][table_id].get("DeletionPolicy"),
+            cfn_template["Resources"][table_id].get("UpdateReplacePolicy"),
+        )
+        != ("Retain", "Retain")
+    )
+    assert not_retained == [], f"DeletionPolicy and UpdateReplacePolicy should be Retain on {not_retained}"
+
+
+def test_the_idempotency_table_goes_with_the_stack_by_an_explicit_choice(
+    cfn_template: dict[str, Any], env_reads: dict[str, frozenset[str]]
+) -> None:
+    """Its records expire within the hour and are rebuilt from nothing; keeping it would only leave an orphan."""
+    table_id = env_resource(cfn_template, a_function_reading(env_reads, "IDEMPOTENCY_TABLE"), "IDEMPOTENCY_TABLE")
+    assert table_id not in data_tables(cfn_template)
+    resource = cfn_template["Resources"][table_id]
+    assert (resource.get("DeletionPolicy"), resource.get("UpdateReplacePolicy")) == ("Delete", "Delete")
+
+
+# -------------------------------------------------------------------------------------------- reserved concurrency
+# Lambda refuses a reservation that leaves the account fewer than 100 unreserved executions; the default account
+# quota is 1,000.
+DEFAULT_ACCOUNT_CONCURRENCY = 1000
+MINIMUM_UNRESERVED = 100
+
+
+def reservation_parameter(sam_template: dict[str, Any], function_id: str) -> str:
+    """The parameter a function's ReservedConcurrentExecutions comes from, checked to be `!If [<parameter> is not 0,
+    <parameter>, AWS::NoValue]`."""
+    value = sam_template["Resources"][function_id]["Properties"].get("ReservedConcurrentExecutions")
+    assert isinstance(value, dict), f"{function_id}: no conditional reservation"
+    assert set(value) == {"Fn::If"}, f"{function_id}: no conditional reservation"
+    condition, when_set, when_unset = value["Fn::If"]
+    parameter = ref_target(when_set)
+    assert parameter in sam_template["Parameters"], function_id
+    assert ref_target(when_unset) == "AWS::NoValue", function_id
+    assert sam_template["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, 0]}]}
+    return str(parameter)
+
+
+def resolved(template: dict[str, Any], logical_id: str, overrides: dict[str, str]) -> dict[str, Any]:
+    """A resource's properties as CloudFormation would deploy them with these parameter values."""
+    resolver = Resolver(template, region="us-east-1", parameter_overrides=overrides)
+    properties = resolver.resolve(template["Resources"][logical_id].get("Properties") or {})
+    assert isinstance(properties, dict)
+    return properties
+
+
+def test_every_function_has_a_reserved_concurrency_parameter_that_zero_leaves_unset(
+    sam_template: dict[str, Any],
+) -> None:
+    functions = [function_id for function_id, _ in resources(sam_template, "AWS::Serverless::Function")]
+    assert len(functions) >= 8
+    for function_id in functions:
+        parameter = reservation_parameter(sam_template, function_id)
+        spec = sam_template["Parameters"][parameter]
+        assert (spec["Type"], spec["MinValue"]) == ("Number", 0), parameter
+        assert int(spec["Default"]) > 0, f"{parameter}: the default should protect DynamoDB"
+
+        assert resolved(sam_template, function_id, {parameter: "0"}).get("ReservedConcurrentExecutions") is None
+        assert resolved(sam_template, function_id, {parameter: "7"})["ReservedConcurrentExecutions"] == "7"
+
+
+def test_the_default_reservations_leave_the_account_its_unreserved_minimum(sam_template: dict[str, Any]) -> None:
+    parameters = sam_template["Parameters"]
+    total = sum(
+        int(parameters[reservation_parameter(sam_template, function_id)]["Default"])
+        for function_id, _ in resources(sam_template, "AWS::Serverless::Function")
+    )
+    assert total <= DEFAULT_ACCOUNT_CONCURRENCY - MINIMUM_UNRESERVED, f"{total} reserved by default"
+
+
+def test_the_storefront_and_webhook_have_headroom_and_the_nightly_jobs_little(sam_template: dict[str, Any]) -> None:
+    """Serving answers shoppers and intake answers Shopify within 5 s: they get the most; a job's shops wait on
+    its queue, so it gets little."""
+    defaults = {
+        function_id: int(sam_template["Parameters"][reservation_parameter(sam_template, function_id)]["Default"])
+        for function_id, _ in resources(sam_template, "AWS::Serverless::Function")
+    }
+    jobs = [defaults[job] for job in ("DailyLearningFunction", "SimilarityFunction", "HealthCheckFunction")]
+    assert min(defaults["StorefrontFunction"], defaults["WebhookFunction"]) >= 10 * max(jobs)
+    assert max(jobs) <= 10
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "DailyLearningReservedConcurrency": "2",
+            "SimilarityReservedConcurrency": "3",
+            "HealthCheckReservedConcurrency": "4",
+        },
+        {
+            "DailyLearningReservedConcurrency": "0",
+            "SimilarityReservedConcurrency": "0",
+            "HealthCheckReservedConcurrency": "0",
+        },
+    ],
+    ids=["defaults", "small", "unset"],
+)
+def test_no_queue_polls_a_function_with_more_concurrency_than_it_reserves(
+    cfn_template: dict[str, Any], overrides: dict[str, str]
+) -> None:
+    """A poller with more concurrent batches than the function's reservation is throttled, and its messages count
+    receives towards the DLQ for nothing: every event source of a reserving function sets MaximumConcurrency at
+    most the reservation."""
+    checked = 0
+    for mapping_id, _ in resources(cfn_template, "AWS::Lambda::EventSourceMapping"):
+        mapping = resolved(cfn_template, mapping_id, overrides)
+        function_id = cfn_template["Resources"][mapping_id]["Properties"]["FunctionName"]["Ref"]
+        reserved = resolved(cfn_template, function_id, overrides).get("ReservedConcurrentExecutions")
+        if reserved is None:
+            continue
+        maximum = (mapping.get("ScalingConfig") or {}).get("MaximumConcurrency")
+        assert maximum is not None, f"{mapping_id}: no MaximumConcurrency while {function_id} reserves {reserved}"
+        assert 2 <= int(maximum) <= int(reserved), f"{mapping_id}: {maximum} pollers for {reserved} reserved"
+        checked += 1
+    assert checked >= (0 if overrides.get("HealthCheckReservedConcurrency") == "0" else 4)
+
+
+# -------------------------------------------------------------------------------------------- HTTP API operations
+def http_api_stage(cfn_template: dict[str, Any]) -> dict[str, Any]:
+    (stage,) = [properties for _, properties in resources(cfn_template, "AWS::ApiGatewayV2::Stage")]
+    return stage
+
+
+def test_the_http_api_throttles_every_route_by_parameters(cfn_template: dict[str, Any]) -> None:
+    settings = http_api_stage(cfn_template)["DefaultRouteSettings"]
+    for key, parameter in (
+        ("ThrottlingRateLimit", "HttpApiThrottlingRateLimit"),
+        ("ThrottlingBurstLimit", "HttpApiThrottlingBurstLimit"),
+    ):
+        assert ref_target(settings[key]) == parameter
+        spec = cfn_template["Parameters"][parameter]
+        assert (spec["Type"], int(spec["MinValue"])) == ("Number", 1), parameter
+        assert int(spec["Default"]) >= 100, parameter
+
+
+def test_the_http_api_writes_access_logs_to_a_log_group_of_its_own_with_a_retention(
+    cfn_template: dict[str, Any],
+) -> None:
+    settings = http_api_stage(cfn_template)["AccessLogSettings"]
+    log_group_id = getatt_target(settings["DestinationArn"], "Arn")
+    assert log_group_id, settings
+    log_group = cfn_template["Resources"][log_group_id]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert ref_target(log_group["Properties"]["RetentionInDays"]) == "LogRetentionDays"
+    assert "/aws/lambda/" not in str(log_group["Properties"]["LogGroupName"])
+
+
+# What API Gateway writes for each $context variable the access log may use, taken from a request as the function
+# receives it (payload 2.0). A variable missing here fails the test below: add it only once it is clear it carries
+# neither a query string nor personal data ($context.identity.sourceIp, $context.identity.userAgent,
+# $context.integrationErrorMessage and $context.integration.error do: a function's error may quote its input).
+ACCESS_LOG_VALUES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "requestId": lambda event: str(event["requestContext"]["requestId"]),
+    "requestTime": lambda event: str(event["requestContext"]["time"]),
+    "requestTimeEpoch": lambda event: str(event["requestContext"]["timeEpoch"]),
+    "routeKey": lambda event: str(event["routeKey"]),
+    "path": lambda event: str(event["requestContext"]["http"]["path"]),
+    "httpMethod": lambda event: str(event["requestContext"]["http"]["method"]),
+    "protocol": lambda event: str(event["requestContext"]["http"]["protocol"]),
+    "stage": lambda event: str(event["requestContext"]["stage"]),
+    "apiId": lambda event: str(event["requestContext"]["apiId"]),
+    "status": lambda event: "200",
+    "responseLength": lambda event: "512",
+    "responseLatency": lambda event: "41",
+    "integration.status": lambda event: "200",
+    "integration.latency": lambda event: "38",
+    "integration.requestId": lambda event: "8f6c1a52-0d7e-4b7e-9a61-3d2f0c9b7e11",
+    "error.message": lambda event: "",
+}
+CONTEXT_VARIABLE = re.compile(r"\$context\.([A-Za-z]+(?:\.[A-Za-z]+)*)")
+
+
+def access_log_line(log_format: str, event: dict[str, Any]) -> str:
+    unknown = sorted(set(CONTEXT_VARIABLE.findall(log_format)) - set(ACCESS_LOG_VALUES))
+    assert unknown == [], f"the access log uses $context variables not vetted for query strings or PII: {unknown}"
+    return CONTEXT_VARIABLE.sub(lambda match: ACCESS_LOG_VALUES[match.group(1)](event), log_format)
+
+
+def test_an_access_log_line_of_a_signed_app_proxy_request_carries_no_query_string(
+    cfn_template: dict[str, Any],
+) -> None:
+    """Given the sample signed recommendation request, when API Gateway writes its access log line with the stage's
+    format, then the line is one JSON object naming the route and the path, with no part of the query string: not
+    the signature, not the visitor."""
+    event = json.loads((ROOT / "events" / "storefront-get-recommendations.json").read_text(encoding="utf-8"))
+    query = dict(pair.split("=", 1) for pair in event["rawQueryString"].split("&"))
+    assert query["signature"]
+    assert query["visitor_id"]
+
+    line = access_log_line(http_api_stage(cfn_template)["AccessLogSettings"]["Format"], event)
+
+    record = json.loads(line)
+    assert record["routeKey"] == "GET /apps/proxy/recommendations"
+    assert record["path"] == "/apps/proxy/recommendations"
+    for secret in (query["signature"], query["visitor_id"], query["timestamp"], "signature", "?"):
+        assert secret not in line
+
+
+def test_the_access_log_check_refuses_a_format_with_the_source_ip() -> None:
+    """A guard on the guard above: a format quoting an unvetted variable is refused, not rendered."""
+    event = json.loads((ROOT / "events" / "storefront-get-recommendations.json").read_text(encoding="utf-8"))
+    with pytest.raises(AssertionError, match=r"identity\.sourceIp"):
+        access_log_line('{"ip":"$context.identity.sourceIp"}', event)
+
+
+# ------------------------------------------------------------------------------------------------ RELIABILITY.md
+def test_reliability_counts_the_functions_and_roles_the_template_has(cfn_template: dict[str, Any]) -> None:
+    """RELIABILITY.md states how many functions and roles the least-privilege checks cover: those counts are the
+    template's."""
+    text = (ROOT / "RELIABILITY.md").read_text(encoding="utf-8")
+    functions = len(list(resources(cfn_template, "AWS::Lambda::Function")))
+    roles = len(
+        {
+            function_role(cfn_template, function_id)
+            for function_id, _ in resources(cfn_template, "AWS::Lambda::Function")
+        }
+    )
+    claims = re.findall(r"\b(\d+) (functions|roles)\b", text)
+    assert claims, "RELIABILITY.md no longer states how many functions and roles it covers"
+    for number, noun in claims:
+        assert int(number) == (functions if noun == "functions" else roles), f"RELIABILITY.md: {number} {noun}"
