@@ -23,6 +23,7 @@ help:
 	@echo "                              a shop's products and orders from the Admin API into the running stack"
 	@echo "make fake-admin               a seeded fake Shopify Admin API to backfill from locally"
 	@echo "make smoke BASE_URL=… SHOP=…  the README walk-through as one command against a deployment (local or AWS)"
+	@echo "make app-config [STACK=reclift] [REGION=…]  the deployed stack's URLs (and \$$SHOPIFY_API_KEY) into shopify.app.toml"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
 	@echo "make fuzz [ARGS=…]            the property and fuzzing tests on new generated inputs (make test repeats fixed ones)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
@@ -70,10 +71,15 @@ fake-admin: $(INSTALLED)
 	$(BIN)/python -m reclift_local fake-admin $(ARGS)
 
 # The app's secret and API key come from the environment (SHOPIFY_API_SECRET, SHOPIFY_API_KEY), never a command line.
-.PHONY: smoke
+.PHONY: smoke app-config
 smoke: $(INSTALLED)
 	@test -n "$(BASE_URL)" -a -n "$(SHOP)" || { echo "usage: make smoke BASE_URL=<ApiUrl> SHOP=<shop>.myshopify.com [ARGS='--timeout 120']"; exit 2; }
 	$(BIN)/python -m reclift_local smoke --base-url "$(BASE_URL)" --shop "$(SHOP)" $(ARGS)
+
+# Writes the deployed stack's ApiUrl, AppProxyUrl and WebhookUrl outputs (and client_id from SHOPIFY_API_KEY, if set)
+# into shopify.app.toml; the rest of the file is kept byte for byte.
+app-config: $(INSTALLED)
+	$(BIN)/python -m reclift_local app-config $(if $(STACK),--stack "$(STACK)") $(if $(REGION),--region "$(REGION)")
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from . import client, smoke
+from . import app_config, client, smoke
 from .output import Output
 from .stack import DEFAULT_STATE_FILE, LocalStack, StackError, StackOptions
 from .template import DEFAULT_REGION, TemplateError
@@ -129,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+    app_config.add_arguments(
+        sub.add_parser(
+            "app-config",
+            help="write the deployed stack's URLs (ApiUrl, AppProxyUrl, WebhookUrl outputs) and $SHOPIFY_API_KEY "
+            "into shopify.app.toml",
+        )
+    )
+
     sub.add_parser("status", parents=[state], help="invocation counts and queue depths of the running stack")
     sub.add_parser("redrive", parents=[state], help="move every DLQ's messages back to their source queue")
     return parser
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         code = client.invoke(args.function, args.event, args.state_file, wait_timeout=args.wait_timeout)
     elif args.command == "smoke":
         code = smoke.command(args)
+    elif args.command == "app-config":
+        code = app_config.command(args)
     elif args.command == "status":
         code = client.simple_command("/_local/status", "GET", args.state_file)
     else:
