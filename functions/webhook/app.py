@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -26,12 +27,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             path_topic=(event.get("pathParameters") or {}).get("topic"),
             secrets=config.api_secrets(),
             send=send_webhook,
+            now=datetime.now(UTC),
+            max_age_seconds=config.webhook_max_age_seconds(),
         )
     except SignatureError as exc:
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
         logger.warning("webhook rejected", extra={"reason": exc.reason})
         return json_response(401, {"error": "invalid webhook signature"})
     except BadRequest as exc:
+        metrics.add_metric(name="WebhooksRefused", unit=MetricUnit.Count, value=1)
+        logger.warning("webhook refused", extra={"reason": exc.message, "field": exc.field})
         return json_response(exc.status, {"error": exc.message, "field": exc.field})
     except PayloadTooLarge as exc:
         metrics.add_metric(name="WebhooksTooLarge", unit=MetricUnit.Count, value=1)

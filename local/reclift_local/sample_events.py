@@ -3,8 +3,8 @@
 The events are what API Gateway and SQS hand the functions (the same builders the local stack uses), so they
 work with `make invoke FN=… EVENT=…`, with `sam local invoke -e`, and in the tests. They are made for a fixed
 moment, so the files are reproducible: `python -m reclift_local.sample_events --check` fails when they drift.
-App-proxy samples carry that moment's timestamp — invoke them with `APP_PROXY_MAX_SKEW_SECONDS=0`, or
-regenerate them with `--now` for a fresh one.
+App-proxy and webhook samples carry that moment's time — invoke them with `APP_PROXY_MAX_SKEW_SECONDS=0` and
+`WEBHOOK_MAX_AGE_SECONDS=0`, or regenerate them with `--now` for fresh ones.
 """
 
 from __future__ import annotations

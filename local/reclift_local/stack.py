@@ -35,7 +35,11 @@ from .template import (
 from .workers import FunctionRuntime, Outcome, function_environment
 
 # Template parameters that follow the documented environment variables (DESIGN.md, "Configuration").
-ENV_PARAMETERS = {"SHOPIFY_API_KEY": "ShopifyApiKey", "APP_PROXY_MAX_SKEW_SECONDS": "AppProxyMaxSkewSeconds"}
+ENV_PARAMETERS = {
+    "SHOPIFY_API_KEY": "ShopifyApiKey",
+    "APP_PROXY_MAX_SKEW_SECONDS": "AppProxyMaxSkewSeconds",
+    "WEBHOOK_MAX_AGE_SECONDS": "WebhookMaxAgeSeconds",
+}
 # The app secret lives in SSM, as on AWS; functions find it through the parameter's name, never in their environment.
 SECRET_PARAMETER = "ShopifyApiSecretParameterName"  # noqa: S105 - a parameter name, not a secret
 PREVIOUS_SECRET_PARAMETER = "ShopifyApiSecretPreviousParameterName"  # noqa: S105

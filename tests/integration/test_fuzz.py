@@ -58,6 +58,7 @@ ADMIN_SETTINGS_BODY = 1_000
 
 SKEW_SECONDS = 90  # APP_PROXY_MAX_SKEW_SECONDS's default, as the template leaves it
 LEEWAY_SECONDS = 5  # the session token verifier's clock leeway
+TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
 HMAC_HEADER = "x-shopify-hmac-sha256"
 SHOP_DOMAIN = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com")
 TIMESTAMP = re.compile(r"[0-9]{1,15}")
@@ -338,7 +339,9 @@ def test_fuzz_webhook_an_exactly_signed_body_with_any_headers_is_queued(
     base64_encoded: bool,
     topic: str,
 ) -> None:
-    signed = {**headers, header_name: sign_webhook(body, DEV_API_SECRET)}
+    fresh = {name: value for name, value in headers.items() if name.lower() != TRIGGERED_AT_HEADER}
+    fresh[TRIGGERED_AT_HEADER] = datetime.now(UTC).isoformat()  # any other trigger time is refused: see below
+    signed = {**fresh, header_name: sign_webhook(body, DEV_API_SECRET)}
     event = webhook_raw_event(signed, body, base64_encoded=base64_encoded or not utf8(body), topic=topic)
 
     response = invoke(moto_aws, sink, "WebhookFunction", event)
@@ -346,6 +349,41 @@ def test_fuzz_webhook_an_exactly_signed_body_with_any_headers_is_queued(
     webhook_queue.delivered()
     assert response["statusCode"] == 200, response
     assert body_of(response)["queued"] is True
+
+
+@fuzz_settings(300)
+@given(
+    drawn=st.one_of(
+        st.text(max_size=40),
+        st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
+        st.integers(-4 * 24 * 3600, 3600),  # seconds from now: around both bounds of the window
+    )
+)
+def test_fuzz_webhook_any_trigger_time_is_queued_only_when_fresh_else_400_naming_it(
+    moto_aws: EmulatedAws, sink: TextIO, webhook_queue: QueueDrain, drawn: str | int
+) -> None:
+    # An offset is drawn, not a time, so that what Hypothesis draws never depends on the clock.
+    triggered_at = drawn if isinstance(drawn, str) else (datetime.now(UTC) + timedelta(seconds=drawn)).isoformat()
+    body = b"{}"
+    headers = {HMAC_HEADER: sign_webhook(body, DEV_API_SECRET), TRIGGERED_AT_HEADER: triggered_at}
+    event = webhook_raw_event(headers, body, base64_encoded=False, topic="orders/create")
+
+    response = invoke(moto_aws, sink, "WebhookFunction", event)
+
+    try:
+        moment: datetime | None = datetime.fromisoformat(triggered_at.strip())
+    except ValueError:
+        moment = None
+    age = None if moment is None or moment.tzinfo is None else datetime.now(UTC) - moment
+    window, ahead, margin = timedelta(days=2), timedelta(minutes=5), timedelta(minutes=1)
+    if age is not None and -ahead + margin < age < window - margin:
+        webhook_queue.delivered()
+        assert response["statusCode"] == 200, response
+    elif age is not None and -ahead - margin < age < window + margin and response["statusCode"] == 200:
+        webhook_queue.delivered()  # within a minute of a bound: this test's clock and the function's differ
+    else:
+        assert response["statusCode"] == 400, response
+        assert body_of(response)["field"] == TRIGGERED_AT_HEADER
 
 
 @fuzz_settings(300)

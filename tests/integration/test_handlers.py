@@ -70,9 +70,19 @@ def roi(aws: EmulatedAws, shop: str, day: datetime) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- WebhookFunction
-def test_given_the_signed_sample_webhook_when_received_then_the_exact_delivery_is_queued(
-    aws: EmulatedAws, sqs: Any, webhook_queue: str
+def with_environment(aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch, function: str, **variables: str) -> None:
+    """Run `function` with these variables on top of what the template gives it (as a changed parameter would)."""
+    changed = aws.environment(function) | variables
+    original = aws.environment
+    monkeypatch.setattr(
+        aws, "environment", lambda logical_id: changed if logical_id == function else original(logical_id)
+    )
+
+
+def test_given_the_signed_sample_webhook_when_received_with_the_age_check_off_then_the_exact_delivery_is_queued(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with_environment(aws, monkeypatch, "WebhookFunction", WEBHOOK_MAX_AGE_SECONDS="0")
     event = sample("webhook-orders-create.json")
 
     response = aws.invoke("WebhookFunction", event)
@@ -86,6 +96,43 @@ def test_given_the_signed_sample_webhook_when_received_then_the_exact_delivery_i
     assert envelope["api_version"] == "2025-10"
     assert envelope["body"] == event["body"]  # the exact bytes Shopify signed
     assert message["MessageAttributes"]["topic"]["StringValue"] == "orders/create"
+
+
+def test_given_a_captured_delivery_replayed_after_the_window_when_received_then_400_and_nothing_is_queued(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    event = sample("webhook-orders-create.json")  # authentic, triggered at the samples' fixed moment
+
+    response = aws.invoke("WebhookFunction", event)
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["field"] == "x-shopify-triggered-at"
+    assert "more than 172800 seconds ago" in body_of(response)["error"]
+    assert queued(sqs, webhook_queue) == []
+
+
+@pytest.mark.parametrize(
+    ("triggered_at", "problem"),
+    [
+        (None, "no trigger time"),
+        ("yesterday", "not an ISO 8601 time"),
+        ("2030-01-01T00:00:00", "no time zone"),
+        ((datetime.now(UTC) + timedelta(hours=1)).isoformat(), "in the future"),
+    ],
+)
+def test_given_a_signed_delivery_without_a_usable_trigger_time_when_received_then_400_names_it(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str, triggered_at: str | None, problem: str
+) -> None:
+    event = webhook_event(new_shop(), b"{}")
+    event["headers"].pop("x-shopify-triggered-at")
+    if triggered_at is not None:
+        event["headers"]["x-shopify-triggered-at"] = triggered_at
+
+    response = aws.invoke("WebhookFunction", event)
+
+    assert (response["statusCode"], body_of(response)["field"]) == (400, "x-shopify-triggered-at")
+    assert problem in body_of(response)["error"]
+    assert queued(sqs, webhook_queue) == []
 
 
 def test_given_a_forged_signature_when_received_then_401_and_nothing_is_queued(

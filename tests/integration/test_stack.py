@@ -14,7 +14,14 @@ import pytest
 import requests
 
 from reclift.ranking import assign_arm
-from tests.support.shopify import new_shop, order_payload, proxy_query, session_token, webhook_request
+from tests.support.shopify import (
+    new_shop,
+    order_payload,
+    proxy_query,
+    session_token,
+    webhook_event,
+    webhook_request,
+)
 from tests.support.stack import RunningStack, admin_get, process_alive, running_stack, wait_for
 from tests.support.truth import actual_counters
 
@@ -162,12 +169,18 @@ def test_given_a_bad_signature_or_body_when_posted_then_the_stack_answers_4xx(st
 
 
 def test_given_the_invoke_command_when_run_against_the_stack_then_it_prints_the_function_response(
-    stack: RunningStack,
+    stack: RunningStack, tmp_path: Path
 ) -> None:
-    result = stack.command("invoke", "WebhookFunction", "--event", "events/webhook-orders-create.json")
+    fresh = tmp_path / "webhook.json"
+    fresh.write_text(json.dumps(webhook_event(new_shop(), b"{}", topic="products/update")))
+
+    result = stack.command("invoke", "WebhookFunction", "--event", str(fresh))
+    replayed = stack.command("invoke", "WebhookFunction", "--event", "events/webhook-orders-create.json")
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["statusCode"] == 200
+    # The sample was triggered at a fixed moment long past: the function refuses it as a replay.
+    assert json.loads(replayed.stdout)["statusCode"] == 400
 
 
 def test_given_sigterm_when_the_stack_stops_then_no_worker_process_is_left(

@@ -54,15 +54,25 @@ def required(name: str) -> str:
     return value
 
 
-def app_proxy_max_skew_seconds() -> int:
-    raw = os.environ.get("APP_PROXY_MAX_SKEW_SECONDS", "90")
+def _seconds(name: str, default: int) -> int:
+    """A duration setting in whole seconds, where 0 switches its check off."""
+    raw = os.environ.get(name, str(default))
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"APP_PROXY_MAX_SKEW_SECONDS must be a whole number of seconds, not {raw!r}") from exc
+        raise ConfigurationError(f"{name} must be a whole number of seconds, not {raw!r}") from exc
     if value < 0:
-        raise ConfigurationError("APP_PROXY_MAX_SKEW_SECONDS must be 0 (off) or more")
+        raise ConfigurationError(f"{name} must be 0 (off) or more")
     return value
+
+
+def app_proxy_max_skew_seconds() -> int:
+    return _seconds("APP_PROXY_MAX_SKEW_SECONDS", 90)
+
+
+def webhook_max_age_seconds() -> int:
+    """How old a delivery's `X-Shopify-Triggered-At` may be at intake (Shopify stops retrying after 4 hours)."""
+    return _seconds("WEBHOOK_MAX_AGE_SECONDS", 48 * 3600)
 
 
 def _secret(env_name: str) -> str | None:

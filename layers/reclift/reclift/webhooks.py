@@ -11,12 +11,15 @@ import gzip
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 MAX_WEBHOOK_BYTES = 1024 * 1024
 COMPRESS_ABOVE_BYTES = 64 * 1024
+# How far ahead of this clock a delivery's trigger time may be: clocks differ by seconds, not minutes.
+FUTURE_LEEWAY = timedelta(minutes=5)
 
 
 class WebhookEnvelope(BaseModel):
@@ -64,3 +67,26 @@ def envelope_for(headers: Mapping[str, str], raw_body: bytes, path_topic: str | 
         body=body,
         body_encoding=encoding,  # type: ignore[arg-type]
     )
+
+
+def delivery_time_problem(triggered_at: str | None, *, now: datetime, max_age_seconds: int) -> str | None:
+    """Why a delivery's `X-Shopify-Triggered-At` refuses it at intake, or None when it is fresh.
+
+    The signature covers the body only, so a captured delivery could be replayed for as long as its body is
+    authentic; the trigger time bounds that to the window (0 switches the check off).
+    """
+    if max_age_seconds == 0:
+        return None
+    if not triggered_at:
+        return "the delivery has no trigger time"
+    try:
+        moment = datetime.fromisoformat(triggered_at.strip())
+    except ValueError:
+        return "the trigger time is not an ISO 8601 time"
+    if moment.tzinfo is None:
+        return "the trigger time has no time zone"
+    if moment > now + FUTURE_LEEWAY:
+        return "the trigger time is in the future"
+    if now - moment > timedelta(seconds=max_age_seconds):
+        return f"the delivery was triggered more than {max_age_seconds} seconds ago"
+    return None
