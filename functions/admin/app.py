@@ -8,20 +8,24 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift import config
 from reclift.admin_page import admin_page
+from reclift.data.backfill import backfill_store
 from reclift.data.health import health_store
+from reclift.data.installs import backfill_queue, install_registry, token_vault
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import privacy_store
-from reclift.data.store import dynamo_store
+from reclift.data.store import StoreError, dynamo_store
 from reclift.http import BadRequest, error_response, json_body
-from reclift.logic.auth import session_caller
+from reclift.logic.auth import bearer_token, session_caller
 from reclift.logic.health import health_report
+from reclift.logic.install import InstallFailed, InstallOutcome, ensure_installed, install_status, shopify_exchange
 from reclift.logic.performance import performance_report
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
-from reclift.observability import logger
+from reclift.observability import logger, metrics
 from reclift.settings import SettingsError, merge_settings
 from reclift.signatures import SignatureError
 
@@ -30,7 +34,42 @@ PAGE = Path(__file__).resolve().parent / "page.html"
 
 
 def _shop() -> str:
-    return session_caller(app.current_event.headers).shop
+    """The caller's shop, from its session token; a shop not installed yet is installed first (token exchange,
+    once), without holding up the request's own answer if Shopify cannot be reached."""
+    return _caller(fresh=False)[0]
+
+
+def _caller(*, fresh: bool) -> tuple[str, InstallOutcome]:
+    headers = app.current_event.headers
+    shop = session_caller(headers).shop
+    try:
+        outcome = ensure_installed(
+            shop,
+            bearer_token(headers),
+            install_registry(),
+            token_vault(),
+            backfill_queue(),
+            shopify_exchange,
+            now=datetime.now(UTC),
+            fresh=fresh,
+        )
+    except (InstallFailed, StoreError) as exc:
+        logger.warning("the shop could not be installed", extra={"reason": str(exc)})
+        return shop, InstallOutcome("failed", error="the installation could not be stored")
+    if outcome.exchanged:
+        metrics.add_metric(name="ShopsInstalled", unit=MetricUnit.Count, value=1)
+        logger.info("shop installed", extra={"missing_scopes": sorted(outcome.missing_scopes)})
+    elif outcome.error:
+        logger.warning("the token exchange failed", extra={"reason": outcome.error})
+    return shop, outcome
+
+
+@app.get("/admin/install")
+def get_install() -> dict[str, Any]:
+    """The installation and its backfill's progress (what the page shows until the backfill is complete). It reads
+    the installation afresh, so a reinstall is noticed at once."""
+    shop, outcome = _caller(fresh=True)
+    return install_status(shop, outcome, install_registry(), backfill_store())
 
 
 @app.get("/")
@@ -120,5 +159,6 @@ def bad_range(exc: ReportRangeError) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
+@metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

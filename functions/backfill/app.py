@@ -1,9 +1,12 @@
 """BackfillFunction: a newly installed shop's products (into the catalog) and recent orders (their baskets, then
-similarity) from the Shopify Admin GraphQL API. Invoked with `{"shop": "<shop>.myshopify.com", "what":
-"all" | "orders" | "products", "restart": false}`; the shop's offline access token is read from SSM.
+similarity) from the Shopify Admin GraphQL API, with the shop's offline access token from SSM.
 
-A run stops a minute before the invocation's deadline with its cursor saved and answers `"complete": false`:
-invoking it again resumes there. A failing Admin API fails the invocation, with the progress kept for the retry.
+It works the backfill queue: the installation queues `{"shop": "<shop>.myshopify.com", "what": "all"}` once the
+token is stored. It can also be invoked with that same object (`"what": "all" | "orders" | "products"`, optionally
+`"restart": true`), which answers the run's summary. A run stops a minute before the invocation's deadline with its
+cursor saved; from the queue it then queues its own continuation, invoked it answers `"complete": false` and
+invoking it again resumes there. A failing Admin API fails the invocation (the message is retried, then lands in the
+DLQ), with the progress kept for the retry. A shop that uninstalled reclift meanwhile is skipped.
 """
 
 from __future__ import annotations
@@ -11,27 +14,29 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift import config
 from reclift.data.backfill import BackfillProgress, BackfillStore
+from reclift.data.installs import backfill_queue, install_registry
 from reclift.data.store import dynamo_store
-from reclift.ids import shop_domain
-from reclift.logic.backfill import parse_what, run_backfill
+from reclift.logic.backfill import run_backfill
+from reclift.logic.install import BackfillJob, parse_backfill_job, serves
 from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
 
 STOP_BEFORE_DEADLINE_MS = 60_000
 
+processor = BatchProcessor(event_type=EventType.SQS)
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if not isinstance(event, dict) or not isinstance(event.get("shop"), str):
-        raise ValueError('the event must be {"shop": "<shop>.myshopify.com", "what": "all" | "orders" | "products"}')
-    shop = shop_domain(event["shop"])
-    whats = parse_what(event.get("what", "all"))
-    client = AdminClient(shop, config.shop_admin_token(shop))
+
+def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
+    if not serves(install_registry().installation(job.shop)):
+        logger.info("backfill skipped: the shop uninstalled reclift")
+        return {"shop": job.shop, "skipped": "uninstalled", "complete": False}
+    client = AdminClient(job.shop, config.shop_admin_token(job.shop))
 
     def report(progress: BackfillProgress) -> None:
         logger.info(
@@ -40,19 +45,39 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
 
     result = run_backfill(
-        shop,
-        whats,
+        job.shop,
+        job.whats,
         client,
         BackfillStore(),
         dynamo_store(),
-        restart=event.get("restart") is True,
+        restart=job.restart,
         keep_going=lambda: context.get_remaining_time_in_millis() > STOP_BEFORE_DEADLINE_MS,
         on_progress=report,
     )
     metrics.add_metric(
         name="BackfillPages",
         unit=MetricUnit.Count,
-        value=sum(result[what]["pages"] for what in whats if what in result),
+        value=sum(result[what]["pages"] for what in job.whats if what in result),
     )
     logger.info("backfill finished" if result["complete"] else "backfill paused", extra={"result": result})
     return result
+
+
+def record_handler(record: SQSRecord, context: LambdaContext) -> None:
+    job = parse_backfill_job(record.body)
+    result = run_job(job, context)
+    if not result["complete"] and "skipped" not in result:
+        backfill_queue().queue_backfill(job.shop, what=job.what)  # the rest, in an invocation of its own
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if isinstance(event, dict) and "Records" in event:
+        return process_partial_response(
+            event=event,
+            record_handler=lambda record: record_handler(record, context),
+            processor=processor,
+            context=context,
+        )
+    return run_job(parse_backfill_job(event), context)

@@ -14,10 +14,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift.data.health import served_tally
+from reclift.data.installs import install_registry
 from reclift.data.serving import serving_reader
 from reclift.data.store import StoreError, dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import app_proxy_caller
+from reclift.logic.install import ShopNotInstalled, require_serving
 from reclift.logic.recommendations import parse_query, recommend
 from reclift.logic.tracking import track_events
 from reclift.observability import logger, metrics
@@ -30,6 +32,7 @@ app = APIGatewayHttpResolver()
 @app.post("/apps/proxy/events")
 def post_events() -> dict[str, int]:
     caller = app_proxy_caller(app.current_event.raw_query_string)
+    require_serving(caller.shop, install_registry())
     body = json_body(app.current_event.raw_event)
     result = track_events(caller.shop, caller.logged_in_customer_id, body, dynamo_store(), now=datetime.now(UTC))
     metrics.add_metric(name="EventsTracked", unit=MetricUnit.Count, value=result.received)
@@ -73,6 +76,13 @@ def unauthorized(exc: SignatureError) -> Response[str]:
     metrics.add_metric(name="ProxyRequestsRejected", unit=MetricUnit.Count, value=1)
     logger.warning("app proxy request rejected", extra={"reason": exc.reason})
     return error_response(401, "invalid app proxy signature")
+
+
+@app.exception_handler(ShopNotInstalled)
+def not_installed(exc: ShopNotInstalled) -> Response[str]:
+    # Shopify stops proxying an uninstalled app's storefront requests; one that still arrives is answered clearly.
+    metrics.add_metric(name="ProxyRequestsNotInstalled", unit=MetricUnit.Count, value=1)
+    return error_response(403, "reclift is not installed on this shop", "shop")
 
 
 @app.exception_handler(BadRequest)

@@ -10,6 +10,12 @@ a GraphQL engine: the root field is the first field of the operation). It keeps 
 the bucket cannot pay, `MAX_COST_EXCEEDED` above 1,000 points — checks `X-Shopify-Access-Token` (401 otherwise),
 and on demand answers THROTTLED or fails with a 5xx, now or after a number of good answers.
 
+It also answers the token exchange of Shopify's managed installation, `POST /admin/oauth/access_token`, as Shopify
+does: the subject token must be a session token of this shop signed with the app's secret (`aud` = the API key,
+`dest` = `https://{shop}`), the client id and secret the app's; a bad subject token gets 400 `invalid_subject_token`.
+It answers with the shop's offline token and the granted scopes; `uninstall()` revokes that token, so a reinstall's
+exchange gets a new one. Every request is recorded, so a test can count what an installation spends.
+
 `python -m reclift_local fake-admin --shop … --token … --orders 500 --products 200` serves a seeded shop until
 Ctrl-C; point the backfill at it with `RECLIFT_ADMIN_API_URL=<the printed URL>`.
 """
@@ -21,17 +27,26 @@ import json
 import random
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from time import monotonic
 from typing import Any
 
-from reclift.shopify_admin import ADMIN_API_VERSION
+from reclift.shopify_admin import (
+    ADMIN_API_VERSION,
+    ID_TOKEN_TYPE,
+    OFFLINE_TOKEN_TYPE,
+    TOKEN_EXCHANGE_GRANT,
+)
+from reclift.signatures import SignatureError, verify_session_token
+from reclift_local.sign import DEV_API_KEY, DEV_API_SECRET
 
 MAX_QUERY_COST = 1000.0
+TOKEN_EXCHANGE_ROOT = "token_exchange"  # noqa: S105 - how a token exchange is recorded among the requests
 MAX_PAGE_SIZE = 250
-_ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)", re.DOTALL)
+ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)", re.DOTALL)
 _CREATED_SINCE = re.compile(r"created_at:>=(\d{4}-\d{2}-\d{2})")
 
 
@@ -128,6 +143,10 @@ class FakeAdminApi:
     bulk_polls: int = 1  # polls that still find a bulk operation RUNNING
     downloads: int = 0  # bulk result downloads
     points_spent: float = 0.0  # the actual query cost of every answered query
+    api_key: str = DEV_API_KEY  # the app whose session tokens the token exchange accepts
+    api_secret: str = field(default=DEV_API_SECRET, repr=False)
+    granted_scopes: str = "read_orders,read_products"
+    revoked: list[str] = field(default_factory=list, repr=False)  # tokens of earlier installations
     _bulk: dict[str, _BulkRun] = field(default_factory=dict)
     _faults: _Faults = field(default_factory=_Faults)
     _available: float = 0.0
@@ -148,9 +167,11 @@ class FakeAdminApi:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                status, body = api.answer(
-                    self.path, self.headers.get("X-Shopify-Access-Token"), self.rfile.read(length)
-                )
+                raw = self.rfile.read(length)
+                if self.path == "/admin/oauth/access_token":
+                    status, body = api.exchange(raw)
+                else:
+                    status, body = api.answer(self.path, self.headers.get("X-Shopify-Access-Token"), raw)
                 payload = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -228,6 +249,52 @@ class FakeAdminApi:
             }
         }
 
+    def uninstall(self) -> None:
+        """The merchant uninstalls the app: its offline token is revoked (401 from now on), and the next
+        installation's token exchange issues another one."""
+        with self._lock:
+            self.revoked.append(self.token)
+            self.token = f"shpat_{random.getrandbits(128):032x}"
+
+    @property
+    def exchanges(self) -> list[RequestRecord]:
+        return [record for record in self.requests if record.root == TOKEN_EXCHANGE_ROOT]
+
+    def exchange(self, raw: bytes) -> tuple[int, dict[str, Any]]:
+        """`POST /admin/oauth/access_token`: a session token exchanged for the shop's offline token."""
+        with self._lock:
+            record = RequestRecord(root=TOKEN_EXCHANGE_ROOT, variables={}, status=200, outcome="ok")
+            self.requests.append(record)
+            try:
+                request = json.loads(raw)
+            except ValueError:
+                request = None
+            status, body = self._exchange(request if isinstance(request, dict) else {})
+            record.status, record.outcome = status, "ok" if status == 200 else "denied"
+            return status, body
+
+    def _exchange(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if request.get("client_id") != self.api_key or request.get("client_secret") != self.api_secret:
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed."}
+        if (
+            request.get("grant_type") != TOKEN_EXCHANGE_GRANT
+            or request.get("subject_token_type") != ID_TOKEN_TYPE
+            or request.get("requested_token_type") != OFFLINE_TOKEN_TYPE
+        ):
+            return 400, {"error": "invalid_request", "error_description": "Unsupported token exchange parameters."}
+        try:
+            claims = verify_session_token(
+                str(request.get("subject_token") or ""), (self.api_secret,), api_key=self.api_key, now=time.time()
+            )
+        except SignatureError:
+            claims = None
+        if claims is None or claims.shop != self.shop:
+            return 400, {
+                "error": "invalid_subject_token",
+                "error_description": "Token exchange cannot be performed due to an invalid subject token.",
+            }
+        return 200, {"access_token": self.token, "scope": self.granted_scopes}
+
     def answer(self, path: str, token: str | None, raw: bytes) -> tuple[int, dict[str, Any]]:
         if path != f"/admin/api/{self.version}/graphql.json":
             return 404, {"errors": "Not Found"}
@@ -236,7 +303,7 @@ class FakeAdminApi:
             query, variables = str(request["query"]), dict(request.get("variables") or {})
         except (ValueError, KeyError, TypeError):
             return 400, {"errors": {"query": "Required parameter missing or invalid"}}
-        match = _ROOT_FIELD.match(query)
+        match = ROOT_FIELD.match(query)
         root = match.group(1) if match else ""
         with self._lock:
             record = RequestRecord(root=root, variables=variables, status=200, outcome="ok")
@@ -324,7 +391,7 @@ class FakeAdminApi:
 
     # ------------------------------------------------------------ bulk operations
     def _start_bulk(self, query: str) -> dict[str, Any]:
-        match = _ROOT_FIELD.match(query)
+        match = ROOT_FIELD.match(query)
         root = match.group(1) if match else ""
         if root not in ("orders", "products"):
             return {"bulkOperation": None, "userErrors": [{"field": ["query"], "message": "Invalid bulk query"}]}

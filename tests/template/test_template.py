@@ -19,6 +19,7 @@ import pytest
 from reclift.data.backfill import BackfillStore
 from reclift.data.catalog import CatalogStore
 from reclift.data.health import HealthStore
+from reclift.data.installs import BackfillQueue, InstallRegistry, TokenVault
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import PrivacyStore
 from reclift.data.serving import ServingReader
@@ -731,6 +732,22 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),
         ("CATALOG_TABLE", None, "dynamodb:BatchGetItem"),
     ],
+    # reclift.data.installs.InstallRegistry (the storefront reads the installation with its BatchGetItem)
+    "installation": [("SHOPS_TABLE", None, "dynamodb:BatchGetItem")],
+    "claim_installation": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "complete_installation": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "fail_installation": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "mark_uninstalled": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    # reclift.data.installs.TokenVault and BackfillQueue: SSM (TOKEN_PERMISSIONS) and SQS (its *_QUEUE_URL)
+    "put_token": [],
+    "delete_token": [],
+    "queue_backfill": [],
+}
+# What each call that handles shops' offline tokens asks of SSM, on the token prefix (`*_PARAM_PREFIX`).
+TOKEN_PERMISSIONS = {
+    "shop_admin_token": "ssm:GetParameter",
+    "put_token": "ssm:PutParameter",
+    "delete_token": "ssm:DeleteParameter",
 }
 PORTS = (
     DynamoStore,
@@ -741,6 +758,9 @@ PORTS = (
     BackfillStore,
     HealthStore,
     SimilarityStore,
+    InstallRegistry,
+    TokenVault,
+    BackfillQueue,
 )
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
@@ -772,7 +792,8 @@ def required_permissions(
         elif name.endswith("_PARAM") and name not in plaintext_secret_overrides(env_names):
             needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}"))
         elif name.endswith("_PARAM_PREFIX"):  # one parameter per shop under the prefix
-            needed.add(("ssm:GetParameter", f"ssm:{env_resource(cfn_template, function_id, name)}*"))
+            prefix = f"ssm:{env_resource(cfn_template, function_id, name)}*"
+            needed |= {(action, prefix) for call, action in TOKEN_PERMISSIONS.items() if call in calls}
     # Lambda sends a failed asynchronous invocation to its destination with the function's own role.
     needed |= {("sqs:SendMessage", queue) for queue in failure_destinations(cfn_template, function_id)}
     return needed
@@ -867,7 +888,7 @@ def test_the_backfill_function_reaches_what_it_writes_and_reads_only_its_shops_t
     method_calls: dict[str, frozenset[str]],
 ) -> None:
     """Given the backfill's code, it stores listings, baskets and its progress; its role reads SSM only under the
-    token prefix, and it can neither read events nor send to a queue."""
+    token prefix, it cannot read events, and it sends only to its own queue (a paused run's continuation)."""
     assert "SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX" in env_reads["BackfillFunction"]
     assert {"save_listing", "save_backfilled_basket", "backfill_progress", "save_backfill_progress"} <= method_calls[
         "BackfillFunction"
@@ -876,7 +897,10 @@ def test_the_backfill_function_reaches_what_it_writes_and_reads_only_its_shops_t
     assert not allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyApiSecretParameterName")
     events = env_resource(cfn_template, "BackfillFunction", "EVENTS_TABLE")
     assert not any(allows(cfn_template, "BackfillFunction", action, events) for action in DYNAMODB_READ_ACTIONS)
-    assert not {action for action in allowed_actions(cfn_template, "BackfillFunction") if action.startswith("sqs:Send")}
+    sends = {action for action in allowed_actions(cfn_template, "BackfillFunction") if action.startswith("sqs:Send")}
+    assert sends == {"sqs:SendMessage"}
+    own_queue = env_resource(cfn_template, "BackfillFunction", "BACKFILL_QUEUE_URL")
+    assert allows(cfn_template, "BackfillFunction", "sqs:SendMessage", own_queue)
     assert int(cfn_template["Resources"]["BackfillFunction"]["Properties"]["Timeout"]) == 900
 
 

@@ -97,18 +97,24 @@ def api_secrets() -> tuple[str, ...]:
     return (current, previous) if previous and previous != current else (current,)
 
 
-def shop_admin_token(shop: str) -> str:
-    """The shop's offline Admin API access token, from the SSM SecureString named by the prefix and the shop domain
-    (decrypted, cached for five minutes). ConfigurationError, never the token, when it cannot be read."""
+def admin_token_parameter(shop: str) -> str:
+    """The SSM name of the shop's offline Admin API access token: `{SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX}{shop}`."""
     prefix = os.environ.get("SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX", "")
     if not prefix:
         raise ConfigurationError("SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX is not set")
+    return f"{prefix}{shop}"
+
+
+def shop_admin_token(shop: str) -> str:
+    """The shop's offline Admin API access token, from the SSM SecureString named by the prefix and the shop domain
+    (decrypted, read afresh: a reinstall replaces the token, and the backfill reads it once per run).
+    ConfigurationError, never the token, when it cannot be read."""
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
-    name = f"{prefix}{shop}"
+    name = admin_token_parameter(shop)
     try:
-        value = parameters.get_parameter(name, decrypt=True, max_age=SECRET_CACHE_SECONDS)
+        value = parameters.get_parameter(name, decrypt=True, force_fetch=True)
     except GetParameterError as exc:
         raise ConfigurationError(f"no Admin API access token could be read from SSM parameter {name}") from exc
     if not value:

@@ -355,3 +355,104 @@ def bulk_lines(client: AdminClient, url: str, *, skip: int = 0) -> Iterator[dict
         raise AdminApiError(f"downloading the bulk result of {client.shop} failed: HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
         raise AdminApiError(f"downloading the bulk result of {client.shop} failed: {exc}") from exc
+
+
+# ---------------------------------------------------------------- token exchange
+# Shopify's managed installation: the embedded app's first session token is exchanged for the shop's offline
+# access token (RFC 8693 token exchange) at `POST https://{shop}/admin/oauth/access_token`.
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a grant type's name
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a token type's name
+OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105 - a token type's name
+TOKEN_EXCHANGE_TIMEOUT = 5.0  # seconds: it runs inside an admin request
+
+
+class TokenExchangeError(RuntimeError):
+    """Shopify did not exchange the session token. `code` is Shopify's `error` (e.g. `invalid_subject_token`), or
+    `http_{status}` / `network` / `malformed_response`; `retryable` says whether a later attempt may succeed."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class OfflineToken:
+    """What a token exchange grants. `expires_in` and `refresh_token` come only with an expiring token."""
+
+    access_token: str = field(repr=False)
+    scopes: frozenset[str]
+    expires_in: int | None = None
+    refresh_token: str | None = field(default=None, repr=False)
+
+
+def token_exchange_url(shop: str) -> str:
+    return f"{admin_base_url(shop)}/admin/oauth/access_token"
+
+
+def token_exchange_body(session_token: str, *, api_key: str, api_secret: str) -> dict[str, str]:
+    """The JSON body that exchanges a session token for the shop's offline access token."""
+    return {
+        "client_id": api_key,
+        "client_secret": api_secret,
+        "grant_type": TOKEN_EXCHANGE_GRANT,
+        "subject_token": session_token,
+        "subject_token_type": ID_TOKEN_TYPE,
+        "requested_token_type": OFFLINE_TOKEN_TYPE,
+    }
+
+
+def parse_scopes(value: object) -> frozenset[str]:
+    """Shopify's comma-separated `scope` text as a set."""
+    if not isinstance(value, str):
+        return frozenset()
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_token_response(status: int, raw: bytes) -> OfflineToken:
+    """A token exchange's answer: the offline token, or TokenExchangeError with Shopify's error code. A 4xx other
+    than 429 is final (the session token or the app's credentials were refused); 429, 5xx are worth retrying."""
+    try:
+        answer = json.loads(raw) if raw else None
+    except ValueError:
+        answer = None
+    if status != 200:
+        code = answer.get("error") if isinstance(answer, dict) else None
+        retryable = status == 429 or status >= 500
+        return_code = code if isinstance(code, str) and code else f"http_{status}"
+        raise TokenExchangeError(
+            return_code, f"the token exchange was refused (HTTP {status}, {return_code})", retryable=retryable
+        )
+    if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
+        raise TokenExchangeError("malformed_response", "the token exchange answered no access token", retryable=True)
+    expires_in = answer.get("expires_in")
+    refresh_token = answer.get("refresh_token")
+    return OfflineToken(
+        access_token=answer["access_token"],
+        scopes=parse_scopes(answer.get("scope")),
+        expires_in=expires_in if isinstance(expires_in, int) and not isinstance(expires_in, bool) else None,
+        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+    )
+
+
+def exchange_session_token(
+    shop: str, session_token: str, *, api_key: str, api_secret: str, timeout: float = TOKEN_EXCHANGE_TIMEOUT
+) -> OfflineToken:
+    """One token exchange request (the caller decides when to try again). Neither token nor secret ever appears in
+    an error."""
+    body = json.dumps(token_exchange_body(session_token, api_key=api_key, api_secret=api_secret)).encode()
+    request = urllib.request.Request(  # noqa: S310 - https, or the configured fake's URL
+        token_exchange_url(shop),
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            status, raw = int(response.status), response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TokenExchangeError("network", f"the token exchange with {shop} failed: {reason}", retryable=True) from exc
+    return parse_token_response(status, raw)

@@ -11,6 +11,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
+from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, bind_tables
 from reclift.data.store import StoreError, day_key
 from reclift.learning import Performance, Prior, ProductDay
@@ -77,10 +78,10 @@ class LearningStore:
         bind_tables()
 
     def shops(self) -> Iterator[str]:
-        """Every shop in the registry (one small item each)."""
+        """Every shop in the registry (one small item each), but those that uninstalled reclift."""
         try:
             # Registry items have first_seen; the privacy requests kept in the same table do not.
-            for item in ShopItem.scan(ShopItem.first_seen.exists(), attributes_to_get=["pk"]):
+            for item in ShopItem.scan(ShopItem.first_seen.exists() & still_installed(), attributes_to_get=["pk"]):
                 yield item.pk
         except PynamoDBException as exc:
             raise StoreError(f"listing shops failed: {exc.msg}") from exc

@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from reclift import config
 from reclift.catalog import Listing
 from reclift.data.catalog import catalog_keys, listings_from_items
+from reclift.data.installs import uninstalled_in
 from reclift.data.learning import MODEL_KEY, PERFORMANCE_PREFIX, LearnedModel, model_from_item, performance_from_item
 from reclift.data.models import LearningItem, ProfileItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import SIMILARITY_PREFIX, neighbours_from_json, scores_from_json, similarity_sk
@@ -52,6 +53,7 @@ class ServingContext:
     viewed: list[str] = field(default_factory=list)
     similar: dict[str, Scores] = field(default_factory=dict)  # the request's products' neighbours (by Jaccard)
     profile_neighbours: list[Scores] = field(default_factory=list)  # each profile's recent products' neighbours
+    uninstalled: bool = False  # the shop uninstalled reclift (read with its settings, at no extra cost)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class ServingReader:
         settings = stored_settings(json.loads(shops[0].settings) if shops and shops[0].settings else None)
         return ServingContext(
             settings=settings,
+            uninstalled=uninstalled_in(found.get(names.shops, [])),
             model=model_from_item(models[0]) if models else None,
             purchased=list(dict.fromkeys(p for profile in profiles for p in profile.purchased)),
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.viewed)),

@@ -29,12 +29,17 @@ def app_proxy_caller(raw_query_string: str) -> AppProxyRequest:
     return caller
 
 
-def session_caller(headers: Mapping[str, str]) -> SessionToken:
-    """SignatureError (→ 401) unless `Authorization: Bearer <session token>` is valid for this app."""
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token of `Authorization: Bearer <token>` (not yet verified); SignatureError (→ 401) when there is none."""
     authorization = next((value for key, value in headers.items() if key.lower() == "authorization"), "")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise SignatureError("missing bearer session token")
+    return token.strip()
+
+
+def session_caller(headers: Mapping[str, str]) -> SessionToken:
+    """SignatureError (→ 401) unless `Authorization: Bearer <session token>` is valid for this app."""
     return verify_session_token(
-        token.strip(), config.api_secrets(), api_key=config.required("SHOPIFY_API_KEY"), now=time.time()
+        bearer_token(headers), config.api_secrets(), api_key=config.required("SHOPIFY_API_KEY"), now=time.time()
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -17,13 +18,15 @@ from reclift.adjustments import (
 from reclift.attribution import Channel, Windows, attribute_order
 from reclift.catalog import CatalogPayloadError, parse_deleted_product_id, parse_webhook_product
 from reclift.data.catalog import catalog_store
+from reclift.data.installs import install_registry, token_vault
 from reclift.data.privacy import privacy_store
 from reclift.data.store import Store
 from reclift.ids import shop_domain
+from reclift.logic.install import uninstall
 from reclift.logic.tracking import update_profiles
 from reclift.money import money_text
 from reclift.orders import parse_order
-from reclift.privacy import CustomerRequest, parse_customer_request
+from reclift.privacy import CustomerRequest, parse_customer_request, parse_shop_redaction
 from reclift.tracking import ProfileChange
 from reclift.webhooks import WebhookEnvelope
 
@@ -138,22 +141,31 @@ def process_order_cancelled(shop: str, payload: Any, store: Store) -> dict[str, 
     }
 
 
-def _customer_request(topic: str, payload: Any, orders_key: str) -> CustomerRequest:
+def _for_this_shop(topic: str, shop: str, named: str) -> None:
+    """A privacy topic acts only on the shop its signed body names: the shop header is not signed, so a captured
+    delivery re-sent under another shop's domain (or another topic) must change nothing."""
+    if named != shop:
+        raise UnprocessableDelivery(f"{topic}: the body names another shop than the delivery's")
+
+
+def _customer_request(topic: str, shop: str, payload: Any, orders_key: str) -> CustomerRequest:
     try:
-        return parse_customer_request(payload, orders_key)
+        request = parse_customer_request(payload, orders_key)
     except ValueError as exc:
         raise UnprocessableDelivery(f"{topic}: {exc}") from exc
+    _for_this_shop(topic, shop, request.shop_domain)
+    return request
 
 
 def process_customer_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]:
     """Remove every item keyed by the customer, and the customer's link on their orders' attributions."""
-    request = _customer_request("customers/redact", payload, "orders_to_redact")
+    request = _customer_request("customers/redact", shop, payload, "orders_to_redact")
     return {"customer_redacted": True, **privacy_store().redact_customer(shop, request)}
 
 
 def process_customer_data_request(shop: str, payload: Any, store: Store) -> dict[str, Any]:
     """Gather what reclift keeps of the customer, for the merchant to fetch at /admin/privacy/requests/{id}."""
-    request = _customer_request("customers/data_request", payload, "orders_requested")
+    request = _customer_request("customers/data_request", shop, payload, "orders_requested")
     if request.request_id is None:
         raise UnprocessableDelivery("customers/data_request: no data_request id")
     privacy = privacy_store()
@@ -164,7 +176,21 @@ def process_customer_data_request(shop: str, payload: Any, store: Store) -> dict
 
 def process_shop_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]:
     """Erase everything of the shop (Shopify sends this 48 hours after the app is uninstalled)."""
+    try:
+        redaction = parse_shop_redaction(payload)
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"shop/redact: {exc}") from exc
+    _for_this_shop("shop/redact", shop, redaction.shop_domain)
     return {"shop_redacted": True, **privacy_store().redact_shop(shop)}
+
+
+def process_app_uninstalled(shop: str, payload: Any, store: Store) -> dict[str, Any]:
+    """The shop uninstalled reclift: stop serving it and delete its offline token (its data stays until
+    `shop/redact`). Safe to run again: the state is set, the token already gone."""
+    try:
+        return uninstall(shop, payload, install_registry(), token_vault(), now=datetime.now(UTC))
+    except ValueError as exc:
+        raise UnprocessableDelivery(f"app/uninstalled: {exc}") from exc
 
 
 def process_product_changed(shop: str, payload: Any, store: Store) -> dict[str, Any]:
@@ -205,6 +231,7 @@ TOPIC_HANDLERS: dict[str, TopicHandler] = {
     "products/create": process_product_changed,
     "products/update": process_product_changed,
     "products/delete": process_product_deleted,
+    "app/uninstalled": process_app_uninstalled,
 }
 
 

@@ -13,6 +13,7 @@ from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext
 from reclift.http import BadRequest
 from reclift.ids import shopify_id
 from reclift.learning import Performance
+from reclift.logic.install import ShopNotInstalled
 from reclift.money import money_text
 from reclift.ranking import Candidate, Scorer, assign_arm, new_rec_id, rank
 from reclift.similarity import combine
@@ -153,10 +154,13 @@ def recommend(
     shop: str, customer_id: str | None, query: RecommendationQuery, reader: ServingReader, rng: random.Random
 ) -> dict[str, Any]:
     """Two round trips at most: the context (settings, model, profiles, the placement's products' neighbours), then
-    the candidates' own items (catalog listings, and performance the model does not carry)."""
+    the candidates' own items (catalog listings, and performance the model does not carry). ShopNotInstalled for a
+    shop that uninstalled reclift."""
     context = reader.context(
         shop, visitor_id=query.visitor_id, customer_id=customer_id, products=context_products(query)
     )
+    if context.uninstalled:
+        raise ShopNotInstalled(shop)
     settings, model = context.settings, context.model
     arm = assign_arm(shop, query.visitor_id, settings.holdout_share)
     exclude = {*query.cart_product_ids, *context.purchased}
