@@ -587,6 +587,14 @@ def test_given_an_attributed_order_when_refunded_then_cancelled_then_the_roi_los
 
 
 # ---------------------------------------------------------------- privacy topics
+def for_shop(fixture: str, shop: str) -> dict[str, Any]:
+    """Shopify's published privacy sample, as Shopify sends it to `shop` (its body names the shop)."""
+    payload: dict[str, Any] = json.loads((FIXTURES / fixture).read_text())
+    assert payload["shop_domain"] == "{shop}.myshopify.com"
+    payload["shop_domain"] = shop
+    return payload
+
+
 def everything_of(aws: EmulatedAws, needle: str) -> list[str]:
     """Every item in every table whose text mentions `needle`, as table:key."""
     dynamodb = aws.client("dynamodb")
@@ -626,8 +634,8 @@ def test_given_a_customers_history_when_shopify_asks_for_their_data_then_redacts
         customer_id=191167,
         lines=[{"product_id": 111, "price": "20.00"}],
     )
-    request = json.loads((FIXTURES / "customers_data_request_sample.json").read_text())
-    redact = json.loads((FIXTURES / "customers_redact_sample.json").read_text())
+    request = for_shop("customers_data_request_sample.json", shop)
+    redact = for_shop("customers_redact_sample.json", shop)
 
     for topic, payload in (("orders/create", order), ("customers/data_request", request)):
         aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(payload).encode(), topic=topic))
@@ -666,12 +674,74 @@ def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forge
     process_queue(aws, sqs, webhook_queue)
     assert everything_of(aws, shop)
 
-    redact = json.loads((FIXTURES / "shop_redact_sample.json").read_text())
+    redact = for_shop("shop_redact_sample.json", shop)
     aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(redact).encode(), topic="shop/redact"))
     assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
 
     assert everything_of(aws, shop) == []
     assert everything_of(aws, other)  # another shop's data is untouched
+
+
+@pytest.mark.parametrize(
+    ("topic", "body_of_victim"),
+    [
+        # A captured delivery of the attacker's own shop, re-sent under the victim's domain and a privacy topic.
+        ("shop/redact", lambda attacker, victim: for_shop("shop_redact_sample.json", attacker)),
+        ("customers/redact", lambda attacker, victim: for_shop("customers_redact_sample.json", attacker)),
+        # A body signed for another topic (a product listing), re-sent as a privacy topic.
+        ("shop/redact", lambda attacker, victim: json.loads((FIXTURES / "products_update_sample.json").read_text())),
+        # Shopify's sample as published, naming no real shop.
+        ("shop/redact", lambda attacker, victim: json.loads((FIXTURES / "shop_redact_sample.json").read_text())),
+    ],
+)
+def test_given_a_signed_body_re_sent_as_a_privacy_topic_for_another_shop_then_nothing_is_erased_and_it_waits_in_the_dlq(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str, topic: str, body_of_victim: Any
+) -> None:
+    attacker, victim = new_shop(), new_shop()
+    track(aws, victim, [{"type": "click", "rec_id": "r", "visitor_id": "v", "product_id": "111", "position": 1}])
+    order = order_payload(
+        order_id=191167,
+        created_at=datetime.now(UTC),
+        visitor_id="v",
+        customer_id=191167,
+        lines=[{"product_id": 111, "price": "5.00"}],
+    )
+    aws.invoke("WebhookFunction", webhook_event(victim, json.dumps(order).encode()))
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    before = everything_of(aws, victim)
+
+    body = json.dumps(body_of_victim(attacker, victim)).encode()
+    assert aws.invoke("WebhookFunction", webhook_event(victim, body, topic=topic))["statusCode"] == 200
+    [message] = queued(sqs, webhook_queue)
+    record = sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION)
+
+    with pytest.raises(BatchProcessingError):  # unprocessable: it stays on the queue, then the DLQ
+        aws.invoke("AttributionFunction", {"Records": [record]})
+    assert set(before) <= set(everything_of(aws, victim))  # nothing erased (the failed delivery is counted for health)
+
+
+def test_given_a_product_listing_re_sent_as_its_deletion_then_the_catalog_keeps_it(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    shop = new_shop()
+    listing = (FIXTURES / "products_update_sample.json").read_bytes()
+    aws.invoke("WebhookFunction", webhook_event(shop, listing, topic="products/update"))
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    before = catalog_of(aws, shop)
+
+    aws.invoke("WebhookFunction", webhook_event(shop, listing, topic="products/delete"))
+    [message] = queued(sqs, webhook_queue)
+    record = sqs_record(message, f"arn:aws:sqs:{REGION}:123456789012:queue", REGION)
+
+    with pytest.raises(BatchProcessingError):
+        aws.invoke("AttributionFunction", {"Records": [record]})
+    assert catalog_of(aws, shop) == before
+    assert len(before) == 1
+
+
+def catalog_of(aws: EmulatedAws, shop: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = aws.client("dynamodb").scan(TableName=aws.resource("CatalogTable"))["Items"]
+    return [item for item in items if shop in json.dumps(item)]
 
 
 def test_given_a_refund_delivered_before_its_order_then_it_is_retried_until_the_order_is_in(

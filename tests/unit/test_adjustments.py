@@ -53,6 +53,13 @@ def test_given_shopifys_cancellation_sample_when_parsed_then_the_order_id_is_rea
     assert parse_cancelled_order_id(fixture("orders_cancelled_sample.json")) == "450789469"
 
 
+@pytest.mark.parametrize("other", ["orders_create_sample.json", "refunds_create_sample.json"])
+def test_given_another_topics_signed_body_when_parsed_as_a_cancellation_then_it_is_refused(other: str) -> None:
+    """An order that was not cancelled, or a refund (whose `id` is not an order's), is no cancellation."""
+    with pytest.raises(OrderPayloadError, match="cancelled_at"):
+        parse_cancelled_order_id(fixture(other))
+
+
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [

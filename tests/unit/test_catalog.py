@@ -219,7 +219,8 @@ def test_a_deletion_names_its_product_or_is_refused() -> None:
         "788032119674292922"
     )
     assert parse_deleted_product_id({"id": "gid://shopify/Product/77"}) == "77"
-    for payload in ({}, {"id": None}, {"id": "gid://shopify/Order/1"}, [1]):
+    listing = json.loads((FIXTURES / "products_update_sample.json").read_text())  # signed for products/update
+    for payload in ({}, {"id": None}, {"id": "gid://shopify/Order/1"}, [1], listing):
         with pytest.raises(CatalogPayloadError):
             parse_deleted_product_id(payload)
 

@@ -93,9 +93,12 @@ def parse_refund(payload: object) -> Refund:
 
 
 def parse_cancelled_order_id(payload: object) -> str:
-    """The order an `orders/cancelled` payload cancels."""
+    """The order an `orders/cancelled` payload cancels: an order with its `cancelled_at` set (so that no other signed
+    body, an order not cancelled or a refund, can be re-sent as a cancellation)."""
     if not isinstance(payload, dict):
         raise OrderPayloadError("the order payload is not a JSON object")
+    if not payload.get("cancelled_at") or not isinstance(payload.get("line_items"), list):
+        raise OrderPayloadError("an orders/cancelled body is an order with cancelled_at and line_items")
     return _id(payload.get("id"), "Order", "order id")
 
 

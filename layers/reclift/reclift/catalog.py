@@ -238,9 +238,12 @@ def parse_graphql_product(node: object, extra_variants: Iterable[dict[str, Any]]
 
 
 def parse_deleted_product_id(payload: object) -> str:
-    """The product id of a `products/delete` body (`{"id": N}`)."""
+    """The product id of a `products/delete` body (`{"id": N}`: the id alone, so that a product's listing signed for
+    `products/update` cannot be re-sent as its deletion)."""
     if not isinstance(payload, dict):
         raise CatalogPayloadError("the products/delete body is not a JSON object")
+    if set(payload) != {"id"}:
+        raise CatalogPayloadError("a products/delete body carries the product's id alone")
     try:
         return shopify_id(payload.get("id"), "Product")
     except ValueError as exc:
