@@ -1,0 +1,419 @@
+"""The installation's domain: the token exchange's request and answers, the scopes the code needs, the install state
+machine (claimed once, retried after a failure, taken over when stale) and `app/uninstalled`'s payload."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from reclift.data.backfill import BackfillProgress
+from reclift.data.installs import FAILED, INSTALLED, INSTALLING, UNINSTALLED, Installation
+from reclift.logic import install
+from reclift.logic.install import (
+    CLAIM_SECONDS,
+    INSTALLED_CACHE_SECONDS,
+    RETRY_SECONDS,
+    SERVING_CACHE_SECONDS,
+    ShopNotInstalled,
+    ensure_installed,
+    install_status,
+    missing_scopes,
+    needs_exchange,
+    parse_backfill_job,
+    parse_uninstalled_shop,
+    require_serving,
+    uninstall,
+)
+from reclift.shopify_admin import (
+    OfflineToken,
+    TokenExchangeError,
+    parse_scopes,
+    parse_token_response,
+    token_exchange_body,
+    token_exchange_url,
+)
+from tests.support.shopify import fixture
+
+SHOP = "demo.myshopify.com"
+NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
+GRANTED = OfflineToken(access_token="shpat_new", scopes=frozenset({"read_orders", "read_products"}))
+
+
+# ---------------------------------------------------------------- the exchange's request and answers
+def test_the_exchange_asks_for_an_offline_token_with_the_session_token_as_subject() -> None:
+    body = token_exchange_body("the.session.token", api_key="key", api_secret="secret")
+
+    assert body == {
+        "client_id": "key",
+        "client_secret": "secret",
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": "the.session.token",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
+    }
+
+
+def test_the_exchange_goes_to_the_shops_oauth_endpoint_or_the_configured_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RECLIFT_ADMIN_API_URL", raising=False)
+    assert token_exchange_url(SHOP) == f"https://{SHOP}/admin/oauth/access_token"
+    monkeypatch.setenv("RECLIFT_ADMIN_API_URL", "http://127.0.0.1:9999/")
+    assert token_exchange_url(SHOP) == "http://127.0.0.1:9999/admin/oauth/access_token"
+
+
+def test_given_shopifys_answer_then_the_token_and_its_scopes_are_read() -> None:
+    raw = json.dumps({"access_token": "shpat_abc", "scope": "read_orders,read_products"}).encode()
+
+    token = parse_token_response(200, raw)
+
+    assert token.access_token == "shpat_abc"
+    assert token.scopes == {"read_orders", "read_products"}
+    assert (token.expires_in, token.refresh_token) == (None, None)
+    assert "shpat_abc" not in repr(token)
+
+
+def test_given_an_expiring_token_then_its_lifetime_and_refresh_token_are_kept() -> None:
+    raw = json.dumps(
+        {"access_token": "shpat_a", "scope": "read_orders", "expires_in": 3600, "refresh_token": "shprt_b"}
+    ).encode()
+
+    token = parse_token_response(200, raw)
+
+    assert (token.expires_in, token.refresh_token) == (3600, "shprt_b")
+    assert "shprt_b" not in repr(token)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code", "retryable"),
+    [
+        (400, {"error": "invalid_subject_token", "error_description": "…"}, "invalid_subject_token", False),
+        (401, {"error": "invalid_client"}, "invalid_client", False),
+        (429, None, "http_429", True),
+        (503, b"<html>unavailable</html>", "http_503", True),
+        (200, {"scope": "read_orders"}, "malformed_response", True),
+        (200, b"not json", "malformed_response", True),
+    ],
+)
+def test_given_a_refusal_then_the_error_says_shopifys_code_and_whether_to_retry(
+    status: int, body: object, code: str, retryable: bool
+) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else b""
+
+    with pytest.raises(TokenExchangeError) as raised:
+        parse_token_response(status, raw)
+
+    assert (raised.value.code, raised.value.retryable) == (code, retryable)
+
+
+def test_scopes_are_shopifys_comma_separated_text() -> None:
+    assert parse_scopes(" read_orders, read_products ,") == {"read_orders", "read_products"}
+    assert parse_scopes(None) == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("granted", "missing"),
+    [
+        ({"read_orders", "read_products"}, set()),
+        ({"write_orders", "write_products"}, set()),  # a write scope implies its read scope
+        ({"read_products"}, {"read_orders"}),
+        (set(), {"read_orders", "read_products"}),
+    ],
+)
+def test_the_scopes_the_code_needs_are_checked_against_those_granted(granted: set[str], missing: set[str]) -> None:
+    assert missing_scopes(frozenset(granted)) == missing
+
+
+# ---------------------------------------------------------------- the state machine
+@dataclass
+class Registry:
+    """The installation port in memory, with DynamoDB's conditions."""
+
+    items: dict[str, Installation] = field(default_factory=dict)
+    claims: dict[str, str] = field(default_factory=dict)
+    progress: dict[str, BackfillProgress] = field(default_factory=dict)
+
+    def installation(self, shop: str, *, consistent: bool = False) -> Installation | None:
+        return self.items.get(shop)
+
+    def claim_installation(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool:
+        current = self.items.get(shop)
+        state = current.state if current else None
+        free = (
+            state in (None, UNINSTALLED)
+            or (state == FAILED and current is not None and current.retry_at is not None and current.retry_at <= now)
+            or (state == INSTALLING and current is not None and (current.claimed_at or now) < stale_before)
+        )
+        if not free:
+            return False
+        self.items[shop] = replace(current or Installation(shop, None), state=INSTALLING, claimed_at=now)
+        self.claims[shop] = claim
+        return True
+
+    def complete_installation(self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime) -> bool:
+        if self.claims.get(shop) != claim:
+            return False
+        del self.claims[shop]
+        self.items[shop] = Installation(shop, INSTALLED, scopes=scopes, installed_at=now)
+        return True
+
+    def fail_installation(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool:
+        if self.claims.get(shop) != claim:
+            return False
+        del self.claims[shop]
+        self.items[shop] = replace(self.items[shop], state=FAILED, error=error, retry_at=retry_at, claimed_at=None)
+        return True
+
+    def mark_uninstalled(self, shop: str, *, now: datetime) -> None:
+        self.claims.pop(shop, None)
+        self.items[shop] = replace(self.items.get(shop) or Installation(shop, None), state=UNINSTALLED)
+
+    def backfill_progress(self, shop: str, what: str) -> BackfillProgress | None:
+        return self.progress.get(what)
+
+
+@dataclass
+class Vault:
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def put_token(self, shop: str, token: str) -> None:
+        self.tokens[shop] = token
+
+    def delete_token(self, shop: str) -> bool:
+        return self.tokens.pop(shop, None) is not None
+
+
+@dataclass
+class Queue:
+    jobs: list[tuple[str, str]] = field(default_factory=list)
+
+    def queue_backfill(self, shop: str, *, what: str = "all") -> None:
+        self.jobs.append((shop, what))
+
+
+@dataclass
+class Shopify:
+    """The exchange: each call recorded; answers the token, or raises what it is told to."""
+
+    token: OfflineToken = GRANTED
+    refuse: TokenExchangeError | None = None
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def __call__(self, shop: str, session_token: str) -> OfflineToken:
+        self.calls.append((shop, session_token))
+        if self.refuse is not None:
+            raise self.refuse
+        return self.token
+
+
+@dataclass
+class Clock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def _forget_cache() -> None:
+    install.forget_cached()
+
+
+def run(
+    registry: Registry, vault: Vault, queue: Queue, shopify: Shopify, *, at: datetime = NOW, **kwargs: object
+) -> install.InstallOutcome:
+    return ensure_installed(SHOP, "session.token", registry, vault, queue, shopify, now=at, **kwargs)  # type: ignore[arg-type]
+
+
+def test_given_a_new_shop_then_its_session_token_is_exchanged_the_token_stored_and_the_backfill_queued() -> None:
+    registry, vault, queue, shopify = Registry(), Vault(), Queue(), Shopify()
+
+    outcome = run(registry, vault, queue, shopify)
+
+    assert (outcome.state, outcome.exchanged, outcome.backfill_queued) == (INSTALLED, True, True)
+    assert shopify.calls == [(SHOP, "session.token")]
+    assert vault.tokens == {SHOP: "shpat_new"}
+    assert queue.jobs == [(SHOP, "all")]
+    installed = registry.items[SHOP]
+    assert (installed.state, installed.scopes, installed.installed_at) == (INSTALLED, GRANTED.scopes, NOW)
+
+
+def test_given_an_installed_shop_then_later_requests_exchange_nothing_and_the_cache_spares_the_read() -> None:
+    registry, vault, queue, shopify, clock = Registry(), Vault(), Queue(), Shopify(), Clock()
+    run(registry, vault, queue, shopify, clock=clock)
+    reads: list[str] = []
+    read = registry.installation
+
+    def counted(shop: str, *, consistent: bool = False) -> Installation | None:
+        reads.append(shop)
+        return read(shop)
+
+    registry.installation = counted  # type: ignore[method-assign]
+
+    for _ in range(5):
+        assert run(registry, vault, queue, shopify, clock=clock).state == INSTALLED
+    assert reads == []
+    clock.now += INSTALLED_CACHE_SECONDS + 1
+    assert run(registry, vault, queue, shopify, clock=clock).state == INSTALLED
+    assert reads == [SHOP]
+    assert run(registry, vault, queue, shopify, clock=clock, fresh=True).state == INSTALLED
+    assert reads == [SHOP, SHOP]
+    assert len(shopify.calls) == 1
+    assert len(queue.jobs) == 1
+
+
+def test_given_an_exchange_under_way_then_a_racing_request_neither_exchanges_nor_waits() -> None:
+    registry, vault, queue, shopify = Registry(), Vault(), Queue(), Shopify()
+    assert registry.claim_installation(SHOP, "first", now=NOW, stale_before=NOW - timedelta(seconds=60))
+
+    outcome = run(registry, vault, queue, shopify, at=NOW + timedelta(seconds=2))
+
+    assert (outcome.state, outcome.exchanged) == (INSTALLING, False)
+    assert shopify.calls == []
+    assert vault.tokens == {}
+    assert queue.jobs == []
+
+
+def test_given_a_claim_left_stale_by_a_crashed_request_then_a_later_request_takes_it_over() -> None:
+    registry, vault, queue, shopify = Registry(), Vault(), Queue(), Shopify()
+    registry.claim_installation(SHOP, "crashed", now=NOW, stale_before=NOW)
+
+    outcome = run(registry, vault, queue, shopify, at=NOW + timedelta(seconds=CLAIM_SECONDS + 1))
+
+    assert (outcome.state, outcome.exchanged) == (INSTALLED, True)
+
+
+def test_given_a_claim_taken_over_meanwhile_then_the_slow_request_does_not_mark_the_shop_installed() -> None:
+    registry, vault, queue = Registry(), Vault(), Queue()
+
+    def slow_exchange(shop: str, session_token: str) -> OfflineToken:
+        later = NOW + timedelta(seconds=CLAIM_SECONDS + 1)
+        assert registry.claim_installation(shop, "newer", now=later, stale_before=later - timedelta(seconds=60))
+        return GRANTED
+
+    outcome = ensure_installed(SHOP, "t", registry, vault, queue, slow_exchange, now=NOW)
+
+    assert (outcome.state, outcome.exchanged) == (INSTALLING, True)
+    assert registry.claims[SHOP] == "newer"
+
+
+def test_given_a_refused_exchange_then_it_is_recorded_and_tried_again_only_after_the_retry_time() -> None:
+    registry, vault, queue = Registry(), Vault(), Queue()
+    refusing = Shopify(refuse=TokenExchangeError("http_503", "unavailable", retryable=True))
+
+    failed = run(registry, vault, queue, refusing)
+    soon = run(registry, vault, queue, refusing, at=NOW + timedelta(seconds=RETRY_SECONDS - 1))
+    later = run(registry, vault, queue, Shopify(), at=NOW + timedelta(seconds=RETRY_SECONDS))
+
+    assert (failed.state, failed.error) == (FAILED, "http_503")
+    assert (soon.state, soon.error) == (FAILED, "http_503")
+    assert len(refusing.calls) == 1
+    assert (later.state, later.exchanged) == (INSTALLED, True)
+    assert vault.tokens == {SHOP: "shpat_new"}
+
+
+def test_given_missing_scopes_then_the_shop_is_installed_but_no_backfill_is_queued() -> None:
+    registry, vault, queue = Registry(), Vault(), Queue()
+    shopify = Shopify(token=OfflineToken(access_token="t", scopes=frozenset({"read_products"})))
+
+    outcome = run(registry, vault, queue, shopify)
+
+    assert (outcome.state, outcome.backfill_queued) == (INSTALLED, False)
+    assert outcome.missing_scopes == {"read_orders"}
+    assert queue.jobs == []
+
+
+def test_given_the_token_cannot_be_stored_then_the_failure_is_recorded_for_an_immediate_retry() -> None:
+    registry, queue, shopify = Registry(), Queue(), Shopify()
+
+    class BrokenVault(Vault):
+        def put_token(self, shop: str, token: str) -> None:
+            raise RuntimeError("SSM is down")
+
+    with pytest.raises(install.InstallFailed):
+        run(registry, BrokenVault(), queue, shopify)
+
+    assert registry.items[SHOP].state == FAILED
+    assert needs_exchange(registry.items[SHOP], NOW)
+    assert queue.jobs == []
+
+
+def test_given_an_uninstalled_shop_then_a_new_session_token_installs_it_again_and_backfills_again() -> None:
+    registry, vault, queue, shopify, clock = Registry(), Vault(), Queue(), Shopify(), Clock()
+    run(registry, vault, queue, shopify, clock=clock)
+
+    uninstall(SHOP, fixture("shopify/app_uninstalled_sample.json"), registry, vault, now=NOW)
+    assert vault.tokens == {}
+    assert registry.items[SHOP].state == UNINSTALLED
+    again = run(registry, vault, queue, Shopify(token=replace(GRANTED, access_token="shpat_2")), clock=clock)
+
+    assert (again.state, again.exchanged) == (INSTALLED, True)  # the uninstall forgot the cached "installed"
+    assert vault.tokens == {SHOP: "shpat_2"}
+    assert queue.jobs == [(SHOP, "all"), (SHOP, "all")]
+
+
+@pytest.mark.parametrize(
+    ("installation", "exchange"),
+    [
+        (None, True),
+        (Installation(SHOP, None), True),  # known from webhooks, never installed through the managed installation
+        (Installation(SHOP, UNINSTALLED), True),
+        (Installation(SHOP, INSTALLED), False),
+        (Installation(SHOP, INSTALLING, claimed_at=NOW - timedelta(seconds=5)), False),
+        (Installation(SHOP, INSTALLING, claimed_at=NOW - timedelta(seconds=CLAIM_SECONDS + 1)), True),
+        (Installation(SHOP, FAILED, retry_at=NOW + timedelta(seconds=1)), False),
+        (Installation(SHOP, FAILED, retry_at=NOW), True),
+    ],
+)
+def test_which_states_try_the_exchange(installation: Installation | None, exchange: bool) -> None:
+    assert needs_exchange(installation, NOW) is exchange
+
+
+def test_the_status_reports_the_installation_and_each_backfills_progress() -> None:
+    registry = Registry()
+    registry.items[SHOP] = Installation(SHOP, INSTALLED, scopes=GRANTED.scopes, installed_at=NOW)
+    registry.progress["products"] = BackfillProgress(SHOP, "products", "done", None, None, 2, 15, 15, NOW, NOW)
+    registry.progress["orders"] = BackfillProgress(SHOP, "orders", "running", "q", "c", 3, 30, 29, NOW, NOW)
+
+    status = install_status(SHOP, install.InstallOutcome(INSTALLED), registry, registry)
+
+    assert (status["installed"], status["state"], status["scopes"]) == (True, INSTALLED, sorted(GRANTED.scopes))
+    assert status["backfill"]["products"]["complete"] is True
+    assert (status["backfill"]["orders"]["pages"], status["backfill"]["orders"]["stored"]) == (3, 29)
+    assert status["backfill"]["complete"] is False
+
+
+# ---------------------------------------------------------------- serving, uninstalling, backfill jobs
+def test_the_storefront_refuses_an_uninstalled_shop_and_remembers_its_answer_for_a_few_seconds() -> None:
+    registry, clock = Registry(), Clock()
+    require_serving(SHOP, registry, clock=clock)  # unknown shops are served
+    registry.mark_uninstalled(SHOP, now=NOW)
+
+    require_serving(SHOP, registry, clock=clock)  # still the remembered answer
+    clock.now += SERVING_CACHE_SECONDS + 0.1
+    with pytest.raises(ShopNotInstalled):
+        require_serving(SHOP, registry, clock=clock)
+
+
+def test_shopifys_published_app_uninstalled_sample_is_read_as_the_shop_object_it_is() -> None:
+    sample = fixture("shopify/app_uninstalled_sample.json")
+
+    assert parse_uninstalled_shop(SHOP, sample) == 548380009
+    with pytest.raises(ValueError, match="another shop"):
+        parse_uninstalled_shop(SHOP, {**sample, "myshopify_domain": "other.myshopify.com"})
+    bad_bodies: list[object] = [[], {"id": "548380009"}, {"id": True}, {}]
+    for bad in bad_bodies:
+        with pytest.raises(ValueError, match="Shop object"):
+            parse_uninstalled_shop(SHOP, bad)
+
+
+def test_backfill_jobs_are_read_from_a_queued_body_or_an_event_and_named_when_wrong() -> None:
+    assert parse_backfill_job(json.dumps({"shop": "Demo.myshopify.com"})).whats == ("products", "orders")
+    assert parse_backfill_job({"shop": SHOP, "what": "orders", "restart": True}).restart is True
+    with pytest.raises(ValueError, match="what"):
+        parse_backfill_job({"shop": SHOP, "what": "customers"})
+    with pytest.raises(ValueError, match="shop"):
+        parse_backfill_job({"shop": "not a shop"})
+    with pytest.raises(ValueError, match="JSON object"):
+        parse_backfill_job("{not json")
