@@ -213,10 +213,14 @@ class Smoke:
         return self._send("POST", f"/webhooks/{topic}", data=body, headers=dict(headers))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        route = path.split("?", 1)[0]
         try:
             return self.http.request(method, self.base + path, timeout=self.options.request_timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise StepFailed(f"{method} {route}: no answer within {self.options.request_timeout:g} s") from exc
         except requests.RequestException as exc:
-            raise StepFailed(f"{method} {path.split('?', 1)[0]}: {type(exc).__name__}: {exc}") from exc
+            # The exception's text repeats the signed URL; its type says enough.
+            raise StepFailed(f"{method} {route}: cannot reach {self.base} ({type(exc).__name__})") from exc
 
     @staticmethod
     def _json(response: requests.Response, what: str, *, expect: int = 200) -> dict[str, Any]:
@@ -224,6 +228,8 @@ class Smoke:
             hint = ""
             if response.status_code == 401:
                 hint = " (is SHOPIFY_API_SECRET this app's secret, and SHOPIFY_API_KEY its API key?)"
+            elif response.status_code == 403:
+                hint = " (is the app installed on this shop? an uninstalled shop is not served)"
             raise StepFailed(f"{what}: HTTP {response.status_code}{hint}: {_short(response.text)}")
         try:
             body = response.json()
