@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift import config
 from reclift.admin_page import admin_page
-from reclift.data.backfill import backfill_store
+from reclift.data.backfill import BackfillStore
 from reclift.data.health import health_store
 from reclift.data.installs import backfill_queue, install_registry, token_vault
 from reclift.data.learning import LearningStore
@@ -69,7 +69,7 @@ def get_install() -> dict[str, Any]:
     """The installation and its backfill's progress (what the page shows until the backfill is complete). It reads
     the installation afresh, so a reinstall is noticed at once."""
     shop, outcome = _caller(fresh=True)
-    return install_status(shop, outcome, install_registry(), backfill_store())
+    return install_status(shop, outcome, install_registry(), BackfillStore())
 
 
 @app.get("/")

@@ -1,0 +1,228 @@
+"""The installation against the emulator and the fake Admin API: AdminFunction exchanges a new shop's session token
+once, stores the offline token in SSM and queues the backfill; BackfillFunction works that queue; `app/uninstalled`
+through the webhook path stops the storefront and the scheduled jobs and deletes the token; a reinstall resumes."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from reclift.data.installs import backfill_queue, install_registry, token_vault
+from reclift.data.learning import LearningStore
+from reclift.logic.install import ensure_installed, forget_cached, shopify_exchange
+from reclift_local.fake_admin import FakeAdminApi, seeded_catalog
+from reclift_local.pollers import sqs_record
+from reclift_local.worker import function_env
+from tests.support.aws import EmulatedAws, process_queue, queued
+from tests.support.shopify import (
+    admin_event,
+    fixture,
+    new_shop,
+    proxy_event,
+    proxy_query,
+    session_token,
+    webhook_event,
+)
+
+PREFIX = "/reclift/admin-tokens/"
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def shopify(aws: EmulatedAws, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAdminApi]:
+    """A new shop in the fake Admin API (the exchange and the GraphQL API both), its queues empty."""
+    orders, products = seeded_catalog(orders=12, products=6, seed=3)
+    with FakeAdminApi(new_shop(), "shpat_first", orders=orders, products=products, restore_rate=20000.0) as api:
+        monkeypatch.setenv("RECLIFT_ADMIN_API_URL", api.url)
+        aws.empty_queues("BackfillQueue", "WebhookQueue")
+        yield api
+        aws.empty_queues("BackfillQueue", "WebhookQueue")
+
+
+def body_of(response: dict[str, Any]) -> Any:
+    return json.loads(response["body"])
+
+
+def install_route(aws: EmulatedAws, shop: str) -> dict[str, Any]:
+    response = aws.invoke("AdminFunction", admin_event("GET", "/admin/install", shop))
+    assert response["statusCode"] == 200, response
+    answer: dict[str, Any] = body_of(response)
+    return answer
+
+
+def stored_token(aws: EmulatedAws, shop: str) -> str | None:
+    ssm = aws.client("ssm")
+    try:
+        parameter = ssm.get_parameter(Name=f"{PREFIX}{shop}", WithDecryption=True)["Parameter"]
+    except ssm.exceptions.ParameterNotFound:
+        return None
+    assert parameter["Type"] == "SecureString"
+    value: str = parameter["Value"]
+    return value
+
+
+def shop_item(aws: EmulatedAws, shop: str) -> dict[str, Any]:
+    found = aws.client("dynamodb").get_item(
+        TableName=aws.resource("ShopsTable"), Key={"pk": {"S": shop}}, ConsistentRead=True
+    )
+    item: dict[str, Any] = found.get("Item", {})
+    return item
+
+
+def backfill_jobs(aws: EmulatedAws) -> list[dict[str, Any]]:
+    return [json.loads(message["Body"]) for message in queued(aws.client("sqs"), aws.resource("BackfillQueue"))]
+
+
+def uninstall(aws: EmulatedAws, shop: str) -> dict[str, Any]:
+    """`app/uninstalled` as Shopify delivers it: signed, queued by WebhookFunction, worked by AttributionFunction."""
+    body = json.dumps(fixture("shopify/app_uninstalled_sample.json")).encode()
+    accepted = aws.invoke("WebhookFunction", webhook_event(shop, body, topic="app/uninstalled"))
+    assert accepted["statusCode"] == 200, accepted
+    return process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue"))
+
+
+def test_given_a_new_shop_when_its_first_session_token_arrives_then_it_is_installed_and_its_backfill_queued(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    status = install_route(aws, shopify.shop)
+
+    assert (status["installed"], status["state"]) == (True, "installed")
+    assert status["scopes"] == ["read_orders", "read_products"]
+    assert status["missing_scopes"] == []
+    assert status["backfill"]["complete"] is False
+    assert stored_token(aws, shopify.shop) == "shpat_first"
+    item = shop_item(aws, shopify.shop)
+    assert item["install_state"]["S"] == "installed"
+    assert set(item["scopes"]["SS"]) == {"read_orders", "read_products"}
+    assert {"installed_at", "first_seen"} <= set(item)  # registered: the scheduled jobs fan out to it
+    assert "install_claim" not in item
+    assert backfill_jobs(aws) == [{"shop": shopify.shop, "what": "all", "restart": False}]
+    assert [record.status for record in shopify.exchanges] == [200]
+    # Later requests of the page exchange nothing more.
+    roi = aws.invoke("AdminFunction", admin_event("GET", "/admin/roi", shopify.shop))
+    assert roi["statusCode"] == 200
+    assert install_route(aws, shopify.shop)["installed"] is True
+    assert len(shopify.exchanges) == 1
+    assert backfill_jobs(aws) == []
+
+
+def test_given_concurrent_first_requests_then_the_session_token_is_exchanged_once(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    """Eight requests of a new shop at once (the page's first calls), each with its own session token: one
+    exchange, one token stored, one backfill queued."""
+    outcomes: list[str] = []
+    start = threading.Barrier(8)
+
+    def first_request() -> None:
+        start.wait()
+        outcome = ensure_installed(
+            shopify.shop,
+            session_token(shopify.shop),
+            install_registry(),
+            token_vault(),
+            backfill_queue(),
+            shopify_exchange,
+            now=datetime.now(UTC),
+        )
+        outcomes.append(outcome.state)
+
+    with function_env(aws.environment("AdminFunction")):
+        threads = [threading.Thread(target=first_request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert len(shopify.exchanges) == 1
+    assert sorted(outcomes) == ["installed"] + ["installing"] * 7
+    assert len(backfill_jobs(aws)) == 1
+    assert stored_token(aws, shopify.shop) == "shpat_first"
+
+
+def test_given_a_subject_token_shopify_refuses_then_nothing_is_stored_and_the_admin_routes_still_answer(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    shop = new_shop()  # a session token of a shop the fake Admin API does not serve: Shopify refuses the subject
+
+    status = install_route(aws, shop)
+
+    assert (status["installed"], status["state"], status["error"]) == (False, "failed", "invalid_subject_token")
+    assert [(record.status, record.outcome) for record in shopify.exchanges] == [(400, "denied")]
+    assert stored_token(aws, shop) is None
+    assert backfill_jobs(aws) == []
+    assert shop_item(aws, shop)["install_state"]["S"] == "failed"
+    assert "first_seen" not in shop_item(aws, shop)  # not registered for the scheduled jobs
+    # The merchant's data routes do not depend on the offline token, and the failed exchange waits for its retry.
+    assert aws.invoke("AdminFunction", admin_event("GET", "/admin/settings", shop))["statusCode"] == 200
+    assert len(shopify.exchanges) == 1
+
+
+def test_given_the_backfill_queued_by_an_install_then_the_function_works_it_and_a_paused_run_queues_the_rest(
+    aws: EmulatedAws, shopify: FakeAdminApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_route(aws, shopify.shop)
+    [job] = queued(aws.client("sqs"), aws.resource("BackfillQueue"))
+    arn = f"arn:aws:sqs:{REGION}:123456789012:queue"
+    with pytest.raises(ValueError, match="shop"):  # loads the handler, as a warm execution environment has it
+        aws.invoke("BackfillFunction", {"shop": "not a shop"})
+    module_globals = inspect.unwrap(aws.handlers["BackfillFunction"]).__globals__
+    # Out of time at once: the run pauses before its first page.
+    monkeypatch.setitem(module_globals, "STOP_BEFORE_DEADLINE_MS", 10**9)
+    paused = aws.invoke("BackfillFunction", {"Records": [sqs_record(job, arn, REGION)]})
+    monkeypatch.undo()
+    monkeypatch.setenv("RECLIFT_ADMIN_API_URL", shopify.url)
+    assert paused == {"batchItemFailures": []}
+    [continuation] = queued(aws.client("sqs"), aws.resource("BackfillQueue"))
+    assert json.loads(continuation["Body"])["shop"] == shopify.shop
+
+    done = aws.invoke("BackfillFunction", {"Records": [sqs_record(continuation, arn, REGION)]})
+
+    assert done == {"batchItemFailures": []}
+    assert backfill_jobs(aws) == []
+    status = install_route(aws, shopify.shop)
+    assert status["backfill"]["complete"] is True
+    assert status["backfill"]["products"]["stored"] == len(shopify.products)
+    assert status["backfill"]["orders"]["stored"] > 0
+
+
+def test_given_app_uninstalled_then_the_shop_is_not_served_nor_scheduled_its_token_deleted_and_a_reinstall_resumes(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    shop = shopify.shop
+    install_route(aws, shop)
+    backfill_jobs(aws)
+    recommendations = proxy_event("GET", "/apps/proxy/recommendations", proxy_query(shop, extra={"product_id": "1"}))
+    assert aws.invoke("StorefrontFunction", recommendations)["statusCode"] == 200
+
+    result = uninstall(aws, shop)
+
+    assert result == {"batchItemFailures": []}
+    assert stored_token(aws, shop) is None
+    assert shop_item(aws, shop)["install_state"]["S"] == "uninstalled"
+    refused = aws.invoke("StorefrontFunction", recommendations)
+    assert (refused["statusCode"], body_of(refused)["field"]) == (403, "shop")
+    forget_cached(shop)  # another execution environment, which has not seen the shop served a moment ago
+    events = json.dumps({"events": [{"type": "view", "visitor_id": "v-1", "product_id": "1"}]}).encode()
+    tracked = aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), events))
+    assert tracked["statusCode"] == 403
+    with function_env(aws.environment("DailyLearningFunction")):
+        assert shop not in set(LearningStore().shops())
+    # A redelivery changes nothing more.
+    assert uninstall(aws, shop) == {"batchItemFailures": []}
+
+    shopify.uninstall()  # Shopify revoked the token; a reinstall's exchange issues another
+    status = install_route(aws, shop)
+
+    assert (status["installed"], status["state"]) == (True, "installed")
+    assert stored_token(aws, shop) == shopify.token != "shpat_first"
+    assert backfill_jobs(aws) == [{"shop": shop, "what": "all", "restart": False}]
+    assert aws.invoke("StorefrontFunction", recommendations)["statusCode"] == 200
+    with function_env(aws.environment("DailyLearningFunction")):
+        assert shop in set(LearningStore().shops())
