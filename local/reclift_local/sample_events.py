@@ -4,7 +4,8 @@ The events are what API Gateway and SQS hand the functions (the same builders th
 work with `make invoke FN=… EVENT=…`, with `sam local invoke -e`, and in the tests. They are made for a fixed
 moment, so the files are reproducible: `python -m reclift_local.sample_events --check` fails when they drift.
 App-proxy and webhook samples carry that moment's time — invoke them with `APP_PROXY_MAX_SKEW_SECONDS=0` and
-`WEBHOOK_MAX_AGE_SECONDS=0`, or regenerate them with `--now` for fresh ones.
+`WEBHOOK_MAX_AGE_SECONDS=0`, or regenerate them with `--now` for fresh ones. The admin samples' session tokens live
+one minute, as Shopify's do: regenerate them with `--now` right before invoking them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from reclift.signatures import mint_session_token, sign_webhook, signed_app_proxy_query
+from reclift.signatures import SESSION_TOKEN_LIFETIME_SECONDS, mint_session_token, sign_webhook, signed_app_proxy_query
 from reclift.webhooks import envelope_for
 
 from .gateway import build_http_event
@@ -38,7 +39,6 @@ QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-WebhookQueue"
 LEARNING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-LearningQueue"
 HEALTH_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-HealthQueue"
 SIMILARITY_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-SimilarityQueue"
-TEN_YEARS = 10 * 365 * 24 * 3600
 
 
 def _stable_id(*parts: str) -> str:
@@ -210,7 +210,7 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         secret,
         api_key=api_key,
         now=now.timestamp(),
-        ttl_seconds=TEN_YEARS,
+        ttl_seconds=SESSION_TOKEN_LIFETIME_SECONDS,
         session_id=_stable_id("session"),
         extra_claims={"jti": _stable_id("jti")},
     )

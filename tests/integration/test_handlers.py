@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,11 +17,14 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from reclift.signatures import encode_hs256_jwt
 from reclift_local.pollers import sqs_record
+from reclift_local.sign import DEV_API_SECRET
 from tests.support.aws import EmulatedAws, process_queue, queued
 from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.shopify import (
     admin_event,
+    fresh_sample,
     new_shop,
     order_payload,
     proxy_event,
@@ -438,8 +442,8 @@ def test_given_a_signed_customer_id_that_is_not_numeric_when_events_are_posted_t
 
 
 # ---------------------------------------------------------------- AdminFunction
-def test_given_the_sample_roi_request_when_invoked_then_200_with_the_report_fields(aws: EmulatedAws) -> None:
-    response = aws.invoke("AdminFunction", sample("admin-get-roi.json"))
+def test_given_the_sample_roi_request_made_now_when_invoked_then_200_with_the_report_fields(aws: EmulatedAws) -> None:
+    response = aws.invoke("AdminFunction", fresh_sample("admin-get-roi.json"))
 
     assert response["statusCode"] == 200, response
     report = body_of(response)
@@ -454,6 +458,42 @@ def test_given_the_sample_roi_request_when_invoked_then_200_with_the_report_fiel
         "daily",
     ):
         assert key in report
+
+
+def test_given_the_committed_roi_sample_when_invoked_later_then_its_one_minute_token_has_expired(
+    aws: EmulatedAws,
+) -> None:
+    assert aws.invoke("AdminFunction", sample("admin-get-roi.json"))["statusCode"] == 401
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"iss": None},  # no issuer
+        {"iss": "https://other-shop.myshopify.com/admin"},  # issued for another shop
+        {"exp": int(time.time()) + 3600},  # an hour's lifetime from its iat
+        {"exp": int(time.time()) + 3600, "iat": None, "nbf": None},  # an hour's lifetime from now
+        {"iat": int(time.time()) - 7200, "nbf": int(time.time()) - 7200, "exp": int(time.time()) + 30},
+    ],
+    ids=["no-iss", "other-iss", "long-from-iat", "long-from-now", "issued-long-ago"],
+)
+def test_given_a_signed_session_token_shopify_would_never_issue_when_the_admin_is_called_then_401(
+    aws: EmulatedAws, claims: dict[str, Any]
+) -> None:
+    shop = new_shop()
+    segment = session_token(shop).split(".")[1]
+    issued = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    for name, value in claims.items():
+        if value is None:
+            del issued[name]
+        else:
+            issued[name] = value
+    token = encode_hs256_jwt(issued, DEV_API_SECRET)
+
+    response = aws.invoke("AdminFunction", admin_event("GET", "/admin/roi", shop, token=token))
+
+    assert response["statusCode"] == 401
+    assert response["headers"]["X-Shopify-Retry-Invalid-Session-Request"] == "1"
 
 
 def test_given_a_shop_with_no_data_when_it_asks_for_its_roi_then_200_and_zeros(aws: EmulatedAws) -> None:

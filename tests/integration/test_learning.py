@@ -14,7 +14,15 @@ from reclift.ranking import assign_arm
 from reclift_local.pollers import sqs_record
 from tests.support.aws import EmulatedAws, process_queue
 from tests.support.calls import ApiCallCounter
-from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
+from tests.support.shopify import (
+    admin_event,
+    fresh_sample,
+    new_shop,
+    order_payload,
+    proxy_event,
+    proxy_query,
+    webhook_event,
+)
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 REGION = "us-east-1"
@@ -255,7 +263,6 @@ def test_given_the_sample_events_then_the_learning_and_new_routes_answer(
         for name in (
             "learning-scheduled.json",
             "learning-sqs-shop.json",
-            "admin-get-performance.json",
             "storefront-get-recommendations.json",
         )
     }
@@ -271,7 +278,7 @@ def test_given_the_sample_events_then_the_learning_and_new_routes_answer(
     assert fanned["shops"] >= 1
     assert all(json.loads(m["Body"])["day"] == "2026-11-01" for m in queued)
     assert aws.invoke("DailyLearningFunction", sample["learning-sqs-shop.json"]) == {"batchItemFailures": []}
-    assert aws.invoke("AdminFunction", sample["admin-get-performance.json"])["statusCode"] == 200
+    assert aws.invoke("AdminFunction", fresh_sample("admin-get-performance.json"))["statusCode"] == 200
     skew_off = aws.environment("StorefrontFunction") | {"APP_PROXY_MAX_SKEW_SECONDS": "0"}
     monkeypatch.setattr(aws, "environment", lambda logical_id: skew_off)
     assert aws.invoke("StorefrontFunction", sample["storefront-get-recommendations.json"])["statusCode"] == 200

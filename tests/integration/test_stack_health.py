@@ -154,7 +154,7 @@ def test_given_attributed_orders_in_both_arms_when_the_admin_page_loads_then_it_
     health = admin_get(stack, shop, "/admin/health")
 
     url = f"{stack.url}/admin?shop={shop}&host=YWRtaW4uc2hvcGlmeS5jb20vc3RvcmUvdGVzdA&embedded=1&id_token="
-    url += session_token(shop, ttl=300)
+    url += session_token(shop)  # a minute's lifetime, like Shopify's: the page loads within it
     screenshot = tmp_path / "admin-page.png"
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1024, "height": 900})

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reclift.signatures import mint_session_token, signed_app_proxy_query
-from reclift_local.sample_events import http_event, webhook_headers
+from reclift_local.sample_events import build_all, http_event, webhook_headers
 from reclift_local.sign import DEV_API_KEY, DEV_API_SECRET
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -141,3 +141,9 @@ def admin_event(
         headers.append(("content-type", "application/json"))
     route = path.split("?", 1)[0]
     return http_event(method, path, route, headers, raw, datetime.now(UTC))
+
+
+def fresh_sample(name: str) -> dict[str, Any]:
+    """The events/ sample `name` as `make events` makes it now: signed for this moment, as Shopify would send it."""
+    event: dict[str, Any] = build_all(datetime.now(UTC))[name]
+    return event

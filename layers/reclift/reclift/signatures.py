@@ -258,6 +258,10 @@ def _optional_text(value: Any) -> str | None:
     raise SignatureError("malformed")
 
 
+# App Bridge's session tokens live one minute; a token claiming longer was not issued by Shopify for this use.
+SESSION_TOKEN_LIFETIME_SECONDS = 60
+
+
 def verify_session_token(
     token: str, secrets: Sequence[str], *, api_key: str, now: float, leeway_seconds: int = 5
 ) -> SessionToken:
@@ -291,8 +295,14 @@ def verify_session_token(
         raise SignatureError("not yet valid")
     if not _audience_matches(claims.get("aud"), api_key):
         raise SignatureError("wrong audience")
+    issued_at = _numeric_claim(claims, "iat")
+    lifetime = expires_at - (issued_at if issued_at is not None else now)
+    if lifetime > SESSION_TOKEN_LIFETIME_SECONDS + leeway_seconds:
+        raise SignatureError("lifetime longer than a session token's")
     shop = _shop_from_dest(claims.get("dest"))
-    if "iss" in claims and _https_host(claims["iss"]) != shop:
+    if "iss" not in claims:
+        raise SignatureError("missing issuer")
+    if _https_host(claims["iss"]) != shop:
         raise SignatureError("wrong issuer")
 
     return SessionToken(
