@@ -392,6 +392,8 @@ def test_given_a_bad_proxy_signature_when_events_are_posted_then_401(aws: Emulat
             "at most 50 events",
         ),
         (b'{"events": []}', 400, "events", "at least 1"),
+        (b'{"events": [' + b" " * (256 * 1024) + b"]}", 413, "body", "at most 262144 are accepted"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "body", "nested too deep"),
     ],
 )
 def test_given_a_malformed_body_when_events_are_posted_then_a_4xx_names_the_problem(

@@ -31,10 +31,18 @@ def raw_body(event: dict[str, Any]) -> bytes:
     return body.encode("utf-8")
 
 
-def json_body(event: dict[str, Any]) -> Any:
+# The storefront's largest valid body (50 events of 20 products each, with their response's fields) is far below
+# this; anything larger is refused before it is parsed.
+MAX_JSON_BODY_BYTES = 256 * 1024
+
+
+def json_body(event: dict[str, Any], *, max_bytes: int = MAX_JSON_BODY_BYTES) -> Any:
+    """The request's JSON body; BadRequest with 400 when it is missing or not JSON, 413 when it is too large."""
     data = raw_body(event)
     if not data:
         raise BadRequest("body", "a JSON body is required")
+    if len(data) > max_bytes:
+        raise BadRequest("body", f"the body has {len(data)} bytes; at most {max_bytes} are accepted", status=413)
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
