@@ -384,6 +384,17 @@ def test_the_status_reports_the_installation_and_each_backfills_progress() -> No
     assert status["backfill"]["complete"] is False
 
 
+def test_a_backfill_done_before_a_reinstall_is_reported_as_still_to_come() -> None:
+    registry = Registry()
+    before = NOW - timedelta(days=2)
+    registry.items[SHOP] = Installation(SHOP, INSTALLED, scopes=GRANTED.scopes, installed_at=NOW)
+    registry.progress["products"] = BackfillProgress(SHOP, "products", "done", None, None, 2, 15, 15, before, before)
+
+    status = install_status(SHOP, install.InstallOutcome(INSTALLED), registry, registry)
+
+    assert (status["backfill"]["products"]["status"], status["backfill"]["products"]["complete"]) == ("pending", False)
+
+
 # ---------------------------------------------------------------- serving, uninstalling, backfill jobs
 def test_the_storefront_refuses_an_uninstalled_shop_and_remembers_its_answer_for_a_few_seconds() -> None:
     registry, clock = Registry(), Clock()

@@ -185,8 +185,9 @@ def ensure_installed(
     return InstallOutcome(INSTALLED, exchanged=True, backfill_queued=not missing, missing_scopes=missing)
 
 
-def _progress(progress: BackfillProgress | None) -> dict[str, Any]:
-    if progress is None:
+def _progress(progress: BackfillProgress | None, installed_at: datetime | None) -> dict[str, Any]:
+    """One backfill's progress; one last worked on before this installation (a reinstall's) is still to come."""
+    if progress is None or (installed_at is not None and progress.updated_at < installed_at):
         return {"status": "pending", "pages": 0, "fetched": 0, "stored": 0, "complete": False}
     return {
         "status": progress.status,
@@ -203,7 +204,10 @@ def install_status(
 ) -> dict[str, Any]:
     """`GET /admin/install`: the installation's state and the backfill's progress, for the admin page."""
     current = installations.installation(shop, consistent=True)
-    backfill = {what: _progress(progress.backfill_progress(shop, what)) for what in ("products", "orders")}
+    installed_at = current.installed_at if current is not None else None
+    backfill = {
+        what: _progress(progress.backfill_progress(shop, what), installed_at) for what in ("products", "orders")
+    }
     scopes = current.scopes if current is not None else frozenset()
     return {
         "shop": shop,
