@@ -141,7 +141,10 @@ def test_given_concurrent_first_requests_then_the_session_token_is_exchanged_onc
             thread.join()
 
     assert len(shopify.exchanges) == 1
-    assert sorted(outcomes) == ["installed"] + ["installing"] * 7
+    # One installed it; the others found it being installed, or (coming late) installed already.
+    assert len(outcomes) == 8
+    assert set(outcomes) <= {"installed", "installing"}
+    assert "installed" in outcomes
     assert len(backfill_jobs(aws)) == 1
     assert stored_token(aws, shopify.shop) == "shpat_first"
 
