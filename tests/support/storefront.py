@@ -3,8 +3,9 @@
 It renders the theme app extension's block with python-liquid into a product page (the block's own Liquid, with the
 objects Shopify gives it: `block`, `product`, `cart`, `request` and the extension's `t` translations), includes the
 assets the block's `{% schema %}` names the way Shopify injects them, keeps a cart (`/cart.js`, `/cart/update.js`,
-`/cart/add.js`), answers `/products/<handle>.js`, and forwards `/apps/<subpath>/*` to reclift as Shopify's app proxy
-does: the storefront's query plus `shop`, `logged_in_customer_id`, `path_prefix`, `timestamp` and the `signature`.
+`/cart/add.js`), answers `/products/<handle>.js`, offers Shopify's Customer Privacy API (`CONSENT`), and forwards
+`/apps/<subpath>/*` to reclift as Shopify's app proxy does: the storefront's query plus `shop`,
+`logged_in_customer_id`, `path_prefix`, `timestamp` and the `signature`.
 
 What it forwarded, what reclift answered and what the cart received are recorded for the tests to assert.
 """
@@ -40,6 +41,31 @@ PLACEHOLDER_IMAGE = (
     b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200"><rect width="200" height="200"/></svg>'
 )
 SCHEMA = re.compile(r"{%-?\s*schema\s*-?%}(?P<json>.*?){%-?\s*endschema\s*-?%}", re.DOTALL)
+# What Shopify's Customer Privacy API answers for a visitor: (whether the merchant requires consent in the visitor's
+# region, the visitor's analytics choice on the banner: None while they have not answered). "unavailable": a page
+# without the API (no `Shopify.loadFeatures`).
+CONSENT = {"not-required": (False, None), "pending": (True, None), "given": (True, True), "denied": (True, False)}
+# The API as `Shopify.loadFeatures` brings it: asynchronously, only under its name and version, and with the method a
+# banner calls (`setTrackingConsent`), which dispatches `visitorConsentCollected` on the document as Shopify's does.
+CUSTOMER_PRIVACY = """(function (required, analytics) {
+  function allowed() { return !required || analytics === true; }
+  var privacy = {
+    analyticsProcessingAllowed: allowed,
+    setTrackingConsent: function (consent, callback) {
+      analytics = consent.analytics === true;
+      var detail = {analyticsAllowed: allowed(), marketingAllowed: !required || consent.marketing === true};
+      document.dispatchEvent(new CustomEvent('visitorConsentCollected', {detail: detail}));
+      if (callback) callback();
+    },
+  };
+  window.Shopify.loadFeatures = function (features, callback) {
+    var known = features.length === 1 && features[0].name === 'consent-tracking-api' && features[0].version === '0.1';
+    setTimeout(function () {
+      if (known) window.Shopify.customerPrivacy = privacy;
+      callback(known ? undefined : new Error('unknown feature'));
+    }, 20);
+  };
+})(%s, %s);"""
 
 
 def block_schema(source: str | None = None) -> dict[str, Any]:
@@ -132,6 +158,8 @@ class Storefront:
     # Fills the render fields (title, url, image) that a recommendation's product lacks from this catalog; stands in
     # for reclift's catalog, which serves them (DESIGN §4), where this tree's recommendations do not carry them yet.
     catalog_stand_in: bool = False
+    # What the Customer Privacy API answers on the storefront's pages: a key of CONSENT, or "unavailable".
+    consent: str = "not-required"
     url: str = ""
     proxied: list[str] = field(default_factory=list)  # every app proxy path asked for, answered or not
     forwarded: list[Forwarded] = field(default_factory=list)
@@ -171,7 +199,7 @@ class Storefront:
         return (
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<title>{html.escape(product.title)}</title><link rel='icon' href='data:,'>"
-            "<script>window.Shopify = {routes: {root: '/'}};</script>"
+            f"<script>window.Shopify = {{routes: {{root: '/'}}}};{self.customer_privacy()}</script>"
             f"{styles}{scripts}</head><body>"
             f"<main><h1>{html.escape(product.title)}</h1>"
             f"<p class='price'>{product.price}</p>"
@@ -180,6 +208,12 @@ class Storefront:
             f"<section class='apps'>{block}</section>"
             "<footer style='height: 600px'>Footer</footer></main></body></html>"
         )
+
+    def customer_privacy(self) -> str:
+        if self.consent == "unavailable":
+            return ""
+        required, analytics = CONSENT[self.consent]
+        return CUSTOMER_PRIVACY % (json.dumps(required), json.dumps(analytics))
 
     def cart_json(self) -> dict[str, Any]:
         return {"attributes": dict(self.cart_attributes), "items": list(self.cart_items)}
@@ -311,7 +345,11 @@ def _handler(store: Storefront) -> type[BaseHTTPRequestHandler]:
             with store.lock:
                 store.cart_requests.append((path, payload))
             if path == "/cart/update.js":
-                store.cart_attributes.update(payload.get("attributes") or {})
+                for name, value in (payload.get("attributes") or {}).items():
+                    if value in ("", None):  # a blank attribute is removed, as Shopify's cart does
+                        store.cart_attributes.pop(name, None)
+                    else:
+                        store.cart_attributes[name] = value
                 self.send_json(store.cart_json())
             elif path == "/cart/add.js":
                 added = []

@@ -11,6 +11,8 @@
  * The anonymous visitor id lives in localStorage (a first-party cookie when storage is unavailable) and is written
  * to the cart attribute `_reclift_vid`, so an order can be matched to what its buyer was shown.
  *
+ * All of that only with the visitor's consent to analytics where it is required (see "consent" below).
+ *
  * A recommended product is added to the cart by its first available variant, read from Shopify's
  * `/products/<handle>.js` when the button is pressed (the handle is the last segment of the product's `url`), so the
  * recommendation response needs no variant data; a product without a `url` gets no button.
@@ -36,6 +38,7 @@
   var viewedProducts = {};
   var cartVisitorWritten = null;
   var started = new WeakSet();
+  var tracking = false; // the visitor's consent to analytics: see "consent"
 
   function root() {
     var shopifyRoot = window.Shopify && window.Shopify.routes && window.Shopify.routes.root;
@@ -69,8 +72,8 @@
     return null;
   }
 
-  function writeCookie(name, value) {
-    var expires = new Date(Date.now() + VISITOR_COOKIE_DAYS * 864e5).toUTCString();
+  function writeCookie(name, value, days) {
+    var expires = new Date(Date.now() + days * 864e5).toUTCString();
     document.cookie = name + "=" + encodeURIComponent(value) + "; expires=" + expires + "; path=/; SameSite=Lax";
   }
 
@@ -87,9 +90,20 @@
       id = validVisitorId(readCookie(VISITOR_KEY));
       if (!id) {
         id = newVisitorId();
-        writeCookie(VISITOR_KEY, id);
+        writeCookie(VISITOR_KEY, id, VISITOR_COOKIE_DAYS);
       }
       return id;
+    }
+  }
+
+  function forgetVisitor() {
+    try {
+      window.localStorage.removeItem(VISITOR_KEY);
+    } catch (storageUnavailable) {
+      // nothing stored there
+    }
+    if (readCookie(VISITOR_KEY) !== null) {
+      writeCookie(VISITOR_KEY, "", -1);
     }
   }
 
@@ -118,7 +132,12 @@
     }
   }
 
+  // With consent only: an event without it is dropped, never sent later.
   function track(event) {
+    if (!tracking) {
+      return;
+    }
+    event.visitor_id = visitorId();
     queue.push(event);
     if (queue.length >= BATCH_SIZE) {
       flush();
@@ -150,12 +169,17 @@
       });
   }
 
-  // The cart attribute that carries the visitor id onto the order (its note_attributes); written once per page.
-  function writeCartVisitor(visitor) {
-    if (!cartVisitorWritten) {
-      var attributes = {};
-      attributes[VISITOR_KEY] = visitor;
-      cartVisitorWritten = cartRequest("cart/update.js", { attributes: attributes }).catch(function () {
+  function cartVisitor(value) {
+    var attributes = {};
+    attributes[VISITOR_KEY] = value;
+    return cartRequest("cart/update.js", { attributes: attributes });
+  }
+
+  // The cart attribute that carries the visitor id onto the order (its note_attributes); written once per page, and
+  // only with consent.
+  function writeCartVisitor() {
+    if (tracking && !cartVisitorWritten) {
+      cartVisitorWritten = cartVisitor(visitorId()).catch(function () {
         cartVisitorWritten = null; // try again on the next impression or add
       });
     }
@@ -296,8 +320,11 @@
     };
   }
 
-  function recommendationsUrl(settings, visitor) {
-    var params = ["placement=" + settings.placement, "limit=" + settings.limit, "visitor_id=" + visitor];
+  function recommendationsUrl(settings) {
+    var params = ["placement=" + settings.placement, "limit=" + settings.limit];
+    if (tracking) {
+      params.push("visitor_id=" + visitorId()); // without it, served in the learning arm and not counted for lift
+    }
     if (settings.productId) {
       params.push("product_id=" + settings.productId);
     }
@@ -323,7 +350,7 @@
 
   // --- one block ---------------------------------------------------------------------------------------------------
 
-  function observeImpressions(list, recommendation, settings, visitor) {
+  function observeImpressions(list, recommendation, settings) {
     if (typeof window.IntersectionObserver !== "function") {
       return; // nothing can tell what was seen: report nothing rather than guess
     }
@@ -345,7 +372,6 @@
         var impression = {
           type: "impression",
           rec_id: recommendation.rec_id,
-          visitor_id: visitor,
           placement: settings.placement,
           products: shown,
         };
@@ -353,7 +379,7 @@
           impression.source_product_id = settings.productId;
         }
         track(impression);
-        writeCartVisitor(visitor);
+        writeCartVisitor();
       },
       { threshold: VISIBLE_SHARE }
     );
@@ -362,12 +388,11 @@
     });
   }
 
-  function listenToCards(list, recommendation, settings, visitor) {
+  function listenToCards(list, recommendation, settings) {
     function interaction(type, item) {
       return {
         type: type,
         rec_id: recommendation.rec_id,
-        visitor_id: visitor,
         product_id: item.getAttribute("data-product-id"),
         position: Number(item.getAttribute("data-position")),
       };
@@ -396,11 +421,11 @@
             button.textContent = settings.unavailableLabel || "Sold out";
             return null;
           }
-          return writeCartVisitor(visitor)
+          return writeCartVisitor()
             .then(function () {
-              return cartRequest("cart/add.js", {
-                items: [{ id: variantId, quantity: 1, properties: { _rec_id: recommendation.rec_id } }],
-              });
+              // The `_rec_id` line property attributes the order to the recommendation: only with consent too.
+              var properties = tracking ? { _rec_id: recommendation.rec_id } : {};
+              return cartRequest("cart/add.js", { items: [{ id: variantId, quantity: 1, properties: properties }] });
             })
             .then(function () {
               track(interaction("add_to_cart", item));
@@ -419,22 +444,27 @@
     });
   }
 
+  // The product of the page is viewed: once per page, and only with consent (or once it is given).
+  function trackView(container) {
+    var productId = settingsOf(container).productId;
+    if (tracking && productId && !viewedProducts[productId]) {
+      viewedProducts[productId] = true;
+      track({ type: "view", product_id: productId });
+    }
+  }
+
   function start(container) {
     if (started.has(container)) {
       return;
     }
     started.add(container);
     var settings = settingsOf(container);
-    var visitor = visitorId();
-    if (settings.productId && !viewedProducts[settings.productId]) {
-      viewedProducts[settings.productId] = true;
-      track({ type: "view", visitor_id: visitor, product_id: settings.productId });
-    }
+    trackView(container);
     var list = container.querySelector(".reclift__list");
     if (!list || typeof window.fetch !== "function") {
       return;
     }
-    fetchRecommendations(recommendationsUrl(settings, visitor))
+    fetchRecommendations(recommendationsUrl(settings))
       .then(function (recommendation) {
         var products = recommendation ? recommendation.products.filter(renderable) : [];
         if (!products.length) {
@@ -446,35 +476,80 @@
         });
         list.appendChild(cards);
         container.hidden = false;
-        observeImpressions(list, recommendation, settings, visitor);
-        listenToCards(list, recommendation, settings, visitor);
+        observeImpressions(list, recommendation, settings);
+        listenToCards(list, recommendation, settings);
       })
       .catch(function () {
         // the proxy failed or answered something else than recommendations: the block stays hidden and empty
       });
   }
 
-  function startAll(scope) {
+  function eachBlock(scope, action) {
     try {
       Array.prototype.forEach.call(scope.querySelectorAll("[data-reclift-recommendations]"), function (container) {
         try {
-          start(container);
+          action(container);
         } catch (blockFailed) {
           // one broken block leaves the others working
         }
       });
     } catch (unavailable) {
-      // nothing to start
+      // no block to act on
     }
+  }
+
+  function startAll(scope) {
+    eachBlock(scope, start);
+  }
+
+  // --- consent -----------------------------------------------------------------------------------------------------
+  // Shopify's Customer Privacy API says whether analytics may be processed: not where the merchant requires consent in
+  // the visitor's region and none was given, yes elsewhere. Without it: no visitor id stored, no event, no `_rec_id`;
+  // recommendations are still shown, asked for without a visitor id. A banner's `visitorConsentCollected` starts (or,
+  // withdrawn, stops) tracking from then on. Without the API (no Shopify.loadFeatures, or it fails) the region is
+  // unknown: the widget assumes consent is required and not given.
+
+  function setTracking(allowed) {
+    var withdrawn = tracking && !allowed;
+    tracking = allowed;
+    if (allowed) {
+      eachBlock(document, trackView); // the product still on the page is viewed from now on
+      return;
+    }
+    queue.length = 0;
+    forgetVisitor();
+    if (withdrawn) {
+      cartVisitorWritten = null;
+      cartVisitor("").catch(function () {});
+    }
+  }
+
+  document.addEventListener("visitorConsentCollected", function (event) {
+    setTracking(!!(event.detail && event.detail.analyticsAllowed));
+  });
+
+  function startPage() {
+    var shopify = window.Shopify;
+    if (!shopify || typeof shopify.loadFeatures !== "function") {
+      setTracking(false); // no Customer Privacy API on this page
+      startAll(document);
+      return;
+    }
+    shopify.loadFeatures([{ name: "consent-tracking-api", version: "0.1" }], function (error) {
+      try {
+        setTracking(!error && shopify.customerPrivacy.analyticsProcessingAllowed() === true);
+      } catch (apiMissing) {
+        setTracking(false);
+      }
+      startAll(document);
+    });
   }
 
   window.__reclift = { flush: flush };
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", function () {
-      startAll(document);
-    });
+    document.addEventListener("DOMContentLoaded", startPage);
   } else {
-    startAll(document);
+    startPage();
   }
   // The theme editor re-renders a section when its settings change.
   document.addEventListener("shopify:section:load", function (event) {
