@@ -387,3 +387,128 @@ def test_given_a_failing_proxy_when_the_page_loads_then_the_widget_adds_nothing_
         assert all(urlsplit(m.location["url"]).path == "/apps/reclift/recommendations" for m in console), [
             (m.text, m.location["url"]) for m in console
         ]
+
+
+# --- consent: Shopify's Customer Privacy API, as the storefront offers it (tests/support/storefront.py CONSENT) -------
+
+
+def stored_visitor(page: Page) -> dict[str, str | None]:
+    """What the browser keeps of a visitor id: its localStorage item and its cookie."""
+    stored: dict[str, str | None] = page.evaluate(
+        """() => ({
+            localStorage: localStorage.getItem('_reclift_vid'),
+            cookie: (document.cookie.split('; ').find(c => c.startsWith('_reclift_vid=')) || '').slice(13) || null,
+        })"""
+    )
+    return stored
+
+
+def reported(events: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    """The events with only the given fields (whatever else the server asks the widget to add to them)."""
+    return [{key: event.get(key) for key in keys} for event in events]
+
+
+@pytest.mark.parametrize("consent", ["given", "not-required"])
+def test_given_analytics_consent_or_none_required_then_the_visitor_id_is_kept_and_events_are_sent(
+    stack: RunningStack, shop: str, page: Page, consent: str
+) -> None:
+    with storefront(shop, stack.url, catalog(), consent=consent) as store:
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
+        visitor = visitor_of(page)
+        assert served.query["visitor_id"] == visitor
+
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: store.cart_attributes, message="the cart attribute")
+        page_hides(page)
+        sent = events_sent(store, 0)
+
+    assert reported(sent, "type", "visitor_id", "rec_id") == [
+        {"type": "view", "visitor_id": visitor, "rec_id": None},
+        {"type": "impression", "visitor_id": visitor, "rec_id": served.response["rec_id"]},
+    ]
+    assert store.cart_attributes == {"_reclift_vid": visitor}
+    assert stored_visitor(page) == {"localStorage": visitor, "cookie": None}
+
+
+@pytest.mark.parametrize("consent", ["denied", "pending", "unavailable"])
+def test_given_no_analytics_consent_where_required_then_cards_render_and_nothing_is_stored_or_sent(
+    stack: RunningStack, shop: str, page: Page, consent: str
+) -> None:
+    """Denied on the banner, not answered yet, or no Customer Privacy API on the page (the widget cannot tell whether
+    the visitor's region requires consent, so it assumes it does): the same page without any tracking."""
+    with storefront(shop, stack.url, catalog(), catalog_stand_in=True, consent=consent) as store:
+        # What an earlier visit with consent left in this browser is forgotten.
+        page.goto(f"{store.url}/cart.js")
+        page.evaluate(
+            "localStorage.setItem('_reclift_vid', 'v-earlier'); document.cookie = '_reclift_vid=v-earlier; path=/'"
+        )
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        expected = served.response["products"]
+        cards = page.locator(".reclift__item")
+        cards.nth(len(expected) - 1).wait_for(state="attached")
+
+        # Recommendations asked for without a visitor id (the learning arm) and shown.
+        assert served.status == 200
+        assert served.query == {"placement": "product", "limit": "4", "product_id": str(CURRENT)}
+        assert cards.evaluate_all("cs => cs.map(c => c.dataset.productId)") == [p["product_id"] for p in expected]
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        assert page.locator(".reclift").is_visible()
+
+        # Seen, added to the cart (without the `_rec_id` that would attribute the order), clicked: nothing recorded.
+        cards.nth(1).locator(".reclift__add").click()
+        wait_for(lambda: store.cart_items, message="the cart add")
+        assert cards.nth(1).locator(".reclift__add").inner_text() == "Added"
+        with page.expect_navigation():
+            cards.nth(0).locator("a.reclift__link").click()
+        page.wait_for_timeout(500)
+        page_hides(page)
+        page.wait_for_timeout(500)
+
+        assert "events" not in store.proxied
+        assert [path for path, _ in store.cart_requests] == ["/cart/add.js"]
+        assert [line["properties"] for line in store.cart_items] == [{}]
+        assert store.cart_attributes == {}
+        assert stored_visitor(page) == {"localStorage": None, "cookie": None}
+
+
+def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdrawn_it_stops_and_the_id_is_forgotten(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    with storefront(shop, stack.url, catalog(), catalog_stand_in=True, consent="pending") as store:
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        cards = page.locator(".reclift__item")
+        cards.nth(len(served.response["products"]) - 1).wait_for(state="attached")
+        assert "visitor_id" not in served.query
+        page_hides(page)
+        page.wait_for_timeout(300)
+        assert stored_visitor(page) == {"localStorage": None, "cookie": None}
+        assert "events" not in store.proxied
+
+        # The visitor accepts on the banner: the product still on the page is viewed, the cards seen from now on.
+        page.evaluate("Shopify.customerPrivacy.setTrackingConsent({analytics: true, marketing: true}, () => {})")
+        visitor = visitor_of(page)
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: store.cart_attributes, message="the cart attribute")
+        page_hides(page)
+        sent = events_sent(store, 0)
+        assert reported(sent, "type", "visitor_id", "rec_id", "product_id") == [
+            {"type": "view", "visitor_id": visitor, "rec_id": None, "product_id": str(CURRENT)},
+            {"type": "impression", "visitor_id": visitor, "rec_id": served.response["rec_id"], "product_id": None},
+        ]
+        assert store.cart_attributes == {"_reclift_vid": visitor}
+
+        # Then withdraws it (the privacy preferences): the id leaves the browser and the cart, nothing more is sent.
+        posted = len(store.event_posts())
+        page.evaluate("Shopify.customerPrivacy.setTrackingConsent({analytics: false, marketing: false}, () => {})")
+        wait_for(lambda: not store.cart_attributes, message="the cart attribute's removal")
+        assert stored_visitor(page) == {"localStorage": None, "cookie": None}
+        cards.nth(1).locator(".reclift__add").click()
+        wait_for(lambda: store.cart_items, message="the cart add")
+        page_hides(page)
+        page.wait_for_timeout(500)
+        assert [line["properties"] for line in store.cart_items] == [{}]
+        assert len(store.event_posts()) == posted
