@@ -458,9 +458,9 @@ def test_given_no_analytics_consent_where_required_then_cards_render_and_nothing
         assert page.locator(".reclift").is_visible()
 
         # Seen, added to the cart (without the `_rec_id` that would attribute the order), clicked: nothing recorded.
-        cards.nth(1).locator(".reclift__add").click()
-        wait_for(lambda: store.cart_items, message="the cart add")
-        assert cards.nth(1).locator(".reclift__add").inner_text() == "Added"
+        added = cards.nth(1).locator(".reclift__add")
+        added.click()
+        wait_for(lambda: added.inner_text() == "Added", message="the cart add")
         with page.expect_navigation():
             cards.nth(0).locator("a.reclift__link").click()
         page.wait_for_timeout(500)
@@ -506,8 +506,9 @@ def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdr
         page.evaluate("Shopify.customerPrivacy.setTrackingConsent({analytics: false, marketing: false}, () => {})")
         wait_for(lambda: not store.cart_attributes, message="the cart attribute's removal")
         assert stored_visitor(page) == {"localStorage": None, "cookie": None}
-        cards.nth(1).locator(".reclift__add").click()
-        wait_for(lambda: store.cart_items, message="the cart add")
+        added = cards.nth(1).locator(".reclift__add")
+        added.click()
+        wait_for(lambda: added.inner_text() == "Added", message="the cart add")
         page_hides(page)
         page.wait_for_timeout(500)
         assert [line["properties"] for line in store.cart_items] == [{}]
