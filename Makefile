@@ -117,9 +117,13 @@ $(SAM_VENV)/bin/sam:
 	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==$(SAM_CLI_VERSION)
 
 # sam build installs the layer from its lock (layers/reclift/requirements.txt, hashed): only wheels for the template's
-# runtime and architecture, so a dependency without one fails here, not on Lambda.
+# runtime and architecture, so a dependency without one fails here, not on Lambda. sam build ships no bytecode, and
+# Lambda's file system is read-only, so every cold start would compile each module it imports from source (about 3x
+# the handler's import time: benchmarks/build_artifacts.py): the build is compiled here, by the SAM venv's Python
+# (the runtime's version), into unchecked-hash .pyc files that stay valid whatever times the zip gives the sources.
 build: $(SAM_VENV)/bin/sam
 	$(SAM_VENV)/bin/sam build
+	$(SAM_VENV)/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash .aws-sam/build
 
 layer-check: $(INSTALLED)
 	$(BIN)/pytest tests/template/test_build.py -q -p no:cacheprovider

@@ -10,10 +10,11 @@ build, and the SAM CLI, first.
    with no site-packages (`-I -S`), the function's folder first on `sys.path` (the task root, `/var/task`), then the
    layer's `python/` (`/opt/python`), the working directory the task root, and the environment the template gives the
    function (Globals merged with its own, resolved as the local stack resolves it) plus what Lambda sets (region, fake
-   credentials, function name; tracing off, as no X-Ray daemon runs here). Median over fresh processes, in two modes:
-   `as_deployed` compiles every module from source (`-B`: `sam build` ships no bytecode and Lambda's file system is
-   read-only, so this is every cold start), `precompiled` reads bytecode compiled by an earlier run (what shipping
-   `.pyc` files would give). One more run with `-X importtime` splits the import by top-level package.
+   credentials, function name; tracing off, as no X-Ray daemon runs here). Median over fresh processes, interleaved,
+   in two modes: `as_deployed` uses the bytecode the build ships and writes none (`-B`: Lambda's file system is
+   read-only), `from_source` imports from a copy of the build without any, as every cold start would if the build
+   shipped none (`sam build` alone ships none; `make build` compiles it). One more run with
+   `-X importtime` splits the import as deployed by top-level package.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import REGION, ROOT, median, pyplot, save_figure, write_results
+from benchmarks.common import REGION, ROOT, median, pyplot, ratio, save_figure, write_results
 from reclift_local.template import LAYER_TYPE, Resolver, function_specs, load_template
 
 NAME = "build_artifacts"
@@ -44,7 +46,7 @@ BUILD_DIR = ROOT / ".aws-sam" / "build"
 LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000  # 250 MB: a function and all its layers, unzipped
 RUNS = 7
 TOP_PARTS = 8
-MODES = ("as_deployed", "precompiled")
+MODES = ("as_deployed", "from_source")
 # The environment Lambda sets that the handlers may read at import (the template's variables come on top).
 LAMBDA_ENVIRONMENT = {
     "AWS_REGION": REGION,
@@ -87,6 +89,11 @@ def tree_size(path: Path) -> tuple[int, int]:
             if not os.path.islink(Path(root) / name):
                 total, files = total + stat.st_size, files + 1
     return total, files
+
+
+def bytecode_size(path: Path) -> int:
+    """Bytes of the `.pyc` files under `path` (what `make build` adds to what `sam build` made)."""
+    return sum(file.stat().st_size for file in path.rglob("*.pyc") if not file.is_symlink())
 
 
 def zipped_size(path: Path) -> int:
@@ -132,18 +139,19 @@ def import_breakdown(stderr: str) -> dict[str, float]:
 
 
 def measure_imports(
-    artifact: Path, layer_python: Path, module: str, environment: dict[str, str], runs: int
+    layouts: dict[str, tuple[Path, Path]], module: str, environment: dict[str, str], runs: int
 ) -> dict[str, Any]:
-    timings: dict[str, list[float]] = {mode: [] for mode in MODES}
-    with tempfile.TemporaryDirectory() as pycache:
-        precompiled = [f"-Xpycache_prefix={pycache}"]
-        first, _ = probe(artifact, layer_python, module, environment, precompiled)  # compiles into the prefix
-        for _ in range(runs):  # interleaved, so both modes see the same load on the machine
-            for mode, flags in (("as_deployed", ["-B"]), ("precompiled", precompiled)):
-                timings[mode].append(probe(artifact, layer_python, module, environment, flags)[0]["import_ms"])
-        _, stderr = probe(artifact, layer_python, module, environment, ["-B", "-Ximporttime"])
+    """`layouts`: per mode, the (task root, layer `python/`) to import from; `-B` everywhere, as nothing can be written
+    on Lambda."""
+    timings: dict[str, list[float]] = {mode: [] for mode in layouts}
+    first, _ = probe(*layouts["as_deployed"], module, environment, ["-B"])
+    for _ in range(runs):  # interleaved, so both modes see the same load on the machine
+        for mode, (artifact, layer_python) in layouts.items():
+            timings[mode].append(probe(artifact, layer_python, module, environment, ["-B"])[0]["import_ms"])
+    _, stderr = probe(*layouts["as_deployed"], module, environment, ["-B", "-Ximporttime"])
     return {
         "import_ms": {mode: median(values) for mode, values in timings.items()},
+        "from_source_over_as_deployed": ratio(median(timings["from_source"]), median(timings["as_deployed"])),
         "import_ms_runs": timings,
         "modules_loaded": first["modules"],
         "imports": {package: package in first["top_level"] for package in WATCHED_PACKAGES},
@@ -168,37 +176,51 @@ def measure(runs: int) -> dict[str, Any]:
         size, files = tree_size(layer.path)
         layer_figures[layer.logical_id] = {
             "unzipped_bytes": size,
+            "bytecode_bytes": bytecode_size(layer.path),
             "files": files,
             "zipped_bytes": zipped_size(layer.path),
             "largest_parts_bytes": largest_parts(layer.path / "python"),
         }
     function_figures: dict[str, Any] = {}
-    for spec in function_specs(template, Resolver(template, region=REGION), BUILD_DIR):
-        own_layers = [layer for layer in layers if (layer.path / "python").resolve() in spec.layer_dirs]
-        assert len(own_layers) == 1, f"{spec.logical_id}: expected one layer of this template, got {own_layers}"
-        layer = own_layers[0]
-        size, files = tree_size(spec.code_dir)
-        environment = {
-            **LAMBDA_ENVIRONMENT,
-            **spec.environment,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
-            "LAMBDA_TASK_ROOT": str(spec.code_dir),
-            "_HANDLER": spec.handler,
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        }
-        with_layers = size + layer_figures[layer.logical_id]["unzipped_bytes"]
-        module = spec.handler.rpartition(".")[0]
-        print(f"  {spec.logical_id}: importing {module} {runs} + {runs} times", flush=True)
-        function_figures[spec.logical_id] = {
-            "unzipped_bytes": size,
-            "files": files,
-            "zipped_bytes": zipped_size(spec.code_dir),
-            "with_layers_unzipped_bytes": with_layers,
-            "share_of_limit": with_layers / LAMBDA_UNZIPPED_LIMIT_BYTES,
-            "layer": layer.logical_id,
-            **measure_imports(spec.code_dir, layer.path / "python", module, environment, runs),
-        }
+    # The build as `sam build` alone leaves it: no bytecode (the few `.pyc` files wheels ship go too).
+    with tempfile.TemporaryDirectory() as scratch:
+        source_only = Path(scratch) / "build"
+        shutil.copytree(BUILD_DIR, source_only, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for spec in function_specs(template, Resolver(template, region=REGION), BUILD_DIR):
+            own_layers = [layer for layer in layers if (layer.path / "python").resolve() in spec.layer_dirs]
+            assert len(own_layers) == 1, f"{spec.logical_id}: expected one layer of this template, got {own_layers}"
+            layer = own_layers[0]
+            size, files = tree_size(spec.code_dir)
+            environment = {
+                **LAMBDA_ENVIRONMENT,
+                **spec.environment,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+                "LAMBDA_TASK_ROOT": str(spec.code_dir),
+                "_HANDLER": spec.handler,
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            }
+            with_layers = size + layer_figures[layer.logical_id]["unzipped_bytes"]
+            module = spec.handler.rpartition(".")[0]
+            print(f"  {spec.logical_id}: importing {module} {runs} times in each mode", flush=True)
+            function_figures[spec.logical_id] = {
+                "unzipped_bytes": size,
+                "bytecode_bytes": bytecode_size(spec.code_dir),
+                "files": files,
+                "zipped_bytes": zipped_size(spec.code_dir),
+                "with_layers_unzipped_bytes": with_layers,
+                "share_of_limit": with_layers / LAMBDA_UNZIPPED_LIMIT_BYTES,
+                "layer": layer.logical_id,
+                **measure_imports(
+                    {
+                        "as_deployed": (spec.code_dir, layer.path / "python"),
+                        "from_source": (source_only / spec.code_dir.name, source_only / layer.path.name / "python"),
+                    },
+                    module,
+                    environment,
+                    runs,
+                ),
+            }
     return {"layers": layer_figures, "functions": function_figures}
 
 
@@ -213,7 +235,7 @@ def plot(figures: dict[str, Any], runs: int) -> None:
     sizes.legend(loc="lower right")
     sizes.set_title("Deployment size")
     positions = range(len(names))
-    for offset, mode, color in ((-0.2, "as_deployed", "C1"), (0.2, "precompiled", "C2")):
+    for offset, mode, color in ((-0.2, "as_deployed", "C1"), (0.2, "from_source", "C2")):
         imports.barh(
             [position + offset for position in positions],
             [item["import_ms"][mode] for item in functions.values()],
@@ -233,16 +255,17 @@ def summary(figures: dict[str, Any]) -> list[str]:
     for logical_id, layer in figures["layers"].items():
         parts = ", ".join(f"{name} {size / 1e6:.1f}" for name, size in list(layer["largest_parts_bytes"].items())[:4])
         lines.append(
-            f"  {logical_id}: {layer['unzipped_bytes'] / 1e6:.1f} MB unzipped ({layer['zipped_bytes'] / 1e6:.1f} MB "
-            f"zipped, {layer['files']} files); largest MB: {parts}"
+            f"  {logical_id}: {layer['unzipped_bytes'] / 1e6:.1f} MB unzipped, "
+            f"{layer['bytecode_bytes'] / 1e6:.1f} MB of it bytecode ({layer['zipped_bytes'] / 1e6:.1f} MB zipped, "
+            f"{layer['files']} files); largest MB: {parts}"
         )
     for logical_id, item in figures["functions"].items():
         heavy = [package for package, imported in item["imports"].items() if imported]
         lines.append(
             f"  {logical_id}: {item['unzipped_bytes'] / 1e3:.0f} kB, with layer "
             f"{item['with_layers_unzipped_bytes'] / 1e6:.1f} MB ({item['share_of_limit']:.0%} of 250 MB); import "
-            f"{item['import_ms']['as_deployed']:.0f} ms as deployed, {item['import_ms']['precompiled']:.0f} ms "
-            f"precompiled; imports {', '.join(heavy)}"
+            f"{item['import_ms']['as_deployed']:.0f} ms as deployed, {item['import_ms']['from_source']:.0f} ms "
+            f"from source; imports {', '.join(heavy)}"
         )
     return lines
 
@@ -251,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.build_artifacts", description=__doc__)
     parser.add_argument("--runs", type=int, default=RUNS, help=f"fresh processes per function and mode ({RUNS})")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     figures = measure(args.runs)
     write_results(
         NAME,
@@ -261,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             "limit_bytes": LAMBDA_UNZIPPED_LIMIT_BYTES,
             "interpreter": f"{sys.executable} -I -S",
             "command": "make build && .venv/bin/python -m benchmarks.build_artifacts",
+            "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
         },
         figures=figures,
     )
