@@ -59,7 +59,8 @@ def _caller(*, fresh: bool) -> tuple[str, InstallOutcome]:
     if outcome.exchanged:
         metrics.add_metric(name="ShopsInstalled", unit=MetricUnit.Count, value=1)
         logger.info("shop installed", extra={"missing_scopes": sorted(outcome.missing_scopes)})
-    elif outcome.error:
+    elif outcome.attempted and outcome.error:
+        metrics.add_metric(name="TokenExchangesFailed", unit=MetricUnit.Count, value=1)
         logger.warning("the token exchange failed", extra={"reason": outcome.error})
     return shop, outcome
 

@@ -306,8 +306,8 @@ def test_given_a_refused_exchange_then_it_is_recorded_and_tried_again_only_after
     soon = run(registry, vault, queue, refusing, at=NOW + timedelta(seconds=RETRY_SECONDS - 1))
     later = run(registry, vault, queue, Shopify(), at=NOW + timedelta(seconds=RETRY_SECONDS))
 
-    assert (failed.state, failed.error) == (FAILED, "http_503")
-    assert (soon.state, soon.error) == (FAILED, "http_503")
+    assert (failed.state, failed.error, failed.attempted) == (FAILED, "http_503", True)
+    assert (soon.state, soon.error, soon.attempted) == (FAILED, "http_503", False)
     assert len(refusing.calls) == 1
     assert (later.state, later.exchanged) == (INSTALLED, True)
     assert vault.tokens == {SHOP: "shpat_new"}

@@ -121,6 +121,7 @@ def serves(installation: Installation | None) -> bool:
 class InstallOutcome:
     state: str  # installed | installing | failed
     exchanged: bool = False  # this request exchanged the session token
+    attempted: bool = False  # this request asked Shopify for the exchange (whatever the answer)
     backfill_queued: bool = False
     missing_scopes: frozenset[str] = frozenset()
     error: str | None = None
@@ -169,7 +170,7 @@ def ensure_installed(
         token = exchange(shop, session_token)
     except TokenExchangeError as exc:
         installations.fail_installation(shop, claim, error=exc.code, retry_at=now + timedelta(seconds=RETRY_SECONDS))
-        return InstallOutcome(FAILED, error=exc.code)
+        return InstallOutcome(FAILED, attempted=True, error=exc.code)
     missing = missing_scopes(token.scopes)
     try:
         tokens.put_token(shop, token.access_token)
@@ -180,9 +181,11 @@ def ensure_installed(
         installations.fail_installation(shop, claim, error="storing the installation failed", retry_at=now)
         raise InstallFailed(f"the installation of {shop} could not be stored") from exc
     if not installations.complete_installation(shop, claim, scopes=token.scopes, now=now):
-        return InstallOutcome(INSTALLING, exchanged=True)  # the claim went stale and was taken over
+        return InstallOutcome(INSTALLING, exchanged=True, attempted=True)  # the claim went stale, taken over
     _installed_until[shop] = clock() + INSTALLED_CACHE_SECONDS
-    return InstallOutcome(INSTALLED, exchanged=True, backfill_queued=not missing, missing_scopes=missing)
+    return InstallOutcome(
+        INSTALLED, exchanged=True, attempted=True, backfill_queued=not missing, missing_scopes=missing
+    )
 
 
 def _progress(progress: BackfillProgress | None, installed_at: datetime | None) -> dict[str, Any]:
