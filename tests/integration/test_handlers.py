@@ -694,8 +694,8 @@ def test_given_a_customers_history_when_shopify_asks_for_their_data_then_redacts
     aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(redact).encode(), topic="customers/redact"))
     assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
 
-    left = [item for item in everything_of(aws, "191167") if shop in item and "#privacy#" not in item]
-    assert left == []  # only the data export the merchant asked for still names them, until shop/redact
+    left = [item for item in everything_of(aws, "191167") if shop in item]
+    assert left == []  # the data export the merchant asked for went with the rest
     placed = datetime.fromisoformat(order["created_at"])
     assert roi(aws, shop, placed)["attributed_revenue"] == "20.00"  # the sale itself is the shop's
 
@@ -719,6 +719,9 @@ def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forge
     redact = for_shop("shop_redact_sample.json", shop)
     aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(redact).encode(), topic="shop/redact"))
     assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    [erasure] = queued(sqs, aws.resource("ShopRedactQueue"))  # the worker hands it to ShopRedactFunction
+    record = sqs_record(erasure, f"arn:aws:sqs:{REGION}:123456789012:shop-redact", REGION)
+    assert aws.invoke("ShopRedactFunction", {"Records": [record]}) == {"batchItemFailures": []}
 
     assert everything_of(aws, shop) == []
     assert everything_of(aws, other)  # another shop's data is untouched

@@ -18,6 +18,7 @@ import pytest
 
 from reclift.data.backfill import BackfillStore
 from reclift.data.catalog import CatalogStore
+from reclift.data.erasure import ShopEraser
 from reclift.data.health import HealthStore
 from reclift.data.installs import BackfillQueue, InstallRegistry, TokenVault
 from reclift.data.learning import LearningStore
@@ -610,13 +611,49 @@ def test_roles_attach_only_the_managed_policies_sam_needs(cfn_template: dict[str
                 assert function_id in consumers, f"{function_id} polls no queue but has {arn}"
 
 
-def test_the_attribution_worker_cannot_send_to_any_queue(cfn_template: dict[str, Any]) -> None:
-    actions = allowed_actions(cfn_template, "AttributionFunction")
-    assert not {
-        action
-        for action in actions
-        if fnmatch.fnmatchcase("sqs:SendMessage", action) or fnmatch.fnmatchcase("sqs:SendMessageBatch", action)
-    }
+def test_the_attribution_worker_sends_only_shop_erasures_to_their_own_queue(cfn_template: dict[str, Any]) -> None:
+    """It hands a verified shop/redact to ShopRedactFunction's queue, and can send to no other (not its own)."""
+    queues = [queue_id for queue_id, _ in resources(cfn_template, "AWS::SQS::Queue")]
+    sending = [
+        queue_id
+        for queue_id in queues
+        if any(
+            allows(cfn_template, "AttributionFunction", action, queue_id)
+            for action in ("sqs:SendMessage", "sqs:SendMessageBatch")
+        )
+    ]
+    assert sending == ["ShopRedactQueue"]
+
+
+def test_no_role_can_scan_the_tables_of_shoppers_data(cfn_template: dict[str, Any]) -> None:
+    """Shops are erased by key: no function may Scan events, profiles, orders or counters (every tenant's items)."""
+    tables = ("EventsTable", "ProfilesTable", "OrdersTable", "CountersTable")
+    scanning = [
+        f"{function_id} on {table}"
+        for function_id, _ in resources(cfn_template, "AWS::Lambda::Function")
+        for table in tables
+        if allows(cfn_template, function_id, "dynamodb:Scan", table)
+    ]
+    assert scanning == []
+
+
+def test_the_shop_erasure_runs_fifteen_minutes_from_its_own_queue_with_a_dlq(cfn_template: dict[str, Any]) -> None:
+    """A shop with a million items does not fit the webhook worker's 30 s: its erasure has a function, a queue and a
+    DLQ of its own, reports batch item failures, and re-queues its own continuation."""
+    properties = cfn_template["Resources"]["ShopRedactFunction"]["Properties"]
+    assert int(properties["Timeout"]) == 900
+    (source,) = [
+        mapping
+        for _, mapping in resources(cfn_template, "AWS::Lambda::EventSourceMapping")
+        if ref_target(mapping["FunctionName"]) == "ShopRedactFunction"
+    ]
+    assert getatt_target(source["EventSourceArn"], "Arn") == "ShopRedactQueue"
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert int(source["BatchSize"]) == 1
+    redrive = cfn_template["Resources"]["ShopRedactQueue"]["Properties"]["RedrivePolicy"]
+    assert getatt_target(redrive["deadLetterTargetArn"], "Arn") == "ShopRedactDLQ"
+    assert env_resource(cfn_template, "ShopRedactFunction", "SHOP_REDACT_QUEUE_URL") == "ShopRedactQueue"
+    assert allows(cfn_template, "ShopRedactFunction", "sqs:SendMessage", "ShopRedactQueue")
 
 
 def test_the_webhook_function_has_no_dynamodb_permission_at_all(cfn_template: dict[str, Any]) -> None:
@@ -688,32 +725,54 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "bought_instead": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
     "save_similarity": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem")],
     # reclift.data.privacy.PrivacyStore
+    # A customer's footprint: their profile (with its linked visitors), their events, their orders' items, and the
+    # linked visitors' events and profiles.
     "customer_data": [
         ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
+        ("EVENTS_TABLE", None, "dynamodb:Query"),
         ("PROFILES_TABLE", None, "dynamodb:GetItem"),
         ("ORDERS_TABLE", None, "dynamodb:Query"),
     ],
-    "save_data_request": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
+    "save_data_request": [("SHOPS_TABLE", None, "dynamodb:PutItem"), ("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "data_request": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "redact_customer": [
         ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
+        ("EVENTS_TABLE", None, "dynamodb:Query"),
         ("EVENTS_TABLE", None, "dynamodb:BatchWriteItem"),
         ("PROFILES_TABLE", None, "dynamodb:GetItem"),
-        ("PROFILES_TABLE", None, "dynamodb:DeleteItem"),
+        ("PROFILES_TABLE", None, "dynamodb:BatchWriteItem"),
         ("ORDERS_TABLE", None, "dynamodb:Query"),
         ("ORDERS_TABLE", None, "dynamodb:UpdateItem"),
+        ("SHOPS_TABLE", None, "dynamodb:GetItem"),  # the customer's list of data exports
+        ("SHOPS_TABLE", None, "dynamodb:BatchWriteItem"),  # the exports
+        ("SHOPS_TABLE", None, "dynamodb:DeleteItem"),  # the list
     ],
+    # reclift.data.erasure.ShopEraser, by key only: the sparse by_shop indexes (keys only), the shop's partitions,
+    # its days, its orders. No Scan.
     "redact_shop": [
-        *(
-            (table, None, action)
-            for table in ("EVENTS_TABLE", "COUNTERS_TABLE", "ORDERS_TABLE", "PROFILES_TABLE", "SHOPS_TABLE")
-            for action in ("dynamodb:Scan", "dynamodb:BatchWriteItem")
-        ),
+        ("EVENTS_TABLE", "by_shop", "dynamodb:Query"),
+        ("PROFILES_TABLE", "by_shop", "dynamodb:Query"),
+        ("SHOPS_TABLE", "by_shop", "dynamodb:Query"),
+        ("ORDERS_TABLE", "by_shop_date", "dynamodb:Query"),
+        ("ORDERS_TABLE", None, "dynamodb:Query"),
+        ("COUNTERS_TABLE", None, "dynamodb:Query"),
         ("LEARNING_TABLE", None, "dynamodb:Query"),
-        ("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"),
         ("CATALOG_TABLE", None, "dynamodb:Query"),
-        ("CATALOG_TABLE", None, "dynamodb:BatchWriteItem"),
+        ("SHOPS_TABLE", None, "dynamodb:GetItem"),  # the shop's first registration: its first counter day
+        *(
+            (table, None, "dynamodb:BatchWriteItem")
+            for table in (
+                "EVENTS_TABLE",
+                "PROFILES_TABLE",
+                "ORDERS_TABLE",
+                "COUNTERS_TABLE",
+                "LEARNING_TABLE",
+                "CATALOG_TABLE",
+                "SHOPS_TABLE",
+            )
+        ),
     ],
+    "queue_shop_redaction": [],  # SQS (SHOP_REDACT_QUEUE_URL)
     # reclift.data.serving.ServingReader: one BatchGetItem across the three tables
     "context": [
         ("SHOPS_TABLE", None, "dynamodb:BatchGetItem"),
@@ -754,6 +813,7 @@ PORTS = (
     LearningStore,
     ServingReader,
     PrivacyStore,
+    ShopEraser,
     CatalogStore,
     BackfillStore,
     HealthStore,

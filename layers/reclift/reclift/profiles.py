@@ -18,6 +18,10 @@ PROFILE_RETENTION_DAYS = 180
 PROFILE_SEEDS = 10  # the recent products whose neighbours make the home placement's candidates
 PROFILE_NEIGHBOURS = 50
 NEIGHBOURS_MAX_AGE = timedelta(days=1)  # the similarity job runs daily: older neighbours are read again
+# The visitor ids a customer's profile keeps (those that logged in as them or carried their orders, newest first):
+# enough for every device a shopper uses, bounded so the item never grows with traffic. A visitor pushed out of it
+# is still found by a redaction through the customer's own events and orders, which carry it.
+LINKED_VISITORS_LIMIT = 20
 
 
 def push_recent(current: Sequence[str], newest_last: Sequence[str], limit: int = PROFILE_LIST_LIMIT) -> list[str]:

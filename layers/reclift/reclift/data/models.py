@@ -7,6 +7,7 @@ Table names are bound at call time from validated configuration (`bind_tables`),
 from __future__ import annotations
 
 import os
+import zlib
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -23,7 +24,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.constants import NUMBER
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from reclift import config
@@ -39,6 +40,23 @@ class DecimalAttribute(Attribute[Decimal]):
 
     def deserialize(self, value: str) -> Decimal:
         return Decimal(value)
+
+
+# A shop's way in to the tables whose partition keys cannot be derived from the shop alone (a visitor's events and
+# profiles, a customer's data exports): the sparse `by_shop` index, keys only, partitioned `{shop}#{bucket}`
+# (SHOP_BUCKETS of them, by a hash of the partition key) so that no index partition takes a whole shop's writes.
+# `shop/redact` queries it; nothing on a request path reads it. An item enters the index when it is created and
+# leaves when it is deleted: updates that keep the key cost the index nothing.
+SHOP_BUCKETS = 16
+
+
+def shop_bucket_key(shop: str, pk: str) -> str:
+    """The `by_shop` partition of the item whose partition key is `pk`."""
+    return f"{shop}#{zlib.crc32(pk.encode()) % SHOP_BUCKETS:02d}"
+
+
+def shop_bucket_keys(shop: str) -> list[str]:
+    return [f"{shop}#{bucket:02d}" for bucket in range(SHOP_BUCKETS)]
 
 
 # ---------------------------------------------------------------- events
@@ -60,6 +78,15 @@ class EventsByRec(GlobalSecondaryIndex["EventItem"]):
     sk = UnicodeAttribute(range_key=True)
 
 
+class EventsByShop(GlobalSecondaryIndex["EventItem"]):
+    class Meta:
+        index_name = "by_shop"
+        projection = KeysOnlyProjection()
+
+    shop_pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
 class EventItem(Model):
     """A storefront recommendation event. pk `{shop}#v#{visitor}`, sk `{time}#{event id}`."""
 
@@ -68,6 +95,7 @@ class EventItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+    shop_pk = UnicodeAttribute(null=True)  # `by_shop`: shop_bucket_key(shop, pk)
     customer_pk = UnicodeAttribute(null=True)
     rec_pk = UnicodeAttribute(null=True)
     event_id = UnicodeAttribute()
@@ -85,6 +113,7 @@ class EventItem(Model):
 
     by_customer = EventsByCustomer()
     by_rec = EventsByRec()
+    by_shop = EventsByShop()
 
 
 # ---------------------------------------------------------------- counters
@@ -167,6 +196,14 @@ class OrderRecord(Model):
 
 
 # ---------------------------------------------------------------- profiles
+class ProfilesByShop(GlobalSecondaryIndex["ProfileItem"]):
+    class Meta:
+        index_name = "by_shop"
+        projection = KeysOnlyProjection()
+
+    shop_pk = UnicodeAttribute(hash_key=True)
+
+
 class ProfileItem(Model):
     """pk `{shop}#v#{visitor id}` or `{shop}#c#{customer id}` (the plan's MLUserProfile)."""
 
@@ -175,6 +212,7 @@ class ProfileItem(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     shop = UnicodeAttribute()
+    shop_pk = UnicodeAttribute(null=True)  # `by_shop`: shop_bucket_key(shop, pk)
     viewed = ListAttribute[str](default=list)
     carted = ListAttribute[str](default=list)
     purchased = ListAttribute[str](default=list)
@@ -186,6 +224,11 @@ class ProfileItem(Model):
     seeds = ListAttribute[str](null=True)
     neighbours = UnicodeAttribute(null=True)
     neighbours_at = UTCDateTimeAttribute(null=True)
+    # A customer's profile: the visitor ids that logged in as them or carried their orders (`_reclift_vid`), newest
+    # first and bounded, so that their redaction or data request finds those visitors without a scan.
+    visitors = ListAttribute[str](null=True)
+
+    by_shop = ProfilesByShop()
 
 
 # ---------------------------------------------------------------- shops
@@ -226,18 +269,44 @@ class BackfillItem(Model):
     error = UnicodeAttribute(null=True)
 
 
+class ShopsByShop(GlobalSecondaryIndex["PrivacyRequestItem"]):
+    class Meta:
+        index_name = "by_shop"
+        projection = KeysOnlyProjection()
+
+    shop_pk = UnicodeAttribute(hash_key=True)
+
+
 class PrivacyRequestItem(Model):
-    """In the shops table, pk `{shop}#privacy#{request id}`: a customer's data, kept for the merchant to fetch.
-    (The registry's scans skip it: it has no `first_seen`.)"""
+    """In the shops table, pk `{shop}#privacy#{request id}`: a customer's data, kept for the merchant to fetch for 30
+    days. (The registry's scans skip it: it has no `first_seen`.)"""
 
     class Meta:
         table_name = "SHOPS_TABLE"
 
     pk = UnicodeAttribute(hash_key=True)
     shop = UnicodeAttribute()
+    shop_pk = UnicodeAttribute(null=True)  # `by_shop`: shop_bucket_key(shop, pk)
     customer_id = UnicodeAttribute()
     data = UnicodeAttribute()  # JSON
     created_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)  # read as expired from then on, whenever DynamoDB deletes it
+
+    by_shop = ShopsByShop()
+
+
+class CustomerExportsItem(Model):
+    """In the shops table, pk `{shop}#exports#{customer id}`: the request ids of the customer's data exports, so
+    their redaction deletes the exports by key. It expires with the newest of them."""
+
+    class Meta:
+        table_name = "SHOPS_TABLE"
+
+    pk = UnicodeAttribute(hash_key=True)
+    shop = UnicodeAttribute()
+    shop_pk = UnicodeAttribute(null=True)  # `by_shop`: shop_bucket_key(shop, pk)
+    request_ids = UnicodeSetAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
 
 
 class HealthItem(Model):
@@ -338,6 +407,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ProfileItem,
     ShopItem,
     PrivacyRequestItem,
+    CustomerExportsItem,
     BackfillItem,
     HealthItem,
     LearningItem,
@@ -365,6 +435,7 @@ def bind_tables() -> None:
         ProfileItem: names.profiles,
         ShopItem: names.shops,
         PrivacyRequestItem: names.shops,
+        CustomerExportsItem: names.shops,
         BackfillItem: names.shops,
         HealthItem: names.shops,
         LearningItem: names.learning,

@@ -1,10 +1,17 @@
-"""Data access for Shopify's privacy topics: a customer's data gathered or redacted, a shop's data erased."""
+"""Data access for Shopify's privacy topics: a customer's data gathered or redacted, a shop's data erased.
+
+A customer is reached by key only: their profile (which lists the visitor ids linked to them), their events through
+the `by_customer` index, the orders Shopify names, and the events and profiles of those visitors. A shop is reached
+by key only too: the tables keyed by the shop or by the shop and a day are read by those keys, the others through
+their sparse `by_shop` index (keys only). Nothing here scans a table.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -12,18 +19,208 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
 from reclift.data.models import (
-    CatalogItem,
-    CounterItem,
+    CustomerExportsItem,
     EventItem,
-    LearningItem,
     OrderRecord,
     PrivacyRequestItem,
     ProfileItem,
-    ShopItem,
     bind_tables,
+    shop_bucket_key,
 )
-from reclift.data.store import StoreError, customer_key, order_key
+from reclift.data.store import StoreError, customer_key, order_key, visitor_key
 from reclift.privacy import CustomerRequest
+
+EXPORT_RETENTION = timedelta(days=30)
+
+
+def privacy_key(shop: str, request_id: str) -> str:
+    return f"{shop}#privacy#{request_id}"
+
+
+def exports_key(shop: str, customer_id: str) -> str:
+    return f"{shop}#exports#{customer_id}"
+
+
+def _lists(profile: ProfileItem | None) -> dict[str, Any] | None:
+    if profile is None:
+        return None
+    return {"viewed": list(profile.viewed), "carted": list(profile.carted), "purchased": list(profile.purchased)}
+
+
+def _get_profile(key: str) -> ProfileItem | None:
+    try:
+        return ProfileItem.get(key, consistent_read=True)
+    except DoesNotExist:
+        return None
+
+
+@dataclass
+class _Footprint:
+    """What reclift keeps of one customer: their profile, the visitors linked to them and those visitors' profiles,
+    the events of theirs (their own, and the linked visitors' that no other customer's login claims), the items of
+    the orders Shopify named."""
+
+    profile: ProfileItem | None
+    visitors: list[str]
+    visitor_profiles: dict[str, ProfileItem | None]
+    events: list[EventItem]
+    orders: list[OrderRecord]
+
+
+def _footprint(shop: str, customer_id: str, order_ids: Iterable[str]) -> _Footprint:
+    key = customer_key(shop, customer_id)
+    profile = _get_profile(key)
+    own_events = list(EventItem.by_customer.query(key))
+    orders = [item for order_id in order_ids for item in OrderRecord.query(order_key(shop, order_id))]
+    linked = [
+        *(profile.visitors or [] if profile is not None else []),
+        *(event.visitor_id for event in own_events),
+        *(item.visitor_id for item in orders if item.visitor_id),
+    ]
+    visitors = list(dict.fromkeys(linked))
+    events: dict[tuple[str, str], EventItem] = {(event.pk, event.sk): event for event in own_events}
+    for visitor in visitors:
+        # A shared device: its events before anyone logged in may be this customer's, so they count as theirs;
+        # the events another customer's login claims are that customer's.
+        for event in EventItem.query(visitor_key(shop, visitor)):
+            if event.customer_id in (None, customer_id):
+                events[(event.pk, event.sk)] = event
+    return _Footprint(
+        profile=profile,
+        visitors=visitors,
+        visitor_profiles={visitor: _get_profile(visitor_key(shop, visitor)) for visitor in visitors},
+        events=sorted(events.values(), key=lambda event: (event.at, event.event_id)),
+        orders=orders,
+    )
+
+
+# Every attribute of an order's items that links it to the buyer or to their events (the revenue stays the shop's).
+_ORDER_LINKS = ("customer_id", "visitor_id", "credited_event_id", "event_ids", "rec_id")
+
+
+class PrivacyStore:
+    def __init__(self) -> None:
+        bind_tables()
+
+    # ------------------------------------------------------------ a customer
+    def customer_data(self, shop: str, request: CustomerRequest) -> dict[str, Any]:
+        """Everything reclift keeps of the customer: their profile, the visitors linked to them with their profiles,
+        their events (before and after login), their orders' attributions."""
+        try:
+            found = _footprint(shop, request.customer_id, request.order_ids)
+        except PynamoDBException as exc:
+            raise StoreError(f"gathering the customer's data failed: {exc.msg}") from exc
+        events = [
+            {
+                "type": event.type,
+                "at": event.at.isoformat(),
+                "products": list(event.product_ids),
+                "rec_id": event.rec_id,
+                "visitor_id": event.visitor_id,
+                "logged_in": event.customer_id is not None,
+            }
+            for event in found.events
+        ]
+        orders = [
+            {
+                "order_id": item.order_id,
+                "record": item.sk,
+                "product_id": item.product_id,
+                "revenue": None if item.revenue is None else str(item.revenue),
+                "channel": item.channel,
+            }
+            for item in found.orders
+        ]
+        visitors = [
+            {"visitor_id": visitor, "profile": _lists(found.visitor_profiles[visitor])} for visitor in found.visitors
+        ]
+        return {
+            "customer_id": request.customer_id,
+            "profile": _lists(found.profile),
+            "visitors": visitors,
+            "events": events,
+            "orders": orders,
+        }
+
+    def save_data_request(
+        self, shop: str, request_id: str, customer_id: str, data: dict[str, Any], *, now: datetime | None = None
+    ) -> None:
+        """Keep the export 30 days, and note it on the customer's list of exports (so their redaction finds it)."""
+        created = now or datetime.now(UTC)
+        expires = created + EXPORT_RETENTION
+        key = privacy_key(shop, request_id)
+        listing = exports_key(shop, customer_id)
+        try:
+            PrivacyRequestItem(
+                key,
+                shop=shop,
+                shop_pk=shop_bucket_key(shop, key),
+                customer_id=customer_id,
+                data=json.dumps(data, sort_keys=True),
+                created_at=created,
+                expires_at=expires,
+            ).save()
+            CustomerExportsItem(listing).update(
+                actions=[
+                    CustomerExportsItem.shop.set(shop),
+                    CustomerExportsItem.shop_pk.set(shop_bucket_key(shop, listing)),
+                    CustomerExportsItem.request_ids.add({request_id}),
+                    CustomerExportsItem.expires_at.set(expires),
+                ]
+            )
+        except PynamoDBException as exc:
+            raise StoreError(f"saving the data request failed: {exc.msg}") from exc
+
+    def data_request(self, shop: str, request_id: str, *, now: datetime | None = None) -> dict[str, Any] | None:
+        """The export, while it is kept: None once 30 days old, whether or not DynamoDB has deleted it yet."""
+        try:
+            item = PrivacyRequestItem.get(privacy_key(shop, request_id))
+        except DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the data request failed: {exc.msg}") from exc
+        expires = item.expires_at or item.created_at + EXPORT_RETENTION
+        if (now or datetime.now(UTC)) >= expires:
+            return None
+        data: dict[str, Any] = json.loads(item.data)
+        return {"id": request_id, "created_at": item.created_at.isoformat(), "data": data}
+
+    def redact_customer(self, shop: str, request: CustomerRequest) -> dict[str, int]:
+        """Remove everything derived from the customer: their profile and their linked visitors' profiles, their
+        events before and after login, their data exports, and every link from their orders' items to them, their
+        visitors or their events. The orders' revenue stays: it is the shop's."""
+        try:
+            found = _footprint(shop, request.customer_id, request.order_ids)
+            events = _delete_all(EventItem, found.events)
+            profiles = [found.profile, *found.visitor_profiles.values()]
+            deleted_profiles = _delete_all(ProfileItem, [profile for profile in profiles if profile is not None])
+            exports = self._delete_exports(shop, request.customer_id)
+            unlinked = 0
+            for item in found.orders:
+                linked = [name for name in _ORDER_LINKS if getattr(item, name) is not None]
+                if linked:
+                    item.update(actions=[getattr(OrderRecord, name).remove() for name in linked])
+                    unlinked += 1
+        except PynamoDBException as exc:
+            raise StoreError(f"redacting the customer failed: {exc.msg}") from exc
+        return {
+            "events": events,
+            "profiles": deleted_profiles,
+            "visitors": len(found.visitors),
+            "exports": exports,
+            "order_items_unlinked": unlinked,
+        }
+
+    @staticmethod
+    def _delete_exports(shop: str, customer_id: str) -> int:
+        try:
+            listing = CustomerExportsItem.get(exports_key(shop, customer_id), consistent_read=True)
+        except DoesNotExist:
+            return 0
+        request_ids = sorted(listing.request_ids or ())
+        _delete_all(PrivacyRequestItem, [PrivacyRequestItem(privacy_key(shop, rid)) for rid in request_ids])
+        listing.delete()
+        return len(request_ids)
 
 
 def _delete_all(model: type[Model], items: Iterable[Model]) -> int:
@@ -33,107 +230,6 @@ def _delete_all(model: type[Model], items: Iterable[Model]) -> int:
             batch.delete(item)
             deleted += 1
     return deleted
-
-
-def privacy_key(shop: str, request_id: str) -> str:
-    return f"{shop}#privacy#{request_id}"
-
-
-class PrivacyStore:
-    def __init__(self) -> None:
-        bind_tables()
-
-    def customer_data(self, shop: str, request: CustomerRequest) -> dict[str, Any]:
-        """Everything reclift keeps of the customer: their profile, their events, their orders' attributions."""
-        try:
-            events = [
-                {"type": e.type, "at": e.at.isoformat(), "products": list(e.product_ids), "rec_id": e.rec_id}
-                for e in EventItem.by_customer.query(customer_key(shop, request.customer_id))
-            ]
-            try:
-                profile = ProfileItem.get(customer_key(shop, request.customer_id))
-                profile_data: dict[str, Any] | None = {
-                    "viewed": list(profile.viewed),
-                    "carted": list(profile.carted),
-                    "purchased": list(profile.purchased),
-                }
-            except DoesNotExist:
-                profile_data = None
-            orders = [
-                {
-                    "order_id": item.order_id,
-                    "record": item.sk,
-                    "product_id": item.product_id,
-                    "revenue": None if item.revenue is None else str(item.revenue),
-                    "channel": item.channel,
-                }
-                for order_id in request.order_ids
-                for item in OrderRecord.query(order_key(shop, order_id))
-            ]
-        except PynamoDBException as exc:
-            raise StoreError(f"gathering the customer's data failed: {exc.msg}") from exc
-        return {"customer_id": request.customer_id, "profile": profile_data, "events": events, "orders": orders}
-
-    def save_data_request(self, shop: str, request_id: str, customer_id: str, data: dict[str, Any]) -> None:
-        try:
-            PrivacyRequestItem(
-                privacy_key(shop, request_id),
-                shop=shop,
-                customer_id=customer_id,
-                data=json.dumps(data, sort_keys=True),
-                created_at=datetime.now(UTC),
-            ).save()
-        except PynamoDBException as exc:
-            raise StoreError(f"saving the data request failed: {exc.msg}") from exc
-
-    def data_request(self, shop: str, request_id: str) -> dict[str, Any] | None:
-        try:
-            item = PrivacyRequestItem.get(privacy_key(shop, request_id))
-        except DoesNotExist:
-            return None
-        except PynamoDBException as exc:
-            raise StoreError(f"reading the data request failed: {exc.msg}") from exc
-        data: dict[str, Any] = json.loads(item.data)
-        return {"id": request_id, "created_at": item.created_at.isoformat(), "data": data}
-
-    def redact_customer(self, shop: str, request: CustomerRequest) -> dict[str, int]:
-        """Remove every item keyed by the customer and the customer's link on their orders."""
-        key = customer_key(shop, request.customer_id)
-        try:
-            events = _delete_all(EventItem, EventItem.by_customer.query(key))
-            profiles = 0
-            try:
-                ProfileItem.get(key, consistent_read=True).delete()
-                profiles = 1
-            except DoesNotExist:
-                pass
-            unlinked = 0
-            for order_id in request.order_ids:
-                for item in OrderRecord.query(order_key(shop, order_id)):
-                    if item.customer_id is not None or item.visitor_id is not None:
-                        item.update(actions=[OrderRecord.customer_id.remove(), OrderRecord.visitor_id.remove()])
-                        unlinked += 1
-        except PynamoDBException as exc:
-            raise StoreError(f"redacting the customer failed: {exc.msg}") from exc
-        return {"events": events, "profiles": profiles, "order_items_unlinked": unlinked}
-
-    def redact_shop(self, shop: str) -> dict[str, int]:
-        """Erase everything of the shop: its items are the ones whose key is the shop or begins `{shop}#`."""
-        prefix = f"{shop}#"
-        deleted: dict[str, int] = {}
-        try:
-            for model in (EventItem, CounterItem, OrderRecord, ProfileItem):
-                deleted[model.__name__] = _delete_all(model, model.scan(model.pk.startswith(prefix)))
-            deleted["LearningItem"] = _delete_all(LearningItem, LearningItem.query(shop))
-            deleted["CatalogItem"] = _delete_all(CatalogItem, CatalogItem.query(shop))
-            # The shops table's `{shop}#…` items: privacy requests and the backfill's progress.
-            deleted["PrivacyRequestItem"] = _delete_all(
-                PrivacyRequestItem, PrivacyRequestItem.scan(PrivacyRequestItem.pk.startswith(prefix))
-            )
-            deleted["ShopItem"] = _delete_all(ShopItem, [ShopItem(shop)])
-        except PynamoDBException as exc:
-            raise StoreError(f"erasing the shop failed: {exc.msg}") from exc
-        return deleted
 
 
 @cache

@@ -35,10 +35,18 @@ from reclift.data.models import (
     SimilarityItem,
     bind_tables,
     region,
+    shop_bucket_key,
 )
 from reclift.data.neighbours import neighbours_from_json, scores_json, similarity_sk
 from reclift.orders import Basket, OrderLine
-from reclift.profiles import PROFILE_NEIGHBOURS, PROFILE_RETENTION_DAYS, ProfileLists, neighbours_stale
+from reclift.profiles import (
+    LINKED_VISITORS_LIMIT,
+    PROFILE_NEIGHBOURS,
+    PROFILE_RETENTION_DAYS,
+    ProfileLists,
+    neighbours_stale,
+    push_recent,
+)
 from reclift.ranking import arm_of
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
 from reclift.similarity import combine
@@ -159,7 +167,13 @@ class Store(Protocol):
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None: ...
     def update_profile(
-        self, shop: str, key: str, change: ProfileChange, *, merge: ProfileLists | None = None
+        self,
+        shop: str,
+        key: str,
+        change: ProfileChange,
+        *,
+        merge: ProfileLists | None = None,
+        linked_visitor: str | None = None,
     ) -> ProfileLists: ...
     def touches(
         self,
@@ -258,6 +272,7 @@ class DynamoStore:
                         EventItem(
                             pk=visitor_key(shop, event.visitor_id),
                             sk=f"{_stamp(event.at)}#{event.event_id}",
+                            shop_pk=shop_bucket_key(shop, visitor_key(shop, event.visitor_id)),
                             customer_pk=customer_key(shop, event.customer_id) if event.customer_id else None,
                             rec_pk=rec_key(shop, event.rec_id) if event.rec_id else None,
                             event_id=event.event_id,
@@ -334,17 +349,25 @@ class DynamoStore:
         )
 
     def update_profile(
-        self, shop: str, key: str, change: ProfileChange, *, merge: ProfileLists | None = None
+        self,
+        shop: str,
+        key: str,
+        change: ProfileChange,
+        *,
+        merge: ProfileLists | None = None,
+        linked_visitor: str | None = None,
     ) -> ProfileLists:
         """Read, push the change (and `merge`, a logged-in visitor's lists, in front), refresh the neighbours of
         its recent products when they changed, write back with an optimistic version check (retried on a
-        concurrent write). Returns the lists as written."""
+        concurrent write). A customer's profile also remembers `linked_visitor`, the visitor id that logged in as
+        them or carried their order (bounded, newest first: in the item it already writes, so no extra request).
+        Returns the lists as written."""
         for attempt in range(PROFILE_ATTEMPTS):
             try:
                 try:
                     profile = ProfileItem.get(key, consistent_read=True)
                 except DoesNotExist:
-                    profile = ProfileItem(key, shop=shop)
+                    profile = ProfileItem(key, shop=shop, shop_pk=shop_bucket_key(shop, key))
                 lists = ProfileLists(tuple(profile.viewed), tuple(profile.carted), tuple(profile.purchased))
                 lists = lists.pushed(change.viewed, change.carted, change.purchased)
                 if merge is not None:
@@ -359,6 +382,9 @@ class DynamoStore:
                 if neighbours_stale(seeds, profile.seeds, profile.neighbours_at, now):
                     neighbours = self._neighbours_of(shop, seeds, exclude={*seeds, *lists.purchased})
                     profile.seeds, profile.neighbours, profile.neighbours_at = seeds, scores_json(neighbours), now
+                if linked_visitor:
+                    profile.visitors = push_recent(profile.visitors or [], [linked_visitor], LINKED_VISITORS_LIMIT)
+                profile.shop_pk = profile.shop_pk or shop_bucket_key(shop, key)
                 profile.updated_at = now
                 profile.expires_at = now + timedelta(days=PROFILE_RETENTION_DAYS)
                 profile.save()

@@ -18,6 +18,7 @@ from reclift.adjustments import (
 from reclift.attribution import Channel, Windows, attribute_order
 from reclift.catalog import CatalogPayloadError, parse_deleted_product_id, parse_webhook_product
 from reclift.data.catalog import catalog_store
+from reclift.data.erasure import shop_eraser
 from reclift.data.installs import install_registry, token_vault
 from reclift.data.privacy import privacy_store
 from reclift.data.store import Store
@@ -158,7 +159,8 @@ def _customer_request(topic: str, shop: str, payload: Any, orders_key: str) -> C
 
 
 def process_customer_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]:
-    """Remove every item keyed by the customer, and the customer's link on their orders' attributions."""
+    """Remove everything derived from the customer: their profile, the visitors linked to them (profiles and
+    events), their data exports, and every link from their orders' items to them."""
     request = _customer_request("customers/redact", shop, payload, "orders_to_redact")
     return {"customer_redacted": True, **privacy_store().redact_customer(shop, request)}
 
@@ -171,17 +173,24 @@ def process_customer_data_request(shop: str, payload: Any, store: Store) -> dict
     privacy = privacy_store()
     data = privacy.customer_data(shop, request)
     privacy.save_data_request(shop, request.request_id, request.customer_id, data)
-    return {"data_request": request.request_id, "events": len(data["events"]), "orders": len(data["orders"])}
+    return {
+        "data_request": request.request_id,
+        "visitors": len(data["visitors"]),
+        "events": len(data["events"]),
+        "orders": len(data["orders"]),
+    }
 
 
 def process_shop_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]:
-    """Erase everything of the shop (Shopify sends this 48 hours after the app is uninstalled)."""
+    """Queue the erasure of everything of the shop (Shopify sends this 48 hours after the app is uninstalled): a
+    large shop's erasure outlasts this worker's time limit, so ShopRedactFunction does it from its own queue."""
     try:
         redaction = parse_shop_redaction(payload)
     except ValueError as exc:
         raise UnprocessableDelivery(f"shop/redact: {exc}") from exc
     _for_this_shop("shop/redact", shop, redaction.shop_domain)
-    return {"shop_redacted": True, **privacy_store().redact_shop(shop)}
+    shop_eraser().queue_shop_redaction(shop)
+    return {"shop_redaction_queued": True}
 
 
 def process_app_uninstalled(shop: str, payload: Any, store: Store) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def update_profiles(
     on an order) is a visitor who logged in: the visitor's lists are merged into the customer's profile."""
     visitor = store.update_profile(shop, visitor_key(shop, visitor_id), change) if visitor_id else None
     if customer_id:
-        store.update_profile(shop, customer_key(shop, customer_id), change, merge=visitor)
+        store.update_profile(shop, customer_key(shop, customer_id), change, merge=visitor, linked_visitor=visitor_id)
 
 
 @dataclass(frozen=True)
