@@ -163,8 +163,14 @@ def test_given_a_subject_token_shopify_refuses_then_nothing_is_stored_and_the_ad
     assert shop_item(aws, shop)["install_state"]["S"] == "failed"
     assert "first_seen" not in shop_item(aws, shop)  # not registered for the scheduled jobs
     # The merchant's data routes do not depend on the offline token, and the failed exchange waits for its retry.
-    assert aws.invoke("AdminFunction", admin_event("GET", "/admin/settings", shop))["statusCode"] == 200
+    assert (
+        aws.invoke("AdminFunction", admin_event("PUT", "/admin/settings", shop, {"policy": "seed"}))["statusCode"]
+        == 200
+    )
     assert len(shopify.exchanges) == 1
+    # A shop known otherwise (here by its settings) stays in the scheduled jobs while its installation is retried.
+    with function_env(aws.environment("DailyLearningFunction")):
+        assert shop in set(LearningStore().shops())
 
 
 def test_given_the_backfill_queued_by_an_install_then_the_function_works_it_and_a_paused_run_queues_the_rest(
