@@ -20,6 +20,7 @@ from reclift_local.fake_admin import FakeAdminApi, seeded_catalog
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
 from tests.support.aws import EmulatedAws, process_queue, queued
+from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.shopify import (
     admin_event,
     fixture,
@@ -110,6 +111,24 @@ def test_given_a_new_shop_when_its_first_session_token_arrives_then_it_is_instal
     assert install_route(aws, shopify.shop)["installed"] is True
     assert len(shopify.exchanges) == 1
     assert backfill_jobs(aws) == []
+
+
+def test_given_an_installed_shop_then_its_admin_requests_cost_no_ssm_call_and_no_installation_read(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    """The common path: the installation check of an installed shop is remembered per execution environment, so
+    the page's data calls make exactly the requests they made before installations existed."""
+    install_route(aws, shopify.shop)
+    counter = ApiCallCounter(names={aws.resource("ShopsTable"): "ShopsTable"})
+
+    with counter.counting() as block:
+        for _ in range(5):
+            assert aws.invoke("AdminFunction", admin_event("GET", "/admin/settings", shopify.shop))["statusCode"] == 200
+
+    assert block.calls[ApiCall("dynamodb", "GetItem", "ShopsTable")] == 5  # the settings themselves
+    assert block.calls[ApiCall("dynamodb", "BatchGetItem", "ShopsTable")] == 0  # no installation read
+    assert not [call for call in block.calls if call.service == "ssm"]
+    assert len(shopify.exchanges) == 1
 
 
 def test_given_concurrent_first_requests_then_the_session_token_is_exchanged_once(
