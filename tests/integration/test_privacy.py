@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from reclift.data.erasure import ShopEraser
-from reclift.data.models import shop_bucket_key
 from reclift.data.privacy import PrivacyStore
 from reclift.logic.shop_redaction import ShopRedactionJob, erase_shop
 from reclift.privacy import CustomerRequest
@@ -27,6 +26,7 @@ from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
 from tests.support.aws import EmulatedAws, forget_execution_environment, process_queue, queued
 from tests.support.calls import ApiCallCounter
+from tests.support.shop_items import TABLES, orders_of, shop_items
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
 
@@ -44,7 +44,6 @@ def rec_fields(shop: str, visitor_id: str, products: list[str]) -> dict[str, Any
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 REGION = "us-east-1"
 REDACTED, OTHER = "191167", "5005"  # Shopify's sample customer; the other customer of the shared device
-TABLES = ("EventsTable", "CountersTable", "OrdersTable", "ProfilesTable", "ShopsTable", "LearningTable", "CatalogTable")
 
 
 def for_shop(fixture: str, shop: str) -> dict[str, Any]:
@@ -204,41 +203,12 @@ def test_given_a_customer_with_nothing_stored_when_redacted_then_nothing_fails_a
 
 # ------------------------------------------------------------------------------------------------------ shop/redact
 def seed_shop(aws: EmulatedAws, shop: str, visitors: int) -> int:
-    """A shop's items as the functions key them (3 events and a profile per visitor, an order of 2 lines every 4th
-    visitor, counters on 3 days, a catalog and learning item per product, a data export): the number written."""
+    """The shop's items (tests.support.shop_items) written to the emulator: how many."""
     dynamodb = aws.client("dynamodb")
-    now = datetime.now(UTC)
-    rows: dict[str, list[dict[str, Any]]] = {table: [] for table in TABLES}
-    for n in range(visitors):
-        pk = f"{shop}#v#visitor-{n}"
-        for e in range(3):
-            sk = f"{now.isoformat()}#{n}-{e}"
-            rows["EventsTable"].append({"pk": pk, "sk": sk, "shop_pk": shop_bucket_key(shop, pk), "type": "click"})
-        rows["ProfilesTable"].append({"pk": pk, "shop": shop, "shop_pk": shop_bucket_key(shop, pk)})
-        if n % 4 == 0:
-            order_pk = f"{shop}#{1000 + n}"
-            created = f"{now.isoformat()}#{1000 + n}"
-            rows["OrdersTable"].append({"pk": order_pk, "sk": "order", "gsi1pk": f"{shop}#basket", "gsi1sk": created})
-            for line in range(2):
-                rows["OrdersTable"].append(
-                    {"pk": order_pk, "sk": f"line#{line}", "gsi1pk": f"{shop}#attr", "gsi1sk": f"{created}#{line}"}
-                )
-        rows["CatalogTable"].append({"pk": shop, "sk": str(n)})
-        rows["LearningTable"].append({"pk": shop, "sk": f"p#{n}"})
-    for day in range(3):
-        for product in range(visitors // 2):
-            rows["CountersTable"].append({"pk": f"{shop}#{(now - timedelta(days=day)).date()}", "sk": str(product)})
-    export = f"{shop}#privacy#1"
-    rows["ShopsTable"] += [
-        {"pk": shop, "first_seen": (now - timedelta(days=5)).strftime("%Y-%m-%dT%H:%M:%S.%f+0000")},
-        {"pk": export, "shop_pk": shop_bucket_key(shop, export)},
-    ]
+    rows = shop_items(shop, visitors)
     for table, items in rows.items():
         for start in range(0, len(items), 25):
-            requests = [
-                {"PutRequest": {"Item": {key: {"S": value} for key, value in item.items()}}}
-                for item in items[start : start + 25]
-            ]
+            requests = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
             dynamodb.batch_write_item(RequestItems={aws.resource(table): requests})
     return sum(len(items) for items in rows.values())
 
@@ -271,7 +241,7 @@ def test_given_a_shop_among_others_when_shopify_redacts_it_then_only_its_items_a
     shop = new_shop()
     others_seeded = {other: seed_shop(aws, other, visitors * 4) for other in (new_shop() for _ in range(others))}
     seeded = seed_shop(aws, shop, visitors)
-    orders = len(range(0, visitors, 4))
+    orders = orders_of(visitors)
     aws.empty_queues("ShopRedactQueue")
 
     deliver(aws, sqs, webhook_queue, shop, "shop/redact", for_shop("shop_redact_sample.json", shop))

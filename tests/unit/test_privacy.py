@@ -1,4 +1,5 @@
-"""Shopify's privacy topics, parsed: each names the shop it is about, and nothing else passes for it."""
+"""Shopify's privacy topics, parsed: each names the shop it is about, and nothing else passes for it; a shop's
+erasure, as its queue carries it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from reclift.logic.shop_redaction import ShopRedactionJob, ShopRedactionJobError, parse_shop_redaction_job
 from reclift.orders import OrderPayloadError
 from reclift.privacy import CustomerRequest, ShopRedaction, parse_customer_request, parse_shop_redaction
 
@@ -56,3 +58,28 @@ def test_given_a_customer_request_without_its_shop_when_parsed_then_it_is_refuse
     del payload["shop_domain"]
     with pytest.raises(OrderPayloadError, match="shop_domain"):
         parse_customer_request(payload, "orders_to_redact")
+
+
+# ---------------------------------------------------------------- a shop's erasure, as queued
+def test_given_the_erasure_the_worker_queues_when_parsed_then_it_starts_at_the_first_phase() -> None:
+    assert parse_shop_redaction_job(json.dumps({"shop": SHOP})) == ShopRedactionJob(SHOP, None)
+
+
+def test_given_a_continuation_when_parsed_then_it_resumes_at_its_phase() -> None:
+    body = json.dumps({"shop": SHOP, "resume_at": "counters"})
+    assert parse_shop_redaction_job(body) == ShopRedactionJob(SHOP, "counters")
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("not json", "not JSON"),
+        (json.dumps(["shop"]), "names no shop"),
+        (json.dumps({"shop": 7}), "names no shop"),
+        (json.dumps({"shop": "https://evil.example"}), "shop:"),
+        (json.dumps({"shop": SHOP, "resume_at": "everything"}), "no phase 'everything'"),
+    ],
+)
+def test_given_a_message_that_is_no_erasure_when_parsed_then_it_is_refused_for_the_dlq(body: str, problem: str) -> None:
+    with pytest.raises(ShopRedactionJobError, match=problem):
+        parse_shop_redaction_job(body)
