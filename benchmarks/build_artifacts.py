@@ -43,7 +43,8 @@ DESCRIPTION = (
     "function folder as the task root, no site-packages), compiled from source as on Lambda and from bytecode."
 )
 BUILD_DIR = ROOT / ".aws-sam" / "build"
-LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000  # 250 MB: a function and all its layers, unzipped
+LAMBDA_UNZIPPED_LIMIT_BYTES = 262_144_000  # "250 MB" (MiB): a function and all its layers, unzipped
+MIB = 2**20
 RUNS = 7
 TOP_PARTS = 8
 MODES = ("as_deployed", "from_source")
@@ -224,14 +225,14 @@ def measure(runs: int) -> dict[str, Any]:
     return {"layers": layer_figures, "functions": function_figures}
 
 
-def plot(figures: dict[str, Any], runs: int) -> None:
+def plot(figures: dict[str, Any], runs: int, load: float) -> None:
     plt = pyplot()
     functions = figures["functions"]
     names = [name.removesuffix("Function") for name in functions]
     fig, (sizes, imports) = plt.subplots(1, 2, figsize=(12, 4.5))
-    sizes.barh(names, [item["with_layers_unzipped_bytes"] / 1e6 for item in functions.values()], color="C0")
-    sizes.axvline(LAMBDA_UNZIPPED_LIMIT_BYTES / 1e6, color="C3", linestyle="--", label="Lambda limit (250 MB)")
-    sizes.set_xlabel("MB unzipped, function + layer")
+    sizes.barh(names, [item["with_layers_unzipped_bytes"] / MIB for item in functions.values()], color="C0")
+    sizes.axvline(LAMBDA_UNZIPPED_LIMIT_BYTES / MIB, color="C3", linestyle="--", label="Lambda limit (250 MiB)")
+    sizes.set_xlabel("MiB unzipped, function + layer")
     sizes.legend(loc="lower right")
     sizes.set_title("Deployment size")
     positions = range(len(names))
@@ -245,25 +246,25 @@ def plot(figures: dict[str, Any], runs: int) -> None:
         )
     imports.set_yticks(list(positions), names)
     imports.set_xlabel(f"ms to import the handler module (median of {runs} fresh processes)")
-    imports.legend(loc="lower right")
-    imports.set_title("Handler import time")
+    imports.legend(loc="best")
+    imports.set_title(f"Handler import time (load average {load:.1f} on {os.cpu_count()} CPUs)")
     save_figure(fig, NAME)
 
 
 def summary(figures: dict[str, Any]) -> list[str]:
     lines = [f"{NAME}:"]
     for logical_id, layer in figures["layers"].items():
-        parts = ", ".join(f"{name} {size / 1e6:.1f}" for name, size in list(layer["largest_parts_bytes"].items())[:4])
+        parts = ", ".join(f"{name} {size / MIB:.1f}" for name, size in list(layer["largest_parts_bytes"].items())[:4])
         lines.append(
-            f"  {logical_id}: {layer['unzipped_bytes'] / 1e6:.1f} MB unzipped, "
-            f"{layer['bytecode_bytes'] / 1e6:.1f} MB of it bytecode ({layer['zipped_bytes'] / 1e6:.1f} MB zipped, "
-            f"{layer['files']} files); largest MB: {parts}"
+            f"  {logical_id}: {layer['unzipped_bytes'] / MIB:.1f} MiB unzipped, "
+            f"{layer['bytecode_bytes'] / MIB:.1f} MiB of it bytecode ({layer['zipped_bytes'] / MIB:.1f} MiB zipped, "
+            f"{layer['files']} files); largest MiB: {parts}"
         )
     for logical_id, item in figures["functions"].items():
         heavy = [package for package, imported in item["imports"].items() if imported]
         lines.append(
             f"  {logical_id}: {item['unzipped_bytes'] / 1e3:.0f} kB, with layer "
-            f"{item['with_layers_unzipped_bytes'] / 1e6:.1f} MB ({item['share_of_limit']:.0%} of 250 MB); import "
+            f"{item['with_layers_unzipped_bytes'] / MIB:.1f} MiB ({item['share_of_limit']:.0%} of 250 MiB); import "
             f"{item['import_ms']['as_deployed']:.0f} ms as deployed, {item['import_ms']['from_source']:.0f} ms "
             f"from source; imports {', '.join(heavy)}"
         )
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         figures=figures,
     )
-    plot(figures, args.runs)
+    plot(figures, args.runs, load_before)
     print("\n".join(summary(figures)))
     return 0
 
