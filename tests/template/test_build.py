@@ -238,7 +238,12 @@ def test_every_locked_dependency_accepts_the_locked_versions_of_what_it_requires
     }
     problems: list[str] = []
     for name in locked:
-        for line in metadata.requires(name) or []:
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            problems.append(f"{name} is not installed, so its requirements cannot be read: run `make install`")
+            continue
+        for line in requires:
             requirement = Requirement(line)
             if requirement.marker is not None and not requirement.marker.evaluate(environment):
                 continue
