@@ -16,3 +16,8 @@ settings.register_profile(
     derandomize=os.environ.get("RECLIFT_HYPOTHESIS_EXPLORE", "") != "1",
 )
 settings.load_profile("reclift")
+
+# No test may reach Shopify. A shop that is not installed yet exchanges its first session token at its Admin API;
+# unless a test points that at the fake Admin API, it goes to the discard port, where the connection is refused at
+# once (and the exchange is recorded as failed, to be tried again, as it would be if Shopify were down).
+os.environ.setdefault("RECLIFT_ADMIN_API_URL", "http://127.0.0.1:9/")
