@@ -28,7 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from tests.support.truth import SEED, PlannedOrder, actual_report, as_json, expected_report, order_json, plan
+from tests.support.truth import (
+    SEED,
+    PlannedOrder,
+    actual_report,
+    as_json,
+    events_for,
+    expected_report,
+    order_json,
+    plan,
+)
 
 from benchmarks.common import latency_summary, median, pyplot, ratio, save_figure, write_results
 
@@ -133,7 +142,7 @@ def run(quick: bool) -> list[str]:
             def track(order: PlannedOrder) -> Sample:
                 query = proxy_query(shop, order.customer_id or "")
                 return client.timed(
-                    "storefront", "POST", f"/apps/proxy/events?{query}", json={"events": list(order.events)}
+                    "storefront", "POST", f"/apps/proxy/events?{query}", json={"events": events_for(shop, order)}
                 )
 
             with ThreadPoolExecutor(THREADS) as pool:
@@ -159,7 +168,7 @@ def run(quick: bool) -> list[str]:
 
             # 3. The webhooks, signed in advance, dated now (after every event).
             now = datetime.now(UTC)
-            deliveries = [webhook_request(shop, order_json(order, now)) for order in orders]
+            deliveries = [webhook_request(shop, order_json(order, now, shop=shop)) for order in orders]
             tasks: list[Callable[[], Sample]] = []
             for index, (headers, body) in enumerate(deliveries):
                 post = partial(client.timed, "webhook", "POST", "/webhooks/orders/create")

@@ -37,6 +37,7 @@ from tests.support.truth import (
     actual_counters,
     actual_report,
     as_json,
+    events_for,
     expected_counters,
     expected_report,
     order_json,
@@ -68,13 +69,15 @@ def burst_traffic(
     def track(item: tuple[int, PlannedOrder]) -> Sample:
         shop, order = shops[item[0]], item[1]
         query = proxy_query(shop, order.customer_id or "")
-        return client.timed("storefront", "POST", f"/apps/proxy/events?{query}", json={"events": list(order.events)})
+        return client.timed(
+            "storefront", "POST", f"/apps/proxy/events?{query}", json={"events": events_for(shop, order)}
+        )
 
     with ThreadPoolExecutor(THREADS) as pool:
         storefront = list(pool.map(track, burst))
     now = datetime.now(UTC)  # every order of the burst is placed after its buyer's events
     deliveries = [
-        webhook_request(shops[index], order_json(order, now), webhook_id=f"load-{order.order_id}")
+        webhook_request(shops[index], order_json(order, now, shop=shops[index]), webhook_id=f"load-{order.order_id}")
         for index, order in burst
     ]
     repeats = [delivery for delivery in deliveries if rng.random() < SHOPIFY_RETRY_SHARE]

@@ -52,8 +52,26 @@ class Case:
     prior_events: int
 
 
-def rec_id(pair: int) -> str:
-    return f"rec-{pair}"
+_ISSUED: dict[tuple[str, str, int], str] = {}
+
+
+def rec_id(shop: str, visitor: str, pair: int, products: list[str]) -> str:
+    """The rec id the server issued for impression `pair` (it listed `shown_in(pair, products)` to the visitor):
+    events count only when they cite one (reclift.recids, under the development secret the stack runs with)."""
+    key = (shop, visitor, pair)
+    if key not in _ISSUED:
+        from reclift.recids import RecIds
+        from reclift_local.sign import DEV_API_SECRET
+
+        _ISSUED[key] = RecIds.of_secrets([DEV_API_SECRET]).issue(
+            shop=shop,
+            visitor_id=visitor,
+            arm="learning",
+            placement="product",
+            products=shown_in(pair, products),
+            now=datetime.now(UTC),
+        )
+    return _ISSUED[key]
 
 
 def shown_in(pair: int, products: list[str]) -> list[str]:
@@ -62,30 +80,29 @@ def shown_in(pair: int, products: list[str]) -> list[str]:
     return list(dict.fromkeys(products[(SHOWN_PER_IMPRESSION * pair + j) % len(products)] for j in range(count)))
 
 
-def storefront_events(products: list[str], count: int, visitor: str) -> list[dict[str, Any]]:
-    """`count` events alternating an impression of some ordered products and a click on the first one shown."""
+def storefront_events(shop: str, products: list[str], count: int, visitor: str) -> list[dict[str, Any]]:
+    """`count` events alternating an impression of some ordered products and a click on the first one shown, each
+    about its own recommendation (its rec id and event fields)."""
     events: list[dict[str, Any]] = []
     for index in range(count):
         pair = index // 2
         shown = shown_in(pair, products)
+        about = {"rec_id": rec_id(shop, visitor, pair, products), "rec_products": shown, "visitor_id": visitor}
         if index % 2 == 0:
             events.append(
                 {
                     "type": "impression",
-                    "rec_id": rec_id(pair),
-                    "visitor_id": visitor,
                     "placement": "product",
                     "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(shown)],
                 }
+                | about
             )
         else:
-            events.append(
-                {"type": "click", "rec_id": rec_id(pair), "visitor_id": visitor, "product_id": shown[0], "position": 1}
-            )
+            events.append({"type": "click", "product_id": shown[0], "position": 1} | about)
     return events
 
 
-def order_lines(products: list[str]) -> list[dict[str, Any]]:
+def order_lines(shop: str, visitor: str, products: list[str]) -> list[dict[str, Any]]:
     """The same order whatever the prior events: every other line carries the `_rec_id` of the first impression
     that showed its product (in the 20-event pattern), the rest rely on the visitor's clicks and impressions."""
     lines: list[dict[str, Any]] = []
@@ -97,7 +114,8 @@ def order_lines(products: list[str]) -> list[dict[str, Any]]:
             "discount": DISCOUNTS[index % len(DISCOUNTS)],
         }
         if index % 2 == 0:
-            line["rec_id"] = rec_id(next(p for p in range(10) if product in shown_in(p, products)))
+            pair = next(p for p in range(10) if product in shown_in(p, products))
+            line["rec_id"] = rec_id(shop, visitor, pair, products)
         lines.append(line)
     return lines
 
@@ -170,13 +188,13 @@ class Harness:
         shop = new_shop()
         visitor = f"v-{uuid.uuid4().hex[:10]}"
         products = [str(8_100_000 + index) for index in range(case.lines)]
-        self.track(shop, storefront_events(products, case.prior_events, visitor))
+        self.track(shop, storefront_events(shop, products, case.prior_events, visitor))
         self.next_order_id += 1
         order = order_payload(
             order_id=self.next_order_id,
             created_at=datetime.now(UTC),
             visitor_id=visitor,
-            lines=order_lines(products),
+            lines=order_lines(shop, visitor, products),
         )
         return shop, order
 

@@ -20,7 +20,7 @@ from reclift.data.store import StoreError, dynamo_store
 from reclift.http import BadRequest, error_response, json_body
 from reclift.logic.auth import app_proxy_caller
 from reclift.logic.install import ShopNotInstalled, require_serving
-from reclift.logic.recommendations import parse_query, recommend
+from reclift.logic.recommendations import parse_query, recommend, server_rec_ids
 from reclift.logic.tracking import track_events
 from reclift.observability import logger, metrics
 from reclift.signatures import SignatureError
@@ -34,8 +34,16 @@ def post_events() -> dict[str, int]:
     caller = app_proxy_caller(app.current_event.raw_query_string)
     require_serving(caller.shop, install_registry())
     body = json_body(app.current_event.raw_event)
-    result = track_events(caller.shop, caller.logged_in_customer_id, body, dynamo_store(), now=datetime.now(UTC))
+    result = track_events(
+        caller.shop,
+        caller.logged_in_customer_id,
+        body,
+        dynamo_store(),
+        now=datetime.now(UTC),
+        rec_ids=server_rec_ids(),
+    )
     metrics.add_metric(name="EventsTracked", unit=MetricUnit.Count, value=result.received)
+    metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=result.ignored)
     metrics.add_metric(name="Impressions", unit=MetricUnit.Count, value=result.impressions)
     metrics.add_metric(name="Clicks", unit=MetricUnit.Count, value=result.clicks)
     return result.response()
@@ -57,7 +65,15 @@ def get_recommendations() -> dict[str, Any]:
     tally, now = served_tally(), datetime.now(UTC)
     counted = _alongside().submit(tally.record, caller.shop, now)
     try:
-        result = recommend(caller.shop, caller.logged_in_customer_id, query, serving_reader(), random.Random())  # noqa: S311 - exploration, not security
+        result = recommend(
+            caller.shop,
+            caller.logged_in_customer_id,
+            query,
+            serving_reader(),
+            random.Random(),  # noqa: S311 - exploration, not security
+            rec_ids=server_rec_ids(),
+            now=now,
+        )
     except Exception:
         tally.retract(caller.shop, now)
         raise

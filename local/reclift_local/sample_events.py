@@ -20,7 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from reclift.recids import RecIds
 from reclift.signatures import SESSION_TOKEN_LIFETIME_SECONDS, mint_session_token, sign_webhook, signed_app_proxy_query
+from reclift.tracking import REC_PRODUCTS_FIELD
 from reclift.webhooks import envelope_for
 
 from .gateway import build_http_event
@@ -91,12 +93,26 @@ def http_event(
     )
 
 
-def storefront_events() -> dict[str, Any]:
+def storefront_events(now: datetime, secret: str = DEV_API_SECRET) -> dict[str, Any]:
+    """The widget's events about one response, whose rec id the server issued at `now` under `secret` (with a fixed
+    nonce, so the file is reproducible); the server counts them only within the day after `now`."""
+    listed = ["632910392", "1071559674"]
+    rec_id = RecIds.of_secrets([secret]).issue(
+        shop=DEMO_SHOP,
+        visitor_id=DEMO_VISITOR,
+        arm="learning",
+        placement="product",
+        products=listed,
+        now=now,
+        nonce=hashlib.sha256(b"reclift sample events").digest()[:8],
+    )
+    fields = {REC_PRODUCTS_FIELD: listed}
     return {
         "events": [
             {
                 "type": "impression",
-                "rec_id": "rec-demo-1",
+                "rec_id": rec_id,
+                **fields,
                 "visitor_id": DEMO_VISITOR,
                 "placement": "product",
                 "source_product_id": "921728736",
@@ -107,7 +123,8 @@ def storefront_events() -> dict[str, Any]:
             },
             {
                 "type": "click",
-                "rec_id": "rec-demo-1",
+                "rec_id": rec_id,
+                **fields,
                 "visitor_id": DEMO_VISITOR,
                 "product_id": "632910392",
                 "position": 1,
@@ -203,7 +220,7 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         },
         secret,
     )
-    events_body = json.dumps(storefront_events()).encode()
+    events_body = json.dumps(storefront_events(now, secret)).encode()
     json_type = [("content-type", "application/json")]
     token = mint_session_token(
         DEMO_SHOP,

@@ -40,6 +40,7 @@ from tests.support.truth import (
     actual_report,
     attributed_line_indexes,
     cancellation_json,
+    events_for,
     expected_counters,
     expected_report,
     order_json,
@@ -55,7 +56,7 @@ SHOPIFY_RETRIES = 8  # Shopify re-sends a delivery it got no 2xx for up to 8 tim
 
 # ------------------------------------------------------------------------------------------------ traffic
 def track(aws: EmulatedAws, shop: str, order: PlannedOrder) -> int:
-    body = json.dumps({"events": list(order.events)}).encode()
+    body = json.dumps({"events": events_for(shop, order)}).encode()
     query = proxy_query(shop, order.customer_id or "")
     response: dict[str, Any] = aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", query, body))
     return int(response["statusCode"])
@@ -183,7 +184,9 @@ def test_given_a_fifth_of_dynamodb_requests_throttled_when_a_store_trades_then_e
         statuses = [track(aws, shop, order) for order in orders]
         now = datetime.now(UTC)  # the orders are placed after their buyers' events
         for order in orders:
-            post_webhook(aws, shop, order_json(order, now), topic="orders/create", webhook_id=f"d-{order.order_id}")
+            post_webhook(
+                aws, shop, order_json(order, now, shop=shop), topic="orders/create", webhook_id=f"d-{order.order_id}"
+            )
         run = drain(aws, rng=random.Random(3))
         throttled_roi = roi_figures(aws, shop)
 
@@ -218,8 +221,10 @@ def test_given_every_delivery_three_times_out_of_order_and_shopifys_eight_retrie
 
     deliveries: list[tuple[str, bytes, str]] = []
     for order in orders:
-        deliveries += [("orders/create", order_json(order, now), f"d-{order.order_id}")] * (1 + SHOPIFY_RETRIES)
-        deliveries.append(("orders/create", order_json(order, now), f"resent-{order.order_id}"))
+        deliveries += [("orders/create", order_json(order, now, shop=shop), f"d-{order.order_id}")] * (
+            1 + SHOPIFY_RETRIES
+        )
+        deliveries.append(("orders/create", order_json(order, now, shop=shop), f"resent-{order.order_id}"))
     by_id = {order.order_id: order for order in orders}
     for refund_id, (order_id, line) in enumerate(sorted(refunded), start=1):
         deliveries += [("refunds/create", refund_json(by_id[order_id], line, refund_id), f"r-{refund_id}")] * 3
@@ -256,7 +261,9 @@ def test_given_batches_never_deleted_when_the_visibility_timeout_passes_then_the
         assert track(aws, shop, order) == 200
     now = datetime.now(UTC)
     for order in orders:
-        post_webhook(aws, shop, order_json(order, now), topic="orders/create", webhook_id=f"d-{order.order_id}")
+        post_webhook(
+            aws, shop, order_json(order, now, shop=shop), topic="orders/create", webhook_id=f"d-{order.order_id}"
+        )
     sqs, url = aws.client("sqs"), aws.resource("WebhookQueue")
 
     first: list[dict[str, Any]] = []
@@ -295,12 +302,12 @@ def send_traffic(stack: RunningStack, shop: str, orders: list[PlannedOrder]) -> 
     for order in orders:
         query = proxy_query(shop, order.customer_id or "")
         tracked = requests.post(
-            f"{stack.url}/apps/proxy/events?{query}", json={"events": list(order.events)}, timeout=30
+            f"{stack.url}/apps/proxy/events?{query}", json={"events": events_for(shop, order)}, timeout=30
         )
         assert tracked.status_code == 200, tracked.text
     now = datetime.now(UTC)
     for order in orders:
-        deliver_webhook(stack, shop, order_json(order, now), timeout=30)
+        deliver_webhook(stack, shop, order_json(order, now, shop=shop), timeout=30)
 
 
 def stack_roi(stack: RunningStack, shop: str) -> dict[str, Any]:

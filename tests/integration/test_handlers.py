@@ -17,11 +17,13 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
+from reclift.ranking import Arm
 from reclift.signatures import encode_hs256_jwt
 from reclift_local.pollers import sqs_record
 from reclift_local.sign import DEV_API_SECRET
 from tests.support.aws import EmulatedAws, process_queue, queued
 from tests.support.calls import ApiCall, ApiCallCounter
+from tests.support.recs import shown
 from tests.support.shopify import (
     admin_event,
     fresh_sample,
@@ -231,20 +233,21 @@ def test_given_tracked_events_and_a_signed_order_when_processed_then_the_roi_sho
     aws: EmulatedAws, sqs: Any, webhook_queue: str
 ) -> None:
     shop = new_shop()
+    response = shown(shop, "v1", ["111", "222"])
     events: list[dict[str, Any]] = [
         {
             "type": "impression",
-            "rec_id": "rec-1",
             "visitor_id": "v1",
             "placement": "product",
             "products": [{"product_id": "111", "position": 1}, {"product_id": "222", "position": 2}],
-        },
-        {"type": "click", "rec_id": "rec-1", "visitor_id": "v1", "product_id": "111", "position": 1},
+        }
+        | response,
+        {"type": "click", "visitor_id": "v1", "product_id": "111", "position": 1} | response,
     ]
-    assert track(aws, shop, events)["statusCode"] == 200
+    assert body_of(track(aws, shop, events)) == {"received": 2, "stored": 2, "ignored": 0}
     now = datetime.now(UTC)
     lines = [
-        {"product_id": 111, "price": "20.00", "quantity": 2, "discount": "5.00", "rec_id": "rec-1"},
+        {"product_id": 111, "price": "20.00", "quantity": 2, "discount": "5.00", "rec_id": response["rec_id"]},
         {"product_id": 333, "price": "9.99", "quantity": 1},
     ]
 
@@ -290,7 +293,8 @@ def test_given_the_same_delivery_three_times_and_the_order_under_a_new_webhook_i
     aws: EmulatedAws, sqs: Any, webhook_queue: str
 ) -> None:
     shop = new_shop()
-    track(aws, shop, [{"type": "click", "rec_id": "rec-1", "visitor_id": "v1", "product_id": "111", "position": 1}])
+    click = {"type": "click", "visitor_id": "v1", "product_id": "111", "position": 1} | shown(shop, "v1", ["111"])
+    assert body_of(track(aws, shop, [click]))["stored"] == 1
     now = datetime.now(UTC)
     body = order_body("v1", 2002, now)
     delivery = webhook_event(shop, body, webhook_id="delivery-1")
@@ -313,7 +317,8 @@ def test_given_a_test_order_when_processed_then_it_is_counted_apart_and_not_attr
     aws: EmulatedAws, sqs: Any, webhook_queue: str
 ) -> None:
     shop = new_shop()
-    track(aws, shop, [{"type": "click", "rec_id": "rec-1", "visitor_id": "v1", "product_id": "111", "position": 1}])
+    click = {"type": "click", "visitor_id": "v1", "product_id": "111", "position": 1} | shown(shop, "v1", ["111"])
+    assert body_of(track(aws, shop, [click]))["stored"] == 1
     now = datetime.now(UTC)
     aws.invoke("WebhookFunction", webhook_event(shop, order_body("v1", 3003, now, test=True)))
     process_queue(aws, sqs, webhook_queue)
@@ -336,11 +341,11 @@ def test_given_a_view_window_setting_when_the_impression_is_older_then_the_line_
         [
             {
                 "type": "impression",
-                "rec_id": "rec-9",
                 "visitor_id": "v9",
                 "placement": "home",
                 "products": [{"product_id": "111", "position": 1}],
             }
+            | shown(shop, "v9", ["111"], placement="home")
         ],
     )
     # Placed two days after the impression: outside a one-day view window.
@@ -362,7 +367,8 @@ def test_given_the_signed_sample_events_when_posted_with_the_skew_check_off_then
     response = aws.invoke("StorefrontFunction", sample("storefront-post-events.json"))
 
     assert response["statusCode"] == 200, response
-    assert body_of(response) == {"stored": 2, "received": 3}
+    # The sample's rec id was issued when the sample was made, more than a day ago: a replay that proves nothing.
+    assert body_of(response) == {"received": 3, "stored": 0, "ignored": 2}
 
 
 def test_given_the_sample_events_when_posted_with_the_default_skew_then_their_old_timestamp_is_refused(
@@ -415,7 +421,8 @@ def test_given_events_from_a_logged_in_customer_when_posted_then_the_customer_pr
     shop = new_shop()
     events: list[dict[str, Any]] = [
         {"type": "view", "visitor_id": "v5", "product_id": "gid://shopify/Product/555"},
-        {"type": "add_to_cart", "rec_id": "r5", "visitor_id": "v5", "product_id": "556", "position": 2},
+        {"type": "add_to_cart", "visitor_id": "v5", "product_id": "556", "position": 2}
+        | shown(shop, "v5", ["557", "556"]),
     ]
 
     assert track(aws, shop, events, customer_id="42")["statusCode"] == 200
@@ -589,8 +596,8 @@ def test_the_secret_comes_from_ssm_not_from_the_function_environment(aws: Emulat
 # ---------------------------------------------------------------- refunds and cancellations
 def demo_order_after_a_click(aws: EmulatedAws, shop: str) -> dict[str, Any]:
     """The sample order (three lines of product 632910392), placed now by a visitor who clicked that product."""
-    click = {"type": "click", "rec_id": "r-1", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}
-    assert track(aws, shop, [click])["statusCode"] == 200
+    click = {"type": "click", "visitor_id": "v-demo-1", "product_id": "632910392", "position": 1}
+    assert body_of(track(aws, shop, [click | shown(shop, "v-demo-1", ["632910392"])]))["stored"] == 1
     order: dict[str, Any] = json.loads((EVENTS / "bodies" / "orders-create.json").read_text())
     order["created_at"] = datetime.now(UTC).isoformat()
     return order
@@ -664,7 +671,8 @@ def test_given_a_customers_history_when_shopify_asks_for_their_data_then_redacts
         aws,
         shop,
         [
-            {"type": "click", "rec_id": "r-1", "visitor_id": "v-gdpr", "product_id": "111", "position": 1},
+            {"type": "click", "visitor_id": "v-gdpr", "product_id": "111", "position": 1}
+            | shown(shop, "v-gdpr", ["111"]),
             {"type": "view", "visitor_id": "v-gdpr", "product_id": "112"},
         ],
         customer_id="191167",
@@ -705,7 +713,8 @@ def test_given_a_shops_data_when_shopify_redacts_the_shop_then_every_table_forge
 ) -> None:
     shop, other = new_shop(), new_shop()
     for name in (shop, other):
-        track(aws, name, [{"type": "click", "rec_id": "r", "visitor_id": "v", "product_id": "111", "position": 1}])
+        click = {"type": "click", "visitor_id": "v", "product_id": "111", "position": 1} | shown(name, "v", ["111"])
+        assert body_of(track(aws, name, [click]))["stored"] == 1
         order = order_payload(
             order_id=7007, created_at=datetime.now(UTC), visitor_id="v", lines=[{"product_id": 111, "price": "5.00"}]
         )
@@ -743,7 +752,8 @@ def test_given_a_signed_body_re_sent_as_a_privacy_topic_for_another_shop_then_no
     aws: EmulatedAws, sqs: Any, webhook_queue: str, topic: str, body_of_victim: Any
 ) -> None:
     attacker, victim = new_shop(), new_shop()
-    track(aws, victim, [{"type": "click", "rec_id": "r", "visitor_id": "v", "product_id": "111", "position": 1}])
+    click = {"type": "click", "visitor_id": "v", "product_id": "111", "position": 1} | shown(victim, "v", ["111"])
+    assert body_of(track(aws, victim, [click]))["stored"] == 1
     order = order_payload(
         order_id=191167,
         created_at=datetime.now(UTC),
@@ -808,23 +818,27 @@ def test_given_a_refund_delivered_before_its_order_then_it_is_retried_until_the_
     assert roi(aws, shop, datetime.fromisoformat(order["created_at"]))["attributed_revenue"] == "391.33"
 
 
+ARM_VISITORS: tuple[tuple[Arm, int], ...] = (("learning", 9), ("holdout", 3))
+
+
 def test_given_impressions_of_both_arms_and_a_sale_when_roi_is_asked_then_the_lift_block_counts_them(
     aws: EmulatedAws, sqs: Any, webhook_queue: str
 ) -> None:
     shop = new_shop()
-    shown = [
+    impressions = [
         {
             "type": "impression",
-            "rec_id": f"{arm}-0123456789abcdef01234567",
-            "visitor_id": f"{arm}-visitor-{n}",
+            "visitor_id": f"{arm[0]}-visitor-{n}",
             "placement": "home",
             "products": [{"product_id": "111", "position": 1}],
         }
-        for arm, count in (("l", 9), ("h", 3))
+        | shown(shop, f"{arm[0]}-visitor-{n}", ["111"], arm=arm, placement="home")
+        for arm, count in ARM_VISITORS
         for n in range(count)
     ]
-    assert track(aws, shop, shown)["statusCode"] == 200
-    track(aws, shop, shown[:2])  # a visitor seen twice counts once
+    assert body_of(track(aws, shop, impressions))["stored"] == 12
+    # A visitor seen twice counts once; a second impression of the same response is ignored.
+    assert body_of(track(aws, shop, impressions[:2]))["ignored"] == 2
     placed = datetime.now(UTC)
     order = order_payload(
         order_id=8008, created_at=placed, visitor_id="l-visitor-0", lines=[{"product_id": 111, "price": "45.00"}]
@@ -840,3 +854,74 @@ def test_given_impressions_of_both_arms_and_a_sale_when_roi_is_asked_then_the_li
     assert lift["revenue_per_visitor"]["relative"] is None  # no holdout revenue yet: no ratio to take
     assert lift["conversion_rate"]["learning"] == pytest.approx(1 / 9, abs=1e-6)
     assert 0 < lift["srm_p_value"] <= 1
+
+
+# ---------------------------------------------------------------- proven events
+def test_given_the_blacklisting_attack_replayed_when_learning_runs_then_only_the_genuine_impression_counted(
+    aws: EmulatedAws,
+) -> None:
+    """The reproduced attack: requests of 50 impressions, each listing one product 20 times, with made-up `h-…` rec
+    ids and with every way of reusing a genuine one (replayed, another shop's, another visitor's, expired, its arm
+    rewritten, products it did not list). Only the one genuine first impression and click count."""
+    shop, other = new_shop(), new_shop()
+    genuine = shown(shop, "v1", ["111", "222"])
+    twenty = [{"product_id": "111", "position": 1}] * 20
+
+    def impressions(visitor: str = "v1", **fields: Any) -> list[dict[str, Any]]:
+        event = {"type": "impression", "visitor_id": visitor, "placement": "product", "products": twenty}
+        return [event | fields] * 50
+
+    first = track(
+        aws,
+        shop,
+        [
+            *impressions(**genuine)[:1],
+            {"type": "click", "visitor_id": "v1", "product_id": "111", "position": 1} | genuine,
+        ],
+    )
+    assert body_of(first) == {"received": 2, "stored": 2, "ignored": 0}
+    expired = shown(shop, "v1", ["111"], at=datetime.now(UTC) - timedelta(hours=25))
+    rewritten = genuine | {"rec_id": "1hp." + genuine["rec_id"].split(".", 1)[1]}
+    attacks = [
+        *(impressions(f"h-visitor-{n}", rec_id=f"h-{n:024x}") for n in range(5)),
+        impressions(**genuine),
+        impressions(**shown(other, "v1", ["111"])),
+        impressions("v2", **genuine),
+        impressions(**expired),
+        impressions(**rewritten),
+        impressions(**(genuine | {"rec_products": ["111"]})),
+    ]
+    for batch in attacks:
+        assert body_of(track(aws, shop, batch)) == {"received": 50, "stored": 0, "ignored": 50}
+
+    counters = actual_counters(aws.client("dynamodb"), aws.resource("CountersTable"), shop, ["111", "222"])
+    assert (counters["111"]["impressions"], counters["111"]["clicks"]) == (1, 1)
+    assert "222" not in counters  # listed, never shown: no counter
+    assert roi(aws, shop, datetime.now(UTC))["lift"]["visitors"] == {"learning": 1, "holdout": 0}
+    job = json.dumps({"shop": shop, "day": datetime.now(UTC).date().isoformat()})
+    message = {"MessageId": "m-1", "ReceiptHandle": "r-1", "Body": job, "MD5OfBody": "", "Attributes": {}}
+    learning = {"Records": [sqs_record(message, "arn:aws:sqs:us-east-1:1:q", REGION)]}
+    assert aws.invoke("DailyLearningFunction", learning) == {"batchItemFailures": []}
+    performance = body_of(aws.invoke("AdminFunction", admin_event("GET", "/admin/performance", shop)))["products"]
+    [product] = [row for row in performance if row["product_id"] == "111"]
+    assert (product["impressions"], product["blacklisted"]) == (1, False)
+
+
+def test_given_an_order_line_with_a_rec_id_the_server_did_not_issue_then_it_credits_nothing(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str
+) -> None:
+    """A `_rec_id` credits a line only when it is the server's, for that shop, and its stored event lists the line's
+    product: a made-up one, or another shop's, falls back to the buyer's other keys (here: none)."""
+    shop, other = new_shop(), new_shop()
+    theirs = shown(other, "v7", ["111"])
+    click = {"type": "click", "visitor_id": "v7", "product_id": "111", "position": 1}
+    assert body_of(track(aws, other, [click | theirs]))["stored"] == 1
+    now = datetime.now(UTC)
+    for order_id, rec_id in ((9101, "l-0123456789abcdef01234567"), (9102, theirs["rec_id"])):
+        lines = [{"product_id": 111, "price": "20.00", "rec_id": rec_id}]
+        body = order_body("someone-else", order_id, now, lines=lines)
+        assert aws.invoke("WebhookFunction", webhook_event(shop, body))["statusCode"] == 200
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+
+    report = roi(aws, shop, now)
+    assert (report["orders"], report["attributed_revenue"]) == (2, "0.00")

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 
 from reclift_local.pollers import sqs_record
 from tests.support.aws import EmulatedAws, queued
+from tests.support.recs import shown as issued
 from tests.support.shopify import (
     admin_event,
     fresh_sample,
@@ -83,11 +84,11 @@ def show(aws: EmulatedAws, shop: str, products: int, visitor: str = "v-shown") -
     events = [
         {
             "type": "impression",
-            "rec_id": "l-health",
             "visitor_id": visitor,
             "placement": "home",
             "products": [{"product_id": str(900 + p), "position": p + 1} for p in range(min(4, products - start))],
         }
+        | issued(shop, visitor, [str(900 + p) for p in range(min(4, products - start))], placement="home")
         for start in range(0, products, 4)
     ]
     for start in range(0, len(events), 50):
@@ -167,7 +168,9 @@ def test_given_each_condition_induced_when_checked_hourly_then_one_alert_each_an
     # When a recommendation is served, a shown product is bought (1 in 200 = 0.5 %: not below the floor) and 19 more
     # orders succeed (1 failure in 20 attempts = 5 %: not above the ceiling).
     serve(aws, shop)
-    clicked = {"type": "click", "rec_id": "l-health", "visitor_id": "v-shown", "product_id": "900", "position": 1}
+    clicked = {"type": "click", "visitor_id": "v-shown", "product_id": "900", "position": 1} | issued(
+        shop, "v-shown", ["900"], placement="home"
+    )
     body = json.dumps({"events": [clicked]}).encode()
     assert (
         aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))[

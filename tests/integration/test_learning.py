@@ -14,6 +14,8 @@ from reclift.ranking import assign_arm
 from reclift_local.pollers import sqs_record
 from tests.support.aws import EmulatedAws, process_queue
 from tests.support.calls import ApiCallCounter
+from tests.support.recs import SERVER_REC_IDS
+from tests.support.recs import shown as issued
 from tests.support.shopify import (
     admin_event,
     fresh_sample,
@@ -70,11 +72,11 @@ def shop_with_history(aws: EmulatedAws) -> str:
     impressions = [
         {
             "type": "impression",
-            "rec_id": "l-history",
             "visitor_id": f"v{n}",
             "placement": "home",
             "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(PRODUCTS)],
         }
+        | issued(shop, f"v{n}", list(PRODUCTS), placement="home")
         for n in range(150)
     ]
     for start in range(0, len(impressions), 50):
@@ -104,11 +106,14 @@ def drain_orders(aws: EmulatedAws) -> None:
 def test_given_no_learning_run_yet_when_recommendations_are_asked_then_200_and_an_empty_list(
     aws: EmulatedAws,
 ) -> None:
-    result = recommendations(aws, new_shop(), "v-new")
+    shop = new_shop()
+    result = recommendations(aws, shop, "v-new")
 
     assert result["products"] == []
     assert result["arm"] in ("learning", "holdout")
-    assert result["rec_id"].startswith(("l-", "h-"))
+    issued_rec = SERVER_REC_IDS.verified(result["rec_id"], shop=shop)
+    assert issued_rec is not None
+    assert issued_rec.arm == result["arm"]
 
 
 def test_given_a_new_install_with_sales_but_no_attributions_then_home_shows_its_best_sellers(

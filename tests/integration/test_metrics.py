@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from reclift_local.pollers import sqs_record
 from reclift_local.template import load_template
 from tests.support.aws import EmulatedAws
+from tests.support.recs import shown as issued
 from tests.support.shopify import new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,14 +67,14 @@ def read_by_alarms_and_dashboard() -> set[Metric]:
 
 def run_every_path(aws: EmulatedAws) -> None:
     shop = new_shop()
+    response = issued(shop, "v-metrics", ["701"])
     shown = {
         "type": "impression",
-        "rec_id": "l-metrics",
         "visitor_id": "v-metrics",
         "placement": "product",
         "products": [{"product_id": "701", "position": 1}],
-    }
-    clicked = {"type": "click", "rec_id": "l-metrics", "visitor_id": "v-metrics", "product_id": "701", "position": 1}
+    } | response
+    clicked = {"type": "click", "visitor_id": "v-metrics", "product_id": "701", "position": 1} | response
     body = json.dumps({"events": [shown, clicked]}).encode()
     assert (
         aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))[

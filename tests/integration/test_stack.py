@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from reclift.ranking import assign_arm
+from tests.support.recs import shown as issued
 from tests.support.shopify import (
     new_shop,
     order_payload,
@@ -47,28 +48,32 @@ def post_events(stack: RunningStack, shop: str, events: list[dict[str, Any]], cu
     )
 
 
-def clicked(product: str, visitor: str, rec: str = "rec-1") -> dict[str, Any]:
-    return {"type": "click", "rec_id": rec, "visitor_id": visitor, "product_id": product, "position": 1}
+def clicked(shop: str, product: str, visitor: str, response: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A click on `product`, about `response` (its rec id and event fields), else about a response listing it."""
+    fields = response or issued(shop, visitor, [product])
+    return {"type": "click", "visitor_id": visitor, "product_id": product, "position": 1} | fields
 
 
 def test_given_storefront_events_and_a_signed_order_when_posted_then_the_roi_shows_it_within_seconds(
     stack: RunningStack,
 ) -> None:
     shop = new_shop()
+    response = issued(shop, "v1", ["501", "502"])
     shown = {
         "type": "impression",
-        "rec_id": "rec-1",
         "visitor_id": "v1",
         "placement": "product",
         "products": [{"product_id": "501", "position": 1}, {"product_id": "502", "position": 2}],
-    }
-    assert post_events(stack, shop, [shown, clicked("501", "v1")]).json() == {"stored": 2, "received": 2}
+    } | response
+    events = [shown, clicked(shop, "501", "v1", response)]
+    assert post_events(stack, shop, events).json() == {"received": 2, "stored": 2, "ignored": 0}
+    assert post_events(stack, shop, events).json() == {"received": 2, "stored": 0, "ignored": 2}  # a replay
     order = order_payload(
         order_id=9001,
         created_at=datetime.now(UTC),
         visitor_id="v1",
         lines=[
-            {"product_id": 501, "price": "12.50", "quantity": 2, "rec_id": "rec-1"},  # click-through
+            {"product_id": 501, "price": "12.50", "quantity": 2, "rec_id": response["rec_id"]},  # click-through
             {"product_id": 502, "price": "7.25", "discount": "0.25"},  # view-through
             {"product_id": 503, "price": "3.00"},  # never recommended: a missed opportunity
         ],
@@ -89,14 +94,15 @@ def test_given_storefront_events_and_a_signed_order_when_posted_then_the_roi_sho
     missed = stack.client("dynamodb").get_item(
         TableName=stack.resource("OrdersTable"), Key={"pk": {"S": f"{shop}#9001"}, "sk": {"S": "missed#900102"}}
     )["Item"]
-    assert [v["S"] for v in missed["shown_instead"]["L"]] == ["501", "502"]
+    # Both shown by one impression, at the same moment: neither is more recent than the other.
+    assert sorted(v["S"] for v in missed["shown_instead"]["L"]) == ["501", "502"]
 
 
 def test_given_one_delivery_three_times_and_the_order_again_under_a_new_id_then_it_counts_once(
     stack: RunningStack,
 ) -> None:
     shop = new_shop()
-    post_events(stack, shop, [clicked("601", "v2")])
+    post_events(stack, shop, [clicked(shop, "601", "v2")])
     order = order_payload(
         order_id=9002, created_at=datetime.now(UTC), visitor_id="v2", lines=[{"product_id": 601, "price": "40.00"}]
     )
@@ -118,7 +124,7 @@ def test_given_a_poison_delivery_beside_good_ones_then_it_reaches_the_dlq_and_th
     stack: RunningStack,
 ) -> None:
     shop = new_shop()
-    post_events(stack, shop, [clicked("701", "v3")])
+    post_events(stack, shop, [clicked(shop, "701", "v3")])
     good = order_payload(
         order_id=9003, created_at=datetime.now(UTC), visitor_id="v3", lines=[{"product_id": 701, "price": "5.00"}]
     )
@@ -211,11 +217,11 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
     shown = [
         {
             "type": "impression",
-            "rec_id": "l-history",
             "visitor_id": f"v{n}",
             "placement": "home",
             "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(["901", "902", "903"])],
         }
+        | issued(shop, f"v{n}", ["901", "902", "903"], placement="home")
         for n in range(120)
     ]
     for start in range(0, len(shown), 50):

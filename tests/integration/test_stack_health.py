@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from reclift.ranking import assign_arm
+from reclift.ranking import Arm, assign_arm
 from tests.support.browser import chromium
+from tests.support.recs import shown as issued
 from tests.support.shopify import new_shop, order_payload, proxy_query, session_token
 from tests.support.slack import FakeSlack, fake_slack
 from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
@@ -70,18 +71,20 @@ def about(slack: FakeSlack, shop: str, kind: str) -> list[str]:
     return [text for text in slack.texts() if shop in text and text.startswith(f"reclift {kind}")]
 
 
-def shown(visitor: str, rec: str, products: list[int]) -> dict[str, Any]:
+def shown(shop: str, visitor: str, products: list[int], arm: Arm = "learning") -> dict[str, Any]:
+    """The impression of a home response (a new one each call) that listed `products` to `visitor`."""
+    listed = [str(p) for p in products]
     return {
         "type": "impression",
-        "rec_id": rec,
         "visitor_id": visitor,
         "placement": "home",
-        "products": [{"product_id": str(p), "position": i + 1} for i, p in enumerate(products)],
-    }
+        "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(listed)],
+    } | issued(shop, visitor, listed, arm=arm, placement="home")
 
 
-def clicked(visitor: str, rec: str, product: int) -> dict[str, Any]:
-    return {"type": "click", "rec_id": rec, "visitor_id": visitor, "product_id": str(product), "position": 1}
+def clicked(shop: str, visitor: str, product: int, arm: Arm = "learning") -> dict[str, Any]:
+    click = {"type": "click", "visitor_id": visitor, "product_id": str(product), "position": 1}
+    return click | issued(shop, visitor, [str(product)], arm=arm, placement="home")
 
 
 def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_alert_each_then_one_recovery_each(
@@ -90,7 +93,7 @@ def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_aler
     shop = new_shop()
     # Given 200 products shown and none bought, no recommendation served, and an order the worker cannot process
     # (five failed attempts, then the DLQ).
-    post_events(stack, shop, [shown("v-seen", "l-health", [601, 602, 603, 604]) for _ in range(50)])
+    post_events(stack, shop, [shown(shop, "v-seen", [601, 602, 603, 604]) for _ in range(50)])
     dead_before = stack.queue_depth("WebhookDLQ")
     deliver_webhook(stack, shop, b'{"id": "not an order"}')
     wait_for(lambda: stack.queue_depth("WebhookDLQ") > dead_before, timeout=60, message="the poison order in the DLQ")
@@ -109,7 +112,7 @@ def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_aler
         f"{stack.url}/apps/proxy/recommendations?{proxy_query(shop, extra={'placement': 'home'})}", timeout=10
     )
     assert served.status_code == 200, served.text
-    post_events(stack, shop, [clicked("v-seen", "l-health", 601)])
+    post_events(stack, shop, [clicked(shop, "v-seen", 601)])
     bodies = [order(60_000, "v-seen", 601)] + [order(60_001 + n, f"v-else-{n}", 990) for n in range(94)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda body: deliver_webhook(stack, shop, body), bodies))
@@ -138,9 +141,9 @@ def test_given_attributed_orders_in_both_arms_when_the_admin_page_loads_then_it_
     shop = new_shop()
     learning = [visitor_in(shop, "learning", n) for n in range(3)]
     holdout = [visitor_in(shop, "holdout", n) for n in range(2)]
-    events = [shown(v, "l-page", [611, 612]) for v in learning] + [shown(v, "h-page", [611, 612]) for v in holdout]
-    events += [clicked(learning[0], "l-page", 611), clicked(learning[1], "l-page", 612)]
-    events += [clicked(holdout[0], "h-page", 611)]
+    events = [shown(shop, v, [611, 612]) for v in learning] + [shown(shop, v, [611, 612], "holdout") for v in holdout]
+    events += [clicked(shop, learning[0], 611), clicked(shop, learning[1], 612)]
+    events += [clicked(shop, holdout[0], 611, "holdout")]
     post_events(stack, shop, events)
     deliver_webhook(stack, shop, order(61_000, learning[0], 611, "40.00"))
     deliver_webhook(stack, shop, order(61_001, learning[1], 612, "25.50"))

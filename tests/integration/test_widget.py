@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.support.browser import chromium
+from tests.support.recs import shown as issued
 from tests.support.shopify import new_shop, order_payload, proxy_query
 from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
 from tests.support.storefront import Storefront, StoreProduct, storefront
@@ -82,11 +83,10 @@ def shop(stack: RunningStack) -> str:
             visitor = f"earlier-{order_id}"
             shown = {
                 "type": "impression",
-                "rec_id": f"l-earlier-{order_id}",
                 "visitor_id": visitor,
                 "placement": "home",
                 "products": [{"product_id": str(product_id), "position": 1}],
-            }
+            } | issued(shop, visitor, [str(product_id)], placement="home")
             tracked = requests.post(
                 f"{stack.url}/apps/proxy/events?{proxy_query(shop)}", json={"events": [shown]}, timeout=10
             )
@@ -215,6 +215,7 @@ def test_given_best_sellers_when_the_product_page_loads_then_the_cards_render_an
             "placement": "product",
             "source_product_id": str(CURRENT),
             "products": [{"product_id": p["product_id"], "position": p["position"]} for p in expected],
+            "rec_products": [p["product_id"] for p in expected],
         }
         assert {p: counters(stack, shop, p)["impressions"] for p in SELLERS} == {
             p: baseline[p].get("impressions", 0) + 1 for p in SELLERS
@@ -260,7 +261,7 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
         assert [path for path, _ in store.cart_requests][-1] == "/cart/add.js"
         sent = events_sent(store, 0)
         assert {"type": "add_to_cart", "rec_id": rec_id, "visitor_id": visitor, "product_id": second["product_id"],
-                "position": second["position"]} in sent  # fmt: skip
+                "position": second["position"], **served.response["event_fields"]} in sent  # fmt: skip
         assert cards.nth(1).locator(".reclift__add").inner_text() == "Added"
 
         # A click on a card's link: recorded, and sent as the page goes.
@@ -269,7 +270,7 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
             link.click()
         assert page.url == f"{store.url}/products/product-{first['product_id']}"
         click = {"type": "click", "rec_id": rec_id, "visitor_id": visitor, "product_id": first["product_id"],
-                 "position": first["position"]}  # fmt: skip
+                 "position": first["position"], **served.response["event_fields"]}  # fmt: skip
         assert click in wait_for(lambda: click in (e := events_sent(store, posted)) and e, message="the click")
         assert (
             counters(stack, shop, first["product_id"]).get("clicks", 0)

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tests.support.recs import shown
 from tests.support.shopify import fixture, order_payload
 
 SEED = 20261126
@@ -115,8 +116,28 @@ def plan(count: int, seed: int = SEED, first_order_id: int = FIRST_ORDER_ID) -> 
 
 
 # ------------------------------------------------------------------------------------------------ payloads
-def order_json(order: PlannedOrder, created_at: datetime) -> bytes:
-    """The order as Shopify's orders/create webhook carries it (the published sample, with these lines)."""
+_ISSUED: dict[tuple[str, int], dict[str, Any]] = {}
+
+
+def rec_fields(shop: str, order: PlannedOrder) -> dict[str, Any]:
+    """The rec id the server issued for the buyer's one recommendation (what its impression lists, to its visitor),
+    with the response's event fields: issued once per shop and order, so its events and its lines cite the same."""
+    key = (shop, order.order_id)
+    if key not in _ISSUED:
+        impression = order.events[0]
+        listed = [p["product_id"] for p in impression["products"]]
+        _ISSUED[key] = shown(shop, impression["visitor_id"], listed, placement=impression["placement"])
+    return _ISSUED[key]
+
+
+def events_for(shop: str, order: PlannedOrder) -> list[dict[str, Any]]:
+    """The order's events as the widget posts them to `shop`: each about the recommendation cites its rec id."""
+    return [event | rec_fields(shop, order) if "rec_id" in event else dict(event) for event in order.events]
+
+
+def order_json(order: PlannedOrder, created_at: datetime, *, shop: str) -> bytes:
+    """The order as Shopify's orders/create webhook carries it (the published sample, with these lines); a line's
+    `_rec_id` is the rec id the server issued to `shop` for the buyer's recommendation."""
     payload = order_payload(
         order_id=order.order_id,
         created_at=created_at,
@@ -128,7 +149,7 @@ def order_json(order: PlannedOrder, created_at: datetime) -> bytes:
                 "price": str(line.price),
                 "quantity": line.quantity,
                 "discount": str(line.discount),
-                "rec_id": line.rec_id,
+                "rec_id": rec_fields(shop, order)["rec_id"] if line.rec_id else None,
             }
             for line in order.lines
         ],

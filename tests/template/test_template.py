@@ -686,7 +686,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "put_settings": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "register_shop": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "shop_currency": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
-    "put_events": [("EVENTS_TABLE", None, "dynamodb:BatchWriteItem")],
+    "put_events": [("EVENTS_TABLE", None, "dynamodb:PutItem")],
     "add_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "update_profile": [
         ("PROFILES_TABLE", None, "dynamodb:GetItem"),

@@ -16,6 +16,7 @@ from reclift.data.serving import ROUND_TRIP_KEYS, CandidateItems, ServingContext
 from reclift.learning import Performance, Prior
 from reclift.logic.recommendations import parse_query, plan_candidate_reads, recommend
 from reclift.ranking import Candidate, assign_arm
+from reclift.recids import RecIds
 from reclift.settings import ShopSettings
 
 
@@ -84,11 +85,13 @@ SELLERS = [seller("9", 30), seller("8", 20), seller("7", 10)]
 MODEL = LearnedModel("2026-11-26", "bayes", Prior(1, 99), Decimal(10), SELLERS, 3, 0)
 # No holdout (the order is the policy's) and no exploration (no draws), so the order is the similarity's.
 SETTINGS = ShopSettings(policy="seed", holdout_share=0.0)
+REC_IDS = RecIds.of_secrets(["hush"])
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 def served(reader: Reader, **params: str) -> list[str]:
     query = parse_query({"limit": "10", **params})
-    result = recommend("shop.myshopify.com", None, query, reader, random.Random(1))
+    result = recommend("shop.myshopify.com", None, query, reader, random.Random(1), rec_ids=REC_IDS, now=NOW)
     return [p["product_id"] for p in result["products"]]
 
 
@@ -164,7 +167,8 @@ def test_given_listings_then_each_product_carries_what_the_widget_renders() -> N
     reader = Reader(ServingContext(settings=SETTINGS, model=MODEL, similar=SIMILAR), listings)
     query = parse_query({"limit": "3", "placement": "product", "product_id": "1"})
 
-    products = recommend("shop.myshopify.com", None, query, reader, random.Random(1))["products"]
+    result = recommend("shop.myshopify.com", None, query, reader, random.Random(1), rec_ids=REC_IDS, now=NOW)
+    products = result["products"]
 
     assert products[0] == {
         "product_id": "2",
@@ -225,3 +229,22 @@ def test_given_known_candidates_then_only_their_listings_cost_a_key() -> None:
     assert reads.performance_ids == []
     assert len(reads.similar) == 50
     assert len(reads.fill) == 50
+
+
+def test_given_a_response_then_its_rec_id_is_issued_for_the_shop_visitor_arm_placement_and_listed_products() -> None:
+    reader = Reader(ServingContext(settings=SETTINGS, model=MODEL, similar=SIMILAR))
+    query = parse_query({"limit": "3", "placement": "product", "product_id": "1", "visitor_id": "v-1"})
+
+    result = recommend("shop.myshopify.com", None, query, reader, random.Random(1), rec_ids=REC_IDS, now=NOW)
+
+    listed = [p["product_id"] for p in result["products"]]
+    assert result["event_fields"] == {"rec_products": listed}
+    rec_id = result["rec_id"]
+    assert len(rec_id) <= 128
+    assert set(rec_id) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-")
+    issued = REC_IDS.proven(rec_id, shop="shop.myshopify.com", visitor_id="v-1", listed=listed, now=NOW)
+    assert issued is not None
+    assert (issued.arm, issued.placement, issued.issued_at) == ("learning", "product", NOW)
+    assert REC_IDS.proven(rec_id, shop="shop.myshopify.com", visitor_id="v-2", listed=listed, now=NOW) is None
+    again = recommend("shop.myshopify.com", None, query, reader, random.Random(1), rec_ids=REC_IDS, now=NOW)
+    assert again["rec_id"] != rec_id  # one id per response

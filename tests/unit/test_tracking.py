@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reclift.recids import RecIds
 from reclift.tracking import (
+    MAX_COUNTED_PER_REQUEST,
     MAX_EVENTS_PER_REQUEST,
     MAX_PRODUCTS_PER_IMPRESSION,
     ClickIn,
@@ -22,7 +24,7 @@ from reclift.tracking import (
     counter_increments,
     parse_event_batch,
     profile_changes,
-    tracked_events,
+    prove_events,
 )
 
 NANO = "632910392"
@@ -255,30 +257,89 @@ def test_given_an_error_when_raised_then_it_is_a_value_error_with_field_and_mess
 # --- Tracked events ------------------------------------------------------------------------------------------------
 
 
-def test_given_a_batch_when_tracked_then_each_event_gets_the_server_time_a_fresh_id_and_the_signed_customer() -> None:
-    batch = parse_event_batch({"events": [impression(), click(), click("add_to_cart"), view()]})
+SHOP = "shop.myshopify.com"
+REC_IDS = RecIds.of_secrets(["hush"])
 
-    tracked = tracked_events(batch, at=AT, customer_id="207119551")
 
-    assert [event.type for event in tracked] == ["impression", "click", "add_to_cart", "view"]
-    assert len({event.event_id for event in tracked}) == 4
-    assert all(event.at == AT and event.customer_id == "207119551" for event in tracked)
-    shown, clicked, carted, viewed = tracked
-    assert (shown.product_ids, shown.positions, shown.placement, shown.source_product_id) == (
-        (TOUCH, NANO),
-        (1, 2),
-        "product",
-        NANO,
+def test_given_a_batch_citing_an_issued_rec_id_when_proven_then_each_product_event_carries_the_verified_rec() -> None:
+    rec_id = REC_IDS.issue(
+        shop=SHOP, visitor_id="visitor-1", arm="holdout", placement="product", products=[TOUCH, NANO], now=AT
     )
-    assert (clicked.product_ids, clicked.positions, clicked.rec_id, clicked.placement) == (
-        (TOUCH,),
-        (1,),
-        "rec-1",
-        None,
+    fields: dict[str, Any] = {"rec_id": rec_id, "rec_products": [TOUCH, NANO]}
+    batch = parse_event_batch(
+        {"events": [impression(**fields), click(**fields), click("add_to_cart", **fields), view()]}
     )
-    assert carted.type == "add_to_cart"
-    assert (viewed.product_ids, viewed.positions, viewed.rec_id) == ((NANO,), (), None)
-    assert [event.is_recommendation_event for event in tracked] == [True, True, True, False]
+
+    proof = prove_events(batch, shop=SHOP, customer_id="207119551", at=AT, rec_ids=REC_IDS)
+
+    assert [(event.type, event.product_ids, event.positions) for event in proof.events] == [
+        ("impression", (TOUCH,), (1,)),
+        ("impression", (NANO,), (2,)),
+        ("click", (TOUCH,), (1,)),
+        ("add_to_cart", (TOUCH,), (1,)),
+    ]
+    assert proof.sources == [0, 0, 1, 2]
+    assert all(e.at == AT and e.customer_id == "207119551" and e.rec_id == rec_id for e in proof.events)
+    assert {(e.arm, e.placement, e.issued_at) for e in proof.events} == {("holdout", "product", AT)}
+    assert len({event.event_id for event in proof.events}) == 4
+    [viewed] = proof.views
+    assert (viewed.product_ids, viewed.rec_id, viewed.is_recommendation_event) == ((NANO,), None, False)
+
+
+def test_given_events_that_prove_nothing_when_proven_then_none_is_kept() -> None:
+    rec_id = REC_IDS.issue(
+        shop=SHOP, visitor_id="visitor-1", arm="learning", placement="product", products=[TOUCH], now=AT
+    )
+    other_shop = REC_IDS.issue(
+        shop="other.myshopify.com",
+        visitor_id="visitor-1",
+        arm="learning",
+        placement="product",
+        products=[TOUCH],
+        now=AT,
+    )
+    forged = "1hp." + rec_id.split(".", 1)[1]  # the arm's letter changed: the tag no longer matches
+    events = [
+        impression(rec_id="h-00000000000000000000000", products=[{"product_id": TOUCH, "position": 1}]),
+        impression(rec_id=forged, rec_products=[TOUCH]),
+        impression(rec_id=other_shop, rec_products=[TOUCH]),
+        impression(rec_id=rec_id, rec_products=[TOUCH], visitor_id="visitor-2"),  # issued to visitor-1
+        impression(rec_id=rec_id, rec_products=[TOUCH, NANO]),  # not the products it was issued with
+        impression(rec_id=rec_id),  # without the response's event fields
+        click(rec_id=rec_id, rec_products=[TOUCH], product_id=NANO),  # a product the response did not list
+    ]
+
+    proof = prove_events(parse_event_batch({"events": events}), shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS)
+
+    assert proof.events == []
+    assert proof.received == len(events)
+
+
+def test_given_a_rec_id_older_than_a_day_when_proven_then_it_is_expired() -> None:
+    rec_id = REC_IDS.issue(
+        shop=SHOP, visitor_id="visitor-1", arm="learning", placement="product", products=[TOUCH], now=AT
+    )
+    batch = parse_event_batch({"events": [click(rec_id=rec_id, rec_products=[TOUCH])]})
+
+    def proven_at(moment: datetime) -> int:
+        return len(prove_events(batch, shop=SHOP, customer_id=None, at=moment, rec_ids=REC_IDS).events)
+
+    assert proven_at(AT + timedelta(hours=24)) == 1
+    assert proven_at(AT + timedelta(hours=24, seconds=1)) == 0
+    assert proven_at(AT - timedelta(minutes=5)) == 0  # issued in the future
+
+
+def test_given_the_same_product_listed_many_times_when_proven_then_it_counts_once_per_type() -> None:
+    """The reproduced attack: one impression listing one product twenty times, fifty times over."""
+    rec_id = REC_IDS.issue(
+        shop=SHOP, visitor_id="visitor-1", arm="learning", placement="product", products=[TOUCH], now=AT
+    )
+    repeated = [{"product_id": TOUCH, "position": 1}] * 20
+    batch = parse_event_batch({"events": [impression(rec_id=rec_id, rec_products=[TOUCH], products=repeated)] * 50})
+
+    proof = prove_events(batch, shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS)
+
+    assert [(event.type, event.product_ids) for event in proof.events] == [("impression", (TOUCH,))]
 
 
 def _tracked(kind: str, products: tuple[str, ...], *, at: datetime = AT, visitor: str = "visitor-1") -> TrackedEvent:
@@ -343,3 +404,22 @@ def test_given_views_clicks_and_carts_when_profiled_then_each_visitor_gets_viewe
 
 def test_given_only_impressions_when_profiled_then_no_visitor_changes() -> None:
     assert profile_changes([_tracked("impression", (NANO,))]) == {}
+
+
+def test_given_more_proven_product_events_than_a_request_may_write_then_the_first_ones_are_kept() -> None:
+    products = [str(1000 + n) for n in range(5)]
+    shown = [{"product_id": p, "position": i + 1} for i, p in enumerate(products)]
+    events = [
+        impression(rec_id=rec_id, rec_products=products, products=shown, source_product_id=None)
+        for rec_id in (
+            REC_IDS.issue(
+                shop=SHOP, visitor_id="visitor-1", arm="learning", placement="home", products=products, now=AT
+            )
+            for _ in range(50)  # 50 responses of 5 products: 250 product impressions
+        )
+    ]
+
+    proof = prove_events(parse_event_batch({"events": events}), shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS)
+
+    assert len(proof.events) == MAX_COUNTED_PER_REQUEST == 200
+    assert proof.sources[-1] == 39  # the first 40 events' products

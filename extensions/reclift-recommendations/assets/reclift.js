@@ -348,6 +348,21 @@
       });
   }
 
+  // An event about a response carries its rec_id, as the server issued it, and its event_fields (what the rec_id
+  // needs to prove what was shown): events that do not are not counted.
+  function aboutResponse(recommendation, event) {
+    var fields = recommendation.event_fields;
+    if (fields && typeof fields === "object") {
+      Object.keys(fields).forEach(function (key) {
+        if (!Object.prototype.hasOwnProperty.call(event, key)) {
+          event[key] = fields[key];
+        }
+      });
+    }
+    event.rec_id = recommendation.rec_id;
+    return event;
+  }
+
   // --- one block ---------------------------------------------------------------------------------------------------
 
   function observeImpressions(list, recommendation, settings) {
@@ -369,12 +384,11 @@
         if (!shown.length) {
           return;
         }
-        var impression = {
+        var impression = aboutResponse(recommendation, {
           type: "impression",
-          rec_id: recommendation.rec_id,
           placement: settings.placement,
           products: shown,
-        };
+        });
         if (settings.productId) {
           impression.source_product_id = settings.productId;
         }
@@ -390,12 +404,11 @@
 
   function listenToCards(list, recommendation, settings) {
     function interaction(type, item) {
-      return {
+      return aboutResponse(recommendation, {
         type: type,
-        rec_id: recommendation.rec_id,
         product_id: item.getAttribute("data-product-id"),
         position: Number(item.getAttribute("data-position")),
-      };
+      });
     }
 
     list.addEventListener("click", function (domEvent) {

@@ -43,6 +43,7 @@ class Touch:
     at: datetime
     product_ids: tuple[str, ...]
     rec_id: str | None = None
+    arm: str | None = None  # the arm of its verified rec id, as tracking stored it
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,10 @@ PROFILE_RETENTION_DAYS = 180
 PROFILE_SEEDS = 10  # the recent products whose neighbours make the home placement's candidates
 PROFILE_NEIGHBOURS = 50
 NEIGHBOURS_MAX_AGE = timedelta(days=1)  # the similarity job runs daily: older neighbours are read again
+# Product views a profile takes per day (UTC); views beyond it are dropped. A shopper rarely opens 50 product pages
+# in a day, and 50 is the viewed list's own length: a day's views can refill the list once, while a script posting
+# views cannot keep rewriting a profile (and re-reading its neighbours) at the rate it posts.
+VIEWS_PER_DAY = 50
 # The visitor ids a customer's profile keeps (those that logged in as them or carried their orders, newest first):
 # enough for every device a shopper uses, bounded so the item never grows with traffic. A visitor pushed out of it
 # is still found by a redaction through the customer's own events and orders, which carry it.
@@ -73,3 +77,12 @@ def neighbours_stale(
     if not seeds:
         return bool(stored_seeds)
     return list(seeds) != list(stored_seeds or ()) or refreshed_at is None or now - refreshed_at >= NEIGHBOURS_MAX_AGE
+
+
+def views_within_cap(
+    viewed: Sequence[str], *, day: str, counted_day: str | None, counted: int, cap: int = VIEWS_PER_DAY
+) -> tuple[list[str], int]:
+    """The views a profile takes today (the first ones, up to the cap) and its count of views taken today after."""
+    used = counted if counted_day == day else 0
+    kept = list(viewed[: max(cap - used, 0)])
+    return kept, used + len(kept)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -159,18 +158,3 @@ def rank(
         chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))
         taken.add(pick.product_id)
     return chosen
-
-
-_ARM_PREFIX: dict[Arm, str] = {"learning": "l", "holdout": "h"}
-
-
-def new_rec_id(arm: Arm) -> str:
-    """A recommendation id that carries its arm, so impressions and attributions can be credited to it."""
-    return f"{_ARM_PREFIX[arm]}-{uuid.uuid4().hex[:24]}"
-
-
-def arm_of(rec_id: str | None) -> Arm | None:
-    """The arm a rec id was served in; None for ids reclift did not mint."""
-    if not rec_id or len(rec_id) < 3 or rec_id[1] != "-":
-        return None
-    return next((arm for arm, prefix in _ARM_PREFIX.items() if rec_id[0] == prefix), None)

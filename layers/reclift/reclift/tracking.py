@@ -1,9 +1,9 @@
-"""Storefront tracking: the events the widget sends through the app proxy, validated at the edge, and what
-they add to the per-day product counters and to visitor profiles."""
+"""Storefront tracking: the events the widget sends through the app proxy, validated at the edge, proven against
+the rec id the server issued (DESIGN.md §2, "Proven events"), and what they add to the per-day product counters and
+to visitor profiles."""
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,10 +13,17 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from reclift.ids import shopify_id
-from reclift.ranking import arm_of
+from reclift.ranking import Arm
+from reclift.recids import RecIds
 
 MAX_EVENTS_PER_REQUEST = 50
 MAX_PRODUCTS_PER_IMPRESSION = 20
+# The products a response listed, sent back in every event about it (the response's `event_fields`).
+REC_PRODUCTS_FIELD = "rec_products"
+# At most this many (rec id, product, type) are counted per request, each one conditional PutItem: a request of 50
+# impressions of the default 4-card widget fits (the widget sends its events in batches of 20, each impression the
+# cards that came into view), while a request's writes, and so its time, stay bounded.
+MAX_COUNTED_PER_REQUEST = 200
 
 ProductId = Annotated[str, BeforeValidator(lambda value: shopify_id(value, "Product"))]
 Key = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
@@ -40,6 +47,7 @@ class ImpressionIn(_Event):
     placement: Placement
     source_product_id: ProductId | None = None
     products: list[ShownProduct] = Field(min_length=1, max_length=MAX_PRODUCTS_PER_IMPRESSION)
+    rec_products: list[ProductId] = Field(default_factory=list, max_length=MAX_PRODUCTS_PER_IMPRESSION)
 
 
 class ClickIn(_Event):
@@ -48,6 +56,7 @@ class ClickIn(_Event):
     visitor_id: Key
     product_id: ProductId
     position: Position
+    rec_products: list[ProductId] = Field(default_factory=list, max_length=MAX_PRODUCTS_PER_IMPRESSION)
 
 
 class ViewIn(_Event):
@@ -95,7 +104,9 @@ def parse_event_batch(body: Any) -> EventBatchIn:
 
 @dataclass(frozen=True)
 class TrackedEvent:
-    """An event as stored: the server's time and id, the customer only as the app proxy signed it."""
+    """An event as stored: the server's time, the customer only as the app proxy signed it. A proven recommendation
+    event is about one product and carries what its verified rec id says (`arm`, `issued_at`, `rec_tag`); its id
+    is `{rec_tag}.{type}.{product}`, the same for every copy of it."""
 
     event_id: str
     type: str
@@ -107,40 +118,86 @@ class TrackedEvent:
     source_product_id: str | None
     product_ids: tuple[str, ...]
     positions: tuple[int, ...]
+    arm: Arm | None = None
+    issued_at: datetime | None = None
+    rec_tag: str | None = None
 
     @property
     def is_recommendation_event(self) -> bool:
         return self.type != "view"
 
 
-def tracked_events(batch: EventBatchIn, *, at: datetime, customer_id: str | None) -> list[TrackedEvent]:
-    tracked: list[TrackedEvent] = []
-    for event in batch.events:
-        if isinstance(event, ImpressionIn):
-            products = tuple(shown.product_id for shown in event.products)
-            positions = tuple(shown.position for shown in event.products)
-            rec_id, placement, source = event.rec_id, event.placement, event.source_product_id
-        elif isinstance(event, ClickIn):
-            products, positions = (event.product_id,), (event.position,)
-            rec_id, placement, source = event.rec_id, None, None
-        else:
-            products, positions = (event.product_id,), ()
-            rec_id, placement, source = None, None, None
-        tracked.append(
-            TrackedEvent(
-                event_id=uuid.uuid4().hex,
-                type=event.type,
-                at=at,
-                visitor_id=event.visitor_id,
-                customer_id=customer_id,
-                rec_id=rec_id,
-                placement=placement,
-                source_product_id=source,
-                product_ids=products,
-                positions=positions,
+@dataclass(frozen=True)
+class ProvenBatch:
+    """A request's events sorted by what they prove. `events` holds one event per (rec id, product, type), the
+    first of the request; `sources[i]` is the index in the request of the event `events[i]` came from."""
+
+    received: int
+    events: list[TrackedEvent]
+    sources: list[int]
+    views: list[TrackedEvent]
+
+
+def prove_events(
+    batch: EventBatchIn, *, shop: str, customer_id: str | None, at: datetime, rec_ids: RecIds
+) -> ProvenBatch:
+    """Keep what a recommendation event proves: its rec id was issued to this shop and visitor, with the products it
+    sends back, within the rec id's lifetime, and the products it is about are among them. Anything else, and any
+    repeat of a (rec id, product, type) within the request, is left out (the store drops repeats across requests)."""
+    events: list[TrackedEvent] = []
+    sources: list[int] = []
+    views: list[TrackedEvent] = []
+    taken: set[str] = set()
+    for index, event in enumerate(batch.events):
+        if isinstance(event, ViewIn):
+            views.append(
+                TrackedEvent(
+                    event_id=f"view.{index}",
+                    type="view",
+                    at=at,
+                    visitor_id=event.visitor_id,
+                    customer_id=customer_id,
+                    rec_id=None,
+                    placement=None,
+                    source_product_id=None,
+                    product_ids=(event.product_id,),
+                    positions=(),
+                )
             )
-        )
-    return tracked
+            continue
+        issued = rec_ids.proven(event.rec_id, shop=shop, visitor_id=event.visitor_id, listed=event.rec_products, now=at)
+        if issued is None:
+            continue
+        listed = set(event.rec_products)
+        if isinstance(event, ImpressionIn):
+            shown = [(item.product_id, item.position) for item in event.products]
+            source = event.source_product_id
+        else:
+            shown, source = [(event.product_id, event.position)], None
+        for product, position in shown:
+            event_id = f"{issued.tag}.{event.type}.{product}"
+            if product not in listed or event_id in taken or len(events) >= MAX_COUNTED_PER_REQUEST:
+                continue
+            taken.add(event_id)
+            events.append(
+                TrackedEvent(
+                    event_id=event_id,
+                    type=event.type,
+                    at=at,
+                    visitor_id=event.visitor_id,
+                    customer_id=customer_id,
+                    rec_id=issued.rec_id,
+                    placement=issued.placement,
+                    source_product_id=source,
+                    product_ids=(product,),
+                    positions=(position,),
+                    arm=issued.arm,
+                    issued_at=issued.issued_at,
+                    rec_tag=issued.tag,
+                )
+            )
+            sources.append(index)
+    return ProvenBatch(received=len(batch.events), events=events, sources=sources, views=views)
 
 
 @dataclass
@@ -169,10 +226,10 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
 
 
 def arm_visitors(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], set[str]]:
-    """Per day and arm, the visitors shown a recommendation of that arm (from the arm its rec id carries)."""
+    """Per day and arm, the visitors shown a recommendation of that arm (the arm of its verified rec id)."""
     seen: dict[tuple[str, str], set[str]] = defaultdict(set)
     for event in events:
-        arm = arm_of(event.rec_id) if event.type == "impression" else None
+        arm = event.arm if event.type == "impression" else None
         if arm is not None:
             seen[(event.at.date().isoformat(), arm)].add(event.visitor_id)
     return dict(seen)

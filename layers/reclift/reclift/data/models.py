@@ -224,6 +224,8 @@ class ProfileItem(Model):
     seeds = ListAttribute[str](null=True)
     neighbours = UnicodeAttribute(null=True)
     neighbours_at = UTCDateTimeAttribute(null=True)
+    views_day = UnicodeAttribute(null=True)  # the UTC day `views_taken` counts (profiles.VIEWS_PER_DAY)
+    views_taken = NumberAttribute(null=True)
     # A customer's profile: the visitor ids that logged in as them or carried their orders (`_reclift_vid`), newest
     # first and bounded, so that their redaction or data request finds those visitors without a scan.
     visitors = ListAttribute[str](null=True)

@@ -46,8 +46,9 @@ from reclift.profiles import (
     ProfileLists,
     neighbours_stale,
     push_recent,
+    views_within_cap,
 )
-from reclift.ranking import arm_of
+from reclift.recids import REC_ID_LIFETIME
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
 from reclift.similarity import combine
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
@@ -163,7 +164,7 @@ class Store(Protocol):
     def get_settings(self, shop: str) -> ShopSettings: ...
     def put_settings(self, shop: str, settings: ShopSettings) -> None: ...
     def register_shop(self, shop: str, *, currency: str | None = None) -> None: ...
-    def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> None: ...
+    def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> list[TrackedEvent]: ...
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None: ...
     def update_profile(
@@ -264,33 +265,36 @@ class DynamoStore:
             raise StoreError(f"reading the shop failed: {exc.msg}") from exc
 
     # ------------------------------------------------------------ tracking
-    def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> None:
-        try:
-            with EventItem.batch_write() as batch:
-                for event in events:
-                    batch.save(
-                        EventItem(
-                            pk=visitor_key(shop, event.visitor_id),
-                            sk=f"{_stamp(event.at)}#{event.event_id}",
-                            shop_pk=shop_bucket_key(shop, visitor_key(shop, event.visitor_id)),
-                            customer_pk=customer_key(shop, event.customer_id) if event.customer_id else None,
-                            rec_pk=rec_key(shop, event.rec_id) if event.rec_id else None,
-                            event_id=event.event_id,
-                            type=event.type,
-                            at=event.at,
-                            visitor_id=event.visitor_id,
-                            customer_id=event.customer_id,
-                            rec_id=event.rec_id,
-                            placement=event.placement,
-                            arm=arm_of(event.rec_id),
-                            source_product_id=event.source_product_id,
-                            product_ids=list(event.product_ids),
-                            positions=list(event.positions),
-                            expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
-                        )
-                    )
-        except PynamoDBException as exc:
-            raise StoreError(f"storing events failed: {exc.msg}") from exc
+    def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
+        """Store each proven event where its item is absent and return those written: the item's key is
+        `{visitor}` / `{issue time}#{rec tag}#{type}#{product}`, so a repeat of a (rec id, product, type) finds its
+        item and writes nothing. The dedupe is the event's own write (one PutItem, one write unit), nothing more."""
+        written: list[TrackedEvent] = []
+        for event in events:
+            if event.issued_at is None or event.rec_tag is None:
+                raise ValueError("only proven events are stored")
+            item = EventItem(
+                pk=visitor_key(shop, event.visitor_id),
+                sk=f"{_stamp(event.issued_at)}#{event.rec_tag}#{event.type}#{','.join(event.product_ids)}",
+                shop_pk=shop_bucket_key(shop, visitor_key(shop, event.visitor_id)),
+                customer_pk=customer_key(shop, event.customer_id) if event.customer_id else None,
+                rec_pk=rec_key(shop, event.rec_id) if event.rec_id else None,
+                event_id=event.event_id,
+                type=event.type,
+                at=event.at,
+                visitor_id=event.visitor_id,
+                customer_id=event.customer_id,
+                rec_id=event.rec_id,
+                placement=event.placement,
+                arm=event.arm,
+                source_product_id=event.source_product_id,
+                product_ids=list(event.product_ids),
+                positions=list(event.positions),
+                expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
+            )
+            if save_if(item, EventItem.sk.does_not_exist(), "storing an event"):
+                written.append(event)
+        return written
 
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None:
         expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
@@ -369,7 +373,15 @@ class DynamoStore:
                 except DoesNotExist:
                     profile = ProfileItem(key, shop=shop, shop_pk=shop_bucket_key(shop, key))
                 lists = ProfileLists(tuple(profile.viewed), tuple(profile.carted), tuple(profile.purchased))
-                lists = lists.pushed(change.viewed, change.carted, change.purchased)
+                viewed = list(change.viewed)
+                if viewed:
+                    today = datetime.now(UTC).date().isoformat()
+                    counted = int(profile.views_taken or 0)
+                    viewed, taken = views_within_cap(viewed, day=today, counted_day=profile.views_day, counted=counted)
+                    if not (viewed or change.carted or change.purchased or merge is not None or linked_visitor):
+                        return lists  # only views, over the day's cap: nothing to write
+                    profile.views_day, profile.views_taken = today, taken
+                lists = lists.pushed(viewed, change.carted, change.purchased)
                 if merge is not None:
                     lists = lists.merged_under(merge)
                 now = datetime.now(UTC)
@@ -420,8 +432,10 @@ class DynamoStore:
         since: datetime,
         until: datetime,
     ) -> list[Touch]:
-        """Every recommendation event reachable through any of the buyer's keys in [since, until]."""
-        low, high = _stamp(since), _stamp(until) + "~"
+        """Every recommendation event reachable through any of the buyer's keys in [since, until]. An event's sort
+        key starts with its rec id's issue time, up to REC_ID_LIFETIME before the event: the keys are read from that
+        much earlier and the events kept by their own time."""
+        low, high = _stamp(since - REC_ID_LIFETIME), _stamp(until) + "~"
         found: dict[str, Touch] = {}
         try:
             if visitor_id:
@@ -438,7 +452,7 @@ class DynamoStore:
                     found[item.event_id] = _touch(item)
         except PynamoDBException as exc:
             raise StoreError(f"reading events failed: {exc.msg}") from exc
-        return list(found.values())
+        return [touch for touch in found.values() if since <= touch.at <= until]
 
     def record_order(self, shop: str, attribution: OrderAttribution) -> OrderWriteOutcome:
         """Write the order, its attributions, missed opportunities and counter increments exactly once.
@@ -607,6 +621,7 @@ def _touch(item: EventItem) -> Touch:
         at=item.at,
         product_ids=tuple(item.product_ids),
         rec_id=item.rec_id,
+        arm=item.arm,
     )
 
 
@@ -673,7 +688,7 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             line.line,
             channel=line.channel.value,
             rec_id=line.credited.rec_id,
-            arm=arm_of(line.credited.rec_id),
+            arm=line.credited.arm,
             credited_event_id=line.credited.event_id,
             touched_at=line.credited.at,
             conversion_minutes=line.conversion_minutes,

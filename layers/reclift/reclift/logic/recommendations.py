@@ -1,13 +1,17 @@
-"""The recommendation request: candidates → exclusions → the shop's policy → top N, with a rec id to carry back."""
+"""The recommendation request: candidates → exclusions → the shop's policy → top N, with the rec id the server
+issues for it (binding the shop, visitor, arm, placement, listed products and time) and the event fields that the
+widget sends back with every event about it."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from reclift import config
 from reclift.catalog import Listing
 from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext, ServingReader
 from reclift.http import BadRequest
@@ -15,9 +19,10 @@ from reclift.ids import shopify_id
 from reclift.learning import Performance
 from reclift.logic.install import ShopNotInstalled
 from reclift.money import money_text
-from reclift.ranking import Candidate, Scorer, assign_arm, new_rec_id, rank
+from reclift.ranking import Candidate, Scorer, assign_arm, rank
+from reclift.recids import RecIds
 from reclift.similarity import combine
-from reclift.tracking import Key, ProductId
+from reclift.tracking import REC_PRODUCTS_FIELD, Key, ProductId
 
 MAX_CART_PRODUCTS = 50
 
@@ -56,6 +61,11 @@ def parse_query(params: dict[str, str]) -> RecommendationQuery:
         if not field:
             field, _, message = message.removeprefix("Value error, ").partition(": ")
         raise BadRequest(field, message) from exc
+
+
+def server_rec_ids() -> RecIds:
+    """The rec id keys of this deployment: derived from the app secret (and the previous one during a rotation)."""
+    return RecIds.of_secrets(config.api_secrets())
 
 
 def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
@@ -151,11 +161,18 @@ def priced(candidates: list[Candidate], listings: dict[str, Listing]) -> list[Ca
 
 
 def recommend(
-    shop: str, customer_id: str | None, query: RecommendationQuery, reader: ServingReader, rng: random.Random
+    shop: str,
+    customer_id: str | None,
+    query: RecommendationQuery,
+    reader: ServingReader,
+    rng: random.Random,
+    *,
+    rec_ids: RecIds,
+    now: datetime,
 ) -> dict[str, Any]:
     """Two round trips at most: the context (settings, model, profiles, the placement's products' neighbours), then
-    the candidates' own items (catalog listings, and performance the model does not carry). ShopNotInstalled for a
-    shop that uninstalled reclift."""
+    the candidates' own items (catalog listings, and performance the model does not carry). The rec id is signed,
+    not stored: no third request. ShopNotInstalled for a shop that uninstalled reclift."""
     context = reader.context(
         shop, visitor_id=query.visitor_id, customer_id=customer_id, products=context_products(query)
     )
@@ -205,10 +222,16 @@ def recommend(
         if (listing := items.listings.get(item.product_id)) is not None:
             product |= listing.render_fields()
         products.append(product)
+    listed = [item.product_id for item in ranked]
+    rec_id = rec_ids.issue(
+        shop=shop, visitor_id=query.visitor_id, arm=arm, placement=query.placement, products=listed, now=now
+    )
     return {
-        "rec_id": new_rec_id(arm),
+        "rec_id": rec_id,
         "arm": arm,
         "policy": settings.policy if arm == "learning" else "static",
         "placement": query.placement,
         "products": products,
+        # What the events about this response send back for the rec id to prove (the widget merges it into each).
+        "event_fields": {REC_PRODUCTS_FIELD: listed},
     }

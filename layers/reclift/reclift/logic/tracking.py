@@ -1,4 +1,5 @@
-"""Storefront tracking: store the request's events, add them to the day's counters and to visitor profiles."""
+"""Storefront tracking: store the request's proven events once each, add them to the day's counters and the arms'
+visitors, and take them and the product views into visitor profiles. Nothing else is written."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from reclift.data.store import Store, customer_key, visitor_key
+from reclift.recids import RecIds
 from reclift.tracking import (
     ProfileChange,
     arm_visitors,
     counter_increments,
     parse_event_batch,
     profile_changes,
-    tracked_events,
+    prove_events,
 )
 
 
@@ -30,34 +32,45 @@ def update_profiles(
 @dataclass(frozen=True)
 class TrackedBatch:
     received: int
-    stored: int  # the recommendation events among them
+    stored: int  # recommendation events that proved something not counted before
+    ignored: int  # recommendation events that proved nothing new (forged, expired, foreign, repeated): counted nowhere
     impressions: int  # products shown in recommendations
     clicks: int
 
     def response(self) -> dict[str, int]:
-        return {"stored": self.stored, "received": self.received}
+        return {"received": self.received, "stored": self.stored, "ignored": self.ignored}
 
 
-def track_events(shop: str, customer_id: str | None, body: Any, store: Store, *, now: datetime) -> TrackedBatch:
-    """EventBatchError (→ 400) for a body that does not fit the schema; nothing is written then."""
+def track_events(
+    shop: str, customer_id: str | None, body: Any, store: Store, *, now: datetime, rec_ids: RecIds
+) -> TrackedBatch:
+    """EventBatchError (→ 400) for a body that does not fit the schema; nothing is written then. A recommendation
+    event counts only when it proves what was shown (`prove_events`) and its (rec id, product, type) is new: the
+    event's own item is written only where it is absent, and only what was written is counted. Views go to the
+    profiles alone (at most VIEWS_PER_DAY a visitor a day) and are neither stored nor ignored."""
     batch = parse_event_batch(body)
     store.register_shop(shop)
-    events = tracked_events(batch, at=now, customer_id=customer_id)
-    recommendation_events = [event for event in events if event.is_recommendation_event]
-    increments = counter_increments(recommendation_events)
+    proof = prove_events(batch, shop=shop, customer_id=customer_id, at=now, rec_ids=rec_ids)
+    written = store.put_events(shop, proof.events) if proof.events else []
+    increments = counter_increments(written)
     impressions = sum(counts.impressions for counts in increments.values())
-    if recommendation_events:
-        store.put_events(shop, recommendation_events)
+    if written:
         store.add_counts(shop, increments)
         if impressions:
             store.add_hour_counts(shop, now, {"impressions": impressions})
-        if served := arm_visitors(recommendation_events):
+        if served := arm_visitors(written):
             store.add_arm_visitors(shop, served)
-    for visitor_id, change in sorted(profile_changes(events).items()):
+    for visitor_id, change in sorted(profile_changes([*written, *proof.views]).items()):
         update_profiles(store, shop, visitor_id=visitor_id, customer_id=customer_id, change=change)
+    written_ids = {event.event_id for event in written}
+    counted = {
+        source for event, source in zip(proof.events, proof.sources, strict=True) if event.event_id in written_ids
+    }
+    recommendation_events = proof.received - len(proof.views)
     return TrackedBatch(
-        received=len(events),
-        stored=len(recommendation_events),
+        received=proof.received,
+        stored=len(counted),
+        ignored=recommendation_events - len(counted),
         impressions=impressions,
         clicks=sum(counts.clicks for counts in increments.values()),
     )
