@@ -18,9 +18,9 @@ from reclift.data.installs import install_registry
 from reclift.data.serving import serving_reader
 from reclift.data.store import StoreError, dynamo_store
 from reclift.http import BadRequest, error_response, json_body
-from reclift.logic.auth import app_proxy_caller
+from reclift.logic.auth import app_proxy_caller, server_rec_ids
 from reclift.logic.install import ShopNotInstalled, require_serving
-from reclift.logic.recommendations import parse_query, recommend, server_rec_ids
+from reclift.logic.recommendations import parse_query, recommend
 from reclift.logic.tracking import track_events
 from reclift.observability import logger, metrics
 from reclift.signatures import SignatureError

@@ -6,10 +6,13 @@ import hashlib
 import hmac
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reclift.logic.deliveries import issued_rec_ids_only
+from reclift.orders import Order, OrderLine
 from reclift.recids import KEY_LABEL, REC_ID_LIFETIME, RecIds, rec_id_keys
 
 SHOP = "shop.myshopify.com"
@@ -84,3 +87,18 @@ def test_given_a_rotation_then_ids_of_the_previous_secret_stay_valid_while_it_is
 @given(st.text(max_size=200))
 def test_given_any_text_then_only_issued_ids_verify(text: str) -> None:
     assert RecIds.of_secrets(["current"]).verified(text, shop=SHOP) is None
+
+
+def test_given_an_order_when_its_lines_carry_rec_ids_then_only_those_issued_to_the_shop_are_kept() -> None:
+    rec_ids = RecIds.of_secrets(["current"])
+    ours, theirs = issue(rec_ids), issue(rec_ids, shop="other.myshopify.com")
+    lines = tuple(
+        OrderLine(str(n), "632910392", 1, Decimal(10), Decimal(0), rec_id)
+        for n, rec_id in enumerate([ours, theirs, "l-0123456789abcdef01234567", None])
+    )
+    order = Order("450789469", NOW, "USD", False, None, "v-1", lines)
+
+    kept = issued_rec_ids_only(SHOP, order, rec_ids)
+
+    assert [line.rec_id for line in kept.lines] == [ours, None, None, None]
+    assert [line.line_id for line in kept.lines] == ["0", "1", "2", "3"]

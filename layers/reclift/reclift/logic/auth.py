@@ -8,6 +8,7 @@ from collections.abc import Mapping
 
 from reclift import config
 from reclift.http import BadRequest
+from reclift.recids import RecIds
 from reclift.signatures import AppProxyRequest, SessionToken, SignatureError, verify_app_proxy, verify_session_token
 
 # Shopify's customer ids are positive integers; the app proxy sends an empty value for a guest.
@@ -27,6 +28,12 @@ def app_proxy_caller(raw_query_string: str) -> AppProxyRequest:
     if customer_id is not None and _CUSTOMER_ID.fullmatch(customer_id) is None:
         raise BadRequest("logged_in_customer_id", "expected a numeric Shopify customer id")
     return caller
+
+
+def server_rec_ids() -> RecIds:
+    """The keys of the rec ids this deployment issues: derived from the app secret (and the previous one during a
+    rotation), so they rotate with it."""
+    return RecIds.of_secrets(config.api_secrets())
 
 
 def bearer_token(headers: Mapping[str, str]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -23,11 +23,13 @@ from reclift.data.installs import install_registry, token_vault
 from reclift.data.privacy import privacy_store
 from reclift.data.store import Store
 from reclift.ids import shop_domain
+from reclift.logic.auth import server_rec_ids
 from reclift.logic.install import uninstall
 from reclift.logic.tracking import update_profiles
 from reclift.money import money_text
-from reclift.orders import parse_order
+from reclift.orders import Order, parse_order
 from reclift.privacy import CustomerRequest, parse_customer_request, parse_shop_redaction
+from reclift.recids import RecIds
 from reclift.tracking import ProfileChange
 from reclift.webhooks import WebhookEnvelope
 
@@ -53,12 +55,29 @@ class OrderSummary:
         return dict(vars(self))
 
 
-def process_order_created(shop: str, payload: Any, store: Store) -> OrderSummary:
-    """Attribute an `orders/create` delivery and record it exactly once (orders are keyed by shop and id)."""
+def issued_rec_ids_only(shop: str, order: Order, rec_ids: RecIds) -> Order:
+    """The order with a line's `_rec_id` kept only where the server issued it to this shop (its MAC verifies): the
+    shopper's browser writes that property, so any other proves no click-through, costs no query, and the line falls
+    back to the buyer's other keys. A kept one still credits only through a stored event of it that lists the line's
+    product, within the click window."""
+    lines = tuple(
+        line if line.rec_id is None or rec_ids.verified(line.rec_id, shop=shop) else replace(line, rec_id=None)
+        for line in order.lines
+    )
+    return replace(order, lines=lines)
+
+
+def process_order_created(
+    shop: str, payload: Any, store: Store, *, rec_ids: Callable[[], RecIds] = server_rec_ids
+) -> OrderSummary:
+    """Attribute an `orders/create` delivery and record it exactly once (orders are keyed by shop and id). The app
+    secret is read (for the rec ids' keys) only for an order that carries a `_rec_id`."""
     try:
         order = parse_order(payload)
     except ValueError as exc:
         raise UnprocessableDelivery(f"orders/create: {exc}") from exc
+    if any(line.rec_id for line in order.lines):
+        order = issued_rec_ids_only(shop, order, rec_ids())
     settings = store.get_settings(shop)
     windows = Windows.of_days(settings.click_window_days, settings.view_window_days)
     counts_as_test = order.test and not settings.attribute_test_orders

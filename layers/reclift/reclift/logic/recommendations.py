@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from reclift import config
 from reclift.catalog import Listing
 from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext, ServingReader
 from reclift.http import BadRequest
@@ -61,11 +60,6 @@ def parse_query(params: dict[str, str]) -> RecommendationQuery:
         if not field:
             field, _, message = message.removeprefix("Value error, ").partition(": ")
         raise BadRequest(field, message) from exc
-
-
-def server_rec_ids() -> RecIds:
-    """The rec id keys of this deployment: derived from the app secret (and the previous one during a rotation)."""
-    return RecIds.of_secrets(config.api_secrets())
 
 
 def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
