@@ -7,7 +7,6 @@ real boto3 calls.
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -26,20 +25,9 @@ from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
 from tests.support.aws import EmulatedAws, forget_execution_environment, process_queue, queued
 from tests.support.calls import ApiCallCounter
+from tests.support.recs import shown
 from tests.support.shop_items import TABLES, orders_of, shop_items
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
-
-
-def rec_fields(shop: str, visitor_id: str, products: list[str]) -> dict[str, Any]:
-    """What an event citing a recommendation response carries: a rec id the server issued, where the tree proves
-    events (tests.support.recs), any rec id where it does not yet."""
-    try:
-        recs = importlib.import_module("tests.support.recs")
-    except ImportError:
-        return {"rec_id": f"r-{visitor_id}-{'-'.join(products)}"}
-    fields: dict[str, Any] = recs.shown(shop, visitor_id, products)
-    return fields
-
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 REGION = "us-east-1"
@@ -54,7 +42,7 @@ def for_shop(fixture: str, shop: str) -> dict[str, Any]:
 
 def click(aws: EmulatedAws, shop: str, visitor: str, product: str, customer: str = "") -> None:
     event = {"type": "click", "visitor_id": visitor, "product_id": product, "position": 1}
-    body = json.dumps({"events": [event | rec_fields(shop, visitor, [product])]}).encode()
+    body = json.dumps({"events": [event | shown(shop, visitor, [product])]}).encode()
     response = aws.invoke(
         "StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop, customer), body)
     )
