@@ -85,14 +85,46 @@ def measure(cases: tuple[tuple[int, int, int], ...]) -> list[dict[str, Any]]:
     return rows
 
 
+def index_write_units() -> dict[str, float]:
+    """What the keys-only `by_shop` index costs a write (ReturnConsumedCapacity INDEXES on DynamoDB Local): a
+    profile created, rewritten with other lists (what every tracked request does), and deleted."""
+    from tests.support.aws import emulated_aws
+
+    from reclift.data.models import shop_bucket_key
+
+    pk = "bench.myshopify.com#v#visitor"
+    item = {"pk": {"S": pk}, "shop": {"S": "bench.myshopify.com"}, "shop_pk": {"S": shop_bucket_key("b", pk)}}
+    units: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state), database="dynamodb-local") as aws:
+        dynamodb, table = aws.client("dynamodb"), aws.resource("ProfilesTable")
+        for step, viewed in (("created", ["1"]), ("rewritten", ["2", "1"])):
+            response = dynamodb.put_item(
+                TableName=table,
+                Item=item | {"viewed": {"L": [{"S": product} for product in viewed]}},
+                ReturnConsumedCapacity="INDEXES",
+            )
+            units[step] = (
+                response["ConsumedCapacity"]
+                .get("GlobalSecondaryIndexes", {})
+                .get("by_shop", {})
+                .get("CapacityUnits", 0.0)
+            )
+        response = dynamodb.delete_item(TableName=table, Key={"pk": {"S": pk}}, ReturnConsumedCapacity="INDEXES")
+        units["deleted"] = (
+            response["ConsumedCapacity"].get("GlobalSecondaryIndexes", {}).get("by_shop", {}).get("CapacityUnits", 0.0)
+        )
+    return units
+
+
 def run(quick: bool) -> list[str]:
     cases = QUICK_CASES if quick else CASES
     rows = measure(cases)
+    index_units = index_write_units()
     write_results(
         NAME,
         description=DESCRIPTION,
         config={"cases": cases, "engine": "dynamodb-local", "invocation_seconds": INVOCATION_SECONDS},
-        figures={"runs": rows},
+        figures={"runs": rows, "by_shop_index_write_units": index_units},
     )
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -110,7 +142,10 @@ def run(quick: bool) -> list[str]:
     right.set_title("erasure time")
     right.legend()
     save_figure(fig, NAME)
-    lines = [f"{NAME}:"]
+    lines = [
+        f"{NAME}: the keys-only by_shop index costs {index_units['created']:g} write unit when an item is created, "
+        f"{index_units['rewritten']:g} when it is rewritten with the same key, {index_units['deleted']:g} when deleted"
+    ]
     for row in rows:
         lines.append(
             f"  shop {row['shop_items']:>6,} items, {row['other_shops']} other shops ({row['other_items']:>6,} items): "
