@@ -41,6 +41,7 @@ QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-WebhookQueue"
 LEARNING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-LearningQueue"
 HEALTH_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-HealthQueue"
 SIMILARITY_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-SimilarityQueue"
+SHOP_REDACT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-ShopRedactQueue"
 
 
 def _stable_id(*parts: str) -> str:
@@ -210,6 +211,7 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
     learning_job = job("learning", {"shop": DEMO_SHOP, "day": now.date().isoformat()})
     similarity_job = job("similarity", {"shop": DEMO_SHOP, "now": now.isoformat()})
     health_check = job("health", {"shop": DEMO_SHOP, "scheduled_at": now.isoformat().replace("+00:00", "Z")})
+    shop_erasure = job("shop-redact", {"shop": DEMO_SHOP})  # what the webhook worker queues for shop/redact
 
     query = signed_app_proxy_query(
         {
@@ -304,6 +306,7 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         "admin-get-health.json": http_event("GET", "/admin/health", "/admin/health", bearer, b"", now),
         "similarity-scheduled.json": scheduled("SimilarityFunctionDaily"),
         "similarity-sqs-shop.json": {"Records": [sqs_record(similarity_job, SIMILARITY_QUEUE_ARN, "us-east-1")]},
+        "shop-redact-sqs-shop.json": {"Records": [sqs_record(shop_erasure, SHOP_REDACT_QUEUE_ARN, "us-east-1")]},
     }
 
 

@@ -14,6 +14,7 @@ from reclift.orders import OrderPayloadError
 from reclift.privacy import CustomerRequest, ShopRedaction, parse_customer_request, parse_shop_redaction
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
 SHOP = "demo-shop.myshopify.com"
 
 
@@ -83,3 +84,12 @@ def test_given_a_continuation_when_parsed_then_it_resumes_at_its_phase() -> None
 def test_given_a_message_that_is_no_erasure_when_parsed_then_it_is_refused_for_the_dlq(body: str, problem: str) -> None:
     with pytest.raises(ShopRedactionJobError, match=problem):
         parse_shop_redaction_job(body)
+
+
+def test_given_the_sample_erasure_event_when_its_record_is_parsed_then_it_names_the_demo_shop() -> None:
+    """events/shop-redact-sqs-shop.json (for `sam local invoke ShopRedactFunction -e …`) is a message the function
+    takes."""
+    event = json.loads((EVENTS / "shop-redact-sqs-shop.json").read_text())
+    [record] = event["Records"]
+    assert record["eventSourceARN"].endswith("ShopRedactQueue")
+    assert parse_shop_redaction_job(record["body"]) == ShopRedactionJob("reclift-demo.myshopify.com")
