@@ -176,6 +176,7 @@ def test_given_attributed_orders_in_both_arms_when_the_admin_page_loads_then_it_
                 "rpv-learning",
                 "rpv-holdout",
                 "lift-rpv",
+                "lift-rpv-ci",
                 "sessions-needed",
             )
         }
@@ -202,6 +203,8 @@ def test_given_attributed_orders_in_both_arms_when_the_admin_page_loads_then_it_
     assert read["rpv-learning"] == f"{rpv['learning']:.2f} USD" == "21.83 USD"
     assert read["rpv-holdout"] == f"{rpv['holdout']:.2f} USD" == "10.00 USD"
     assert read["lift-rpv"] == f"+{rpv['relative'] * 100:.2f} %"
+    # One converting visitor in the holdout: the page says so rather than show an interval.
+    assert (lift["enough_data"], rpv["ci95"], read["lift-rpv-ci"]) == (False, None, "not enough data yet")
     assert read["sessions-needed"] == str(lift["sessions_needed"])
     assert bars == [[day["date"], day["attributed_revenue"]] for day in roi["daily"]]
     assert lift_points == [[day["date"], pytest.approx(day["lift"])] for day in roi["daily"] if day["lift"] is not None]
