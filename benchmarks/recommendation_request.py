@@ -8,6 +8,9 @@ through the local stack as a ratio to a trivial route measured in the same run.
    catalog listings and performance together).
 2. Compute: `recommend()` (similar candidates combined, ranking by the shop's policy, exclusions, response) with the
    shop's data already read (an in-memory reader), 50 similar candidates and 50 best sellers, both policies.
+   Signing: the same `recommend()` with the server-issued rec id (a MAC over the shop, visitor, arm, placement,
+   listed products and time) against a variant issuing an unsigned random id as before, interleaved call by call in
+   this process: the MAC's share of the handler's compute, as a ratio measured in one run.
 3. Latency: GET /apps/proxy/recommendations through the running local stack (signature check, worker process,
    one BatchGetItem on moto server) against GET /_local/health, interleaved request by request.
 """
@@ -18,6 +21,7 @@ import json
 import random
 import tempfile
 import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -49,6 +53,7 @@ from reclift.data.serving import CandidateItems, ServingContext, ServingReader
 from reclift.data.similarity import SimilarityStore
 from reclift.learning import Performance, Prior, ProductDay, aggregate, learn
 from reclift.logic.recommendations import parse_query, recommend
+from reclift.recids import RecIds
 from reclift.settings import ShopSettings
 from reclift.similarity import similar_products
 from reclift_local.worker import function_env
@@ -120,6 +125,16 @@ def listing(product_id: str, rng: random.Random) -> Listing:
     )
 
 
+REC_IDS = RecIds.of_secrets(["bench-secret"])
+
+
+class UnsignedRecIds(RecIds):
+    """The id as it was before rec ids were signed: the arm's letter and 24 random hex digits, nothing bound."""
+
+    def issue(self, **fields: Any) -> str:
+        return f"{fields['arm'][0]}-{uuid.uuid4().hex[:24]}"
+
+
 def compute(iterations: int) -> dict[str, Any]:
     rng = random.Random(7)
     model = LearnedModel(
@@ -146,10 +161,48 @@ def compute(iterations: int) -> dict[str, Any]:
         timings = []
         for _ in range(iterations):
             started = time.perf_counter()
-            recommend("bench.myshopify.com", None, query, reader, rng)
+            recommend("bench.myshopify.com", None, query, reader, rng, rec_ids=REC_IDS, now=datetime.now(UTC))
             timings.append((time.perf_counter() - started) * 1000)
         figures[policy] = latency_summary(timings)
     return figures
+
+
+def signing_cost(iterations: int) -> dict[str, Any]:
+    """`recommend()` (bayes, 50 + 50 candidates, 4 slots) issuing the signed rec id against the unsigned one,
+    alternating which goes first, in this process: the ratio of their medians is the MAC's cost."""
+    rng = random.Random(11)
+    model = LearnedModel("2026-11-26", "bayes", Prior(1.5, 98.5), Decimal(30), best_sellers(CANDIDATES, rng), 50, 5)
+    similar = [replace(p, product_id=str(3_000_000 + index)) for index, p in enumerate(best_sellers(CANDIDATES, rng))]
+    neighbours = [[(p.product_id, rng.random()) for p in similar[start::3]] for start in range(3)]
+    context = ServingContext(settings=ShopSettings(), model=model, purchased=["1"], profile_neighbours=neighbours)
+    listings = {p.product_id: listing(p.product_id, rng) for p in [*similar, *model.best_sellers]}
+    reader = InMemoryReader(context, CandidateItems(performance={p.product_id: p for p in similar}, listings=listings))
+    query = parse_query({"placement": "home", "limit": "4", "visitor_id": "v-1"})
+    variants = {"signed": REC_IDS, "unsigned": UnsignedRecIds(REC_IDS.keys)}
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    issue_only: dict[str, list[float]] = {name: [] for name in variants}
+    listed = [str(9_000_000_000_000 + n) for n in range(4)]
+    for index in range(iterations):
+        order = list(variants) if index % 2 == 0 else list(reversed(variants))
+        for name in order:
+            now = datetime.now(UTC)
+            started = time.perf_counter()
+            recommend("bench.myshopify.com", None, query, reader, random.Random(index), rec_ids=variants[name], now=now)
+            timings[name].append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            variants[name].issue(
+                shop="bench.myshopify.com", visitor_id="v-1", arm="learning", placement="home", products=listed, now=now
+            )
+            issue_only[name].append((time.perf_counter() - started) * 1000)
+    signed, unsigned = latency_summary(timings["signed"]), latency_summary(timings["unsigned"])
+    return {
+        "recommend_signed": signed,
+        "recommend_unsigned": unsigned,
+        "ratio_p50": ratio(signed["p50_ms"], unsigned["p50_ms"]),
+        "ratio_p99": ratio(signed["p99_ms"], unsigned["p99_ms"]),
+        "issue_signed": latency_summary(issue_only["signed"]),
+        "issue_unsigned": latency_summary(issue_only["unsigned"]),
+    }
 
 
 def round_trips() -> dict[str, Any]:
@@ -259,6 +312,7 @@ def through_stack(requests_count: int) -> dict[str, Any]:
 def run(quick: bool) -> list[str]:
     trips = round_trips()
     cpu = compute(300 if quick else 3000)
+    signing = signing_cost(300 if quick else 3000)
     latency = through_stack(100 if quick else 600)
     samples = latency.pop("samples")
     write_results(
@@ -269,7 +323,7 @@ def run(quick: bool) -> list[str]:
             "compute_iterations": 300 if quick else 3000,
             "stack_requests": 100 if quick else 600,
         },
-        figures={"round_trips": trips, "compute_ms": cpu, "through_stack": latency},
+        figures={"round_trips": trips, "compute_ms": cpu, "signed_rec_id": signing, "through_stack": latency},
     )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -289,6 +343,12 @@ def run(quick: bool) -> list[str]:
             f"  compute, {CANDIDATES} similar + {CANDIDATES} best sellers, {policy}: p50 {row['p50_ms']:.3f} ms, "
             f"p99 {row['p99_ms']:.3f} ms"
         )
+    lines.append(
+        f"  signed rec id: recommend() p50 {signing['recommend_signed']['p50_ms']:.3f} ms against "
+        f"{signing['recommend_unsigned']['p50_ms']:.3f} ms unsigned (x{signing['ratio_p50']:.3f} p50, "
+        f"x{signing['ratio_p99']:.3f} p99); issuing alone p50 {signing['issue_signed']['p50_ms'] * 1000:.1f} µs "
+        f"against {signing['issue_unsigned']['p50_ms'] * 1000:.1f} µs"
+    )
     lines.append(
         f"  through the stack: p50 {latency['recommendations']['p50_ms']:.1f} ms, p99 "
         f"{latency['recommendations']['p99_ms']:.1f} ms; x{latency['ratio_p50']:.1f} / "
