@@ -56,7 +56,11 @@ def _caller(*, fresh: bool) -> tuple[str, InstallOutcome]:
     except (InstallFailed, StoreError) as exc:
         logger.warning("the shop could not be installed", extra={"reason": str(exc)})
         return shop, InstallOutcome("failed", error="the installation could not be stored")
-    if outcome.exchanged:
+    if outcome.cycled:
+        # A legacy or refused grant replaced by an expiring one (the shop was installed all along).
+        metrics.add_metric(name="AccessGrantsCycled", unit=MetricUnit.Count, value=1)
+        logger.info("access grant cycled")
+    elif outcome.exchanged:
         metrics.add_metric(name="ShopsInstalled", unit=MetricUnit.Count, value=1)
         logger.info("shop installed", extra={"missing_scopes": sorted(outcome.missing_scopes)})
     elif outcome.attempted and outcome.error:

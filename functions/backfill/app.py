@@ -1,5 +1,8 @@
 """BackfillFunction: a newly installed shop's products (into the catalog) and recent orders (their baskets, then
-similarity) from the Shopify Admin GraphQL API, with the shop's offline access token from SSM.
+similarity) from the Shopify Admin GraphQL API, with the shop's offline access grant from SSM: an expiring access
+token is refreshed (and the rotated grant stored) when it nears its hourly expiry between pages, or once when the
+Admin API answers 401; a refresh Shopify refuses marks the shop for a new token exchange at its next admin visit and
+fails the invocation (the message is retried, then lands in the DLQ).
 
 It works the backfill queue: the installation queues `{"shop": "<shop>.myshopify.com", "what": "all"}` once the
 token is stored. It can also be invoked with that same object (`"what": "all" | "orders" | "products"`, optionally
@@ -18,10 +21,10 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from reclift import config
 from reclift.data.backfill import BackfillProgress, BackfillStore
-from reclift.data.installs import backfill_queue, install_registry
+from reclift.data.installs import backfill_queue, install_registry, token_vault
 from reclift.data.store import dynamo_store
+from reclift.logic.admin_tokens import ShopAccessTokens
 from reclift.logic.backfill import run_backfill
 from reclift.logic.install import BackfillJob, parse_backfill_job, serves
 from reclift.observability import logger, metrics
@@ -36,7 +39,8 @@ def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
     if not serves(install_registry().installation(job.shop)):
         logger.info("backfill skipped: the shop uninstalled reclift")
         return {"shop": job.shop, "skipped": "uninstalled", "complete": False}
-    client = AdminClient(job.shop, config.shop_admin_token(job.shop))
+    tokens = ShopAccessTokens(job.shop, token_vault(), install_registry())
+    client = AdminClient(job.shop, "", tokens=tokens)
 
     def report(progress: BackfillProgress) -> None:
         logger.info(
@@ -59,6 +63,8 @@ def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
         unit=MetricUnit.Count,
         value=sum(result[what]["pages"] for what in job.whats if what in result),
     )
+    if tokens.refreshes:
+        metrics.add_metric(name="AccessTokensRefreshed", unit=MetricUnit.Count, value=tokens.refreshes)
     logger.info("backfill finished" if result["complete"] else "backfill paused", extra={"result": result})
     return result
 

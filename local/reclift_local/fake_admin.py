@@ -14,7 +14,13 @@ It also answers the token exchange of Shopify's managed installation, `POST /adm
 does: the subject token must be a session token of this shop signed with the app's secret (`aud` = the API key,
 `dest` = `https://{shop}`), the client id and secret the app's; a bad subject token gets 400 `invalid_subject_token`.
 It answers with the shop's offline token and the granted scopes; `uninstall()` revokes that token, so a reinstall's
-exchange gets a new one. Every request is recorded, so a test can count what an installation spends.
+exchange gets a new one. Asked for an expiring token (`expiring: "1"`), it issues a new access token lasting
+`access_lifetime` seconds (3600, as Shopify; shorter for tests) with a refresh token lasting `refresh_lifetime`, and
+answers the refresh grant (`grant_type: refresh_token`) with a new pair. As Shopify does, a used refresh token keeps
+working until its replacement is first used, then it is retired; a retired, expired or unknown one gets 400
+`invalid_grant`, and an expired access token gets 401 on GraphQL. `expire_access_tokens_after(n)` makes the issued
+access tokens expire after n more answers (an hour passing mid-run), `revoke_refresh_tokens()` makes every refresh
+fail. Every request is recorded, so a test can count what an installation spends.
 
 `python -m reclift_local fake-admin --shop … --token … --orders 500 --products 200` serves a seeded shop until
 Ctrl-C; point the backfill at it with `RECLIFT_ADMIN_API_URL=<the printed URL>`.
@@ -38,6 +44,7 @@ from reclift.shopify_admin import (
     ADMIN_API_VERSION,
     ID_TOKEN_TYPE,
     OFFLINE_TOKEN_TYPE,
+    REFRESH_GRANT,
     TOKEN_EXCHANGE_GRANT,
 )
 from reclift.signatures import SignatureError, verify_session_token
@@ -45,6 +52,7 @@ from reclift_local.sign import DEV_API_KEY, DEV_API_SECRET
 
 MAX_QUERY_COST = 1000.0
 TOKEN_EXCHANGE_ROOT = "token_exchange"  # noqa: S105 - how a token exchange is recorded among the requests
+TOKEN_REFRESH_ROOT = "token_refresh"  # noqa: S105 - how a refresh is recorded among the requests
 MAX_PAGE_SIZE = 250
 ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)", re.DOTALL)
 _CREATED_SINCE = re.compile(r"created_at:>=(\d{4}-\d{2}-\d{2})")
@@ -129,6 +137,13 @@ class _Faults:
 
 
 @dataclass
+class _RefreshToken:
+    expires: float  # wall-clock time
+    replacement: str | None = None  # the refresh token issued when this one was used
+    retired: bool = False
+
+
+@dataclass
 class FakeAdminApi:
     """The fake API of one shop. Start it with `start()` (or `with`), then use `url` as the Admin base URL."""
 
@@ -147,6 +162,11 @@ class FakeAdminApi:
     api_secret: str = field(default=DEV_API_SECRET, repr=False)
     granted_scopes: str = "read_orders,read_products"
     revoked: list[str] = field(default_factory=list, repr=False)  # tokens of earlier installations
+    access_lifetime: int = 3600  # seconds an expiring access token lasts
+    refresh_lifetime: int = 90 * 24 * 3600  # seconds a refresh token lasts
+    _expiring: dict[str, float] = field(default_factory=dict, repr=False)  # access token → expiry (wall clock)
+    _refresh_tokens: dict[str, _RefreshToken] = field(default_factory=dict, repr=False)
+    _expire_after: int | None = None  # good answers before the issued access tokens expire
     _bulk: dict[str, _BulkRun] = field(default_factory=dict)
     _faults: _Faults = field(default_factory=_Faults)
     _available: float = 0.0
@@ -250,11 +270,54 @@ class FakeAdminApi:
         }
 
     def uninstall(self) -> None:
-        """The merchant uninstalls the app: its offline token is revoked (401 from now on), and the next
+        """The merchant uninstalls the app: its offline tokens are revoked (401 from now on), and the next
         installation's token exchange issues another one."""
         with self._lock:
             self.revoked.append(self.token)
             self.token = f"shpat_{random.getrandbits(128):032x}"
+            self._expiring.clear()
+            self._refresh_tokens.clear()
+
+    def expire_access_tokens_after(self, answers: int) -> None:
+        """After `answers` more good GraphQL answers, every expiring access token issued so far has expired."""
+        with self._lock:
+            self._expire_after = answers
+
+    def revoke_refresh_tokens(self) -> None:
+        """Every refresh token issued so far is refused from now on (400 invalid_grant)."""
+        with self._lock:
+            for refresh in self._refresh_tokens.values():
+                refresh.retired = True
+
+    def accepts(self, token: str | None) -> bool:
+        """Whether GraphQL requests with this access token are answered now."""
+        with self._lock:
+            return self._valid_access(token)
+
+    @property
+    def refreshes(self) -> list[RequestRecord]:
+        return [record for record in self.requests if record.root == TOKEN_REFRESH_ROOT]
+
+    def _issue_pair(self) -> dict[str, Any]:
+        access, refresh = f"shpat_{random.getrandbits(128):032x}", f"shprt_{random.getrandbits(128):032x}"
+        now = time.time()
+        self._expiring[access] = now + self.access_lifetime
+        self._refresh_tokens[refresh] = _RefreshToken(expires=now + self.refresh_lifetime)
+        return {
+            "access_token": access,
+            "expires_in": self.access_lifetime,
+            "refresh_token": refresh,
+            "refresh_token_expires_in": self.refresh_lifetime,
+            "scope": self.granted_scopes,
+        }
+
+    def _valid_access(self, token: str | None) -> bool:
+        if token is None:
+            return False
+        if token == self.token:
+            return True
+        expires = self._expiring.get(token)
+        return expires is not None and expires > time.time()
 
     @property
     def exchanges(self) -> list[RequestRecord]:
@@ -263,13 +326,17 @@ class FakeAdminApi:
     def exchange(self, raw: bytes) -> tuple[int, dict[str, Any]]:
         """`POST /admin/oauth/access_token`: a session token exchanged for the shop's offline token."""
         with self._lock:
-            record = RequestRecord(root=TOKEN_EXCHANGE_ROOT, variables={}, status=200, outcome="ok")
-            self.requests.append(record)
             try:
                 request = json.loads(raw)
             except ValueError:
                 request = None
-            status, body = self._exchange(request if isinstance(request, dict) else {})
+            fields = request if isinstance(request, dict) else {}
+            refreshing = fields.get("grant_type") == REFRESH_GRANT
+            record = RequestRecord(
+                root=TOKEN_REFRESH_ROOT if refreshing else TOKEN_EXCHANGE_ROOT, variables={}, status=200, outcome="ok"
+            )
+            self.requests.append(record)
+            status, body = self._refresh(fields) if refreshing else self._exchange(fields)
             record.status, record.outcome = status, "ok" if status == 200 else "denied"
             return status, body
 
@@ -293,7 +360,24 @@ class FakeAdminApi:
                 "error": "invalid_subject_token",
                 "error_description": "Token exchange cannot be performed due to an invalid subject token.",
             }
+        if str(request.get("expiring", "0")) == "1":
+            return 200, self._issue_pair()
         return 200, {"access_token": self.token, "scope": self.granted_scopes}
+
+    def _refresh(self, request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if request.get("client_id") != self.api_key or request.get("client_secret") != self.api_secret:
+            return 401, {"error": "invalid_client", "error_description": "Client authentication failed."}
+        sent = str(request.get("refresh_token") or "")
+        refresh = self._refresh_tokens.get(sent)
+        if refresh is None or refresh.retired or refresh.expires <= time.time():
+            return 400, {"error": "invalid_grant", "error_description": "The refresh token is invalid or expired."}
+        # Using a refresh token retires the one it replaced (Shopify keeps a used one until its replacement is used).
+        for earlier in self._refresh_tokens.values():
+            if earlier.replacement == sent:
+                earlier.retired = True
+        pair = self._issue_pair()
+        refresh.replacement = pair["refresh_token"]
+        return 200, pair
 
     def answer(self, path: str, token: str | None, raw: bytes) -> tuple[int, dict[str, Any]]:
         if path != f"/admin/api/{self.version}/graphql.json":
@@ -308,9 +392,14 @@ class FakeAdminApi:
         with self._lock:
             record = RequestRecord(root=root, variables=variables, status=200, outcome="ok")
             self.requests.append(record)
-            if token != self.token:
+            if self._expire_after is not None and self._expire_after <= 0:
+                self._expire_after = None
+                self._expiring = dict.fromkeys(self._expiring, 0.0)
+            if not self._valid_access(token):
                 record.status, record.outcome = 401, "denied"
                 return 401, {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+            if self._expire_after is not None:
+                self._expire_after -= 1
             if self._faults.fail and self._faults.fail_after <= 0:
                 self._faults.fail -= 1
                 record.status, record.outcome = self._faults.fail_status, "failed"

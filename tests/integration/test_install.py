@@ -8,14 +8,16 @@ import inspect
 import json
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from reclift.data.installs import backfill_queue, install_registry, token_vault
 from reclift.data.learning import LearningStore
+from reclift.logic.admin_tokens import TokenUnavailable
 from reclift.logic.install import ensure_installed, forget_cached, shopify_exchange
+from reclift.offline_grants import EXPIRING, OfflineGrant, parse_grant
 from reclift_local.fake_admin import FakeAdminApi, seeded_catalog
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
@@ -57,15 +59,19 @@ def install_route(aws: EmulatedAws, shop: str) -> dict[str, Any]:
     return answer
 
 
-def stored_token(aws: EmulatedAws, shop: str) -> str | None:
+def stored_grant(aws: EmulatedAws, shop: str) -> OfflineGrant | None:
     ssm = aws.client("ssm")
     try:
         parameter = ssm.get_parameter(Name=f"{PREFIX}{shop}", WithDecryption=True)["Parameter"]
     except ssm.exceptions.ParameterNotFound:
         return None
     assert parameter["Type"] == "SecureString"
-    value: str = parameter["Value"]
-    return value
+    return parse_grant(parameter["Value"])
+
+
+def stored_token(aws: EmulatedAws, shop: str) -> str | None:
+    grant = stored_grant(aws, shop)
+    return grant.access_token if grant is not None else None
 
 
 def shop_item(aws: EmulatedAws, shop: str) -> dict[str, Any]:
@@ -80,10 +86,11 @@ def backfill_jobs(aws: EmulatedAws) -> list[dict[str, Any]]:
     return [json.loads(message["Body"]) for message in queued(aws.client("sqs"), aws.resource("BackfillQueue"))]
 
 
-def uninstall(aws: EmulatedAws, shop: str) -> dict[str, Any]:
+def uninstall(aws: EmulatedAws, shop: str, triggered_at: datetime | None = None) -> dict[str, Any]:
     """`app/uninstalled` as Shopify delivers it: signed, queued by WebhookFunction, worked by AttributionFunction."""
     body = json.dumps(fixture("shopify/app_uninstalled_sample.json")).encode()
-    accepted = aws.invoke("WebhookFunction", webhook_event(shop, body, topic="app/uninstalled"))
+    event = webhook_event(shop, body, topic="app/uninstalled", triggered_at=triggered_at)
+    accepted = aws.invoke("WebhookFunction", event)
     assert accepted["statusCode"] == 200, accepted
     return process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue"))
 
@@ -97,8 +104,13 @@ def test_given_a_new_shop_when_its_first_session_token_arrives_then_it_is_instal
     assert status["scopes"] == ["read_orders", "read_products"]
     assert status["missing_scopes"] == []
     assert status["backfill"]["complete"] is False
-    assert stored_token(aws, shopify.shop) == "shpat_first"
+    grant = stored_grant(aws, shopify.shop)
+    assert grant is not None
+    assert (grant.kind, grant.scopes) == (EXPIRING, frozenset({"read_orders", "read_products"}))
+    assert shopify.accepts(grant.access_token)
     item = shop_item(aws, shopify.shop)
+    assert item["token_kind"]["S"] == "expiring"
+    assert "token_refresh_expires_at" in item
     assert item["install_state"]["S"] == "installed"
     assert set(item["scopes"]["SS"]) == {"read_orders", "read_products"}
     assert {"installed_at", "first_seen"} <= set(item)  # registered: the scheduled jobs fan out to it
@@ -165,7 +177,7 @@ def test_given_concurrent_first_requests_then_the_session_token_is_exchanged_onc
     assert set(outcomes) <= {"installed", "installing"}
     assert "installed" in outcomes
     assert len(backfill_jobs(aws)) == 1
-    assert stored_token(aws, shopify.shop) == "shpat_first"
+    assert shopify.accepts(stored_token(aws, shopify.shop))
 
 
 def test_given_a_subject_token_shopify_refuses_then_nothing_is_stored_and_the_admin_routes_still_answer(
@@ -249,8 +261,119 @@ def test_given_app_uninstalled_then_the_shop_is_not_served_nor_scheduled_its_tok
     status = install_route(aws, shop)
 
     assert (status["installed"], status["state"]) == (True, "installed")
-    assert stored_token(aws, shop) == shopify.token != "shpat_first"
+    token = stored_token(aws, shop)
+    assert token is not None
+    assert shopify.accepts(token)
     assert backfill_jobs(aws) == [{"shop": shop, "what": "all", "restart": False}]
     assert aws.invoke("StorefrontFunction", recommendations)["statusCode"] == 200
     with function_env(aws.environment("DailyLearningFunction")):
         assert shop in set(LearningStore().shops())
+
+
+# ---------------------------------------------------------------- expiring offline tokens
+def test_given_a_backfill_running_across_the_access_tokens_expiry_then_it_refreshes_once_and_completes(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    """An hour passes mid-run: the Admin API answers 401, the backfill refreshes once, stores the rotated grant and
+    retries the page."""
+    shop = shopify.shop
+    install_route(aws, shop)
+    backfill_jobs(aws)
+    first = stored_grant(aws, shop)
+    assert first is not None
+    shopify.expire_access_tokens_after(2)
+
+    result = aws.invoke("BackfillFunction", {"shop": shop, "what": "all"})
+
+    assert result["complete"] is True
+    assert [record.status for record in shopify.refreshes] == [200]
+    assert [record.outcome for record in shopify.requests].count("denied") == 1
+    grant = stored_grant(aws, shop)
+    assert grant is not None
+    assert grant.refresh_token != first.refresh_token
+    assert shopify.accepts(grant.access_token)
+    assert not shopify.accepts(first.access_token)
+    assert result["products"]["stored"] == len(shopify.products)
+
+
+def test_given_a_refresh_shopify_refuses_then_the_shop_is_marked_and_its_next_admin_request_exchanges_again(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    shop = shopify.shop
+    install_route(aws, shop)
+    backfill_jobs(aws)
+    shopify.revoke_refresh_tokens()
+    shopify.expire_access_tokens_after(0)
+
+    with pytest.raises(TokenUnavailable):
+        aws.invoke("BackfillFunction", {"shop": shop, "what": "all"})
+
+    assert [record.status for record in shopify.refreshes] == [400]
+    assert shop_item(aws, shop)["token_kind"]["S"] == "refresh_failed"
+    assert shop_item(aws, shop)["install_state"]["S"] == "installed"  # still served meanwhile
+    forget_cached(shop)
+
+    status = install_route(aws, shop)  # the merchant opens the app
+
+    assert (status["installed"], status["state"]) == (True, "installed")
+    assert len(shopify.exchanges) == 2
+    assert shop_item(aws, shop)["token_kind"]["S"] == "expiring"
+    assert shopify.accepts(stored_token(aws, shop))
+    assert backfill_jobs(aws) == []  # the failed run's message is retried by its queue, not queued again
+    assert aws.invoke("BackfillFunction", {"shop": shop, "what": "all"})["complete"] is True
+
+
+def test_given_a_shop_installed_with_a_legacy_non_expiring_token_then_its_next_admin_visit_cycles_it(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    """An installation from before expiring tokens: a bare token in SSM, no token kind on the item. The backfill
+    still works with it; the next admin visit replaces it by an expiring grant, the shop installed throughout."""
+    shop = shopify.shop
+    install_route(aws, shop)
+    backfill_jobs(aws)
+    installed_at = shop_item(aws, shop)["installed_at"]
+    aws.client("ssm").put_parameter(Name=f"{PREFIX}{shop}", Value=shopify.token, Type="SecureString", Overwrite=True)
+    aws.client("dynamodb").update_item(
+        TableName=aws.resource("ShopsTable"),
+        Key={"pk": {"S": shop}},
+        UpdateExpression="REMOVE token_kind, token_refresh_expires_at",
+    )
+    forget_cached(shop)
+    assert aws.invoke("BackfillFunction", {"shop": shop, "what": "products"})["complete"] is True
+    assert shopify.refreshes == []
+
+    status = install_route(aws, shop)
+
+    assert (status["installed"], status["state"]) == (True, "installed")
+    assert len(shopify.exchanges) == 2
+    grant = stored_grant(aws, shop)
+    assert grant is not None
+    assert grant.kind == EXPIRING
+    item = shop_item(aws, shop)
+    assert (item["token_kind"]["S"], item["installed_at"]) == ("expiring", installed_at)
+    assert backfill_jobs(aws) == []
+    install_route(aws, shop)
+    assert len(shopify.exchanges) == 2  # cycled once
+
+
+def test_given_a_late_app_uninstalled_triggered_before_a_reinstall_then_the_shop_stays_installed(
+    aws: EmulatedAws, shopify: FakeAdminApi
+) -> None:
+    """A failed `app/uninstalled` delivery retried after the merchant reinstalled: it changes nothing."""
+    shop = shopify.shop
+    before = datetime.now(UTC) - timedelta(minutes=10)
+    install_route(aws, shop)
+    backfill_jobs(aws)
+    token = stored_token(aws, shop)
+
+    assert uninstall(aws, shop, triggered_at=before) == {"batchItemFailures": []}
+
+    assert shop_item(aws, shop)["install_state"]["S"] == "installed"
+    assert stored_token(aws, shop) == token
+    forget_cached(shop)
+    recommendations = proxy_event("GET", "/apps/proxy/recommendations", proxy_query(shop, extra={"product_id": "1"}))
+    assert aws.invoke("StorefrontFunction", recommendations)["statusCode"] == 200
+    # An uninstallation triggered after the installation still uninstalls.
+    assert uninstall(aws, shop) == {"batchItemFailures": []}
+    assert shop_item(aws, shop)["install_state"]["S"] == "uninstalled"
+    assert stored_token(aws, shop) is None

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from reclift.offline_grants import EXPIRING, parse_grant
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder, FakeProduct, FakeVariant
 from tests.support.shopify import fixture, new_shop, proxy_query
 from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
@@ -68,12 +69,15 @@ def recommended(stack: RunningStack, shop: str, product_id: str) -> requests.Res
 
 
 def stored_token(stack: RunningStack, shop: str) -> str | None:
+    """The access token of the shop's stored grant (an expiring one, with its refresh token)."""
     ssm = stack.client("ssm")
     try:
         value: str = ssm.get_parameter(Name=f"{PREFIX}{shop}", WithDecryption=True)["Parameter"]["Value"]
     except ssm.exceptions.ParameterNotFound:
         return None
-    return value
+    grant = parse_grant(value)
+    assert grant.kind == EXPIRING
+    return grant.access_token
 
 
 def backfilled(stack: RunningStack, shop: str) -> dict[str, Any] | None:
@@ -101,7 +105,8 @@ def test_given_a_new_shop_when_its_session_token_arrives_then_it_installs_backfi
     assert products[0]["title"] == "Product 2002"  # rendered from the backfilled catalog
     assert done["backfill"]["products"]["stored"] == 6
     assert done["backfill"]["orders"]["stored"] == len(BASKETS)
-    assert stored_token(stack, shop) == "shpat_installed"
+    first_token = stored_token(stack, shop)
+    assert shopify.accepts(first_token)
     assert [record.status for record in shopify.exchanges] == [200]
 
     # app/uninstalled, as Shopify delivers it: the storefront stops serving the shop, and its token is deleted.
@@ -129,7 +134,9 @@ def test_given_a_new_shop_when_its_session_token_arrives_then_it_installs_backfi
     assert (again["installed"], again["state"]) == (True, "installed")
     wait_for(lambda: backfilled(stack, shop), timeout=120, message="the reinstall's backfill")
     assert len(shopify.requests) == 2 * install_requests  # the reinstall backfilled again: what it missed meanwhile
-    assert stored_token(stack, shop) == shopify.token != "shpat_installed"
+    token = stored_token(stack, shop)
+    assert shopify.accepts(token)
+    assert token != first_token
     resumed = recommended(stack, shop, "2001")
     assert resumed.status_code == 200, resumed.text
     assert [p["product_id"] for p in resumed.json()["products"]] == ["2002", "2003", "2004"]

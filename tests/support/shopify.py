@@ -84,10 +84,16 @@ def webhook_request(
     topic: str = "orders/create",
     webhook_id: str | None = None,
     secret: str = DEV_API_SECRET,
+    triggered_at: datetime | None = None,
 ) -> tuple[list[tuple[str, str]], bytes]:
-    """Headers and body of a signed delivery."""
+    """Headers and body of a signed delivery (triggered now, or at `triggered_at`)."""
     headers = webhook_headers(
-        topic, body, secret=secret, now=datetime.now(UTC), shop=shop, webhook_id=webhook_id or str(uuid.uuid4())
+        topic,
+        body,
+        secret=secret,
+        now=triggered_at or datetime.now(UTC),
+        shop=shop,
+        webhook_id=webhook_id or str(uuid.uuid4()),
     )
     return headers, body
 

@@ -797,15 +797,21 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "complete_installation": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "fail_installation": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "mark_uninstalled": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "claim_token_cycle": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "complete_token_cycle": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "fail_token_cycle": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "mark_refresh_failed": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     # reclift.data.installs.TokenVault and BackfillQueue: SSM (TOKEN_PERMISSIONS) and SQS (its *_QUEUE_URL)
-    "put_token": [],
+    "put_grant": [],
+    "grant": [],
     "delete_token": [],
     "queue_backfill": [],
 }
 # What each call that handles shops' offline tokens asks of SSM, on the token prefix (`*_PARAM_PREFIX`).
 TOKEN_PERMISSIONS = {
     "shop_admin_token": "ssm:GetParameter",
-    "put_token": "ssm:PutParameter",
+    "grant": "ssm:GetParameter",
+    "put_grant": "ssm:PutParameter",
     "delete_token": "ssm:DeleteParameter",
 }
 PORTS = (
@@ -947,14 +953,20 @@ def test_the_backfill_function_reaches_what_it_writes_and_reads_only_its_shops_t
     env_reads: dict[str, frozenset[str]],
     method_calls: dict[str, frozenset[str]],
 ) -> None:
-    """Given the backfill's code, it stores listings, baskets and its progress; its role reads SSM only under the
-    token prefix, it cannot read events, and it sends only to its own queue (a paused run's continuation)."""
+    """Given the backfill's code, it stores listings, baskets and its progress; its role reads and writes SSM under
+    the token prefix (a refresh replaces the shop's grant), it cannot read events, and it sends only to its own queue
+    (a paused run's continuation). Least privilege for the app secret: a refresh authenticates with the current secret,
+    so the role may read that one parameter and not the previous secret (which only verifies old signatures)."""
     assert "SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX" in env_reads["BackfillFunction"]
     assert {"save_listing", "save_backfilled_basket", "backfill_progress", "save_backfill_progress"} <= method_calls[
         "BackfillFunction"
     ]
     assert allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyAdminTokenParameterPrefix*")
-    assert not allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyApiSecretParameterName")
+    assert allows(cfn_template, "BackfillFunction", "ssm:PutParameter", "ssm:ShopifyAdminTokenParameterPrefix*")
+    assert allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyApiSecretParameterName")
+    assert not allows(cfn_template, "BackfillFunction", "ssm:GetParameter", "ssm:ShopifyApiSecretPreviousParameterName")
+    assert not allows(cfn_template, "BackfillFunction", "ssm:PutParameter", "ssm:ShopifyApiSecretParameterName")
+    assert "SHOPIFY_API_SECRET_PREVIOUS_PARAM" not in environment(cfn_template, "BackfillFunction")
     events = env_resource(cfn_template, "BackfillFunction", "EVENTS_TABLE")
     assert not any(allows(cfn_template, "BackfillFunction", action, events) for action in DYNAMODB_READ_ACTIONS)
     sends = {action for action in allowed_actions(cfn_template, "BackfillFunction") if action.startswith("sqs:Send")}

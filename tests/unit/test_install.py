@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from reclift.data.backfill import BackfillProgress
-from reclift.data.installs import FAILED, INSTALLED, INSTALLING, UNINSTALLED, Installation
+from reclift.data.installs import FAILED, INSTALLED, INSTALLING, REFRESH_FAILED, UNINSTALLED, GrantRecord, Installation
 from reclift.logic import install
 from reclift.logic.install import (
     CLAIM_SECONDS,
@@ -27,6 +27,7 @@ from reclift.logic.install import (
     require_serving,
     uninstall,
 )
+from reclift.offline_grants import EXPIRING, OfflineGrant
 from reclift.shopify_admin import (
     OfflineToken,
     TokenExchangeError,
@@ -39,7 +40,13 @@ from tests.support.shopify import fixture
 
 SHOP = "demo.myshopify.com"
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
-GRANTED = OfflineToken(access_token="shpat_new", scopes=frozenset({"read_orders", "read_products"}))
+GRANTED = OfflineToken(
+    access_token="shpat_new",
+    scopes=frozenset({"read_orders", "read_products"}),
+    expires_in=3600,
+    refresh_token="shprt_new",
+    refresh_token_expires_in=90 * 86400,
+)
 
 
 # ---------------------------------------------------------------- the exchange's request and answers
@@ -53,6 +60,7 @@ def test_the_exchange_asks_for_an_offline_token_with_the_session_token_as_subjec
         "subject_token": "the.session.token",
         "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
         "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
+        "expiring": "1",  # an expiring offline token: Shopify refuses non-expiring ones from 2027
     }
 
 
@@ -151,11 +159,53 @@ class Registry:
         self.claims[shop] = claim
         return True
 
-    def complete_installation(self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime) -> bool:
+    def complete_installation(
+        self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime, grant: GrantRecord
+    ) -> bool:
         if self.claims.get(shop) != claim:
             return False
         del self.claims[shop]
-        self.items[shop] = Installation(shop, INSTALLED, scopes=scopes, installed_at=now)
+        self.items[shop] = Installation(
+            shop,
+            INSTALLED,
+            scopes=scopes,
+            installed_at=now,
+            token_kind=EXPIRING if grant.kind == EXPIRING else None,
+            refresh_token_expires_at=grant.refresh_token_expires_at,
+        )
+        return True
+
+    def claim_token_cycle(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool:
+        current = self.items[shop]
+        if current.state != INSTALLED or (shop in self.claims and (current.claimed_at or now) >= stale_before):
+            return False
+        if current.retry_at is not None and current.retry_at > now:
+            return False
+        self.claims[shop] = claim
+        self.items[shop] = replace(current, claimed_at=now, claim=claim)
+        return True
+
+    def complete_token_cycle(self, shop: str, claim: str, *, scopes: frozenset[str], grant: GrantRecord) -> bool:
+        if self.claims.get(shop) != claim:
+            return False
+        del self.claims[shop]
+        self.items[shop] = replace(
+            self.items[shop],
+            scopes=scopes,
+            token_kind=EXPIRING if grant.kind == EXPIRING else None,
+            refresh_token_expires_at=grant.refresh_token_expires_at,
+            claim=None,
+            claimed_at=None,
+            error=None,
+            retry_at=None,
+        )
+        return True
+
+    def fail_token_cycle(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool:
+        if self.claims.get(shop) != claim:
+            return False
+        del self.claims[shop]
+        self.items[shop] = replace(self.items[shop], error=error, retry_at=retry_at, claim=None, claimed_at=None)
         return True
 
     def fail_installation(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool:
@@ -165,9 +215,13 @@ class Registry:
         self.items[shop] = replace(self.items[shop], state=FAILED, error=error, retry_at=retry_at, claimed_at=None)
         return True
 
-    def mark_uninstalled(self, shop: str, *, now: datetime) -> None:
+    def mark_uninstalled(self, shop: str, *, now: datetime, triggered_at: datetime | None = None) -> bool:
+        current = self.items.get(shop) or Installation(shop, None)
+        if triggered_at is not None and current.installed_at is not None and current.installed_at > triggered_at:
+            return False
         self.claims.pop(shop, None)
-        self.items[shop] = replace(self.items.get(shop) or Installation(shop, None), state=UNINSTALLED)
+        self.items[shop] = replace(current, state=UNINSTALLED)
+        return True
 
     def backfill_progress(self, shop: str, what: str) -> BackfillProgress | None:
         return self.progress.get(what)
@@ -175,13 +229,17 @@ class Registry:
 
 @dataclass
 class Vault:
-    tokens: dict[str, str] = field(default_factory=dict)
+    grants: dict[str, OfflineGrant] = field(default_factory=dict)
 
-    def put_token(self, shop: str, token: str) -> None:
-        self.tokens[shop] = token
+    @property
+    def tokens(self) -> dict[str, str]:
+        return {shop: grant.access_token for shop, grant in self.grants.items()}
+
+    def put_grant(self, shop: str, grant: OfflineGrant) -> None:
+        self.grants[shop] = grant
 
     def delete_token(self, shop: str) -> bool:
-        return self.tokens.pop(shop, None) is not None
+        return self.grants.pop(shop, None) is not None
 
 
 @dataclass
@@ -328,7 +386,7 @@ def test_given_the_token_cannot_be_stored_then_the_failure_is_recorded_for_an_im
     registry, queue, shopify = Registry(), Queue(), Shopify()
 
     class BrokenVault(Vault):
-        def put_token(self, shop: str, token: str) -> None:
+        def put_grant(self, shop: str, grant: OfflineGrant) -> None:
             raise RuntimeError("SSM is down")
 
     with pytest.raises(install.InstallFailed):
@@ -428,3 +486,80 @@ def test_backfill_jobs_are_read_from_a_queued_body_or_an_event_and_named_when_wr
         parse_backfill_job({"shop": "not a shop"})
     with pytest.raises(ValueError, match="JSON object"):
         parse_backfill_job("{not json")
+
+
+# ---------------------------------------------------------------- expiring grants: stored whole, cycled when legacy
+def test_given_a_new_shop_then_the_whole_expiring_grant_is_stored_and_its_kind_recorded_on_the_item() -> None:
+    registry, vault, queue, shopify = Registry(), Vault(), Queue(), Shopify()
+
+    run(registry, vault, queue, shopify)
+
+    grant = vault.grants[SHOP]
+    assert (grant.kind, grant.access_token, grant.refresh_token) == (EXPIRING, "shpat_new", "shprt_new")
+    assert grant.expires_at == NOW + timedelta(hours=1)
+    assert grant.refresh_token_expires_at == NOW + timedelta(days=90)
+    item = registry.items[SHOP]
+    assert (item.token_kind, item.refresh_token_expires_at) == (EXPIRING, NOW + timedelta(days=90))
+
+
+@pytest.mark.parametrize(
+    ("kind", "refresh_expires"),
+    [(None, None), (REFRESH_FAILED, NOW + timedelta(days=60)), (EXPIRING, NOW + timedelta(days=2))],
+    ids=["legacy non-expiring", "refresh refused", "refresh token near its expiry"],
+)
+def test_given_an_installed_shop_whose_grant_must_be_replaced_then_its_next_admin_request_exchanges_again(
+    kind: str | None, refresh_expires: datetime | None
+) -> None:
+    registry, vault, queue, shopify, clock = Registry(), Vault(), Queue(), Shopify(), Clock()
+    registry.items[SHOP] = Installation(
+        SHOP,
+        INSTALLED,
+        scopes=GRANTED.scopes,
+        installed_at=NOW - timedelta(days=100),
+        token_kind=kind,
+        refresh_token_expires_at=refresh_expires,
+    )
+    vault.grants[SHOP] = OfflineGrant("shpat_legacy")
+
+    outcome = run(registry, vault, queue, shopify, clock=clock)
+
+    assert (outcome.state, outcome.cycled, outcome.exchanged) == (INSTALLED, True, True)
+    assert shopify.calls == [(SHOP, "session.token")]
+    assert vault.grants[SHOP].kind == EXPIRING
+    assert registry.items[SHOP].token_kind == EXPIRING
+    assert registry.items[SHOP].installed_at == NOW - timedelta(days=100)  # the same installation
+    assert queue.jobs == []  # a cycle replaces the grant, it does not backfill again
+    assert run(registry, vault, queue, shopify, clock=clock).cycled is False  # cycled once
+    assert len(shopify.calls) == 1
+
+
+def test_given_a_cycle_shopify_refuses_then_the_shop_stays_installed_on_its_old_grant_until_the_retry_time() -> None:
+    registry, vault, queue, clock = Registry(), Vault(), Queue(), Clock()
+    shopify = Shopify(refuse=TokenExchangeError("http_503", "down", retryable=True))
+    registry.items[SHOP] = Installation(SHOP, INSTALLED, scopes=GRANTED.scopes, installed_at=NOW)
+    vault.grants[SHOP] = OfflineGrant("shpat_legacy")
+
+    outcome = run(registry, vault, queue, shopify, clock=clock)
+
+    assert (outcome.state, outcome.error, outcome.cycled) == (INSTALLED, "http_503", False)
+    assert vault.tokens == {SHOP: "shpat_legacy"}
+    assert run(registry, vault, queue, shopify, clock=clock).attempted is False  # waiting for the retry time
+    shopify.refuse = None
+    later = run(registry, vault, queue, shopify, clock=clock, at=NOW + timedelta(seconds=RETRY_SECONDS))
+    assert later.cycled is True
+    assert vault.grants[SHOP].kind == EXPIRING
+
+
+def test_a_late_app_uninstalled_triggered_before_a_reinstall_changes_nothing() -> None:
+    registry, vault = Registry(), Vault()
+    registry.items[SHOP] = Installation(SHOP, INSTALLED, scopes=GRANTED.scopes, installed_at=NOW)
+    vault.grants[SHOP] = OfflineGrant("shpat_new")
+    sample = fixture("shopify/app_uninstalled_sample.json")
+
+    late = uninstall(SHOP, sample, registry, vault, now=NOW, triggered_at=NOW - timedelta(minutes=5))
+    assert late["uninstalled"] is False
+    assert (registry.items[SHOP].state, vault.tokens) == (INSTALLED, {SHOP: "shpat_new"})
+
+    current = uninstall(SHOP, sample, registry, vault, now=NOW, triggered_at=NOW + timedelta(minutes=5))
+    assert (current["uninstalled"], current["token_deleted"]) == (True, True)
+    assert registry.items[SHOP].state == UNINSTALLED

@@ -97,6 +97,15 @@ def api_secrets() -> tuple[str, ...]:
     return (current, previous) if previous and previous != current else (current,)
 
 
+def current_api_secret() -> str:
+    """The current app secret only (what the app authenticates to Shopify with, as in a token refresh): a function
+    that needs no other may be allowed to read this one parameter."""
+    current = _secret("SHOPIFY_API_SECRET")
+    if not current:
+        raise ConfigurationError("no app secret: set SHOPIFY_API_SECRET or SHOPIFY_API_SECRET_PARAM")
+    return current
+
+
 def admin_token_parameter(shop: str) -> str:
     """The SSM name of the shop's offline Admin API access token: `{SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX}{shop}`."""
     prefix = os.environ.get("SHOPIFY_ADMIN_TOKEN_PARAM_PREFIX", "")
@@ -106,20 +115,23 @@ def admin_token_parameter(shop: str) -> str:
 
 
 def shop_admin_token(shop: str) -> str:
-    """The shop's offline Admin API access token, from the SSM SecureString named by the prefix and the shop domain
-    (decrypted, read afresh: a reinstall replaces the token, and the backfill reads it once per run).
-    ConfigurationError, never the token, when it cannot be read."""
+    """The shop's offline Admin API access token as stored, from the SSM SecureString named by the prefix and the
+    shop domain (decrypted, read afresh), for a local run against the fake; it is not refreshed (the backfill's
+    ShopAccessTokens is). ConfigurationError, never the token, when it cannot be read."""
     from aws_lambda_powertools.utilities import parameters
     from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+    from reclift.offline_grants import GrantError, parse_grant
 
     name = admin_token_parameter(shop)
     try:
         value = parameters.get_parameter(name, decrypt=True, force_fetch=True)
     except GetParameterError as exc:
         raise ConfigurationError(f"no Admin API access token could be read from SSM parameter {name}") from exc
-    if not value:
-        raise ConfigurationError(f"SSM parameter {name} holds no Admin API access token")
-    return str(value)
+    try:
+        return parse_grant(str(value or "")).access_token
+    except GrantError as exc:
+        raise ConfigurationError(f"SSM parameter {name} holds no Admin API access token") from exc
 
 
 def slack_webhook_url() -> str | None:

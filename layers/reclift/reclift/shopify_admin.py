@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 ADMIN_API_VERSION = "2025-10"  # the same version as the webhook subscriptions in shopify.app.toml
 ADMIN_URL_VARIABLE = "RECLIFT_ADMIN_API_URL"
@@ -36,6 +36,14 @@ class AdminApiError(RuntimeError):
 
 class AdminAccessDenied(AdminApiError):
     """The access token was refused (401/403): retrying cannot help."""
+
+
+class AccessTokenSource(Protocol):
+    """Where the client takes a shop's access token: a fresh one before each request (an expiring token is
+    refreshed when it nears its expiry), and a renewed one when the Admin API refused the last (401)."""
+
+    def access_token(self) -> str: ...
+    def renewed_access_token(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -134,8 +142,9 @@ class AdminClient:
     """One shop's Admin GraphQL API. `sleep` and `jitter` are injectable so tests can observe the waits."""
 
     shop: str
-    token: str = field(repr=False)
+    token: str = field(repr=False)  # the access token, when no `tokens` source gives it
     base_url: str | None = None
+    tokens: AccessTokenSource | None = field(default=None, repr=False)
     version: str = ADMIN_API_VERSION
     timeout: float = 30.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -164,7 +173,7 @@ class AdminClient:
             headers={
                 "Content-Type": "application/json",
                 "Accept": "application/json",
-                "X-Shopify-Access-Token": self.token,
+                "X-Shopify-Access-Token": self.tokens.access_token() if self.tokens else self.token,
             },
         )
         self.requests += 1
@@ -175,14 +184,20 @@ class AdminClient:
             return exc.code, exc.read()
 
     def _send(self, body: bytes) -> dict[str, Any]:
-        """One request, retried on network errors, 429 and 5xx with exponential backoff."""
+        """One request, retried on network errors, 429 and 5xx with exponential backoff; after a 401, once with a
+        renewed access token when the client has a token source (an expiring token may have expired meanwhile)."""
         problem = ""
+        renewed = False
         for attempt in range(self.retry.attempts):
             if attempt:
                 delay = min(self.retry.max_delay, self.retry.base_delay * 2 ** (attempt - 1))
                 self.pause(delay * (0.5 + self.jitter() / 2))
             try:
                 status, raw = self._post(body)
+                if status == 401 and self.tokens is not None and not renewed:
+                    renewed = True
+                    self.tokens.renewed_access_token()
+                    status, raw = self._post(body)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 problem = f"network error: {getattr(exc, 'reason', exc)}"
                 continue
@@ -359,16 +374,21 @@ def bulk_lines(client: AdminClient, url: str, *, skip: int = 0) -> Iterator[dict
 
 # ---------------------------------------------------------------- token exchange
 # Shopify's managed installation: the embedded app's first session token is exchanged for the shop's offline
-# access token (RFC 8693 token exchange) at `POST https://{shop}/admin/oauth/access_token`.
+# access token (RFC 8693 token exchange) at `POST https://{shop}/admin/oauth/access_token`. The token is an expiring
+# one (`expiring: "1"`, as Shopify's own libraries send it): it lasts an hour and comes with a refresh token, which
+# the same endpoint exchanges (`grant_type: refresh_token`) for a new pair. Shopify rejects non-expiring offline
+# tokens of public apps from January 1, 2027.
 TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a grant type's name
 ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"  # noqa: S105 - a token type's name
 OFFLINE_TOKEN_TYPE = "urn:shopify:params:oauth:token-type:offline-access-token"  # noqa: S105 - a token type's name
+REFRESH_GRANT = "refresh_token"
 TOKEN_EXCHANGE_TIMEOUT = 5.0  # seconds: it runs inside an admin request
 
 
 class TokenExchangeError(RuntimeError):
-    """Shopify did not exchange the session token. `code` is Shopify's `error` (e.g. `invalid_subject_token`), or
-    `http_{status}` / `network` / `malformed_response`; `retryable` says whether a later attempt may succeed."""
+    """Shopify did not exchange the session token (or the refresh token). `code` is Shopify's `error` (e.g.
+    `invalid_subject_token`, `invalid_grant`), or `http_{status}` / `network` / `malformed_response`; `retryable` says
+    whether a later attempt may succeed."""
 
     def __init__(self, code: str, message: str, *, retryable: bool) -> None:
         super().__init__(message)
@@ -378,12 +398,14 @@ class TokenExchangeError(RuntimeError):
 
 @dataclass(frozen=True)
 class OfflineToken:
-    """What a token exchange grants. `expires_in` and `refresh_token` come only with an expiring token."""
+    """What a token exchange or a refresh grants. `expires_in`, `refresh_token` and `refresh_token_expires_in` come
+    only with an expiring token."""
 
     access_token: str = field(repr=False)
     scopes: frozenset[str]
     expires_in: int | None = None
     refresh_token: str | None = field(default=None, repr=False)
+    refresh_token_expires_in: int | None = None
 
 
 def token_exchange_url(shop: str) -> str:
@@ -399,6 +421,17 @@ def token_exchange_body(session_token: str, *, api_key: str, api_secret: str) ->
         "subject_token": session_token,
         "subject_token_type": ID_TOKEN_TYPE,
         "requested_token_type": OFFLINE_TOKEN_TYPE,
+        "expiring": "1",
+    }
+
+
+def refresh_token_body(refresh_token: str, *, api_key: str, api_secret: str) -> dict[str, str]:
+    """The JSON body that exchanges an expiring offline token's refresh token for a new token pair."""
+    return {
+        "client_id": api_key,
+        "client_secret": api_secret,
+        "grant_type": REFRESH_GRANT,
+        "refresh_token": refresh_token,
     }
 
 
@@ -425,14 +458,18 @@ def parse_token_response(status: int, raw: bytes) -> OfflineToken:
         )
     if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str) or not answer["access_token"]:
         raise TokenExchangeError("malformed_response", "the token exchange answered no access token", retryable=True)
-    expires_in = answer.get("expires_in")
     refresh_token = answer.get("refresh_token")
     return OfflineToken(
         access_token=answer["access_token"],
         scopes=parse_scopes(answer.get("scope")),
-        expires_in=expires_in if isinstance(expires_in, int) and not isinstance(expires_in, bool) else None,
+        expires_in=_seconds(answer.get("expires_in")),
         refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        refresh_token_expires_in=_seconds(answer.get("refresh_token_expires_in")),
     )
+
+
+def _seconds(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def exchange_session_token(
@@ -440,7 +477,19 @@ def exchange_session_token(
 ) -> OfflineToken:
     """One token exchange request (the caller decides when to try again). Neither token nor secret ever appears in
     an error."""
-    body = json.dumps(token_exchange_body(session_token, api_key=api_key, api_secret=api_secret)).encode()
+    return _token_request(shop, token_exchange_body(session_token, api_key=api_key, api_secret=api_secret), timeout)
+
+
+def refresh_offline_token(
+    shop: str, refresh_token: str, *, api_key: str, api_secret: str, timeout: float = TOKEN_EXCHANGE_TIMEOUT
+) -> OfflineToken:
+    """One refresh of an expiring offline token: the new access token and the new refresh token, which replaces the
+    one sent (store both before using them). TokenExchangeError `invalid_grant` when the refresh token was refused."""
+    return _token_request(shop, refresh_token_body(refresh_token, api_key=api_key, api_secret=api_secret), timeout)
+
+
+def _token_request(shop: str, fields: dict[str, str], timeout: float) -> OfflineToken:
+    body = json.dumps(fields).encode()
     request = urllib.request.Request(  # noqa: S310 - https, or the configured fake's URL
         token_exchange_url(shop),
         data=body,
@@ -454,5 +503,5 @@ def exchange_session_token(
         status, raw = exc.code, exc.read()
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise TokenExchangeError("network", f"the token exchange with {shop} failed: {reason}", retryable=True) from exc
+        raise TokenExchangeError("network", f"the token request to {shop} failed: {reason}", retryable=True) from exc
     return parse_token_response(status, raw)

@@ -6,6 +6,12 @@ written elsewhere, each writer setting only its own attributes: `install_state` 
 `failed` | `uninstalled`; absent for a shop known only from webhooks and storefront events), the granted `scopes`,
 `installed_at`, `uninstalled_at`, and while an exchange runs, its `install_claim`. Every state change is a
 conditional update, so two admin requests racing on a new shop exchange its session token once.
+
+The item also says what kind of grant the SSM parameter holds (`token_kind`: `expiring`; `refresh_failed` once a
+refresh was refused; absent for a legacy non-expiring token) and when its refresh token expires, so an admin request
+knows without reading SSM whether the grant must be replaced by exchanging a session token again (a "cycle", claimed
+with the same `install_claim` while the shop stays installed). The grant itself (JSON: both tokens, their expiries,
+the scopes) is the SecureString `{prefix}{shop}`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from pynamodb.models import Model
 from reclift import config
 from reclift.data.models import region
 from reclift.data.store import StoreError
+from reclift.offline_grants import EXPIRING, GrantError, OfflineGrant, grant_json, parse_grant
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -37,6 +44,27 @@ INSTALLING = "installing"
 INSTALLED = "installed"
 FAILED = "failed"
 UNINSTALLED = "uninstalled"
+REFRESH_FAILED = "refresh_failed"  # token_kind once Shopify refused the refresh token
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    """What the shop's item records of its stored grant (so an admin request needs no SSM read to decide)."""
+
+    kind: str  # expiring | non-expiring
+    refresh_token_expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, grant: OfflineGrant) -> GrantRecord:
+        return cls(grant.kind, grant.refresh_token_expires_at)
+
+
+def _grant_actions(grant: GrantRecord) -> list[Any]:
+    expires = grant.refresh_token_expires_at
+    return [
+        InstallItem.token_kind.set(EXPIRING) if grant.kind == EXPIRING else InstallItem.token_kind.remove(),
+        InstallItem.token_refresh_expires_at.set(expires) if expires else InstallItem.token_refresh_expires_at.remove(),
+    ]
 
 
 class InstallItem(Model):
@@ -54,6 +82,8 @@ class InstallItem(Model):
     install_claimed_at = UTCDateTimeAttribute(null=True)  # … and since when (a stale claim may be taken over)
     install_error = UnicodeAttribute(null=True)  # the last failed exchange's reason (no token, no secret)
     install_retry_at = UTCDateTimeAttribute(null=True)  # a failed exchange is tried again from then on
+    token_kind = UnicodeAttribute(null=True)  # expiring | refresh_failed; absent: a legacy non-expiring token
+    token_refresh_expires_at = UTCDateTimeAttribute(null=True)  # the stored refresh token's expiry
     # The registration the scheduled jobs fan out over (written by the registry too).
     first_seen = UTCDateTimeAttribute(null=True)
     last_seen = UTCDateTimeAttribute(null=True)
@@ -69,6 +99,9 @@ class Installation:
     claimed_at: datetime | None = None
     error: str | None = None
     retry_at: datetime | None = None
+    token_kind: str | None = None
+    refresh_token_expires_at: datetime | None = None
+    claim: str | None = None
 
 
 _bound_to: tuple[str, ...] | None = None
@@ -101,6 +134,9 @@ def _installation(item: InstallItem) -> Installation:
         claimed_at=item.install_claimed_at,
         error=item.install_error,
         retry_at=item.install_retry_at,
+        token_kind=item.token_kind,
+        refresh_token_expires_at=item.token_refresh_expires_at,
+        claim=item.install_claim,
     )
 
 
@@ -158,10 +194,13 @@ class InstallRegistry:
         ]
         return self._update(shop, actions, condition, "claiming the installation")
 
-    def complete_installation(self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime) -> bool:
+    def complete_installation(
+        self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime, grant: GrantRecord
+    ) -> bool:
         """The exchange of `claim` succeeded: the shop is installed and registered (the scheduled jobs fan out to
         it). False when the claim was taken over meanwhile."""
         actions: list[Any] = [
+            *_grant_actions(grant),
             InstallItem.install_state.set(INSTALLED),
             InstallItem.installed_at.set(now),
             InstallItem.first_seen.set(InstallItem.first_seen | now),
@@ -186,27 +225,86 @@ class InstallRegistry:
         ]
         return self._update(shop, actions, InstallItem.install_claim == claim, "recording the failed installation")
 
-    def mark_uninstalled(self, shop: str, *, now: datetime) -> None:
-        """Shopify says the app was uninstalled: whatever the state, the shop is served no more."""
+    def mark_uninstalled(self, shop: str, *, now: datetime, triggered_at: datetime | None = None) -> bool:
+        """Shopify says the app was uninstalled: the shop is served no more, unless it was installed again after
+        the uninstallation was triggered (a late delivery, retried after a reinstall). False when ignored."""
         actions = [
             InstallItem.install_state.set(UNINSTALLED),
             InstallItem.uninstalled_at.set(now),
             InstallItem.install_claim.remove(),
             InstallItem.install_claimed_at.remove(),
         ]
-        self._update(shop, actions, None, "recording the uninstallation")
+        condition = None
+        if triggered_at is not None:
+            condition = InstallItem.installed_at.does_not_exist() | (InstallItem.installed_at <= triggered_at)
+        return self._update(shop, actions, condition, "recording the uninstallation")
+
+    def claim_token_cycle(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool:
+        """Take an installed shop's grant for one exchange that replaces it (the shop stays installed and served):
+        no other cycle under way (or a stale one), and a failed one's retry time come. False otherwise."""
+        condition = (
+            (InstallItem.install_state == INSTALLED)
+            & (InstallItem.install_claim.does_not_exist() | (InstallItem.install_claimed_at < stale_before))
+            & (InstallItem.install_retry_at.does_not_exist() | (InstallItem.install_retry_at <= now))
+        )
+        actions = [InstallItem.install_claim.set(claim), InstallItem.install_claimed_at.set(now)]
+        return self._update(shop, actions, condition, "claiming the token cycle")
+
+    def complete_token_cycle(self, shop: str, claim: str, *, scopes: frozenset[str], grant: GrantRecord) -> bool:
+        """The cycle's exchange succeeded and its grant is stored."""
+        actions: list[Any] = [
+            *_grant_actions(grant),
+            InstallItem.install_claim.remove(),
+            InstallItem.install_claimed_at.remove(),
+            InstallItem.install_error.remove(),
+            InstallItem.install_retry_at.remove(),
+            InstallItem.scopes.set(set(scopes)) if scopes else InstallItem.scopes.remove(),
+        ]
+        return self._update(shop, actions, InstallItem.install_claim == claim, "completing the token cycle")
+
+    def fail_token_cycle(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool:
+        """The cycle's exchange failed: the old grant stays (the shop installed), tried again from `retry_at`."""
+        actions = [
+            InstallItem.install_error.set(error[:300]),
+            InstallItem.install_retry_at.set(retry_at),
+            InstallItem.install_claim.remove(),
+            InstallItem.install_claimed_at.remove(),
+        ]
+        return self._update(shop, actions, InstallItem.install_claim == claim, "recording the failed token cycle")
+
+    def mark_refresh_failed(self, shop: str) -> None:
+        """Shopify refused the stored refresh token: the next admin visit exchanges a session token again."""
+        actions = [InstallItem.token_kind.set(REFRESH_FAILED), InstallItem.install_retry_at.remove()]
+        self._update(shop, actions, InstallItem.install_state == INSTALLED, "recording the failed refresh")
 
 
 class TokenVault:
-    """Shops' offline access tokens in SSM Parameter Store, one SecureString each under the token prefix."""
+    """Shops' offline access grants in SSM Parameter Store, one SecureString each under the token prefix."""
 
-    def put_token(self, shop: str, token: str) -> None:
-        """Store the offline token as a SecureString (KMS-encrypted at rest), replacing a previous one."""
+    def put_grant(self, shop: str, grant: OfflineGrant) -> None:
+        """Store the grant (JSON) as a SecureString (KMS-encrypted at rest), replacing the previous one whole."""
         name = config.admin_token_parameter(shop)
         try:
-            _ssm().put_parameter(Name=name, Value=token, Type="SecureString", Overwrite=True)
+            _ssm().put_parameter(Name=name, Value=grant_json(grant), Type="SecureString", Overwrite=True)
         except (BotoCoreError, ClientError) as exc:
-            raise StoreError(f"storing the access token in SSM parameter {name} failed") from exc
+            raise StoreError(f"storing the access grant in SSM parameter {name} failed") from exc
+
+    def grant(self, shop: str) -> OfflineGrant | None:
+        """The stored grant, decrypted and read afresh (a refresh or a reinstall replaces it); None when there is
+        none. StoreError, never the grant, when it cannot be read."""
+        name = config.admin_token_parameter(shop)
+        try:
+            value = _ssm().get_parameter(Name=name, WithDecryption=True)["Parameter"].get("Value", "")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+                return None
+            raise StoreError(f"reading SSM parameter {name} failed") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"reading SSM parameter {name} failed") from exc
+        try:
+            return parse_grant(value)
+        except GrantError as exc:
+            raise StoreError(f"SSM parameter {name} holds no access grant: {exc}") from None
 
     def delete_token(self, shop: str) -> bool:
         """Delete the offline token; False when there was none."""

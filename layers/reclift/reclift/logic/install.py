@@ -12,7 +12,14 @@ States (absent: a shop known only from its webhooks and storefront events, serve
                                         └─exchange failed→ failed ─retry time, claim→ installing
 
 An uninstalled shop is not served (recommendations and events answer 403), and the scheduled jobs skip it; a new
-session token (a reinstall) installs it again, and its backfill runs again to catch up on what it missed.
+session token (a reinstall) installs it again, and its backfill runs again to catch up on what it missed. An
+`app/uninstalled` triggered before the current installation (a failed delivery retried after a reinstall) is ignored.
+
+The exchange asks for an expiring offline token (an hour, with a refresh token) and stores the whole grant. An
+installed shop whose grant must be replaced — a legacy non-expiring token, a refresh Shopify refused, or a refresh
+token near its expiry, all read from the shop's item — is "cycled" by its next admin request: the same exchange
+again, claimed so that one request does it, the shop staying installed and served meanwhile (Shopify's migration
+path: tokens cycle the next time the merchant opens the app).
 """
 
 from __future__ import annotations
@@ -29,8 +36,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from reclift import config
 from reclift.data.backfill import BackfillProgress
-from reclift.data.installs import FAILED, INSTALLED, INSTALLING, UNINSTALLED, Installation
+from reclift.data.installs import FAILED, INSTALLED, INSTALLING, UNINSTALLED, GrantRecord, Installation
 from reclift.ids import shop_domain
+from reclift.offline_grants import OfflineGrant, grant_from, needs_cycling
 from reclift.shopify_admin import OfflineToken, TokenExchangeError, exchange_session_token
 
 if TYPE_CHECKING:
@@ -63,9 +71,14 @@ class Installations(Protocol):
 
     def installation(self, shop: str, *, consistent: bool = False) -> Installation | None: ...
     def claim_installation(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool: ...
-    def complete_installation(self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime) -> bool: ...
+    def complete_installation(
+        self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime, grant: GrantRecord
+    ) -> bool: ...
     def fail_installation(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool: ...
-    def mark_uninstalled(self, shop: str, *, now: datetime) -> None: ...
+    def mark_uninstalled(self, shop: str, *, now: datetime, triggered_at: datetime | None = None) -> bool: ...
+    def claim_token_cycle(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool: ...
+    def complete_token_cycle(self, shop: str, claim: str, *, scopes: frozenset[str], grant: GrantRecord) -> bool: ...
+    def fail_token_cycle(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool: ...
 
 
 class BackfillProgressReader(Protocol):
@@ -75,9 +88,9 @@ class BackfillProgressReader(Protocol):
 
 
 class Tokens(Protocol):
-    """Where offline tokens are kept (TokenVault on AWS: SSM SecureStrings)."""
+    """Where offline grants are kept (TokenVault on AWS: SSM SecureStrings)."""
 
-    def put_token(self, shop: str, token: str) -> None: ...
+    def put_grant(self, shop: str, grant: OfflineGrant) -> None: ...
     def delete_token(self, shop: str) -> bool: ...
 
 
@@ -125,6 +138,7 @@ class InstallOutcome:
     backfill_queued: bool = False
     missing_scopes: frozenset[str] = frozenset()
     error: str | None = None
+    cycled: bool = False  # this request replaced an installed shop's grant by a new exchange
 
 
 _installed_until: dict[str, float] = {}  # shop → monotonic time until which "installed" is trusted
@@ -159,6 +173,10 @@ def ensure_installed(
         return InstallOutcome(INSTALLED)
     current = installations.installation(shop)
     if current is not None and current.state == INSTALLED:
+        if needs_cycling(current.token_kind, current.refresh_token_expires_at, now):
+            if cycle_due(current, now):
+                return _cycle(shop, session_token, installations, tokens, exchange, now=now, clock=clock)
+            return InstallOutcome(INSTALLED, missing_scopes=missing_scopes(current.scopes), error=current.error)
         _installed_until[shop] = clock() + INSTALLED_CACHE_SECONDS
         return InstallOutcome(INSTALLED, missing_scopes=missing_scopes(current.scopes))
     if current is not None and current.state is not None and not needs_exchange(current, now):
@@ -172,19 +190,63 @@ def ensure_installed(
         installations.fail_installation(shop, claim, error=exc.code, retry_at=now + timedelta(seconds=RETRY_SECONDS))
         return InstallOutcome(FAILED, attempted=True, error=exc.code)
     missing = missing_scopes(token.scopes)
+    grant = grant_from(token, now=now)
     try:
-        tokens.put_token(shop, token.access_token)
+        tokens.put_grant(shop, grant)
         # Without the scopes it reads, the backfill could only fail: the page says which are missing instead.
         if not missing:
             backfills.queue_backfill(shop)
     except Exception as exc:
         installations.fail_installation(shop, claim, error="storing the installation failed", retry_at=now)
         raise InstallFailed(f"the installation of {shop} could not be stored") from exc
-    if not installations.complete_installation(shop, claim, scopes=token.scopes, now=now):
+    if not installations.complete_installation(shop, claim, scopes=token.scopes, now=now, grant=GrantRecord.of(grant)):
         return InstallOutcome(INSTALLING, exchanged=True, attempted=True)  # the claim went stale, taken over
     _installed_until[shop] = clock() + INSTALLED_CACHE_SECONDS
     return InstallOutcome(
         INSTALLED, exchanged=True, attempted=True, backfill_queued=not missing, missing_scopes=missing
+    )
+
+
+def cycle_due(installation: Installation, now: datetime) -> bool:
+    """Whether an installed shop's grant may be cycled now: no cycle under way (or a stale one), no failed one
+    waiting for its retry time."""
+    if installation.claim is not None and (
+        installation.claimed_at is None or installation.claimed_at >= now - timedelta(seconds=CLAIM_SECONDS)
+    ):
+        return False
+    return installation.retry_at is None or installation.retry_at <= now
+
+
+def _cycle(
+    shop: str,
+    session_token: str,
+    installations: Installations,
+    tokens: Tokens,
+    exchange: Exchange,
+    *,
+    now: datetime,
+    clock: Callable[[], float],
+) -> InstallOutcome:
+    """Replace an installed shop's grant by exchanging the session token again; the shop stays installed whatever
+    happens (a failure is tried again by a later request, after RETRY_SECONDS)."""
+    claim = uuid.uuid4().hex
+    if not installations.claim_token_cycle(shop, claim, now=now, stale_before=now - timedelta(seconds=CLAIM_SECONDS)):
+        return InstallOutcome(INSTALLED)  # another request is cycling it
+    try:
+        token = exchange(shop, session_token)
+    except TokenExchangeError as exc:
+        installations.fail_token_cycle(shop, claim, error=exc.code, retry_at=now + timedelta(seconds=RETRY_SECONDS))
+        return InstallOutcome(INSTALLED, attempted=True, error=exc.code)
+    grant = grant_from(token, now=now)
+    try:
+        tokens.put_grant(shop, grant)
+    except Exception as exc:
+        installations.fail_token_cycle(shop, claim, error="storing the new grant failed", retry_at=now)
+        raise InstallFailed(f"the new grant of {shop} could not be stored") from exc
+    installations.complete_token_cycle(shop, claim, scopes=token.scopes, grant=GrantRecord.of(grant))
+    _installed_until[shop] = clock() + INSTALLED_CACHE_SECONDS
+    return InstallOutcome(
+        INSTALLED, exchanged=True, attempted=True, cycled=True, missing_scopes=missing_scopes(token.scopes)
     )
 
 
@@ -250,12 +312,21 @@ def parse_uninstalled_shop(shop: str, payload: Any) -> int:
 
 
 def uninstall(
-    shop: str, payload: Any, installations: Installations, tokens: Tokens, *, now: datetime
+    shop: str,
+    payload: Any,
+    installations: Installations,
+    tokens: Tokens,
+    *,
+    now: datetime,
+    triggered_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """`app/uninstalled`: the shop is served no more and its offline token (revoked by Shopify anyway) is deleted.
-    Its data stays until `shop/redact`, which Shopify sends 48 hours later, so a quick reinstall loses nothing."""
+    """`app/uninstalled`: the shop is served no more and its offline grant (revoked by Shopify anyway) is deleted.
+    Its data stays until `shop/redact`, which Shopify sends 48 hours later, so a quick reinstall loses nothing. An
+    uninstallation triggered before the current installation (a retried delivery arriving after a reinstall) is
+    ignored: the new installation and its grant stay."""
     shop_id = parse_uninstalled_shop(shop, payload)
-    installations.mark_uninstalled(shop, now=now)
+    if not installations.mark_uninstalled(shop, now=now, triggered_at=triggered_at):
+        return {"uninstalled": False, "shop_id": shop_id, "ignored": "installed again since it was triggered"}
     deleted = tokens.delete_token(shop)
     forget_cached(shop)
     return {"uninstalled": True, "shop_id": shop_id, "token_deleted": deleted}
