@@ -11,7 +11,7 @@ import pytest
 
 from reclift import shopify_admin
 from reclift.logic import backfill
-from reclift.logic.deliveries import TOPIC_HANDLERS
+from reclift.logic.deliveries import HANDLED_TOPICS
 from reclift.logic.install import REQUIRED_SCOPES
 from reclift_local.fake_admin import ROOT_FIELD
 
@@ -51,7 +51,7 @@ def test_every_topic_reclift_handles_is_subscribed_and_nothing_else(app: dict[st
     }
     compliance = {t for s in app["webhooks"]["subscriptions"] for t in s.get("compliance_topics", [])}
 
-    assert subscribed == set(TOPIC_HANDLERS)
+    assert subscribed == HANDLED_TOPICS
     assert compliance == COMPLIANCE  # Shopify requires these three
 
 

@@ -212,13 +212,26 @@ def process_shop_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]
     return {"shop_redaction_queued": True}
 
 
-def process_app_uninstalled(shop: str, payload: Any, store: Store) -> dict[str, Any]:
-    """The shop uninstalled reclift: stop serving it and delete its offline token (its data stays until
-    `shop/redact`). Safe to run again: the state is set, the token already gone."""
+def process_app_uninstalled(shop: str, payload: Any, triggered_at: datetime | None) -> dict[str, Any]:
+    """The shop uninstalled reclift: stop serving it and delete its offline grant (its data stays until
+    `shop/redact`). Safe to run again: the state is set, the grant already gone. An uninstallation triggered before
+    the shop's current installation (a failed delivery retried after a reinstall) changes nothing."""
     try:
-        return uninstall(shop, payload, install_registry(), token_vault(), now=datetime.now(UTC))
+        return uninstall(
+            shop, payload, install_registry(), token_vault(), now=datetime.now(UTC), triggered_at=triggered_at
+        )
     except ValueError as exc:
         raise UnprocessableDelivery(f"app/uninstalled: {exc}") from exc
+
+
+def trigger_time(envelope: WebhookEnvelope) -> datetime | None:
+    """The delivery's `X-Shopify-Triggered-At` (checked at intake; None only for a delivery queued before it was
+    required, or one that does not parse)."""
+    try:
+        moment = datetime.fromisoformat((envelope.triggered_at or "").strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def process_product_changed(shop: str, payload: Any, store: Store) -> dict[str, Any]:
@@ -259,8 +272,12 @@ TOPIC_HANDLERS: dict[str, TopicHandler] = {
     "products/create": process_product_changed,
     "products/update": process_product_changed,
     "products/delete": process_product_deleted,
+}
+# Topics whose handling depends on when the delivery was triggered (`X-Shopify-Triggered-At`), not only on its body.
+TIMED_TOPIC_HANDLERS: dict[str, Callable[[str, Any, datetime | None], dict[str, Any]]] = {
     "app/uninstalled": process_app_uninstalled,
 }
+HANDLED_TOPICS = frozenset(TOPIC_HANDLERS) | frozenset(TIMED_TOPIC_HANDLERS)
 
 
 def process_delivery(envelope: WebhookEnvelope, store: Store) -> dict[str, Any]:
@@ -269,8 +286,7 @@ def process_delivery(envelope: WebhookEnvelope, store: Store) -> dict[str, Any]:
         shop = shop_domain(envelope.shop)
     except ValueError as exc:
         raise UnprocessableDelivery(f"the delivery names no valid shop: {exc}") from exc
-    handler = TOPIC_HANDLERS.get(envelope.topic)
-    if handler is None:
+    if envelope.topic not in HANDLED_TOPICS:
         # Kept, not dropped: it waits in the DLQ until a version that handles the topic re-drives it.
         raise UnprocessableDelivery(f"no handler for the topic {envelope.topic!r}")
     try:
@@ -279,4 +295,7 @@ def process_delivery(envelope: WebhookEnvelope, store: Store) -> dict[str, Any]:
         raise UnprocessableDelivery(f"{envelope.topic}: the body is not JSON") from exc
     except RecursionError as exc:  # authentic, but nested deeper than any Shopify payload: no retry can parse it
         raise UnprocessableDelivery(f"{envelope.topic}: the body is JSON nested too deep") from exc
-    return {"topic": envelope.topic, "shop": shop, **handler(shop, payload, store)}
+    timed = TIMED_TOPIC_HANDLERS.get(envelope.topic)
+    if timed is not None:
+        return {"topic": envelope.topic, "shop": shop, **timed(shop, payload, trigger_time(envelope))}
+    return {"topic": envelope.topic, "shop": shop, **TOPIC_HANDLERS[envelope.topic](shop, payload, store)}
