@@ -88,7 +88,9 @@ class EventsByShop(GlobalSecondaryIndex["EventItem"]):
 
 
 class EventItem(Model):
-    """A storefront recommendation event. pk `{shop}#v#{visitor}`, sk `{time}#{event id}`."""
+    """A proven storefront recommendation event about one product. pk `{shop}#v#{visitor}`, sk `{issue time of its
+    rec id}#{rec id's tag}#{type}#{product}`: written only where absent, so each (rec id, product, type) is stored
+    once. (Items from before rec ids were signed have sk `{time}#{event id}` and several products.)"""
 
     class Meta:
         table_name = "EVENTS_TABLE"
