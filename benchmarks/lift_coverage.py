@@ -15,6 +15,9 @@ Methods:
 - `log_delta_t`: the same with a t quantile, Welch–Satterthwaite degrees of freedom counting converting visitors;
 - `fieller`: Fieller's interval for a ratio of means;
 - `reported`: `log_delta` where `reclift.lift.enough_data` holds (null otherwise), i.e. what `/admin/roi` shows.
+
+The gate: at 400 holdout visitors (10 converting visitors expected) `enough_data` hides about half the intervals;
+the intervals it shows are compared with those a gate on each arm's own converting visitors (≥ 10) would show.
 """
 
 from __future__ import annotations
@@ -154,10 +157,30 @@ def cell(rng: np.random.Generator, holdout_visitors: int, lift: float, stores: i
     }
 
 
+GATE_HOLDOUT = 400
+MIN_OWN_CONVERTERS = 10
+
+
+def gate(rng: np.random.Generator, lift: float, stores: int) -> dict[str, Any]:
+    """Coverage of the log-ratio interval among the stores each gate lets through, where the gate bites."""
+    holdout = simulate_arm(rng, GATE_HOLDOUT, BASE_CONVERSION, stores)
+    learning = simulate_arm(rng, GATE_HOLDOUT * LEARNING_PER_HOLDOUT, BASE_CONVERSION * (1 + lift), stores)
+    low, high, shown = reported(learning, holdout)
+    own = (learning[1] >= MIN_OWN_CONVERTERS) & (holdout[1] >= MIN_OWN_CONVERTERS)
+    return {
+        "holdout_visitors": GATE_HOLDOUT,
+        "true_lift": lift,
+        "stores": stores,
+        "enough_data": {**score(low, high, lift, shown), "share_shown": float(shown.mean())},
+        "own_converting_visitors": {**score(low, high, lift, own), "share_shown": float(own.mean())},
+    }
+
+
 def run(quick: bool) -> list[str]:
     stores = 1_000 if quick else 5_000
     rng = np.random.default_rng(20261202)
     cells = [cell(rng, size, lift, stores) for lift in TRUE_LIFTS for size in HOLDOUT_SIZES]
+    gates = [gate(rng, lift, stores) for lift in TRUE_LIFTS]
     write_results(
         NAME,
         description=DESCRIPTION,
@@ -170,7 +193,7 @@ def run(quick: bool) -> list[str]:
             "stores_per_cell": stores,
             "seed": 20261202,
         },
-        figures={"cells": cells},
+        figures={"cells": cells, "gates": gates},
     )
     plt = pyplot()
     fig, grid = plt.subplots(2, len(TRUE_LIFTS), figsize=(11, 7), sharey="row", sharex=True)
@@ -213,4 +236,12 @@ def run(quick: bool) -> list[str]:
             + ", ".join(parts)
             + f"; shown {shown:.0%}"
         )
+    for g in gates:
+        for name in ("enough_data", "own_converting_visitors"):
+            m = g[name]
+            lines.append(
+                f"  gate {name}, holdout {g['holdout_visitors']} lift {g['true_lift']:.0%}: "
+                f"shown {m['share_shown']:.0%}, coverage {m['coverage']:.1%} "
+                f"({m['missed_below']:.1%}/{m['missed_above']:.1%})"
+            )
     return lines
