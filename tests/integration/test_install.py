@@ -18,6 +18,7 @@ from reclift.data.learning import LearningStore
 from reclift.logic.admin_tokens import TokenUnavailable
 from reclift.logic.install import ensure_installed, forget_cached, shopify_exchange
 from reclift.offline_grants import EXPIRING, OfflineGrant, parse_grant
+from reclift.shopify_admin import AdminAccessDenied, AdminClient
 from reclift_local.fake_admin import FakeAdminApi, seeded_catalog
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
@@ -377,3 +378,27 @@ def test_given_a_late_app_uninstalled_triggered_before_a_reinstall_then_the_shop
     assert uninstall(aws, shop) == {"batchItemFailures": []}
     assert shop_item(aws, shop)["install_state"]["S"] == "uninstalled"
     assert stored_token(aws, shop) is None
+
+
+def test_the_admin_client_renews_a_refused_token_once_per_request_and_then_gives_up(shopify: FakeAdminApi) -> None:
+    """A renewed token still refused (401) is not renewed again in a loop: the request fails as denied."""
+
+    class Renewals:
+        def __init__(self) -> None:
+            self.renewed = 0
+
+        def access_token(self) -> str:
+            return "shpat_expired"
+
+        def renewed_access_token(self) -> str:
+            self.renewed += 1
+            return "shpat_still_refused"
+
+    renewals = Renewals()
+    client = AdminClient(shopify.shop, "", base_url=shopify.url, tokens=renewals, sleep=lambda seconds: None)
+
+    with pytest.raises(AdminAccessDenied):
+        client.execute("query { productsCount { count } }")
+
+    assert renewals.renewed == 1
+    assert [record.status for record in shopify.requests] == [401, 401]
