@@ -8,6 +8,7 @@ real boto3 calls.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -178,6 +179,31 @@ def test_given_a_data_export_when_30_days_have_passed_then_it_reads_as_gone_befo
     expiry = (made + timedelta(days=30)).timestamp()
     assert int(stored[f"{shop}#privacy#4242"]["expires_at"]["N"]) == int(expiry)  # DynamoDB's TTL deletes it, later
     assert int(stored[f"{shop}#exports#{REDACTED}"]["expires_at"]["N"]) == int(expiry)
+
+
+def test_given_an_export_larger_than_an_item_when_saved_then_it_is_read_back_whole(aws: EmulatedAws) -> None:
+    """A heavy shopper's 3,000 events (each with its 72-character rec id) make more JSON than DynamoDB's 400 KB
+    item; deflated, the export is one item all the same."""
+    shop = new_shop()
+    events = [
+        {
+            "type": "impression",
+            "at": (datetime.now(UTC) - timedelta(minutes=n)).isoformat(),
+            "products": [str(632910392 + n % 40), str(1071559674 + n % 25)],
+            "rec_id": secrets.token_urlsafe(54),
+            "visitor_id": "v-heavy",
+            "logged_in": True,
+        }
+        for n in range(3000)
+    ]
+    data = {"customer_id": REDACTED, "profile": None, "visitors": [], "events": events, "orders": []}
+    assert len(json.dumps(data)) > 400_000
+    with data_layer(aws):
+        privacy = PrivacyStore()
+        privacy.save_data_request(shop, "777", REDACTED, data)
+        export = privacy.data_request(shop, "777")
+    assert export is not None
+    assert export["data"] == data
 
 
 def test_given_a_customer_with_nothing_stored_when_redacted_then_nothing_fails_and_nothing_is_deleted(

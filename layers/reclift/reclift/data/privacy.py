@@ -8,7 +8,9 @@ their sparse `by_shop` index (keys only). Nothing here scans a table.
 
 from __future__ import annotations
 
+import base64
 import json
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,6 +33,23 @@ from reclift.data.store import StoreError, customer_key, order_key, visitor_key
 from reclift.privacy import CustomerRequest
 
 EXPORT_RETENTION = timedelta(days=30)
+# An export is one item (DynamoDB's limit: 400 KB). Its JSON is kept deflated: a customer's events repeat the same
+# keys and products, and compress several times over.
+PACKED = "zlib:"
+
+
+def _packed(data: dict[str, Any]) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return PACKED + base64.b64encode(zlib.compress(text.encode(), 9)).decode()
+
+
+def _unpacked(stored: str) -> dict[str, Any]:
+    """An export as saved: deflated, or plain JSON (an export saved before exports were deflated)."""
+    text = (
+        zlib.decompress(base64.b64decode(stored.removeprefix(PACKED))).decode() if stored.startswith(PACKED) else stored
+    )
+    data: dict[str, Any] = json.loads(text)
+    return data
 
 
 def privacy_key(shop: str, request_id: str) -> str:
@@ -156,7 +175,7 @@ class PrivacyStore:
                 shop=shop,
                 shop_pk=shop_bucket_key(shop, key),
                 customer_id=customer_id,
-                data=json.dumps(data, sort_keys=True),
+                data=_packed(data),
                 created_at=created,
                 expires_at=expires,
             ).save()
@@ -182,7 +201,7 @@ class PrivacyStore:
         expires = item.expires_at or item.created_at + EXPORT_RETENTION
         if (now or datetime.now(UTC)) >= expires:
             return None
-        data: dict[str, Any] = json.loads(item.data)
+        data = _unpacked(item.data)
         return {"id": request_id, "created_at": item.created_at.isoformat(), "data": data}
 
     def redact_customer(self, shop: str, request: CustomerRequest) -> dict[str, int]:
