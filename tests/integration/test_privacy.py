@@ -206,6 +206,27 @@ def test_given_an_export_larger_than_an_item_when_saved_then_it_is_read_back_who
     assert export["data"] == data
 
 
+def test_given_an_export_saved_as_plain_json_before_exports_were_deflated_then_it_still_reads(
+    aws: EmulatedAws,
+) -> None:
+    shop = new_shop()
+    made = datetime.now(UTC) - timedelta(days=2)
+    item = {
+        "pk": {"S": f"{shop}#privacy#55"},
+        "shop": {"S": shop},
+        "customer_id": {"S": REDACTED},
+        "data": {"S": json.dumps({"customer_id": REDACTED, "events": []})},
+        "created_at": {"S": made.strftime("%Y-%m-%dT%H:%M:%S.%f+0000")},
+    }
+    aws.client("dynamodb").put_item(TableName=aws.resource("ShopsTable"), Item=item)
+    with data_layer(aws):
+        export = PrivacyStore().data_request(shop, "55")
+        expired = PrivacyStore().data_request(shop, "55", now=made + timedelta(days=30))
+    assert export is not None
+    assert export["data"] == {"customer_id": REDACTED, "events": []}
+    assert expired is None  # no expiry was stored then: 30 days from its making
+
+
 def test_given_a_customer_with_nothing_stored_when_redacted_then_nothing_fails_and_nothing_is_deleted(
     aws: EmulatedAws,
 ) -> None:
