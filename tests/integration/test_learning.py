@@ -300,3 +300,21 @@ def test_given_a_learning_message_that_is_not_a_job_then_only_it_fails(aws: Emul
     event = {"Records": [sqs_record(m, "arn:aws:sqs:us-east-1:1:q", REGION) for m in (good, bad)]}
 
     assert aws.invoke("DailyLearningFunction", event) == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+
+
+def test_given_a_day_with_the_shops_own_counters_when_learning_reads_it_then_only_product_items_are_read(
+    aws: EmulatedAws, shop_with_history: str
+) -> None:
+    """The day's partition also holds the shop's totals, its hours and its arms' visitors: learning's key condition
+    leaves them unread (and unbilled), so its reads follow the products, not the shop's traffic."""
+    from reclift.data.learning import LearningStore
+    from reclift_local.worker import function_env
+
+    today = datetime.now(UTC).date()
+    counter = ApiCallCounter()
+    with function_env(aws.environment("DailyLearningFunction")):
+        store = LearningStore()
+        with counter.counting() as block:
+            days = list(store.product_days(shop_with_history, today, today))
+    assert sorted(day.product_id for day in days) == sorted(PRODUCTS)
+    assert sum(block.items.values()) == len(PRODUCTS)

@@ -21,6 +21,7 @@ PERFORMANCE_PREFIX = "p#"
 # Performance items outlive their run by a few days, so a failed night keeps serving yesterday's.
 PERFORMANCE_RETENTION_DAYS = 4
 PERFORMANCE_FIELDS = tuple(field.name for field in fields(Performance))
+SHOP_COUNTERS_PREFIX = "_"  # a day's counters of the shop itself; product ids are digits, which sort before it
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,13 @@ class LearningStore:
             raise StoreError(f"listing shops failed: {exc.msg}") from exc
 
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
-        """Every product's counters, day by day: one query per day, cost linear in active product-days."""
+        """Every product's counters, day by day: one query per day, cost linear in active product-days. The key
+        condition reads the products alone: the shop's own counters of the day (`_shop`, `_hour#…`, `_arm#…`)
+        sort after every product id (digits), so they are neither read nor billed."""
         day = first_day
         try:
             while day <= last_day:
-                for item in CounterItem.query(day_key(shop, day)):
-                    if item.sk.startswith("_"):  # the shop's own counters (`_shop`, `_arm#…`), not a product
-                        continue
+                for item in CounterItem.query(day_key(shop, day), CounterItem.sk < SHOP_COUNTERS_PREFIX):
                     yield ProductDay(
                         day=day,
                         product_id=item.sk,
