@@ -29,7 +29,9 @@ from typing import Any, TextIO
 import requests
 
 from reclift.ids import is_shop_domain
+from reclift.recids import RecIds
 from reclift.signatures import mint_session_token, signed_app_proxy_query
+from reclift.tracking import REC_PRODUCTS_FIELD
 
 from .sample_events import BODIES_DIR, webhook_headers
 
@@ -269,9 +271,21 @@ class Smoke:
             run.product_id = run.recommended[0]
             return f"rec_id {rec_id}, arm {body.get('arm')}, {len(run.recommended)} products: {run.recommended}"
         run.product_id = self.options.product_id or DEFAULT_PRODUCT_ID
+        # Events count only about products a response listed: with the app's secret, issue a rec id for this one the
+        # way the server does (to this visitor, for the placement asked), as the README walk-through does.
+        run.recommended = [run.product_id]
+        run.rec_id = RecIds.of_secrets([self.options.secret]).issue(
+            shop=self.options.shop,
+            visitor_id=run.visitor_id,
+            arm="holdout" if body.get("arm") == "holdout" else "learning",
+            placement="product" if self.options.product_id else "home",
+            products=run.recommended,
+            now=datetime.now(UTC),
+        )
+        run.event_fields = {REC_PRODUCTS_FIELD: run.recommended}
         return (
             f"rec_id {rec_id}, arm {body.get('arm')}, no products yet (a shop without data); "
-            f"tracking product {run.product_id} instead, as the README walk-through does"
+            f"tracking product {run.product_id} instead under a rec id issued for it, as the README walk-through does"
         )
 
     def _recommend(self, run: _Run) -> requests.Response:

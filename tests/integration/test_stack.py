@@ -120,6 +120,29 @@ def test_given_one_delivery_three_times_and_the_order_again_under_a_new_id_then_
     assert (counter["purchases"], counter["revenue"], counter["clicks"]) == (1, Decimal("40.00"), 1)
 
 
+def test_given_the_forged_impressions_attack_over_http_then_only_the_genuine_impression_counts(
+    stack: RunningStack,
+) -> None:
+    """The reproduced attack through the local stack: 50 impressions listing one product 20 times, with made-up
+    `h-…` rec ids and with a genuine rec id replayed; the product's counters and the arms' visitors see one showing."""
+    shop = new_shop()
+    genuine = issued(shop, "v-real", ["611", "612"])
+    twenty = [{"product_id": "611", "position": 1}] * 20
+    first = {"type": "impression", "visitor_id": "v-real", "placement": "product", "products": twenty} | genuine
+    assert post_events(stack, shop, [first]).json() == {"received": 1, "stored": 1, "ignored": 0}
+    forged = [
+        {"type": "impression", "visitor_id": f"h-visitor-{n}", "placement": "product", "products": twenty}
+        | {"rec_id": f"h-{n:024x}"}
+        for n in range(50)
+    ]
+    for attack in (forged, [first] * 50):
+        assert post_events(stack, shop, attack).json() == {"received": 50, "stored": 0, "ignored": 50}
+
+    counters = actual_counters(stack.client("dynamodb"), stack.resource("CountersTable"), shop, ["611", "612"])
+    assert counters["611"]["impressions"] == 1
+    assert admin_get(stack, shop, "/admin/roi")["lift"]["visitors"] == {"learning": 1, "holdout": 0}
+
+
 def test_given_a_poison_delivery_beside_good_ones_then_it_reaches_the_dlq_and_the_rest_are_processed(
     stack: RunningStack,
 ) -> None:
