@@ -10,15 +10,18 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tests.support.calls import ApiCall, ApiCallCounter, Block, calls_by_operation
+from tests.support.calls import PATCHED, ApiCall, ApiCallCounter, Block, calls_by_operation
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -242,3 +245,153 @@ def put_items(pool: Executor, dynamodb: Any, table: str, items: Sequence[dict[st
     puts = [{"PutRequest": {"Item": item}} for item in items]
     list(pool.map(write, [puts[start : start + 25] for start in range(0, len(puts), 25)]))
     return len(puts)
+
+
+# ---------------------------------------------------------------------------------------------------- capacity units
+# What AWS bills DynamoDB: read and write capacity units, asked of the engine (ReturnConsumedCapacity INDEXES) on every
+# request. DynamoDB Local undercounts transactions, so a TransactWriteItems is costed as AWS bills it: per item
+# written, its size in 1 KB units (and each index it lands in), times 2.
+READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+TRANSACTION_FACTOR = 2
+
+
+@dataclass
+class Capacity:
+    """The DynamoDB requests of one metered block and the capacity units they consumed, per `Operation@table`."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    rcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    wcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def read_units(self) -> float:
+        return sum(self.rcu.values())
+
+    @property
+    def write_units(self) -> float:
+        return sum(self.wcu.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": sum(self.requests.values()),
+            "rcu": self.read_units,
+            "wcu": self.write_units,
+            "by_request": dict(sorted(self.requests.items())),
+            "rcu_by_request": {k: v for k, v in sorted(self.rcu.items()) if v},
+            "wcu_by_request": {k: v for k, v in sorted(self.wcu.items()) if v},
+        }
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    """An attribute value's size as DynamoDB counts it (names and strings in UTF-8 bytes)."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(str(raw).encode())
+    if kind == "N":
+        return len(str(raw).lstrip("-").replace(".", "")) // 2 + 1
+    if kind == "B":
+        return len(raw)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(str(member).encode()) for member in raw)
+    if kind == "NS":
+        return sum(len(str(member).lstrip("-").replace(".", "")) // 2 + 1 for member in raw)
+    if kind == "BS":
+        return sum(len(member) for member in raw)
+    if kind == "L":
+        return 3 + sum(1 + _value_size(member) for member in raw)
+    if kind == "M":
+        return 3 + sum(1 + len(name.encode()) + _value_size(member) for name, member in raw.items())
+    raise ValueError(f"unknown attribute type {kind}")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+class CapacityMeter:
+    """Meters every DynamoDB request made through botocore (any thread) while `metering()` is active."""
+
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
+        self.names = dict(names or {})
+        self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _label(self, operation: str, tables: str) -> str:
+        return f"{operation}@{'+'.join(self.names.get(table, table) for table in tables.split('+'))}"
+
+    def _describe(self, original: Any, client: Any, table: str) -> Any:
+        if table not in self._tables:
+            self._tables[table] = original(client, "DescribeTable", {"TableName": table})["Table"]
+        return self._tables[table]
+
+    def _transaction_units(self, original: Any, client: Any, actions: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        """Write units of a committed transaction as AWS bills it: each item (read back, unmetered) in 1 KB units,
+        plus the indexes it is projected into, times 2."""
+        units: dict[str, float] = {}
+        for action in actions:
+            ((kind, body),) = action.items()
+            table = str(body["TableName"])
+            key = body.get("Key") or {
+                name["AttributeName"]: body["Item"][name["AttributeName"]]
+                for name in self._describe(original, client, table)["KeySchema"]
+            }
+            item = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}).get("Item")
+            size = item_size(item) if item else 0
+            cost = float(max(1, -(-size // 1024)))
+            for index in self._describe(original, client, table).get("GlobalSecondaryIndexes", []) if item else []:
+                index_keys = [part["AttributeName"] for part in index["KeySchema"]]
+                if all(name in item for name in index_keys):
+                    projection = index["Projection"]["ProjectionType"]
+                    if projection == "ALL":
+                        cost += max(1, -(-size // 1024))
+                    else:
+                        kept = {*index_keys, *key, *index["Projection"].get("NonKeyAttributes", [])}
+                        cost += max(1, -(-item_size({n: v for n, v in item.items() if n in kept}) // 1024))
+            label = self._label(f"TransactWriteItems:{kind}", table)
+            units[label] = units.get(label, 0.0) + TRANSACTION_FACTOR * cost
+        return units
+
+    @contextlib.contextmanager
+    def metering(self) -> Iterator[Capacity]:
+        from botocore.client import BaseClient
+
+        original: Any = vars(BaseClient)[PATCHED]
+        meter = self
+        capacity = Capacity()
+
+        def metered(client: Any, operation: str, params: Mapping[str, Any]) -> Any:
+            if client.meta.service_model.service_name != "dynamodb" or operation not in (
+                READ_OPERATIONS | WRITE_OPERATIONS
+            ):
+                return original(client, operation, params)
+            response = original(client, operation, {**params, "ReturnConsumedCapacity": "INDEXES"})
+            tables = sorted(
+                {str(params["TableName"])}
+                if "TableName" in params
+                else {str(t) for t in params.get("RequestItems") or {}}
+                | {str(next(iter(a.values()))["TableName"]) for a in params.get("TransactItems") or []}
+            )
+            with meter._lock:
+                capacity.requests[meter._label(operation, "+".join(tables))] += 1
+                if operation == "TransactWriteItems":
+                    for label, units in meter._transaction_units(original, client, params["TransactItems"]).items():
+                        capacity.wcu[label] += units
+                    return response
+                consumed = response.get("ConsumedCapacity") or []
+                for entry in consumed if isinstance(consumed, list) else [consumed]:
+                    label = meter._label(operation, str(entry.get("TableName", "+".join(tables))))
+                    units = float(entry.get("CapacityUnits") or 0.0)
+                    if operation in READ_OPERATIONS:
+                        capacity.rcu[label] += units
+                    else:
+                        capacity.wcu[label] += units
+            return response
+
+        setattr(BaseClient, PATCHED, metered)
+        try:
+            yield capacity
+        finally:
+            setattr(BaseClient, PATCHED, original)

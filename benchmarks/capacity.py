@@ -1,0 +1,378 @@
+"""What AWS bills per operation: DynamoDB read and write capacity units, measured on DynamoDB Local through the real
+handlers, against the shop's traffic.
+
+Every DynamoDB request of the measured invocation asks for ReturnConsumedCapacity (INDEXES) and its units are summed
+(`benchmarks.common.CapacityMeter`); a transaction is costed per item at AWS's 2×, since DynamoDB Local undercounts
+them. The day's state a request meets (the visitors already counted, the counters, orders and attributions of the
+window) is seeded directly, as the functions key it, so a day of a million visitors costs seconds to set up.
+
+Operations: a storefront events request (one impression of 4 products by a new visitor) on a day that already has 0
+to 1M visitors; orders/create of 3 lines; a recommendation request (product placement); the nightly learning of a
+1k-product shop with 1k or 100k visitors a day; GET /admin/roi over 30 and 365 days. The benchmark fails (non-zero
+exit) when a per-request figure grows with traffic, or a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tempfile
+import tracemalloc
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import (
+    CapacityMeter,
+    WarmFunction,
+    job_event,
+    logical_names,
+    put_items,
+    pyplot,
+    quiet_stdout,
+    save_figure,
+    seeding_client,
+    write_results,
+)
+
+NAME = "capacity"
+DESCRIPTION = (
+    "DynamoDB capacity units (RCU, WCU; transactions at 2x) per operation on DynamoDB Local through the handlers, "
+    "against the day's visitors, the shop's size and the report's range"
+)
+EVENT_VISITORS = (0, 1_000, 10_000, 50_000, 100_000, 1_000_000)
+QUICK_EVENT_VISITORS = (0, 1_000, 100_000)
+PRODUCTS = 1_000
+DAYS = 30
+SHOPS = {"small": 1_000, "large": 100_000}  # visitors a day
+HOLDOUT_SHARE = 0.1
+ORDER_RATE = 0.02  # orders per visitor
+ATTRIBUTED_SHARE = 0.1  # orders with an attributed line
+GROWTH_TOLERANCE = 1.10  # a per-request figure may vary this much between no traffic and the most
+TARGETS = {
+    "event_request_wcu": 8.0,
+    "roi_365_days_large_rcu": 1_000.0,
+    "learning_large_over_small_rcu": 1.2,
+}
+
+
+def visitor_ids(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [uuid.UUID(int=rng.getrandbits(128), version=4).hex for _ in range(count)]
+
+
+# ---------------------------------------------------------------------------------------------------- seeding
+def arm_items(shop: str, day: date, visitors: int, seed: int) -> list[dict[str, Any]]:
+    """The day's arms' visitors as `add_arm_visitors` leaves them (DynamoDB JSON)."""
+    from reclift.data.store import ARM_COUNTER, _buckets, day_key
+
+    ids = visitor_ids(visitors, seed)
+    holdout = int(visitors * HOLDOUT_SHARE)
+    items = []
+    for arm, members in (("holdout", set(ids[:holdout])), ("learning", set(ids[holdout:]))):
+        for bucket, part in sorted(_buckets(members).items()):
+            items.append(
+                {
+                    "pk": {"S": day_key(shop, day)},
+                    "sk": {"S": f"{ARM_COUNTER}{arm}#{bucket:02d}"},
+                    "visitors": {"SS": sorted(part)},
+                }
+            )
+    return items
+
+
+def order_items(shop: str, day: date, orders: int, seed: int, *, products: int) -> list[dict[str, Any]]:
+    """The day's orders (their basket items) and, for a share of them, an attributed line (DynamoDB JSON)."""
+    rng = random.Random(seed)
+    items: list[dict[str, Any]] = []
+    for index in range(orders):
+        order_id = f"{seed}{index:06d}"
+        at = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(seconds=rng.randrange(86_400))
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        created = at.strftime("%Y-%m-%dT%H:%M:%S.%f+0000")
+        basket = [str(1_000_000 + rng.randrange(products)) for _ in range(rng.randint(1, 4))]
+        common = {"shop": {"S": shop}, "order_id": {"S": order_id}, "created_at": {"S": created}}
+        items.append(
+            {
+                "pk": {"S": f"{shop}#{order_id}"},
+                "sk": {"S": "order"},
+                "gsi1pk": {"S": f"{shop}#basket"},
+                "gsi1sk": {"S": f"{stamp}#{order_id}"},
+                "currency": {"S": "USD"},
+                "basket": {"L": [{"S": product} for product in basket]},
+                "visitor_id": {"S": uuid.UUID(int=rng.getrandbits(128)).hex},
+            }
+            | common
+        )
+        if rng.random() < ATTRIBUTED_SHARE:
+            items.append(
+                {
+                    "pk": {"S": f"{shop}#{order_id}"},
+                    "sk": {"S": "line#1"},
+                    "gsi1pk": {"S": f"{shop}#attr"},
+                    "gsi1sk": {"S": f"{stamp}#{order_id}#1"},
+                    "currency": {"S": "USD"},
+                    "line_id": {"S": "1"},
+                    "product_id": {"S": basket[0]},
+                    "quantity": {"N": "1"},
+                    "revenue": {"N": f"{rng.randint(5, 120)}.00"},
+                    "channel": {"S": "click_through" if rng.random() < 0.5 else "view_through"},
+                    "arm": {"S": "holdout" if rng.random() < HOLDOUT_SHARE else "learning"},
+                    "visitor_id": {"S": uuid.UUID(int=rng.getrandbits(128)).hex},
+                }
+                | common
+            )
+    return items
+
+
+def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days: int, last_day: date) -> None:
+    """`days` days of a shop of `visitors` a day: counters of PRODUCTS products, the arms' visitors, orders."""
+    from benchmarks.learning_job import counter_rows
+
+    dynamodb = seeding_client(aws)
+    counters, orders = aws.resource("CountersTable"), aws.resource("OrdersTable")
+    rng = random.Random(visitors)
+    for age in range(days):
+        day = last_day - timedelta(days=age)
+        rows = []
+        for product, counts in counter_rows(PRODUCTS, day, rng):
+            item: dict[str, Any] = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
+            rows.append(item | {name: {"N": str(value)} for name, value in counts.items()})
+        shop_day = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": "_shop"}}
+        rows.append(shop_day | {"orders": {"N": str(int(visitors * ORDER_RATE))}, "test_orders": {"N": "0"}})
+        put_items(pool, dynamodb, counters, rows + arm_items(shop, day, visitors, seed=age))
+        order_rows = order_items(shop, day, int(visitors * ORDER_RATE), seed=1_000 + age, products=PRODUCTS)
+        put_items(pool, dynamodb, orders, order_rows)
+
+
+# ---------------------------------------------------------------------------------------------------- operations
+class Bench:
+    def __init__(self, aws: Any) -> None:
+        self.aws = aws
+        self.meter = CapacityMeter(logical_names(aws))
+        self.storefront = WarmFunction(aws, "StorefrontFunction")
+        self.admin = WarmFunction(aws, "AdminFunction")
+        self.learner = WarmFunction(aws, "DailyLearningFunction")
+
+    def event_request(self, shop: str, visitor: str, products: list[str]) -> tuple[dict[str, Any], Any]:
+        from tests.support.recs import shown
+        from tests.support.shopify import proxy_event, proxy_query
+
+        event = {
+            "type": "impression",
+            "visitor_id": visitor,
+            "placement": "product",
+            "source_product_id": "999",
+            "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(products)],
+        } | shown(shop, visitor, products)
+        body = json.dumps({"events": [event]}).encode()
+        with self.meter.metering() as capacity, quiet_stdout():
+            response, _ = self.storefront(proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
+        return capacity.summary(), response
+
+    def events(self, pool: ThreadPoolExecutor, visitors: tuple[int, ...]) -> list[dict[str, Any]]:
+        dynamodb = seeding_client(self.aws)
+        today = datetime.now(UTC).date()
+        rows = []
+        for seen in visitors:
+            shop = f"events-{seen}.myshopify.com"
+            row: dict[str, Any] = {"visitors_today": seen}
+            try:
+                put_items(pool, dynamodb, self.aws.resource("CountersTable"), arm_items(shop, today, seen, seed=seen))
+            except Exception as exc:
+                row["seeding_failed"] = f"{type(exc).__name__}: {str(exc)[:160]}"
+            self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"])  # the shop's registration, once an hour
+            summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", ["11", "12", "13", "14"])
+            row |= summary | {"status": response["statusCode"]}
+            if response["statusCode"] != 200:
+                row["error"] = str(response.get("body"))[:300]
+            rows.append(row)
+        return rows
+
+    def order(self) -> dict[str, Any]:
+        from benchmarks.order_requests import Case, Harness
+
+        harness = Harness(self.aws)
+        shop, order = harness.new_order(Case(lines=3, prior_events=2))
+        record = harness.deliver(shop, order)
+        attribution = WarmFunction(self.aws, "AttributionFunction")
+        with self.meter.metering() as capacity, quiet_stdout():
+            response, _ = attribution({"Records": [record]})
+        assert response == {"batchItemFailures": []}, response
+        return capacity.summary()
+
+    def recommendation(self) -> dict[str, Any]:
+        from tests.support.shopify import proxy_event, proxy_query
+
+        from benchmarks.recommendation_request import CANDIDATES, best_sellers, listing
+        from reclift.data.catalog import CatalogStore
+        from reclift.data.learning import LearningStore
+        from reclift.data.similarity import SimilarityStore
+        from reclift.learning import ProductDay, aggregate, learn
+        from reclift.settings import ShopSettings
+        from reclift.similarity import similar_products
+        from reclift_local.worker import function_env
+
+        shop = "serving.myshopify.com"
+        today = datetime.now(UTC).date()
+        rng = random.Random(5)
+        with function_env(self.aws.environment("DailyLearningFunction")):
+            rows = [
+                ProductDay(today, s.product_id, s.impressions, s.clicks, s.purchases, s.units, s.revenue)
+                for s in best_sellers(CANDIDATES, random.Random(3))
+            ]
+            prior, performance = learn(aggregate(rows, today=today, window_days=30, half_life_days=14), ShopSettings())
+            LearningStore().save_run(shop, today.isoformat(), "bayes", prior, performance, list(performance), None)
+        baskets = [["2000001", str(4_000_000 + k)] for k in range(60) for _ in range(rng.randint(2, 6))]
+        with function_env(self.aws.environment("SimilarityFunction")):
+            SimilarityStore().save_similarity(shop, today.isoformat(), similar_products(baskets), {})
+        with function_env(self.aws.environment("AttributionFunction")):
+            catalog = CatalogStore()
+            for product in sorted({p for basket in baskets for p in basket} | set(performance)):
+                catalog.save_listing(shop, listing(product, rng))
+        params = {"placement": "product", "product_id": "2000001", "limit": "4"}
+        with quiet_stdout():  # the first request of the minute also writes the served tally
+            first = proxy_query(shop, extra={**params, "visitor_id": "a"})
+            self.storefront(proxy_event("GET", "/apps/proxy/recommendations", first))
+        query = proxy_query(shop, extra={**params, "visitor_id": "v-7"})
+        with self.meter.metering() as capacity, quiet_stdout():
+            response, _ = self.storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
+        assert response["statusCode"] == 200, response
+        return capacity.summary() | {"products": len(json.loads(response["body"])["products"])}
+
+    def learning(self, shop: str, day: date) -> dict[str, Any]:
+        with self.meter.metering() as capacity, quiet_stdout():
+            response, seconds = self.learner(job_event({"shop": shop, "day": day.isoformat()}))
+        assert response == {"batchItemFailures": []}, response
+        return capacity.summary() | {"seconds": seconds}
+
+    def roi(self, shop: str, first: date, last: date) -> dict[str, Any]:
+        from tests.support.shopify import admin_event
+
+        event = admin_event("GET", f"/admin/roi?from={first.isoformat()}&to={last.isoformat()}", shop)
+        tracemalloc.start()
+        with self.meter.metering() as capacity, quiet_stdout():
+            response, seconds = self.admin(event)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert response["statusCode"] == 200, response
+        return capacity.summary() | {"days": (last - first).days + 1, "peak_mib": peak / 2**20, "seconds": seconds}
+
+
+def measure(quick: bool) -> dict[str, Any]:
+    from tests.support.aws import emulated_aws, forget_execution_environment
+
+    today = datetime.now(UTC).date()
+    figures: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state), database="dynamodb-local") as aws:
+        forget_execution_environment()
+        bench = Bench(aws)
+        with ThreadPoolExecutor(8) as pool:
+            figures["events_request"] = bench.events(pool, QUICK_EVENT_VISITORS if quick else EVENT_VISITORS)
+            figures["orders_create_3_lines"] = bench.order()
+            figures["recommendation_product"] = bench.recommendation()
+            figures["learning"] = {}
+            figures["roi"] = {}
+            for size, visitors in SHOPS.items():
+                shop = f"{size}.myshopify.com"
+                seed_shop(aws, pool, shop, visitors // (10 if quick else 1), DAYS, today)
+                figures["learning"][size] = bench.learning(shop, today)
+                figures["roi"][f"{size}_30_days"] = bench.roi(shop, today - timedelta(days=DAYS - 1), today)
+                figures["roi"][f"{size}_365_days"] = bench.roi(shop, today - timedelta(days=364), today)
+        forget_execution_environment()
+    return figures
+
+
+def verdicts(figures: dict[str, Any]) -> list[str]:
+    """What fails the benchmark: a per-request figure that grows with traffic, a target missed."""
+    failures = []
+    events = figures["events_request"]
+    quiet = events[0]
+    busiest = max(events, key=lambda row: row["wcu"])
+    for row in events:
+        if row.get("status") != 200 or row.get("seeding_failed"):
+            failures.append(f"events request on a day of {row['visitors_today']:,} visitors failed: {row}")
+    if busiest["wcu"] > GROWTH_TOLERANCE * quiet["wcu"]:
+        failures.append(
+            f"events request grows with the day's visitors: {quiet['wcu']:g} WCU at {quiet['visitors_today']:,}, "
+            f"{busiest['wcu']:g} at {busiest['visitors_today']:,}"
+        )
+    if max(row["wcu"] for row in events) > TARGETS["event_request_wcu"]:
+        failures.append(f"events request above {TARGETS['event_request_wcu']:g} WCU")
+    learning = figures["learning"]
+    if learning["large"]["rcu"] > TARGETS["learning_large_over_small_rcu"] * learning["small"]["rcu"]:
+        failures.append(
+            f"nightly learning grows with visitors: {learning['small']['rcu']:g} RCU small, "
+            f"{learning['large']['rcu']:g} large"
+        )
+    roi = figures["roi"]
+    if roi["large_365_days"]["rcu"] > TARGETS["roi_365_days_large_rcu"]:
+        failures.append(f"GET /admin/roi over 365 days of the large shop reads {roi['large_365_days']['rcu']:g} RCU")
+    return failures
+
+
+def run(quick: bool) -> list[str]:
+    figures = measure(quick)
+    failures = verdicts(figures)
+    write_results(
+        NAME,
+        description=DESCRIPTION,
+        config={
+            "engine": "dynamodb-local",
+            "transactions": "per item at 2x (DynamoDB Local undercounts them)",
+            "products": PRODUCTS,
+            "days_seeded": DAYS,
+            "shops_visitors_a_day": {k: v // (10 if quick else 1) for k, v in SHOPS.items()},
+            "order_rate": ORDER_RATE,
+            "attributed_share": ATTRIBUTED_SHARE,
+            "roi_365_days": f"over the {DAYS} days seeded (a lower bound of a year of traffic)",
+            "targets": TARGETS,
+            "quick": quick,
+        },
+        figures=figures | {"failures": failures},
+    )
+    plot(figures)
+    lines = [f"{NAME}: capacity units per operation (DynamoDB Local, transactions at 2x)"]
+    for row in figures["events_request"]:
+        lines.append(
+            f"  events request, day of {row['visitors_today']:>9,} visitors: {row['wcu']:6.1f} WCU "
+            f"{row['rcu']:5.1f} RCU, {row['requests']} requests, status {row.get('status')}"
+        )
+    for name in ("orders_create_3_lines", "recommendation_product"):
+        row = figures[name]
+        lines.append(f"  {name}: {row['wcu']:.1f} WCU {row['rcu']:.1f} RCU, {row['requests']} requests")
+    for size, row in figures["learning"].items():
+        lines.append(f"  nightly learning, {size} shop: {row['wcu']:.0f} WCU {row['rcu']:.1f} RCU")
+    for name, row in figures["roi"].items():
+        lines.append(f"  GET /admin/roi {name}: {row['rcu']:.1f} RCU, peak {row['peak_mib']:.1f} MiB")
+    lines += [f"  FAILED: {failure}" for failure in failures]
+    if failures:
+        print("\n".join(lines))
+        raise SystemExit(f"{NAME}: {len(failures)} figure(s) grow with traffic or miss their target")
+    return lines
+
+
+def plot(figures: dict[str, Any]) -> None:
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    events = [row for row in figures["events_request"] if row.get("status") == 200]
+    left.plot([max(r["visitors_today"], 1) for r in events], [r["wcu"] for r in events], "o-")
+    left.set_xscale("log")
+    left.axhline(TARGETS["event_request_wcu"], color="grey", linestyle=":", label="target")
+    left.set_xlabel("visitors already counted that day (0 plotted at 1)")
+    left.set_ylabel("WCU per events request")
+    left.set_title("events request: 1 impression of 4 products")
+    left.legend()
+    names = [*(f"learning {k}" for k in figures["learning"]), *(f"roi {k}" for k in figures["roi"])]
+    values = [*(r["rcu"] for r in figures["learning"].values()), *(r["rcu"] for r in figures["roi"].values())]
+    right.barh(names, values)
+    right.set_xscale("log")
+    right.set_xlabel("RCU per run / report")
+    right.set_title("jobs and reports")
+    save_figure(fig, NAME)
+
+
+if __name__ == "__main__":
+    print("\n".join(run(quick=False)))
