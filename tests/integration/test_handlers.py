@@ -925,3 +925,20 @@ def test_given_an_order_line_with_a_rec_id_the_server_did_not_issue_then_it_cred
 
     report = roi(aws, shop, now)
     assert (report["orders"], report["attributed_revenue"]) == (2, "0.00")
+
+
+def test_given_more_views_in_a_day_than_the_cap_then_the_profile_keeps_the_first_fifty(aws: EmulatedAws) -> None:
+    """Views feed profiles only, at most 50 per visitor a day: a script posting views cannot keep rewriting one."""
+    shop = new_shop()
+    views = [{"type": "view", "visitor_id": "v-browse", "product_id": str(5000 + n)} for n in range(60)]
+
+    for start in (0, 30):
+        answer = body_of(track(aws, shop, views[start : start + 30]))
+        assert answer == {"received": 30, "stored": 0, "ignored": 0}  # views are neither: they feed the profile
+
+    item = aws.client("dynamodb").get_item(
+        TableName=aws.resource("ProfilesTable"), Key={"pk": {"S": f"{shop}#v#v-browse"}}
+    )["Item"]
+    assert [v["S"] for v in item["viewed"]["L"]] == [str(5000 + n) for n in reversed(range(50))]
+    counters = actual_counters(aws.client("dynamodb"), aws.resource("CountersTable"), shop, ["5000"])
+    assert "5000" not in counters  # a view counts nowhere in learning

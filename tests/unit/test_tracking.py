@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reclift.profiles import VIEWS_PER_DAY, views_within_cap
 from reclift.recids import RecIds
 from reclift.tracking import (
     MAX_COUNTED_PER_REQUEST,
@@ -423,3 +424,14 @@ def test_given_more_proven_product_events_than_a_request_may_write_then_the_firs
 
     assert len(proof.events) == MAX_COUNTED_PER_REQUEST == 200
     assert proof.sources[-1] == 39  # the first 40 events' products
+
+
+def test_given_views_over_a_day_when_capped_then_a_profile_takes_the_first_fifty_and_a_new_day_starts_again() -> None:
+    viewed = [str(n) for n in range(30)]
+
+    kept, counted = views_within_cap(viewed, day="2026-12-02", counted_day=None, counted=0)
+    assert (kept, counted) == (viewed, 30)
+    kept, counted = views_within_cap(viewed, day="2026-12-02", counted_day="2026-12-02", counted=counted)
+    assert (kept, counted) == (viewed[:20], VIEWS_PER_DAY)
+    assert views_within_cap(viewed, day="2026-12-02", counted_day="2026-12-02", counted=counted) == ([], 50)
+    assert views_within_cap(viewed, day="2026-12-03", counted_day="2026-12-02", counted=counted) == (viewed, 30)
