@@ -161,6 +161,7 @@ class FakeAdminApi:
     api_key: str = DEV_API_KEY  # the app whose session tokens the token exchange accepts
     api_secret: str = field(default=DEV_API_SECRET, repr=False)
     granted_scopes: str = "read_orders,read_products"
+    shop_id: int = 548380009  # what `{ shop { id } }` answers, and what the shop's privacy webhooks name
     revoked: list[str] = field(default_factory=list, repr=False)  # tokens of earlier installations
     access_lifetime: int = 3600  # seconds an expiring access token lasts
     refresh_lifetime: int = 90 * 24 * 3600  # seconds a refresh token lasts
@@ -456,6 +457,8 @@ class FakeAdminApi:
             connection["nodes"] = [self._product_node(product, variants) for product in page]
             returned = sum(2 + 2 + 2 * min(variants, len(product.variants)) for product in page)
             return {"products": connection}, 2 + first * (2 + 2 + 2 * variants), 2 + returned
+        if root == "shop":
+            return {"shop": {"id": f"gid://shopify/Shop/{self.shop_id}"}}, 1, 1
         if root == "ordersCount":
             return {"ordersCount": {"count": len(_created_since(self.orders, variables.get("query")))}}, 1, 1
         if root == "productsCount":

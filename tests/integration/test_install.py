@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from reclift.data.installs import backfill_queue, install_registry, token_vault
 from reclift.data.learning import LearningStore
@@ -115,6 +116,7 @@ def test_given_a_new_shop_when_its_first_session_token_arrives_then_it_is_instal
     assert item["install_state"]["S"] == "installed"
     assert set(item["scopes"]["SS"]) == {"read_orders", "read_products"}
     assert {"installed_at", "first_seen"} <= set(item)  # registered: the scheduled jobs fan out to it
+    assert item["shop_id"]["S"] == str(shopify.shop_id)  # read with the new token: what privacy topics must name
     assert "install_claim" not in item
     assert backfill_jobs(aws) == [{"shop": shopify.shop, "what": "all", "restart": False}]
     assert [record.status for record in shopify.exchanges] == [200]
@@ -382,6 +384,34 @@ def test_given_a_late_app_uninstalled_triggered_before_a_reinstall_then_the_shop
     assert uninstall(aws, shop) == {"batchItemFailures": []}
     assert shop_item(aws, shop)["install_state"]["S"] == "uninstalled"
     assert stored_token(aws, shop) is None
+
+
+@pytest.mark.parametrize(("named_id", "acted_on"), [(None, True), ("same", True), ("other", False)])
+def test_given_an_installed_shop_when_a_privacy_topic_names_a_shop_id_then_it_must_be_the_installed_shops(
+    aws: EmulatedAws, shopify: FakeAdminApi, named_id: str | None, acted_on: bool
+) -> None:
+    """The shop id read at installation binds the privacy topics too: a body whose `shop_id` is another shop's is
+    unprocessable (it waits in the DLQ), even when its `shop_domain` is this shop's."""
+    install_route(aws, shopify.shop)
+    request = fixture("shopify/customers_data_request_sample.json")
+    request["shop_domain"] = shopify.shop
+    if named_id is None:
+        del request["shop_id"]
+    else:
+        request["shop_id"] = shopify.shop_id if named_id == "same" else shopify.shop_id + 1
+    accepted = aws.invoke(
+        "WebhookFunction", webhook_event(shopify.shop, json.dumps(request).encode(), topic="customers/data_request")
+    )
+    assert accepted["statusCode"] == 200
+
+    if acted_on:
+        assert process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue")) == {"batchItemFailures": []}
+    else:
+        with pytest.raises(BatchProcessingError):  # its only record failed: it stays on the queue, then the DLQ
+            process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue"))
+
+    export = aws.invoke("AdminFunction", admin_event("GET", "/admin/privacy/requests/9999", shopify.shop))
+    assert export["statusCode"] == (200 if acted_on else 404)
 
 
 def test_the_admin_client_renews_a_refused_token_once_per_request_and_then_gives_up(shopify: FakeAdminApi) -> None:

@@ -160,7 +160,14 @@ class Registry:
         return True
 
     def complete_installation(
-        self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime, grant: GrantRecord
+        self,
+        shop: str,
+        claim: str,
+        *,
+        scopes: frozenset[str],
+        now: datetime,
+        grant: GrantRecord,
+        shop_id: str | None = None,
     ) -> bool:
         if self.claims.get(shop) != claim:
             return False
@@ -170,6 +177,7 @@ class Registry:
             INSTALLED,
             scopes=scopes,
             installed_at=now,
+            shop_id=shop_id,
             token_kind=EXPIRING if grant.kind == EXPIRING else None,
             refresh_token_expires_at=grant.refresh_token_expires_at,
         )

@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from reclift.ids import shopify_id
+
 ADMIN_API_VERSION = "2025-10"  # the same version as the webhook subscriptions in shopify.app.toml
 ADMIN_URL_VARIABLE = "RECLIFT_ADMIN_API_URL"
 THROTTLED = "THROTTLED"
@@ -406,6 +408,7 @@ class OfflineToken:
     expires_in: int | None = None
     refresh_token: str | None = field(default=None, repr=False)
     refresh_token_expires_in: int | None = None
+    shop_id: str | None = None  # the shop's numeric id, looked up with the new token (not part of Shopify's answer)
 
 
 def token_exchange_url(shop: str) -> str:
@@ -505,3 +508,16 @@ def _token_request(shop: str, fields: dict[str, str], timeout: float) -> Offline
         reason = getattr(exc, "reason", exc)
         raise TokenExchangeError("network", f"the token request to {shop} failed: {reason}", retryable=True) from exc
     return parse_token_response(status, raw)
+
+
+SHOP_ID_QUERY = "query ShopId { shop { id } }"
+
+
+def fetch_shop_id(client: AdminClient) -> str:
+    """The shop's numeric id (what its privacy webhooks name as `shop_id`). AdminApiError when it cannot be read."""
+    data = client.execute(SHOP_ID_QUERY)
+    shop = data.get("shop")
+    try:
+        return shopify_id(shop.get("id") if isinstance(shop, dict) else None, "Shop")
+    except ValueError as exc:
+        raise AdminApiError(f"the shop's id could not be read: {exc}") from exc

@@ -84,6 +84,7 @@ class InstallItem(Model):
     install_retry_at = UTCDateTimeAttribute(null=True)  # a failed exchange is tried again from then on
     token_kind = UnicodeAttribute(null=True)  # expiring | refresh_failed; absent: a legacy non-expiring token
     token_refresh_expires_at = UTCDateTimeAttribute(null=True)  # the stored refresh token's expiry
+    shop_id = UnicodeAttribute(null=True)  # the shop's numeric id, read at installation; its privacy topics name it
     # The registration the scheduled jobs fan out over (written by the registry too).
     first_seen = UTCDateTimeAttribute(null=True)
     last_seen = UTCDateTimeAttribute(null=True)
@@ -102,6 +103,7 @@ class Installation:
     token_kind: str | None = None
     refresh_token_expires_at: datetime | None = None
     claim: str | None = None
+    shop_id: str | None = None
 
 
 _bound_to: tuple[str, ...] | None = None
@@ -137,6 +139,7 @@ def _installation(item: InstallItem) -> Installation:
         token_kind=item.token_kind,
         refresh_token_expires_at=item.token_refresh_expires_at,
         claim=item.install_claim,
+        shop_id=item.shop_id,
     )
 
 
@@ -195,11 +198,19 @@ class InstallRegistry:
         return self._update(shop, actions, condition, "claiming the installation")
 
     def complete_installation(
-        self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime, grant: GrantRecord
+        self,
+        shop: str,
+        claim: str,
+        *,
+        scopes: frozenset[str],
+        now: datetime,
+        grant: GrantRecord,
+        shop_id: str | None = None,
     ) -> bool:
         """The exchange of `claim` succeeded: the shop is installed and registered (the scheduled jobs fan out to
-        it). False when the claim was taken over meanwhile."""
+        it), with its numeric id when it was read. False when the claim was taken over meanwhile."""
         actions: list[Any] = [
+            *([InstallItem.shop_id.set(shop_id)] if shop_id else []),
             *_grant_actions(grant),
             InstallItem.install_state.set(INSTALLED),
             InstallItem.installed_at.set(now),

@@ -161,11 +161,18 @@ def process_order_cancelled(shop: str, payload: Any, store: Store) -> dict[str, 
     }
 
 
-def _for_this_shop(topic: str, shop: str, named: str) -> None:
+def _for_this_shop(topic: str, shop: str, named: str, named_id: str | None) -> None:
     """A privacy topic acts only on the shop its signed body names: the shop header is not signed, so a captured
-    delivery re-sent under another shop's domain (or another topic) must change nothing."""
+    delivery re-sent under another shop's domain (or another topic) must change nothing. The body's `shop_id`, where
+    Shopify sends it, must be the id read from the shop at its installation, where that is known."""
     if named != shop:
         raise UnprocessableDelivery(f"{topic}: the body names another shop than the delivery's")
+    if named_id is None:
+        return
+    installation = install_registry().installation(shop)
+    known = installation.shop_id if installation is not None else None
+    if known is not None and known != named_id:
+        raise UnprocessableDelivery(f"{topic}: the body's shop_id is not the installed shop's")
 
 
 def _customer_request(topic: str, shop: str, payload: Any, orders_key: str) -> CustomerRequest:
@@ -173,7 +180,7 @@ def _customer_request(topic: str, shop: str, payload: Any, orders_key: str) -> C
         request = parse_customer_request(payload, orders_key)
     except ValueError as exc:
         raise UnprocessableDelivery(f"{topic}: {exc}") from exc
-    _for_this_shop(topic, shop, request.shop_domain)
+    _for_this_shop(topic, shop, request.shop_domain, request.shop_id)
     return request
 
 
@@ -207,7 +214,7 @@ def process_shop_redact(shop: str, payload: Any, store: Store) -> dict[str, Any]
         redaction = parse_shop_redaction(payload)
     except ValueError as exc:
         raise UnprocessableDelivery(f"shop/redact: {exc}") from exc
-    _for_this_shop("shop/redact", shop, redaction.shop_domain)
+    _for_this_shop("shop/redact", shop, redaction.shop_domain, redaction.shop_id)
     shop_eraser().queue_shop_redaction(shop)
     return {"shop_redaction_queued": True}
 

@@ -28,7 +28,7 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -39,7 +39,15 @@ from reclift.data.backfill import BackfillProgress
 from reclift.data.installs import FAILED, INSTALLED, INSTALLING, UNINSTALLED, GrantRecord, Installation
 from reclift.ids import shop_domain
 from reclift.offline_grants import OfflineGrant, grant_from, needs_cycling
-from reclift.shopify_admin import OfflineToken, TokenExchangeError, exchange_session_token
+from reclift.shopify_admin import (
+    AdminApiError,
+    AdminClient,
+    OfflineToken,
+    RetryPolicy,
+    TokenExchangeError,
+    exchange_session_token,
+    fetch_shop_id,
+)
 
 if TYPE_CHECKING:
     from reclift.logic.backfill import What
@@ -72,7 +80,14 @@ class Installations(Protocol):
     def installation(self, shop: str, *, consistent: bool = False) -> Installation | None: ...
     def claim_installation(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool: ...
     def complete_installation(
-        self, shop: str, claim: str, *, scopes: frozenset[str], now: datetime, grant: GrantRecord
+        self,
+        shop: str,
+        claim: str,
+        *,
+        scopes: frozenset[str],
+        now: datetime,
+        grant: GrantRecord,
+        shop_id: str | None = None,
     ) -> bool: ...
     def fail_installation(self, shop: str, claim: str, *, error: str, retry_at: datetime) -> bool: ...
     def mark_uninstalled(self, shop: str, *, now: datetime, triggered_at: datetime | None = None) -> bool: ...
@@ -101,10 +116,17 @@ class Backfills(Protocol):
 
 
 def shopify_exchange(shop: str, session_token: str) -> OfflineToken:
-    """The token exchange with Shopify, with the app's own credentials (the current secret)."""
-    return exchange_session_token(
+    """The token exchange with Shopify, with the app's own credentials (the current secret), then the shop's
+    numeric id read with the new token: the `shop_id` its privacy webhooks must name. Without it (the read failed)
+    the installation goes on, and those webhooks are bound by their shop domain alone."""
+    token = exchange_session_token(
         shop, session_token, api_key=config.required("SHOPIFY_API_KEY"), api_secret=config.api_secrets()[0]
     )
+    try:
+        shop_id = fetch_shop_id(AdminClient(shop, token.access_token, retry=RetryPolicy(attempts=1)))
+    except (AdminApiError, OSError):
+        return token
+    return replace(token, shop_id=shop_id)
 
 
 def missing_scopes(granted: frozenset[str]) -> frozenset[str]:
@@ -199,7 +221,10 @@ def ensure_installed(
     except Exception as exc:
         installations.fail_installation(shop, claim, error="storing the installation failed", retry_at=now)
         raise InstallFailed(f"the installation of {shop} could not be stored") from exc
-    if not installations.complete_installation(shop, claim, scopes=token.scopes, now=now, grant=GrantRecord.of(grant)):
+    completed = installations.complete_installation(
+        shop, claim, scopes=token.scopes, now=now, grant=GrantRecord.of(grant), shop_id=token.shop_id
+    )
+    if not completed:
         return InstallOutcome(INSTALLING, exchanged=True, attempted=True)  # the claim went stale, taken over
     _installed_until[shop] = clock() + INSTALLED_CACHE_SECONDS
     return InstallOutcome(
