@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from reclift.catalog import Listing
 from reclift.data.catalog import catalog_keys, listings_from_items
 from tests.support.aws import EmulatedAws, process_queue
-from tests.support.shopify import new_shop, webhook_event
+from tests.support.shopify import fresh_sample, new_shop, webhook_event
 
 SAMPLE = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "shopify" / "products_update_sample.json").read_text()
@@ -164,7 +164,7 @@ def test_given_the_sample_product_events_then_the_webhook_queues_it_and_the_work
     aws: EmulatedAws, webhook_queue: str
 ) -> None:
     events = Path(__file__).resolve().parents[2] / "events"
-    webhook = json.loads((events / "webhook-products-update.json").read_text())
+    webhook = fresh_sample("webhook-products-update.json")  # as `make events` makes it now: a fresh trigger time
     batch = json.loads((events / "attribution-sqs-products-update.json").read_text())
 
     assert aws.invoke("WebhookFunction", webhook)["statusCode"] == 200
