@@ -58,28 +58,26 @@ TARGETS = {
 }
 
 
-def visitor_ids(count: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return [uuid.UUID(int=rng.getrandbits(128), version=4).hex for _ in range(count)]
-
-
 # ---------------------------------------------------------------------------------------------------- seeding
-def arm_items(shop: str, day: date, visitors: int, seed: int) -> list[dict[str, Any]]:
-    """The day's arms' visitors as `add_arm_visitors` leaves them (DynamoDB JSON)."""
-    from reclift.data.store import ARM_COUNTER, _buckets, day_key
+def arm_items(shop: str, day: date, visitors: int) -> list[dict[str, Any]]:
+    """The day's arms' visitor counts as `add_arm_visitors` leaves them (DynamoDB JSON): each arm's visitors spread
+    over its shards. The visitors' day markers are not seeded: a new visitor's conditional put costs the same
+    whatever other markers the day holds."""
+    from reclift.data.store import ARM_BUCKETS, ARM_COUNTER, day_key
 
-    ids = visitor_ids(visitors, seed)
     holdout = int(visitors * HOLDOUT_SHARE)
     items = []
-    for arm, members in (("holdout", set(ids[:holdout])), ("learning", set(ids[holdout:]))):
-        for bucket, part in sorted(_buckets(members).items()):
-            items.append(
-                {
-                    "pk": {"S": day_key(shop, day)},
-                    "sk": {"S": f"{ARM_COUNTER}{arm}#{bucket:02d}"},
-                    "visitors": {"SS": sorted(part)},
-                }
-            )
+    for arm, count in (("holdout", holdout), ("learning", visitors - holdout)):
+        for shard in range(ARM_BUCKETS):
+            share = count // ARM_BUCKETS + (1 if shard < count % ARM_BUCKETS else 0)
+            if share:
+                items.append(
+                    {
+                        "pk": {"S": day_key(shop, day)},
+                        "sk": {"S": f"{ARM_COUNTER}{arm}#{shard:02d}"},
+                        "visitor_count": {"N": str(share)},
+                    }
+                )
     return items
 
 
@@ -142,7 +140,7 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
             rows.append(item | {name: {"N": str(value)} for name, value in counts.items()})
         shop_day = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": "_shop"}}
         rows.append(shop_day | {"orders": {"N": str(int(visitors * ORDER_RATE))}, "test_orders": {"N": "0"}})
-        put_items(pool, dynamodb, counters, rows + arm_items(shop, day, visitors, seed=age))
+        put_items(pool, dynamodb, counters, rows + arm_items(shop, day, visitors))
         order_rows = order_items(shop, day, int(visitors * ORDER_RATE), seed=1_000 + age, products=PRODUCTS)
         put_items(pool, dynamodb, orders, order_rows)
 
@@ -180,7 +178,7 @@ class Bench:
             shop = f"events-{seen}.myshopify.com"
             row: dict[str, Any] = {"visitors_today": seen}
             try:
-                put_items(pool, dynamodb, self.aws.resource("CountersTable"), arm_items(shop, today, seen, seed=seen))
+                put_items(pool, dynamodb, self.aws.resource("CountersTable"), arm_items(shop, today, seen))
             except Exception as exc:
                 row["seeding_failed"] = f"{type(exc).__name__}: {str(exc)[:160]}"
             self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"])  # the shop's registration, once an hour

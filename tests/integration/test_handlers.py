@@ -856,6 +856,30 @@ def test_given_impressions_of_both_arms_and_a_sale_when_roi_is_asked_then_the_li
     assert 0 < lift["srm_p_value"] <= 1
 
 
+def test_given_a_visitor_already_counted_today_when_they_see_another_recommendation_then_their_arm_counts_them_once(
+    aws: EmulatedAws,
+) -> None:
+    """The arm's visitors are counted at a constant cost: a conditional PutItem of the visitor's marker for the day,
+    and the arm's day counter is added to only when that marker was new. A second response shown to the same
+    visitor writes its events and the marker's refused put, and leaves the counter alone."""
+    shop = new_shop()
+
+    def impression(product: str) -> dict[str, Any]:
+        listed = [{"product_id": product, "position": 1}]
+        event = {"type": "impression", "visitor_id": "v1", "placement": "home", "products": listed}
+        return event | shown(shop, "v1", [product], placement="home")
+
+    assert body_of(track(aws, shop, [impression("111")]))["stored"] == 1
+    counter = ApiCallCounter(names={aws.resource("CountersTable"): "CountersTable"})
+    with counter.counting() as block:
+        response = track(aws, shop, [impression("222")])
+
+    assert body_of(response)["stored"] == 1
+    assert block.calls[ApiCall("dynamodb", "PutItem", "CountersTable")] == 1  # the marker, refused: already counted
+    assert block.calls[ApiCall("dynamodb", "UpdateItem", "CountersTable")] == 2  # the product's counter, the hour's
+    assert roi(aws, shop, datetime.now(UTC))["lift"]["visitors"] == {"learning": 1, "holdout": 0}
+
+
 # ---------------------------------------------------------------- proven events
 def test_given_the_blacklisting_attack_replayed_when_learning_runs_then_only_the_genuine_impression_counted(
     aws: EmulatedAws,

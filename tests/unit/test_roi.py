@@ -226,6 +226,22 @@ def test_given_both_arms_on_a_day_when_reported_then_that_day_has_its_revenue_pe
     assert daily[0]["lift"] is None  # nobody at all
 
 
+def test_given_a_visitor_buying_on_two_days_when_the_lift_is_reported_then_each_visitor_day_is_a_unit() -> None:
+    """Arms' visitors are counted per day (visitor-days, summed over the range), so revenue is taken per visitor and
+    day: v1 buying on two days is two converting units of 30.00 and 10.00, not one of 40.00."""
+    rows = [
+        replace(row("o1", "1", "p1", "30.00", day=2), arm="learning", visitor_id="v1"),
+        replace(row("o2", "2", "p1", "10.00", day=4), arm="learning", visitor_id="v1"),
+        replace(row("o3", "3", "p1", "4.00", day=4), arm="holdout", visitor_id="v2"),
+    ]
+
+    lift = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="USD", arm_visitors={"learning": 8, "holdout": 2})["lift"]
+
+    assert lift["converting_visitors"] == {"learning": 2, "holdout": 1}
+    assert lift["revenue_per_visitor"]["learning"] == pytest.approx(40 / 8)
+    assert lift["conversion_rate"]["learning"] == pytest.approx(2 / 8)
+
+
 def test_given_nothing_attributed_when_reported_then_zeros_and_no_currency_unless_given() -> None:
     report = roi_report(SHOP, APRIL_1_TO_5, [], [], currency=None)
 

@@ -139,7 +139,8 @@ class CounterItem(Model):
     test_orders = NumberAttribute(default=0)
     attributed_orders = NumberAttribute(default=0)
     attributed_revenue = DecimalAttribute(default=Decimal)
-    visitors = UnicodeSetAttribute(null=True)  # `_arm#…` items: the visitors an arm served
+    visitors = UnicodeSetAttribute(null=True)  # `_arm#…` items written before visitor_count: the visitors as a set
+    visitor_count = NumberAttribute(null=True)  # `_arm#{arm}#{shard}` items: distinct visitors the arm served that day
     served = NumberAttribute(default=0)  # `_hour#…` items: recommendation responses served
     errors = NumberAttribute(default=0)  # `_hour#…` items: failed processing attempts of the shop's deliveries
     expires_at = TTLAttribute(null=True)

@@ -60,16 +60,17 @@ LINES_PER_TRANSACTION = 45
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
-ARM_COUNTER = "_arm#"  # sk `_arm#{arm}#{bucket}`: a set of visitor ids, split so no item nears 400 KB
+ARM_COUNTER = "_arm#"  # sk `_arm#{arm}#{shard}`: the day's distinct visitors of the arm, a count per shard
 ARM_BUCKETS = 16
+ARM_SEEN = "_seen#"  # sk `_seen#{arm}#{visitor}`: the visitor counted in the arm that day (a small marker item)
+# A marker only has to outlive its day (the day is UTC; a request can land a few seconds after midnight).
+ARM_SEEN_RETENTION = timedelta(days=2)
 HOUR_COUNTER = "_hour#"  # sk `_hour#HH` in the day's partition: the shop's totals of that hour (UTC)
 
 
-def _buckets(ids: set[str]) -> dict[int, set[str]]:
-    buckets: dict[int, set[str]] = defaultdict(set)
-    for visitor in ids:
-        buckets[zlib.crc32(visitor.encode()) % ARM_BUCKETS].add(visitor)
-    return buckets
+def arm_shard(visitor_id: str) -> int:
+    """The shard of an arm's day counter a visitor is counted in."""
+    return zlib.crc32(visitor_id.encode()) % ARM_BUCKETS
 
 
 class StoreError(RuntimeError):
@@ -149,7 +150,7 @@ class AttributionRow:
 
 @dataclass(frozen=True)
 class ArmVisitors:
-    total: dict[str, int]  # arm → distinct visitors over the period
+    total: dict[str, int]  # arm → visitor-days over the period (each day's distinct visitors, summed)
     by_day: dict[str, dict[str, int]]  # day → arm → distinct visitors that day
 
 
@@ -324,32 +325,48 @@ class DynamoStore:
             raise StoreError(f"updating the hour's totals failed: {exc.msg}") from exc
 
     def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None:
-        """Remember which visitors each arm showed recommendations to, per day (sets, so a visitor counts once)."""
-        expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+        """Count each visitor once per day and arm, at a constant cost whatever the day's traffic: a conditional
+        PutItem of a small marker (`_seen#{arm}#{visitor}`, kept two days), and only when it was absent an ADD of 1
+        to one of the arm's day counters (`_arm#{arm}#{shard}`). A repeat costs the marker's one write unit."""
+        now = datetime.now(UTC)
+        counter_expires = now + timedelta(days=COUNTER_RETENTION_DAYS)
         try:
             for (day, arm), ids in sorted(visitors.items()):
-                for bucket, members in sorted(_buckets(ids).items()):
-                    CounterItem(day_key(shop, day), f"{ARM_COUNTER}{arm}#{bucket:02d}").update(
-                        actions=[CounterItem.visitors.add(members), CounterItem.expires_at.set(expires)]
+                for visitor in sorted(ids):
+                    marker = CounterItem(
+                        day_key(shop, day), f"{ARM_SEEN}{arm}#{visitor}", expires_at=now + ARM_SEEN_RETENTION
+                    )
+                    if not save_if(marker, CounterItem.sk.does_not_exist(), "counting an arm's visitor"):
+                        continue
+                    CounterItem(day_key(shop, day), f"{ARM_COUNTER}{arm}#{arm_shard(visitor):02d}").update(
+                        actions=[CounterItem.visitor_count.add(1), CounterItem.expires_at.set(counter_expires)]
                     )
         except PynamoDBException as exc:
             raise StoreError(f"recording the arms' visitors failed: {exc.msg}") from exc
 
     def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors:
-        """Distinct visitors each arm showed recommendations to over the days, and on each day (one query per day)."""
-        seen: dict[str, set[str]] = defaultdict(set)
-        by_day: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+        """Each arm's distinct visitors of each day (one query of its few counter items per day), and their sum over
+        the days: visitor-days, the unit the lift is measured in (a visitor seen on three days counts three times,
+        as the revenue of each of those days counts apart). Days counted before the counts existed keep their sets
+        of visitor ids and are read as their size."""
+        total: dict[str, int] = defaultdict(int)
+        by_day: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         try:
             for day in _days(first_day, last_day):
-                for item in CounterItem.query(day_key(shop, day), CounterItem.sk.startswith(ARM_COUNTER)):
+                for item in CounterItem.query(
+                    day_key(shop, day),
+                    CounterItem.sk.startswith(ARM_COUNTER),
+                    attributes_to_get=["sk", "visitor_count", "visitors"],
+                ):
                     arm = item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]
-                    seen[arm] |= set(item.visitors or ())
-                    by_day[day.isoformat()][arm] |= set(item.visitors or ())
+                    count = int(item.visitor_count or 0) + len(item.visitors or ())
+                    by_day[day.isoformat()][arm] += count
+                    total[arm] += count
         except PynamoDBException as exc:
             raise StoreError(f"reading the arms' visitors failed: {exc.msg}") from exc
         return ArmVisitors(
-            total={arm: len(ids) for arm, ids in seen.items()},
-            by_day={day: {arm: len(ids) for arm, ids in arms.items()} for day, arms in by_day.items()},
+            total=dict(total),
+            by_day={day: dict(arms) for day, arms in by_day.items()},
         )
 
     def update_profile(

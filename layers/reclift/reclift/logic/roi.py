@@ -112,10 +112,13 @@ def roi_report(
         )
         day += timedelta(days=1)
     ranked = sorted(products.values(), key=lambda item: (-item["revenue"], item["product_id"]))
+    # The lift's unit is the visitor-day: `arm_visitors` counts each day's distinct visitors of an arm (what tracking
+    # can count at a constant cost per request), so revenue is summed per visitor and day of the order; a visitor who
+    # buys on two days is two units, as they are two of the visitors counted.
     revenue_by_visitor: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     for row in rows:
         if row.arm and row.visitor_id:
-            revenue_by_visitor[row.arm][row.visitor_id] += row.revenue
+            revenue_by_visitor[row.arm][f"{row.visitor_id}#{row.created_at.date().isoformat()}"] += row.revenue
     return {
         "shop": shop,
         "from": period.first.isoformat(),
