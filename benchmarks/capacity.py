@@ -51,6 +51,8 @@ HOLDOUT_SHARE = 0.1
 ORDER_RATE = 0.02  # orders per visitor
 ATTRIBUTED_SHARE = 0.1  # orders with an attributed line
 GROWTH_TOLERANCE = 1.10  # a per-request figure may vary this much between no traffic and the most
+BLACK_FRIDAY = {"events_requests_per_s": 2_000, "orders_per_s": 100}
+PARTITION_WCU_PER_S = 1_000  # DynamoDB's write limit of one partition (and so of one item or partition key at worst)
 TARGETS = {
     "event_request_wcu": 8.0,
     "roi_365_days_large_rcu": 1_000.0,
@@ -240,6 +242,63 @@ class Bench:
         assert response["statusCode"] == 200, response
         return capacity.summary() | {"products": len(json.loads(response["body"])["products"])}
 
+    def black_friday(self) -> dict[str, Any]:
+        """Write units per second on the hottest item and partition key of one shop at Black Friday's rates: the items
+        two requests of different visitors (two orders of different buyers) both write — the shop's own items, and
+        products everyone is shown or buys — times the rate of such requests."""
+        from tests.support.shopify import order_payload
+
+        from benchmarks.order_requests import Harness, order_lines, storefront_events
+
+        shop = "black-friday.myshopify.com"
+        shown_products, bought = ["11", "12", "13", "14"], ["11", "12", "13"]
+        self.event_request(shop, "warm-up-visitor", shown_products)
+        events = [self.event_request(shop, f"bf-{uuid.uuid4().hex}", shown_products)[0] for _ in range(2)]
+        harness = Harness(self.aws)
+        attribution = WarmFunction(self.aws, "AttributionFunction")
+        orders = []
+        for n in range(3):  # the first registers the shop's currency
+            buyer = f"bf-buyer-{uuid.uuid4().hex}"
+            harness.track(shop, storefront_events(shop, bought, 2, buyer))
+            harness.next_order_id += 1
+            lines = order_lines(shop, buyer, bought)
+            order = order_payload(
+                order_id=harness.next_order_id, created_at=datetime.now(UTC), visitor_id=buyer, lines=lines
+            )
+            record = harness.deliver(shop, order)
+            with self.meter.metering() as capacity, quiet_stdout():
+                response, _ = attribution({"Records": [record]})
+            assert response == {"batchItemFailures": []}, response
+            if n:
+                orders.append(capacity.summary())
+
+        def shared(summaries: list[dict[str, Any]]) -> dict[str, float]:
+            keys = set.intersection(*(set(summary["wcu_by_item"]) for summary in summaries))
+            return {key: min(summary["wcu_by_item"][key] for summary in summaries) for key in keys}
+
+        per_item: dict[str, float] = {}
+        for rate, summaries in (
+            (BLACK_FRIDAY["events_requests_per_s"], events),
+            (BLACK_FRIDAY["orders_per_s"], orders),
+        ):
+            for key, units in shared(summaries).items():
+                per_item[key] = per_item.get(key, 0.0) + rate * units
+        per_partition: dict[str, float] = {}
+        for key, units in per_item.items():
+            partition = "|".join(key.split("|")[:2])
+            per_partition[partition] = per_partition.get(partition, 0.0) + units
+        hottest_item = max(per_item.items(), key=lambda pair: pair[1])
+        hottest_partition = max(per_partition.items(), key=lambda pair: pair[1])
+        return {
+            "rates": BLACK_FRIDAY,
+            "hottest_item": {"key": hottest_item[0].replace(shop, "{shop}"), "wcu_per_s": hottest_item[1]},
+            "hottest_partition_key": {
+                "key": hottest_partition[0].replace(shop, "{shop}"),
+                "wcu_per_s": hottest_partition[1],
+            },
+            "shared_items_wcu_per_s": {k.replace(shop, "{shop}"): v for k, v in sorted(per_item.items())},
+        }
+
     def learning(self, shop: str, day: date) -> dict[str, Any]:
         with self.meter.metering() as capacity, quiet_stdout():
             response, seconds = self.learner(job_event({"shop": shop, "day": day.isoformat()}))
@@ -271,6 +330,7 @@ def measure(quick: bool) -> dict[str, Any]:
             figures["events_request"] = bench.events(pool, QUICK_EVENT_VISITORS if quick else EVENT_VISITORS)
             figures["orders_create_3_lines"] = bench.order()
             figures["recommendation_product"] = bench.recommendation()
+            figures["black_friday"] = bench.black_friday()
             figures["learning"] = {}
             figures["roi"] = {}
             for size, visitors in SHOPS.items():
@@ -305,6 +365,13 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
             f"nightly learning grows with visitors: {learning['small']['rcu']:g} RCU small, "
             f"{learning['large']['rcu']:g} large"
         )
+    black_friday = figures["black_friday"]
+    for what in ("hottest_item", "hottest_partition_key"):
+        if black_friday[what]["wcu_per_s"] > PARTITION_WCU_PER_S:
+            failures.append(
+                f"Black Friday: {black_friday[what]['key']} takes {black_friday[what]['wcu_per_s']:,.0f} WCU/s "
+                f"(a partition's limit is {PARTITION_WCU_PER_S:,})"
+            )
     roi = figures["roi"]
     if roi["large_365_days"]["rcu"] > TARGETS["roi_365_days_large_rcu"]:
         failures.append(f"GET /admin/roi over 365 days of the large shop reads {roi['large_365_days']['rcu']:g} RCU")
@@ -341,6 +408,9 @@ def run(quick: bool) -> list[str]:
     for name in ("orders_create_3_lines", "recommendation_product"):
         row = figures[name]
         lines.append(f"  {name}: {row['wcu']:.1f} WCU {row['rcu']:.1f} RCU, {row['requests']} requests")
+    for what in ("hottest_item", "hottest_partition_key"):
+        row = figures["black_friday"][what]
+        lines.append(f"  Black Friday, {what.replace('_', ' ')}: {row['key']} at {row['wcu_per_s']:,.0f} WCU/s")
     for size, row in figures["learning"].items():
         lines.append(f"  nightly learning, {size} shop: {row['wcu']:.0f} WCU {row['rcu']:.1f} RCU")
     for name, row in figures["roi"].items():

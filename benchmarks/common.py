@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
 from tests.support.calls import PATCHED, ApiCall, ApiCallCounter, Block, calls_by_operation
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -263,6 +264,8 @@ class Capacity:
     requests: Counter[str] = field(default_factory=Counter)
     rcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     wcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Write units landing on each item's table partition (`table|pk|sk`; index writes are not in it): what a hot key is.
+    item_wcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     @property
     def read_units(self) -> float:
@@ -280,6 +283,7 @@ class Capacity:
             "by_request": dict(sorted(self.requests.items())),
             "rcu_by_request": {k: v for k, v in sorted(self.rcu.items()) if v},
             "wcu_by_request": {k: v for k, v in sorted(self.wcu.items()) if v},
+            "wcu_by_item": dict(sorted(self.item_wcu.items())),
         }
 
 
@@ -327,20 +331,29 @@ class CapacityMeter:
             self._tables[table] = original(client, "DescribeTable", {"TableName": table})["Table"]
         return self._tables[table]
 
-    def _transaction_units(self, original: Any, client: Any, actions: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    def _key(self, original: Any, client: Any, table: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(body.get("Key") or {}) or {
+            name["AttributeName"]: body["Item"][name["AttributeName"]]
+            for name in self._describe(original, client, table)["KeySchema"]
+        }
+
+    def _item_label(self, table: str, key: Mapping[str, Any]) -> str:
+        return "|".join([self.names.get(table, table), *(str(next(iter(v.values()))) for _, v in sorted(key.items()))])
+
+    def _transaction_units(
+        self, original: Any, client: Any, actions: Sequence[Mapping[str, Any]], capacity: Capacity
+    ) -> dict[str, float]:
         """Write units of a committed transaction as AWS bills it: each item (read back, unmetered) in 1 KB units,
         plus the indexes it is projected into, times 2."""
         units: dict[str, float] = {}
         for action in actions:
             ((kind, body),) = action.items()
             table = str(body["TableName"])
-            key = body.get("Key") or {
-                name["AttributeName"]: body["Item"][name["AttributeName"]]
-                for name in self._describe(original, client, table)["KeySchema"]
-            }
+            key = self._key(original, client, table, body)
             item = original(client, "GetItem", {"TableName": table, "Key": key, "ConsistentRead": True}).get("Item")
             size = item_size(item) if item else 0
             cost = float(max(1, -(-size // 1024)))
+            capacity.item_wcu[self._item_label(table, key)] += TRANSACTION_FACTOR * cost
             for index in self._describe(original, client, table).get("GlobalSecondaryIndexes", []) if item else []:
                 index_keys = [part["AttributeName"] for part in index["KeySchema"]]
                 if all(name in item for name in index_keys):
@@ -367,7 +380,19 @@ class CapacityMeter:
                 READ_OPERATIONS | WRITE_OPERATIONS
             ):
                 return original(client, operation, params)
-            response = original(client, operation, {**params, "ReturnConsumedCapacity": "INDEXES"})
+            single = operation in ("PutItem", "UpdateItem", "DeleteItem")
+            try:
+                response = original(client, operation, {**params, "ReturnConsumedCapacity": "INDEXES"})
+            except ClientError as exc:
+                # A refused conditional write is billed too: one unit for the small items the functions condition.
+                if single and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    table = str(params["TableName"])
+                    with meter._lock:
+                        capacity.requests[meter._label(operation, table)] += 1
+                        capacity.wcu[meter._label(f"{operation}:refused", table)] += 1.0
+                        key = meter._key(original, client, table, params)
+                        capacity.item_wcu[meter._item_label(table, key)] += 1.0
+                raise
             tables = sorted(
                 {str(params["TableName"])}
                 if "TableName" in params
@@ -377,7 +402,8 @@ class CapacityMeter:
             with meter._lock:
                 capacity.requests[meter._label(operation, "+".join(tables))] += 1
                 if operation == "TransactWriteItems":
-                    for label, units in meter._transaction_units(original, client, params["TransactItems"]).items():
+                    actions = params["TransactItems"]
+                    for label, units in meter._transaction_units(original, client, actions, capacity).items():
                         capacity.wcu[label] += units
                     return response
                 consumed = response.get("ConsumedCapacity") or []
@@ -388,6 +414,12 @@ class CapacityMeter:
                         capacity.rcu[label] += units
                     else:
                         capacity.wcu[label] += units
+                    if single:
+                        table = str(params["TableName"])
+                        on_table = float((entry.get("Table") or {}).get("CapacityUnits") or units)
+                        capacity.item_wcu[meter._item_label(table, meter._key(original, client, table, params))] += (
+                            on_table
+                        )
             return response
 
         setattr(BaseClient, PATCHED, metered)
