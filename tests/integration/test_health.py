@@ -265,3 +265,42 @@ def test_given_the_sample_events_then_the_health_check_and_its_route_answer(aws:
     response = aws.invoke("AdminFunction", fresh_sample("admin-get-health.json"))
     assert response["statusCode"] == 200, response
     assert json.loads(response["body"])["checked_at"] is not None
+
+
+def test_given_events_and_an_order_in_one_hour_then_their_totals_are_kept_apart_and_read_as_one_hour(
+    aws: EmulatedAws,
+) -> None:
+    """Events requests add to one of the hour's event parts and orders to their own, so an order's transaction never
+    contends with the events' updates of a busy hour; the health check reads the parts as one hour."""
+    from reclift.data.health import HealthStore
+    from reclift_local.worker import function_env
+    from tests.support.aws import process_queue
+
+    shop = new_shop()
+    for n in range(12):
+        event = {"type": "impression", "visitor_id": f"v{n}", "placement": "home"}
+        event["products"] = [{"product_id": "111", "position": 1}, {"product_id": "222", "position": 2}]
+        body = json.dumps({"events": [event | issued(shop, f"v{n}", ["111", "222"], placement="home")]}).encode()
+        assert (
+            aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))[
+                "statusCode"
+            ]
+            == 200
+        )
+    order = order_payload(order_id=9100, created_at=datetime.now(UTC), lines=[{"product_id": 111, "price": "5.00"}])
+    assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
+    assert process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue")) == {"batchItemFailures": []}
+
+    today = datetime.now(UTC).date()
+    items = aws.client("dynamodb").query(
+        TableName=aws.resource("CountersTable"),
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :hour)",
+        ExpressionAttributeValues={":pk": {"S": f"{shop}#{today.isoformat()}"}, ":hour": {"S": "_hour#"}},
+    )["Items"]
+    parts = {sk.split("#")[2] for item in items if (sk := item["sk"]["S"]).count("#") == 2}
+    assert "o" in parts
+    assert parts - {"o"}
+    assert all(part.startswith("e") for part in parts - {"o"})
+    with function_env(aws.environment("HealthCheckFunction")):
+        [hour] = [h for h in HealthStore().hour_totals(shop, today, today) if h.impressions or h.orders]
+    assert (hour.impressions, hour.orders) == (24, 1)

@@ -18,7 +18,7 @@ from functools import cache
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.data.models import CounterItem, HealthItem, bind_tables
-from reclift.data.store import HOUR_COUNTER, StoreError, day_key, dynamo_store, hour_key
+from reclift.data.store import HOUR_COUNTER, StoreError, day_key, dynamo_store, hour_key, hour_of
 from reclift.health import ConditionState, HourTotals
 
 HEALTH_SUFFIX = "#health"
@@ -45,26 +45,26 @@ class HealthStore:
         bind_tables()
 
     def hour_totals(self, shop: str, first_day: date, last_day: date) -> list[HourTotals]:
-        hours: list[HourTotals] = []
+        """Each hour's totals, its parts (events', orders', the tally's) summed."""
+        hours: dict[datetime, HourTotals] = {}
         day = first_day
         try:
             while day <= last_day:
                 for item in CounterItem.query(day_key(shop, day), CounterItem.sk.startswith(HOUR_COUNTER)):
-                    hour = int(item.sk.removeprefix(HOUR_COUNTER))
-                    hours.append(
-                        HourTotals(
-                            start=datetime(day.year, day.month, day.day, hour, tzinfo=UTC),
-                            impressions=int(item.impressions),
-                            purchases=int(item.purchases),
-                            orders=int(item.orders),
-                            served=int(item.served),
-                            errors=int(item.errors),
-                        )
+                    start = datetime(day.year, day.month, day.day, hour_of(item.sk), tzinfo=UTC)
+                    before = hours.get(start) or HourTotals(start)
+                    hours[start] = HourTotals(
+                        start=start,
+                        impressions=before.impressions + int(item.impressions),
+                        purchases=before.purchases + int(item.purchases),
+                        orders=before.orders + int(item.orders),
+                        served=before.served + int(item.served),
+                        errors=before.errors + int(item.errors),
                     )
                 day += timedelta(days=1)
         except PynamoDBException as exc:
             raise StoreError(f"reading the hourly totals failed: {exc.msg}") from exc
-        return hours
+        return [hours[start] for start in sorted(hours)]
 
     def state(self, shop: str) -> HealthState:
         try:

@@ -65,7 +65,11 @@ ARM_BUCKETS = 16
 ARM_SEEN = "_seen#"  # sk `_seen#{arm}#{visitor}`: the visitor counted in the arm that day (a small marker item)
 # A marker only has to outlive its day (the day is UTC; a request can land a few seconds after midnight).
 ARM_SEEN_RETENTION = timedelta(days=2)
-HOUR_COUNTER = "_hour#"  # sk `_hour#HH` in the day's partition: the shop's totals of that hour (UTC)
+HOUR_COUNTER = "_hour#"  # sk `_hour#HH[#part]` in the day's partition: the shop's totals of that hour (UTC)
+# The hour's totals are kept in parts so that no item takes every request of a busy shop: events requests add to one
+# of HOUR_EVENT_PARTS parts (`_hour#HH#e{n}`), orders to their own (`_hour#HH#o`), so an order's transaction never
+# contends with events' updates; the served tally and errors keep `_hour#HH`. Readers sum the parts.
+HOUR_EVENT_PARTS = 8
 
 
 def arm_shard(visitor_id: str) -> int:
@@ -108,10 +112,21 @@ def day_key(shop: str, day: date | str) -> str:
     return f"{shop}#{day if isinstance(day, str) else day.isoformat()}"
 
 
-def hour_key(moment: datetime) -> tuple[str, str]:
-    """The day partition's date and the sort key of the shop's totals for the hour `moment` falls in (UTC)."""
+def hour_key(moment: datetime, part: str | None = None) -> tuple[str, str]:
+    """The day partition's date and the sort key of the shop's totals for the hour `moment` falls in (UTC), in
+    `part` of them when given."""
     utc = moment.astimezone(UTC)
-    return utc.date().isoformat(), f"{HOUR_COUNTER}{utc.hour:02d}"
+    return utc.date().isoformat(), f"{HOUR_COUNTER}{utc.hour:02d}" + (f"#{part}" if part else "")
+
+
+def hour_of(sk: str) -> int:
+    """The hour (UTC) of an hour's totals item, whichever part it is."""
+    return int(sk.removeprefix(HOUR_COUNTER).split("#", 1)[0])
+
+
+def events_hour_part() -> str:
+    """A part of the hour's totals for an events request, drawn at random so a busy hour spreads over them."""
+    return f"e{random.randrange(HOUR_EVENT_PARTS)}"  # noqa: S311 - load spreading, not security
 
 
 def order_key(shop: str, order_id: str) -> str:
@@ -167,7 +182,7 @@ class Store(Protocol):
     def register_shop(self, shop: str, *, currency: str | None = None) -> None: ...
     def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> list[TrackedEvent]: ...
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
-    def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None: ...
+    def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None: ...
     def update_profile(
         self,
         shop: str,
@@ -311,13 +326,13 @@ class DynamoStore:
         except PynamoDBException as exc:
             raise StoreError(f"updating counters failed: {exc.msg}") from exc
 
-    def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int]) -> None:
-        """Add to the shop's totals of the hour `at` falls in (`impressions`, `served`, `errors`): one UpdateItem,
-        whatever the number of products."""
+    def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None:
+        """Add to the shop's totals of the hour `at` falls in (`impressions`, `served`, `errors`), in `part` of them
+        when given: one UpdateItem, whatever the number of products."""
         actions: list[Any] = [getattr(CounterItem, name).add(value) for name, value in sorted(counts.items()) if value]
         if not actions:
             return
-        day, sk = hour_key(at)
+        day, sk = hour_key(at, part)
         expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
         try:
             CounterItem(day_key(shop, day), sk).update(actions=[*actions, CounterItem.expires_at.set(expires)])
@@ -739,7 +754,7 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
                 CounterItem.attributed_revenue.add(attribution.revenue),
             ]
 
-    hour_sk = hour_key(order.created_at)[1]
+    hour_sk = hour_key(order.created_at, "o")[1]
     records: list[OrderRecord] = [line_record(line) for line in attribution.attributed]
     records += [missed_record(missed) for missed in attribution.missed]
     by_line = {record.line_id: record for record in records}

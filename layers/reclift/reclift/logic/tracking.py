@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reclift.data.store import Store, customer_key, visitor_key
+from reclift.data.store import Store, customer_key, events_hour_part, visitor_key
 from reclift.recids import RecIds
 from reclift.tracking import (
     ProfileChange,
@@ -57,7 +57,7 @@ def track_events(
     if written:
         store.add_counts(shop, increments)
         if impressions:
-            store.add_hour_counts(shop, now, {"impressions": impressions})
+            store.add_hour_counts(shop, now, {"impressions": impressions}, part=events_hour_part())
         if served := arm_visitors(written):
             store.add_arm_visitors(shop, served)
     for visitor_id, change in sorted(profile_changes([*written, *proof.views]).items()):
