@@ -278,15 +278,11 @@ def test_given_events_and_an_order_in_one_hour_then_their_totals_are_kept_apart_
 
     shop = new_shop()
     for n in range(12):
-        event = {"type": "impression", "visitor_id": f"v{n}", "placement": "home"}
-        event["products"] = [{"product_id": "111", "position": 1}, {"product_id": "222", "position": 2}]
+        listed = [{"product_id": "111", "position": 1}, {"product_id": "222", "position": 2}]
+        event: dict[str, Any] = {"type": "impression", "visitor_id": f"v{n}", "placement": "home", "products": listed}
         body = json.dumps({"events": [event | issued(shop, f"v{n}", ["111", "222"], placement="home")]}).encode()
-        assert (
-            aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))[
-                "statusCode"
-            ]
-            == 200
-        )
+        response = aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
+        assert response["statusCode"] == 200
     order = order_payload(order_id=9100, created_at=datetime.now(UTC), lines=[{"product_id": 111, "price": "5.00"}])
     assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
     assert process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue")) == {"batchItemFailures": []}
