@@ -146,6 +146,7 @@ ROOT_FIELD_SCOPES = {
     "product": "read_products",
     "productsCount": "read_products",
     "bulkOperationRunQuery": None,
+    "shop": None,  # the shop's own id: every app may read it
     "node": None,
 }
 
