@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.attributes import UnicodeAttribute, UnicodeSetAttribute, UTCDateTimeAttribute
-from pynamodb.exceptions import PynamoDBException, UpdateError
+from pynamodb.exceptions import PynamoDBException
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 
 from reclift import config
 from reclift.data.models import region
-from reclift.data.store import StoreError
+from reclift.data.store import StoreError, update_if
 from reclift.offline_grants import EXPIRING, GrantError, OfflineGrant, grant_json, parse_grant
 
 if TYPE_CHECKING:
@@ -170,15 +170,7 @@ class InstallRegistry:
 
     def _update(self, shop: str, actions: list[Any], condition: Condition | None, what: str) -> bool:
         _bind()
-        try:
-            InstallItem(shop).update(actions=actions, condition=condition)
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise StoreError(f"{what} failed: {exc.msg}") from exc
-        except PynamoDBException as exc:
-            raise StoreError(f"{what} failed: {exc.msg}") from exc
-        return True
+        return update_if(InstallItem(shop), actions, condition, what)
 
     def claim_installation(self, shop: str, claim: str, *, now: datetime, stale_before: datetime) -> bool:
         """Take the shop's installation for one exchange: only a shop not installed (never, no longer, or after a

@@ -11,7 +11,7 @@ import random
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
@@ -81,18 +81,28 @@ class StoreError(RuntimeError):
     """DynamoDB refused or failed a request; the caller's unit of work should be retried."""
 
 
-def save_if(item: Model, condition: Condition, what: str) -> bool:
-    """Save `item` where `condition` holds; False where it does not (nothing written), StoreError naming `what` on
-    any other failure."""
+def _written_if(write: Callable[[], object], what: str) -> bool:
+    """Run a conditional write: False where its condition does not hold (nothing written), StoreError naming `what`
+    on any other failure."""
     try:
-        item.save(condition=condition)
-    except PutError as exc:
+        write()
+    except (PutError, UpdateError) as exc:
         if exc.cause_response_code == "ConditionalCheckFailedException":
             return False
         raise StoreError(f"{what} failed: {exc.msg}") from exc
     except PynamoDBException as exc:
         raise StoreError(f"{what} failed: {exc.msg}") from exc
     return True
+
+
+def save_if(item: Model, condition: Condition, what: str) -> bool:
+    """Save `item` where `condition` holds; False where it does not (nothing written)."""
+    return _written_if(lambda: item.save(condition=condition), what)
+
+
+def update_if(item: Model, actions: list[Any], condition: Condition | None, what: str) -> bool:
+    """Apply `actions` to `item` where `condition` holds (always, without one); False where it does not."""
+    return _written_if(lambda: item.update(actions=actions, condition=condition), what)
 
 
 # ---------------------------------------------------------------- keys
