@@ -24,6 +24,7 @@ from reclift_local.sign import DEV_API_SECRET
 from tests.support.aws import EmulatedAws, process_queue, queued
 from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.recs import shown
+from tests.support.shop_items import mentions
 from tests.support.shopify import (
     admin_event,
     fresh_sample,
@@ -659,7 +660,7 @@ def everything_of(aws: EmulatedAws, needle: str) -> list[str]:
     )
     for logical_id in tables:
         for page in dynamodb.get_paginator("scan").paginate(TableName=aws.resource(logical_id)):
-            found += [f"{logical_id}:{item['pk']['S']}" for item in page["Items"] if needle in json.dumps(item)]
+            found += [f"{logical_id}:{item['pk']['S']}" for item in page["Items"] if mentions(item, needle)]
     return found
 
 

@@ -3,10 +3,19 @@ tests and benchmark seed (DynamoDB JSON, string attributes only: the erasure rea
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from reclift.data.models import shop_bucket_key
+
+
+def mentions(item: dict[str, Any], needle: str) -> bool:
+    """Whether an item names the id as a whole token: `#c#5005` and `"5005"` do, a timestamp's `51.835005Z` does not
+    (a plain substring test fails at random, whenever a timestamp happens to contain the id)."""
+    return re.search(rf"(?<![0-9A-Za-z]){re.escape(needle)}(?![0-9A-Za-z])", json.dumps(item)) is not None
+
 
 TABLES = ("EventsTable", "CountersTable", "OrdersTable", "ProfilesTable", "ShopsTable", "LearningTable", "CatalogTable")
 
