@@ -1,11 +1,14 @@
 """Writes `events/`: one sample event per function and case, signed with the documented development secret.
 
 The events are what API Gateway and SQS hand the functions (the same builders the local stack uses), so they
-work with `make invoke FN=… EVENT=…`, with `sam local invoke -e`, and in the tests. They are made for a fixed
-moment, so the files are reproducible: `python -m reclift_local.sample_events --check` fails when they drift.
-App-proxy and webhook samples carry that moment's time — invoke them with `APP_PROXY_MAX_SKEW_SECONDS=0` and
-`WEBHOOK_MAX_AGE_SECONDS=0`, or regenerate them with `--now` for fresh ones. The admin samples' session tokens live
-one minute, as Shopify's do: regenerate them with `--now` right before invoking them.
+work with `make invoke FN=… EVENT=…`, with `sam local invoke -e`, and in the tests.
+
+Two sets, one builder. `make events` (this module without options) writes a fresh set, made for the current time,
+to invoke by hand: its app-proxy samples pass the timestamp check for APP_PROXY_MAX_SKEW_SECONDS (90 s by default),
+its webhooks the trigger-time check for 48 h, its rec ids count for 24 h and its admin session tokens live one
+minute, as Shopify's do. The committed set is made for a fixed moment, so it is reproducible and the tests can rely
+on it (`--fixed` writes it, `--check` fails when events/ is not it): invoke its app-proxy and webhook samples with
+`APP_PROXY_MAX_SKEW_SECONDS=0` and `WEBHOOK_MAX_AGE_SECONDS=0`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +46,9 @@ LEARNING_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-LearningQueue"
 HEALTH_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-HealthQueue"
 SIMILARITY_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-SimilarityQueue"
 SHOP_REDACT_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:reclift-ShopRedactQueue"
+# The demo shop's catalog: the products the sample order buys and the storefront samples list, so that the
+# recommendations the walk-through asks for render titles, prices and images.
+CATALOG_BODIES = ("ipod-nano", "ipod-touch", "ipod-shuffle")
 
 
 def _stable_id(*parts: str) -> str:
@@ -92,6 +99,12 @@ def http_event(
         request_id=_stable_id("request", method, path),
         now=now.timestamp(),
     )
+
+
+def product_webhook_event(body: bytes, topic: str, *, secret: str, now: datetime) -> dict[str, Any]:
+    """A products webhook delivery of `body`, as API Gateway hands it to WebhookFunction."""
+    headers = webhook_headers(topic, body, secret=secret, now=now)
+    return http_event("POST", f"/webhooks/{topic}", "/webhooks/{topic+}", headers, body, now, {"topic": topic})
 
 
 def storefront_events(now: datetime, secret: str = DEV_API_SECRET) -> dict[str, Any]:
@@ -167,21 +180,20 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
 
     product = (BODIES_DIR / "products-update.json").read_bytes()
     product_headers = webhook_headers("products/update", product, secret=secret, now=now)
-    product_webhook = http_event(
-        "POST",
-        "/webhooks/products/update",
-        "/webhooks/{topic+}",
-        product_headers,
-        product,
-        now,
-        {"topic": "products/update"},
-    )
+    product_webhook = product_webhook_event(product, "products/update", secret=secret, now=now)
     product_envelope = envelope_for(dict(product_headers), product, "products/update").model_dump_json()
     product_message = copy.deepcopy(message) | {
         "MessageId": _stable_id("message", "product"),
         "ReceiptHandle": "AQEB-product",
         "Body": product_envelope,
         "MD5OfBody": hashlib.md5(product_envelope.encode(), usedforsecurity=False).hexdigest(),
+    }
+
+    catalog = {
+        f"webhook-products-create-{handle}.json": product_webhook_event(
+            (BODIES_DIR / f"products-create-{handle}.json").read_bytes(), "products/create", secret=secret, now=now
+        )
+        for handle in CATALOG_BODIES
     }
 
     def job(name: str, body: dict[str, str]) -> dict[str, Any]:
@@ -307,6 +319,7 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
         "similarity-scheduled.json": scheduled("SimilarityFunctionDaily"),
         "similarity-sqs-shop.json": {"Records": [sqs_record(similarity_job, SIMILARITY_QUEUE_ARN, "us-east-1")]},
         "shop-redact-sqs-shop.json": {"Records": [sqs_record(shop_erasure, SHOP_REDACT_QUEUE_ARN, "us-east-1")]},
+        **catalog,
     }
 
 
@@ -314,29 +327,66 @@ def _rendered(events: dict[str, Any]) -> dict[str, str]:
     return {name: json.dumps(event, indent=2, sort_keys=False) + "\n" for name, event in events.items()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reclift_local.sample_events", description=__doc__)
-    parser.add_argument("--now", help="ISO time to make the events for (default: a fixed moment)")
-    parser.add_argument("--check", action="store_true", help="fail if events/ differs from what would be written")
-    args = parser.parse_args(argv)
-    now = datetime.fromisoformat(args.now).astimezone(UTC) if args.now else FIXED_NOW
-    rendered = _rendered(build_all(now))
-    stale = [
+def stale_files(rendered: dict[str, str], events_dir: Path = EVENTS_DIR) -> list[str]:
+    """The names whose file is missing from `events_dir` or differs from `rendered`."""
+    return [
         name
         for name, text in rendered.items()
-        if not (EVENTS_DIR / name).exists() or (EVENTS_DIR / name).read_text() != text
+        if not (events_dir / name).exists() or (events_dir / name).read_text() != text
     ]
+
+
+def write(now: datetime, events_dir: Path = EVENTS_DIR) -> list[str]:
+    """Writes the sample events made for `now` into `events_dir`; returns the names of the files it changed."""
+    rendered = _rendered(build_all(now))
+    stale = stale_files(rendered, events_dir)
+    for name in stale:
+        (events_dir / name).write_text(rendered[name])
+    return stale
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    events_dir: Path = EVENTS_DIR,
+) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m reclift_local.sample_events",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    moment = parser.add_mutually_exclusive_group()
+    moment.add_argument("--now", help="ISO time to make the events for (default: the current time)")
+    moment.add_argument("--fixed", action="store_true", help="the committed set, made for a fixed moment")
+    moment.add_argument("--check", action="store_true", help="fail if events/ is not the committed set")
+    args = parser.parse_args(argv)
     if args.check:
+        stale = stale_files(_rendered(build_all(FIXED_NOW)), events_dir)
         if stale:
             print(
-                f"events/ is out of date: {', '.join(stale)} (run python -m reclift_local.sample_events)",
+                f"events/ is not the committed set of sample events: {', '.join(stale)} differ. "
+                "Restore it with `python -m reclift_local.sample_events --fixed` (after `make events`, which makes "
+                "a fresh set for invoking by hand) and commit it if the builder changed.",
                 file=sys.stderr,
             )
             return 1
         return 0
-    for name in stale:
-        (EVENTS_DIR / name).write_text(rendered[name])
-    print(f"wrote {len(stale)} of {len(rendered)} sample events to {EVENTS_DIR}")
+    if args.fixed:
+        now = FIXED_NOW
+    elif args.now:
+        now = datetime.fromisoformat(args.now).astimezone(UTC)
+    else:
+        now = clock().replace(microsecond=0)
+    written = write(now, events_dir)
+    total = len(build_all(now))
+    print(f"wrote {len(written)} of {total} sample events to {events_dir}, made for {now.isoformat()}")
+    if now != FIXED_NOW:
+        print(
+            "  app-proxy samples pass the timestamp check for 90 s (APP_PROXY_MAX_SKEW_SECONDS), admin session "
+            "tokens for 1 minute, webhooks for 48 h, rec ids for 24 h: run make events again when they expire.\n"
+            "  The tests need the committed set: python -m reclift_local.sample_events --fixed (make test says so)."
+        )
     return 0
 
 
