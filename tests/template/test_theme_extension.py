@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+from pathlib import Path
 from typing import Any, get_args
 
 import pytest
@@ -16,7 +17,7 @@ from reclift.logic.recommendations import RecommendationQuery
 from reclift.tracking import MAX_EVENTS_PER_REQUEST
 from tests.support.storefront import BLOCK, EXTENSION, SCHEMA, app_proxy_path, block_schema, render_block, translations
 
-SCRIPT = EXTENSION / "assets" / "reclift.js"
+SCRIPT = EXTENSION.parent / "src" / "reclift.js"  # the readable source; assets/reclift.js is its minified build
 # Shopify's input settings that an app block may use (the basic and specialized types of the theme editor).
 SETTING_TYPES = {
     "checkbox", "number", "radio", "range", "select", "text", "textarea", "article", "blog", "collection",
@@ -120,8 +121,9 @@ def test_the_script_uses_the_app_proxy_shopify_app_toml_declares_and_the_events_
     assert 'PROXY_PATH + "/events"' in SCRIPT.read_text()
 
 
-def test_the_script_is_valid_javascript() -> None:
+@pytest.mark.parametrize("script", [SCRIPT, EXTENSION / "assets" / "reclift.js"], ids=["source", "asset"])
+def test_the_script_is_valid_javascript(script: Path) -> None:
     node = shutil.which("node")
     assert node, "Node.js is required (it also runs DynamoDB Local)"
-    checked = subprocess.run([node, "--check", str(SCRIPT)], capture_output=True, text=True, check=False)
+    checked = subprocess.run([node, "--check", str(script)], capture_output=True, text=True, check=False)
     assert checked.returncode == 0, checked.stderr
