@@ -25,6 +25,7 @@ help:
 	@echo "make smoke BASE_URL=… SHOP=…  the README walk-through as one command against a deployment (local or AWS)"
 	@echo "make app-config [STACK=reclift] [REGION=…]  the deployed stack's URLs (and \$$SHOPIFY_API_KEY) into shopify.app.toml"
 	@echo "make test                     lint, type checks and every test (what CI runs)"
+	@echo "make widget                   the storefront widget's minified script, from extensions/src/reclift.js"
 	@echo "make fuzz [ARGS=…]            the property and fuzzing tests on new generated inputs (make test repeats fixed ones)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
 	@echo "make simulate ARGS='…'        the store simulation (e.g. ARGS='--scenario steady --days 28 --seed 1')"
@@ -40,6 +41,16 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get install -y -qq --no-install-recommends chromium || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+# The storefront widget's tools (esbuild, Shopify's theme check), pinned by extensions/package-lock.json.
+WIDGET_TOOLS := extensions/node_modules/.installed
+$(WIDGET_TOOLS): extensions/package.json extensions/package-lock.json
+	cd extensions && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $@
+
+.PHONY: widget
+widget: $(WIDGET_TOOLS)
+	node extensions/build.mjs
 
 $(INSTALLED): requirements-dev.txt layers/reclift/requirements.in layers/reclift/constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reclift needs Python 3.11 (the Lambda runtime)"'
@@ -88,11 +99,11 @@ lint: $(INSTALLED)
 typecheck: $(INSTALLED)
 	$(BIN)/mypy layers local functions tests benchmarks
 
-test: lint typecheck $(CHROMIUM)
+test: lint typecheck $(CHROMIUM) $(WIDGET_TOOLS)
 	$(BIN)/python -m reclift_local.sample_events --check
 	$(BIN)/pytest -n $(TEST_WORKERS)
 
-test-fast: $(INSTALLED)
+test-fast: $(INSTALLED) $(WIDGET_TOOLS)
 	$(BIN)/pytest tests/unit tests/template -q
 
 # `make test` runs the same generated inputs every time; this draws new ones on every run.
