@@ -142,6 +142,18 @@ MANAGED_POLICY_ACTIONS: dict[str, frozenset[str]] = {
             "xray:GetSamplingStatisticSummaries",
         }
     ),
+    # A DynamoDB stream event source: the poller reads the stream on the function's behalf.
+    "service-role/AWSLambdaDynamoDBExecutionRole": frozenset(
+        {
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents",
+        }
+    ),
     # An SQS event source: the poller receives and deletes on the function's behalf.
     "service-role/AWSLambdaSQSQueueExecutionRole": frozenset(
         {
@@ -417,10 +429,12 @@ def test_the_first_message_check_fails_for_a_queue_no_alarm_watches(cfn_template
 
 # ------------------------------------------------------------------------------- scheduled (asynchronous) invocations
 def failure_destinations(cfn_template: dict[str, Any], function_id: str) -> set[str]:
-    """The queues a function's failed asynchronous invocations are sent to (its EventInvokeConfig's OnFailure)."""
+    """The queues a function's failed asynchronous invocations (its EventInvokeConfig's OnFailure) and its stream
+    batches that exhausted their retries (its stream event source's OnFailure) are sent to."""
     return {
         str(getatt_target(properties["DestinationConfig"]["OnFailure"]["Destination"], "Arn"))
-        for _, properties in resources(cfn_template, "AWS::Lambda::EventInvokeConfig")
+        for kind in ("AWS::Lambda::EventInvokeConfig", "AWS::Lambda::EventSourceMapping")
+        for _, properties in resources(cfn_template, kind)
         if ref_target(properties["FunctionName"]) == function_id
         and "OnFailure" in (properties.get("DestinationConfig") or {})
     }
@@ -600,8 +614,14 @@ def test_no_statement_allows_a_wildcard_action_or_any_resource(cfn_template: dic
 
 
 def test_roles_attach_only_the_managed_policies_sam_needs(cfn_template: dict[str, Any]) -> None:
-    """The execution-log and X-Ray policies everywhere; the SQS poller's policy only where a queue feeds it."""
+    """The execution-log and X-Ray policies everywhere; the SQS poller's policy only where a queue feeds it, the
+    stream poller's only where a stream does."""
     consumers = {ref_target(source["FunctionName"]) for source in sqs_event_sources(cfn_template)}
+    stream_readers = {
+        ref_target(properties["FunctionName"])
+        for _, properties in resources(cfn_template, "AWS::Lambda::EventSourceMapping")
+        if getatt_target(properties["EventSourceArn"], "StreamArn")
+    }
     for function_id, _ in resources(cfn_template, "AWS::Lambda::Function"):
         role_id = function_role(cfn_template, function_id)
         for arn in cfn_template["Resources"][role_id]["Properties"].get("ManagedPolicyArns", []):
@@ -609,6 +629,8 @@ def test_roles_attach_only_the_managed_policies_sam_needs(cfn_template: dict[str
             assert name in MANAGED_POLICY_ACTIONS, f"{function_id}: unexpected managed policy {arn}"
             if name == "service-role/AWSLambdaSQSQueueExecutionRole":
                 assert function_id in consumers, f"{function_id} polls no queue but has {arn}"
+            if name == "service-role/AWSLambdaDynamoDBExecutionRole":
+                assert function_id in stream_readers, f"{function_id} reads no stream but has {arn}"
 
 
 def test_the_attribution_worker_sends_only_shop_erasures_to_their_own_queue(cfn_template: dict[str, Any]) -> None:
@@ -686,7 +708,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "put_settings": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "register_shop": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "shop_currency": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
-    "put_events": [("EVENTS_TABLE", None, "dynamodb:PutItem")],
+    "put_events": [("EVENTS_TABLE", None, "dynamodb:PutItem"), ("EVENTS_TABLE", None, "dynamodb:UpdateItem")],
     "add_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "update_profile": [
         ("PROFILES_TABLE", None, "dynamodb:GetItem"),
@@ -1108,7 +1130,9 @@ def test_no_queue_polls_a_function_with_more_concurrency_than_it_reserves(
     receives towards the DLQ for nothing: every event source of a reserving function sets MaximumConcurrency at
     most the reservation."""
     checked = 0
-    for mapping_id, _ in resources(cfn_template, "AWS::Lambda::EventSourceMapping"):
+    for mapping_id, properties in resources(cfn_template, "AWS::Lambda::EventSourceMapping"):
+        if properties not in sqs_event_sources(cfn_template):
+            continue  # a stream is read by one poller per shard, whatever the reservation
         mapping = resolved(cfn_template, mapping_id, overrides)
         function_id = cfn_template["Resources"][mapping_id]["Properties"]["FunctionName"]["Ref"]
         reserved = resolved(cfn_template, function_id, overrides).get("ReservedConcurrentExecutions")

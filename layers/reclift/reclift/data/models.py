@@ -88,9 +88,16 @@ class EventsByShop(GlobalSecondaryIndex["EventItem"]):
 
 
 class EventItem(Model):
-    """A proven storefront recommendation event about one product. pk `{shop}#v#{visitor}`, sk `{issue time of its
-    rec id}#{rec id's tag}#{type}#{product}`: written only where absent, so each (rec id, product, type) is stored
-    once. (Items from before rec ids were signed have sk `{time}#{event id}` and several products.)"""
+    """A proven storefront recommendation event. pk `{shop}#v#{visitor}`.
+    - An impression: one item per rec id, sk `{issue time of its rec id}#{rec id's tag}#impression`, its products in
+      the set `product_set`. A later impression of the same rec id adds the products that came into view since; a
+      product already in the set adds nothing, so each (rec id, product) is counted once.
+    - A click or an add to cart: one item per (rec id, type, product), sk `{issue time}#{tag}#{type}#{product}`,
+      written only where absent; only these carry `rec_pk` (the sparse `by_rec` index), what an order line's
+      `_rec_id` is looked up by.
+    (Items from before: impressions per product, sk `…#impression#{product}`, or, before rec ids were signed,
+    sk `{time}#{event id}` with several products; both keep `product_ids`.)
+    The table's stream (new and old images) is what the counting function adds to the counters."""
 
     class Meta:
         table_name = "EVENTS_TABLE"
@@ -111,7 +118,13 @@ class EventItem(Model):
     source_product_id = UnicodeAttribute(null=True)
     product_ids = ListAttribute[str](default=list)
     positions = ListAttribute[int](default=list)
+    product_set = UnicodeSetAttribute(null=True)  # an impression's products, as sets: `ADD` merges, duplicates vanish
     expires_at = TTLAttribute()
+
+    @property
+    def products(self) -> tuple[str, ...]:
+        """The products the event is about, whichever way the item keeps them."""
+        return tuple(sorted(self.product_set)) if self.product_set else tuple(self.product_ids)
 
     by_customer = EventsByCustomer()
     by_rec = EventsByRec()

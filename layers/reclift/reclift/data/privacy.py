@@ -133,7 +133,7 @@ class PrivacyStore:
             {
                 "type": event.type,
                 "at": event.at.isoformat(),
-                "products": list(event.product_ids),
+                "products": list(event.products),
                 "rec_id": event.rec_id,
                 "visitor_id": event.visitor_id,
                 "logged_in": event.customer_id is not None,

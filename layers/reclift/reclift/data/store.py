@@ -292,34 +292,23 @@ class DynamoStore:
 
     # ------------------------------------------------------------ tracking
     def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> list[TrackedEvent]:
-        """Store each proven event where its item is absent and return those written: the item's key is
-        `{visitor}` / `{issue time}#{rec tag}#{type}#{product}`, so a repeat of a (rec id, product, type) finds its
-        item and writes nothing. The dedupe is the event's own write (one PutItem, one write unit), nothing more."""
-        written: list[TrackedEvent] = []
+        """Store each proven event unless it is already stored, and return those that were new: what the stream
+        then counts. An impression is kept per rec id (one UpdateItem that adds its products to the rec id's set and
+        returns the set as it was, so a product shown again is no news); a click or an add to cart per (rec id,
+        type, product), by a PutItem only where absent. Either way a repeat writes nothing new, and one impression
+        request costs one write unit, plus its `by_shop` index entry when the rec id is new."""
         for event in events:
             if event.issued_at is None or event.rec_tag is None:
                 raise ValueError("only proven events are stored")
-            item = EventItem(
-                pk=visitor_key(shop, event.visitor_id),
-                sk=f"{_stamp(event.issued_at)}#{event.rec_tag}#{event.type}#{','.join(event.product_ids)}",
-                shop_pk=shop_bucket_key(shop, visitor_key(shop, event.visitor_id)),
-                customer_pk=customer_key(shop, event.customer_id) if event.customer_id else None,
-                rec_pk=rec_key(shop, event.rec_id) if event.rec_id else None,
-                event_id=event.event_id,
-                type=event.type,
-                at=event.at,
-                visitor_id=event.visitor_id,
-                customer_id=event.customer_id,
-                rec_id=event.rec_id,
-                placement=event.placement,
-                arm=event.arm,
-                source_product_id=event.source_product_id,
-                product_ids=list(event.product_ids),
-                positions=list(event.positions),
-                expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
-            )
-            if save_if(item, EventItem.sk.does_not_exist(), "storing an event"):
+        written: list[TrackedEvent] = []
+        impressions: dict[tuple[str, str], list[TrackedEvent]] = defaultdict(list)
+        for event in events:
+            if event.type == "impression":
+                impressions[(event.visitor_id, event.rec_tag or "")].append(event)
+            elif save_if(_event_item(shop, event), EventItem.sk.does_not_exist(), "storing an event"):
                 written.append(event)
+        for group in impressions.values():
+            written.extend(_add_impression(shop, group))
         return written
 
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None:
@@ -656,12 +645,72 @@ class DynamoStore:
         return sorted(totals, key=lambda total: total.day)
 
 
+def _event_item(shop: str, event: TrackedEvent, *, sk: str | None = None) -> EventItem:
+    assert event.issued_at is not None  # put_events admits proven events only
+    pk = visitor_key(shop, event.visitor_id)
+    return EventItem(
+        pk=pk,
+        sk=sk or f"{_stamp(event.issued_at)}#{event.rec_tag}#{event.type}#{','.join(event.product_ids)}",
+        shop_pk=shop_bucket_key(shop, pk),
+        customer_pk=customer_key(shop, event.customer_id) if event.customer_id else None,
+        rec_pk=rec_key(shop, event.rec_id) if event.rec_id and event.type != "impression" else None,
+        event_id=event.event_id,
+        type=event.type,
+        at=event.at,
+        visitor_id=event.visitor_id,
+        customer_id=event.customer_id,
+        rec_id=event.rec_id,
+        placement=event.placement,
+        arm=event.arm,
+        source_product_id=event.source_product_id,
+        product_ids=list(event.product_ids),
+        positions=list(event.positions),
+        expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
+    )
+
+
+def _add_impression(shop: str, group: Sequence[TrackedEvent]) -> list[TrackedEvent]:
+    """One UpdateItem for a request's impressions of one rec id: its fields set where absent, its products added to
+    the set; the products that were not in the set before are the new impressions."""
+    first = group[0]
+    assert first.issued_at is not None  # put_events admits proven events only
+    item = _event_item(shop, first, sk=f"{_stamp(first.issued_at)}#{first.rec_tag}#impression")
+    products = {product for event in group for product in event.product_ids}
+    actions: list[Any] = [
+        attribute.set(attribute | value)  # if_not_exists: the first impression's fields stay
+        for attribute, value in (
+            (EventItem.shop_pk, item.shop_pk),
+            (EventItem.customer_pk, item.customer_pk),
+            (EventItem.event_id, f"{first.rec_tag}.impression"),
+            (EventItem.type, item.type),
+            (EventItem.at, item.at),
+            (EventItem.visitor_id, item.visitor_id),
+            (EventItem.customer_id, item.customer_id),
+            (EventItem.rec_id, item.rec_id),
+            (EventItem.placement, item.placement),
+            (EventItem.arm, item.arm),
+            (EventItem.source_product_id, item.source_product_id),
+            (EventItem.expires_at, item.expires_at),
+        )
+        if value is not None
+    ]
+    actions.append(EventItem.product_set.add(products))
+    try:
+        answer = EventItem._get_connection().update_item(  # Model.update returns ALL_NEW only
+            item.pk, item.sk, actions=actions, return_values="UPDATED_OLD"
+        )
+    except PynamoDBException as exc:
+        raise StoreError(f"storing an impression failed: {exc.msg}") from exc
+    before = set((answer.get("Attributes") or {}).get("product_set", {}).get("SS", []))
+    return [event for event in group if not set(event.product_ids) <= before]
+
+
 def _touch(item: EventItem) -> Touch:
     return Touch(
         event_id=item.event_id,
         kind=TouchKind(item.type),
         at=item.at,
-        product_ids=tuple(item.product_ids),
+        product_ids=item.products,
         rec_id=item.rec_id,
         arm=item.arm,
     )

@@ -1,5 +1,5 @@
-"""Storefront tracking: store the request's proven events once each, add them to the day's counters and the arms'
-visitors, and take them and the product views into visitor profiles. Nothing else is written."""
+"""Storefront tracking: store the request's proven events once each, and take them and the product views into visitor
+profiles. Nothing else is written: the counters are added to from the events table's stream (`logic.counting`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from reclift.data.store import Store, customer_key, events_hour_part, visitor_key
+from reclift.data.store import Store, customer_key, visitor_key
 from reclift.recids import RecIds
 from reclift.tracking import (
     ProfileChange,
-    arm_visitors,
+    TrackedEvent,
     counter_increments,
     parse_event_batch,
     profile_changes,
@@ -36,6 +36,7 @@ class TrackedBatch:
     ignored: int  # recommendation events that proved nothing new (forged, expired, foreign, repeated): counted nowhere
     impressions: int  # products shown in recommendations
     clicks: int
+    written: tuple[TrackedEvent, ...]  # the events stored: what the stream will count
 
     def response(self) -> dict[str, int]:
         return {"received": self.received, "stored": self.stored, "ignored": self.ignored}
@@ -46,7 +47,8 @@ def track_events(
 ) -> TrackedBatch:
     """EventBatchError (→ 400) for a body that does not fit the schema; nothing is written then. A recommendation
     event counts only when it proves what was shown (`prove_events`) and its (rec id, product, type) is new: the
-    event's own item is written only where it is absent, and only what was written is counted. Views go to the
+    event's own item is written only where it is absent, and only what was written is counted (from the table's
+    stream, not here). Views go to the
     profiles alone (at most VIEWS_PER_DAY a visitor a day) and are neither stored nor ignored."""
     batch = parse_event_batch(body)
     store.register_shop(shop)
@@ -54,12 +56,6 @@ def track_events(
     written = store.put_events(shop, proof.events) if proof.events else []
     increments = counter_increments(written)
     impressions = sum(counts.impressions for counts in increments.values())
-    if written:
-        store.add_counts(shop, increments)
-        if impressions:
-            store.add_hour_counts(shop, now, {"impressions": impressions}, part=events_hour_part())
-        if served := arm_visitors(written):
-            store.add_arm_visitors(shop, served)
     for visitor_id, change in sorted(profile_changes([*written, *proof.views]).items()):
         update_profiles(store, shop, visitor_id=visitor_id, customer_id=customer_id, change=change)
     written_ids = {event.event_id for event in written}
@@ -73,4 +69,5 @@ def track_events(
         ignored=recommendation_events - len(counted),
         impressions=impressions,
         clicks=sum(counts.clicks for counts in increments.values()),
+        written=tuple(written),
     )

@@ -1,0 +1,65 @@
+"""Counting: what newly stored storefront events add to the day's product counters, the hour's totals and the arms'
+visitors. It runs on the events table's stream, a batch at a time, so that a product shown in a thousand requests is
+one counter update, not a thousand: the storefront request itself writes only its events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from reclift.data.event_stream import new_events
+from reclift.data.store import Store, events_hour_part
+from reclift.tracking import TrackedEvent, arm_visitors, counter_increments
+
+
+@dataclass(frozen=True)
+class Counted:
+    shops: int
+    events: int
+    impressions: int
+    clicks: int
+    counters: int  # product counters written (one per shop, day and product of the batch)
+
+
+def count_events(store: Store, shop: str, events: Sequence[TrackedEvent]) -> Counted:
+    """Add the events to the shop's counters: one update per (day, product), one per hour of the hour's totals (in
+    one of its parts), and each arm's visitors of the day counted once."""
+    increments = counter_increments(events)
+    if increments:
+        store.add_counts(shop, increments)
+    per_hour: dict[datetime, int] = defaultdict(int)
+    for event in events:
+        if event.type == "impression":
+            per_hour[event.at.replace(minute=0, second=0, microsecond=0)] += len(event.product_ids)
+    for hour, impressions in sorted(per_hour.items()):
+        store.add_hour_counts(shop, hour, {"impressions": impressions}, part=events_hour_part())
+    if served := arm_visitors(events):
+        store.add_arm_visitors(shop, served)
+    return Counted(
+        shops=1,
+        events=len(events),
+        impressions=sum(counts.impressions for counts in increments.values()),
+        clicks=sum(counts.clicks for counts in increments.values()),
+        counters=len(increments),
+    )
+
+
+def count_stream(records: Iterable[Mapping[str, Any]], store: Store) -> Counted:
+    """Count a batch of the events table's stream records, shop by shop. A batch whose counting fails is delivered
+    again (halved until the failing record is alone, then kept in the failure queue): the counters are
+    at-least-once, so a batch that failed after some of its updates were written counts those twice. That takes a
+    DynamoDB error in the middle of a batch, which the function's error alarm reports."""
+    totals = Counted(shops=0, events=0, impressions=0, clicks=0, counters=0)
+    for shop, events in sorted(new_events(records).items()):
+        counted = count_events(store, shop, events)
+        totals = Counted(
+            shops=totals.shops + 1,
+            events=totals.events + counted.events,
+            impressions=totals.impressions + counted.impressions,
+            clicks=totals.clicks + counted.clicks,
+            counters=totals.counters + counted.counters,
+        )
+    return totals
