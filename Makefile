@@ -17,6 +17,7 @@ TEST_WORKERS ?= 0
 
 help:
 	@echo "make run [DB=dynamodb-local]  the whole stack locally (moto server, routes, queues) on http://127.0.0.1:$$PORT"
+	@echo "make clean-data               wipe what make run DB=dynamodb-local keeps across restarts ($(DYNAMODB_DATA)/)"
 	@echo "make invoke FN=Id [EVENT=f]   run one function against the running stack (the twin of sam local invoke)"
 	@echo "make redrive                  move every DLQ message of the running stack back to its queue"
 	@echo "make backfill SHOP=… [TOKEN=…] [WHAT=orders|products|all] [ADMIN_URL=…]"
@@ -52,18 +53,37 @@ $(WIDGET_TOOLS): extensions/package.json extensions/package-lock.json
 widget: $(WIDGET_TOOLS)
 	node extensions/build.mjs
 
+# pip's own output, down to one line per package it fetches, so a first run is never silent for minutes.
+SETUP_PROGRESS := awk '/^Collecting / { n++; printf "        %3d %s\n", n, $$2; fflush() } \
+	/^Installing collected packages/ { print "        unpacking and installing them"; fflush() }'
 $(INSTALLED): requirements-dev.txt layers/reclift/requirements.in layers/reclift/constraints.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "reclift needs Python 3.11 (the Lambda runtime)"'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@echo "reclift setup: a virtualenv in $(VENV) with the pinned packages (first run only; about a minute when pip"
+	@echo "  finds the wheels in its cache or a local index, a few minutes when it downloads them)"
+	@echo "  [1/4] creating $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "  [2/4] upgrading pip"
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "  [3/4] installing requirements-dev.txt: the layer's runtime packages, moto, pytest, ruff, mypy…"
+	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -r requirements-dev.txt | $(SETUP_PROGRESS)
+	@echo "  [4/4] installing reclift itself (editable: layers/, local/)"
+	@out=$$($(BIN)/python -m pip install --quiet --no-deps -e . 2>&1) || { echo "$$out"; exit 1; }
 	@touch $@
+	@echo "reclift setup: done"
 
 install: $(INSTALLED)
 
+# With DB=dynamodb-local the tables are kept in $(DYNAMODB_DATA)/ across restarts (git-ignored; make clean-data wipes
+# them); moto, the default, keeps everything in memory only.
+DYNAMODB_DATA := .local/dynamodb
 run: $(INSTALLED)
-	$(BIN)/python -m reclift_local run --port $(PORT) $(if $(DB),--db $(DB))
+	@echo "starting the local stack: the AWS emulator, template.yaml's tables and queues, a worker per function"
+	$(BIN)/python -m reclift_local run --port $(PORT) $(if $(DB),--db $(DB)) \
+		$(if $(filter dynamodb-local,$(DB)),--db-data $(DYNAMODB_DATA))
+
+.PHONY: clean-data
+clean-data:
+	rm -rf $(DYNAMODB_DATA)
 
 invoke: $(INSTALLED)
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<LogicalId> [EVENT=events/….json]"; exit 2; }
@@ -118,7 +138,7 @@ simulate: $(INSTALLED)
 	$(BIN)/python -m benchmarks.simulate $(ARGS)
 
 events: $(INSTALLED)
-	$(BIN)/python -m reclift_local.sample_events
+	$(BIN)/python -m reclift_local.sample_events $(if $(FIXED),--fixed)
 
 # The SAM CLI pins its own boto3, botocore and click: it lives in a virtualenv of its own (SAM_VENV=… for another).
 SAM_VENV ?= .venv-sam
