@@ -82,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("DB") or "moto",
         help="the tables' engine: moto's DynamoDB, or AWS's DynamoDB Local on Java (default $DB or moto)",
     )
+    run.add_argument(
+        "--db-data",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --db dynamodb-local: keep the tables in DIR across restarts (default: in memory, as moto's are)",
+    )
 
     inv = sub.add_parser(
         "invoke", parents=[state], help="run one function in the running stack (the Docker-free `sam local invoke`)"
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
         parameter_overrides=dict(args.parameter_overrides),
         report=not args.quiet,
         database=args.db,
+        dynamodb_data_dir=args.db_data,
     )
     output = Output()
     stop = threading.Event()

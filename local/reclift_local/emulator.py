@@ -101,6 +101,10 @@ class QueueInfo:
     max_receive_count: int | None = None
 
 
+class TableMismatchError(RuntimeError):
+    """A table kept in DynamoDB Local's data directory no longer has the template's keys or indexes."""
+
+
 class Provisioner:
     """Creates the template's tables and queues in the emulator and knows their physical attributes."""
 
@@ -195,11 +199,13 @@ class Provisioner:
             primary = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
             key_type = {"String": "S", "Number": "N", "Binary": "B"}[str(primary.get("Type", "String"))]
             definition: Any = {"AttributeName": str(primary["Name"]), "AttributeType": key_type}
-            self.clients.dynamodb.create_table(
-                TableName=name,
-                AttributeDefinitions=[definition],
-                KeySchema=[{"AttributeName": str(primary["Name"]), "KeyType": "HASH"}],
-                BillingMode="PAY_PER_REQUEST",
+            self._create_or_keep(
+                {
+                    "TableName": name,
+                    "AttributeDefinitions": [definition],
+                    "KeySchema": [{"AttributeName": str(primary["Name"]), "KeyType": "HASH"}],
+                    "BillingMode": "PAY_PER_REQUEST",
+                }
             )
             self.tables[logical_id] = name
             return
@@ -224,14 +230,40 @@ class Provisioner:
         stream = props.get("StreamSpecification")
         if isinstance(stream, dict) and stream.get("StreamViewType"):
             kwargs["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
-        self.clients.dynamodb.create_table(**kwargs)
+        kept = self._create_or_keep(kwargs)
         ttl = props.get("TimeToLiveSpecification")
-        if isinstance(ttl, dict) and str(ttl.get("Enabled", False)).lower() == "true":
+        if not kept and isinstance(ttl, dict) and str(ttl.get("Enabled", False)).lower() == "true":
             self.clients.dynamodb.update_time_to_live(
                 TableName=name,
                 TimeToLiveSpecification={"AttributeName": str(ttl["AttributeName"]), "Enabled": True},
             )
         self.tables[logical_id] = name
+
+    def _create_or_keep(self, kwargs: dict[str, Any]) -> bool:
+        """Creates the table; True when it already exists (a data directory kept from an earlier run) with the same
+        key schema and indexes. One the template has changed since cannot be kept: that fails, naming the table."""
+        client = self.clients.dynamodb
+        try:
+            client.create_table(**kwargs)
+            return False
+        except client.exceptions.ResourceInUseException:
+            pass
+        table = client.describe_table(TableName=kwargs["TableName"])["Table"]
+
+        def shape(keys: Any, indexes: Any) -> tuple[Any, ...]:
+            return (
+                sorted((k["AttributeName"], k["KeyType"]) for k in keys),
+                sorted(i["IndexName"] for i in indexes or []),
+            )
+
+        wanted = shape(kwargs["KeySchema"], kwargs.get("GlobalSecondaryIndexes"))
+        found = shape(table["KeySchema"], table.get("GlobalSecondaryIndexes"))
+        if wanted != found:
+            raise TableMismatchError(
+                f"table {kwargs['TableName']} was kept from an earlier run with keys and indexes {found}, but the "
+                f"template now declares {wanted}: wipe the kept data (make clean-data) and start again"
+            )
+        return True
 
     # -------------------------------------------------------------------------------------------------------- SSM
 
