@@ -30,7 +30,7 @@ help:
 	@echo "make fuzz [ARGS=…]            the property and fuzzing tests on new generated inputs (make test repeats fixed ones)"
 	@echo "make bench                    the benchmarks; figures under benchmarks/results/"
 	@echo "make simulate ARGS='…'        the store simulation (e.g. ARGS='--scenario steady --days 28 --seed 1')"
-	@echo "make events                   regenerate the signed sample events under events/"
+	@echo "make events [FIXED=1]         the signed sample events under events/, made now (FIXED=1: the committed set)"
 	@echo "make build                    sam build (installs the SAM CLI into its own virtualenv on first use)"
 	@echo "make layer-check              the layer's locked wheels resolve for the template's Lambda runtime and architecture"
 	@echo "make lock                     re-lock layers/reclift/requirements.txt (with hashes) from requirements.in"
