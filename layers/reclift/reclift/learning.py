@@ -39,6 +39,7 @@ class ProductDay:
     purchases: int = 0
     units: int = 0
     revenue: Decimal = Decimal(0)
+    sold: int = 0  # the day's orders containing the product, attributed or not
 
 
 @dataclass
@@ -56,6 +57,7 @@ class ProductWindow:
     decayed_purchases: float = 0.0
     recent_impressions: int = 0
     recent_purchases: int = 0
+    sold: int = 0  # orders containing the product over the window, attributed or not (raw)
 
     @property
     def ctr(self) -> float:
@@ -94,6 +96,7 @@ def aggregate(
         window.purchases += row.purchases
         window.units += row.units
         window.revenue += row.revenue
+        window.sold += row.sold
         window.decayed_impressions += weight * row.impressions
         window.decayed_purchases += weight * row.purchases
         if age < recent_days:

@@ -103,6 +103,7 @@ class LearningStore:
                         purchases=int(item.purchases),
                         units=int(item.units),
                         revenue=item.revenue,
+                        sold=int(item.sold),
                     )
                 day += timedelta(days=1)
         except PynamoDBException as exc:

@@ -148,6 +148,7 @@ class CounterItem(Model):
     purchases = NumberAttribute(default=0)
     units = NumberAttribute(default=0)
     revenue = DecimalAttribute(default=Decimal)
+    sold = NumberAttribute(default=0)  # product items: orders containing the product, attributed or not (best sellers)
     orders = NumberAttribute(default=0)
     test_orders = NumberAttribute(default=0)
     attributed_orders = NumberAttribute(default=0)

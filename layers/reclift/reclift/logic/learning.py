@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, Protocol
+from datetime import date, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from reclift.data.learning import LearningStore
-from reclift.data.similarity import SimilarityStore
 from reclift.data.store import Store
 from reclift.learning import ProductWindow, aggregate, best_sellers, learn, median_price
 from reclift.logic import jobs
@@ -37,13 +35,9 @@ def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
 
 
-class Baskets(Protocol):
-    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]: ...
-
-
-def learn_shop(job: LearnShop, learning: LearningStore, store: Store, baskets: Baskets | None = None) -> dict[str, Any]:
+def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[str, Any]:
     """Performance of every product over the shop's window of counters, under the shop's policy; best sellers
-    from every order of the window (`baskets`: the stored baskets, as the similarity job reads them)."""
+    from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
     settings = store.get_settings(job.shop)
     first_day = job.day - timedelta(days=settings.learning_window_days - 1)
     windows = aggregate(
@@ -54,16 +48,15 @@ def learn_shop(job: LearnShop, learning: LearningStore, store: Store, baskets: B
         recent_days=settings.explore_window_days,
     )
     # Best sellers count every order of the window, attributed or not (a new install has sales before it has
-    # attributions); the ones never shown get their prior-only performance.
-    window_baskets = (baskets or SimilarityStore()).baskets(
-        job.shop,
-        datetime.combine(first_day, time.min, tzinfo=UTC),
-        datetime.combine(job.day, time.max, tzinfo=UTC),
-        settings.similarity_max_orders,
-    )
-    sold = Counter(product for basket in window_baskets for product in basket)
+    # attributions); the ones never shown get their prior-only performance. Products that only sold are learned
+    # only if they are among the best sellers.
+    sold = {product: window.sold for product, window in windows.items() if window.sold}
     sellers = best_sellers(windows, BEST_SELLERS, sold)
-    windows = {product: windows.get(product) or ProductWindow(product_id=product) for product in {*windows, *sellers}}
+    shown = {product: window for product, window in windows.items() if window.impressions or window.purchases}
+    windows = {
+        product: shown.get(product) or windows.get(product) or ProductWindow(product_id=product)
+        for product in {*shown, *sellers}
+    }
     prior, performance = learn(windows, settings)
     learning.save_run(
         job.shop, job.day.isoformat(), settings.policy, prior, performance, sellers, median_price(windows.values())
