@@ -9,12 +9,30 @@
 
 At most 100 keys per BatchGetItem (DynamoDB's limit): the first holds 4 + MAX_CONTEXT_PRODUCTS, the second at most
 ROUND_TRIP_KEYS, shared out by `plan_candidate_reads`.
+
+What an execution environment keeps between requests (`ServingCaches`, in memory, one set per environment, each an
+`ExpiringLru` bounded in entries and bytes): a key found there is left out of its round trip, and a round trip with
+no key left is not made. Each may serve stale, for at most its lifetime after it was read:
+
+- catalog listings, CATALOG_CACHE_SECONDS (2 minutes by default): a price change shows in the widget up to that
+  late (the product page and the checkout always show the true price); a product that sold out, went to draft or was
+  deleted may still be recommended that long (its page then says sold out, or is gone); a product the catalog had
+  never heard of stays priced at the shop's median that long. Two minutes is about how late the webhooks and their
+  queue bring a change anyway, at a cost of one read per listing per environment every two minutes.
+- the learned model, the performance items of products the model does not carry and the products' neighbours,
+  LEARNING_CACHE_SECONDS (10 minutes by default): all written once a night by the learning and similarity jobs, so a
+  new run (or a re-run of the day) is served up to ten minutes after it is written, beside a day-long run; a
+  shop's first run, likewise (no model is remembered as none for as long).
+
+Never cached: the shop's item (its settings, whose changes the merchant expects at once, and whether it uninstalled
+reclift) and the visitor's and customer's profiles (they change with every view).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -25,10 +43,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reclift import config
 from reclift.catalog import Listing
-from reclift.data.catalog import catalog_keys, listings_from_items
+from reclift.data.catalog import catalog_keys, listing_of
+from reclift.data.expiring_cache import ExpiringLru, item_size
 from reclift.data.installs import uninstalled_in
 from reclift.data.learning import MODEL_KEY, PERFORMANCE_PREFIX, LearnedModel, model_from_item, performance_from_item
-from reclift.data.models import LearningItem, ProfileItem, ShopItem, SimilarityItem, bind_tables
+from reclift.data.models import CatalogItem, LearningItem, ProfileItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import SIMILARITY_PREFIX, neighbours_from_json, scores_from_json, similarity_sk
 from reclift.data.store import StoreError, customer_key, visitor_key
 from reclift.learning import Performance
@@ -79,9 +98,57 @@ def _dynamodb() -> DynamoDBClient:
     return boto3.client("dynamodb")
 
 
+# Bounds of each cache, counted in DynamoDB's item bytes (`item_size`); Python holds an entry in about 2.5 times its
+# item's bytes (measured for listings and models), so the four together stay under about 40 MB of the function's
+# 512 MB.
+ABSENT_ITEM_BYTES = 64  # what an entry saying "no such item" is counted as
+LISTINGS_BOUNDS = (20_000, 4 * 2**20)  # entries, bytes: about 16k listings of ~250 B
+MODELS_BOUNDS = (1_000, 4 * 2**20)  # a model of 50 best sellers is about 14 KB: some 300 shops
+PERFORMANCE_BOUNDS = (10_000, 2 * 2**20)
+NEIGHBOURS_BOUNDS = (5_000, 4 * 2**20)  # a product's neighbours: up to 50, about 2 KB
+
+ListingKey = tuple[str, str]  # shop, product
+PerformanceKey = tuple[str, str | None, str]  # shop, the model's run, product
+NeighboursKey = tuple[str, str]  # shop, product
+
+
+@dataclass(frozen=True)
+class ServingCaches:
+    """What one execution environment remembers between requests; None as a value: the item is known absent."""
+
+    listings: ExpiringLru[ListingKey, Listing | None]
+    models: ExpiringLru[str, LearnedModel | None]
+    performance: ExpiringLru[PerformanceKey, Performance | None]
+    neighbours: ExpiringLru[NeighboursKey, Scores | None]
+
+    @classmethod
+    def of(
+        cls, *, catalog_seconds: float, learning_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> ServingCaches:
+        def lru(ttl: float, bounds: tuple[int, int]) -> Any:
+            return ExpiringLru(ttl_seconds=ttl, max_entries=bounds[0], max_bytes=bounds[1], clock=clock)
+
+        return cls(
+            listings=lru(catalog_seconds, LISTINGS_BOUNDS),
+            models=lru(learning_seconds, MODELS_BOUNDS),
+            performance=lru(learning_seconds, PERFORMANCE_BOUNDS),
+            neighbours=lru(learning_seconds, NEIGHBOURS_BOUNDS),
+        )
+
+    @classmethod
+    def configured(cls) -> ServingCaches:
+        """Lifetimes from the environment (CATALOG_CACHE_SECONDS, LEARNING_CACHE_SECONDS; 0 turns one off)."""
+        return cls.of(catalog_seconds=config.catalog_cache_seconds(), learning_seconds=config.learning_cache_seconds())
+
+    def clear(self) -> None:
+        for lru in (self.listings, self.models, self.performance, self.neighbours):
+            lru.clear()
+
+
 class ServingReader:
-    def __init__(self) -> None:
+    def __init__(self, caches: ServingCaches | None = None) -> None:
         bind_tables()
+        self.caches = caches if caches is not None else ServingCaches.configured()
 
     def _batch_get(self, requests: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
         """One BatchGetItem (more only for keys DynamoDB leaves unprocessed under throttling)."""
@@ -104,17 +171,27 @@ class ServingReader:
     def context(
         self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
     ) -> ServingContext:
-        """Round trip 1. `products`: those whose neighbours the placement recommends around."""
-        names = config.tables()
+        """Round trip 1. `products`: those whose neighbours the placement recommends around. The model and the
+        products' neighbours come from the environment's caches when they hold them."""
+        names, caches = config.tables(), self.caches
         profile_keys = [visitor_key(shop, visitor_id)] if visitor_id else []
         profile_keys += [customer_key(shop, customer_id)] if customer_id else []
         wanted = list(dict.fromkeys(products or []))[:MAX_CONTEXT_PRODUCTS]
+        model_cached, model = caches.models.get(shop)
+        similar: dict[str, Scores] = {}
+        unknown: list[str] = []
+        for product in wanted:
+            cached, scores = caches.neighbours.get((shop, product))
+            if not cached:
+                unknown.append(product)
+            elif scores is not None:
+                similar[product] = scores
         found = self._batch_get(
             {
                 names.shops: [{"pk": {"S": shop}}],
                 names.learning: [
-                    {"pk": {"S": shop}, "sk": {"S": MODEL_KEY}},
-                    *({"pk": {"S": shop}, "sk": {"S": similarity_sk(p)}} for p in wanted),
+                    *([] if model_cached else [{"pk": {"S": shop}, "sk": {"S": MODEL_KEY}}]),
+                    *({"pk": {"S": shop}, "sk": {"S": similarity_sk(p)}} for p in unknown),
                 ],
                 names.profiles: [{"pk": {"S": key}} for key in profile_keys],
             }
@@ -122,23 +199,30 @@ class ServingReader:
         now = datetime.now(UTC)
         shops = [ShopItem.from_raw_data(item) for item in found.get(names.shops, [])]
         learned = found.get(names.learning, [])
-        models = [LearningItem.from_raw_data(item) for item in learned if item["sk"]["S"] == MODEL_KEY]
-        similar = [
-            SimilarityItem.from_raw_data(item) for item in learned if item["sk"]["S"].startswith(SIMILARITY_PREFIX)
-        ]
+        if not model_cached:
+            raw_models = [item for item in learned if item["sk"]["S"] == MODEL_KEY]
+            model = model_from_item(LearningItem.from_raw_data(raw_models[0])) if raw_models else None
+            caches.models.put(shop, model, item_size(raw_models[0]) if raw_models else ABSENT_ITEM_BYTES)
+        read: dict[str, tuple[Scores | None, int]] = {product: (None, ABSENT_ITEM_BYTES) for product in unknown}
+        for raw in learned:
+            if raw["sk"]["S"].startswith(SIMILARITY_PREFIX):
+                item = SimilarityItem.from_raw_data(raw)
+                live = _live(item.expires_at, now)
+                scores = [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)] if live else None
+                read[item.product_id] = (scores, item_size(raw))
+        for product, (scores, size) in read.items():
+            caches.neighbours.put((shop, product), scores, size)
+            if scores is not None:
+                similar[product] = scores
         profiles = [ProfileItem.from_raw_data(item) for item in found.get(names.profiles, [])]
         settings = stored_settings(json.loads(shops[0].settings) if shops and shops[0].settings else None)
         return ServingContext(
             settings=settings,
             uninstalled=uninstalled_in(found.get(names.shops, [])),
-            model=model_from_item(models[0]) if models else None,
+            model=model,
             purchased=list(dict.fromkeys(p for profile in profiles for p in profile.purchased)),
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.viewed)),
-            similar={
-                item.product_id: [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
-                for item in similar
-                if _live(item.expires_at, now)
-            },
+            similar=similar,
             profile_neighbours=[
                 scores
                 for profile in profiles
@@ -150,22 +234,56 @@ class ServingReader:
         self, shop: str, *, performance_ids: list[str], catalog_ids: list[str], run: str | None
     ) -> CandidateItems:
         """Round trip 2: the candidates' own items in one BatchGetItem (at most ROUND_TRIP_KEYS keys: the caller
-        plans them with `plan_candidate_reads`). Performance of a run other than the served model's (`run`) is
-        ignored, as it would be stale."""
-        names = config.tables()
+        plans them with `plan_candidate_reads`), less those the environment's caches hold; no request when they
+        hold them all. Performance of a run other than the served model's (`run`) is ignored, as it would be
+        stale."""
+        names, caches = config.tables(), self.caches
         performance_ids = list(dict.fromkeys(performance_ids))
         catalog_ids = list(dict.fromkeys(catalog_ids))
         if len(performance_ids) + len(catalog_ids) > ROUND_TRIP_KEYS:
             raise ValueError(f"one round trip reads at most {ROUND_TRIP_KEYS} keys")
-        if not performance_ids and not catalog_ids:
-            return CandidateItems()
-        found = self._batch_get(candidate_keys(shop, performance_ids, catalog_ids))
-        performance = {}
+        performance: dict[str, Performance] = {}
+        listings: dict[str, Listing] = {}
+        unread_performance: list[str] = []
+        unread_listings: list[str] = []
+        for product in performance_ids:
+            cached, result = caches.performance.get((shop, run, product))
+            if not cached:
+                unread_performance.append(product)
+            elif result is not None:
+                performance[product] = result
+        for product in catalog_ids:
+            cached, listing = caches.listings.get((shop, product))
+            if not cached:
+                unread_listings.append(product)
+            elif listing is not None:
+                listings[product] = listing
+        if not unread_performance and not unread_listings:
+            return CandidateItems(performance=performance, listings=listings)
+        found = self._batch_get(candidate_keys(shop, unread_performance, unread_listings))
+        read_performance: dict[str, tuple[Performance | None, int]] = dict.fromkeys(
+            unread_performance, (None, ABSENT_ITEM_BYTES)
+        )
         for raw in found.get(names.learning, []):
             item = LearningItem.from_raw_data(raw)
-            if item.product_id and item.run == run:
-                performance[item.product_id] = performance_from_item(item)
-        return CandidateItems(performance=performance, listings=listings_from_items(found.get(names.catalog, [])))
+            if item.product_id:
+                read_performance[item.product_id] = (
+                    performance_from_item(item) if item.run == run else None,
+                    item_size(raw),
+                )
+        for product, (result, size) in read_performance.items():
+            caches.performance.put((shop, run, product), result, size)
+            if result is not None:
+                performance[product] = result
+        read_listings: dict[str, tuple[Listing | None, int]] = dict.fromkeys(unread_listings, (None, ABSENT_ITEM_BYTES))
+        for raw in found.get(names.catalog, []):
+            listing = listing_of(CatalogItem.from_raw_data(dict(raw)))
+            read_listings[listing.product_id] = (listing, item_size(raw))
+        for product, (listing, size) in read_listings.items():
+            caches.listings.put((shop, product), listing, size)
+            if listing is not None:
+                listings[product] = listing
+        return CandidateItems(performance=performance, listings=listings)
 
 
 def _live(expires_at: datetime | None, now: datetime) -> bool:
@@ -175,4 +293,5 @@ def _live(expires_at: datetime | None, now: datetime) -> bool:
 
 @cache
 def serving_reader() -> ServingReader:
+    """One per execution environment, with its caches: what a warm Lambda keeps between invocations."""
     return ServingReader()
