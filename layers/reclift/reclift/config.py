@@ -75,6 +75,18 @@ def webhook_max_age_seconds() -> int:
     return _seconds("WEBHOOK_MAX_AGE_SECONDS", 48 * 3600)
 
 
+def catalog_cache_seconds() -> int:
+    """How long a recommendation may serve a catalog listing (price, availability, status, title) from its execution
+    environment's memory before reading it again; 0 reads it on every request."""
+    return _seconds("CATALOG_CACHE_SECONDS", 120)
+
+
+def learning_cache_seconds() -> int:
+    """How long a recommendation may serve what the nightly jobs wrote (the learned model, performance, a product's
+    neighbours) from its execution environment's memory before reading it again; 0 reads it on every request."""
+    return _seconds("LEARNING_CACHE_SECONDS", 600)
+
+
 def _secret(env_name: str) -> str | None:
     direct = os.environ.get(env_name)
     if direct:
