@@ -723,7 +723,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "record_order": [("ORDERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "attributions": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
     "attributed_lines": [("ORDERS_TABLE", None, "dynamodb:Query")],
-    "add_arm_visitors": [("COUNTERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    "add_event_totals": [("COUNTERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "arm_visitors": [("COUNTERS_TABLE", None, "dynamodb:Query")],
     "apply_adjustment": [
         ("ORDERS_TABLE", None, "dynamodb:PutItem"),

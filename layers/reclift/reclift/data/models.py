@@ -155,6 +155,9 @@ class CounterItem(Model):
     attributed_revenue = DecimalAttribute(default=Decimal)
     visitors = UnicodeSetAttribute(null=True)  # `_arm#…` items written before visitor_count: the visitors as a set
     visitor_count = NumberAttribute(null=True)  # `_arm#{arm}#{shard}` items: distinct visitors the arm served that day
+    # `_hour#HH#e` items: the visitors each arm showed something to first that hour (of the day)
+    visitors_learning = NumberAttribute(null=True)
+    visitors_holdout = NumberAttribute(null=True)
     served = NumberAttribute(default=0)  # `_hour#…` items: recommendation responses served
     errors = NumberAttribute(default=0)  # `_hour#…` items: failed processing attempts of the shop's deliveries
     expires_at = TTLAttribute(null=True)
