@@ -20,6 +20,7 @@ from .emulator import AwsClients, Emulator, Provisioner, TableMismatchError, use
 from .gateway import Gateway
 from .output import Output
 from .pollers import SqsPoller, redrive
+from .streams import FailureDestinations, StreamArns, StreamConsumer, StreamPoller, streams_client
 from .template import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -29,6 +30,7 @@ from .template import (
     TABLE_TYPES,
     FunctionSpec,
     Resolver,
+    TemplateError,
     function_specs,
     load_template,
 )
@@ -117,6 +119,8 @@ class LocalStack:
         self.specs: dict[str, FunctionSpec] = {}
         self.runtimes: dict[str, FunctionRuntime] = {}
         self.pollers: list[SqsPoller] = []
+        self.stream_pollers: list[StreamPoller] = []
+        self.stream_arns: StreamArns | None = None
         self.gateway: Gateway | None = None
         self.clients: AwsClients | None = None
         self.provisioner: Provisioner | None = None
@@ -145,9 +149,11 @@ class LocalStack:
                 raise StackError(str(exc)) from exc
         self.clients = AwsClients(endpoint, options.region, self.dynamodb_endpoint)
         self.provisioner = Provisioner(self.template, self.clients)
+        # `!GetAtt Table.StreamArn` is the stream the emulator made for the table, known once the table exists.
+        self.stream_arns = StreamArns(self.provisioner)
         overrides, ssm = parameter_overrides(self.template, options)
         resolver = Resolver(
-            self.template, region=options.region, parameter_overrides=overrides, attrs_of=self.provisioner.attrs_of
+            self.template, region=options.region, parameter_overrides=overrides, attrs_of=self.stream_arns.attrs_of
         )
         try:
             self.provisioner.create_all(resolver)
@@ -199,6 +205,7 @@ class LocalStack:
                 )
         for poller in self.pollers:
             poller.start()
+        self._start_stream_pollers()
 
         routes = [route for spec in self.specs.values() for route in spec.routes]
         try:
@@ -213,6 +220,56 @@ class LocalStack:
         self.output.info(
             f"reclift local stack ready on http://127.0.0.1:{self.gateway.port} (AWS emulator at {endpoint})"
         )
+
+    def stream_consumers(self, invoke: Any, **kwargs: Any) -> list[StreamConsumer]:
+        """A consumer for each enabled DynamoDB stream event source, checked against the stack's tables and
+        destinations; `invoke(logical_id, event) -> Outcome` runs the function (workers, or a test's own)."""
+        assert self.clients is not None
+        assert self.provisioner is not None
+        assert self.stream_arns is not None
+        destinations = FailureDestinations(self.provisioner)
+        client = streams_client(self.clients)
+        consumers: list[StreamConsumer] = []
+        for spec in self.specs.values():
+            for source in spec.stream_sources:
+                if not source.enabled:
+                    continue
+                if self.stream_arns.table_of(source.stream_arn) is None:
+                    raise StackError(
+                        f"{spec.logical_id} event {source.event}: {source.stream_arn} is not the stream of a table "
+                        "in the template (does the table declare a StreamSpecification?)"
+                    )
+                if source.on_failure_arn is not None:
+                    try:
+                        destinations.check(source.on_failure_arn)
+                    except TemplateError as exc:
+                        raise StackError(f"{spec.logical_id} event {source.event} OnFailure: {exc}") from exc
+                if source.unsupported:
+                    self.output.info(
+                        f"note: {spec.logical_id} event {source.event}: {', '.join(source.unsupported)} "
+                        "not emulated locally"
+                    )
+                consumers.append(
+                    StreamConsumer(
+                        source,
+                        client,
+                        function_arn=f"arn:aws:lambda:{self.options.region}:{ACCOUNT_ID}:function:{spec.name}",
+                        region=self.options.region,
+                        invoke=invoke,
+                        send_failure=destinations.send,
+                        output=self.output,
+                        **kwargs,
+                    )
+                )
+        return consumers
+
+    def _start_stream_pollers(self) -> None:
+        consumers = self.stream_consumers(
+            self.invoke, retry_delay=self.options.retry_delay, on_failed_records=self._count_failed_records
+        )
+        self.stream_pollers = [StreamPoller(consumer, self.output) for consumer in consumers]
+        for poller in self.stream_pollers:
+            poller.start()
 
     def _refuse_second_stack(self) -> None:
         state = read_state(self.options.state_file)
@@ -290,6 +347,7 @@ class LocalStack:
                 name: {
                     "routes": [r.route_key for r in spec.routes],
                     "sqs": [self._queue_id(s.queue_arn) for s in spec.sqs_sources],
+                    "streams": [self._stream_table(s.stream_arn) for s in spec.stream_sources],
                     "scheduled": bool(spec.schedules),
                     "sends_to": self._queues_named_in(spec),
                 }
@@ -308,6 +366,9 @@ class LocalStack:
         assert self.provisioner is not None
         values = set(spec.environment.values())
         return sorted(info.logical_id for info in self.provisioner.queues.values() if info.url in values)
+
+    def _stream_table(self, arn: str) -> str | None:
+        return self.stream_arns.table_of(arn) if self.stream_arns is not None else None
 
     def _queue_id(self, arn: str) -> str:
         assert self.provisioner is not None
@@ -369,10 +430,19 @@ class LocalStack:
             }
         with self._stats_lock:
             functions = {name: {**r.stats.as_dict(), "workers": r.pids()} for name, r in self.runtimes.items()}
+        streams = {
+            f"{p.source.function}.{p.source.event}": {
+                "table": self._stream_table(p.source.stream_arn),
+                "busy": p.busy,
+                "buffered": p.consumer.pending(),
+            }
+            for p in self.stream_pollers
+        }
         return {
             "functions": functions,
             "queues": queues,
-            "pollersBusy": sum(1 for p in self.pollers if p.busy),
+            "streams": streams,
+            "pollersBusy": sum(1 for p in self.pollers if p.busy) + sum(1 for p in self.stream_pollers if p.busy),
         }
 
     def redrive(self) -> dict[str, Any]:
@@ -394,12 +464,14 @@ class LocalStack:
             with contextlib.suppress(Exception):
                 self.gateway.stop()
             self.gateway = None
-        for poller in self.pollers:
+        every: list[SqsPoller | StreamPoller] = [*self.pollers, *self.stream_pollers]
+        for poller in every:
             poller.stop()
         deadline = time.monotonic() + 5
-        for poller in self.pollers:
+        for poller in every:
             poller.join(max(0.0, deadline - time.monotonic()))
         self.pollers = []
+        self.stream_pollers = []
         runtimes = list(self.runtimes.values())
         threads = [threading.Thread(target=r.stop) for r in runtimes]
         for thread in threads:

@@ -22,6 +22,7 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT = 3  # Lambda's own defaults when neither the function nor Globals say
 DEFAULT_MEMORY = 128
 DEFAULT_SQS_BATCH_SIZE = 10
+DEFAULT_STREAM_BATCH_SIZE = 100  # Lambda's defaults for a DynamoDB stream event source
 
 TABLE_TYPES = {"AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"}
 QUEUE_TYPE = "AWS::SQS::Queue"
@@ -393,6 +394,25 @@ class SqsSource:
 
 
 @dataclass(frozen=True)
+class StreamSource:
+    """A DynamoDB stream event source (an event source mapping), with Lambda's defaults for what is not declared."""
+
+    function: str
+    event: str
+    stream_arn: str  # the table's LatestStreamArn when resolved against the local stack's emulator
+    starting_position: str  # TRIM_HORIZON or LATEST
+    batch_size: int
+    batching_window: float  # MaximumBatchingWindowInSeconds
+    bisect_on_error: bool
+    max_retries: int  # MaximumRetryAttempts; -1: until the record expires
+    max_record_age: int  # MaximumRecordAgeInSeconds; -1: until the record expires
+    report_batch_item_failures: bool
+    on_failure_arn: str | None  # DestinationConfig.OnFailure.Destination: an SQS queue or SNS topic
+    enabled: bool
+    unsupported: tuple[str, ...] = ()  # declared properties the local poller does not emulate
+
+
+@dataclass(frozen=True)
 class Schedule:
     function: str
     event: str
@@ -414,6 +434,7 @@ class FunctionSpec:
     sqs_sources: list[SqsSource]
     schedules: list[Schedule]
     ignored_events: list[str]
+    stream_sources: list[StreamSource] = field(default_factory=list)
 
 
 def _merge_globals(global_props: Mapping[str, Any], props: Mapping[str, Any]) -> dict[str, Any]:
@@ -449,6 +470,7 @@ def function_specs(template: Mapping[str, Any], resolver: Resolver, template_dir
         routes: list[HttpRoute] = []
         sqs_sources: list[SqsSource] = []
         schedules: list[Schedule] = []
+        stream_sources: list[StreamSource] = []
         ignored: list[str] = []
         for event_name, event in (props.get("Events") or {}).items():
             kind = event.get("Type")
@@ -476,6 +498,8 @@ def function_specs(template: Mapping[str, Any], resolver: Resolver, template_dir
                         enabled=_to_str(eprops.get("Enabled", True)).lower() != "false",
                     )
                 )
+            elif kind == "DynamoDB":
+                stream_sources.append(stream_source(logical_id, event_name, eprops))
             elif kind in {"Schedule", "ScheduleV2"}:
                 raw_input = eprops.get("Input")
                 schedules.append(
@@ -502,9 +526,43 @@ def function_specs(template: Mapping[str, Any], resolver: Resolver, template_dir
                 sqs_sources=sqs_sources,
                 schedules=schedules,
                 ignored_events=ignored,
+                stream_sources=stream_sources,
             )
         )
     return specs
+
+
+# Event source mapping settings of a DynamoDB stream that the local poller does not apply.
+_UNSUPPORTED_STREAM_PROPERTIES = ("FilterCriteria", "TumblingWindowInSeconds", "ParallelizationFactor", "KmsKeyArn")
+
+
+def stream_source(function: str, event: str, props: Mapping[str, Any]) -> StreamSource:
+    """A `Type: DynamoDB` event's properties (already resolved), with Lambda's defaults."""
+    if not isinstance(props.get("Stream"), str):
+        raise TemplateError(f"{function} event {event}: a DynamoDB event needs a Stream ARN")
+    position = str(props.get("StartingPosition", ""))
+    if position not in {"TRIM_HORIZON", "LATEST"}:
+        raise TemplateError(f"{function} event {event}: StartingPosition must be TRIM_HORIZON or LATEST for DynamoDB")
+    destination = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    declared = {key: props[key] for key in _UNSUPPORTED_STREAM_PROPERTIES if key in props}
+    if int(declared.get("ParallelizationFactor", 1)) == 1:  # one batch per shard at a time is what the poller does
+        declared.pop("ParallelizationFactor", None)
+    unsupported = tuple(declared)
+    return StreamSource(
+        function=function,
+        event=event,
+        stream_arn=str(props["Stream"]),
+        starting_position=position,
+        batch_size=int(props.get("BatchSize", DEFAULT_STREAM_BATCH_SIZE)),
+        batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+        bisect_on_error=_to_str(props.get("BisectBatchOnFunctionError", False)).lower() == "true",
+        max_retries=int(props.get("MaximumRetryAttempts", -1)),
+        max_record_age=int(props.get("MaximumRecordAgeInSeconds", -1)),
+        report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
+        on_failure_arn=str(destination) if destination else None,
+        enabled=_to_str(props.get("Enabled", True)).lower() != "false",
+        unsupported=unsupported,
+    )
 
 
 def _layer_dirs(template: Mapping[str, Any], layer_refs: list[Any], template_dir: Path) -> list[Path]:

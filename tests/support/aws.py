@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from reclift_local.output import Output
 from reclift_local.pollers import sqs_record
 from reclift_local.sign import DEV_API_SECRET
 from reclift_local.stack import LocalStack, StackOptions
+from reclift_local.streams import Delivery, StreamConsumer
 from reclift_local.worker import LambdaContext, function_env, load_handler
-from reclift_local.workers import function_environment
+from reclift_local.workers import Outcome, function_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -32,6 +34,8 @@ class EmulatedAws:
     stack: LocalStack
     endpoint: str
     handlers: dict[str, Any] = field(default_factory=dict)  # loaded once, like a warm execution environment
+    # The functions' DynamoDB stream event sources, each where it stands in its stream (see `process_stream`).
+    streams: dict[str, list[StreamConsumer]] = field(default_factory=dict)
 
     def environment(self, logical_id: str) -> dict[str, str]:
         """The environment the function gets on Lambda (here pointed at the emulator)."""
@@ -46,8 +50,9 @@ class EmulatedAws:
         return env
 
     def client(self, service: Any) -> Any:
-        """A boto3 client of the emulated AWS (DynamoDB Local's endpoint for DynamoDB when it is used)."""
-        endpoint = self.stack.dynamodb_endpoint if service == "dynamodb" and self.stack.dynamodb_endpoint else None
+        """A boto3 client of the emulated AWS (DynamoDB Local's endpoint for DynamoDB and its streams when it is
+        used)."""
+        endpoint = self.stack.dynamodb_endpoint if service in {"dynamodb", "dynamodbstreams"} else None
         return boto3.client(service, endpoint_url=endpoint or self.endpoint, region_name=REGION)
 
     def resource(self, logical_id: str) -> str:
@@ -108,6 +113,49 @@ def process_queue(aws: EmulatedAws, sqs: Any, url: str) -> dict[str, Any]:
     return result
 
 
+def invoke_outcome(aws: EmulatedAws, logical_id: str, event: Any) -> Outcome:
+    """One in-process invocation, its exception (if any) reported as Lambda reports a function error."""
+    request_id = str(uuid.uuid4())
+    started = time.monotonic()
+    try:
+        result = aws.invoke(logical_id, event)
+    except Exception as exc:  # the function's error, whatever it is, is the invocation's outcome
+        error = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        return Outcome(request_id, (time.monotonic() - started) * 1000, error=error)
+    return Outcome(request_id, (time.monotonic() - started) * 1000, result=result)
+
+
+def process_stream(aws: EmulatedAws, logical_id: str, *, max_invocations: int = 1000) -> list[Delivery]:
+    """Hand the function everything written to its DynamoDB streams since the last call (since the emulator was
+    provisioned, at first), in-process and synchronously, as Lambda's event source mapping would: in order, in
+    batches of its BatchSize (without waiting for the batching window), with its retries, bisection and OnFailure
+    destination. Returns every invocation made, in order, with its records and outcome."""
+    deliveries: list[Delivery] = []
+
+    def record(delivery: Delivery) -> None:
+        deliveries.append(delivery)
+        if len(deliveries) > max_invocations:
+            raise RuntimeError(f"{logical_id} was invoked {len(deliveries)} times: a record it retries forever?")
+
+    for consumer in aws.streams.get(logical_id, []):
+        consumer.on_delivery = record
+        try:
+            while consumer.step(wait=False):
+                pass
+        finally:
+            consumer.on_delivery = None
+    return deliveries
+
+
+def skip_streams(aws: EmulatedAws, logical_id: str) -> int:
+    """Move the function's stream event sources past everything written so far, delivering nothing (a test that
+    wants only its own writes); returns how many records were passed over."""
+    skipped = 0
+    for consumer in aws.streams.get(logical_id, []):
+        skipped += consumer.skip()
+    return skipped
+
+
 def forget_execution_environment() -> None:
     """What a Lambda execution environment keeps between invocations (clients, table bindings, the cached
     secret), forgotten: this process is about to talk to a new emulator, as a new execution environment would."""
@@ -132,11 +180,14 @@ def forget_execution_environment() -> None:
 
 
 @contextmanager
-def emulated_aws(state_dir: Path, *, database: str = "moto") -> Iterator[EmulatedAws]:
-    """`database="dynamodb-local"` keeps the tables in AWS's DynamoDB Local instead of moto."""
+def emulated_aws(
+    state_dir: Path, *, database: str = "moto", template: Path | None = None, retry_delay: int = 0
+) -> Iterator[EmulatedAws]:
+    """`database="dynamodb-local"` keeps the tables in AWS's DynamoDB Local instead of moto; `template` another
+    template than the project's (the runner's own tests); stream retries wait `retry_delay` seconds."""
     options = StackOptions(
         database=database,
-        template=ROOT / "template.yaml",
+        template=template or ROOT / "template.yaml",
         state_file=state_dir / "stack.json",
         environ={**os.environ, "SHOPIFY_API_SECRET": DEV_API_SECRET},
         report=False,
@@ -144,6 +195,11 @@ def emulated_aws(state_dir: Path, *, database: str = "moto") -> Iterator[Emulate
     stack = LocalStack(options, output=Output())
     endpoint = stack.provision()
     try:
-        yield EmulatedAws(stack=stack, endpoint=endpoint)
+        emulated = EmulatedAws(stack=stack, endpoint=endpoint)
+        # The mappings start with the stack, as they would with the deployment: LATEST is the end of the streams now.
+        for consumer in stack.stream_consumers(partial(invoke_outcome, emulated), retry_delay=retry_delay):
+            consumer.start()
+            emulated.streams.setdefault(consumer.source.function, []).append(consumer)
+        yield emulated
     finally:
         stack.stop()

@@ -1,0 +1,422 @@
+"""DynamoDB stream event sources in the local runner, against a tiny template and handler of its own, on moto and on
+DynamoDB Local: Lambda's event shape, order, partial batch failures, bisection, retries and the OnFailure queue,
+in-process (`process_stream`) and in the running stack (its poller threads and worker processes).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from reclift_local.streams import StreamConsumer
+from reclift_local.template import Resolver, function_specs, load_template
+from reclift_local.workers import Outcome
+from tests.support.aws import EmulatedAws, emulated_aws, process_stream, queued, skip_streams
+from tests.support.stack import wait_for
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws"
+
+TEMPLATE = """\
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Parameters:
+  LogFile:
+    Type: String
+    Default: ""
+Globals:
+  Function:
+    Runtime: python3.11
+    Timeout: 5
+    Environment:
+      Variables:
+        LOG_FILE: !Ref LogFile
+Resources:
+  Events:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_AND_OLD_IMAGES}
+  Poison:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      BillingMode: PAY_PER_REQUEST
+      AttributeDefinitions: [{AttributeName: pk, AttributeType: S}]
+      KeySchema: [{AttributeName: pk, KeyType: HASH}]
+      StreamSpecification: {StreamViewType: NEW_IMAGE}
+  CountingFailureQueue:
+    Type: AWS::SQS::Queue
+  PoisonFailureQueue:
+    Type: AWS::SQS::Queue
+  Counting:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.count
+      Environment:
+        Variables:
+          STREAM_ARN: !GetAtt Events.StreamArn
+      Events:
+        EventsStream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Events.StreamArn
+            StartingPosition: TRIM_HORIZON
+            BatchSize: 1000
+            MaximumBatchingWindowInSeconds: 1
+            BisectBatchOnFunctionError: true
+            MaximumRetryAttempts: 10
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            DestinationConfig:
+              OnFailure:
+                Destination: !GetAtt CountingFailureQueue.Arn
+  Failing:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: fn/
+      Handler: app.fail
+      Events:
+        PoisonStream:
+          Type: DynamoDB
+          Properties:
+            Stream: !GetAtt Poison.StreamArn
+            StartingPosition: LATEST
+            BatchSize: 10
+            BisectBatchOnFunctionError: true
+            MaximumRetryAttempts: 1
+            DestinationConfig:
+              OnFailure:
+                Destination: !GetAtt PoisonFailureQueue.Arn
+"""
+
+HANDLER = """\
+import json, os
+
+_failed = set()
+
+
+def log(**fields):
+    if os.environ.get("LOG_FILE"):
+        with open(os.environ["LOG_FILE"], "a") as fh:
+            fh.write(json.dumps(fields) + "\\n")
+
+
+def first_failure(event_id):
+    # Worker processes come and go in the running stack: the mark is a file there.
+    if os.environ.get("LOG_FILE"):
+        mark = f"{os.environ['LOG_FILE']}.{event_id}"
+        if os.path.exists(mark):
+            return False
+        open(mark, "w").close()
+        return True
+    if event_id in _failed:
+        return False
+    _failed.add(event_id)
+    return True
+
+
+def count(event, context):
+    failures = []
+    for record in event["Records"]:
+        image = record["dynamodb"].get("NewImage") or {}
+        log(kind="record", key=record["dynamodb"]["Keys"]["pk"]["S"], name=record["eventName"],
+            seq=record["dynamodb"]["SequenceNumber"], invocation=context.aws_request_id)
+        if image.get("fail", {}).get("S") == "once" and first_failure(record["eventID"]):
+            failures.append({"itemIdentifier": record["dynamodb"]["SequenceNumber"]})
+    return {"batchItemFailures": failures}
+
+
+def fail(event, context):
+    log(kind="failing", size=len(event["Records"]))
+    raise RuntimeError("this function fails every batch")
+"""
+
+
+def write_project(root: Path) -> Path:
+    (root / "fn").mkdir(parents=True)
+    (root / "fn" / "app.py").write_text(HANDLER)
+    template = root / "template.yaml"
+    template.write_text(TEMPLATE)
+    return template
+
+
+@pytest.fixture(scope="module")
+def streams_aws(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[EmulatedAws]:
+    root = tmp_path_factory.mktemp("streams")
+    with emulated_aws(root / "state", database=database, template=write_project(root)) as emulated:
+        yield emulated
+
+
+def key(record: dict[str, Any]) -> str:
+    return str(record["dynamodb"]["Keys"]["pk"]["S"])
+
+
+def seq(record: dict[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def stream_arn(aws: EmulatedAws, table: str) -> str:
+    arn: str = aws.client("dynamodb").describe_table(TableName=aws.resource(table))["Table"]["LatestStreamArn"]
+    return arn
+
+
+# ------------------------------------------------------------------------------------------------- the template
+
+
+def test_dynamodb_events_are_parsed_with_lambdas_defaults(tmp_path: Path) -> None:
+    template = load_template(write_project(tmp_path))
+    specs = {s.logical_id: s for s in function_specs(template, Resolver(template, region="eu-west-1"), tmp_path)}
+
+    [counting] = specs["Counting"].stream_sources
+    assert counting.stream_arn.startswith("arn:aws:dynamodb:eu-west-1:123456789012:table/reclift-Events/stream/")
+    assert (counting.starting_position, counting.batch_size, counting.batching_window) == ("TRIM_HORIZON", 1000, 1)
+    assert counting.bisect_on_error
+    assert counting.report_batch_item_failures
+    assert (counting.max_retries, counting.max_record_age) == (10, -1)
+    assert counting.on_failure_arn == "arn:aws:sqs:eu-west-1:123456789012:reclift-CountingFailureQueue"
+    assert specs["Counting"].ignored_events == []
+    [failing] = specs["Failing"].stream_sources
+    assert (failing.starting_position, failing.max_retries, failing.report_batch_item_failures) == ("LATEST", 1, False)
+
+
+def test_the_stream_arn_is_the_tables_own_in_the_emulator(streams_aws: EmulatedAws) -> None:
+    arn = stream_arn(streams_aws, "Events")
+    spec = streams_aws.stack.specs["Counting"]
+
+    assert spec.stream_sources[0].stream_arn == arn
+    assert spec.environment["STREAM_ARN"] == arn
+
+
+# ----------------------------------------------------------------------------------------------------- in order
+
+
+def test_inserts_modifies_and_removes_reach_the_function_in_order_with_old_and_new_images(
+    streams_aws: EmulatedAws,
+) -> None:
+    aws, ddb, table = streams_aws, streams_aws.client("dynamodb"), streams_aws.resource("Events")
+    skip_streams(aws, "Counting")
+    before = time.time()
+    ddb.put_item(TableName=table, Item={"pk": {"S": "order-a"}, "n": {"N": "1"}})
+    ddb.update_item(
+        TableName=table,
+        Key={"pk": {"S": "order-a"}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "2"}},
+    )
+    ddb.put_item(TableName=table, Item={"pk": {"S": "order-b"}, "blob": {"B": b"\x00\xff"}})
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "order-a"}})
+
+    deliveries = process_stream(aws, "Counting")
+
+    assert len(deliveries) == 1  # BatchSize 1000: one invocation
+    assert deliveries[0].outcome.ok
+    assert deliveries[0].outcome.result == {"batchItemFailures": []}
+    records = deliveries[0].records
+    assert [(r["eventName"], key(r)) for r in records] == [
+        ("INSERT", "order-a"),
+        ("MODIFY", "order-a"),
+        ("INSERT", "order-b"),
+        ("REMOVE", "order-a"),
+    ]
+    insert, modify, insert_b, remove = (r["dynamodb"] for r in records)
+    assert insert["NewImage"] == {"pk": {"S": "order-a"}, "n": {"N": "1"}}
+    assert "OldImage" not in insert
+    assert modify["OldImage"]["n"] == {"N": "1"}
+    assert modify["NewImage"]["n"] == {"N": "2"}
+    assert insert_b["NewImage"]["blob"] == {"B": base64.b64encode(b"\x00\xff").decode()}
+    assert remove["OldImage"]["n"] == {"N": "2"}
+    assert "NewImage" not in remove
+    numbers = [seq(r) for r in records]
+    assert numbers == sorted(set(numbers))
+
+    # Lambda's shape, as in the sample event
+    sample = json.loads((FIXTURES / "dynamodb-stream-update.json").read_text())["Records"][1]
+    arn = stream_arn(aws, "Events")
+    for record in records:
+        assert set(record) == set(sample)
+        assert set(record["dynamodb"]) <= set(sample["dynamodb"])
+        assert record["eventVersion"] == "1.1"
+        assert record["eventSource"] == "aws:dynamodb"
+        assert record["awsRegion"] == "us-east-1"
+        assert record["eventSourceARN"] == arn
+        assert record["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        created = record["dynamodb"]["ApproximateCreationDateTime"]
+        assert isinstance(created, int)
+        assert before - 61 <= created <= time.time() + 1  # DynamoDB Local rounds down to the minute
+    json.dumps(records)  # what the function gets is JSON, as on Lambda
+
+    assert process_stream(aws, "Counting") == []  # nothing is delivered twice
+
+
+def test_a_partial_batch_failure_is_retried_from_the_failed_record(streams_aws: EmulatedAws) -> None:
+    aws, ddb, table = streams_aws, streams_aws.client("dynamodb"), streams_aws.resource("Events")
+    skip_streams(aws, "Counting")
+    for pk, extra in (("p1", {}), ("p2", {"fail": {"S": "once"}}), ("p3", {})):
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}, **extra})
+
+    deliveries = process_stream(aws, "Counting")
+
+    assert [[key(r) for r in d.records] for d in deliveries] == [["p1", "p2", "p3"], ["p2", "p3"]]
+    failed = deliveries[0].records[1]["dynamodb"]["SequenceNumber"]
+    assert deliveries[0].outcome.result == {"batchItemFailures": [{"itemIdentifier": failed}]}
+    assert deliveries[1].records == deliveries[0].records[1:]  # the very same records, again
+    assert deliveries[1].outcome.result == {"batchItemFailures": []}
+    assert queued(aws.client("sqs"), aws.resource("CountingFailureQueue")) == []
+
+
+def test_a_function_that_always_fails_ends_in_the_failure_queue_record_by_record(streams_aws: EmulatedAws) -> None:
+    aws, ddb, table = streams_aws, streams_aws.client("dynamodb"), streams_aws.resource("Poison")
+    sqs, queue = aws.client("sqs"), aws.resource("PoisonFailureQueue")
+    skip_streams(aws, "Failing")
+    queued(sqs, queue)
+    for pk in ("z1", "z2", "z3"):
+        ddb.put_item(TableName=table, Item={"pk": {"S": pk}})
+
+    deliveries = process_stream(aws, "Failing")
+
+    # Bisected on each error ([z1] [z2 z3], then [z2] [z3]), each single record retried once (MaximumRetryAttempts 1)
+    assert [[key(r) for r in d.records] for d in deliveries] == [
+        ["z1", "z2", "z3"],
+        ["z1"],
+        ["z1"],
+        ["z2", "z3"],
+        ["z2"],
+        ["z2"],
+        ["z3"],
+        ["z3"],
+    ]
+    assert not any(d.outcome.ok for d in deliveries)
+    records = deliveries[0].records
+    bodies = [json.loads(m["Body"]) for m in queued(sqs, queue)]
+    arn = stream_arn(aws, "Poison")
+    [shard] = aws.client("dynamodbstreams").describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    assert [b["DDBStreamBatchInfo"]["startSequenceNumber"] for b in bodies] == [
+        r["dynamodb"]["SequenceNumber"] for r in records
+    ]
+    for body in bodies:
+        info = body["DDBStreamBatchInfo"]
+        assert info["endSequenceNumber"] == info["startSequenceNumber"]
+        assert (info["batchSize"], info["shardId"], info["streamArn"]) == (1, shard["ShardId"], arn)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", info["approximateArrivalOfFirstRecord"])
+        context = body["requestContext"]
+        assert context["condition"] == "RetryAttemptsExhausted"
+        assert context["functionArn"] == "arn:aws:lambda:us-east-1:123456789012:function:Failing"
+        assert context["approximateInvokeCount"] >= 2
+        assert body["responseContext"]["functionError"] == "Unhandled"
+        assert body["version"] == "1.0"
+    # The stream has moved past them: nothing more is delivered
+    assert process_stream(aws, "Failing") == []
+
+
+def test_latest_starts_at_the_end_of_the_stream(streams_aws: EmulatedAws) -> None:
+    """Given records written before a LATEST mapping starts, When it runs, Then it sees only later ones."""
+    aws, ddb, table = streams_aws, streams_aws.client("dynamodb"), streams_aws.resource("Events")
+    ddb.put_item(TableName=table, Item={"pk": {"S": "before-start"}})
+    [counting] = aws.streams["Counting"]
+    seen: list[str] = []
+
+    def invoke(_: str, event: Any) -> Outcome:
+        seen.extend(key(r) for r in event["Records"])
+        return Outcome("local", 0.0)
+
+    latest = StreamConsumer(
+        replace(counting.source, starting_position="LATEST"),
+        counting.reader.client,
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:Counting",
+        region="us-east-1",
+        invoke=invoke,
+        send_failure=lambda *_: None,
+        retry_delay=0,
+        output=counting.output,
+    )
+    latest.start()
+    ddb.put_item(TableName=table, Item={"pk": {"S": "after-start"}})
+    while latest.step(wait=False):
+        pass
+
+    assert seen == ["after-start"]
+
+
+# --------------------------------------------------------------------------------------------- the running stack
+
+
+@pytest.mark.stack
+def test_the_running_stack_polls_the_stream_into_its_workers(tmp_path: Path, database: str) -> None:
+    template = write_project(tmp_path)
+    state_file, log_file, output = tmp_path / "stack.json", tmp_path / "calls.jsonl", tmp_path / "runner.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHOPIFY_", "PORT", "DB"))}
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "reclift_local", "run", "--template", str(template), "--port", "0"),
+                *("--state-file", str(state_file), "--retry-delay", "0", "--db", database),
+                *("--parameter-overrides", f"LogFile={log_file}"),
+            ],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_for(lambda: state_file.exists() or process.poll() is not None, 60, message="the stack to start")
+        assert process.poll() is None, output.read_text()
+        state = json.loads(state_file.read_text())
+        assert state["functions"]["Counting"]["streams"] == ["Events"]
+
+        def client(service: Any) -> Any:
+            endpoint = state["dynamodb_endpoint"] if service == "dynamodb" else state["moto_endpoint"]
+            return boto3.client(
+                service,
+                endpoint_url=endpoint,
+                region_name="us-east-1",
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+
+        ddb = client("dynamodb")
+        ddb.put_item(TableName=state["resources"]["Events"], Item={"pk": {"S": "r1"}})
+        ddb.put_item(TableName=state["resources"]["Events"], Item={"pk": {"S": "r2"}, "fail": {"S": "once"}})
+        ddb.put_item(TableName=state["resources"]["Poison"], Item={"pk": {"S": "bad"}})
+
+        def calls(kind: str) -> list[dict[str, Any]]:
+            lines = log_file.read_text().splitlines() if log_file.exists() else []
+            return [c for c in (json.loads(line) for line in lines) if c["kind"] == kind]
+
+        wait_for(lambda: [c["key"] for c in calls("record")].count("r2") == 2, 30, message="r2 to be retried")
+        by_invocation: dict[str, list[str]] = {}
+        for call in calls("record"):
+            by_invocation.setdefault(call["invocation"], []).append(call["key"])
+        batches = list(by_invocation.values())
+        assert batches[-1] == ["r2"]  # the retry starts at the failed record
+        assert [k for batch in batches for k in batch] == ["r1", "r2", "r2"]
+
+        queue = state["resources"]["PoisonFailureQueue"]
+        sqs = client("sqs")
+        [message] = wait_for(lambda: queued(sqs, queue), 30, message="the poison record's failure record")
+        body = json.loads(message["Body"])
+        assert body["DDBStreamBatchInfo"]["batchSize"] == 1
+        assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+        assert [c["size"] for c in calls("failing")] == [1, 1]  # tried, retried once, given up
+
+        status = requests.get(f"http://127.0.0.1:{state['port']}/_local/status", timeout=10).json()
+        assert set(status["streams"]) == {"Counting.EventsStream", "Failing.PoisonStream"}
+        assert status["functions"]["Failing"]["failed_records"] == 1
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0, output.read_text()
