@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
@@ -72,6 +72,23 @@ def performance_from_mapping(raw: Mapping[str, Any]) -> Performance:
 
 def performance_from_item(item: LearningItem) -> Performance:
     return performance_from_mapping({name: getattr(item, name) for name in PERFORMANCE_FIELDS})
+
+
+class LearningPort(Protocol):
+    """What the nightly learning reads and writes: `LearningStore` on DynamoDB, the simulation's store in memory."""
+
+    def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]: ...
+
+    def save_run(
+        self,
+        shop: str,
+        run: str,
+        policy: str,
+        prior: Prior,
+        performance: Mapping[str, Performance],
+        best_sellers: list[str],
+        median_price: Decimal | None,
+    ) -> None: ...
 
 
 class LearningStore:

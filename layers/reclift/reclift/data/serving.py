@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -82,6 +82,18 @@ class CandidateItems:
 
     performance: dict[str, Performance] = field(default_factory=dict)
     listings: dict[str, Listing] = field(default_factory=dict)
+
+
+class ServingPort(Protocol):
+    """What the recommendation request reads: `ServingReader` on DynamoDB, the simulation's store in memory."""
+
+    def context(
+        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+    ) -> ServingContext: ...
+
+    def candidates(
+        self, shop: str, *, performance_ids: list[str], catalog_ids: list[str], run: str | None
+    ) -> CandidateItems: ...
 
 
 def candidate_keys(shop: str, performance_ids: list[str], catalog_ids: list[str]) -> dict[str, list[dict[str, Any]]]:

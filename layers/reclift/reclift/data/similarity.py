@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from pynamodb.exceptions import PynamoDBException
 
@@ -12,6 +13,18 @@ from reclift.data.models import OrderRecord, SimilarityItem, bind_tables
 from reclift.data.neighbours import SIMILARITY_RETENTION_DAYS, neighbours_json, similarity_sk
 from reclift.data.store import StoreError, _stamp
 from reclift.similarity import Neighbour
+
+
+class SimilarityPort(Protocol):
+    """What the similarity job reads and writes: `SimilarityStore` on DynamoDB, the simulation's store in memory."""
+
+    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]: ...
+
+    def bought_instead(self, shop: str, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]: ...
+
+    def save_similarity(
+        self, shop: str, run: str, neighbours: Mapping[str, Sequence[Neighbour]], orders: Mapping[str, int]
+    ) -> int: ...
 
 
 class SimilarityStore:

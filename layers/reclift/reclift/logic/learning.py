@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reclift.data.learning import LearningStore
+from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
 from reclift.learning import ProductWindow, aggregate, best_sellers, learn, median_price
 from reclift.logic import jobs
@@ -35,7 +35,7 @@ def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
 
 
-def learn_shop(job: LearnShop, learning: LearningStore, store: Store) -> dict[str, Any]:
+def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str, Any]:
     """Performance of every product over the shop's window of counters, under the shop's policy; best sellers
     from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
     settings = store.get_settings(job.shop)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from reclift.catalog import Listing
-from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext, ServingReader
+from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext, ServingPort
 from reclift.http import BadRequest
 from reclift.ids import shopify_id
 from reclift.learning import Performance
@@ -158,7 +158,7 @@ def recommend(
     shop: str,
     customer_id: str | None,
     query: RecommendationQuery,
-    reader: ServingReader,
+    reader: ServingPort,
     rng: random.Random,
     *,
     rec_ids: RecIds,

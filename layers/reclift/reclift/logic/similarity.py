@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from reclift.data.learning import LearningStore
-from reclift.data.similarity import SimilarityStore
+from reclift.data.similarity import SimilarityPort, SimilarityStore
 from reclift.data.store import Store, dynamo_store
 from reclift.logic import jobs
 from reclift.similarity import join_baskets, neighbour_table
@@ -35,7 +35,7 @@ def parse_job(body: str) -> SimilarityJob:
     return jobs.parse_job(body, SimilarityJob)
 
 
-def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityStore, store: Store) -> dict[str, Any]:
+def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, store: Store) -> dict[str, Any]:
     """Every product's top neighbours over the shop's window of baskets and bought-instead pairs."""
     settings = store.get_settings(shop)
     since = now - timedelta(days=settings.similarity_window_days)
