@@ -2,8 +2,9 @@
 
 A scenario is only a set of flag values over `World`'s defaults; nothing here is tuned to one seed. The defaults
 are the ones DESIGN.md names (price log-normal with median 30 and σ 0.6, CTR ~ Beta(2, 38), CVR ~ Beta(1.5, 98.5),
-a 1/√slot position effect, 12 planted related products whose similarity has a rank correlation of about 0.25 with
-the true value, 4 slots); the rest are choices the design leaves open, each documented where it is declared.
+a 1/√slot position effect, 12 related products per product, bought together with it at rates whose rank correlation
+with the related product's true value is about 0.25, 4 slots); the rest are choices the design leaves open, each
+documented where it is declared.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ class World:
     similarity_rank_correlation: float = 0.25  # Spearman with the true expected revenue per impression
     similarity_sigma: float = 0.5  # spread of log similarity: Jaccard-like scores, a few times apart in one list
     slots: int = 4
-    fill_candidates: int = 8  # best sellers offered to rank() for spare slots
     # A product shown where it is not related to the page (a best seller filling a slot) is clicked and bought at
     # this fraction of its rates. Without it the world has no context: the best widget would show the same few best
     # sellers on every page, a policy could beat the oracle by blacklisting its way into them, and related lists
@@ -43,8 +43,13 @@ class World:
     # visitors
     zipf_exponent: float = 1.0  # landing popularity ∝ 1 / popularity-rank^exponent, independent of the true rates
     rec_id_share: float = 0.8  # buyers whose cart line carries `_rec_id` (the rest are credited by the last click)
-    # the shop's arms: 0 plays every visitor of a learning policy under it (static *is* the holdout arm)
-    holdout_share: float = 0.0
+    # the learning policies' shop setting (production's default, 10 %); static serves every visitor as holdout
+    holdout_share: float = 0.1
+    # orders placed without a widget (the store's other traffic): their baskets make the co-purchase similarity
+    # and the best sellers, as a shop's orders do. `history_days` of them come before the install (the backfill).
+    organic_orders_per_day: int = 200
+    history_days: int = 90
+    co_purchase_rate: float = 0.1  # mean chance that a related product joins an order of the landing product
     # recovery: on day `jump_day` (0-based; −1 = none) one product's true CVR jumps from `jump_cvr_before`
     jump_day: int = -1
     jump_cvr_before: float = 0.002
@@ -62,8 +67,8 @@ class World:
 SCENARIOS: dict[str, dict[str, Any]] = {
     "steady": {"products": 400, "visitors_per_day": 2_500},
     "recovery": {"products": 400, "visitors_per_day": 2_500, "jump_day": 0},
-    "small": {"products": 120, "visitors_per_day": 300},
-    "large": {"products": 5_000, "visitors_per_day": 10_000},
+    "small": {"products": 120, "visitors_per_day": 300, "organic_orders_per_day": 30},
+    "large": {"products": 5_000, "visitors_per_day": 10_000, "organic_orders_per_day": 800},
 }
 
 
