@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 import random
 import time
-import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -60,21 +59,21 @@ LINES_PER_TRANSACTION = 45
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
-ARM_COUNTER = "_arm#"  # sk `_arm#{arm}#{shard}`: the day's distinct visitors of the arm, a count per shard
-ARM_BUCKETS = 16
+# Before the counting moved to the events stream, sk `_arm#{arm}#{shard}` counted an arm's distinct visitors of the
+# day in shards (and before that held them as sets): still read for those days.
+ARM_COUNTER = "_arm#"
 ARM_SEEN = "_seen#"  # sk `_seen#{arm}#{visitor}`: the visitor counted in the arm that day (a small marker item)
 # A marker only has to outlive its day (the day is UTC; a request can land a few seconds after midnight).
 ARM_SEEN_RETENTION = timedelta(days=2)
 HOUR_COUNTER = "_hour#"  # sk `_hour#HH[#part]` in the day's partition: the shop's totals of that hour (UTC)
-# The hour's totals are kept in parts so that no item takes every request of a busy shop: events requests add to one
-# of HOUR_EVENT_PARTS parts (`_hour#HH#e{n}`), orders to their own (`_hour#HH#o`), so an order's transaction never
-# contends with events' updates; the served tally and errors keep `_hour#HH`. Readers sum the parts.
-HOUR_EVENT_PARTS = 8
-
-
-def arm_shard(visitor_id: str) -> int:
-    """The shard of an arm's day counter a visitor is counted in."""
-    return zlib.crc32(visitor_id.encode()) % ARM_BUCKETS
+# The hour's totals are kept in parts, so that an order's transaction never contends with the events' updates: the
+# events' (`_hour#HH#e`: impressions, and the arms' new visitors, written by the counting function once per stream
+# batch), the orders' (`_hour#HH#o`), the served tally's and errors' (`_hour#HH`). Readers sum the parts. (Events
+# once drew one of 8 parts `_hour#HH#e{n}`; readers sum those too.)
+EVENTS_HOUR_PART = "e"
+# An arm's visitors of the hour, on the events' part of the hour (a visitor counts in the first hour of the day the
+# arm showed them something).
+ARM_VISITOR_FIELDS = {"learning": "visitors_learning", "holdout": "visitors_holdout"}
 
 
 class StoreError(RuntimeError):
@@ -132,11 +131,6 @@ def hour_key(moment: datetime, part: str | None = None) -> tuple[str, str]:
 def hour_of(sk: str) -> int:
     """The hour (UTC) of an hour's totals item, whichever part it is."""
     return int(sk.removeprefix(HOUR_COUNTER).split("#", 1)[0])
-
-
-def events_hour_part() -> str:
-    """A part of the hour's totals for an events request, drawn at random so a busy hour spreads over them."""
-    return f"e{random.randrange(HOUR_EVENT_PARTS)}"  # noqa: S311 - load spreading, not security
 
 
 def order_key(shop: str, order_id: str) -> str:
@@ -216,7 +210,9 @@ class Store(Protocol):
     def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine] | None: ...
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool: ...
     def attributions(self, shop: str, first_day: date, last_day: date) -> list[AttributionRow]: ...
-    def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None: ...
+    def add_event_totals(
+        self, shop: str, hour: datetime, impressions: int, visitors: Mapping[str, set[str]]
+    ) -> int: ...
     def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors: ...
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]: ...
 
@@ -338,44 +334,59 @@ class DynamoStore:
         except PynamoDBException as exc:
             raise StoreError(f"updating the hour's totals failed: {exc.msg}") from exc
 
-    def add_arm_visitors(self, shop: str, visitors: dict[tuple[str, str], set[str]]) -> None:
-        """Count each visitor once per day and arm, at a constant cost whatever the day's traffic: a conditional
-        PutItem of a small marker (`_seen#{arm}#{visitor}`, kept two days), and only when it was absent an ADD of 1
-        to one of the arm's day counters (`_arm#{arm}#{shard}`). A repeat costs the marker's one write unit."""
+    def add_event_totals(self, shop: str, hour: datetime, impressions: int, visitors: Mapping[str, set[str]]) -> int:
+        """Add a batch's impressions of the hour to the events' part of the hour's totals, and each arm's visitors
+        not yet counted that day: a visitor is new where a conditional PutItem of its small marker
+        (`_seen#{arm}#{visitor}`, kept two days) succeeds. One UpdateItem for the hour, one PutItem per visitor;
+        returns the new visitors."""
         now = datetime.now(UTC)
-        counter_expires = now + timedelta(days=COUNTER_RETENTION_DAYS)
+        day, sk = hour_key(hour, EVENTS_HOUR_PART)
+        new: dict[str, int] = defaultdict(int)
         try:
-            for (day, arm), ids in sorted(visitors.items()):
+            for arm, ids in sorted(visitors.items()):
                 for visitor in sorted(ids):
                     marker = CounterItem(
                         day_key(shop, day), f"{ARM_SEEN}{arm}#{visitor}", expires_at=now + ARM_SEEN_RETENTION
                     )
-                    if not save_if(marker, CounterItem.sk.does_not_exist(), "counting an arm's visitor"):
-                        continue
-                    CounterItem(day_key(shop, day), f"{ARM_COUNTER}{arm}#{arm_shard(visitor):02d}").update(
-                        actions=[CounterItem.visitor_count.add(1), CounterItem.expires_at.set(counter_expires)]
-                    )
+                    if save_if(marker, CounterItem.sk.does_not_exist(), "counting an arm's visitor"):
+                        new[arm] += 1
+            actions: list[Any] = [CounterItem.impressions.add(impressions)] if impressions else []
+            actions += [
+                getattr(CounterItem, ARM_VISITOR_FIELDS[arm]).add(count)
+                for arm, count in sorted(new.items())
+                if arm in ARM_VISITOR_FIELDS
+            ]
+            if actions:
+                expires = now + timedelta(days=COUNTER_RETENTION_DAYS)
+                CounterItem(day_key(shop, day), sk).update(actions=[*actions, CounterItem.expires_at.set(expires)])
         except PynamoDBException as exc:
-            raise StoreError(f"recording the arms' visitors failed: {exc.msg}") from exc
+            raise StoreError(f"adding the hour's events failed: {exc.msg}") from exc
+        return sum(new.values())
 
     def arm_visitors(self, shop: str, first_day: date, last_day: date) -> ArmVisitors:
-        """Each arm's distinct visitors of each day (one query of its few counter items per day), and their sum over
-        the days: visitor-days, the unit the lift is measured in (a visitor seen on three days counts three times,
-        as the revenue of each of those days counts apart). Days counted before the counts existed keep their sets
-        of visitor ids and are read as their size."""
+        """Each arm's distinct visitors of each day, and their sum over the days: visitor-days, the unit the lift is
+        measured in (a visitor seen on three days counts three times, as the revenue of each of those days counts
+        apart). One query per day of the shop's small totals between `_arm#` and `_hour#…` (the hours' parts, and
+        the `_arm#` counts and sets of the days before the counting moved to the stream), never the markers."""
         total: dict[str, int] = defaultdict(int)
         by_day: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         try:
             for day in _days(first_day, last_day):
                 for item in CounterItem.query(
                     day_key(shop, day),
-                    CounterItem.sk.startswith(ARM_COUNTER),
-                    attributes_to_get=["sk", "visitor_count", "visitors"],
+                    CounterItem.sk.between(ARM_COUNTER, f"{HOUR_COUNTER}~"),
+                    attributes_to_get=["sk", "visitor_count", "visitors", *ARM_VISITOR_FIELDS.values()],
                 ):
-                    arm = item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]
-                    count = int(item.visitor_count or 0) + len(item.visitors or ())
-                    by_day[day.isoformat()][arm] += count
-                    total[arm] += count
+                    counts: dict[str, int] = {}
+                    if item.sk.startswith(ARM_COUNTER):
+                        arm = item.sk.removeprefix(ARM_COUNTER).split("#", 1)[0]
+                        counts[arm] = int(item.visitor_count or 0) + len(item.visitors or ())
+                    for arm, name in ARM_VISITOR_FIELDS.items():
+                        if value := getattr(item, name):
+                            counts[arm] = counts.get(arm, 0) + int(value)
+                    for arm, count in counts.items():
+                        by_day[day.isoformat()][arm] += count
+                        total[arm] += count
         except PynamoDBException as exc:
             raise StoreError(f"reading the arms' visitors failed: {exc.msg}") from exc
         return ArmVisitors(
@@ -697,7 +708,7 @@ def _add_impression(shop: str, group: Sequence[TrackedEvent]) -> list[TrackedEve
     actions.append(EventItem.product_set.add(products))
     try:
         answer = EventItem._get_connection().update_item(  # Model.update returns ALL_NEW only
-            item.pk, item.sk, actions=actions, return_values="UPDATED_OLD"
+            item.pk, item.sk, actions=actions, return_values="ALL_OLD"
         )
     except PynamoDBException as exc:
         raise StoreError(f"storing an impression failed: {exc.msg}") from exc
