@@ -1,0 +1,96 @@
+"""Counting storefront events from the events table's stream: the storefront request writes only its events, and
+CountingFunction, on the stream, adds each new (rec id, product, type) to the counters once, with one update per
+product and hour whatever the number of requests in its batch."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from reclift.data.store import HOUR_COUNTER, day_key
+from tests.support.aws import EmulatedAws, process_stream
+from tests.support.recs import shown
+from tests.support.shopify import new_shop, proxy_event, proxy_query
+
+
+def post(aws: EmulatedAws, shop: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    body = json.dumps({"events": events}).encode()
+    response = aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
+    assert response["statusCode"] == 200, response
+    result: dict[str, Any] = json.loads(response["body"])
+    return result
+
+
+def impression(visitor: str, products: list[str], rec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "impression",
+        "visitor_id": visitor,
+        "placement": "product",
+        "source_product_id": "999",
+        "products": [{"product_id": p, "position": rec["rec_products"].index(p) + 1} for p in products],
+    } | rec
+
+
+def counters(aws: EmulatedAws, shop: str) -> dict[str, dict[str, Any]]:
+    """The shop's counter items of today, by sort key (the markers left out)."""
+    table = aws.resource("CountersTable")
+    items = aws.client("dynamodb").query(
+        TableName=table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": day_key(shop, datetime.now(UTC).date())}},
+    )["Items"]
+    return {
+        item["sk"]["S"]: {name: value.get("N") for name, value in item.items() if "N" in value and name != "expires_at"}
+        for item in items
+        if not item["sk"]["S"].startswith("_seen#")
+    }
+
+
+def test_an_events_request_writes_its_events_and_the_stream_counts_them_once(aws: EmulatedAws) -> None:
+    shop = new_shop()
+    process_stream(aws, "CountingFunction")  # what earlier tests left
+    rec = shown(shop, "v-1", ["11", "12", "13", "14"])
+    assert post(aws, shop, [impression("v-1", ["11", "12"], rec)]) == {"received": 1, "stored": 1, "ignored": 0}
+    assert counters(aws, shop) == {}, "the request itself counts nothing"
+
+    # The same rec id again: two products already seen, one new (it came into view); and the same request twice.
+    again = [impression("v-1", ["11", "12", "13"], rec)]
+    assert post(aws, shop, again) == {"received": 1, "stored": 1, "ignored": 0}  # it proved something new
+    assert post(aws, shop, again) == {"received": 1, "stored": 0, "ignored": 1}
+    deliveries = process_stream(aws, "CountingFunction")
+
+    # (DynamoDB writes no stream record for an update that changes nothing; moto writes one, and one more, of the
+    # keys alone, when an update creates an item: the counting reads the images, so all of these count right.)
+    assert [d.outcome.error for d in deliveries] == [None] * len(deliveries)
+    found = counters(aws, shop)
+    hour = f"{HOUR_COUNTER}{datetime.now(UTC).hour:02d}#e"
+    assert {sk: row.get("impressions") for sk, row in found.items() if sk in ("11", "12", "13", "14")} == {
+        "11": "1",
+        "12": "1",
+        "13": "1",
+    }
+    assert found[hour] == {"impressions": "3", "visitors_learning": "1"}
+
+
+def test_a_visitor_counts_once_a_day_in_their_arm_and_products_once_per_batch(aws: EmulatedAws) -> None:
+    shop = new_shop()
+    process_stream(aws, "CountingFunction")
+    for visitor in ("v-1", "v-2", "v-3"):
+        for _ in range(2):  # two widgets each, two rec ids
+            rec = shown(shop, visitor, ["21", "22"], arm="holdout" if visitor == "v-3" else "learning")
+            post(aws, shop, [impression(visitor, ["21", "22"], rec)])
+    deliveries = process_stream(aws, "CountingFunction")
+    assert len(deliveries) == 1  # one batch of 6 records
+
+    found = counters(aws, shop)
+    assert found["21"]["impressions"] == found["22"]["impressions"] == "6"
+    hour = f"{HOUR_COUNTER}{datetime.now(UTC).hour:02d}#e"
+    assert found[hour] == {"impressions": "12", "visitors_learning": "2", "visitors_holdout": "1"}
+
+    rec = shown(shop, "v-1", ["21"])  # v-1 again, in a later batch: shown, not a new visitor
+    post(aws, shop, [impression("v-1", ["21"], rec)])
+    process_stream(aws, "CountingFunction")
+    found = counters(aws, shop)
+    assert found["21"]["impressions"] == "7"
+    assert found[hour] == {"impressions": "13", "visitors_learning": "2", "visitors_holdout": "1"}
