@@ -7,9 +7,11 @@ them. The day's state a request meets (the visitors already counted, the counter
 window) is seeded directly, as the functions key it, so a day of a million visitors costs seconds to set up.
 
 Operations: a storefront events request (one impression of 4 products by a new visitor) on a day that already has 0
-to 1M visitors; orders/create of 3 lines; a recommendation request (product placement); the nightly learning of a
-1k-product shop with 1k or 100k visitors a day; GET /admin/roi over 30 and 365 days. The benchmark fails (non-zero
-exit) when a per-request figure grows with traffic, or a target is missed.
+to 1M visitors, with what counting it costs (CountingFunction on the events table's stream: alone in its batch, the
+worst case, and amortized over batches of 10 to 1,000 requests, as traffic fills them); orders/create of 3 lines; a
+recommendation request (product placement); the nightly learning of a 1k-product shop with 1k or 100k visitors a
+day; GET /admin/roi over 30 and 365 days. The benchmark fails (non-zero exit) when a per-request figure grows with
+traffic, or a target is missed.
 """
 
 from __future__ import annotations
@@ -55,6 +57,14 @@ ATTRIBUTED_SHARE = 0.1  # orders with an attributed line
 GROWTH_TOLERANCE = 1.10  # a per-request figure may vary this much between no traffic and the most
 BLACK_FRIDAY = {"events_requests_per_s": 2_000, "orders_per_s": 100}
 BLACK_FRIDAY_SAMPLE = 8  # events requests of different visitors (and half as many orders) sampled
+# The counting function's batches: up to 1,000 records or 5 s (template.yaml). At Black Friday's rate a stream shard
+# fills a batch in well under 5 s. DynamoDB gives a stream a shard per table partition; a partition takes at most
+# 1,000 writes a second, so 2,000 impression items a second need at least 2 (4 assumed: more shards, more batches).
+STREAM_BATCH = 1_000
+STREAM_SHARDS = 4
+BATCH_SIZES = (1, 10, 100, 1_000)
+QUICK_BATCH_SIZES = (1, 10, 100)
+CATALOG_SHOWN = 1_000  # products the amortized batches' requests show, by Zipf-like popularity
 PARTITION_WCU_PER_S = 1_000  # DynamoDB's write limit of one partition (and so of one item or partition key at worst)
 TARGETS = {
     "event_request_wcu": 8.0,
@@ -65,24 +75,30 @@ TARGETS = {
 
 # ---------------------------------------------------------------------------------------------------- seeding
 def arm_items(shop: str, day: date, visitors: int) -> list[dict[str, Any]]:
-    """The day's arms' visitor counts as `add_arm_visitors` leaves them (DynamoDB JSON): each arm's visitors spread
-    over its shards. The visitors' day markers are not seeded: a new visitor's conditional put costs the same
-    whatever other markers the day holds."""
-    from reclift.data.store import ARM_BUCKETS, ARM_COUNTER, day_key
+    """The day's events totals as the counting function leaves them (DynamoDB JSON): per hour, the events' part
+    (`_hour#HH#e`) with its impressions (4 per visitor) and each arm's visitors first seen that hour. The visitors'
+    day markers are not seeded: a new visitor's conditional put costs the same whatever other markers the day
+    holds."""
+    from reclift.data.store import HOUR_COUNTER, day_key
 
     holdout = int(visitors * HOLDOUT_SHARE)
     items = []
-    for arm, count in (("holdout", holdout), ("learning", visitors - holdout)):
-        for shard in range(ARM_BUCKETS):
-            share = count // ARM_BUCKETS + (1 if shard < count % ARM_BUCKETS else 0)
-            if share:
-                items.append(
-                    {
-                        "pk": {"S": day_key(shop, day)},
-                        "sk": {"S": f"{ARM_COUNTER}{arm}#{shard:02d}"},
-                        "visitor_count": {"N": str(share)},
-                    }
-                )
+    for hour in range(24):
+
+        def share(count: int, hour: int = hour) -> int:
+            return count // 24 + (1 if hour < count % 24 else 0)
+
+        learning, held = share(visitors - holdout), share(holdout)
+        if learning or held:
+            items.append(
+                {
+                    "pk": {"S": day_key(shop, day)},
+                    "sk": {"S": f"{HOUR_COUNTER}{hour:02d}#e"},
+                    "impressions": {"N": str(4 * (learning + held))},
+                    "visitors_learning": {"N": str(learning)},
+                    "visitors_holdout": {"N": str(held)},
+                }
+            )
     return items
 
 
@@ -173,6 +189,20 @@ class Bench:
         self.admin = WarmFunction(aws, "AdminFunction")
         self.learner = WarmFunction(aws, "DailyLearningFunction")
 
+    def count(self) -> dict[str, Any]:
+        """What CountingFunction writes for everything the events table's stream holds now (in batches of up to
+        STREAM_BATCH records, as its event source mapping delivers them)."""
+        from tests.support.aws import process_stream
+
+        with self.meter.metering() as capacity, quiet_stdout():
+            deliveries = process_stream(self.aws, "CountingFunction")
+        failed = [d.outcome.error for d in deliveries if d.outcome.error]
+        assert not failed, failed
+        return capacity.summary() | {
+            "invocations": len(deliveries),
+            "records": sum(len(d.records) for d in deliveries),
+        }
+
     def event_request(self, shop: str, visitor: str, products: list[str]) -> tuple[dict[str, Any], Any]:
         from tests.support.recs import shown
         from tests.support.shopify import proxy_event, proxy_query
@@ -190,6 +220,7 @@ class Bench:
         return capacity.summary(), response
 
     def events(self, pool: ThreadPoolExecutor, visitors: tuple[int, ...]) -> list[dict[str, Any]]:
+        """Per day's traffic: the request's own units, and its counting alone in a batch (the worst case)."""
         dynamodb = seeding_client(self.aws)
         today = datetime.now(UTC).date()
         rows = []
@@ -201,11 +232,51 @@ class Bench:
             except Exception as exc:
                 row["seeding_failed"] = f"{type(exc).__name__}: {str(exc)[:160]}"
             self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"])  # the shop's registration, once an hour
+            self.count()
             summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", ["11", "12", "13", "14"])
+            counting = self.count()
             row |= summary | {"status": response["statusCode"]}
+            row["request_wcu"] = summary["wcu"]
+            row["counting"] = counting
+            row["wcu"] = summary["wcu"] + counting["wcu"]
+            row["rcu"] = summary["rcu"] + counting["rcu"]
             if response["statusCode"] != 200:
                 row["error"] = str(response.get("body"))[:300]
             rows.append(row)
+        return rows
+
+    def amortized(self, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+        """Counting's units per request when a batch holds `size` requests of different new visitors, each an
+        impression of 4 products drawn by Zipf-like popularity from CATALOG_SHOWN: what traffic buys."""
+        rng = random.Random(14)
+        weights = [1 / (rank + 1) for rank in range(CATALOG_SHOWN)]
+        catalog = [str(5_000 + rank) for rank in range(CATALOG_SHOWN)]
+        rows = []
+        for size in sizes:
+            shop = f"batch-{size}.myshopify.com"
+            self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"])
+            self.count()
+            direct = []
+            for _ in range(size):
+                products: list[str] = []
+                while len(products) < 4:
+                    pick = rng.choices(catalog, weights)[0]
+                    if pick not in products:
+                        products.append(pick)
+                summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", products)
+                assert response["statusCode"] == 200, response
+                direct.append(summary["wcu"])
+            counting = self.count()
+            request_wcu = sum(direct) / size
+            rows.append(
+                {
+                    "requests_per_batch": size,
+                    "request_wcu": request_wcu,
+                    "counting_wcu_per_request": counting["wcu"] / size,
+                    "wcu": request_wcu + counting["wcu"] / size,
+                    "counting": {k: v for k, v in counting.items() if k != "wcu_by_item"},
+                }
+            )
         return rows
 
     def order(self) -> dict[str, Any]:
@@ -272,9 +343,17 @@ class Bench:
         shop = "black-friday.myshopify.com"
         shown_products, bought = ["11", "12", "13", "14"], ["11", "12", "13"]
         self.event_request(shop, "warm-up-visitor", shown_products)
+        self.count()
         events = [
             self.event_request(shop, f"bf-{uuid.uuid4().hex}", shown_products)[0] for _ in range(BLACK_FRIDAY_SAMPLE)
         ]
+        # Counting: a full batch of the shard's records is one invocation; everyone was shown the same 4 products
+        # (the worst case for one item), each visitor new (the worst case for the markers).
+        for _ in range(STREAM_BATCH - BLACK_FRIDAY_SAMPLE):
+            self.event_request(shop, f"bf-{uuid.uuid4().hex}", shown_products)
+        batch = self.count()
+        per_shard_rate = BLACK_FRIDAY["events_requests_per_s"] / STREAM_SHARDS
+        batches_per_s = STREAM_SHARDS * per_shard_rate / STREAM_BATCH
         harness = Harness(self.aws)
         attribution = WarmFunction(self.aws, "AttributionFunction")
         orders = []
@@ -308,6 +387,10 @@ class Bench:
         ):
             for key, units in shared(summaries).items():
                 per_item[key] = per_item.get(key, 0.0) + rate * units
+        # Every batch of every shard writes the same counter items (each shard's batches come in sequence); the
+        # markers are each visitor's own, but all share the day's partition key.
+        for key, units in batch["wcu_by_item"].items():
+            per_item[key] = per_item.get(key, 0.0) + batches_per_s * units
         per_partition: dict[str, float] = {}
         for key, units in per_item.items():
             partition = "|".join(key.split("|")[:2])
@@ -316,6 +399,12 @@ class Bench:
         hottest_partition = max(per_partition.items(), key=lambda pair: pair[1])
         return {
             "rates": BLACK_FRIDAY,
+            "stream": {
+                "shards": STREAM_SHARDS,
+                "batch_records": STREAM_BATCH,
+                "batches_per_s": batches_per_s,
+                "counting_batch_wcu": batch["wcu"],
+            },
             "hottest_item": {"key": hottest_item[0].replace(shop, "{shop}"), "wcu_per_s": hottest_item[1]},
             "hottest_partition_key": {
                 "key": hottest_partition[0].replace(shop, "{shop}"),
@@ -353,6 +442,7 @@ def measure(quick: bool) -> dict[str, Any]:
         bench = Bench(aws)
         with ThreadPoolExecutor(8) as pool:
             figures["events_request"] = bench.events(pool, QUICK_EVENT_VISITORS if quick else EVENT_VISITORS)
+            figures["events_amortized"] = bench.amortized(QUICK_BATCH_SIZES if quick else BATCH_SIZES)
             figures["orders_create_3_lines"] = bench.order()
             figures["recommendation_product"] = bench.recommendation()
             figures["black_friday"] = bench.black_friday()
@@ -429,7 +519,13 @@ def run(quick: bool) -> list[str]:
     for row in figures["events_request"]:
         lines.append(
             f"  events request, day of {row['visitors_today']:>9,} visitors: {row['wcu']:6.1f} WCU "
-            f"{row['rcu']:5.1f} RCU, {row['requests']} requests, status {row.get('status')}"
+            f"({row.get('request_wcu', 0):.1f} the request, {row.get('counting', {}).get('wcu', 0):.1f} its counting "
+            f"alone in a batch) {row['rcu']:5.1f} RCU, status {row.get('status')}"
+        )
+    for row in figures["events_amortized"]:
+        lines.append(
+            f"  events request, {row['requests_per_batch']:>5,} requests a counting batch: {row['wcu']:5.2f} WCU "
+            f"({row['request_wcu']:.2f} + {row['counting_wcu_per_request']:.2f} counting)"
         )
     for name in ("orders_create_3_lines", "recommendation_product"):
         row = figures[name]

@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from reclift.data.event_stream import new_events
-from reclift.data.store import Store, events_hour_part
-from reclift.tracking import TrackedEvent, arm_visitors, counter_increments
+from reclift.data.store import Store
+from reclift.tracking import TrackedEvent, counter_increments
 
 
 @dataclass(frozen=True)
@@ -25,19 +25,25 @@ class Counted:
 
 
 def count_events(store: Store, shop: str, events: Sequence[TrackedEvent]) -> Counted:
-    """Add the events to the shop's counters: one update per (day, product), one per hour of the hour's totals (in
-    one of its parts), and each arm's visitors of the day counted once."""
+    """Add the events to the shop's counters: one update per (day, product), and per hour one update of the events'
+    part of the hour's totals, with the impressions and each arm's visitors not counted before that day (a visitor
+    counts in the first hour of the batch the arm showed them something)."""
     increments = counter_increments(events)
     if increments:
         store.add_counts(shop, increments)
-    per_hour: dict[datetime, int] = defaultdict(int)
+    impressions: dict[datetime, int] = defaultdict(int)
+    visitors: dict[datetime, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    first_hour: dict[tuple[str, str, str], datetime] = {}
     for event in events:
-        if event.type == "impression":
-            per_hour[event.at.replace(minute=0, second=0, microsecond=0)] += len(event.product_ids)
-    for hour, impressions in sorted(per_hour.items()):
-        store.add_hour_counts(shop, hour, {"impressions": impressions}, part=events_hour_part())
-    if served := arm_visitors(events):
-        store.add_arm_visitors(shop, served)
+        if event.type != "impression":
+            continue
+        hour = event.at.replace(minute=0, second=0, microsecond=0)
+        impressions[hour] += len(event.product_ids)
+        if event.arm is not None:
+            first = first_hour.setdefault((hour.date().isoformat(), event.arm, event.visitor_id), hour)
+            visitors[first][event.arm].add(event.visitor_id)
+    for hour in sorted({*impressions, *visitors}):
+        store.add_event_totals(shop, hour, impressions.get(hour, 0), visitors.get(hour, {}))
     return Counted(
         shops=1,
         events=len(events),
