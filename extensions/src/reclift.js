@@ -10,7 +10,13 @@
  *   - view: the product of the current product page.
  * Events are batched and sent with navigator.sendBeacon when the page is hidden (and whenever a batch is full).
  * The anonymous visitor id lives in localStorage (a first-party cookie when storage is unavailable) and is written
- * to the cart attribute `_reclift_vid`, so an order can be matched to what its buyer was shown.
+ * to the cart attribute `_reclift_vid`, so an order can be matched to what its buyer was shown: on an impression
+ * only when the visitor already has a cart with items (writing an attribute creates a cart, and a cart for every
+ * visitor who scrolls past the block would be one for nearly every visitor), and whenever the visitor adds a
+ * product from the widget.
+ *
+ * The block is served with placeholder cards that hold the row's place (no layout shift when the cards arrive); they
+ * are replaced by the cards, or the block is hidden when there is nothing to show.
  *
  * All of that only with the visitor's consent to analytics where it is required (see "consent" below).
  *
@@ -37,7 +43,8 @@
 
   var queue = [];
   var viewedProducts = {};
-  var cartVisitorWritten = null;
+  var cartHasVisitor = false; // the cart carries this visitor's id (written or found by this page)
+  var cartWrite = null; // the pending check or write of the cart attribute: one at a time
   var started = new WeakSet();
   var tracking = false; // the visitor's consent to analytics: see "consent"
 
@@ -176,15 +183,65 @@
     return cartRequest("cart/update.js", { attributes: attributes });
   }
 
-  // The cart attribute that carries the visitor id onto the order (its note_attributes); written once per page, and
-  // only with consent.
-  function writeCartVisitor() {
-    if (tracking && !cartVisitorWritten) {
-      cartVisitorWritten = cartVisitor(visitorId()).catch(function () {
-        cartVisitorWritten = null; // try again on the next impression or add
-      });
+  // The visitor's cart, if they have one: Shopify's `cart` cookie (or a page rendered with items in the cart) says so
+  // without a request, /cart.js (which creates nothing) gives its token, items and attributes. Null without a cart.
+  function existingCart() {
+    var rendered = Array.prototype.some.call(document.querySelectorAll("[data-reclift-recommendations]"), function (c) {
+      return Number(c.getAttribute("data-cart-count")) > 0;
+    });
+    if (readCookie("cart") === null && !rendered) {
+      return Promise.resolve(null);
     }
-    return cartVisitorWritten || Promise.resolve();
+    return window
+      .fetch(root() + "cart.js", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        return response.ok ? response.json() : null;
+      })
+      .then(function (cart) {
+        return cart && cart.token ? cart : null;
+      });
+  }
+
+  function visitorOnCart(cart) {
+    return (cart && cart.attributes && cart.attributes[VISITOR_KEY]) || null;
+  }
+
+  // The cart attribute that carries the visitor id onto the order (its note_attributes), only with consent: after an
+  // impression only onto a cart that exists and holds items (else asked again at the next impression); before an add
+  // from the widget (`adding`) in any case, since the add creates the cart anyway.
+  function writeCartVisitor(adding) {
+    if (!tracking || cartHasVisitor || (cartWrite && !adding)) {
+      return cartWrite || Promise.resolve();
+    }
+    var write = (cartWrite || Promise.resolve())
+      .then(function () {
+        if (!tracking || cartHasVisitor) {
+          return null;
+        }
+        return (adding ? Promise.resolve(null) : existingCart()).then(function (cart) {
+          var id = visitorId();
+          if (!adding && !(cart && cart.item_count > 0)) {
+            return null;
+          }
+          if (visitorOnCart(cart) === id) {
+            cartHasVisitor = true;
+            return null;
+          }
+          return cartVisitor(id).then(function () {
+            cartHasVisitor = true;
+          });
+        });
+      })
+      .catch(function () {
+        // tried again on the next impression or add
+      })
+      .then(function () {
+        if (cartWrite === write) {
+          cartWrite = null;
+        }
+      });
+    cartWrite = write;
+    return write;
   }
 
   function firstAvailableVariant(handle) {
@@ -394,7 +451,7 @@
           impression.source_product_id = settings.productId;
         }
         track(impression);
-        writeCartVisitor();
+        writeCartVisitor(false);
       },
       { threshold: VISIBLE_SHARE }
     );
@@ -435,7 +492,7 @@
             button.textContent = settings.unavailableLabel || "Sold out";
             return null;
           }
-          return writeCartVisitor()
+          return writeCartVisitor(true)
             .then(function () {
               // The `_rec_id` line property attributes the order to the recommendation: only with consent too.
               var properties = tracking ? { _rec_id: recommendation.rec_id } : {};
@@ -475,27 +532,36 @@
     var settings = settingsOf(container);
     trackView(container);
     var list = container.querySelector(".reclift__list");
+    // Nothing to show (the proxy failed or answered something else than recommendations, or none): the block and its
+    // placeholders leave the page.
+    function hide() {
+      container.hidden = true;
+    }
     if (!list || typeof window.fetch !== "function") {
+      hide();
       return;
     }
     fetchRecommendations(recommendationsUrl(settings))
       .then(function (recommendation) {
         var products = recommendation ? recommendation.products.filter(renderable) : [];
         if (!products.length) {
+          hide();
           return;
         }
         var cards = document.createDocumentFragment();
         products.forEach(function (product) {
           cards.appendChild(card(product, settings));
         });
+        while (list.firstChild) {
+          list.removeChild(list.firstChild); // the placeholders, in one go with the cards: one layout
+        }
         list.appendChild(cards);
+        list.removeAttribute("aria-busy");
         container.hidden = false;
         observeImpressions(list, recommendation, settings);
         listenToCards(list, recommendation, settings);
       })
-      .catch(function () {
-        // the proxy failed or answered something else than recommendations: the block stays hidden and empty
-      });
+      .catch(hide);
   }
 
   function eachBlock(scope, action) {
@@ -533,8 +599,12 @@
     queue.length = 0;
     forgetVisitor();
     if (withdrawn) {
-      cartVisitorWritten = null;
-      cartVisitor("").catch(function () {});
+      cartHasVisitor = false;
+      existingCart()
+        .then(function (cart) {
+          return visitorOnCart(cart) ? cartVisitor("") : null; // no cart, nothing to remove: none is created
+        })
+        .catch(function () {});
     }
   }
 

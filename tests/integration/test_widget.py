@@ -23,7 +23,7 @@ from tests.support.storefront import Storefront, StoreProduct, storefront
 from tests.support.truth import counter_days
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, ConsoleMessage, Page
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Route
 
 pytestmark = pytest.mark.stack
 
@@ -133,6 +133,12 @@ def page_hides(page: Page) -> None:
     page.evaluate("window.dispatchEvent(new Event('pagehide'))")
 
 
+def batches_once_hidden(page: Page, store: Storefront) -> int:
+    """The batches of events posted once the page hides (an impression is queued when its observer fires)."""
+    page_hides(page)
+    return len(store.event_posts())
+
+
 def events_sent(store: Storefront, after: int) -> list[dict[str, Any]]:
     """The events of every batch posted after the first `after` ones, once reclift has stored them (2xx)."""
     posts = wait_for(lambda: len(store.event_posts()) > after and store.event_posts(), message="a batch of events")
@@ -158,6 +164,7 @@ def visitor_of(page: Page) -> str:
 def test_given_best_sellers_when_the_product_page_loads_then_the_cards_render_and_impressions_wait_for_the_viewport(
     stack: RunningStack, shop: str, page: Page
 ) -> None:
+    """The visitor has no cart: the impression is sent, and no cart is created for it (no write to the cart)."""
     baseline = {p: counters(stack, shop, p) for p in SELLERS}
     with storefront(shop, stack.url, catalog(), block_settings={"title": "Bought together"}) as store:
         page.goto(store.product_page(f"product-{CURRENT}"))
@@ -205,8 +212,7 @@ def test_given_best_sellers_when_the_product_page_loads_then_the_cards_render_an
 
         # Scrolled into view: one impression with every card's position, stored and counted once per product.
         page.locator(".reclift__list").scroll_into_view_if_needed()
-        wait_for(lambda: store.cart_attributes, message="the cart attribute")
-        page_hides(page)
+        wait_for(lambda: batches_once_hidden(page, store) > 1, message="the impression")
         [impression] = events_sent(store, 1)
         assert impression == {
             "type": "impression",
@@ -217,10 +223,15 @@ def test_given_best_sellers_when_the_product_page_loads_then_the_cards_render_an
             "products": [{"product_id": p["product_id"], "position": p["position"]} for p in expected],
             "rec_products": [p["product_id"] for p in expected],
         }
-        assert {p: counters(stack, shop, p)["impressions"] for p in SELLERS} == {
-            p: baseline[p].get("impressions", 0) + 1 for p in SELLERS
-        }
-        assert store.cart_attributes == {"_reclift_vid": visitor}
+        wait_for(
+            lambda: (
+                {p: counters(stack, shop, p).get("impressions", 0) for p in SELLERS}
+                == {p: baseline[p].get("impressions", 0) + 1 for p in SELLERS}
+            ),
+            message="the impressions counted",
+        )
+        page.wait_for_timeout(300)
+        assert (store.cart_token, store.cart_requests, store.cart_attributes) == (None, [], {})
 
         # Seen once is counted once: hiding the page again sends nothing new.
         page_hides(page)
@@ -258,7 +269,7 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
         assert line["variant_id"] == added.variants[1]["id"]
         assert line["properties"] == {"_rec_id": rec_id}
         assert store.cart_attributes == {"_reclift_vid": visitor}
-        assert [path for path, _ in store.cart_requests][-1] == "/cart/add.js"
+        assert [path for path, _ in store.cart_requests] == ["/cart/update.js", "/cart/add.js"]  # the add's cart
         sent = events_sent(store, 0)
         assert {"type": "add_to_cart", "rec_id": rec_id, "visitor_id": visitor, "product_id": second["product_id"],
                 "position": second["position"], **served.response["event_fields"]} in sent  # fmt: skip
@@ -272,13 +283,19 @@ def test_given_cards_when_the_shopper_adds_one_and_clicks_another_then_the_cart_
         click = {"type": "click", "rec_id": rec_id, "visitor_id": visitor, "product_id": first["product_id"],
                  "position": first["position"], **served.response["event_fields"]}  # fmt: skip
         assert click in wait_for(lambda: click in (e := events_sent(store, posted)) and e, message="the click")
-        assert (
-            counters(stack, shop, first["product_id"]).get("clicks", 0)
-            == baseline[first["product_id"]].get("clicks", 0) + 1
+        wait_for(
+            lambda: (
+                counters(stack, shop, first["product_id"]).get("clicks", 0)
+                == baseline[first["product_id"]].get("clicks", 0) + 1
+            ),
+            message="the click counted",
         )
-        assert (
-            counters(stack, shop, second["product_id"]).get("add_to_carts", 0)
-            == baseline[second["product_id"]].get("add_to_carts", 0) + 1
+        wait_for(
+            lambda: (
+                counters(stack, shop, second["product_id"]).get("add_to_carts", 0)
+                == baseline[second["product_id"]].get("add_to_carts", 0) + 1
+            ),
+            message="the add to cart counted",
         )
 
     # The order Shopify sends for that cart: the cart attribute as note_attributes, the line property kept.
@@ -318,7 +335,7 @@ def test_given_the_cart_placement_then_the_cart_s_products_are_sent_and_not_reco
 ) -> None:
     in_cart = 2001
     with storefront(shop, stack.url, catalog(), block_settings={"placement": "cart", "products_count": 3}) as store:
-        store.cart_items.append({"product_id": in_cart, "variant_id": in_cart * 10 + 2, "quantity": 1})
+        store.fill_cart(in_cart, in_cart * 10 + 2)
         page.goto(store.product_page(f"product-{CURRENT}"))
         [served] = wait_for(store.recommendations, message="the recommendation request")
         shown = served.response["products"]
@@ -357,6 +374,14 @@ def test_given_a_returning_visitor_then_the_widget_asks_with_the_same_anonymous_
     assert cookies.get("_reclift_vid") == (first if storage == "cookie" else None)
 
 
+# The page's body without the block (a copy: the page itself is left as it is).
+WITHOUT_THE_BLOCK = """() => {
+    const body = document.body.cloneNode(true);
+    body.querySelectorAll('.reclift').forEach(block => block.remove());
+    return body.innerHTML;
+}"""
+
+
 @pytest.mark.parametrize("failure", ["error", "bad-json", "drop"])
 def test_given_a_failing_proxy_when_the_page_loads_then_the_widget_adds_nothing_and_throws_nothing(
     stack: RunningStack, shop: str, browser: Browser, page: Page, failure: str
@@ -370,7 +395,8 @@ def test_given_a_failing_proxy_when_the_page_loads_then_the_widget_adds_nothing_
         try:
             static_page = static.new_page()
             static_page.goto(store.product_page(f"product-{CURRENT}"))
-            as_served = static_page.locator("body").inner_html()
+            as_served = static_page.evaluate(WITHOUT_THE_BLOCK)
+            served_block = static_page.locator(".reclift").evaluate("b => b.outerHTML")
         finally:
             static.close()
 
@@ -380,8 +406,10 @@ def test_given_a_failing_proxy_when_the_page_loads_then_the_widget_adds_nothing_
         page.evaluate("window.scrollTo(0, document.body.scrollHeight)")  # where the cards would be
         page.wait_for_timeout(300)
 
-        assert page.locator("body").inner_html() == as_served
+        # The block, served with its placeholders, is hidden as it was served: the rest of the page is untouched.
+        assert page.evaluate(WITHOUT_THE_BLOCK) == as_served
         assert page.locator(".reclift").is_hidden()
+        assert page.locator(".reclift").evaluate("b => b.outerHTML") == served_block.replace(">", ' hidden="">', 1)
         assert errors == []
         # The browser itself logs a failed request (no script can silence that); nothing else may be logged.
         assert [m.text for m in console if not m.text.startswith("Failed to load resource")] == []
@@ -414,6 +442,7 @@ def test_given_analytics_consent_or_none_required_then_the_visitor_id_is_kept_an
     stack: RunningStack, shop: str, page: Page, consent: str
 ) -> None:
     with storefront(shop, stack.url, catalog(), consent=consent) as store:
+        store.fill_cart(CURRENT, CURRENT * 10 + 1)  # a cart from an earlier visit: the id goes onto it
         page.goto(store.product_page(f"product-{CURRENT}"))
         [served] = wait_for(store.recommendations, message="the recommendation request")
         page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
@@ -479,6 +508,7 @@ def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdr
     stack: RunningStack, shop: str, page: Page
 ) -> None:
     with storefront(shop, stack.url, catalog(), catalog_stand_in=True, consent="pending") as store:
+        store.fill_cart(CURRENT, CURRENT * 10 + 1)  # a cart from an earlier visit: the id goes onto it
         page.goto(store.product_page(f"product-{CURRENT}"))
         [served] = wait_for(store.recommendations, message="the recommendation request")
         cards = page.locator(".reclift__item")
@@ -512,5 +542,147 @@ def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdr
         wait_for(lambda: added.inner_text() == "Added", message="the cart add")
         page_hides(page)
         page.wait_for_timeout(500)
-        assert [line["properties"] for line in store.cart_items] == [{}]
+        assert [line["properties"] for line in store.cart_items][1:] == [{}]
         assert len(store.event_posts()) == posted
+
+
+# --- the visitor's cart: an impression writes the visitor id onto a cart only when there is one ----------------------
+
+
+def test_given_a_cart_with_items_when_the_cards_are_seen_then_the_visitor_id_goes_onto_that_cart_once(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    with storefront(shop, stack.url, catalog()) as store:
+        store.fill_cart(CURRENT, CURRENT * 10 + 1)
+        token = store.cart_token
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
+        visitor = visitor_of(page)
+
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: store.cart_attributes, message="the cart attribute")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.locator(".reclift__list").scroll_into_view_if_needed()  # seen again: no new impression, no new write
+        page.wait_for_timeout(500)
+
+        assert store.cart_token == token
+        assert store.cart_attributes == {"_reclift_vid": visitor}
+        assert store.cart_requests == [("/cart/update.js", {"attributes": {"_reclift_vid": visitor}})]
+
+        # The next page finds the id already on the cart: nothing is written.
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        wait_for(lambda: len(store.recommendations()) == 2, message="the second page's recommendations")
+        page.locator(".reclift__item:not(.reclift__item--placeholder)").first.wait_for(state="attached")
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: batches_once_hidden(page, store) > 1, message="the second page's impression")
+        page.wait_for_timeout(300)
+        assert len(store.cart_requests) == 1
+
+
+# --- no layout shift: the block holds its place before the cards arrive ----------------------------------------------
+
+# Cumulative Layout Shift as Chrome reports it to a page (PerformanceObserver 'layout-shift'), from the first paint:
+# the sum of the shifts not caused by the visitor's input (web.dev's definition for one page without user input).
+CLS_OBSERVER = """
+window.__cls = 0;
+new PerformanceObserver(list => {
+  for (const entry of list.getEntries()) if (!entry.hadRecentInput) window.__cls += entry.value;
+}).observe({type: 'layout-shift', buffered: true});
+"""
+GOOD_CLS = 0.1  # Google's "good" threshold
+
+
+def layout_shift(page: Page, url: str) -> float:
+    """CLS of the page until its cards are shown, their images loaded and the page still for a second."""
+    page.add_init_script(CLS_OBSERVER)
+    page.goto(url)
+    page.locator(".reclift__item:not(.reclift__item--placeholder)").first.wait_for(state="visible")
+    page.wait_for_function("[...document.querySelectorAll('.reclift__image')].every(i => i.complete)")
+    page.wait_for_timeout(1000)
+    block = page.locator(".reclift").bounding_box()
+    assert block is not None
+    assert block["y"] + block["height"] < 720, block  # the whole row in the first screen
+    cls: float = page.evaluate("window.__cls")
+    return cls
+
+
+def served_without_placeholders(route: Route) -> None:
+    """The product page as the block was served before it held its place: hidden and empty until the cards came."""
+    page = route.fetch().text()
+    page = re.sub(r'<li class="reclift__item reclift__item--placeholder".*?</li>', "", page, flags=re.DOTALL)
+    route.fulfill(body=page.replace("data-reclift-recommendations", "data-reclift-recommendations hidden", 1))
+
+
+@pytest.mark.parametrize("placeholders", [True, False], ids=["reserved", "not-reserved"])
+def test_given_the_block_in_the_first_screen_when_the_cards_arrive_then_the_page_does_not_shift(
+    stack: RunningStack, shop: str, page: Page, placeholders: bool
+) -> None:
+    """Placeholders sized like the cards: CLS under 0.1. The same page with the block served hidden and empty (as
+    it was) shifts the content below it by the row's height when the cards arrive, over the threshold."""
+    with storefront(shop, stack.url, catalog(), catalog_stand_in=True, above_block_px=100) as store:
+        url = store.product_page(f"product-{CURRENT}")
+        if not placeholders:
+            page.route(url, served_without_placeholders)
+        cls = layout_shift(page, url)
+        [served] = store.recommendations()
+        shown = page.locator(".reclift__item").evaluate_all("cs => cs.map(c => c.dataset.productId)")
+
+    print(f"CLS with the block's place {'reserved' if placeholders else 'not reserved'}: {cls:.4f}")
+    assert shown == [p["product_id"] for p in served.response["products"]]
+    assert len(shown) == 4  # every placeholder replaced by a card
+    if placeholders:
+        assert cls < GOOD_CLS
+    else:
+        assert cls > GOOD_CLS
+
+
+# --- the block's settings and the storefront's language --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "locale", "query", "heading", "button"),
+    [
+        (
+            {"placement": "home", "products_count": 2, "title": "Picked for you"},
+            "en",
+            {"placement": "home", "limit": "2"},
+            "Picked for you",
+            "Add to cart",
+        ),
+        ({}, "fr", {"placement": "product", "limit": "4"}, "Vous aimerez aussi", "Ajouter au panier"),
+        (
+            {"show_title": False, "products_count": 3},
+            "de",
+            {"placement": "product", "limit": "3"},
+            None,
+            "In den Warenkorb",
+        ),
+    ],
+    ids=["home-2-own-heading", "fr-defaults", "de-3-no-heading"],
+)
+def test_given_the_block_s_settings_and_the_storefront_s_language_then_the_widget_asks_and_renders_as_set(
+    stack: RunningStack,
+    shop: str,
+    page: Page,
+    settings: dict[str, Any],
+    locale: str,
+    query: dict[str, str],
+    heading: str | None,
+    button: str,
+) -> None:
+    with storefront(shop, stack.url, catalog(), catalog_stand_in=True, block_settings=settings, locale=locale) as store:
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        placeholders = page.locator(".reclift__item--placeholder").count()
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        expected = served.response["products"]
+        cards = page.locator(".reclift__item")
+        cards.nth(len(expected) - 1).wait_for(state="attached")
+
+        assert {key: served.query[key] for key in query} == query
+        assert placeholders in (0, int(query["limit"]))  # as served, unless the cards already replaced them
+        assert 0 < len(expected) <= int(query["limit"])
+        assert cards.evaluate_all("cs => cs.map(c => c.dataset.productId)") == [p["product_id"] for p in expected]
+        titles = page.locator(".reclift__title")
+        assert titles.all_inner_texts() == ([heading] if heading else [])
+        assert set(cards.locator(".reclift__add").all_inner_texts()) == {button}

@@ -3,9 +3,10 @@
 It renders the theme app extension's block with python-liquid into a product page (the block's own Liquid, with the
 objects Shopify gives it: `block`, `product`, `cart`, `request` and the extension's `t` translations), includes the
 assets the block's `{% schema %}` names the way Shopify injects them, keeps a cart (`/cart.js`, `/cart/update.js`,
-`/cart/add.js`), answers `/products/<handle>.js`, offers Shopify's Customer Privacy API (`CONSENT`), and forwards
-`/apps/<subpath>/*` to reclift as Shopify's app proxy does: the storefront's query plus `shop`,
-`logged_in_customer_id`, `path_prefix`, `timestamp` and the `signature`.
+`/cart/add.js`; created, with its `cart` cookie, by its first write as Shopify's is), answers `/products/<handle>.js`,
+offers Shopify's Customer Privacy API (`CONSENT`), and forwards `/apps/<subpath>/*` to reclift as Shopify's app
+proxy does: the storefront's query plus `shop`, `logged_in_customer_id`, `path_prefix`, `timestamp` and the
+`signature`.
 
 What it forwarded, what reclift answered and what the cart received are recorded for the tests to assert.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import secrets
 import threading
 import time
 import tomllib
@@ -83,32 +85,47 @@ def app_proxy_path() -> str:
     return f"/{proxy['prefix']}/{proxy['subpath']}"
 
 
-def translations() -> dict[str, Any]:
-    locale: dict[str, Any] = json.loads((EXTENSION / "locales" / "en.default.json").read_text())
-    return locale
+def translations(locale: str = "en", *, schema: bool = False) -> dict[str, Any]:
+    """The extension's storefront strings (`locales/<locale>.json`, the default locale's `en.default.json`), or with
+    `schema` the theme editor's (`<locale>.schema.json`)."""
+    kind = ".schema.json" if schema else ".json"
+    path = EXTENSION / "locales" / f"{locale}{kind}"
+    if not path.is_file():
+        path = EXTENSION / "locales" / f"{locale}.default{kind}"
+    strings: dict[str, Any] = json.loads(path.read_text())
+    return strings
 
 
-def _translate(key: str) -> str:
-    """Shopify's `t` filter over the extension's default locale."""
-    value: Any = translations()
-    for part in str(key).split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value if isinstance(value, str) else f"translation missing: en.{key}"
+def translate(key: str, locale: str = "en") -> str:
+    """Shopify's `t` filter: the locale's string, else the default locale's."""
+    for strings in (translations(locale), translations("en")):
+        value: Any = strings
+        for part in str(key).split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str):
+            return value
+    return f"translation missing: {locale}.{key}"
 
 
-def render_block(settings: dict[str, Any], *, product_id: int | None, cart_product_ids: list[int]) -> str:
-    """The block as Shopify renders it: its Liquid with the block's settings (defaults filled in from the schema);
-    the schema itself renders nothing."""
+def render_block(
+    settings: dict[str, Any], *, product_id: int | None, cart_product_ids: list[int], locale: str = "en"
+) -> str:
+    """The block as Shopify renders it: its Liquid with the block's settings (defaults filled in from the schema)
+    and the storefront's language; the schema itself renders nothing."""
     source = BLOCK.read_text()
-    defaults = {s["id"]: s.get("default") for s in block_schema(source)["settings"]}
+    defaults = {s["id"]: s.get("default") for s in block_schema(source)["settings"] if "id" in s}
     environment = Environment()
-    environment.filters["t"] = _translate
+    environment.filters["t"] = lambda key: translate(key, locale)
     template = environment.from_string(SCHEMA.sub("", source))
     return template.render(
         block={"id": "AbCd1234", "settings": {**defaults, **settings}, "shopify_attributes": ""},
         product={"id": product_id} if product_id is not None else None,
-        cart={"items": [{"product_id": p} for p in cart_product_ids], "currency": {"iso_code": "USD"}},
-        request={"locale": {"iso_code": "en"}},
+        cart={
+            "items": [{"product_id": p} for p in cart_product_ids],
+            "item_count": len(cart_product_ids),
+            "currency": {"iso_code": "USD"},
+        },
+        request={"locale": {"iso_code": locale}},
     )
 
 
@@ -160,9 +177,13 @@ class Storefront:
     catalog_stand_in: bool = False
     # What the Customer Privacy API answers on the storefront's pages: a key of CONSENT, or "unavailable".
     consent: str = "not-required"
+    locale: str = "en"  # the storefront's language (request.locale), for the block's `t` strings
+    # The height of the theme's content above the block: by default enough to start the block below the fold.
+    above_block_px: int = 2400
     url: str = ""
     proxied: list[str] = field(default_factory=list)  # every app proxy path asked for, answered or not
     forwarded: list[Forwarded] = field(default_factory=list)
+    cart_token: str | None = None  # None until something creates the cart (a write to /cart/update.js or add.js)
     cart_attributes: dict[str, str] = field(default_factory=dict)
     cart_items: list[dict[str, Any]] = field(default_factory=list)
     cart_requests: list[tuple[str, Any]] = field(default_factory=list)
@@ -184,6 +205,20 @@ class Storefront:
     def by_id(self, product_id: str) -> StoreProduct:
         return next(p for p in self.products.values() if str(p.product_id) == str(product_id))
 
+    def fill_cart(self, product_id: int, variant_id: int) -> None:
+        """The visitor's cart holds a line from an earlier visit: it exists, and their browser has its cookie."""
+        with self.lock:
+            self.create_cart()
+            self.cart_items.append(
+                {"product_id": product_id, "variant_id": variant_id, "quantity": 1, "properties": {}}
+            )
+
+    def create_cart(self) -> str:
+        """What Shopify does on a cart's first write; the caller holds the lock."""
+        if self.cart_token is None:
+            self.cart_token = f"c1-{secrets.token_hex(16)}"
+        return self.cart_token
+
     # --- pages -----------------------------------------------------------------------------------------------------
 
     def page(self, product: StoreProduct) -> str:
@@ -195,16 +230,17 @@ class Storefront:
             self.block_settings,
             product_id=product.product_id,
             cart_product_ids=[int(item["product_id"]) for item in self.cart_items],
+            locale=self.locale,
         )
         return (
-            "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            f"<!doctype html><html lang='{self.locale}'><head><meta charset='utf-8'>"
             f"<title>{html.escape(product.title)}</title><link rel='icon' href='data:,'>"
             f"<script>window.Shopify = {{routes: {{root: '/'}}}};{self.customer_privacy()}</script>"
             f"{styles}{scripts}</head><body>"
             f"<main><h1>{html.escape(product.title)}</h1>"
             f"<p class='price'>{product.price}</p>"
             # The theme's product section: tall enough that the app block below starts out of view.
-            "<section style='height: 2400px'>Description</section>"
+            f"<section style='height: {self.above_block_px}px'>Description</section>"
             f"<section class='apps'>{block}</section>"
             "<footer style='height: 600px'>Footer</footer></main></body></html>"
         )
@@ -216,7 +252,13 @@ class Storefront:
         return CUSTOMER_PRIVACY % (json.dumps(required), json.dumps(analytics))
 
     def cart_json(self) -> dict[str, Any]:
-        return {"attributes": dict(self.cart_attributes), "items": list(self.cart_items)}
+        """/cart.js: without a cart, an empty one with no token (reading creates nothing)."""
+        return {
+            "token": self.cart_token,
+            "item_count": sum(int(item.get("quantity", 1)) for item in self.cart_items),
+            "attributes": dict(self.cart_attributes),
+            "items": list(self.cart_items),
+        }
 
     # --- the app proxy ------------------------------------------------------------------------------------------------
 
@@ -271,6 +313,8 @@ def _handler(store: Storefront) -> type[BaseHTTPRequestHandler]:
 
         def send(self, status: int, body: bytes, content_type: str) -> None:
             self.send_response(status)
+            if store.cart_token is not None:  # Shopify's cart cookie, readable by the page's scripts
+                self.send_header("Set-Cookie", f"cart={store.cart_token}; Path=/; SameSite=Lax")
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -344,6 +388,8 @@ def _handler(store: Storefront) -> type[BaseHTTPRequestHandler]:
                 return
             with store.lock:
                 store.cart_requests.append((path, payload))
+                if path in ("/cart/update.js", "/cart/add.js"):
+                    store.create_cart()
             if path == "/cart/update.js":
                 for name, value in (payload.get("attributes") or {}).items():
                     if value in ("", None):  # a blank attribute is removed, as Shopify's cart does

@@ -54,9 +54,38 @@ def test_the_extension_has_shopify_theme_extension_layout_and_configuration() ->
     assert (EXTENSION / "locales" / "en.default.json").is_file()
 
 
+def schema_strings(node: Any) -> list[str]:
+    """Every string of the schema that the theme editor shows (labels, infos, options, the name)."""
+    if isinstance(node, dict):
+        return [text for key, value in node.items() if key not in ("id", "type", "value", "target", "javascript",
+                "stylesheet", "default") for text in schema_strings(value)]  # fmt: skip
+    if isinstance(node, list):
+        return [text for value in node for text in schema_strings(value)]
+    return [node] if isinstance(node, str) else []
+
+
+def resolved(text: str, locale: str = "en") -> str:
+    """A schema string as the theme editor shows it in the locale: `t:` keys from locales/<locale>.schema.json."""
+    if not text.startswith("t:"):
+        return text
+    value: Any = translations(locale, schema=True)
+    for part in text.removeprefix("t:").split("."):
+        value = value[part]
+    assert isinstance(value, str), text
+    assert value, text
+    return value
+
+
+def leaves(strings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in strings.items():
+        flat.update(leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return flat
+
+
 def test_the_block_is_an_app_block_whose_assets_exist(schema: dict[str, Any]) -> None:
     assert schema["target"] == "section"
-    assert 0 < len(schema["name"]) <= 25
+    assert 0 < len(resolved(schema["name"])) <= 25
     for key in ("javascript", "stylesheet"):
         assert (EXTENSION / "assets" / schema[key]).is_file(), schema[key]
 
@@ -85,7 +114,8 @@ def test_the_settings_are_placement_title_and_a_number_of_products_the_route_acc
     placement_field = RecommendationQuery.model_fields["placement"]
     limit = {type(m).__name__: m for m in RecommendationQuery.model_fields["limit"].metadata}
 
-    assert set(settings) == {"placement", "title", "products_count"}
+    assert set(settings) == {"placement", "title", "show_title", "products_count"}
+    assert settings["show_title"]["type"] == "checkbox"
     assert {o["value"] for o in settings["placement"]["options"]} == set(get_args(placement_field.annotation))
     assert settings["title"]["type"] == "text"
     assert settings["products_count"]["type"] == "range"
@@ -112,6 +142,25 @@ def test_the_block_renders_with_its_defaults_and_every_string_it_translates_exis
     assert 'data-cart-product-ids="7,8"' in rendered
     assert "You may also like" in rendered
     assert "schema" not in rendered
+
+
+@pytest.mark.parametrize("locale", ["fr", "de"])
+def test_the_theme_editor_s_strings_are_translation_keys_translated_in_every_locale(
+    schema: dict[str, Any], locale: str
+) -> None:
+    """Shopify's convention: the schema says `t:<key>`, locales/en.default.schema.json has the English, and every
+    other <locale>.schema.json the same keys, translated; the storefront's strings likewise in <locale>.json."""
+    shown = schema_strings(schema)
+    english, other = translations("en", schema=True), translations(locale, schema=True)
+
+    assert shown
+    assert all(text.startswith("t:") for text in shown), [t for t in shown if not t.startswith("t:")]
+    assert len({resolved(text, locale) for text in shown}) == len(set(shown))
+    assert leaves(other).keys() == leaves(english).keys()
+    assert leaves(translations(locale)).keys() == leaves(translations("en")).keys()
+    for strings, defaults in ((other, english), (translations(locale), translations("en"))):
+        translated = {key: text for key, text in leaves(strings).items() if text != leaves(defaults)[key]}
+        assert len(translated) >= len(leaves(defaults)) - 1, f"{locale} keeps English: {leaves(strings)}"
 
 
 def test_the_script_uses_the_app_proxy_shopify_app_toml_declares_and_the_events_route_limit() -> None:
