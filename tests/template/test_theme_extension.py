@@ -15,7 +15,16 @@ from liquid import Environment
 
 from reclift.logic.recommendations import RecommendationQuery
 from reclift.tracking import MAX_EVENTS_PER_REQUEST
-from tests.support.storefront import BLOCK, EXTENSION, SCHEMA, app_proxy_path, block_schema, render_block, translations
+from tests.support.storefront import (
+    BLOCK,
+    EXTENSION,
+    SCHEMA,
+    app_proxy_path,
+    block_schema,
+    render_block,
+    translate,
+    translations,
+)
 
 SCRIPT = EXTENSION.parent / "src" / "reclift.js"  # the readable source; assets/reclift.js is its minified build
 # Shopify's input settings that an app block may use (the basic and specialized types of the theme editor).
@@ -141,7 +150,27 @@ def test_the_block_renders_with_its_defaults_and_every_string_it_translates_exis
     assert 'data-product-id="42"' in rendered
     assert 'data-cart-product-ids="7,8"' in rendered
     assert "You may also like" in rendered
+    assert 'data-cart-count="2"' in rendered
+    assert rendered.count("reclift__item--placeholder") == 4
     assert "schema" not in rendered
+
+
+@pytest.mark.parametrize(
+    ("settings", "locale", "heading", "placeholders"),
+    [
+        ({"title": "Picked for you", "products_count": 7}, "en", "Picked for you", 7),
+        ({"title": "  "}, "fr", "Vous aimerez aussi", 4),
+        ({"show_title": False, "products_count": 1}, "de", None, 1),
+    ],
+)
+def test_the_block_holds_a_place_per_product_asked_for_under_its_heading_in_the_storefront_s_language(
+    settings: dict[str, Any], locale: str, heading: str | None, placeholders: int
+) -> None:
+    rendered = render_block(settings, product_id=None, cart_product_ids=[], locale=locale)
+
+    assert re.findall(r'<h2 class="reclift__title">([^<]*)</h2>', rendered) == ([heading] if heading else [])
+    assert rendered.count('<li class="reclift__item reclift__item--placeholder" aria-hidden="true">') == placeholders
+    assert rendered.count(translate("recommendations.add_to_cart", locale)) == placeholders + 1  # + data-add-label
 
 
 @pytest.mark.parametrize("locale", ["fr", "de"])
