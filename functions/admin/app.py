@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reclift import config
 from reclift.admin_page import admin_page
 from reclift.data.backfill import BackfillStore
+from reclift.data.day_totals import DayTotalsStore
 from reclift.data.health import health_store
 from reclift.data.installs import backfill_queue, install_registry, token_vault
 from reclift.data.learning import LearningStore
@@ -96,8 +97,7 @@ def get_roi() -> dict[str, Any]:
     return roi_report(
         shop,
         period,
-        store.attributions(shop, period.first, period.last),
-        store.shop_day_totals(shop, period.first, period.last),
+        DayTotalsStore().totals(shop, period.first, period.last),
         currency=store.shop_currency(shop),
         arm_visitors=visitors.total,
         daily_arm_visitors=visitors.by_day,

@@ -18,6 +18,7 @@ import pytest
 
 from reclift.data.backfill import BackfillStore
 from reclift.data.catalog import CatalogStore
+from reclift.data.day_totals import DayTotalsStore
 from reclift.data.erasure import ShopEraser
 from reclift.data.health import HealthStore
 from reclift.data.installs import BackfillQueue, InstallRegistry, TokenVault
@@ -720,7 +721,11 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("EVENTS_TABLE", "by_customer", "dynamodb:Query"),
         ("EVENTS_TABLE", "by_rec", "dynamodb:Query"),
     ],
-    "record_order": [("ORDERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    "record_order": [
+        ("ORDERS_TABLE", None, "dynamodb:PutItem"),
+        ("COUNTERS_TABLE", None, "dynamodb:UpdateItem"),
+        ("COUNTERS_TABLE", None, "dynamodb:GetItem"),  # the ROI's visitor-days, read before the transaction
+    ],
     "attributions": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
     "attributed_lines": [("ORDERS_TABLE", None, "dynamodb:Query")],
     "add_event_totals": [("COUNTERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
@@ -729,9 +734,13 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("ORDERS_TABLE", None, "dynamodb:PutItem"),
         ("ORDERS_TABLE", None, "dynamodb:UpdateItem"),
         ("COUNTERS_TABLE", None, "dynamodb:UpdateItem"),
+        ("COUNTERS_TABLE", None, "dynamodb:GetItem"),  # the ROI's visitor-days, read before the transaction
     ],
     "shop_day_totals": [("COUNTERS_TABLE", None, "dynamodb:BatchGetItem")],
     "add_hour_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    # reclift.data.day_totals.DayTotalsStore: a month's ROI totals per Query; the backfill rebuilds them from the lines
+    "totals": [("COUNTERS_TABLE", None, "dynamodb:Query")],
+    "rebuild": [("COUNTERS_TABLE", None, "dynamodb:BatchWriteItem")],
     # reclift.data.health.HealthStore
     "hour_totals": [("COUNTERS_TABLE", None, "dynamodb:Query")],
     "state": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
@@ -838,6 +847,7 @@ TOKEN_PERMISSIONS = {
 }
 PORTS = (
     DynamoStore,
+    DayTotalsStore,
     LearningStore,
     ServingReader,
     PrivacyStore,

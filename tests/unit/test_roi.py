@@ -20,6 +20,7 @@ from reclift.logic.roi import (
     report_range,
     roi_report,
 )
+from reclift.roi_totals import RoiTotals, totals_from_lines
 
 TODAY = date(2025, 4, 30)
 SHOP = "demo-shop.myshopify.com"
@@ -139,6 +140,12 @@ def row(
     )
 
 
+def totals_of(rows: list[AttributionRow], days: list[ShopDayTotals]) -> RoiTotals:
+    """The day totals recording these lines (and the days' orders) leaves."""
+    orders = {day.day: (day.orders, day.test_orders) for day in days}
+    return totals_from_lines(rows, orders).report_totals()
+
+
 APRIL_1_TO_5 = ReportRange(first=date(2025, 4, 1), last=date(2025, 4, 5))
 ROWS = [
     row("450789469", "466157049", NANO, "195.66", day=2),
@@ -154,7 +161,7 @@ TOTALS = [
 
 
 def test_given_attributions_when_reported_then_the_sums_are_exact_decimal_text() -> None:
-    report = roi_report(SHOP, APRIL_1_TO_5, ROWS, TOTALS, currency="USD")
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(ROWS, TOTALS), currency="USD")
 
     assert report["shop"] == SHOP
     assert (report["from"], report["to"]) == ("2025-04-01", "2025-04-05")
@@ -168,20 +175,20 @@ def test_given_attributions_when_reported_then_the_sums_are_exact_decimal_text()
 
 
 def test_given_an_order_whose_revenue_is_back_to_zero_when_reported_then_it_is_not_an_attributed_order() -> None:
-    report = roi_report(SHOP, APRIL_1_TO_5, ROWS, TOTALS, currency="USD")
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(ROWS, TOTALS), currency="USD")
     assert report["attributed_orders"] == 3  # 450789469, 1073459966, 1073459968; not the refunded 1073459967
 
 
 def test_given_an_order_with_lines_on_two_rows_when_reported_then_it_counts_once() -> None:
     rows = [row("1", "a", NANO, "1.00"), row("1", "b", TOUCH, "2.00")]
-    report = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency=None)
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, []), currency=None)
     assert (report["attributed_orders"], report["attributed_lines"]) == (1, 2)
 
 
 def test_given_products_when_reported_then_by_product_is_by_revenue_then_product_id() -> None:
     rows = [*ROWS, row("9", "x", SHUFFLE, "199.00", day=3)]
 
-    report = roi_report(SHOP, APRIL_1_TO_5, rows, TOTALS, currency="USD")
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, TOTALS), currency="USD")
 
     assert report["by_product"] == [
         {"product_id": NANO, "purchases": 2, "units": 2, "revenue": "391.33"},
@@ -192,12 +199,12 @@ def test_given_products_when_reported_then_by_product_is_by_revenue_then_product
 
 def test_given_two_products_with_equal_revenue_when_reported_then_the_lower_product_id_comes_first() -> None:
     rows = [row("1", "a", "200", "5.00"), row("2", "b", "100", "5.00"), row("3", "c", "300", "5.01")]
-    report = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="USD")
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, []), currency="USD")
     assert [item["product_id"] for item in report["by_product"]] == ["300", "100", "200"]
 
 
 def test_given_a_range_when_reported_then_the_daily_series_covers_every_day_even_empty_ones() -> None:
-    report = roi_report(SHOP, APRIL_1_TO_5, ROWS, TOTALS, currency="USD")
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(ROWS, TOTALS), currency="USD")
 
     columns = ("date", "attributed_revenue", "attributed_orders", "orders")
     assert [{key: day[key] for key in columns} for day in report["daily"]] == [
@@ -218,7 +225,7 @@ def test_given_both_arms_on_a_day_when_reported_then_that_day_has_its_revenue_pe
     ]
     by_day = {"2025-04-02": {"learning": 10, "holdout": 2}, "2025-04-03": {"learning": 4}}
 
-    daily = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="USD", daily_arm_visitors=by_day)["daily"]
+    daily = roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, []), currency="USD", daily_arm_visitors=by_day)["daily"]
 
     assert daily[1]["lift"] == pytest.approx(0.5)
     assert daily[1]["visitors"] == {"learning": 10, "holdout": 2}
@@ -235,7 +242,9 @@ def test_given_a_visitor_buying_on_two_days_when_the_lift_is_reported_then_each_
         replace(row("o3", "3", "p1", "4.00", day=4), arm="holdout", visitor_id="v2"),
     ]
 
-    lift = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="USD", arm_visitors={"learning": 8, "holdout": 2})["lift"]
+    lift = roi_report(
+        SHOP, APRIL_1_TO_5, totals_of(rows, []), currency="USD", arm_visitors={"learning": 8, "holdout": 2}
+    )["lift"]
 
     assert lift["converting_visitors"] == {"learning": 2, "holdout": 1}
     assert lift["revenue_per_visitor"]["learning"] == pytest.approx(40 / 8)
@@ -243,7 +252,7 @@ def test_given_a_visitor_buying_on_two_days_when_the_lift_is_reported_then_each_
 
 
 def test_given_nothing_attributed_when_reported_then_zeros_and_no_currency_unless_given() -> None:
-    report = roi_report(SHOP, APRIL_1_TO_5, [], [], currency=None)
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of([], []), currency=None)
 
     assert report["currency"] is None
     assert (report["attributed_revenue"], report["click_through_revenue"], report["view_through_revenue"]) == (
@@ -258,13 +267,13 @@ def test_given_nothing_attributed_when_reported_then_zeros_and_no_currency_unles
 
 def test_given_no_shop_currency_when_reported_then_the_rows_currency_is_used() -> None:
     rows = [row("1", "a", NANO, "1", currency="EUR")]
-    assert roi_report(SHOP, APRIL_1_TO_5, rows, [], currency=None)["currency"] == "EUR"
-    assert roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="CAD")["currency"] == "CAD"
+    assert roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, []), currency=None)["currency"] == "EUR"
+    assert roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, []), currency="CAD")["currency"] == "CAD"
 
 
 def test_given_a_year_long_range_when_reported_then_there_is_one_daily_entry_per_day() -> None:
     period = report_range("2024-01-01", "2024-12-31", today=TODAY)
-    daily = roi_report(SHOP, period, [], [], currency="USD")["daily"]
+    daily = roi_report(SHOP, period, totals_of([], []), currency="USD")["daily"]
     assert len(daily) == 366
     assert (daily[0]["date"], daily[59]["date"], daily[-1]["date"]) == ("2024-01-01", "2024-02-29", "2024-12-31")
 
@@ -284,12 +293,13 @@ def test_given_a_year_long_range_when_reported_then_there_is_one_daily_entry_per
 def test_given_any_rows_in_range_when_reported_then_totals_channels_products_and_days_agree(
     raw_rows: list[tuple[str, str, Decimal, Channel, int]],
 ) -> None:
+    order_days: dict[str, int] = {}  # an order's lines share its day: the first line's
     rows = [
-        row(order, f"line-{index}", product, str(revenue), day=day, channel=channel)
+        row(order, f"line-{index}", product, str(revenue), day=order_days.setdefault(order, day), channel=channel)
         for index, (order, product, revenue, channel, day) in enumerate(raw_rows)
     ]
 
-    report = roi_report(SHOP, APRIL_1_TO_5, rows, [], currency="USD")
+    report = roi_report(SHOP, APRIL_1_TO_5, totals_of(rows, []), currency="USD")
 
     total = sum((r.revenue for r in rows), Decimal(0))
     assert Decimal(report["attributed_revenue"]) == total

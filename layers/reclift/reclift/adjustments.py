@@ -29,6 +29,9 @@ class AttributedLine:
     original_revenue: Decimal
     revenue: Decimal
     refunded_quantity: int = 0
+    channel: str | None = None  # what the ROI's day totals hold the line's revenue under
+    arm: str | None = None
+    visitor_id: str | None = None
 
 
 @dataclass(frozen=True)

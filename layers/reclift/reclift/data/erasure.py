@@ -22,6 +22,7 @@ from pynamodb.models import Model
 
 from reclift import config
 from reclift.data.backfill import backfill_key
+from reclift.data.day_totals import month_key
 from reclift.data.health import health_key
 from reclift.data.models import (
     CatalogItem,
@@ -129,8 +130,11 @@ def _shop_keys(shop: str, phase: str, today: date) -> Iterator[tuple[type[Model]
         for order in OrderRecord.by_shop_date.query(f"{shop}#basket", attributes_to_get=["pk"]):
             yield from ((OrderRecord, item) for item in OrderRecord.query(order.pk, attributes_to_get=keys))
     elif phase == "counters":
-        for day in _counter_days(shop, today):
+        days = _counter_days(shop, today)
+        for day in days:
             yield from ((CounterItem, item) for item in CounterItem.query(day_key(shop, day), attributes_to_get=keys))
+        for month in sorted({month_key(shop, day) for day in days}):  # the ROI's totals, a partition per month
+            yield from ((CounterItem, item) for item in CounterItem.query(month, attributes_to_get=keys))
     elif phase == "learning":
         yield from ((LearningItem, item) for item in LearningItem.query(shop, attributes_to_get=keys))
     elif phase == "catalog":

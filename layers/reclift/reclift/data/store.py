@@ -25,6 +25,7 @@ from pynamodb.transactions import TransactWrite
 
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
+from reclift.data import day_totals
 from reclift.data.models import (
     CounterItem,
     EventItem,
@@ -48,14 +49,24 @@ from reclift.profiles import (
     views_within_cap,
 )
 from reclift.recids import REC_ID_LIFETIME
+from reclift.roi_totals import (
+    ProductFigures,
+    VisitorDayKey,
+    adjustment_delta,
+    adjustment_visitor_days,
+    order_delta,
+    order_visitor_days,
+    product_increments,
+)
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
 from reclift.similarity import combine
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
 SHOP_COUNTER = "_shop"
-# A transaction holds at most 100 actions: a marker, per line an attribution and a counter, the shop's and the hour's.
-LINES_PER_TRANSACTION = 45
+# A transaction holds at most 100 actions: a marker, per line an attribution, a counter and the ROI's product day and
+# month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
+LINES_PER_TRANSACTION = 23
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
@@ -78,6 +89,10 @@ ARM_VISITOR_FIELDS = {"learning": "visitors_learning", "holdout": "visitors_hold
 
 class StoreError(RuntimeError):
     """DynamoDB refused or failed a request; the caller's unit of work should be retried."""
+
+
+class ConcurrentChange(StoreError):
+    """An item a transaction's conditional update read before (a line, a visitor-day's ROI revenue) changed since."""
 
 
 def _written_if(write: Callable[[], object], what: str) -> bool:
@@ -502,13 +517,23 @@ class DynamoStore:
         Each chunk of lines is one transaction whose every item is written only if absent, so a chunk that
         was already applied (a redelivery, the same order under a new webhook id) changes nothing.
         """
-        written = already = 0
-        for chunk in _order_chunks(shop, attribution):
-            if self._apply_chunk(chunk):
-                written += 1
-            else:
-                already += 1
-        return OrderWriteOutcome(chunks_written=written, chunks_already_written=already)
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            # The ROI's visitor-days as they are now: the first chunk writes them only if they still are (another
+            # order of the same visitor and day may land in between: then it is read again).
+            before = day_totals.visitor_days_before(shop, order_visitor_days(attribution))
+            written = already = 0
+            try:
+                for chunk in _order_chunks(shop, attribution, before):
+                    if self._apply_chunk(chunk):
+                        written += 1
+                    else:
+                        already += 1
+            except ConcurrentChange:
+                if attempt == TRANSACTION_ATTEMPTS - 1:
+                    raise
+                continue
+            return OrderWriteOutcome(chunks_written=written, chunks_already_written=already)
+        raise StoreError("recording the order kept conflicting with other orders of its visitor")
 
     def attributed_lines(self, shop: str, order_id: str) -> list[AttributedLine] | None:
         """The order's attribution lines; None while the order itself has not been recorded."""
@@ -529,6 +554,9 @@ class DynamoStore:
                 else item.revenue or Decimal(0),
                 revenue=item.revenue or Decimal(0),
                 refunded_quantity=int(item.refunded_quantity or 0),
+                channel=item.channel,
+                arm=item.arm,
+                visitor_id=item.visitor_id,
             )
             for item in items
             if item.sk.startswith("line#")
@@ -540,6 +568,11 @@ class DynamoStore:
         pk = order_key(shop, adjustment.order_id)
         applied = False
         changes = list(adjustment.changes)
+        roi = adjustment_delta(
+            adjustment,
+            order_revenue_before,
+            day_totals.visitor_days_before(shop, adjustment_visitor_days(adjustment)),
+        )
         for start in range(0, max(len(changes), 1), LINES_PER_TRANSACTION):
             part = changes[start : start + LINES_PER_TRANSACTION]
             index = start // LINES_PER_TRANSACTION
@@ -549,7 +582,7 @@ class DynamoStore:
                 shop=shop,
                 order_id=adjustment.order_id,
             )
-            line_updates: list[tuple[OrderRecord, list[Any], Any]] = [
+            line_updates: list[tuple[Model, list[Any], Any]] = [
                 (
                     OrderRecord(pk, f"line#{change.line.line_id}"),
                     [
@@ -564,11 +597,15 @@ class DynamoStore:
             removed: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
             for change in part:
                 removed[(change.line.day, change.line.product_id)] += change.removed
-            counters: list[tuple[CounterItem, list[Any]]] = [
+            counters: list[tuple[Model, list[Any]]] = [
                 (CounterItem(day_key(shop, day), product), [CounterItem.revenue.add(-amount)])
                 for (day, product), amount in sorted(removed.items())
                 if amount
             ]
+            for (day, product), amount in sorted(removed.items()):
+                counters += day_totals.product_updates(
+                    shop, day.isoformat(), {product: ProductFigures(revenue=-amount)}
+                )
             if index == 0 and adjustment.changes:
                 after = order_revenue_before - adjustment.removed
                 shop_actions: list[Any] = [CounterItem.attributed_revenue.add(-adjustment.removed)]
@@ -578,6 +615,9 @@ class DynamoStore:
                     (CounterItem(day_key(shop, adjustment.changes[0].line.day), SHOP_COUNTER), shop_actions)
                 )
                 line_updates.append((OrderRecord(pk, "order"), [OrderRecord.attributed_revenue.set(after)], None))
+                if roi is not None:
+                    counters += day_totals.day_updates(shop, roi)
+                    line_updates += day_totals.visitor_day_updates(shop, roi.visitor_days)
             applied = (
                 self._apply_chunk(_Chunk(records=[marker], counter_updates=counters, line_updates=line_updates))
                 or applied
@@ -605,7 +645,9 @@ class DynamoStore:
                 if "ConditionalCheckFailed" in reasons[: len(chunk.records)]:
                     return False  # its items exist: this chunk was applied before
                 if "ConditionalCheckFailed" in codes:
-                    raise StoreError("a line changed while it was being adjusted; the delivery is retried") from exc
+                    raise ConcurrentChange(
+                        "an item changed while it was being updated; the delivery is retried"
+                    ) from exc
                 if "TransactionConflict" in codes and attempt < TRANSACTION_ATTEMPTS - 1:
                     # Another order is updating the same counters right now: back off and try again.
                     time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not security
@@ -753,12 +795,16 @@ class _Chunk:
     if the line is still as it was read; `counter_updates` unconditionally."""
 
     records: list[OrderRecord]
-    counter_updates: list[tuple[CounterItem, list[Any]]]
-    line_updates: list[tuple[OrderRecord, list[Any], Any]] = field(default_factory=list)
+    counter_updates: list[tuple[Model, list[Any]]]
+    line_updates: list[tuple[Model, list[Any], Any]] = field(default_factory=list)
 
 
-def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
+def _order_chunks(
+    shop: str, attribution: OrderAttribution, visitor_days: Mapping[VisitorDayKey, Decimal | None] | None = None
+) -> list[_Chunk]:
+    """The order's transactions; `visitor_days` holds the revenue of its ROI visitor-days as read before."""
     order = attribution.order
+    roi = order_delta(attribution, visitor_days or {})
     created = _stamp(order.created_at)
     day = order.created_at.date()
     expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
@@ -843,7 +889,7 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             line = attributed_by_line.get(record.line_id or "")
             if line is not None:
                 per_product[line.product_id].append(line)
-        updates: list[tuple[CounterItem, list[Any]]] = [
+        updates: list[tuple[Model, list[Any]]] = [
             (
                 CounterItem(day_key(shop, day), product),
                 [
@@ -856,10 +902,16 @@ def _order_chunks(shop: str, attribution: OrderAttribution) -> list[_Chunk]:
             )
             for product, lines in sorted(per_product.items())
         ]
+        updates += day_totals.product_updates(
+            shop, roi.day, product_increments(line for lines in per_product.values() for line in lines)
+        )
+        roi_visitors: list[tuple[Model, list[Any], Any]] = []
         if index == 0:
             updates.append((CounterItem(day_key(shop, day), SHOP_COUNTER), shop_actions))
             updates.append((CounterItem(day_key(shop, day), hour_sk), _hour_actions(attribution, expires)))
-        chunks.append(_Chunk(records=[marker, *part], counter_updates=updates))
+            updates += day_totals.day_updates(shop, roi)
+            roi_visitors = day_totals.visitor_day_updates(shop, roi.visitor_days)
+        chunks.append(_Chunk(records=[marker, *part], counter_updates=updates, line_updates=roi_visitors))
     return chunks
 
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from reclift.attribution import Channel
-from reclift.data.store import AttributionRow, ShopDayTotals
-from reclift.lift import lift_report
+from reclift.lift import Sums, lift_from_sums
 from reclift.money import money_text
+from reclift.roi_totals import ARMS, ArmFigures, DayFigures, RoiTotals
 from reclift.settings import ShopSettings
 
 DEFAULT_RANGE_DAYS = 30
@@ -63,83 +62,77 @@ def report_range(raw_from: str | None, raw_to: str | None, *, today: date) -> Re
 def roi_report(
     shop: str,
     period: ReportRange,
-    rows: list[AttributionRow],
-    totals: list[ShopDayTotals],
+    totals: RoiTotals,
     *,
     currency: str | None,
     arm_visitors: dict[str, int] | None = None,
     daily_arm_visitors: dict[str, dict[str, int]] | None = None,
     holdout_share: float = DEFAULT_HOLDOUT_SHARE,
 ) -> dict[str, Any]:
-    """The report's JSON. An order counts in `attributed_orders` while its attributed revenue is above zero; each
-    day's `lift` is that day's revenue per visitor of the learning arm relative to the holdout's (null while either
-    arm has no visitor or the holdout no revenue that day)."""
-    revenue_by_order: dict[str, Decimal] = defaultdict(Decimal)
-    by_channel: dict[Channel, Decimal] = defaultdict(Decimal)
-    products: dict[str, dict[str, Any]] = {}
-    daily_revenue: dict[str, Decimal] = defaultdict(Decimal)
-    daily_orders: dict[str, set[str]] = defaultdict(set)
-    daily_arm_revenue: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for row in rows:
-        revenue_by_order[row.order_id] += row.revenue
-        by_channel[row.channel] += row.revenue
-        product = products.setdefault(
-            row.product_id, {"product_id": row.product_id, "purchases": 0, "units": 0, "revenue": Decimal(0)}
-        )
-        product["purchases"] += 1
-        product["units"] += row.quantity
-        product["revenue"] += row.revenue
-        row_day = row.created_at.date().isoformat()
-        daily_revenue[row_day] += row.revenue
-        if row.revenue > 0:
-            daily_orders[row_day].add(row.order_id)
-        if row.arm and row.visitor_id:
-            daily_arm_revenue[(row_day, row.arm)] += row.revenue
-    orders_by_day = {total.day: total for total in totals}
+    """The report's JSON, from the range's day totals (`reclift.roi_totals`). An order counts in `attributed_orders`
+    while its attributed revenue is above zero; each day's `lift` is that day's revenue per visitor of the learning
+    arm relative to the holdout's (null while either arm has no visitor or the holdout no revenue that day).
+
+    The lift's unit is the visitor-day: `arm_visitors` counts each day's distinct visitors of an arm (what tracking
+    can count at a constant cost per request), so revenue is summed per visitor and day of the order; a visitor who
+    buys on two days is two units, as they are two of the visitors counted. Each arm's `Sums` is the sum of its
+    days' totals."""
+    days = [period.first + timedelta(days=n) for n in range((period.last - period.first).days + 1)]
+    in_range = [totals.days[day.isoformat()] for day in days if day.isoformat() in totals.days]
     daily = []
-    day = period.first
-    while day <= period.last:
+    for day in days:
         key = day.isoformat()
-        total = orders_by_day.get(key)
+        figures = totals.days.get(key, DayFigures())
         daily.append(
             {
                 "date": key,
-                "attributed_revenue": money_text(daily_revenue[key]),
-                "attributed_orders": len(daily_orders[key]),
-                "orders": total.orders if total else 0,
-                **_day_lift(key, (daily_arm_visitors or {}).get(key, {}), daily_arm_revenue),
+                "attributed_revenue": money_text(figures.attributed_revenue),
+                "attributed_orders": figures.attributed_orders,
+                "orders": figures.orders,
+                **_day_lift(key, (daily_arm_visitors or {}).get(key, {}), totals.arms),
             }
         )
-        day += timedelta(days=1)
-    ranked = sorted(products.values(), key=lambda item: (-item["revenue"], item["product_id"]))
-    # The lift's unit is the visitor-day: `arm_visitors` counts each day's distinct visitors of an arm (what tracking
-    # can count at a constant cost per request), so revenue is summed per visitor and day of the order; a visitor who
-    # buys on two days is two units, as they are two of the visitors counted.
-    revenue_by_visitor: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for row in rows:
-        if row.arm and row.visitor_id:
-            revenue_by_visitor[row.arm][f"{row.visitor_id}#{row.created_at.date().isoformat()}"] += row.revenue
+    ranked = sorted(totals.products.items(), key=lambda item: (-item[1].revenue, item[0]))
+    sums = {
+        arm: Sums(
+            visitors=(arm_visitors or {}).get(arm, 0),
+            converting=sum(figures.converting for (day, name), figures in totals.arms.items() if name == arm),
+            total=float(sum((f.revenue for (_, name), f in totals.arms.items() if name == arm), Decimal(0))),
+            squares=float(sum((f.squares for (_, name), f in totals.arms.items() if name == arm), Decimal(0))),
+        )
+        for arm in ARMS
+    }
     return {
         "shop": shop,
         "from": period.first.isoformat(),
         "to": period.last.isoformat(),
-        "currency": currency or (rows[0].currency if rows else None),
-        "attributed_revenue": money_text(sum(revenue_by_order.values(), Decimal(0))),
-        "attributed_orders": sum(1 for revenue in revenue_by_order.values() if revenue > 0),
-        "attributed_lines": len(rows),
-        "click_through_revenue": money_text(by_channel[Channel.CLICK_THROUGH]),
-        "view_through_revenue": money_text(by_channel[Channel.VIEW_THROUGH]),
-        "orders": sum(total.orders for total in totals),
-        "test_orders": sum(total.test_orders for total in totals),
-        "by_product": [{**item, "revenue": money_text(item["revenue"])} for item in ranked],
+        "currency": currency or next((figures.currency for figures in in_range if figures.currency), None),
+        "attributed_revenue": money_text(sum((f.attributed_revenue for f in in_range), Decimal(0))),
+        "attributed_orders": sum(f.attributed_orders for f in in_range),
+        "attributed_lines": sum(f.attributed_lines for f in in_range),
+        "click_through_revenue": money_text(sum((f.click_through_revenue for f in in_range), Decimal(0))),
+        "view_through_revenue": money_text(sum((f.view_through_revenue for f in in_range), Decimal(0))),
+        "orders": sum(f.orders for f in in_range),
+        "test_orders": sum(f.test_orders for f in in_range),
+        "by_product": [
+            {
+                "product_id": product,
+                "purchases": figures.purchases,
+                "units": figures.units,
+                "revenue": money_text(figures.revenue),
+            }
+            for product, figures in ranked
+        ],
         "daily": daily,
-        "lift": lift_report(arm_visitors or {}, revenue_by_visitor, holdout_share),
+        "lift": lift_from_sums(sums["learning"], sums["holdout"], holdout_share),
     }
 
 
-def _day_lift(day: str, visitors: dict[str, int], revenue: dict[tuple[str, str], Decimal]) -> dict[str, Any]:
-    arms = ("learning", "holdout")
-    per_visitor = {arm: float(revenue[(day, arm)]) / visitors[arm] if visitors.get(arm) else None for arm in arms}
+def _day_lift(day: str, visitors: dict[str, int], arms: Mapping[tuple[str, str], ArmFigures]) -> dict[str, Any]:
+    per_visitor = {
+        arm: float(arms[(day, arm)].revenue if (day, arm) in arms else 0) / visitors[arm] if visitors.get(arm) else None
+        for arm in ARMS
+    }
     learning, holdout = per_visitor["learning"], per_visitor["holdout"]
     return {
         "visitors": {arm: visitors.get(arm, 0) for arm in ("learning", "holdout")},
