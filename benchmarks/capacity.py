@@ -180,6 +180,31 @@ def seed_report_year(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: in
         put_items(pool, dynamodb, orders, [row for row in order_rows if row["sk"]["S"].startswith("line#")])
 
 
+# ---------------------------------------------------------------------------------------------------- recommendation
+def recommendation_cold_and_warm(bench: Bench, shop: str) -> dict[str, Any]:
+    """A product page's recommendation request from a cold execution environment (the serving caches empty: every
+    key read) and then a warm one (another visitor on the same page, within the caches' lifetimes: the shop's item and
+    the profiles alone); the row is the cold request's, with the warm one's under "warm"."""
+    from tests.support.shopify import proxy_event, proxy_query
+
+    from reclift.data.serving import serving_reader
+
+    params = {"placement": "product", "product_id": "2000001", "limit": "4"}
+    with quiet_stdout():  # the first request of the minute also writes the served tally
+        first = proxy_query(shop, extra={**params, "visitor_id": "a"})
+        bench.storefront(proxy_event("GET", "/apps/proxy/recommendations", first))
+    serving_reader().caches.clear()
+    rows = []
+    for visitor in ("v-7", "v-8"):
+        query = proxy_query(shop, extra={**params, "visitor_id": visitor})
+        with bench.meter.metering() as capacity, quiet_stdout():
+            response, _ = bench.storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
+        assert response["statusCode"] == 200, response
+        rows.append(capacity.summary() | {"products": len(json.loads(response["body"])["products"])})
+    cold, warm = rows
+    return cold | {"cache": "cold", "warm": {k: v for k, v in warm.items() if k != "wcu_by_item"}}
+
+
 # ---------------------------------------------------------------------------------------------------- operations
 class Bench:
     def __init__(self, aws: Any) -> None:
@@ -320,15 +345,7 @@ class Bench:
             catalog = CatalogStore()
             for product in sorted({p for basket in baskets for p in basket} | set(performance)):
                 catalog.save_listing(shop, listing(product, rng))
-        params = {"placement": "product", "product_id": "2000001", "limit": "4"}
-        with quiet_stdout():  # the first request of the minute also writes the served tally
-            first = proxy_query(shop, extra={**params, "visitor_id": "a"})
-            self.storefront(proxy_event("GET", "/apps/proxy/recommendations", first))
-        query = proxy_query(shop, extra={**params, "visitor_id": "v-7"})
-        with self.meter.metering() as capacity, quiet_stdout():
-            response, _ = self.storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
-        assert response["statusCode"] == 200, response
-        return capacity.summary() | {"products": len(json.loads(response["body"])["products"])}
+        return recommendation_cold_and_warm(self, shop)
 
     def black_friday(self) -> dict[str, Any]:
         """Write units per second on the hottest item and partition key of one shop at Black Friday's rates. Of
@@ -528,6 +545,8 @@ def run(quick: bool) -> list[str]:
             f"({row['request_wcu']:.2f} + {row['counting_wcu_per_request']:.2f} counting)"
         )
     for name in ("orders_create_3_lines", "recommendation_product"):
+    warm = figures["recommendation_product"]["warm"]
+    lines.append(f"  recommendation_product, warm caches: {warm['rcu']:.1f} RCU, {warm['requests']} requests")
         row = figures[name]
         lines.append(f"  {name}: {row['wcu']:.1f} WCU {row['rcu']:.1f} RCU, {row['requests']} requests")
     for what in ("hottest_item", "hottest_partition_key"):
