@@ -20,7 +20,7 @@ from .emulator import AwsClients, Emulator, Provisioner, TableMismatchError, use
 from .gateway import Gateway
 from .output import Output
 from .pollers import SqsPoller, redrive
-from .streams import FailureDestinations, StreamArns, StreamConsumer, StreamPoller, streams_client
+from .streams import Checkpoints, FailureDestinations, StreamArns, StreamConsumer, StreamPoller, streams_client
 from .template import (
     ACCOUNT_ID,
     DEFAULT_REGION,
@@ -51,6 +51,7 @@ DEV_SECRET = "reclift-dev-secret"  # noqa: S105 - the documented development sec
 SLACK_PARAMETER = "SlackWebhookUrlParameterName"
 SLACK_PARAMETER_NAME = "/reclift/slack-webhook-url"
 DEFAULT_STATE_FILE = Path(".reclift/stack.json")
+STREAM_CHECKPOINTS = "stream-checkpoints.json"  # beside DynamoDB Local's kept tables (make clean-data wipes both)
 
 
 class StackError(Exception):
@@ -264,8 +265,13 @@ class LocalStack:
         return consumers
 
     def _start_stream_pollers(self) -> None:
+        # DynamoDB Local keeps its streams with its tables across restarts: the mappings keep their place beside them.
+        data_dir = self.options.dynamodb_data_dir if self.dynamodb_local is not None else None
         consumers = self.stream_consumers(
-            self.invoke, retry_delay=self.options.retry_delay, on_failed_records=self._count_failed_records
+            self.invoke,
+            retry_delay=self.options.retry_delay,
+            on_failed_records=self._count_failed_records,
+            checkpoints=Checkpoints(data_dir / STREAM_CHECKPOINTS) if data_dir is not None else None,
         )
         self.stream_pollers = [StreamPoller(consumer, self.output) for consumer in consumers]
         for poller in self.stream_pollers:

@@ -41,6 +41,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -253,6 +254,51 @@ class FailureDestinations:
             clients.sqs.send_message(QueueUrl=self.provisioner.queue_by_arn(arn).url, MessageBody=body)
 
 
+# ----------------------------------------------------------------------------------------------- checkpoints
+
+
+class Checkpoints:
+    """Where each mapping stands in each shard (the last record settled), kept in a file across restarts.
+
+    Lambda keeps a mapping's place in the stream; DynamoDB Local with a data directory keeps the streams across
+    restarts (moto and an in-memory DynamoDB Local start empty): without this file a TRIM_HORIZON mapping would be
+    handed the last day's records again at every start.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            data = {}
+        self._data: dict[str, Any] = data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _key(source: StreamSource) -> str:
+        return f"{source.function}.{source.event}"
+
+    def get(self, source: StreamSource) -> dict[str, str]:
+        """The shards' checkpoints of this mapping on its stream (none if the stream is another one now)."""
+        with self._lock:
+            entry = self._data.get(self._key(source)) or {}
+            if entry.get("streamArn") != source.stream_arn:
+                return {}
+            return dict(entry.get("shards") or {})
+
+    def set(self, source: StreamSource, shard_id: str, sequence: str) -> None:
+        with self._lock:
+            entry = self._data.get(self._key(source)) or {}
+            if entry.get("streamArn") != source.stream_arn:
+                entry = {"streamArn": source.stream_arn, "shards": {}}
+            entry["shards"][shard_id] = sequence
+            self._data[self._key(source)] = entry
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps(self._data, indent=2) + "\n", encoding="utf-8")
+            tmp.replace(self.path)  # atomic: a crash leaves the previous checkpoints, never half a file
+
+
 # -------------------------------------------------------------------------------------------------- reading
 
 
@@ -274,11 +320,19 @@ class Shard:
 class StreamReader:
     """A stream's shards, read in order: a child only once its parent is done, each shard in sequence."""
 
-    def __init__(self, client: Any, stream_arn: str, starting_position: str, region: str) -> None:
+    def __init__(
+        self,
+        client: Any,
+        stream_arn: str,
+        starting_position: str,
+        region: str,
+        checkpoints: Mapping[str, str] | None = None,
+    ) -> None:
         self.client = client
         self.stream_arn = stream_arn
         self.starting_position = starting_position
         self.region = region
+        self.checkpoints = dict(checkpoints or {})  # shard id → the last sequence number settled before a restart
         self.shards: dict[str, Shard] = {}
         self._listed: set[str] = set()
         self._refreshed_at = 0.0
@@ -303,7 +357,9 @@ class StreamReader:
             # beginning, as their records are newer than the mapping.
             start = self.starting_position if first_listing else "TRIM_HORIZON"
             entry = Shard(shard_id, shard.get("ParentShardId"), start)
-            if first_listing and start == "LATEST" and closed:
+            if shard_id in self.checkpoints:  # the mapping resumes where it stood, whatever its starting position
+                entry.last_read = self.checkpoints[shard_id]
+            elif first_listing and start == "LATEST" and closed:
                 entry.exhausted = True
             self.shards[shard_id] = entry
         self._listed = {s["ShardId"] for s in shards}
@@ -420,9 +476,17 @@ class StreamConsumer:
         on_failed_records: Callable[[str, int], None] | None = None,
         on_delivery: Callable[[Delivery], None] | None = None,
         stop: threading.Event | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.source = source
-        self.reader = StreamReader(client, source.stream_arn, source.starting_position, region)
+        self.checkpoints = checkpoints
+        self.reader = StreamReader(
+            client,
+            source.stream_arn,
+            source.starting_position,
+            region,
+            checkpoints.get(source) if checkpoints is not None else None,
+        )
         self.function_arn = function_arn
         self.invoke = invoke
         self.send_failure = send_failure
@@ -454,9 +518,17 @@ class StreamConsumer:
                 continue
             self.busy = True
             try:
-                self.deliver(shard.shard_id, batch)
+                settled = self.deliver(shard.shard_id, batch)
+            except BaseException:
+                shard.buffer[:0] = batch  # tried again from its first record: at least once, as Lambda delivers
+                raise
             finally:
                 self.busy = False
+            if not settled:
+                shard.buffer[:0] = batch
+                return delivered
+            if self.checkpoints is not None:
+                self.checkpoints.set(self.source, shard.shard_id, sequence_number(batch[-1]))
             delivered += len(batch)
         return delivered
 
@@ -477,15 +549,18 @@ class StreamConsumer:
                 break  # nothing more in the shard right now
         return take_batch(shard, size)
 
-    def deliver(self, shard_id: str, records: list[dict[str, Any]]) -> None:
-        """Invoke the function with the batch until it succeeds or Lambda's rules give it up; in order."""
+    def deliver(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        """Invoke the function with the batch until it succeeds or Lambda's rules give it up, in order; False when
+        stopped first (the batch is not settled)."""
         source = self.source
         pending: deque[_Attempt] = deque([_Attempt(records)])
         while pending:
             attempt = pending.popleft()
             if attempt.invocations and self.stop.wait(self.retry_delay):
-                return  # shutting down: the stack is going away with its streams
+                return False  # shutting down
             batch = self._drop_expired(shard_id, attempt)
+            if batch is None:
+                return False
             if not batch:
                 continue
             outcome = self.invoke(source.function, {"Records": batch})
@@ -509,11 +584,14 @@ class StreamConsumer:
                 pending.appendleft(_Attempt(remainder, attempt.retries, attempt.invocations))
                 continue
             if 0 <= source.max_retries <= attempt.retries:
-                self._give_up(shard_id, remainder, "RetryAttemptsExhausted", attempt.invocations, outcome)
+                if not self._give_up(shard_id, remainder, "RetryAttemptsExhausted", attempt.invocations, outcome):
+                    return False
                 continue
             pending.appendleft(_Attempt(remainder, attempt.retries + 1, attempt.invocations))
+        return True
 
-    def _drop_expired(self, shard_id: str, attempt: _Attempt) -> list[dict[str, Any]]:
+    def _drop_expired(self, shard_id: str, attempt: _Attempt) -> list[dict[str, Any]] | None:
+        """The attempt's records young enough to be delivered (None: stopped before the expired were recorded)."""
         max_age = self.source.max_record_age
         if max_age < 0:
             return attempt.records
@@ -528,13 +606,14 @@ class StreamConsumer:
             len(attempt.records),
         )
         expired, kept = attempt.records[:fresh], attempt.records[fresh:]
-        if expired:
-            self._give_up(shard_id, expired, "RecordAgeExceeded", attempt.invocations, None)
+        if expired and not self._give_up(shard_id, expired, "RecordAgeExceeded", attempt.invocations, None):
+            return None
         return kept
 
     def _give_up(
         self, shard_id: str, records: list[dict[str, Any]], condition: str, invocations: int, outcome: Outcome | None
-    ) -> None:
+    ) -> bool:
+        """Record what is given up on (OnFailure destination, or the log without one); False if stopped first."""
         source = self.source
         if self.on_failed_records is not None:
             self.on_failed_records(source.function, len(records))
@@ -545,7 +624,7 @@ class StreamConsumer:
                 f"stream {source.event}: {len(records)} record(s) {span} discarded ({condition}, no OnFailure "
                 "destination)",
             )
-            return
+            return True
         message = failure_record(
             function_arn=self.function_arn,
             condition=condition,
@@ -563,10 +642,11 @@ class StreamConsumer:
             except (BotoCoreError, ClientError) as exc:
                 self.output.line(source.function, f"stream {source.event}: OnFailure destination failed: {exc}")
                 if self.stop.wait(1.0):
-                    return
+                    return False
         self.output.line(
             source.function, f"stream {source.event}: {len(records)} record(s) {span} sent to OnFailure ({condition})"
         )
+        return True
 
     def skip(self) -> int:
         """Move past every record in the stream now, delivering none; returns how many were passed over."""

@@ -355,68 +355,111 @@ def test_latest_starts_at_the_end_of_the_stream(streams_aws: EmulatedAws) -> Non
 # --------------------------------------------------------------------------------------------- the running stack
 
 
-@pytest.mark.stack
-def test_the_running_stack_polls_the_stream_into_its_workers(tmp_path: Path, database: str) -> None:
-    template = write_project(tmp_path)
-    state_file, log_file, output = tmp_path / "stack.json", tmp_path / "calls.jsonl", tmp_path / "runner.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHOPIFY_", "PORT", "DB"))}
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "reclift_local", "run", "--template", str(template), "--port", "0"),
-                *("--state-file", str(state_file), "--retry-delay", "0", "--db", database),
-                *("--parameter-overrides", f"LogFile={log_file}"),
-            ],
-            cwd=tmp_path,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    try:
-        wait_for(lambda: state_file.exists() or process.poll() is not None, 60, message="the stack to start")
-        assert process.poll() is None, output.read_text()
-        state = json.loads(state_file.read_text())
-        assert state["functions"]["Counting"]["streams"] == ["Events"]
+class RunningStack:
+    """`python -m reclift_local run` on the tiny template, its functions logging what they get to `log_file`."""
 
-        def client(service: Any) -> Any:
-            endpoint = state["dynamodb_endpoint"] if service == "dynamodb" else state["moto_endpoint"]
-            return boto3.client(
-                service,
-                endpoint_url=endpoint,
-                region_name="us-east-1",
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
+    def __init__(self, root: Path, database: str, *extra: str) -> None:
+        self.root, self.output = root, root / "runner.log"
+        self.state_file, self.log_file = root / "stack.json", root / "calls.jsonl"
+        template = root / "template.yaml" if (root / "template.yaml").exists() else write_project(root)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHOPIFY_", "PORT", "DB"))}
+        with self.output.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "reclift_local", "run", "--template", str(template), "--port", "0"),
+                    *("--state-file", str(self.state_file), "--retry-delay", "0", "--db", database, *extra),
+                    *("--parameter-overrides", f"LogFile={self.log_file}"),
+                ],
+                cwd=root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
             )
+        try:
+            wait_for(
+                lambda: self.state_file.exists() or self.process.poll() is not None, 60, message="the stack to start"
+            )
+            assert self.process.poll() is None, self.output.read_text()
+        except BaseException:
+            self.stop()
+            raise
+        self.state: dict[str, Any] = json.loads(self.state_file.read_text())
 
-        ddb = client("dynamodb")
-        ddb.put_item(TableName=state["resources"]["Events"], Item={"pk": {"S": "r1"}})
-        ddb.put_item(TableName=state["resources"]["Events"], Item={"pk": {"S": "r2"}, "fail": {"S": "once"}})
-        ddb.put_item(TableName=state["resources"]["Poison"], Item={"pk": {"S": "bad"}})
+    def client(self, service: Any) -> Any:
+        endpoint = self.state["dynamodb_endpoint"] if service == "dynamodb" else self.state["moto_endpoint"]
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
-        def calls(kind: str) -> list[dict[str, Any]]:
-            lines = log_file.read_text().splitlines() if log_file.exists() else []
-            return [c for c in (json.loads(line) for line in lines) if c["kind"] == kind]
+    def put(self, table: str, item: dict[str, Any]) -> None:
+        self.client("dynamodb").put_item(TableName=self.state["resources"][table], Item=item)
 
-        wait_for(lambda: [c["key"] for c in calls("record")].count("r2") == 2, 30, message="r2 to be retried")
-        by_invocation: dict[str, list[str]] = {}
-        for call in calls("record"):
-            by_invocation.setdefault(call["invocation"], []).append(call["key"])
-        batches = list(by_invocation.values())
-        assert batches[-1] == ["r2"]  # the retry starts at the failed record
-        assert [k for batch in batches for k in batch] == ["r1", "r2", "r2"]
+    def calls(self, kind: str) -> list[dict[str, Any]]:
+        lines = self.log_file.read_text().splitlines() if self.log_file.exists() else []
+        return [c for c in (json.loads(line) for line in lines) if c["kind"] == kind]
 
-        queue = state["resources"]["PoisonFailureQueue"]
-        sqs = client("sqs")
-        [message] = wait_for(lambda: queued(sqs, queue), 30, message="the poison record's failure record")
-        body = json.loads(message["Body"])
-        assert body["DDBStreamBatchInfo"]["batchSize"] == 1
-        assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
-        assert [c["size"] for c in calls("failing")] == [1, 1]  # tried, retried once, given up
+    def delivered_keys(self) -> list[str]:
+        return [c["key"] for c in self.calls("record")]
 
-        status = requests.get(f"http://127.0.0.1:{state['port']}/_local/status", timeout=10).json()
-        assert set(status["streams"]) == {"Counting.EventsStream", "Failing.PoisonStream"}
-        assert status["functions"]["Failing"]["failed_records"] == 1
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=30) == 0, self.output.read_text()
+
+
+@pytest.fixture
+def running(tmp_path: Path, database: str) -> Iterator[RunningStack]:
+    stack = RunningStack(tmp_path, database)
+    yield stack
+    stack.stop()
+
+
+@pytest.mark.stack
+def test_the_running_stack_polls_the_stream_into_its_workers(running: RunningStack) -> None:
+    assert running.state["functions"]["Counting"]["streams"] == ["Events"]
+    running.put("Events", {"pk": {"S": "r1"}})
+    running.put("Events", {"pk": {"S": "r2"}, "fail": {"S": "once"}})
+    running.put("Poison", {"pk": {"S": "bad"}})
+
+    wait_for(lambda: running.delivered_keys().count("r2") == 2, 30, message="r2 to be retried")
+    by_invocation: dict[str, list[str]] = {}
+    for call in running.calls("record"):
+        by_invocation.setdefault(call["invocation"], []).append(call["key"])
+    assert list(by_invocation.values())[-1] == ["r2"]  # the retry starts at the failed record
+    assert running.delivered_keys() == ["r1", "r2", "r2"]
+
+    sqs, queue = running.client("sqs"), running.state["resources"]["PoisonFailureQueue"]
+    [message] = wait_for(lambda: queued(sqs, queue), 30, message="the poison record's failure record")
+    body = json.loads(message["Body"])
+    assert body["DDBStreamBatchInfo"]["batchSize"] == 1
+    assert body["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert [c["size"] for c in running.calls("failing")] == [1, 1]  # tried, retried once, given up
+
+    status = requests.get(f"http://127.0.0.1:{running.state['port']}/_local/status", timeout=10).json()
+    assert set(status["streams"]) == {"Counting.EventsStream", "Failing.PoisonStream"}
+    assert status["functions"]["Failing"]["failed_records"] == 1
+
+
+@pytest.mark.stack
+def test_a_restarted_stack_resumes_the_stream_where_it_stood(tmp_path: Path) -> None:
+    """Given DynamoDB Local keeping its tables (and so their streams) across restarts, When the stack starts again,
+    Then the TRIM_HORIZON mapping goes on after what it delivered, as Lambda's would, instead of from the start."""
+    data = ("--db-data", str(tmp_path / "data"))
+    first = RunningStack(tmp_path, "dynamodb-local", *data)
+    try:
+        first.put("Events", {"pk": {"S": "before-restart"}})
+        wait_for(lambda: first.delivered_keys() == ["before-restart"], 30, message="the first record")
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0, output.read_text()
+        first.stop()
+    second = RunningStack(tmp_path, "dynamodb-local", *data)
+    try:
+        second.put("Events", {"pk": {"S": "after-restart"}})
+        wait_for(lambda: "after-restart" in second.delivered_keys(), 30, message="the second record")
+        time.sleep(1.5)  # a batching window more: time for a wrongful redelivery to show
+        assert second.delivered_keys() == ["before-restart", "after-restart"]
+    finally:
+        second.stop()
