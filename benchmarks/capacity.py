@@ -317,8 +317,6 @@ class Bench:
         return capacity.summary()
 
     def recommendation(self) -> dict[str, Any]:
-        from tests.support.shopify import proxy_event, proxy_query
-
         from benchmarks.recommendation_request import CANDIDATES, best_sellers, listing
         from reclift.data.catalog import CatalogStore
         from reclift.data.learning import LearningStore
@@ -545,10 +543,10 @@ def run(quick: bool) -> list[str]:
             f"({row['request_wcu']:.2f} + {row['counting_wcu_per_request']:.2f} counting)"
         )
     for name in ("orders_create_3_lines", "recommendation_product"):
-    warm = figures["recommendation_product"]["warm"]
-    lines.append(f"  recommendation_product, warm caches: {warm['rcu']:.1f} RCU, {warm['requests']} requests")
         row = figures[name]
         lines.append(f"  {name}: {row['wcu']:.1f} WCU {row['rcu']:.1f} RCU, {row['requests']} requests")
+    warm = figures["recommendation_product"]["warm"]
+    lines.append(f"  recommendation_product, warm caches: {warm['rcu']:.1f} RCU, {warm['requests']} requests")
     for what in ("hottest_item", "hottest_partition_key"):
         row = figures["black_friday"][what]
         lines.append(f"  Black Friday, {what.replace('_', ' ')}: {row['key']} at {row['wcu_per_s']:,.0f} WCU/s")
