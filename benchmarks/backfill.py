@@ -15,7 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ApiCallCounter, calls_by_operation, logical_names, pyplot, save_figure, write_results
+from benchmarks.common import (
+    ApiCallCounter,
+    CapacityMeter,
+    calls_by_operation,
+    counted_and_metered,
+    logical_names,
+    pyplot,
+    save_figure,
+    write_results,
+)
 from reclift_local.fake_admin import FakeAdminApi, seeded_catalog
 
 NAME = "backfill"
@@ -46,13 +55,14 @@ def measure(sizes: dict[str, int]) -> list[dict[str, Any]]:
     ):
         forget_execution_environment()
         counter = ApiCallCounter(names=logical_names(aws))
+        meter = CapacityMeter(logical_names(aws))
         for mode in ("pages", "bulk"):
             for what in ("products", "orders"):
                 shop = f"bench-{mode}.myshopify.com"
                 with FakeAdminApi(shop, TOKEN, orders=orders, products=products, restore_rate=1e6) as fake:
                     client = AdminClient(shop, TOKEN, base_url=fake.url)
                     started = time.perf_counter()
-                    with counter.counting() as block:
+                    with counted_and_metered(counter, meter) as (block, capacity):
                         outcome = backfill(
                             what, shop, client, BackfillStore(), bulk=mode == "bulk", bulk_poll_seconds=0.05
                         )
@@ -73,6 +83,8 @@ def measure(sizes: dict[str, int]) -> list[dict[str, Any]]:
                         "admin_points": fake.points_spent,
                         "projected_rate_limit_s": fake.points_spent / STANDARD_RESTORE_RATE,
                     }
+                    | capacity.units()
+                    | {"wcu_per_object": capacity.write_units / max(outcome.stored, 1)}
                 )
         forget_execution_environment()
     return results

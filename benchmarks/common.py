@@ -24,6 +24,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 from tests.support.calls import PATCHED, ApiCall, ApiCallCounter, Block, calls_by_operation
 
+from reclift.data.expiring_cache import item_size
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REGION = "us-east-1"
@@ -211,13 +213,16 @@ def job_event(job: Mapping[str, Any]) -> dict[str, Any]:
     return {"Records": [sqs_record(message, f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:q", REGION)]}
 
 
-def run_job(function: WarmFunction, counter: ApiCallCounter, job: Mapping[str, Any]) -> tuple[Block, float]:
-    """One shop's queued job through the warm function, with its AWS requests counted and its logs silenced: the
-    block of requests and the handler's seconds. The job must succeed."""
-    with counter.counting() as block, quiet_stdout():
+def run_job(
+    function: WarmFunction, counter: ApiCallCounter, meter: CapacityMeter, job: Mapping[str, Any]
+) -> tuple[Block, Capacity, float]:
+    """One shop's queued job through the warm function, with its AWS requests counted, their DynamoDB capacity
+    units metered and its logs silenced: the block of requests, the units and the handler's seconds. The job must
+    succeed."""
+    with counted_and_metered(counter, meter) as (block, capacity), quiet_stdout():
         response, seconds = function(job_event(job))
     assert response == {"batchItemFailures": []}, response
-    return block, seconds
+    return block, capacity, seconds
 
 
 # ---------------------------------------------------------------------------------------------------- seeding
@@ -286,33 +291,15 @@ class Capacity:
             "wcu_by_item": dict(sorted(self.item_wcu.items())),
         }
 
-
-def _value_size(value: Mapping[str, Any]) -> int:
-    """An attribute value's size as DynamoDB counts it (names and strings in UTF-8 bytes)."""
-    ((kind, raw),) = value.items()
-    if kind == "S":
-        return len(str(raw).encode())
-    if kind == "N":
-        return len(str(raw).lstrip("-").replace(".", "")) // 2 + 1
-    if kind == "B":
-        return len(raw)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "SS":
-        return sum(len(str(member).encode()) for member in raw)
-    if kind == "NS":
-        return sum(len(str(member).lstrip("-").replace(".", "")) // 2 + 1 for member in raw)
-    if kind == "BS":
-        return sum(len(member) for member in raw)
-    if kind == "L":
-        return 3 + sum(1 + _value_size(member) for member in raw)
-    if kind == "M":
-        return 3 + sum(1 + len(name.encode()) + _value_size(member) for name, member in raw.items())
-    raise ValueError(f"unknown attribute type {kind}")
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+    def units(self, operations: int = 1) -> dict[str, Any]:
+        """Read and write units per operation when the block ran `operations` of them, in total and by
+        `Request@table`: the fields a benchmark's results row gains."""
+        return {
+            "rcu": self.read_units / operations,
+            "wcu": self.write_units / operations,
+            "rcu_by_request": {k: v / operations for k, v in sorted(self.rcu.items()) if v},
+            "wcu_by_request": {k: v / operations for k, v in sorted(self.wcu.items()) if v},
+        }
 
 
 class CapacityMeter:
@@ -427,3 +414,11 @@ class CapacityMeter:
             yield capacity
         finally:
             setattr(BaseClient, PATCHED, original)
+
+
+@contextlib.contextmanager
+def counted_and_metered(counter: ApiCallCounter, meter: CapacityMeter) -> Iterator[tuple[Block, Capacity]]:
+    """The AWS requests of a block counted and its DynamoDB capacity units metered at once. The meter goes inside
+    the counter, so the reads it makes itself to cost a transaction are neither counted nor billed."""
+    with meter.metering() as capacity, counter.counting() as block:
+        yield block, capacity

@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.common import (
     ApiCallCounter,
+    CapacityMeter,
     WarmFunction,
     calls_by_operation,
     logical_names,
@@ -78,10 +79,11 @@ def measure(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
         dynamodb = seeding_client(aws)
         checker = WarmFunction(aws, "HealthCheckFunction")
         counter = ApiCallCounter(names=logical_names(aws))
+        meter = CapacityMeter(logical_names(aws))
         for products in sizes:
             shop = f"health-{products}.myshopify.com"
             seeded = seed(dynamodb, aws.resource("CountersTable"), shop, products, now)
-            block, seconds = run_job(checker, counter, {"shop": shop, "scheduled_at": now.isoformat()})
+            block, capacity, seconds = run_job(checker, counter, meter, {"shop": shop, "scheduled_at": now.isoformat()})
             dynamodb_calls = calls_by_operation(block.calls, "dynamodb")
             results.append(
                 {
@@ -96,6 +98,7 @@ def measure(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                         for service in sorted({call.service for call in block.calls} - {"dynamodb"})
                     },
                 }
+                | capacity.units()
             )
     return results
 

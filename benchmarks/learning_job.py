@@ -21,6 +21,7 @@ from typing import Any
 
 from benchmarks.common import (
     ApiCallCounter,
+    CapacityMeter,
     WarmFunction,
     calls_by_operation,
     logical_names,
@@ -89,6 +90,7 @@ def end_to_end(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
         dynamodb = seeding_client(aws)
         learner = WarmFunction(aws, "DailyLearningFunction")
         counter = ApiCallCounter(names=logical_names(aws))
+        meter = CapacityMeter(logical_names(aws))
         for products in sizes:
             shop = f"bench-{products}.myshopify.com"
             started = time.perf_counter()
@@ -96,7 +98,7 @@ def end_to_end(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                 dynamodb, aws.resource("CountersTable"), shop, products, today, random.Random(products)
             )
             seed_seconds = time.perf_counter() - started
-            block, seconds = run_job(learner, counter, {"shop": shop, "day": today.isoformat()})
+            block, capacity, seconds = run_job(learner, counter, meter, {"shop": shop, "day": today.isoformat()})
             reads = {k: v for k, v in calls_by_operation(block.calls, "dynamodb").items() if "Counters" in k}
             results.append(
                 {
@@ -109,6 +111,7 @@ def end_to_end(sizes: tuple[int, ...]) -> list[dict[str, Any]]:
                     "counter_reads": sum(reads.values()),
                     "counter_items_read": sum(v for k, v in block.items.items() if k.target == "CountersTable"),
                 }
+                | capacity.units()
             )
     return results
 

@@ -2,8 +2,10 @@
 
 Each order is processed as production processes it: the storefront events go through the StorefrontFunction, the
 signed webhook through the WebhookFunction, the envelope it queued is taken off the WebhookQueue with boto3 and
-handed to the AttributionFunction as an SQS event; all in this process against moto server, with the template's
-environment. Only the AttributionFunction invocation is counted, at the botocore level.
+handed to the AttributionFunction as an SQS event; all in this process against the emulator (the tables in AWS's
+DynamoDB Local), with the template's environment. Only the AttributionFunction invocation is counted, at the botocore
+level, and metered: the read and write capacity units its DynamoDB requests consumed (ReturnConsumedCapacity, a
+transaction costed per item at AWS's 2x; `benchmarks.common.CapacityMeter`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ import boto3
 from benchmarks.common import (
     ApiCallCounter,
     Block,
+    Capacity,
+    CapacityMeter,
     calls_by_operation,
+    counted_and_metered,
     logical_names,
     pyplot,
     quiet_stdout,
@@ -34,8 +39,9 @@ from benchmarks.common import (
 
 NAME = "order_requests"
 DESCRIPTION = (
-    "AWS requests (botocore level) made by one AttributionFunction invocation processing one orders/create "
-    "delivery, by order size and by the number of the buyer's prior storefront events"
+    "AWS requests (botocore level) and DynamoDB capacity units (RCU, WCU; transactions at 2x, on DynamoDB Local) of "
+    "one AttributionFunction invocation processing one orders/create delivery, by order size and by the number of "
+    "the buyer's prior storefront events"
 )
 LINES = (1, 3, 25)
 PRIOR_EVENTS = (0, 20, 200)
@@ -131,6 +137,7 @@ class Harness:
             "Attributes"
         ]["QueueArn"]
         self.counter = ApiCallCounter(names=logical_names(aws))
+        self.meter = CapacityMeter(logical_names(aws))
         self.next_order_id = 5_400_000_000
 
     def track(self, shop: str, events: list[dict[str, Any]]) -> None:
@@ -164,15 +171,16 @@ class Harness:
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return sqs_record(message, self.queue_arn, "us-east-1")
 
-    def attribute(self, record: dict[str, Any]) -> tuple[Block, float]:
-        """One AttributionFunction invocation with the record; its AWS requests and its duration."""
-        with self.counter.counting() as calls:
+    def attribute(self, record: dict[str, Any]) -> tuple[Block, Capacity, float]:
+        """One AttributionFunction invocation with the record; its AWS requests, their capacity units and its
+        duration."""
+        with counted_and_metered(self.counter, self.meter) as (calls, capacity):
             started = time.perf_counter()
             result = self.aws.invoke("AttributionFunction", {"Records": [record]})
             elapsed = time.perf_counter() - started
         if result.get("batchItemFailures"):
             raise RuntimeError(f"the delivery failed: {result}")
-        return calls, elapsed
+        return calls, capacity, elapsed
 
     def attributed_lines(self, shop: str) -> int:
         from tests.support.shopify import admin_event
@@ -199,7 +207,7 @@ class Harness:
         return shop, order
 
 
-def summarise(block: Block) -> dict[str, Any]:
+def summarise(block: Block, capacity: Capacity) -> dict[str, Any]:
     calls = block.calls
     app = Counter({call: n for call, n in calls.items() if call.target != IDEMPOTENCY_TABLE})
     idempotency = Counter({call: n for call, n in calls.items() if call.target == IDEMPOTENCY_TABLE})
@@ -213,7 +221,7 @@ def summarise(block: Block) -> dict[str, Any]:
         # Bounded requests still read every event of the buyer in the window: the items the queries returned.
         "items_read": sum(block.items.values()),
         "items_read_by_operation": calls_by_operation(block.items),
-    }
+    } | capacity.units()
 
 
 def run(quick: bool) -> list[str]:
@@ -223,30 +231,38 @@ def run(quick: bool) -> list[str]:
     config = {"lines": list(LINES), "prior_events": list(PRIOR_EVENTS), "repeats_per_case": repeats, "quick": quick}
     cases = [Case(lines, prior) for lines in LINES for prior in PRIOR_EVENTS]
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="reclift-bench-") as tmp, quiet_stdout(), emulated_aws(Path(tmp)) as aws:
+    config["engine"] = "dynamodb-local (capacity units as it reports them; transactions per item at 2x)"
+    with (
+        tempfile.TemporaryDirectory(prefix="reclift-bench-") as tmp,
+        quiet_stdout(),
+        emulated_aws(Path(tmp), database="dynamodb-local") as aws,
+    ):
         harness = Harness(aws)
         # The first order of an execution environment also creates its clients: measured, reported apart.
         shop, order = harness.new_order(Case(3, 20))
-        first_calls, _ = harness.attribute(harness.deliver(shop, order))
-        first = summarise(first_calls)
+        first_calls, first_capacity, _ = harness.attribute(harness.deliver(shop, order))
+        first = summarise(first_calls, first_capacity)
 
         for case in cases:
             counts: list[Block] = []
+            units: list[Capacity] = []
             durations: list[float] = []
             attributed: list[int] = []
             for _ in range(repeats):
                 shop, order = harness.new_order(case)
-                calls, elapsed = harness.attribute(harness.deliver(shop, order))
+                calls, capacity, elapsed = harness.attribute(harness.deliver(shop, order))
                 counts.append(calls)
+                units.append(capacity)
                 durations.append(elapsed)
                 attributed.append(harness.attributed_lines(shop))
-            summary = summarise(counts[0])
+            summary = summarise(counts[0], units[0])
             results.append(
                 {
                     "lines": case.lines,
                     "prior_events": case.prior_events,
                     **summary,
                     "identical_across_repeats": all(c.calls == counts[0].calls for c in counts),
+                    "same_units_across_repeats": all(u.units() == units[0].units() for u in units),
                     "attributed_lines": attributed[0],
                     "invocation_ms_median": sorted(durations)[len(durations) // 2] * 1000,
                 }
@@ -260,11 +276,11 @@ def run(quick: bool) -> list[str]:
         shop, order = harness.new_order(Case(3, 20))
         record = harness.deliver(shop, order, webhook_id=str(uuid.uuid4()))
         harness.attribute(record)
-        same_delivery, _ = harness.attribute(record)
-        new_delivery, _ = harness.attribute(harness.deliver(shop, order, webhook_id=str(uuid.uuid4())))
+        same_delivery, same_capacity, _ = harness.attribute(record)
+        new_delivery, new_capacity, _ = harness.attribute(harness.deliver(shop, order, webhook_id=str(uuid.uuid4())))
         redelivery = {
-            "same_webhook_id": summarise(same_delivery),
-            "same_order_new_webhook_id": summarise(new_delivery),
+            "same_webhook_id": summarise(same_delivery, same_capacity),
+            "same_order_new_webhook_id": summarise(new_delivery, new_capacity),
             "attributed_lines_after": harness.attributed_lines(shop),
         }
 
@@ -353,15 +369,19 @@ def plot(results: list[dict[str, Any]]) -> None:
 
 
 def summary_lines(figures: dict[str, Any]) -> list[str]:
-    lines = ["order_requests: AWS requests per order (AttributionFunction, botocore level; idempotency included)"]
+    lines = [
+        "order_requests: AWS requests and DynamoDB capacity units per order (AttributionFunction, botocore level; "
+        "idempotency included; DynamoDB Local, transactions at 2x)"
+    ]
     lines.append(
-        f"  {'lines':>5} {'prior':>5} {'total':>5} {'app':>4} {'idem':>4} {'items':>5}  operations (app tables)"
+        f"  {'lines':>5} {'prior':>5} {'total':>5} {'app':>4} {'idem':>4} {'items':>5} {'WCU':>6} {'RCU':>5}  "
+        "operations (app tables)"
     )
     for row in figures["cases"]:
         ops = ", ".join(f"{k.split(':', 1)[1]}×{v}" for k, v in row["by_operation"].items())
         lines.append(
             f"  {row['lines']:>5} {row['prior_events']:>5} {row['requests']:>5} {row['app_table_requests']:>4} "
-            f"{row['idempotency_requests']:>4} {row['items_read']:>5}  {ops}"
+            f"{row['idempotency_requests']:>4} {row['items_read']:>5} {row['wcu']:>6.1f} {row['rcu']:>5.1f}  {ops}"
         )
     same = figures["same_count_for_20_and_200_prior_events"]
     lines.append(f"  max {figures['max_requests_per_order']} per order; same count at 20 and 200 prior events: {same}")

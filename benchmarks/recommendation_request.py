@@ -1,11 +1,13 @@
 """The recommendation request: DynamoDB round trips, the handler's own compute for 50 candidates, and latency
 through the local stack as a ratio to a trivial route measured in the same run.
 
-1. Round trips: the StorefrontFunction handler in-process against moto, for a shop with a learned model of 50
-   best sellers, co-purchase similarity (its job's items, and a visitor whose profile carries the neighbours of
-   their views) and a catalog of every product (some of them drafts or sold out), per placement; every AWS request
-   counted at the botocore level (target: at most 2, the second the one BatchGetItem of the candidates' items —
-   catalog listings and performance together).
+1. Round trips and capacity units: the StorefrontFunction handler in-process against DynamoDB Local, for a shop
+   with a learned model of 50 best sellers, co-purchase similarity (its job's items, and a visitor whose profile
+   carries the neighbours of their views) and a catalog of every product (some of them drafts or sold out), per
+   placement, from a cold execution environment (the serving caches empty) and then warm (the same request again);
+   every AWS request counted at the botocore level (target: at most 2, the second the one BatchGetItem of the
+   candidates' items — catalog listings and performance together; warm, one) and metered in read and write
+   capacity units (ReturnConsumedCapacity, as DynamoDB Local reports them).
 2. Compute: `recommend()` (similar candidates combined, ranking by the shop's policy, exclusions, response) with the
    shop's data already read (an in-memory reader), 50 similar candidates and 50 best sellers, both policies.
    Signing: the same `recommend()` with the server-issued rec id (a MAC over the shop, visitor, arm, placement,
@@ -35,8 +37,10 @@ from tests.support.stack import running_stack
 
 from benchmarks.common import (
     ApiCallCounter,
+    CapacityMeter,
     WarmFunction,
     calls_by_operation,
+    counted_and_metered,
     latency_summary,
     logical_names,
     pyplot,
@@ -49,7 +53,7 @@ from reclift.catalog import Listing, ProductStatus
 from reclift.data.catalog import CatalogStore
 from reclift.data.health import HealthStore
 from reclift.data.learning import LearnedModel, LearningStore
-from reclift.data.serving import CandidateItems, ServingContext, ServingReader
+from reclift.data.serving import CandidateItems, ServingContext, ServingReader, serving_reader
 from reclift.data.similarity import SimilarityStore
 from reclift.learning import Performance, Prior, ProductDay, aggregate, learn
 from reclift.logic.recommendations import parse_query, recommend
@@ -207,7 +211,7 @@ def signing_cost(iterations: int) -> dict[str, Any]:
 
 def round_trips() -> dict[str, Any]:
     shop = "bench-serving.myshopify.com"
-    with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state)) as aws:
+    with tempfile.TemporaryDirectory() as state, emulated_aws(Path(state), database="dynamodb-local") as aws:
         storefront = WarmFunction(aws, "StorefrontFunction")
         # A learning run's output, saved the way the DailyLearningFunction saves it.
         with function_env(aws.environment("DailyLearningFunction")):
@@ -246,6 +250,7 @@ def round_trips() -> dict[str, Any]:
             )
         assert posted["statusCode"] == 200, posted
         counter = ApiCallCounter(names=logical_names(aws))
+        meter = CapacityMeter(logical_names(aws))
         placements = {
             "product": {"placement": "product", "product_id": "2000001"},
             "product_without_neighbours": {"placement": "product", "product_id": "2000003"},
@@ -257,7 +262,7 @@ def round_trips() -> dict[str, Any]:
             # The first request reads the secret and writes the shop's served tally (once a minute per shop,
             # concurrently with the request's reads); measured apart below.
             warm = proxy_query(shop, extra={"placement": "product", "product_id": "2000003", "visitor_id": "v-0"})
-            with counter.counting() as first:
+            with counted_and_metered(counter, meter) as (first, first_capacity):
                 storefront(proxy_event("GET", "/apps/proxy/recommendations", warm))
             with function_env(aws.environment("HealthCheckFunction")):
                 today = datetime.now(UTC).date()
@@ -267,20 +272,31 @@ def round_trips() -> dict[str, Any]:
                 "dynamodb_requests": calls_by_operation(first.calls, "dynamodb"),
                 "served_tally_written": tallied,
                 "note": "the served tally's UpdateItem runs on its own thread while the request reads, not after",
-            }
+            } | first_capacity.units()
             for name, params in placements.items():
                 query = proxy_query(shop, extra={**params, "limit": "4", "visitor_id": "v-7"})
-                with counter.counting() as block:
-                    response, _ = storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
-                assert response["statusCode"] == 200, response
-                reads = [call.operation for call in block.calls.elements() if call.service == "dynamodb"]
-                assert reads in (["BatchGetItem"], ["BatchGetItem", "BatchGetItem"]), block.calls
-                figures[name] = {
-                    "dynamodb_requests": calls_by_operation(block.calls, "dynamodb"),
-                    "round_trips": sum(n for call, n in block.calls.items() if call.service == "dynamodb"),
-                    "products": len(served := json.loads(response["body"])["products"]),
-                    "products_with_catalog_fields": sum({"title", "url", "price", "image"} <= set(p) for p in served),
-                }
+                serving_reader().caches.clear()  # cold: a new execution environment's first request of this page
+                measured = []
+                for _ in ("cold", "warm"):
+                    with counted_and_metered(counter, meter) as (block, capacity):
+                        response, _ = storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
+                    assert response["statusCode"] == 200, response
+                    reads = [call.operation for call in block.calls.elements() if call.service == "dynamodb"]
+                    assert reads in (["BatchGetItem"], ["BatchGetItem", "BatchGetItem"]), block.calls
+                    measured.append(
+                        {
+                            "dynamodb_requests": calls_by_operation(block.calls, "dynamodb"),
+                            "round_trips": len(reads),
+                            "products": len(served := json.loads(response["body"])["products"]),
+                            "products_with_catalog_fields": sum(
+                                {"title", "url", "price", "image"} <= set(p) for p in served
+                            ),
+                        }
+                        | capacity.units()
+                    )
+                cold, warmed = measured
+                assert warmed["round_trips"] == 1, warmed
+                figures[name] = cold | {"warm": warmed}
         return figures
 
 
@@ -322,6 +338,7 @@ def run(quick: bool) -> list[str]:
             "candidates": CANDIDATES,
             "compute_iterations": 300 if quick else 3000,
             "stack_requests": 100 if quick else 600,
+            "round_trips_engine": "dynamodb-local (capacity units as it reports them)",
         },
         figures={"round_trips": trips, "compute_ms": cpu, "signed_rec_id": signing, "through_stack": latency},
     )
@@ -337,7 +354,11 @@ def run(quick: bool) -> list[str]:
     lines = [f"{NAME}:"]
     for placement, row in trips.items():
         trips_text = f"{row['round_trips']} DynamoDB round trip(s) " if "round_trips" in row else ""
-        lines.append(f"  {placement}: {trips_text}{row['dynamodb_requests']}")
+        lines.append(f"  {placement}: {trips_text}{row['rcu']:.1f} RCU {row['dynamodb_requests']}")
+        if "warm" in row:
+            lines.append(
+                f"  {placement}, warm caches: {row['warm']['round_trips']} round trip(s) {row['warm']['rcu']:.1f} RCU"
+            )
     for policy, row in cpu.items():
         lines.append(
             f"  compute, {CANDIDATES} similar + {CANDIDATES} best sellers, {policy}: p50 {row['p50_ms']:.3f} ms, "

@@ -17,6 +17,7 @@ from typing import Any
 
 from benchmarks.common import (
     ApiCallCounter,
+    CapacityMeter,
     WarmFunction,
     calls_by_operation,
     logical_names,
@@ -50,6 +51,7 @@ def measure(cases: tuple[tuple[int, int, int], ...]) -> list[dict[str, Any]]:
         dynamodb = seeding_client(aws)
         function = WarmFunction(aws, "ShopRedactFunction")
         counter = ApiCallCounter(names=names)
+        meter = CapacityMeter(names)
         with ThreadPoolExecutor(8) as pool:
             for index, (visitors, others, other_visitors) in enumerate(cases):
                 shop = f"bench-{index}.myshopify.com"
@@ -63,7 +65,7 @@ def measure(cases: tuple[tuple[int, int, int], ...]) -> list[dict[str, Any]]:
                         put_items(pool, dynamodb, aws.resource(table), rows_of_table)
                 shop_count = sum(len(table_rows) for table_rows in seeded[shop].values())
                 other_count = sum(len(t) for other, items in seeded.items() if other != shop for t in items.values())
-                block, seconds = run_job(function, counter, {"shop": shop})
+                block, capacity, seconds = run_job(function, counter, meter, {"shop": shop})
                 items_read = sum(count for call, count in block.items.items() if call.service == "dynamodb")
                 scans = sum(count for call, count in block.calls.items() if call.operation == "Scan")
                 rows.append(
@@ -80,6 +82,7 @@ def measure(cases: tuple[tuple[int, int, int], ...]) -> list[dict[str, Any]]:
                         "projected_s_per_million": 1e6 / (shop_count / seconds),
                         "projected_invocations_per_million": -(-1e6 / (shop_count / seconds) // INVOCATION_SECONDS),
                     }
+                    | capacity.units()
                 )
         forget_execution_environment()
     return rows

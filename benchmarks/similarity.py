@@ -29,6 +29,7 @@ import scipy.sparse
 
 from benchmarks.common import (
     ApiCallCounter,
+    CapacityMeter,
     WarmFunction,
     calls_by_operation,
     logical_names,
@@ -203,7 +204,8 @@ def end_to_end(orders: int) -> dict[str, Any]:
         seed_seconds = time.perf_counter() - started
         function = WarmFunction(aws, "SimilarityFunction")
         counter = ApiCallCounter(names=logical_names(aws))
-        block, seconds = run_job(function, counter, {"shop": shop, "now": now.isoformat()})
+        meter = CapacityMeter(logical_names(aws))
+        block, capacity, seconds = run_job(function, counter, meter, {"shop": shop, "now": now.isoformat()})
         pages = dynamodb.get_paginator("query").paginate(
             TableName=aws.resource("LearningTable"),
             KeyConditionExpression="pk = :shop AND begins_with(sk, :similar)",
@@ -220,7 +222,7 @@ def end_to_end(orders: int) -> dict[str, Any]:
             "dynamodb_requests": calls_by_operation(block.calls, "dynamodb"),
             "orders_read": sum(v for k, v in block.items.items() if "Orders" in k.target),
             "similarity_items_written": written,
-        }
+        } | capacity.units()
 
 
 def run(quick: bool) -> list[str]:
@@ -258,5 +260,5 @@ def run(quick: bool) -> list[str]:
         f"  quality: {recovered['recovered_in_top_10']:.1%} of planted pairs in the top 10 "
         f"({recovered['recovered_in_top_10_of_observable']:.1%} of those bought together at least twice)",
         f"  end to end, {e2e['orders']:,} stored orders on DynamoDB Local: {e2e['wall_s']:.1f} s, "
-        f"requests {e2e['dynamodb_requests']}",
+        f"{e2e['rcu']:,.1f} RCU {e2e['wcu']:,.1f} WCU, requests {e2e['dynamodb_requests']}",
     ]
