@@ -6,6 +6,7 @@ in-process (`process_stream`) and in the running stack (its poller threads and w
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import re
@@ -22,8 +23,9 @@ import boto3
 import pytest
 import requests
 
+from reclift_local.output import Output
 from reclift_local.streams import StreamConsumer
-from reclift_local.template import Resolver, function_specs, load_template
+from reclift_local.template import Resolver, StreamSource, function_specs, load_template
 from reclift_local.workers import Outcome
 from tests.support.aws import EmulatedAws, emulated_aws, process_stream, queued, skip_streams
 from tests.support.stack import wait_for
@@ -350,6 +352,243 @@ def test_latest_starts_at_the_end_of_the_stream(streams_aws: EmulatedAws) -> Non
         pass
 
     assert seen == ["after-start"]
+
+
+# ------------------------------------------------------------------------------ Lambda's rules, on a stream of shards
+
+
+class FakeStreams:
+    """DynamoDB Streams' API over shards given as (id, parent, sequence numbers, closed), one shard a page."""
+
+    def __init__(self, *shards: tuple[str, str | None, list[int], bool], age: float = 0.0) -> None:
+        self.shards = {shard_id: (parent, numbers, closed) for shard_id, parent, numbers, closed in shards}
+        self.created = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=age)
+
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str = "") -> dict[str, Any]:
+        ids = list(self.shards)
+        index = ids.index(ExclusiveStartShardId) + 1 if ExclusiveStartShardId else 0
+        shard_id = ids[index]
+        parent, numbers, closed = self.shards[shard_id]
+        described: dict[str, Any] = {"ShardId": shard_id, "SequenceNumberRange": {"StartingSequenceNumber": "1"}}
+        if parent:
+            described["ParentShardId"] = parent
+        if closed:
+            described["SequenceNumberRange"]["EndingSequenceNumber"] = str(numbers[-1])
+        page: dict[str, Any] = {"StreamArn": StreamArn, "Shards": [described]}
+        if index + 1 < len(ids):
+            page["LastEvaluatedShardId"] = shard_id
+        return {"StreamDescription": page}
+
+    def get_shard_iterator(self, *, StreamArn: str, ShardId: str, ShardIteratorType: str, **kw: str) -> Any:
+        numbers = self.shards[ShardId][1]
+        if ShardIteratorType == "TRIM_HORIZON":
+            position = 0
+        elif ShardIteratorType == "LATEST":
+            position = len(numbers)
+        else:
+            position = numbers.index(int(kw["SequenceNumber"])) + 1
+        return {"ShardIterator": f"{ShardId}|{position}"}
+
+    def get_records(self, *, ShardIterator: str, Limit: int) -> dict[str, Any]:
+        shard_id, position = ShardIterator.split("|")
+        _, numbers, closed = self.shards[shard_id]
+        taken = numbers[int(position) : int(position) + Limit]
+        following = int(position) + len(taken)
+        records = [
+            {
+                "eventID": f"e{n}",
+                "eventName": "INSERT",
+                "eventVersion": "1.0",
+                "awsRegion": "ddblocal",
+                "dynamodb": {
+                    "ApproximateCreationDateTime": self.created,
+                    "Keys": {"pk": {"S": f"k{n}"}},
+                    "NewImage": {"pk": {"S": f"k{n}"}, "raw": {"B": bytes([n % 256])}},
+                    "SequenceNumber": str(n),
+                    "SizeBytes": 10,
+                    "StreamViewType": "NEW_IMAGE",
+                },
+            }
+            for n in taken
+        ]
+        response: dict[str, Any] = {"Records": records}
+        if not (closed and following >= len(numbers)):
+            response["NextShardIterator"] = f"{shard_id}|{following}"
+        return response
+
+
+SOURCE = StreamSource(
+    function="Fn",
+    event="Stream",
+    stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/label",
+    starting_position="TRIM_HORIZON",
+    batch_size=3,
+    batching_window=0,
+    bisect_on_error=False,
+    max_retries=-1,
+    max_record_age=-1,
+    report_batch_item_failures=True,
+    on_failure_arn="arn:aws:sqs:us-east-1:123456789012:failures",
+    enabled=True,
+)
+
+
+def drain(
+    streams: FakeStreams, answer: Any, source: StreamSource = SOURCE
+) -> tuple[list[list[int]], list[dict[str, Any]]]:
+    """What the function was handed (its records' sequence numbers, batch by batch) and the failure records sent;
+    `answer(numbers, attempt)` is the function: a result, or an exception to raise."""
+    batches: list[list[int]] = []
+    failures: list[dict[str, Any]] = []
+
+    def invoke(_: str, event: Any) -> Outcome:
+        numbers = [seq(r) for r in event["Records"]]
+        batches.append(numbers)
+        result = answer(numbers, len(batches))
+        if isinstance(result, Exception):
+            return Outcome("req", 1.0, error={"errorType": type(result).__name__, "errorMessage": str(result)})
+        return Outcome("req", 1.0, result=result)
+
+    consumer = StreamConsumer(
+        source,
+        streams,
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:Fn",
+        region="us-east-1",
+        invoke=invoke,
+        send_failure=lambda _, message: failures.append(message),
+        retry_delay=0,
+        output=Output(),
+    )
+    consumer.start()
+    while consumer.step(wait=False):
+        if len(batches) > 100:
+            raise AssertionError(f"endless retries: {batches[:10]}")
+    return batches, failures
+
+
+def failing(*numbers: int) -> Any:
+    def answer(batch: list[int], _: int) -> Any:
+        return {"batchItemFailures": [{"itemIdentifier": str(n)} for n in batch if n in numbers]}
+
+    return answer
+
+
+def test_parents_are_read_before_their_children_each_shard_in_order() -> None:
+    streams = FakeStreams(
+        ("grandchild", "child", [30, 31], False),
+        ("child", "parent", [20, 21, 22, 23], True),
+        ("parent", None, [10, 11], True),
+    )
+
+    batches, failures = drain(streams, lambda *_: None)
+
+    assert batches == [[10, 11], [20, 21, 22], [23], [30, 31]]
+    assert failures == []
+
+
+def test_records_reach_the_function_in_lambdas_shape() -> None:
+    delivered: list[dict[str, Any]] = []
+
+    def keep(_: str, event: Any) -> Outcome:
+        delivered.extend(event["Records"])
+        return Outcome("req", 1.0)
+
+    consumer = StreamConsumer(
+        SOURCE,
+        FakeStreams(("s", None, [7], False)),
+        function_arn="arn",
+        region="eu-west-1",
+        invoke=keep,
+        send_failure=lambda *_: None,
+        retry_delay=0,
+        output=Output(),
+    )
+    consumer.start()
+    consumer.step(wait=False)
+
+    [record] = delivered
+    assert record["eventVersion"] == "1.1"
+    assert record["awsRegion"] == "eu-west-1"
+    assert record["eventSourceARN"] == SOURCE.stream_arn
+    assert record["dynamodb"]["NewImage"]["raw"] == {"B": base64.b64encode(b"\x07").decode()}
+    assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], int)
+    assert list(record["dynamodb"]) == [  # Lambda's order
+        "ApproximateCreationDateTime",
+        "Keys",
+        "NewImage",
+        "SequenceNumber",
+        "SizeBytes",
+        "StreamViewType",
+    ]
+
+
+def test_the_lowest_reported_failure_is_where_the_retry_starts() -> None:
+    once = {2, 3}
+
+    def answer(batch: list[int], _: int) -> Any:
+        failed = [n for n in batch if n in once]
+        once.difference_update(failed)
+        return {"batchItemFailures": [{"itemIdentifier": str(n)} for n in reversed(failed)]}
+
+    batches, failures = drain(FakeStreams(("s", None, [1, 2, 3, 4], False)), answer)
+
+    assert batches == [[1, 2, 3], [2, 3], [4]]
+    assert failures == []
+
+
+def test_an_unknown_item_identifier_fails_the_whole_batch() -> None:
+    answers = iter([{"batchItemFailures": [{"itemIdentifier": "not-a-sequence-number"}]}, None])
+
+    batches, _ = drain(FakeStreams(("s", None, [1, 2], False)), lambda *_: next(answers))
+
+    assert batches == [[1, 2], [1, 2]]
+
+
+def test_without_report_batch_item_failures_a_partial_answer_is_a_success() -> None:
+    source = replace(SOURCE, report_batch_item_failures=False)
+
+    batches, failures = drain(FakeStreams(("s", None, [1, 2], False)), failing(1), source)
+
+    assert (batches, failures) == ([[1, 2]], [])
+
+
+def test_without_bisection_the_whole_batch_is_retried_then_given_up() -> None:
+    source = replace(SOURCE, max_retries=2)
+
+    batches, failures = drain(FakeStreams(("s", None, [1, 2, 3, 4], False)), lambda *_: RuntimeError("no"), source)
+
+    assert batches == [[1, 2, 3], [1, 2, 3], [1, 2, 3], [4], [4], [4]]
+    assert [f["DDBStreamBatchInfo"]["startSequenceNumber"] for f in failures] == ["1", "4"]
+    first = failures[0]
+    assert first["DDBStreamBatchInfo"]["endSequenceNumber"] == "3"
+    assert first["DDBStreamBatchInfo"]["batchSize"] == 3
+    assert first["DDBStreamBatchInfo"]["shardId"] == "s"
+    assert first["requestContext"]["approximateInvokeCount"] == 3
+    assert first["responseContext"] == {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"}
+
+
+def test_a_partial_failure_retried_past_the_quota_sends_only_the_rest_of_the_batch() -> None:
+    source = replace(SOURCE, max_retries=1)
+
+    batches, failures = drain(FakeStreams(("s", None, [1, 2, 3], False)), failing(2), source)
+
+    assert batches == [[1, 2, 3], [2, 3]]
+    [failure] = failures
+    assert failure["DDBStreamBatchInfo"]["startSequenceNumber"] == "2"
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert "functionError" not in failure["responseContext"]  # the function answered; it did not fail
+
+
+def test_records_older_than_the_maximum_age_go_to_the_destination_unseen() -> None:
+    source = replace(SOURCE, max_record_age=60)
+
+    batches, failures = drain(FakeStreams(("s", None, [1, 2], False), age=3600), lambda *_: None, source)
+
+    assert batches == []
+    [failure] = failures
+    assert failure["requestContext"]["condition"] == "RecordAgeExceeded"
+    assert failure["DDBStreamBatchInfo"]["batchSize"] == 2
+    assert "responseContext" not in failure
 
 
 # --------------------------------------------------------------------------------------------- the running stack
