@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PynamoDBException, TransactWriteError
+from pynamodb.transactions import TransactWrite
 
 from reclift.data.catalog import CatalogStore
-from reclift.data.models import BackfillItem, OrderRecord
-from reclift.data.store import StoreError, basket_record, save_if
+from reclift.data.models import BackfillItem, CounterItem, OrderRecord, region
+from reclift.data.store import COUNTER_RETENTION_DAYS, StoreError, basket_record, day_key
 from reclift.orders import Basket
+
+SOLD_PER_BACKFILLED_BASKET = 99  # a transaction holds 100 actions: the basket's record and this many counts
 
 
 def backfill_key(shop: str, what: str) -> str:
@@ -80,9 +84,30 @@ class BackfillStore(CatalogStore):
             raise StoreError(f"saving the backfill's progress failed: {exc.msg}") from exc
 
     def save_backfilled_basket(self, shop: str, basket: Basket) -> bool:
-        """Store the order's basket as attribution would, unless the order is already stored (False then)."""
+        """Store the order's basket as attribution would, unless the order is already stored (False then), and, in
+        the same transaction, add it to its products' `sold` counts of its day (what best sellers rank by), as a
+        recorded order does: a new install's best sellers come from its past orders. A basket of more products
+        than a transaction holds counts the first SOLD_PER_BACKFILLED_BASKET."""
         record = basket_record(shop, basket, backfilled=True)
-        return save_if(record, OrderRecord.pk.does_not_exist(), "storing a backfilled basket")
+        expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+        key = day_key(shop, basket.created_at.date())
+        try:
+            with TransactWrite(connection=Connection(region=region())) as transaction:
+                transaction.save(record, condition=OrderRecord.pk.does_not_exist())
+                if not basket.test:
+                    for product in list(dict.fromkeys(basket.product_ids))[:SOLD_PER_BACKFILLED_BASKET]:
+                        transaction.update(
+                            CounterItem(key, product),
+                            actions=[CounterItem.sold.add(1), CounterItem.expires_at.set(expires)],
+                        )
+        except TransactWriteError as exc:
+            reasons = [reason.code if reason is not None else None for reason in exc.cancellation_reasons]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return False  # the order is already stored (by its webhook or an earlier page)
+            raise StoreError(f"storing a backfilled basket failed: {exc.msg}") from exc
+        except PynamoDBException as exc:
+            raise StoreError(f"storing a backfilled basket failed: {exc.msg}") from exc
+        return True
 
 
 @cache
