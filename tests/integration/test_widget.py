@@ -600,9 +600,10 @@ def layout_shift(page: Page, url: str) -> float:
     page.locator(".reclift__item:not(.reclift__item--placeholder)").first.wait_for(state="visible")
     page.wait_for_function("[...document.querySelectorAll('.reclift__image')].every(i => i.complete)")
     page.wait_for_timeout(1000)
-    block = page.locator(".reclift").bounding_box()
+    block, viewport = page.locator(".reclift").bounding_box(), page.viewport_size
     assert block is not None
-    assert block["y"] + block["height"] < 720, block  # the whole row in the first screen
+    assert viewport is not None
+    assert block["y"] + block["height"] < viewport["height"], block  # the whole block in the first screen
     cls: float = page.evaluate("window.__cls")
     return cls
 
@@ -614,13 +615,23 @@ def served_without_placeholders(route: Route) -> None:
     route.fulfill(body=page.replace("data-reclift-recommendations", "data-reclift-recommendations hidden", 1))
 
 
+# (width, height, products): a desktop's row of four cards, a phone's two cards side by side.
+SCREENS = {"desktop": (1280, 720, 4), "phone": (390, 844, 2)}
+
+
+@pytest.mark.parametrize("screen", SCREENS)
 @pytest.mark.parametrize("placeholders", [True, False], ids=["reserved", "not-reserved"])
 def test_given_the_block_in_the_first_screen_when_the_cards_arrive_then_the_page_does_not_shift(
-    stack: RunningStack, shop: str, page: Page, placeholders: bool
+    stack: RunningStack, shop: str, page: Page, placeholders: bool, screen: str
 ) -> None:
     """Placeholders sized like the cards: CLS under 0.1. The same page with the block served hidden and empty (as
     it was) shifts the content below it by the row's height when the cards arrive, over the threshold."""
-    with storefront(shop, stack.url, catalog(), catalog_stand_in=True, above_block_px=100) as store:
+    width, height, products = SCREENS[screen]
+    page.set_viewport_size({"width": width, "height": height})
+    settings = {"products_count": products}
+    with storefront(
+        shop, stack.url, catalog(), catalog_stand_in=True, above_block_px=100, block_settings=settings
+    ) as store:
         url = store.product_page(f"product-{CURRENT}")
         if not placeholders:
             page.route(url, served_without_placeholders)
@@ -628,9 +639,9 @@ def test_given_the_block_in_the_first_screen_when_the_cards_arrive_then_the_page
         [served] = store.recommendations()
         shown = page.locator(".reclift__item").evaluate_all("cs => cs.map(c => c.dataset.productId)")
 
-    print(f"CLS with the block's place {'reserved' if placeholders else 'not reserved'}: {cls:.4f}")
+    print(f"CLS on a {screen} with the block's place {'reserved' if placeholders else 'not reserved'}: {cls:.4f}")
     assert shown == [p["product_id"] for p in served.response["products"]]
-    assert len(shown) == 4  # every placeholder replaced by a card
+    assert len(shown) == products  # every placeholder replaced by a card
     if placeholders:
         assert cls < GOOD_CLS
     else:
