@@ -24,7 +24,20 @@ from .template import ACCOUNT_ID, FunctionSpec
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 INIT_TIMEOUT_SECONDS = 30.0  # generous: Lambda allows 10 s of init, but a cold laptop disk is slower
 # RECLIFT_ADMIN_API_URL: the local BackfillFunction reaches the fake Admin API (`make fake-admin`), not Shopify.
-PASSTHROUGH_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV", "RECLIFT_ADMIN_API_URL")
+# CATALOG_CACHE_SECONDS, LEARNING_CACHE_SECONDS: how long the local StorefrontFunction serves from its caches
+# (`CATALOG_CACHE_SECONDS=0 make run` shows every catalog change at once).
+PASSTHROUGH_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "TMPDIR",
+    "SYSTEMROOT",
+    "VIRTUAL_ENV",
+    "RECLIFT_ADMIN_API_URL",
+    "CATALOG_CACHE_SECONDS",
+    "LEARNING_CACHE_SECONDS",
+)
 LOCAL_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from reclift.data.serving import serving_reader
 from reclift.logic.similarity import compute_shop
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
@@ -146,16 +147,22 @@ def test_given_a_shop_when_its_similarity_is_computed_directly_then_it_reads_its
 def test_given_similarity_candidates_then_a_request_takes_two_round_trips_the_second_for_the_candidates(
     aws: EmulatedAws, shop_with_baskets: str
 ) -> None:
+    """Two round trips from a cold execution environment; once its caches hold the neighbours, the model and the
+    listings, one."""
     recommended(aws, shop_with_baskets, placement="product", product_id=A)  # warm: the secret, once
+    serving_reader().caches.clear()
 
     counter = ApiCallCounter()
-    with counter.counting() as block:
+    with counter.counting() as cold:
+        recommended(aws, shop_with_baskets, placement="product", product_id=A, visitor_id="v-9")
+    with counter.counting() as warm:
         recommended(aws, shop_with_baskets, placement="product", product_id=A, visitor_id="v-9")
 
-    assert [(call.service, call.operation) for call in block.calls.elements()] == [
+    assert [(call.service, call.operation) for call in cold.calls.elements()] == [
         ("dynamodb", "BatchGetItem"),
         ("dynamodb", "BatchGetItem"),
     ]
+    assert [(call.service, call.operation) for call in warm.calls.elements()] == [("dynamodb", "BatchGetItem")]
 
 
 def test_given_the_schedule_then_one_job_per_shop_is_queued_and_a_bad_message_fails_alone(

@@ -31,7 +31,11 @@ pytestmark = pytest.mark.stack
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[RunningStack]:
-    with running_stack(tmp_path_factory.mktemp("stack"), database=database) as running:
+    """Catalog listings are served from the StorefrontFunction's cache for 2 s here (2 minutes by default), so a
+    catalog change shows within the tests' patience."""
+    with running_stack(
+        tmp_path_factory.mktemp("stack"), database=database, extra_env={"CATALOG_CACHE_SECONDS": "2"}
+    ) as running:
         yield running
 
 
@@ -341,7 +345,7 @@ def product_update(
 def test_given_the_catalog_when_products_change_then_recommendations_follow_within_seconds(stack: RunningStack) -> None:
     """Signed products webhooks → the product page's recommendations: ranked by catalog price under the revenue
     objective, rendered from the catalog, reordered by a price change, and without a product once it is a draft
-    or sold out."""
+    or sold out, each once the listing's cached copy has expired (CATALOG_CACHE_SECONDS, 2 s in this stack)."""
     shop = new_shop()
     settings = {"policy": "bayes", "objective": "revenue", "explore_share": 0.0, "holdout_share": 0.0}
     put = requests.put(
