@@ -382,8 +382,9 @@ class StreamReader:
         return out
 
     def position(self, shard: Shard) -> None:
-        """Take the shard's iterator now: for LATEST, the end of the shard at this moment."""
-        if shard.iterator is None and not shard.exhausted:
+        """Take the shard's iterator now: for LATEST, the end of the shard at this moment (a shard resumed from a
+        checkpoint takes its iterator when first read)."""
+        if shard.iterator is None and not shard.exhausted and shard.last_read is None:
             shard.iterator = self._iterator(shard)
 
     def _iterator(self, shard: Shard) -> str:
@@ -400,9 +401,9 @@ class StreamReader:
         if shard.exhausted or wanted <= 0:
             return 0
         for attempt in range(2):
-            if shard.iterator is None:
-                shard.iterator = self._iterator(shard)
             try:
+                if shard.iterator is None:
+                    shard.iterator = self._iterator(shard)
                 response = self.client.get_records(
                     ShardIterator=shard.iterator, Limit=max(1, min(GET_RECORDS_LIMIT, wanted))
                 )
