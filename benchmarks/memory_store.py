@@ -448,7 +448,7 @@ class MemoryStore:
         return [(product, other) for product, shown in lines if product for other in shown]
 
     def _orders_newest_first(self, shop: str) -> list[_Order]:
-        return sorted(self._shop(shop).orders.values(), key=lambda o: (_stamp(o.created_at), o.order_id), reverse=True)
+        return sorted(self._shop(shop).orders.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)
 
     def save_similarity(
         self, shop: str, run: str, neighbours: Mapping[str, Sequence[Neighbour]], orders: Mapping[str, int]

@@ -733,9 +733,18 @@ def spread(values: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _judge_task(task: tuple[str, int, int]) -> dict[str, Any]:
-    name, seed, days = task
-    return simulate(scenario(name, seed=seed, days=days), name)
+def _judge_task(task: tuple[str, int, int, str | None]) -> dict[str, Any]:
+    """One scenario and seed; with a runs directory, a run already there is read back instead of played again."""
+    name, seed, days, runs_dir = task
+    path = Path(runs_dir) / f"{name}-{seed}-{days}.json" if runs_dir else None
+    if path is not None and path.exists():
+        result: dict[str, Any] = json.loads(path.read_text())
+        return result
+    result = simulate(scenario(name, seed=seed, days=days), name)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result) + "\n")
+    return result
 
 
 def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -799,22 +808,28 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def judge(
-    names: Sequence[str], days: int, processes: int | None = None, *, judged: Sequence[int], beside: Sequence[int]
+    plan: Mapping[str, tuple[Sequence[int], Sequence[int]]],
+    days: int,
+    processes: int | None = None,
+    runs_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Every scenario over the judged seeds (and the tuning seeds, reported beside), in parallel."""
+    """Every scenario of `plan` (name → judged seeds, seeds reported beside) in parallel, one run per process."""
     started = time.monotonic()
-    # The largest first, so that the pool is not left waiting on one long run at the end.
-    order = sorted(names, key=lambda name: -SCENARIOS[name]["products"] * SCENARIOS[name]["visitors_per_day"])
-    tasks = [(name, seed, days) for name in order for seed in [*judged, *beside]]
+    names = list(plan)
+    tasks = [
+        (name, seed, days, str(runs_dir) if runs_dir else None)
+        for name in names
+        for seed in [*plan[name][0], *plan[name][1]]
+    ]
     workers = processes or min(len(tasks), os.cpu_count() or 1)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         results = pool.map(_judge_task, tasks, chunksize=1)
     by_seed: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in names}
     for result in results:
         by_seed[result["scenario"]][result["seed"]] = result
-    judged_runs = {name: [by_seed[name][seed] for seed in judged] for name in names}
+    judged_runs = {name: [by_seed[name][seed] for seed in plan[name][0]] for name in names}
     table = {name: seed_table(judged_runs[name], name) for name in names}
-    tuning = {name: seed_table([by_seed[name][s] for s in beside], name) for name in names} if beside else {}
+    tuning = {name: seed_table([by_seed[name][s] for s in plan[name][1]], name) for name in names if plan[name][1]}
     targets = targets_of(table)
     document = {
         "benchmark": "simulation",
@@ -830,8 +845,8 @@ def judge(
             "the past) are reported beside and not judged."
         ),
         "config": {
-            "judged_seeds": list(judged),
-            "tuning_seeds": list(beside),
+            "judged_seeds": {name: list(seeds) for name, (seeds, _) in plan.items()},
+            "tuning_seeds": {name: list(seeds) for name, (_, seeds) in plan.items()},
             "days": days,
             "scenarios": {name: SCENARIOS[name] for name in names},
             "processes": workers,
@@ -892,6 +907,16 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _per_scenario(values: Sequence[str]) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for value in values:
+        name, _, seeds = value.partition("=")
+        if name not in SCENARIOS:
+            raise SystemExit(f"unknown scenario {name!r} in {value!r}")
+        found[name] = _seeds(seeds)
+    return found
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.simulate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="steady")
@@ -904,6 +929,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--beside-seeds", type=_seeds, default=list(TUNING_SEEDS), help="seeds reported beside, not judged (1-5)"
     )
+    parser.add_argument(
+        "--seeds-for",
+        action="append",
+        default=[],
+        metavar="SCENARIO=SEEDS",
+        help="judged seeds of one scenario, in place of --seeds (e.g. large=101-103)",
+    )
+    parser.add_argument(
+        "--beside-for", action="append", default=[], metavar="SCENARIO=SEEDS", help="seeds beside, for one scenario"
+    )
+    parser.add_argument("--runs-dir", type=Path, default=None, help="keep each run's JSON here and reuse it")
     parser.add_argument("--processes", type=int, default=None)
     # Every part of the world is a flag; None keeps the scenario's value.
     for world_field in fields(World):
@@ -926,7 +962,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.judge:
         names = [name for name in args.scenarios.split(",") if name]
-        document = judge(names, args.days or World().days, args.processes, judged=args.seeds, beside=args.beside_seeds)
+        judged = {name: list(args.seeds) for name in names} | _per_scenario(args.seeds_for)
+        beside = {name: list(args.beside_seeds) for name in names} | _per_scenario(args.beside_for)
+        plan = {name: (judged[name], beside[name]) for name in names}
+        document = judge(plan, args.days or World().days, args.processes, args.runs_dir)
         _print(judge_lines(document))
         _print([f"results in {RESULTS_DIR / 'simulation.json'} and simulation.png"])
         return 0 if all(verdict["met"] for verdict in document["targets"].values()) else 1

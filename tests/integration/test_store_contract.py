@@ -1,0 +1,225 @@
+"""The data ports' contract: the in-memory implementation the store simulation runs on (`benchmarks.memory_store`)
+and the DynamoDB one (on moto) answer the same cases the same way, so that the simulation's evidence holds for what
+is deployed. Each case goes through production's use cases (tracking, counting, attribution, the similarity and
+learning jobs, the recommendation's reads) and states what both must show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.memory_store import MemoryStore
+from reclift.catalog import parse_webhook_product
+from reclift.data.learning import LearningPort, LearningStore
+from reclift.data.serving import ServingPort, ServingReader
+from reclift.data.similarity import SimilarityPort, SimilarityStore
+from reclift.data.store import Store, dynamo_store
+from reclift.logic.counting import count_events
+from reclift.logic.deliveries import process_order_created
+from reclift.logic.learning import LearnShop, learn_shop
+from reclift.logic.similarity import similarity_for_shop
+from reclift.logic.tracking import track_events
+from reclift.recids import RecIds
+from reclift.settings import ShopSettings
+from reclift.tracking import TrackedEvent
+from reclift_local.worker import function_env
+from tests.support.aws import EmulatedAws, emulated_aws, forget_execution_environment
+from tests.support.shopify import new_shop, order_payload
+
+REC_IDS = RecIds.of_secrets(["contract-secret"])
+A, B, C, D = "9101", "9102", "9103", "9104"
+PRICES = {A: Decimal("10.00"), B: Decimal("25.00"), C: Decimal("40.00"), D: Decimal("5.00")}
+
+
+@dataclass
+class Ports:
+    name: str
+    store: Store
+    learning: LearningPort
+    similarity: SimilarityPort
+    serving: ServingPort
+    catalog: Any  # save_listing(shop, listing) -> bool
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatedAws]:
+    with emulated_aws(tmp_path_factory.mktemp("contract-aws"), database="moto") as emulated:
+        yield emulated
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def ports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ports]:
+    if request.param == "memory":
+        memory = MemoryStore()
+        yield Ports("memory", memory, memory, memory, memory, memory)
+        return
+    aws: EmulatedAws = request.getfixturevalue("moto")
+    env: dict[str, str] = {}
+    for logical_id, spec in aws.stack.specs.items():
+        if getattr(spec, "kind", "function") and logical_id.endswith("Function"):
+            env |= aws.environment(logical_id)
+    # The serving caches would answer from memory what this test just wrote: each read goes to the table.
+    env |= {"CATALOG_CACHE_SECONDS": "0", "LEARNING_CACHE_SECONDS": "0"}
+    forget_execution_environment()
+    try:
+        with function_env(env):
+            from reclift.data.catalog import CatalogStore
+
+            yield Ports(
+                "dynamodb", dynamo_store(), LearningStore(), SimilarityStore(), ServingReader(), CatalogStore()
+            )
+    finally:
+        forget_execution_environment()
+
+
+def shown(shop: str, visitor: str, products: list[str], at: datetime) -> dict[str, Any]:
+    rec_id = REC_IDS.issue(shop=shop, visitor_id=visitor, arm="learning", placement="product", products=products, now=at)
+    return {"rec_id": rec_id, "rec_products": products}
+
+
+def widget_events(shop: str, visitor: str, products: list[str], clicked: list[str], at: datetime) -> dict[str, Any]:
+    rec = shown(shop, visitor, products, at)
+    events: list[dict[str, Any]] = [
+        {
+            "type": "impression",
+            "visitor_id": visitor,
+            "placement": "product",
+            "source_product_id": D,
+            "products": [{"product_id": p, "position": k} for k, p in enumerate(products, start=1)],
+            **rec,
+        }
+    ]
+    for product in clicked:
+        position = products.index(product) + 1
+        events.append({"type": "click", "visitor_id": visitor, "product_id": product, "position": position, **rec})
+    return {"events": events, "_rec_id": rec["rec_id"]}
+
+
+def track(ports: Ports, shop: str, body: dict[str, Any], at: datetime) -> list[TrackedEvent]:
+    """Tracking, then counting on what it wrote (as the events table's stream does)."""
+    batch = track_events(shop, None, {"events": body["events"]}, ports.store, now=at, rec_ids=REC_IDS)
+    count_events(ports.store, shop, list(batch.written))
+    return list(batch.written)
+
+
+def counters(ports: Ports, shop: str, day: datetime) -> dict[str, tuple[int, int, int, int, Decimal, int]]:
+    return {
+        row.product_id: (row.impressions, row.clicks, row.purchases, row.units, row.revenue, row.sold)
+        for row in ports.learning.product_days(shop, day.date(), day.date())
+    }
+
+
+def test_given_a_widgets_events_sent_twice_then_each_is_stored_and_counted_once(ports: Ports) -> None:
+    shop, now = new_shop(), datetime.now(UTC)
+    body = widget_events(shop, "v-1", [A, B, C], [B], now)
+
+    first = track(ports, shop, body, now)
+    again = track(ports, shop, body, now + timedelta(seconds=5))
+
+    assert sorted((event.type, event.product_ids) for event in first) == [
+        ("click", (B,)),
+        ("impression", (A,)),
+        ("impression", (B,)),
+        ("impression", (C,)),
+    ]
+    assert again == []
+    assert counters(ports, shop, now) == {
+        A: (1, 0, 0, 0, Decimal(0), 0),
+        B: (1, 1, 0, 0, Decimal(0), 0),
+        C: (1, 0, 0, 0, Decimal(0), 0),
+    }
+    touches = ports.store.touches(
+        shop, visitor_id="v-1", customer_id=None, rec_ids=[], since=now - timedelta(days=1), until=now + timedelta(1)
+    )
+    assert sorted((touch.kind.value, touch.product_ids) for touch in touches) == [
+        ("click", (B,)),
+        ("impression", (A, B, C)),
+    ]
+
+
+def test_given_an_order_after_a_click_then_its_line_is_attributed_counted_and_recorded_once(ports: Ports) -> None:
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(minutes=30)
+    body = widget_events(shop, "v-2", [A, B], [B], now)
+    track(ports, shop, body, now)
+    payload = order_payload(
+        order_id=5001,
+        created_at=now + timedelta(minutes=10),
+        visitor_id="v-2",
+        lines=[{"product_id": B, "price": "25.00", "rec_id": body["_rec_id"]}, {"product_id": C, "price": "40.00"}],
+    )
+
+    summary = process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+    repeat = process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+
+    assert (summary.attributed_lines, summary.missed_lines, summary.attributed_revenue) == (1, 1, "25.00")
+    assert (summary.duplicate, repeat.duplicate) == (False, True)
+    assert counters(ports, shop, now)[B] == (1, 1, 1, 1, Decimal("25.00"), 1)
+    assert counters(ports, shop, now)[C][2:] == (0, 0, Decimal(0), 1)  # sold, not attributed
+    rows = ports.store.attributions(shop, now.date(), now.date())
+    assert [(row.product_id, row.revenue, row.channel.value, row.arm) for row in rows] == [
+        (B, Decimal("25.00"), "click_through", "learning")
+    ]
+    lines = ports.store.attributed_lines(shop, "5001")
+    assert lines is not None and [(line.product_id, line.revenue) for line in lines] == [(B, Decimal("25.00"))]
+    assert ports.store.attributed_lines(shop, "5002") is None
+    context = ports.serving.context(shop, visitor_id="v-2", customer_id=None, products=[])
+    assert set(context.purchased) == {B, C}
+
+
+def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_read_the_same(ports: Ports) -> None:
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    ports.store.put_settings(shop, ShopSettings(policy="bayes"))
+    for product, price in PRICES.items():
+        listing = {
+            "id": int(product),
+            "title": f"Product {product}",
+            "handle": f"p-{product}",
+            "status": "active" if product != D else "draft",
+            "updated_at": (now - timedelta(days=1)).isoformat(),
+            "variants": [{"price": str(price), "inventory_quantity": 5, "inventory_management": "shopify"}],
+        }
+        assert ports.catalog.save_listing(shop, parse_webhook_product(listing))
+    stale = parse_webhook_product(listing | {"updated_at": (now - timedelta(days=3)).isoformat(), "status": "active"})
+    assert not ports.catalog.save_listing(shop, stale)  # older than the stored listing: ignored
+    baskets = [[A, B], [A, B], [A, B, C], [A, C], [B, C], [A, D]]
+    for number, basket in enumerate(baskets):
+        payload = order_payload(
+            order_id=6000 + number,
+            created_at=now - timedelta(minutes=number),
+            lines=[{"product_id": p, "price": str(PRICES[p])} for p in basket],
+        )
+        process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+    for visitor in range(3):  # impressions of A and B, one click on A
+        track(ports, shop, widget_events(shop, f"v-{visitor}", [A, B], [A] if visitor == 0 else [], now), now)
+
+    job = similarity_for_shop(shop, now + timedelta(minutes=1), ports.similarity, ports.store)
+    learned = learn_shop(LearnShop(shop=shop, day=now.date()), ports.learning, ports.store)
+
+    assert (job["baskets"], job["products"], job["products_with_neighbours"]) == (6, 4, 3)
+    context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A, B, D])
+    assert context.similar == {
+        A: [(B, pytest.approx(0.5)), (C, pytest.approx(1 / 3, abs=1e-6))],
+        B: [(A, pytest.approx(0.5)), (C, pytest.approx(0.4))],
+    }
+    assert learned["products"] == 4 and learned["blacklisted"] == 0
+    model = context.model
+    assert model is not None and model.run == now.date().isoformat() and model.policy == "bayes"
+    assert [p.product_id for p in model.best_sellers] == [A, B, C, D]  # most sold first
+    assert [(p.product_id, p.impressions, p.clicks, p.purchases) for p in model.best_sellers[:2]] == [
+        (A, 3, 1, 0),
+        (B, 3, 0, 0),
+    ]
+    items = ports.serving.candidates(shop, performance_ids=[A, "9999"], catalog_ids=[A, D, "9999"], run=model.run)
+    assert set(items.performance) == {A} and items.performance[A].impressions == 3
+    assert {p: (listing.price, listing.recommendable) for p, listing in items.listings.items()} == {
+        A: (Decimal("10.00"), True),
+        D: (Decimal("5.00"), False),
+    }
+    other_run = ports.serving.candidates(shop, performance_ids=[A], catalog_ids=[], run="2000-01-01")
+    assert other_run.performance == {}
