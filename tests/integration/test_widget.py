@@ -139,6 +139,12 @@ def batches_once_hidden(page: Page, store: Storefront) -> int:
     return len(store.event_posts())
 
 
+def impressions_once_hidden(page: Page, store: Storefront) -> int:
+    """The impressions posted once the page hides."""
+    page_hides(page)
+    return [event["type"] for post in store.event_posts() for event in post.body["events"]].count("impression")
+
+
 def events_sent(store: Storefront, after: int) -> list[dict[str, Any]]:
     """The events of every batch posted after the first `after` ones, once reclift has stored them (2xx)."""
     posts = wait_for(lambda: len(store.event_posts()) > after and store.event_posts(), message="a batch of events")
@@ -549,6 +555,24 @@ def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdr
 # --- the visitor's cart: an impression writes the visitor id onto a cart only when there is one ----------------------
 
 
+def test_given_a_cart_emptied_earlier_when_the_cards_are_seen_then_nothing_is_written_to_it(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    """The `cart` cookie names a cart that holds nothing (its lines were removed): no order can come of it yet."""
+    with storefront(shop, stack.url, catalog()) as store:
+        with store.lock:
+            token = store.create_cart()
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: impressions_once_hidden(page, store) == 1, message="the impression")
+        page.wait_for_timeout(300)
+
+        assert page.evaluate("document.cookie").count(f"cart={token}") == 1
+        assert (store.cart_token, store.cart_requests, store.cart_attributes) == (token, [], {})
+
+
 def test_given_a_cart_with_items_when_the_cards_are_seen_then_the_visitor_id_goes_onto_that_cart_once(
     stack: RunningStack, shop: str, page: Page
 ) -> None:
@@ -575,7 +599,7 @@ def test_given_a_cart_with_items_when_the_cards_are_seen_then_the_visitor_id_goe
         wait_for(lambda: len(store.recommendations()) == 2, message="the second page's recommendations")
         page.locator(".reclift__item:not(.reclift__item--placeholder)").first.wait_for(state="attached")
         page.locator(".reclift__list").scroll_into_view_if_needed()
-        wait_for(lambda: batches_once_hidden(page, store) > 1, message="the second page's impression")
+        wait_for(lambda: impressions_once_hidden(page, store) == 2, message="the second page's impression")
         page.wait_for_timeout(300)
         assert len(store.cart_requests) == 1
 
