@@ -67,6 +67,7 @@ SHOP_COUNTER = "_shop"
 # A transaction holds at most 100 actions: a marker, per line an attribution, a counter and the ROI's product day and
 # month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
 LINES_PER_TRANSACTION = 23
+TRANSACTION_ACTIONS = 100  # DynamoDB's limit on one transaction
 TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
@@ -798,6 +799,11 @@ class _Chunk:
     counter_updates: list[tuple[Model, list[Any]]]
     line_updates: list[tuple[Model, list[Any], Any]] = field(default_factory=list)
 
+    @property
+    def size(self) -> int:
+        """The transaction's actions."""
+        return len(self.records) + len(self.counter_updates) + len(self.line_updates)
+
 
 def _order_chunks(
     shop: str, attribution: OrderAttribution, visitor_days: Mapping[VisitorDayKey, Decimal | None] | None = None
@@ -912,7 +918,38 @@ def _order_chunks(
             updates += day_totals.day_updates(shop, roi)
             roi_visitors = day_totals.visitor_day_updates(shop, roi.visitor_days)
         chunks.append(_Chunk(records=[marker, *part], counter_updates=updates, line_updates=roi_visitors))
+    if not attribution.skipped_as_test:
+        _add_sold(chunks, shop, order.order_id, day_key(shop, day), order.product_ids, expires)
     return chunks
+
+
+def _add_sold(
+    chunks: list[_Chunk], shop: str, order_id: str, key: str, products: Sequence[str], expires: datetime
+) -> None:
+    """Every order adds 1 to `sold` of each product it contains, attributed or not (what best sellers rank by):
+    merged into the product's update where the order already has one, else a small update in a chunk with room,
+    else in a chunk of its own (an order of very many products), so that every transaction keeps under its limit."""
+    pending: list[str] = []
+    for product in dict.fromkeys(products):
+        found = [
+            actions
+            for chunk in chunks
+            for item, actions in chunk.counter_updates
+            if isinstance(item, CounterItem) and item.pk == key and item.sk == product
+        ]
+        if found:
+            found[0].append(CounterItem.sold.add(1))
+        else:
+            pending.append(product)
+    for product in pending:
+        room = [chunk for chunk in chunks if chunk.size < TRANSACTION_ACTIONS]
+        if not room:
+            marker = OrderRecord(pk=chunks[0].records[0].pk, sk=f"chunk#{len(chunks)}", shop=shop, order_id=order_id)
+            room = [_Chunk(records=[marker], counter_updates=[])]
+            chunks.append(room[0])
+        room[0].counter_updates.append(
+            (CounterItem(key, product), [CounterItem.sold.add(1), CounterItem.expires_at.set(expires)])
+        )
 
 
 def _hour_actions(attribution: OrderAttribution, expires: datetime) -> list[Any]:
