@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from benchmarks.memory_store import MemoryStore
+
 from reclift.catalog import parse_webhook_product
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.serving import ServingPort, ServingReader
@@ -61,9 +61,8 @@ def ports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ports]:
         return
     aws: EmulatedAws = request.getfixturevalue("moto")
     env: dict[str, str] = {}
-    for logical_id, spec in aws.stack.specs.items():
-        if getattr(spec, "kind", "function") and logical_id.endswith("Function"):
-            env |= aws.environment(logical_id)
+    for logical_id in aws.stack.specs:  # every function's tables, as the use cases here span them
+        env |= aws.environment(logical_id)
     # The serving caches would answer from memory what this test just wrote: each read goes to the table.
     env |= {"CATALOG_CACHE_SECONDS": "0", "LEARNING_CACHE_SECONDS": "0"}
     forget_execution_environment()
@@ -71,15 +70,15 @@ def ports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ports]:
         with function_env(env):
             from reclift.data.catalog import CatalogStore
 
-            yield Ports(
-                "dynamodb", dynamo_store(), LearningStore(), SimilarityStore(), ServingReader(), CatalogStore()
-            )
+            yield Ports("dynamodb", dynamo_store(), LearningStore(), SimilarityStore(), ServingReader(), CatalogStore())
     finally:
         forget_execution_environment()
 
 
 def shown(shop: str, visitor: str, products: list[str], at: datetime) -> dict[str, Any]:
-    rec_id = REC_IDS.issue(shop=shop, visitor_id=visitor, arm="learning", placement="product", products=products, now=at)
+    rec_id = REC_IDS.issue(
+        shop=shop, visitor_id=visitor, arm="learning", placement="product", products=products, now=at
+    )
     return {"rec_id": rec_id, "rec_products": products}
 
 
@@ -166,7 +165,8 @@ def test_given_an_order_after_a_click_then_its_line_is_attributed_counted_and_re
         (B, Decimal("25.00"), "click_through", "learning")
     ]
     lines = ports.store.attributed_lines(shop, "5001")
-    assert lines is not None and [(line.product_id, line.revenue) for line in lines] == [(B, Decimal("25.00"))]
+    assert lines is not None
+    assert [(line.product_id, line.revenue) for line in lines] == [(B, Decimal("25.00"))]
     assert ports.store.attributed_lines(shop, "5002") is None
     context = ports.serving.context(shop, visitor_id="v-2", customer_id=None, products=[])
     assert set(context.purchased) == {B, C}
@@ -203,20 +203,24 @@ def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_re
 
     assert (job["baskets"], job["products"], job["products_with_neighbours"]) == (6, 4, 3)
     context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A, B, D])
-    assert context.similar == {
-        A: [(B, pytest.approx(0.5)), (C, pytest.approx(1 / 3, abs=1e-6))],
-        B: [(A, pytest.approx(0.5)), (C, pytest.approx(0.4))],
+    # Jaccard: A and B in 3 of 6 orders of either; A and C in 2 of 6; B and C in 2 of 5; A and D once (below support).
+    assert {
+        product: [(other, round(score, 4)) for other, score in scores] for product, scores in context.similar.items()
+    } == {
+        A: [(B, 0.5), (C, 0.3333)],
+        B: [(A, 0.5), (C, 0.4)],
     }
-    assert learned["products"] == 4 and learned["blacklisted"] == 0
+    assert (learned["products"], learned["blacklisted"]) == (4, 0)
     model = context.model
-    assert model is not None and model.run == now.date().isoformat() and model.policy == "bayes"
+    assert model is not None
+    assert (model.run, model.policy) == (now.date().isoformat(), "bayes")
     assert [p.product_id for p in model.best_sellers] == [A, B, C, D]  # most sold first
     assert [(p.product_id, p.impressions, p.clicks, p.purchases) for p in model.best_sellers[:2]] == [
         (A, 3, 1, 0),
         (B, 3, 0, 0),
     ]
     items = ports.serving.candidates(shop, performance_ids=[A, "9999"], catalog_ids=[A, D, "9999"], run=model.run)
-    assert set(items.performance) == {A} and items.performance[A].impressions == 3
+    assert {p: result.impressions for p, result in items.performance.items()} == {A: 3}
     assert {p: (listing.price, listing.recommendable) for p, listing in items.listings.items()} == {
         A: (Decimal("10.00"), True),
         D: (Decimal("5.00"), False),
