@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reclift.adjustments import AttributedLine, Refund, cancellation_adjustment, refund_adjustment
-from reclift.attribution import Channel, LineAttribution, OrderAttribution, Touch, TouchKind
+from reclift.attribution import Channel, OrderAttribution
 from reclift.lift import Sums, lift_from_sums, lift_report
-from reclift.orders import Order, OrderLine
+from reclift.orders import Order
 from reclift.roi_totals import (
     RoiTotals,
     VisitorDayKey,
@@ -24,6 +24,8 @@ from reclift.roi_totals import (
     order_visitor_days,
     totals_from_lines,
 )
+from tests.support.attributions import Line
+from tests.support.attributions import attribution as build
 
 DAY0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
@@ -122,27 +124,9 @@ class Ledger:
 
 
 def attribution(
-    order_id: str, day: int, visitor: str | None, lines: list[tuple[str, int, int, Channel, str]], *, test: bool = False
+    order_id: str, day: int, visitor: str | None, lines: list[Line], *, test: bool = False
 ) -> OrderAttribution:
-    order_lines = [
-        OrderLine(f"{order_id}-{n}", product, quantity, Decimal(cents).scaleb(-2), Decimal(0), None)
-        for n, (product, quantity, cents, _, _) in enumerate(lines)
-    ]
-    at = DAY0 + timedelta(days=day)
-    order = Order(order_id, at, "USD", test, None, visitor, tuple(order_lines))
-    attributed = tuple(
-        LineAttribution(
-            line=line,
-            channel=channel,
-            credited=Touch(
-                f"e-{line.line_id}", TouchKind.CLICK, at - timedelta(hours=1), (line.product_id or "",), None, arm
-            ),
-            conversion_minutes=60,
-            event_ids=(),
-        )
-        for line, (_, _, _, channel, arm) in zip(order_lines, lines, strict=True)
-    )
-    return OrderAttribution(order, attributed, (), skipped_as_test=test)
+    return build(order_id, DAY0 + timedelta(days=day), visitor, lines, test=test)
 
 
 LINE = st.tuples(
