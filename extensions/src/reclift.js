@@ -12,8 +12,8 @@
  * The anonymous visitor id lives in localStorage (a first-party cookie when storage is unavailable) and is written
  * to the cart attribute `_reclift_vid`, so an order can be matched to what its buyer was shown: on an impression
  * only when the visitor already has a cart with items (writing an attribute creates a cart, and a cart for every
- * visitor who scrolls past the block would be one for nearly every visitor), and whenever the visitor adds a
- * product from the widget.
+ * visitor who scrolls past the block would be one for nearly every visitor), or once the theme adds to the cart after
+ * an impression, and whenever the visitor adds a product from the widget.
  *
  * The block is served with placeholder cards that hold the row's place (no layout shift when the cards arrive); they
  * are replaced by the cards, or the block is hidden when there is nothing to show.
@@ -45,6 +45,7 @@
   var viewedProducts = {};
   var cartHasVisitor = false; // the cart carries this visitor's id (written or found by this page)
   var cartWrite = null; // the pending check or write of the cart attribute: one at a time
+  var cardsSeen = false; // an impression on this page
   var started = new WeakSet();
   var tracking = false; // the visitor's consent to analytics: see "consent"
 
@@ -267,6 +268,23 @@
       });
   }
 
+  // A cart the theme creates or fills after the cards were seen (its own add to cart, on this page) gets the visitor
+  // id then: resource timing tells of the theme's cart requests, without wrapping its fetch.
+  function watchThemeCart() {
+    try {
+      new window.PerformanceObserver(function (list) {
+        var cartChanged = list.getEntries().some(function (entry) {
+          return /\/cart\/(add|change)(\.js)?([?#]|$)/.test(entry.name);
+        });
+        if (cardsSeen && cartChanged) {
+          writeCartVisitor(false);
+        }
+      }).observe({ type: "resource" });
+    } catch (unsupported) {
+      // no resource timing: the id goes onto that cart at the next impression
+    }
+  }
+
   // --- rendering ---------------------------------------------------------------------------------------------------
 
   function handleOf(url) {
@@ -451,6 +469,7 @@
           impression.source_product_id = settings.productId;
         }
         track(impression);
+        cardsSeen = true;
         writeCartVisitor(false);
       },
       { threshold: VISIBLE_SHARE }
@@ -630,6 +649,7 @@
   }
 
   window.__reclift = { flush: flush };
+  watchThemeCart();
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", startPage);
   } else {

@@ -555,6 +555,35 @@ def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdr
 # --- the visitor's cart: an impression writes the visitor id onto a cart only when there is one ----------------------
 
 
+def test_given_no_cart_when_the_theme_adds_a_product_after_the_cards_were_seen_then_the_id_goes_onto_that_cart(
+    stack: RunningStack, shop: str, page: Page
+) -> None:
+    """The theme's own add to cart (its product form, on this page) creates the cart the impression did not."""
+    with storefront(shop, stack.url, catalog()) as store:
+        page.goto(store.product_page(f"product-{CURRENT}"))
+        [served] = wait_for(store.recommendations, message="the recommendation request")
+        page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
+        visitor = visitor_of(page)
+        page.locator(".reclift__list").scroll_into_view_if_needed()
+        wait_for(lambda: impressions_once_hidden(page, store) == 1, message="the impression")
+        page.wait_for_timeout(300)
+        assert (store.cart_token, store.cart_requests) == (None, [])
+
+        theme_adds = {"items": [{"id": CURRENT * 10 + 1, "quantity": 1}]}
+        page.evaluate(
+            "items => fetch('/cart/add.js', {method: 'POST', body: JSON.stringify(items),"
+            " headers: {'Content-Type': 'application/json'}})",
+            theme_adds,
+        )
+        wait_for(lambda: store.cart_attributes, message="the cart attribute")
+
+        assert store.cart_attributes == {"_reclift_vid": visitor}
+        assert store.cart_requests == [
+            ("/cart/add.js", theme_adds),
+            ("/cart/update.js", {"attributes": {"_reclift_vid": visitor}}),
+        ]
+
+
 def test_given_a_cart_emptied_earlier_when_the_cards_are_seen_then_nothing_is_written_to_it(
     stack: RunningStack, shop: str, page: Page
 ) -> None:
