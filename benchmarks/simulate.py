@@ -580,7 +580,7 @@ def _served_again(run: PolicyRun, oracle: PolicyRun, world: World) -> int | None
 
 def simulate(world: World, name: str = "custom") -> dict[str, Any]:
     """Play the store under every policy, in lockstep over the same visitors and orders, and report per policy."""
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     catalog = build_catalog(world)
     runs = {policy: PolicyRun(policy, world, catalog) for policy in POLICIES}
     history = [payload for day in range(-world.history_days, 0) for payload in organic_orders(world, catalog, day)]
@@ -654,6 +654,8 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
         "policies": policies,
         "summary": summary,
         "runtime_seconds": round(time.monotonic() - started, 2),
+        # This process's own CPU time: on a shared machine the wall time also counts other processes' turns.
+        "cpu_seconds": round(time.process_time() - cpu_started, 2),
     }
 
 
@@ -773,6 +775,8 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
         },
         "runtime_seconds": over(r["runtime_seconds"] for r in runs),
     }
+    if all("cpu_seconds" in r for r in runs):
+        entry["cpu_seconds"] = over(r["cpu_seconds"] for r in runs)
     if name == "recovery":
         entry["recovery_days_after_jump"] = {
             p: {str(r["seed"]): r["summary"]["recovery_days_after_jump"][p] for r in runs}
@@ -786,10 +790,12 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
     """The issue's targets on the judged seeds' table: each with its value and whether it is met."""
     targets: dict[str, Any] = {}
     for name, (mean_min, seed_min) in GAP_TARGETS.items():
+        target = f"{name}_gap_closed_mean_at_least_{mean_min}_every_seed_at_least_{seed_min}"
         if name not in table:
+            targets[target] = {"value": "not run", "met": False}
             continue
         gap = table[name]["gap_closed_last7"][JUDGED_POLICY]
-        targets[f"{name}_gap_closed_mean_at_least_{mean_min}_every_seed_at_least_{seed_min}"] = {
+        targets[target] = {
             "value": {"mean": gap["mean"], "worst": gap["min"], "worst_seed": gap["worst_seed"]},
             "met": gap["mean"] >= mean_min and gap["min"] >= seed_min,
         }
@@ -798,12 +804,15 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
         "value": wrong,
         "met": all(value <= WRONGLY_BLACKLISTED_MAX for value in wrong.values()),
     }
+    recovered = f"recovery_served_again_within_{RECOVERY_DAYS_MAX}_days_every_seed"
     if "recovery" in table:
         days = table["recovery"]["recovery_days_after_jump"][JUDGED_POLICY]
-        targets[f"recovery_served_again_within_{RECOVERY_DAYS_MAX}_days_every_seed"] = {
+        targets[recovered] = {
             "value": days,
             "met": all(value is not None and value <= RECOVERY_DAYS_MAX for value in days.values()),
         }
+    else:
+        targets[recovered] = {"value": "not run", "met": False}
     return targets
 
 
@@ -889,7 +898,8 @@ def judge_lines(document: Mapping[str, Any]) -> list[str]:
                 lines.append(text)
             if "recovery_days_after_jump" in entry:
                 lines.append(f"  recovery days after the jump: {entry['recovery_days_after_jump']}")
-            lines.append(f"  runtime per seed {entry['runtime_seconds']['mean']:.1f} s")
+            cpu = entry.get("cpu_seconds", {}).get("mean", float("nan"))
+            lines.append(f"  per seed: wall {entry['runtime_seconds']['mean']:.1f} s, cpu {cpu:.1f} s")
     for target, verdict in document["targets"].items():
         lines.append(f"{'met' if verdict['met'] else 'NOT met'}: {target} ({verdict['value']})")
     lines.append(f"runtime {document['runtime_seconds']} s")
