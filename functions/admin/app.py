@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from reclift import config
 from reclift.admin_page import admin_page
 from reclift.data.backfill import BackfillStore
+from reclift.data.catalog import catalog_store
 from reclift.data.day_totals import DayTotalsStore
 from reclift.data.health import health_store
 from reclift.data.installs import backfill_queue, install_registry, token_vault
@@ -125,7 +126,8 @@ def get_performance() -> dict[str, Any]:
     blacklisted = app.current_event.get_query_string_value("blacklisted", "") or ""
     if blacklisted not in ("", "true", "false"):
         raise BadRequest("blacklisted", "expected true or false")
-    return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true")
+    # Titles from the catalog, so the merchant sees products, not ids.
+    return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true", catalog=catalog_store())
 
 
 @app.get("/admin/health")

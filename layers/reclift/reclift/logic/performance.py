@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
+from reclift.catalog import Listing
 from reclift.data.learning import LearningStore
 from reclift.money import money_text
 
 
-def performance_report(shop: str, store: LearningStore, *, only_blacklisted: bool) -> dict[str, Any]:
+class CatalogReader(Protocol):
+    def catalog_listings(self, shop: str, product_ids: Sequence[str]) -> dict[str, Listing]: ...
+
+
+def performance_report(
+    shop: str, store: LearningStore, *, only_blacklisted: bool, catalog: CatalogReader | None = None
+) -> dict[str, Any]:
+    """Each product's learned figures, most shown first, with its title where the catalog knows it (None else: a
+    product never backfilled nor updated since the install)."""
     model = store.model(shop)
     if model is None:
         return {"shop": shop, "run": None, "policy": None, "products": []}
     rows = sorted(store.performance(shop, model.run), key=lambda p: (-p.impressions, p.product_id))
+    rows = [p for p in rows if p.blacklisted or not only_blacklisted]
+    listings = catalog.catalog_listings(shop, [p.product_id for p in rows]) if catalog is not None and rows else {}
     return {
         "shop": shop,
         "run": model.run,
@@ -21,6 +33,7 @@ def performance_report(shop: str, store: LearningStore, *, only_blacklisted: boo
         "products": [
             {
                 "product_id": p.product_id,
+                "title": listing.title if (listing := listings.get(p.product_id)) and not listing.deleted else None,
                 "impressions": p.impressions,
                 "clicks": p.clicks,
                 "purchases": p.purchases,
@@ -32,6 +45,5 @@ def performance_report(shop: str, store: LearningStore, *, only_blacklisted: boo
                 "reason": p.reason,
             }
             for p in rows
-            if p.blacklisted or not only_blacklisted
         ],
     }
