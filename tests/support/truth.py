@@ -322,9 +322,10 @@ def counter_days() -> tuple[date, date]:
 
 def actual_counters(dynamodb: Any, table: str, shop: str, products: Collection[str]) -> dict[str, dict[str, Any]]:
     """The counters of these products over `counter_days()`, read by key (BatchGetItem, strongly consistent), in the
-    truth's shape; `_shop` holds the shop's orders, attributed orders and attributed revenue."""
+    truth's shape; `_shop` holds the shop's orders, attributed orders and attributed revenue (in the day's orders
+    partition, `{shop}#{day}#o`)."""
     keys = [
-        {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
+        {"pk": {"S": f"{shop}#{day.isoformat()}" + ("#o" if product == SHOP_COUNTER else "")}, "sk": {"S": product}}
         for day in counter_days()
         for product in [*sorted(set(products) - {SHOP_COUNTER}), SHOP_COUNTER]
     ]

@@ -22,7 +22,7 @@ from pynamodb.models import Model
 
 from reclift import config
 from reclift.data.backfill import backfill_key
-from reclift.data.day_totals import month_key
+from reclift.data.day_totals import month_partitions
 from reclift.data.health import health_key
 from reclift.data.models import (
     CatalogItem,
@@ -37,7 +37,7 @@ from reclift.data.models import (
     shop_bucket_keys,
 )
 from reclift.data.queue import QueueError, send_all
-from reclift.data.store import COUNTER_RETENTION_DAYS, StoreError, day_key
+from reclift.data.store import COUNTER_RETENTION_DAYS, StoreError, day_key, marker_keys, orders_day_key
 
 SHOP_PHASES = ("events", "profiles", "orders", "counters", "learning", "catalog", "shops")
 # Counters are keyed by shop and day. Their days start at the shop's first registration, less the oldest order day a
@@ -45,6 +45,7 @@ SHOP_PHASES = ("events", "profiles", "orders", "counters", "learning", "catalog"
 # DynamoDB may take to delete an expired item.
 COUNTER_DAYS_BEFORE_FIRST_SEEN = 7
 COUNTER_DAYS_KEPT = COUNTER_RETENTION_DAYS + 30
+MARKER_DAYS_KEPT = 14  # the days whose visitor markers may still be stored (kept 2 days, deleted within days after)
 KEEP_GOING_EVERY = 100  # items deleted between two checks of the invocation's remaining time
 
 
@@ -132,9 +133,15 @@ def _shop_keys(shop: str, phase: str, today: date) -> Iterator[tuple[type[Model]
     elif phase == "counters":
         days = _counter_days(shop, today)
         for day in days:
-            yield from ((CounterItem, item) for item in CounterItem.query(day_key(shop, day), attributes_to_get=keys))
-        for month in sorted({month_key(shop, day) for day in days}):  # the ROI's totals, a partition per month
-            yield from ((CounterItem, item) for item in CounterItem.query(month, attributes_to_get=keys))
+            for key in (day_key(shop, day), orders_day_key(shop, day)):
+                yield from ((CounterItem, item) for item in CounterItem.query(key, attributes_to_get=keys))
+        # The visitors' day markers live two days; DynamoDB's expiry may take days more to delete them.
+        for day in days[-MARKER_DAYS_KEPT:]:
+            for key in marker_keys(shop, day):
+                yield from ((CounterItem, item) for item in CounterItem.query(key, attributes_to_get=keys))
+        for month in sorted({day.isoformat()[:7] for day in days}):  # the ROI's totals, a few partitions a month
+            for partition in month_partitions(shop, month):
+                yield from ((CounterItem, item) for item in CounterItem.query(partition, attributes_to_get=keys))
     elif phase == "learning":
         yield from ((LearningItem, item) for item in LearningItem.query(shop, attributes_to_get=keys))
     elif phase == "catalog":

@@ -18,7 +18,7 @@ from functools import cache
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.data.models import CounterItem, HealthItem, bind_tables
-from reclift.data.store import HOUR_COUNTER, StoreError, day_key, dynamo_store, hour_key, hour_of
+from reclift.data.store import HOUR_COUNTER, StoreError, day_key, dynamo_store, hour_key, hour_of, orders_day_key
 from reclift.health import ConditionState, HourTotals
 
 HEALTH_SUFFIX = "#health"
@@ -45,12 +45,18 @@ class HealthStore:
         bind_tables()
 
     def hour_totals(self, shop: str, first_day: date, last_day: date) -> list[HourTotals]:
-        """Each hour's totals, its parts (events', orders', the tally's) summed."""
+        """Each hour's totals, its parts (events', the tally's in the day's partition, orders' in the day's orders
+        partition, or in the day's own for the days before it had one) summed."""
         hours: dict[datetime, HourTotals] = {}
         day = first_day
         try:
             while day <= last_day:
-                for item in CounterItem.query(day_key(shop, day), CounterItem.sk.startswith(HOUR_COUNTER)):
+                items = [
+                    item
+                    for key in (day_key(shop, day), orders_day_key(shop, day))
+                    for item in CounterItem.query(key, CounterItem.sk.startswith(HOUR_COUNTER))
+                ]
+                for item in items:
                     start = datetime(day.year, day.month, day.day, hour_of(item.sk), tzinfo=UTC)
                     before = hours.get(start) or HourTotals(start)
                     hours[start] = HourTotals(

@@ -13,24 +13,14 @@ import argparse
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
-from pynamodb.exceptions import PynamoDBException
-
 from reclift.data.day_totals import DayTotalsStore
-from reclift.data.models import CounterItem
-from reclift.data.store import SHOP_COUNTER, StoreError, day_key, dynamo_store
+from reclift.data.store import dynamo_store, shop_day_totals
 from reclift.roi_totals import totals_from_lines
 
 
 def shop_counter_orders(shop: str, days: Iterable[str]) -> dict[str, tuple[int, int]]:
     """Each day's (orders, test orders) from the shop's day counters (`_shop`), which the rebuild copies."""
-    keys = [(day_key(shop, day), SHOP_COUNTER) for day in sorted(set(days))]
-    try:
-        return {
-            item.pk.rsplit("#", 1)[1]: (int(item.orders), int(item.test_orders))
-            for item in CounterItem.batch_get(keys, attributes_to_get=["pk", "orders", "test_orders"])
-        }
-    except PynamoDBException as exc:
-        raise StoreError(f"reading the shop's day counters failed: {exc.msg}") from exc
+    return {total.day: (total.orders, total.test_orders) for total in shop_day_totals(shop, days)}
 
 
 def rebuild_months(shop: str, first_day: date, last_day: date) -> dict[str, int]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,6 +71,9 @@ SHOP_COUNTER = "_shop"
 LINES_PER_TRANSACTION = 23
 TRANSACTION_ACTIONS = 100  # DynamoDB's limit on one transaction
 TRANSACTION_ATTEMPTS = 8
+# An attributed line keeps the ids of at most this many of the buyer's events about its product (the latest; the
+# credited one apart): a buyer's long history must not make every order of theirs cost more write units.
+EVENT_IDS_PER_LINE = 10
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
 # Before the counting moved to the events stream, sk `_arm#{arm}#{shard}` counted an arm's distinct visitors of the
@@ -78,6 +83,10 @@ ARM_SEEN = "_seen#"  # sk `_seen#{arm}#{visitor}`: the visitor counted in the ar
 # A marker only has to outlive its day (the day is UTC; a request can land a few seconds after midnight).
 ARM_SEEN_RETENTION = timedelta(days=2)
 HOUR_COUNTER = "_hour#"  # sk `_hour#HH[#part]` in the day's partition: the shop's totals of that hour (UTC)
+# The markers are spread over this many partition keys a day (`{shop}#{day}#v{nn}`): on a busy day every new visitor
+# writes one, more than one partition key takes.
+MARKER_SHARDS = 16
+ORDERS_PART = "o"  # `{shop}#{day}#o`: the day's order totals
 # The hour's totals are kept in parts, so that an order's transaction never contends with the events' updates: the
 # events' (`_hour#HH#e`: impressions, and the arms' new visitors, written by the counting function once per stream
 # batch), the orders' (`_hour#HH#o`), the served tally's and errors' (`_hour#HH`). Readers sum the parts. (Events
@@ -138,6 +147,32 @@ def day_key(shop: str, day: date | str) -> str:
 
 
 def hour_key(moment: datetime, part: str | None = None) -> tuple[str, str]:
+def orders_day_key(shop: str, day: date | str) -> str:
+    """The partition of a day's order totals (`_shop`, `_hour#HH#o`), apart from the day's product counters so that a
+    busy day's orders and events do not share one partition key's write limit."""
+    return f"{day_key(shop, day)}#{ORDERS_PART}"
+
+
+def marker_key(shop: str, day: date | str, visitor_id: str) -> str:
+    """The partition of a visitor's day markers: one of MARKER_SHARDS beside the day's counters, by the visitor id."""
+    return f"{day_key(shop, day)}#v{zlib.crc32(visitor_id.encode()) % MARKER_SHARDS:02d}"
+
+
+def marker_keys(shop: str, day: date | str) -> list[str]:
+    return [f"{day_key(shop, day)}#v{shard:02d}" for shard in range(MARKER_SHARDS)]
+
+
+_DAY_IN_KEY = re.compile(r"#(\d{4}-\d{2}-\d{2})(?:#|$)")
+
+
+def day_of_key(pk: str) -> str:
+    """The day of a day's counter partition key, whichever part it is."""
+    found = _DAY_IN_KEY.search(pk)
+    if found is None:
+        raise ValueError(f"not a day's counter key: {pk!r}")
+    return found.group(1)
+
+
     """The day partition's date and the sort key of the shop's totals for the hour `moment` falls in (UTC), in
     `part` of them when given."""
     utc = moment.astimezone(UTC)
@@ -362,7 +397,9 @@ class DynamoStore:
             for arm, ids in sorted(visitors.items()):
                 for visitor in sorted(ids):
                     marker = CounterItem(
-                        day_key(shop, day), f"{ARM_SEEN}{arm}#{visitor}", expires_at=now + ARM_SEEN_RETENTION
+                        marker_key(shop, day, visitor),
+                        f"{ARM_SEEN}{arm}#{visitor}",
+                        expires_at=now + ARM_SEEN_RETENTION,
                     )
                     if save_if(marker, CounterItem.sk.does_not_exist(), "counting an arm's visitor"):
                         new[arm] += 1
@@ -613,7 +650,7 @@ class DynamoStore:
                 if order_revenue_before > 0 >= after:
                     shop_actions.append(CounterItem.attributed_orders.add(-1))
                 counters.append(
-                    (CounterItem(day_key(shop, adjustment.changes[0].line.day), SHOP_COUNTER), shop_actions)
+                    (CounterItem(orders_day_key(shop, adjustment.changes[0].line.day), SHOP_COUNTER), shop_actions)
                 )
                 line_updates.append((OrderRecord(pk, "order"), [OrderRecord.attributed_revenue.set(after)], None))
                 if roi is not None:
@@ -685,18 +722,22 @@ class DynamoStore:
         return rows
 
     def shop_day_totals(self, shop: str, first_day: date, last_day: date) -> list[ShopDayTotals]:
-        keys = [(day_key(shop, day), SHOP_COUNTER) for day in _days(first_day, last_day)]
-        totals: list[ShopDayTotals] = []
-        try:
-            for item in CounterItem.batch_get(keys, attributes_to_get=["pk", "orders", "test_orders"]):
-                totals.append(
-                    ShopDayTotals(
-                        day=item.pk.rsplit("#", 1)[1], orders=int(item.orders), test_orders=int(item.test_orders)
-                    )
-                )
-        except PynamoDBException as exc:
-            raise StoreError(f"reading shop totals failed: {exc.msg}") from exc
-        return sorted(totals, key=lambda total: total.day)
+        """Each day's orders and test orders: the `_shop` item of the day's orders partition, and of the day's own
+        partition for the days recorded before the orders' totals had their own."""
+        return shop_day_totals(shop, [day.isoformat() for day in _days(first_day, last_day)])
+
+
+def shop_day_totals(shop: str, days: Iterable[str]) -> list[ShopDayTotals]:
+    """The days' `_shop` totals, the orders' partition and the day's own (days before the split) summed."""
+    keys = [(key(shop, day), SHOP_COUNTER) for day in sorted(set(days)) for key in (orders_day_key, day_key)]
+    sums: dict[str, tuple[int, int]] = {}
+    try:
+        for item in CounterItem.batch_get(keys, attributes_to_get=["pk", "orders", "test_orders"]):
+            orders, tests = sums.get(day_of_key(item.pk), (0, 0))
+            sums[day_of_key(item.pk)] = (orders + int(item.orders), tests + int(item.test_orders))
+    except PynamoDBException as exc:
+        raise StoreError(f"reading shop totals failed: {exc.msg}") from exc
+    return [ShopDayTotals(day=day, orders=orders, test_orders=tests) for day, (orders, tests) in sorted(sums.items())]
 
 
 def _event_item(shop: str, event: TrackedEvent, *, sk: str | None = None) -> EventItem:
@@ -846,7 +887,7 @@ def _order_chunks(
             credited_event_id=line.credited.event_id,
             touched_at=line.credited.at,
             conversion_minutes=line.conversion_minutes,
-            event_ids=list(line.event_ids),
+            event_ids=list(line.event_ids[-EVENT_IDS_PER_LINE:]),  # the latest: a line's size stays bounded
         )
 
     def missed_record(missed: MissedOpportunity) -> OrderRecord:
@@ -913,8 +954,8 @@ def _order_chunks(
         )
         roi_visitors: list[tuple[Model, list[Any], Any]] = []
         if index == 0:
-            updates.append((CounterItem(day_key(shop, day), SHOP_COUNTER), shop_actions))
-            updates.append((CounterItem(day_key(shop, day), hour_sk), _hour_actions(attribution, expires)))
+            updates.append((CounterItem(orders_day_key(shop, day), SHOP_COUNTER), shop_actions))
+            updates.append((CounterItem(orders_day_key(shop, day), hour_sk), _hour_actions(attribution, expires)))
             updates += day_totals.day_updates(shop, roi)
             roi_visitors = day_totals.visitor_day_updates(shop, roi.visitor_days)
         chunks.append(_Chunk(records=[marker, *part], counter_updates=updates, line_updates=roi_visitors))
