@@ -70,10 +70,10 @@ SHOP_COUNTER = "_shop"
 # month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
 LINES_PER_TRANSACTION = 23
 TRANSACTION_ACTIONS = 100  # DynamoDB's limit on one transaction
-TRANSACTION_ATTEMPTS = 8
 # An attributed line keeps the ids of at most this many of the buyer's events about its product (the latest; the
 # credited one apart): a buyer's long history must not make every order of theirs cost more write units.
 EVENT_IDS_PER_LINE = 10
+TRANSACTION_ATTEMPTS = 8
 PROFILE_ATTEMPTS = 4
 REGISTRATION_INTERVAL = timedelta(hours=1)
 # Before the counting moved to the events stream, sk `_arm#{arm}#{shard}` counted an arm's distinct visitors of the
@@ -82,11 +82,11 @@ ARM_COUNTER = "_arm#"
 ARM_SEEN = "_seen#"  # sk `_seen#{arm}#{visitor}`: the visitor counted in the arm that day (a small marker item)
 # A marker only has to outlive its day (the day is UTC; a request can land a few seconds after midnight).
 ARM_SEEN_RETENTION = timedelta(days=2)
-HOUR_COUNTER = "_hour#"  # sk `_hour#HH[#part]` in the day's partition: the shop's totals of that hour (UTC)
 # The markers are spread over this many partition keys a day (`{shop}#{day}#v{nn}`): on a busy day every new visitor
 # writes one, more than one partition key takes.
 MARKER_SHARDS = 16
 ORDERS_PART = "o"  # `{shop}#{day}#o`: the day's order totals
+HOUR_COUNTER = "_hour#"  # sk `_hour#HH[#part]` in the day's partition: the shop's totals of that hour (UTC)
 # The hour's totals are kept in parts, so that an order's transaction never contends with the events' updates: the
 # events' (`_hour#HH#e`: impressions, and the arms' new visitors, written by the counting function once per stream
 # batch), the orders' (`_hour#HH#o`), the served tally's and errors' (`_hour#HH`). Readers sum the parts. (Events
@@ -146,7 +146,6 @@ def day_key(shop: str, day: date | str) -> str:
     return f"{shop}#{day if isinstance(day, str) else day.isoformat()}"
 
 
-def hour_key(moment: datetime, part: str | None = None) -> tuple[str, str]:
 def orders_day_key(shop: str, day: date | str) -> str:
     """The partition of a day's order totals (`_shop`, `_hour#HH#o`), apart from the day's product counters so that a
     busy day's orders and events do not share one partition key's write limit."""
@@ -173,6 +172,7 @@ def day_of_key(pk: str) -> str:
     return found.group(1)
 
 
+def hour_key(moment: datetime, part: str | None = None) -> tuple[str, str]:
     """The day partition's date and the sort key of the shop's totals for the hour `moment` falls in (UTC), in
     `part` of them when given."""
     utc = moment.astimezone(UTC)
