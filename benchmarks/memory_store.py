@@ -44,6 +44,7 @@ from reclift.profiles import (
     push_recent,
 )
 from reclift.recids import REC_ID_LIFETIME
+from reclift.rules import MerchantRules
 from reclift.settings import ShopSettings
 from reclift.similarity import Neighbour, combine
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
@@ -96,6 +97,7 @@ class _Order:
 @dataclass
 class _Shop:
     settings: ShopSettings = field(default_factory=ShopSettings)
+    rules: MerchantRules = field(default_factory=MerchantRules)
     registered: bool = False
     currency: str | None = None
     events: dict[str, dict[str, _StoredEvent]] = field(default_factory=lambda: defaultdict(dict))  # visitor → sk
@@ -112,6 +114,7 @@ class _Shop:
     performance: dict[str, tuple[str, Performance]] = field(default_factory=dict)  # product → (run, performance)
     similarity: dict[str, Scores] = field(default_factory=dict)
     similarity_orders: dict[str, int] = field(default_factory=dict)
+    catalog_similarity: dict[str, Scores] = field(default_factory=dict)
     listings: dict[str, Listing] = field(default_factory=dict)
 
 
@@ -134,6 +137,12 @@ class MemoryStore:
 
     def put_settings(self, shop: str, settings: ShopSettings) -> None:
         self._shop(shop).settings = settings
+
+    def get_rules(self, shop: str) -> MerchantRules:
+        return self._shop(shop).rules
+
+    def put_rules(self, shop: str, rules: MerchantRules) -> None:
+        self._shop(shop).rules = rules
 
     def register_shop(self, shop: str, *, currency: str | None = None) -> None:
         state = self._shop(shop)
@@ -450,13 +459,23 @@ class MemoryStore:
     def _orders_newest_first(self, shop: str) -> list[_Order]:
         return sorted(self._shop(shop).orders.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)
 
+    def catalog_products(self, shop: str) -> list[Listing]:
+        return list(self._shop(shop).listings.values())
+
     def save_similarity(
-        self, shop: str, run: str, neighbours: Mapping[str, Sequence[Neighbour]], orders: Mapping[str, int]
+        self,
+        shop: str,
+        run: str,
+        neighbours: Mapping[str, Sequence[Neighbour]],
+        orders: Mapping[str, int],
+        catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
     ) -> int:
         state = self._shop(shop)
         for product, products in neighbours.items():
             state.similarity[product] = [(n.product_id, round(n.jaccard, 6)) for n in products]
             state.similarity_orders[product] = orders.get(product, 0)
+        for product, scores in (catalog or {}).items():
+            state.catalog_similarity[product] = list(scores)
         return len(neighbours)
 
     def neighbours(self, shop: str, product: str) -> Scores | None:
@@ -500,10 +519,12 @@ class MemoryStore:
         wanted = list(dict.fromkeys(products or []))[:MAX_CONTEXT_PRODUCTS]
         return ServingContext(
             settings=state.settings,
+            rules=state.rules,
             model=state.model,
             purchased=list(dict.fromkeys(p for profile in profiles for p in profile.lists.purchased)),
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.lists.viewed)),
             similar={p: state.similarity[p] for p in wanted if p in state.similarity},
+            catalog_similar={p: state.catalog_similarity[p] for p in wanted if p in state.catalog_similarity},
             profile_neighbours=[profile.neighbours for profile in profiles if profile.neighbours],
         )
 

@@ -111,6 +111,10 @@ class FakeProduct:
     updated_at: datetime
     variants: list[FakeVariant]
     image: str | None = None
+    product_type: str = ""
+    vendor: str = ""
+    tags: list[str] = field(default_factory=list)
+    gift_card: bool = False
 
 
 @dataclass
@@ -572,6 +576,10 @@ class FakeAdminApi:
             "handle": product.handle,
             "status": product.status,
             "updatedAt": product.updated_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "productType": product.product_type,
+            "vendor": product.vendor,
+            "tags": list(product.tags),
+            "isGiftCard": product.gift_card,
             "featuredImage": {"url": product.image} if product.image else None,
             "variants": self._variants(product, variants, None),
         }

@@ -174,6 +174,7 @@ def test_given_listings_then_each_product_carries_what_the_widget_renders() -> N
         "product_id": "2",
         "score": products[0]["score"],
         "position": 1,
+        "source": "similar",
         "title": "Product 2",
         "url": "/products/product-2",
         "price": "19.90",
@@ -183,6 +184,7 @@ def test_given_listings_then_each_product_carries_what_the_widget_renders() -> N
         "product_id": "3",
         "score": products[1]["score"],
         "position": 2,
+        "source": "similar",
         "title": "Product 3",
         "price": "10.00",
     }

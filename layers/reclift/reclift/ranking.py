@@ -1,8 +1,10 @@
 """Ranking at request time (DESIGN.md §3): candidates → exclusions → the shop's policy → top N.
 
-The similar products come first and spare slots are filled with best sellers. The learning arm applies the
-policy; the sticky holdout arm gets the same candidates in similarity order with no learning adjustment, so
-that lift is measured rather than assumed.
+Pinned products (the merchant's, for the placement) come first in their order, then the similar products, then the
+catalog neighbours (same type, vendor or tags, near in price: a new shop's candidates before it has orders), and
+spare slots are filled with best sellers. The learning arm applies the policy within each of these groups; the
+sticky holdout arm gets the same candidates in similarity order with no learning adjustment, so that lift is
+measured rather than assumed.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, get_args
 
 from reclift.learning import Performance, Prior
 from reclift.settings import ShopSettings
 
 Arm = Literal["learning", "holdout"]
+# Where a recommended product comes from, in the order the groups are shown.
+Source = Literal["pinned", "similar", "catalog", "best_seller"]
+SOURCES: tuple[Source, ...] = get_args(Source)
 HOLDOUT_SALT = "reclift-holdout-v1"
 
 
@@ -26,6 +31,7 @@ class Candidate:
     product_id: str
     similarity: float  # to the context (a product, a cart, a profile); best sellers carry a descending score
     price: Decimal | None = None  # from the catalog when known
+    source: Source = "similar"
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class Ranked:
     product_id: str
     score: float
     explored: bool = False
+    source: Source = "similar"
 
 
 def assign_arm(shop: str, visitor_id: str | None, holdout_share: float) -> Arm:
@@ -51,6 +58,7 @@ class Scorer:
     performance: Mapping[str, Performance]
     prior: Prior | None  # None before the first learning run: similarity alone orders candidates
     fallback_price: Decimal | None = None
+    never_blacklisted: frozenset[str] = frozenset()  # the merchant's: shown even if the last run blacklisted them
 
     def price(self, candidate: Candidate) -> float:
         """The catalog's price, else the price paid in orders, else the shop's median; a zero price is unknown."""
@@ -65,7 +73,7 @@ class Scorer:
 
     def blacklisted(self, product_id: str) -> bool:
         performance = self.performance.get(product_id)
-        return performance is not None and performance.blacklisted
+        return performance is not None and performance.blacklisted and product_id not in self.never_blacklisted
 
     def score(self, candidate: Candidate) -> float:
         performance = self.performance.get(candidate.product_id)
@@ -103,33 +111,62 @@ def rank(
     limit: int,
     exclude: Collection[str],
     rng: random.Random,
+    pinned: Sequence[Candidate] = (),
 ) -> list[Ranked]:
-    """At most `limit` products: the similar ones first, then best sellers, never an excluded product."""
+    """At most `limit` products, never an excluded one: the pinned ones first, in their order, in either arm (a
+    merchant's rule, not learning; never dropped as blacklisted); then the similar ones; then the rest of `fill` by
+    source, catalog neighbours before best sellers. Within each group, the policy's order (the learning arm) or the
+    similarity order (the holdout)."""
+    chosen: list[Ranked] = []
+    for candidate in pinned:
+        shown = {r.product_id for r in chosen}
+        if len(chosen) < limit and candidate.product_id not in exclude and candidate.product_id not in shown:
+            chosen.append(Ranked(candidate.product_id, round(scorer.score(candidate), 6), source="pinned"))
+    taken_ids = {r.product_id for r in chosen}
+    return chosen + _rank_groups(
+        similar, fill, scorer, arm=arm, limit=limit - len(chosen), exclude={*exclude, *taken_ids}, rng=rng
+    )
+
+
+def _rank_groups(
+    similar: Sequence[Candidate],
+    fill: Sequence[Candidate],
+    scorer: Scorer,
+    *,
+    arm: Arm,
+    limit: int,
+    exclude: Collection[str],
+    rng: random.Random,
+) -> list[Ranked]:
+    if limit <= 0:
+        return []
     pool: dict[str, Candidate] = {}
     for candidate in [*similar, *fill]:
         if candidate.product_id not in exclude and candidate.product_id not in pool:
             pool[candidate.product_id] = candidate
     similar_ids = {candidate.product_id for candidate in similar}
     first = [c for c in pool.values() if c.product_id in similar_ids]
-    rest = [c for c in pool.values() if c.product_id not in similar_ids]
+    neighbours = [c for c in pool.values() if c.product_id not in similar_ids and c.source == "catalog"]
+    sellers = [c for c in pool.values() if c.product_id not in similar_ids and c.source != "catalog"]
+    groups = (first, neighbours, sellers)
 
     if arm == "holdout":
-        ordered = sorted(first, key=lambda c: -c.similarity) + rest
-        return [Ranked(c.product_id, round(c.similarity, 6)) for c in ordered[:limit]]
+        ordered = sorted(first, key=lambda c: -c.similarity) + sorted(neighbours, key=lambda c: -c.similarity)
+        return [Ranked(c.product_id, round(c.similarity, 6), source=c.source) for c in (ordered + sellers)[:limit]]
 
     def by_policy(group: list[Candidate]) -> list[tuple[float, Candidate]]:
         scored = [(scorer.score(c), c) for c in group if not scorer.blacklisted(c.product_id)]
         return sorted(scored, key=lambda item: (-item[0], -item[1].similarity, item[1].product_id))
 
-    ordered_scored = by_policy(first) + by_policy(rest)
+    ordered_scored = [scored for group in groups for scored in by_policy(group)]
     chosen: list[Ranked] = []
     taken: set[str] = set()
     explore = scorer.settings.policy == "bayes" and scorer.settings.explore_share > 0
     # An exploration slot is for what the policy's own order would not show here, blacklisted products included:
-    # the similar ones first, as everywhere (a best seller is for spare slots), then best sellers, and only when
-    # every candidate is in the order, among those. Drawing among all of them instead spends most exploration
-    # slots on products the order shows anyway or on best sellers whose tight posteriors outdraw any untried
-    # product, so that a product left out gets almost no draws at all.
+    # the similar ones first, as everywhere (a catalog neighbour or a best seller is for spare slots), then catalog
+    # neighbours, then best sellers, and only when every candidate is in the order, among those. Drawing among all
+    # of them instead spends most exploration slots on products the order shows anyway or on best sellers whose
+    # tight posteriors outdraw any untried product, so that a product left out gets almost no draws at all.
     # Each place is explored with probability explore_share, and the explored places are the widget's last: the
     # policy's best keep the places that sell most (purchases fall with the place, 1/√place in the simulation), so
     # an exploration costs only what the last places earn (the README has the simulation's figures).
@@ -140,14 +177,14 @@ def rank(
         if next_best is None:
             break
         score, candidate = next_best
-        chosen.append(Ranked(candidate.product_id, round(score, 6)))
+        chosen.append(Ranked(candidate.product_id, round(score, 6), source=candidate.source))
         taken.add(candidate.product_id)
     for _ in range(explored):
         untaken = [c for c in pool.values() if c.product_id not in taken]
         remaining = next(
             (
                 unshown
-                for group in (first, rest)
+                for group in groups
                 if (unshown := [c for c in group if c.product_id not in taken and c.product_id not in ordered_ids])
             ),
             untaken,
@@ -155,6 +192,6 @@ def rank(
         if not remaining:
             break
         pick = max(remaining, key=lambda c: scorer.draw(c, rng))
-        chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True))
+        chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True, source=pick.source))
         taken.add(pick.product_id)
     return chosen

@@ -45,6 +45,10 @@ def listing_of(item: CatalogItem) -> Listing:
         image=item.image,
         updated_at=item.updated_at,
         deleted=bool(item.deleted),
+        tags=tuple(sorted(item.tags or ())),
+        product_type=item.product_type,
+        vendor=item.vendor,
+        gift_card=bool(item.gift_card),
     )
 
 
@@ -68,6 +72,10 @@ def _item(shop: str, listing: Listing) -> CatalogItem:
         price=listing.price,
         available=listing.available,
         image=listing.image,
+        tags=set(listing.tags) or None,
+        product_type=listing.product_type,
+        vendor=listing.vendor,
+        gift_card=listing.gift_card or None,
     )
 
 

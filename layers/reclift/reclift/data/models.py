@@ -266,6 +266,8 @@ class ShopItem(Model):
     currency = UnicodeAttribute(null=True)
     settings = UnicodeAttribute(null=True)  # JSON of the changed settings; defaults are not stored
     settings_updated_at = UTCDateTimeAttribute(null=True)
+    rules = UnicodeAttribute(null=True)  # JSON of the merchant's rules' non-empty lists (reclift.rules)
+    rules_updated_at = UTCDateTimeAttribute(null=True)
 
 
 class BackfillItem(Model):
@@ -402,6 +404,11 @@ class CatalogItem(Model):
     price = DecimalAttribute(null=True)
     available = BooleanAttribute(null=True)
     image = UnicodeAttribute(null=True)
+    # what the merchant's rules and the catalog neighbours compare (case-folded); a gift card is never recommended
+    tags = UnicodeSetAttribute(null=True)
+    product_type = UnicodeAttribute(null=True)
+    vendor = UnicodeAttribute(null=True)
+    gift_card = BooleanAttribute(null=True)
     expires_at = TTLAttribute(null=True)  # tombstones only
 
 
@@ -417,6 +424,9 @@ class SimilarityItem(Model):
     run = UnicodeAttribute()  # the similarity run (its date)
     product_id = UnicodeAttribute()
     neighbours = UnicodeAttribute()
+    # the product's catalog neighbours (same type, vendor or tags, near in price) as [[product, score], …]: the
+    # placement's candidates when co-purchase gives too few (a new shop's first days)
+    catalog = UnicodeAttribute(null=True)
     orders = NumberAttribute()  # the product's baskets in the run's window
     updated_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute(null=True)

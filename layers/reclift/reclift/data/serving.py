@@ -1,11 +1,13 @@
 """The recommendation request's reads: at most two DynamoDB round trips, each one BatchGetItem across tables.
 
-1. the shop (its settings), the last learning run's model (prior, best sellers with their posteriors), the
-   visitor's and customer's profiles (with the neighbours of their recent products, for the home placement) and
-   the similarity items of the request's products (the product page's product, the cart's products);
-2. every per-candidate item, keyed by `candidate_keys`: the catalog items of every candidate (similar products and
-   best sellers: status, availability, price, what the widget renders) and the performance items of the similar
-   ones the model does not carry.
+1. the shop (its settings and the merchant's rules), the last learning run's model (prior, best sellers with their
+   posteriors), the visitor's and customer's profiles (with the neighbours of their recent products, for the home
+   placement) and
+   the similarity items of the request's products (the product page's product, the cart's products), which carry
+   both their co-purchase neighbours and their catalog neighbours (precomputed by the similarity job);
+2. every per-candidate item, keyed by `candidate_keys`: the catalog items of every candidate (pinned products,
+   similar products, catalog neighbours and best sellers: status, availability, price, tags, type and vendor for the
+   merchant's exclusions, what the widget renders) and the performance items of those the model does not carry.
 
 At most 100 keys per BatchGetItem (DynamoDB's limit): the first holds 4 + MAX_CONTEXT_PRODUCTS, the second at most
 ROUND_TRIP_KEYS, shared out by `plan_candidate_reads`.
@@ -24,8 +26,8 @@ no key left is not made. Each may serve stale, for at most its lifetime after it
   new run (or a re-run of the day) is served up to ten minutes after it is written, beside a day-long run; a
   shop's first run, likewise (no model is remembered as none for as long).
 
-Never cached: the shop's item (its settings, whose changes the merchant expects at once, and whether it uninstalled
-reclift) and the visitor's and customer's profiles (they change with every view).
+Never cached: the shop's item (its settings and rules, whose changes the merchant expects at once, and whether it
+uninstalled reclift) and the visitor's and customer's profiles (they change with every view).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from reclift.data.models import CatalogItem, LearningItem, ProfileItem, ShopItem
 from reclift.data.neighbours import SIMILARITY_PREFIX, neighbours_from_json, scores_from_json, similarity_sk
 from reclift.data.store import StoreError, customer_key, visitor_key
 from reclift.learning import Performance
+from reclift.rules import MerchantRules, stored_rules
 from reclift.settings import ShopSettings, stored_settings
 
 if TYPE_CHECKING:
@@ -62,6 +65,7 @@ MAX_CANDIDATES = 50
 ROUND_TRIP_KEYS = 100  # DynamoDB's BatchGetItem limit
 
 Scores = list[tuple[str, float]]
+Neighbours = tuple[Scores, Scores]  # a product's co-purchase neighbours, its catalog neighbours
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class ServingContext:
     purchased: list[str] = field(default_factory=list)
     viewed: list[str] = field(default_factory=list)
     similar: dict[str, Scores] = field(default_factory=dict)  # the request's products' neighbours (by Jaccard)
+    catalog_similar: dict[str, Scores] = field(default_factory=dict)  # their catalog neighbours (best first)
+    rules: MerchantRules = field(default_factory=MerchantRules)  # read with the settings, at no extra cost
     profile_neighbours: list[Scores] = field(default_factory=list)  # each profile's recent products' neighbours
     uninstalled: bool = False  # the shop uninstalled reclift (read with its settings, at no extra cost)
 
@@ -131,7 +137,7 @@ class ServingCaches:
     listings: ExpiringLru[ListingKey, Listing | None]
     models: ExpiringLru[str, LearnedModel | None]
     performance: ExpiringLru[PerformanceKey, Performance | None]
-    neighbours: ExpiringLru[NeighboursKey, Scores | None]
+    neighbours: ExpiringLru[NeighboursKey, Neighbours | None]
 
     @classmethod
     def of(
@@ -191,13 +197,22 @@ class ServingReader:
         wanted = list(dict.fromkeys(products or []))[:MAX_CONTEXT_PRODUCTS]
         model_cached, model = caches.models.get(shop)
         similar: dict[str, Scores] = {}
+        catalog_similar: dict[str, Scores] = {}
+
+        def keep(product: str, lists: Neighbours | None) -> None:
+            if lists is not None:
+                if lists[0]:
+                    similar[product] = lists[0]
+                if lists[1]:
+                    catalog_similar[product] = lists[1]
+
         unknown: list[str] = []
         for product in wanted:
-            cached, scores = caches.neighbours.get((shop, product))
+            cached, remembered = caches.neighbours.get((shop, product))
             if not cached:
                 unknown.append(product)
-            elif scores is not None:
-                similar[product] = scores
+            else:
+                keep(product, remembered)
         found = self._batch_get(
             {
                 names.shops: [{"pk": {"S": shop}}],
@@ -215,19 +230,21 @@ class ServingReader:
             raw_models = [item for item in learned if item["sk"]["S"] == MODEL_KEY]
             model = model_from_item(LearningItem.from_raw_data(raw_models[0])) if raw_models else None
             caches.models.put(shop, model, item_size(raw_models[0]) if raw_models else ABSENT_ITEM_BYTES)
-        read: dict[str, tuple[Scores | None, int]] = {product: (None, ABSENT_ITEM_BYTES) for product in unknown}
+        read: dict[str, tuple[Neighbours | None, int]] = {product: (None, ABSENT_ITEM_BYTES) for product in unknown}
         for raw in learned:
             if raw["sk"]["S"].startswith(SIMILARITY_PREFIX):
                 item = SimilarityItem.from_raw_data(raw)
-                live = _live(item.expires_at, now)
-                scores = [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)] if live else None
-                read[item.product_id] = (scores, item_size(raw))
-        for product, (scores, size) in read.items():
-            caches.neighbours.put((shop, product), scores, size)
-            if scores is not None:
-                similar[product] = scores
+                live: Neighbours | None = None
+                if _live(item.expires_at, now):
+                    copurchased = [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
+                    live = (copurchased, scores_from_json(item.catalog))
+                read[item.product_id] = (live, item_size(raw))
+        for product, (lists, size) in read.items():
+            caches.neighbours.put((shop, product), lists, size)
+            keep(product, lists)
         profiles = [ProfileItem.from_raw_data(item) for item in found.get(names.profiles, [])]
         settings = stored_settings(json.loads(shops[0].settings) if shops and shops[0].settings else None)
+        rules = stored_rules(json.loads(shops[0].rules) if shops and shops[0].rules else None)
         return ServingContext(
             settings=settings,
             uninstalled=uninstalled_in(found.get(names.shops, [])),
@@ -235,6 +252,8 @@ class ServingReader:
             purchased=list(dict.fromkeys(p for profile in profiles for p in profile.purchased)),
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.viewed)),
             similar=similar,
+            catalog_similar=catalog_similar,
+            rules=rules,
             profile_neighbours=[
                 scores
                 for profile in profiles

@@ -1,5 +1,6 @@
 """Data access for the similarity job: a window of stored baskets and bought-instead pairs (through the orders
-table's by_shop_date index, newest first, never a scan), and the products' neighbour lists written back."""
+table's by_shop_date index, newest first, never a scan), the shop's catalog (one Query of its partition), and the
+products' neighbour lists written back (co-purchase and catalog neighbours in one item per product)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Protocol
 
 from pynamodb.exceptions import PynamoDBException
 
-from reclift.data.models import OrderRecord, SimilarityItem, bind_tables
-from reclift.data.neighbours import SIMILARITY_RETENTION_DAYS, neighbours_json, similarity_sk
+from reclift.catalog import Listing
+from reclift.data.catalog import listing_of
+from reclift.data.models import CatalogItem, OrderRecord, SimilarityItem, bind_tables
+from reclift.data.neighbours import SIMILARITY_RETENTION_DAYS, neighbours_json, scores_json, similarity_sk
 from reclift.data.store import StoreError, _stamp
 from reclift.similarity import Neighbour
 
@@ -22,8 +25,15 @@ class SimilarityPort(Protocol):
 
     def bought_instead(self, shop: str, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]: ...
 
+    def catalog_products(self, shop: str) -> list[Listing]: ...
+
     def save_similarity(
-        self, shop: str, run: str, neighbours: Mapping[str, Sequence[Neighbour]], orders: Mapping[str, int]
+        self,
+        shop: str,
+        run: str,
+        neighbours: Mapping[str, Sequence[Neighbour]],
+        orders: Mapping[str, int],
+        catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
     ) -> int: ...
 
 
@@ -68,23 +78,37 @@ class SimilarityStore:
             raise StoreError(f"reading missed opportunities failed: {exc.msg}") from exc
         return pairs
 
+    def catalog_products(self, shop: str) -> list[Listing]:
+        """Every listing of the shop's catalog (tombstones included), from one paginated Query of its partition."""
+        try:
+            return [listing_of(item) for item in CatalogItem.query(shop)]
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the catalog failed: {exc.msg}") from exc
+
     def save_similarity(
-        self, shop: str, run: str, neighbours: Mapping[str, Sequence[Neighbour]], orders: Mapping[str, int]
+        self,
+        shop: str,
+        run: str,
+        neighbours: Mapping[str, Sequence[Neighbour]],
+        orders: Mapping[str, int],
+        catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
     ) -> int:
-        """One item per product with neighbours (batch writes); a product that lost its neighbours keeps its
-        last list until it expires, a few days on."""
+        """One item per product with co-purchase or catalog neighbours (batch writes); a product that lost them
+        keeps its last lists until they expire, a few days on. Returns the products with co-purchase neighbours."""
         now = datetime.now(UTC)
         expires = now + timedelta(days=SIMILARITY_RETENTION_DAYS)
+        catalog = catalog or {}
         try:
             with SimilarityItem.batch_write() as batch:
-                for product_id, products in neighbours.items():
+                for product_id in dict.fromkeys([*neighbours, *catalog]):
                     batch.save(
                         SimilarityItem(
                             pk=shop,
                             sk=similarity_sk(product_id),
                             run=run,
                             product_id=product_id,
-                            neighbours=neighbours_json(products),
+                            neighbours=neighbours_json(neighbours.get(product_id, ())),
+                            catalog=scores_json(catalog[product_id]) if catalog.get(product_id) else None,
                             orders=orders.get(product_id, 0),
                             updated_at=now,
                             expires_at=expires,

@@ -64,12 +64,16 @@ query BackfillOrderLines($id: ID!, $after: String, $lines: Int!) {{
   order(id: $id) {{ lineItems(first: $lines, after: $after) {{ {PAGE_INFO} nodes {{ {ORDER_LINE_FIELDS} }} }} }}
 }}"""
 
+# What the catalog keeps of a product: its listing, and what merchants' rules and catalog neighbours compare
+# (scalar fields: they add nothing to a query's calculated cost).
+PRODUCT_FIELDS = "id title handle status updatedAt productType vendor tags isGiftCard featuredImage { url }"
+
 PRODUCTS_QUERY = f"""
 query BackfillProducts($first: Int!, $after: String, $variants: Int!) {{
   products(first: $first, after: $after, sortKey: ID) {{
     {PAGE_INFO}
     nodes {{
-      id title handle status updatedAt featuredImage {{ url }}
+      {PRODUCT_FIELDS}
       variants(first: $variants) {{ {PAGE_INFO} nodes {{ {VARIANT_FIELDS} }} }}
     }}
   }}
@@ -106,7 +110,7 @@ BULK_QUERIES = {
   id createdAt test currencyCode lineItems { edges { node { product { id } } } }
 } } } }""",
     "products": f"""{{ products(sortKey: ID) {{ edges {{ node {{
-  id title handle status updatedAt featuredImage {{ url }} variants {{ edges {{ node {{ {VARIANT_FIELDS} }} }} }}
+  {PRODUCT_FIELDS} variants {{ edges {{ node {{ {VARIANT_FIELDS} }} }} }}
 }} }} }} }}""",
 }
 

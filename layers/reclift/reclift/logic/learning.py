@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from reclift.learning import ProductWindow, aggregate, best_sellers, learn, medi
 from reclift.logic import jobs
 
 BEST_SELLERS = 50
+NEVER_BLACKLISTED = "never blacklisted (the merchant's rule)"
 
 
 class LearnShop(BaseModel):
@@ -58,6 +60,14 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
         for product in {*shown, *sellers}
     }
     prior, performance = learn(windows, settings)
+    # The merchant's never-blacklisted products keep their learned rates and confidence, never the blacklist.
+    protected = set(store.get_rules(job.shop).never_blacklist)
+    performance = {
+        product: replace(result, blacklisted=False, reason=NEVER_BLACKLISTED)
+        if result.blacklisted and product in protected
+        else result
+        for product, result in performance.items()
+    }
     learning.save_run(
         job.shop, job.day.isoformat(), settings.policy, prior, performance, sellers, median_price(windows.values())
     )

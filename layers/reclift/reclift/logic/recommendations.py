@@ -1,11 +1,12 @@
-"""The recommendation request: candidates → exclusions → the shop's policy → top N, with the rec id the server
+"""The recommendation request: candidates → exclusions (the merchant's rules among them) → the shop's policy →
+top N after the merchant's pinned products, with the rec id the server
 issues for it (binding the shop, visitor, arm, placement, listed products and time) and the event fields that the
 widget sends back with every event about it."""
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -20,10 +21,12 @@ from reclift.logic.install import ShopNotInstalled
 from reclift.money import money_text
 from reclift.ranking import Candidate, Scorer, assign_arm, rank
 from reclift.recids import RecIds
+from reclift.rules import MAX_PINS, MerchantRules, excluded_by_rules
 from reclift.similarity import combine
 from reclift.tracking import REC_PRODUCTS_FIELD, Key, ProductId
 
 MAX_CART_PRODUCTS = 50
+MAX_PINNED = MAX_PINS
 
 
 def _product_list(value: Any) -> Any:
@@ -65,7 +68,9 @@ def parse_query(params: dict[str, str]) -> RecommendationQuery:
 def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
     """Best sellers as candidates, in the learning run's order (most sold first): their base score falls with rank."""
     return [
-        Candidate(product_id=p.product_id, similarity=round(1 - rank / len(sellers), 6), price=p.price)
+        Candidate(
+            product_id=p.product_id, similarity=round(1 - rank / len(sellers), 6), price=p.price, source="best_seller"
+        )
         for rank, p in enumerate(sellers)
     ]
 
@@ -92,14 +97,26 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
     ]
 
 
+def catalog_candidates(query: RecommendationQuery, context: ServingContext, exclude: set[str]) -> list[Candidate]:
+    """The placement's products' catalog neighbours (same type, vendor or tags, near in price; precomputed by the
+    similarity job), combined like the similar ones. The home placement has none: its context is the visitor's
+    profile, whose neighbours are co-purchase ones."""
+    lists = [context.catalog_similar[p] for p in context_products(query) if p in context.catalog_similar]
+    return [
+        Candidate(product_id=product_id, similarity=score, source="catalog")
+        for product_id, score in combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
+    ]
+
+
 @dataclass(frozen=True)
 class CandidateReads:
     """The candidates kept for ranking and the keys the second round trip reads for them."""
 
     similar: list[Candidate]
-    fill: list[Candidate]
+    fill: list[Candidate]  # catalog neighbours, then best sellers
     performance_ids: list[str]
     catalog_ids: list[str]
+    pinned: list[str] = field(default_factory=list)
 
 
 def plan_candidate_reads(
@@ -110,29 +127,53 @@ def plan_candidate_reads(
     limit: int,
     exclude: set[str],
     keys: int = ROUND_TRIP_KEYS,
+    pinned: list[str] | None = None,
+    neighbours: list[Candidate] | None = None,
 ) -> CandidateReads:
     """Share one BatchGetItem's keys out among the candidates. Every candidate needs its catalog item (is it still
-    for sale, at what price, what to render); a similar product the model does not carry also needs its performance
-    item. The best sellers first get enough keys to fill every slot twice over (so blacklisted or sold-out ones can
-    be skipped), the similar products the rest in their order, and any keys left go to further best sellers. A
-    candidate that gets no key is not offered: a product is recommended only when the catalog has been asked."""
+    for sale, at what price, is it excluded by the merchant's rules, what to render); a similar product or catalog
+    neighbour the model does not carry also needs its performance item. The merchant's pinned products come first
+    (at most 20, their catalog items only: they are shown in their order, not ranked); the best sellers then get
+    enough keys to fill every slot twice over (so blacklisted or sold-out ones can be skipped), the similar products
+    the rest in their order; the catalog neighbours, only as many as the similar ones leave short of twice the slots
+    (they are for a product with too few co-purchases); any keys left go to further best sellers. A candidate that
+    gets no key is not offered: a product is recommended only when the catalog has been asked."""
     fill = [c for c in fill if c.product_id not in exclude]
     similar = [c for c in similar if c.product_id not in exclude]
+    pinned_ids = list(dict.fromkeys(p for p in pinned or [] if p not in exclude))[:MAX_PINNED]
     fill_first = fill[: max(2 * limit, 10)]
-    budget = keys - len({c.product_id for c in fill_first})
-    catalog = {c.product_id: None for c in fill_first}
+    catalog = dict.fromkeys([*pinned_ids, *(c.product_id for c in fill_first)])
+    budget = keys - len(catalog)
     performance: dict[str, None] = {}
-    kept_similar: list[Candidate] = []
-    for candidate in similar:
+
+    def afford(candidate: Candidate) -> bool:
+        nonlocal budget
         product = candidate.product_id
         cost = (product not in catalog) + (product not in known and product not in performance)
         if cost > budget:
-            break
+            return False
         budget -= cost
         catalog[product] = None
         if product not in known:
             performance[product] = None
+        return True
+
+    kept_similar: list[Candidate] = []
+    for candidate in similar:
+        if not afford(candidate):
+            break
         kept_similar.append(candidate)
+    similar_ids = {c.product_id for c in kept_similar}
+    wanted = max(0, 2 * limit - len(kept_similar))
+    kept_neighbours: list[Candidate] = []
+    for candidate in neighbours or []:
+        if len(kept_neighbours) >= wanted:
+            break
+        if candidate.product_id in exclude or candidate.product_id in similar_ids:
+            continue
+        if not afford(candidate):
+            break
+        kept_neighbours.append(candidate)
     kept_fill = list(fill_first)
     for candidate in fill[len(fill_first) :]:
         if candidate.product_id in catalog:
@@ -141,7 +182,19 @@ def plan_candidate_reads(
             budget -= 1
             catalog[candidate.product_id] = None
             kept_fill.append(candidate)
-    return CandidateReads(kept_similar, kept_fill, list(performance), list(catalog))
+    return CandidateReads(kept_similar, kept_neighbours + kept_fill, list(performance), list(catalog), pinned_ids)
+
+
+def unservable(listing: Listing, rules: MerchantRules) -> bool:
+    """Never recommended: not for sale (or a gift card), or excluded by the merchant's tags, types or vendors."""
+    return not listing.recommendable or excluded_by_rules(
+        rules,
+        listing.product_id,
+        tags=listing.tags,
+        product_type=listing.product_type,
+        vendor=listing.vendor,
+        gift_card=listing.gift_card,
+    )
 
 
 def priced(candidates: list[Candidate], listings: dict[str, Listing]) -> list[Candidate]:
@@ -172,32 +225,39 @@ def recommend(
     )
     if context.uninstalled:
         raise ShopNotInstalled(shop)
-    settings, model = context.settings, context.model
+    settings, model, rules = context.settings, context.model, context.rules
     arm = assign_arm(shop, query.visitor_id, settings.holdout_share)
-    exclude = {*query.cart_product_ids, *context.purchased}
+    exclude = {*query.cart_product_ids, *context.purchased, *rules.exclude.product_ids}
     if query.product_id:
         exclude.add(query.product_id)
 
     known: dict[str, Performance] = {p.product_id: p for p in model.best_sellers} if model else {}
+    similar = similar_candidates(query, context, exclude)
     reads = plan_candidate_reads(
-        similar_candidates(query, context, exclude),
+        similar,
         best_seller_candidates(model.best_sellers if model else []),
         set(known),
         limit=query.limit,
         exclude=exclude,
+        pinned=rules.pinned(query.placement),
+        neighbours=catalog_candidates(query, context, exclude | {c.product_id for c in similar}),
     )
     items = reader.candidates(
         shop, performance_ids=reads.performance_ids, catalog_ids=reads.catalog_ids, run=model.run if model else None
     )
     known |= items.performance
-    # Draft, archived, deleted and sold-out products are never recommended, in either arm.
-    exclude |= {product for product, listing in items.listings.items() if not listing.recommendable}
+    # Draft, archived, deleted, sold-out products and gift cards are never recommended, in either arm; nor is what
+    # the merchant's rules exclude by tag, product type or vendor.
+    exclude |= {product for product, listing in items.listings.items() if unservable(listing, rules)}
     scorer = Scorer(
         settings=settings,
         performance=known,
         prior=model.prior if model else None,
         fallback_price=model.median_price if model else None,
+        never_blacklisted=frozenset(rules.never_blacklist),
     )
+    # A pinned product is shown only while the catalog says it is for sale (one it has not heard of is not).
+    pinned = [Candidate(p, similarity=1.0, source="pinned") for p in reads.pinned if p in items.listings]
     ranked = rank(
         priced(reads.similar, items.listings),
         priced(reads.fill, items.listings),
@@ -206,10 +266,16 @@ def recommend(
         limit=query.limit,
         exclude=exclude,
         rng=rng,
+        pinned=priced(pinned, items.listings),
     )
     products: list[dict[str, Any]] = []
     for position, item in enumerate(ranked, start=1):
-        product: dict[str, Any] = {"product_id": item.product_id, "score": item.score, "position": position}
+        product: dict[str, Any] = {
+            "product_id": item.product_id,
+            "score": item.score,
+            "position": position,
+            "source": item.source,
+        }
         performance = known.get(item.product_id)
         if performance is not None and performance.price is not None:
             product["price"] = money_text(performance.price)

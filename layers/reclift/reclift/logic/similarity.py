@@ -1,5 +1,6 @@
 """The daily similarity job: fan out one message per shop, then compute each shop's co-purchase neighbours from
-the baskets of its window and write one item per product."""
+the baskets of its window, and its catalog neighbours from its catalog (reclift.catalog_neighbours), and write one
+item per product holding both."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
+from reclift.catalog_neighbours import catalog_neighbours
 from reclift.data.learning import LearningStore
 from reclift.data.similarity import SimilarityPort, SimilarityStore
 from reclift.data.store import Store, dynamo_store
@@ -51,7 +53,8 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
     frequency = table.frequency.tolist()
     counts = {product: round(frequency[code]) for code, product in enumerate(table.products)}
     run = now.astimezone(UTC).date().isoformat()
-    written = similarity.save_similarity(shop, run, lists, counts)
+    catalog = catalog_neighbours(similarity.catalog_products(shop))
+    written = similarity.save_similarity(shop, run, lists, counts, catalog)
     return {
         "shop": shop,
         "run": run,
@@ -59,6 +62,7 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
         "bought_instead_pairs": len(instead),
         "products": len(table.products),
         "products_with_neighbours": written,
+        "products_with_catalog_neighbours": len(catalog),
     }
 
 
