@@ -332,6 +332,8 @@ REQUIRED_ROUTES = {
     ("GET", "/admin/roi"): "AdminFunction",
     ("GET", "/admin/settings"): "AdminFunction",
     ("PUT", "/admin/settings"): "AdminFunction",
+    ("GET", "/admin/rules"): "AdminFunction",
+    ("PUT", "/admin/rules"): "AdminFunction",
     ("GET", "/admin/performance"): "AdminFunction",
     ("GET", "/admin/privacy/requests/{id}"): "AdminFunction",
     ("GET", "/apps/proxy/recommendations"): "StorefrontFunction",
@@ -707,6 +709,8 @@ def test_the_admin_function_cannot_write_events_or_orders(cfn_template: dict[str
 STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "get_settings": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "put_settings": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
+    "get_rules": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
+    "put_rules": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "register_shop": [("SHOPS_TABLE", None, "dynamodb:UpdateItem")],
     "shop_currency": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "put_events": [("EVENTS_TABLE", None, "dynamodb:PutItem"), ("EVENTS_TABLE", None, "dynamodb:UpdateItem")],
@@ -755,6 +759,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "baskets": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
     "bought_instead": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
     "save_similarity": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem")],
+    "catalog_products": [("CATALOG_TABLE", None, "dynamodb:Query")],
     # reclift.data.privacy.PrivacyStore
     # A customer's footprint: their profile (with its linked visitors), their events, their orders' items, and the
     # linked visitors' events and profiles.

@@ -60,6 +60,7 @@ from reclift.roi_totals import (
     order_visitor_days,
     product_increments,
 )
+from reclift.rules import MerchantRules, stored_form, stored_rules
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
 from reclift.similarity import combine
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
@@ -234,6 +235,8 @@ class ShopDayTotals:
 class Store(Protocol):
     def get_settings(self, shop: str) -> ShopSettings: ...
     def put_settings(self, shop: str, settings: ShopSettings) -> None: ...
+    def get_rules(self, shop: str) -> MerchantRules: ...
+    def put_rules(self, shop: str, rules: MerchantRules) -> None: ...
     def register_shop(self, shop: str, *, currency: str | None = None) -> None: ...
     def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> list[TrackedEvent]: ...
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
@@ -310,6 +313,32 @@ class DynamoStore:
             )
         except PynamoDBException as exc:
             raise StoreError(f"saving the settings failed: {exc.msg}") from exc
+
+    def get_rules(self, shop: str) -> MerchantRules:
+        """The merchant's rules (reclift.rules), kept in the shop's item beside its settings: the recommendation
+        request reads them with the settings, in its first round trip."""
+        try:
+            item = ShopItem.get(shop, attributes_to_get=["rules"])
+        except DoesNotExist:
+            return MerchantRules()
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the rules failed: {exc.msg}") from exc
+        return stored_rules(json.loads(item.rules) if item.rules else None)
+
+    def put_rules(self, shop: str, rules: MerchantRules) -> None:
+        stored = stored_form(rules)
+        try:
+            ShopItem(shop).update(
+                actions=[
+                    ShopItem.rules.set(json.dumps(stored, separators=(",", ":")))
+                    if stored
+                    else ShopItem.rules.remove(),
+                    ShopItem.rules_updated_at.set(datetime.now(UTC)),
+                    ShopItem.first_seen.set(ShopItem.first_seen | datetime.now(UTC)),
+                ]
+            )
+        except PynamoDBException as exc:
+            raise StoreError(f"saving the rules failed: {exc.msg}") from exc
 
     def register_shop(self, shop: str, *, currency: str | None = None) -> None:
         """Keep the shop in the registry the scheduled jobs fan out over. Without news (a currency it did not have)
