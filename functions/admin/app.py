@@ -28,6 +28,7 @@ from reclift.logic.install import InstallFailed, InstallOutcome, ensure_installe
 from reclift.logic.performance import performance_report
 from reclift.logic.roi import ReportRangeError, report_range, roi_report
 from reclift.observability import logger, metrics
+from reclift.rules import RulesError, merge_rules
 from reclift.settings import SettingsError, merge_settings
 from reclift.signatures import SignatureError
 
@@ -120,6 +121,21 @@ def put_settings() -> dict[str, Any]:
     return updated.model_dump()
 
 
+@app.get("/admin/rules")
+def get_rules() -> dict[str, Any]:
+    return dynamo_store().get_rules(_shop()).model_dump()
+
+
+@app.put("/admin/rules")
+def put_rules() -> dict[str, Any]:
+    """A partial object replaces the lists it names (`{"exclude": {"tags": [...]}}` the excluded tags alone)."""
+    shop = _shop()
+    store = dynamo_store()
+    updated = merge_rules(store.get_rules(shop), json_body(app.current_event.raw_event))
+    store.put_rules(shop, updated)
+    return updated.model_dump()
+
+
 @app.get("/admin/performance")
 def get_performance() -> dict[str, Any]:
     shop = _shop()
@@ -157,6 +173,11 @@ def bad_request(exc: BadRequest) -> Response[str]:
 
 @app.exception_handler(SettingsError)
 def bad_settings(exc: SettingsError) -> Response[str]:
+    return error_response(400, exc.message, exc.field)
+
+
+@app.exception_handler(RulesError)
+def bad_rules(exc: RulesError) -> Response[str]:
     return error_response(400, exc.message, exc.field)
 
 
