@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import statistics
 import tempfile
 import tracemalloc
 import uuid
@@ -57,13 +58,15 @@ ATTRIBUTED_SHARE = 0.1  # orders with an attributed line
 GROWTH_TOLERANCE = 1.10  # a per-request figure may vary this much between no traffic and the most
 BLACK_FRIDAY = {"events_requests_per_s": 2_000, "orders_per_s": 100}
 BLACK_FRIDAY_SAMPLE = 8  # events requests of different visitors (and half as many orders) sampled
-# The counting function's batches: up to 1,000 records or 5 s (template.yaml). At Black Friday's rate a stream shard
-# fills a batch in well under 5 s. DynamoDB gives a stream a shard per table partition; a partition takes at most
-# 1,000 writes a second, so 2,000 impression items a second need at least 2 (4 assumed: more shards, more batches).
+# The counting function's batches: up to 1,000 records or 5 minutes (template.yaml). At Black Friday's rate a stream
+# shard fills a batch in well under a second. DynamoDB gives a stream a shard per table partition; a partition takes at
+# most 1,000 writes a second, so 2,000 impression items a second need at least 2 (4 assumed: more shards, more
+# batches).
 STREAM_BATCH = 1_000
 STREAM_SHARDS = 4
 BATCH_SIZES = (1, 10, 100, 1_000)
 QUICK_BATCH_SIZES = (1, 10, 100)
+TIMED_REQUESTS = 20  # warm requests timed for the handler's own time (the median)
 CATALOG_SHOWN = 1_000  # products the amortized batches' requests show, by Zipf-like popularity
 PARTITION_WCU_PER_S = 1_000  # DynamoDB's write limit of one partition (and so of one item or partition key at worst)
 TARGETS = {
@@ -159,7 +162,7 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
         for product, counts in counter_rows(PRODUCTS, day, rng):
             item: dict[str, Any] = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": product}}
             rows.append(item | {name: {"N": str(value)} for name, value in counts.items()})
-        shop_day = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": "_shop"}}
+        shop_day = {"pk": {"S": f"{shop}#{day.isoformat()}#o"}, "sk": {"S": "_shop"}}
         rows.append(shop_day | {"orders": {"N": str(int(visitors * ORDER_RATE))}, "test_orders": {"N": "0"}})
         put_items(pool, dynamodb, counters, rows + arm_items(shop, day, visitors))
         order_rows = order_items(shop, day, int(visitors * ORDER_RATE), seed=1_000 + age, products=PRODUCTS)
@@ -167,17 +170,30 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
 
 
 def seed_report_year(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, last_day: date) -> None:
-    """The days of a year before the `DAYS` seeded in full, with what GET /admin/roi reads of them: the shop's day
-    totals, the arms' counts and the attributed lines (their baskets and product counters left out)."""
+    """The days of a year before the `DAYS` seeded in full, with what GET /admin/roi's totals are made of: the shop's
+    day totals, the arms' counts and the attributed lines (their baskets and product counters left out); the ROI's
+    day totals are then rebuilt from them (`seed_roi_totals`)."""
     dynamodb = seeding_client(aws)
     counters, orders = aws.resource("CountersTable"), aws.resource("OrdersTable")
     for age in range(DAYS, REPORT_DAYS):
         day = last_day - timedelta(days=age)
-        shop_day = {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": "_shop"}}
+        shop_day = {"pk": {"S": f"{shop}#{day.isoformat()}#o"}, "sk": {"S": "_shop"}}
         totals = shop_day | {"orders": {"N": str(int(visitors * ORDER_RATE))}, "test_orders": {"N": "0"}}
         put_items(pool, dynamodb, counters, [totals, *arm_items(shop, day, visitors)])
         order_rows = order_items(shop, day, int(visitors * ORDER_RATE), seed=1_000 + age, products=PRODUCTS)
         put_items(pool, dynamodb, orders, [row for row in order_rows if row["sk"]["S"].startswith("line#")])
+
+
+# ---------------------------------------------------------------------------------------------------- GET /admin/roi
+def seed_roi_totals(aws: Any, shop: str, first: date, last: date) -> None:
+    """The ROI's day totals of the seeded days (what GET /admin/roi reads), as recording their orders would have left
+    them: rebuilt from the seeded attribution lines and shop counters by the backfill (`reclift.data.roi_backfill`),
+    whole months at a time."""
+    from reclift.data.roi_backfill import rebuild_months
+    from reclift_local.worker import function_env
+
+    with function_env(aws.environment("AttributionFunction")):
+        rebuild_months(shop, first, last)
 
 
 # ---------------------------------------------------------------------------------------------------- recommendation
@@ -202,6 +218,12 @@ def recommendation_cold_and_warm(bench: Bench, shop: str) -> dict[str, Any]:
         assert response["statusCode"] == 200, response
         rows.append(capacity.summary() | {"products": len(json.loads(response["body"])["products"])})
     cold, warm = rows
+    times = []
+    for n in range(TIMED_REQUESTS):  # warm requests' own time: what Lambda bills (DynamoDB Local's round trips)
+        query = proxy_query(shop, extra={**params, "visitor_id": f"timed-{n}"})
+        with quiet_stdout():
+            times.append(bench.storefront(proxy_event("GET", "/apps/proxy/recommendations", query))[1])
+    warm["median_seconds"] = statistics.median(times)
     return cold | {"cache": "cold", "warm": {k: v for k, v in warm.items() if k != "wcu_by_item"}}
 
 
@@ -241,8 +263,8 @@ class Bench:
         } | shown(shop, visitor, products)
         body = json.dumps({"events": [event]}).encode()
         with self.meter.metering() as capacity, quiet_stdout():
-            response, _ = self.storefront(proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
-        return capacity.summary(), response
+            response, seconds = self.storefront(proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
+        return capacity.summary() | {"seconds": seconds}, response
 
     def events(self, pool: ThreadPoolExecutor, visitors: tuple[int, ...]) -> list[dict[str, Any]]:
         """Per day's traffic: the request's own units, and its counting alone in a batch (the worst case)."""
@@ -256,11 +278,15 @@ class Bench:
                 put_items(pool, dynamodb, self.aws.resource("CountersTable"), arm_items(shop, today, seen))
             except Exception as exc:
                 row["seeding_failed"] = f"{type(exc).__name__}: {str(exc)[:160]}"
-            self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"])  # the shop's registration, once an hour
-            self.count()
+            for _ in range(2):  # the shop's registration (once an hour per execution environment), warm caches
+                self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"])
+                self.count()
             summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", ["11", "12", "13", "14"])
             counting = self.count()
             row |= summary | {"status": response["statusCode"]}
+            times = [self.event_request(shop, f"timed-{n}", ["21", "22", "23", "24"])[0]["seconds"] for n in range(5)]
+            row["median_seconds"] = statistics.median(times)
+            self.count()
             row["request_wcu"] = summary["wcu"]
             row["counting"] = counting
             row["wcu"] = summary["wcu"] + counting["wcu"]
@@ -467,8 +493,10 @@ def measure(quick: bool) -> dict[str, Any]:
                 shop = f"{size}.myshopify.com"
                 seed_shop(aws, pool, shop, visitors // (10 if quick else 1), DAYS, today)
                 figures["learning"][size] = bench.learning(shop, today)
+                seed_roi_totals(aws, shop, today - timedelta(days=DAYS - 1), today)
                 figures["roi"][f"{size}_30_days"] = bench.roi(shop, today - timedelta(days=DAYS - 1), today)
                 seed_report_year(aws, pool, shop, visitors // (10 if quick else 1), today)
+                seed_roi_totals(aws, shop, today - timedelta(days=REPORT_DAYS - 1), today)
                 figures["roi"][f"{size}_365_days"] = bench.roi(shop, today - timedelta(days=REPORT_DAYS - 1), today)
         forget_execution_environment()
     return figures
@@ -523,7 +551,7 @@ def run(quick: bool) -> list[str]:
             "shops_visitors_a_day": {k: v // (10 if quick else 1) for k, v in SHOPS.items()},
             "order_rate": ORDER_RATE,
             "attributed_share": ATTRIBUTED_SHARE,
-            "roi_365_days": f"{REPORT_DAYS} days seeded with what the report reads (day totals, arm counts, lines)",
+            "roi_365_days": f"{REPORT_DAYS} days seeded (shop and arm counts, lines), ROI totals rebuilt from them",
             "targets": TARGETS,
             "quick": quick,
         },
