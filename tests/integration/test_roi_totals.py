@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from reclift.adjustments import Refund, cancellation_adjustment, refund_adjustment
 from reclift.attribution import Channel
-from reclift.data.day_totals import DayTotalsStore
+from reclift.data.day_totals import DayTotalsStore, month_partitions
 from reclift.data.roi_backfill import rebuild_months
 from reclift.data.store import DynamoStore
 from reclift.logic.roi import ReportRange, roi_report
@@ -106,18 +106,18 @@ def test_given_random_orders_refunds_and_cancellations_when_reported_then_the_to
         assert store.record_order(shop, recorded).duplicate  # a redelivery adds nothing
     for target, refund in adjustments:
         order_id = f"{target % len(orders)}"
-        lines = store.attributed_lines(shop, order_id)
-        assert lines is not None
-        if not lines:
+        stored = store.attributed_lines(shop, order_id)
+        assert stored is not None
+        if not stored:
             continue
         adjustment = (
-            cancellation_adjustment(order_id, lines)
+            cancellation_adjustment(order_id, stored)
             if refund is None
             else refund_adjustment(
-                Refund(f"r{target}", order_id, {lines[i % len(lines)].line_id: q for i, q in refund.items()}), lines
+                Refund(f"r{target}", order_id, {stored[i % len(stored)].line_id: q for i, q in refund.items()}), stored
             )
         )
-        before = sum((line.revenue for line in lines), Decimal(0))
+        before = sum((line.revenue for line in stored), Decimal(0))
         store.apply_adjustment(shop, adjustment, before)
         assert not store.apply_adjustment(shop, adjustment, before)  # applied once
 
@@ -170,11 +170,12 @@ def test_given_days_recorded_before_the_totals_when_backfilled_then_the_report_i
     period = ReportRange(date(2026, 1, 1), date(2026, 2, 28))
     expected = from_lines(store, shop, period)
     counters = aws.client("dynamodb")
-    for month in ("2026-01", "2026-02"):  # the totals wiped, as before they were kept
+    partitions = [pk for month in ("2026-01", "2026-02") for pk in month_partitions(shop, month)]
+    for partition in partitions:  # the totals wiped, as before they were kept
         for item in counters.query(
             TableName=aws.resource("CountersTable"),
             KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"{shop}#roi#{month}"}},
+            ExpressionAttributeValues={":pk": {"S": partition}},
         )["Items"]:
             counters.delete_item(TableName=aws.resource("CountersTable"), Key={"pk": item["pk"], "sk": item["sk"]})
     assert from_totals(shop, period)["attributed_revenue"] == "0.00"
@@ -184,9 +185,9 @@ def test_given_days_recorded_before_the_totals_when_backfilled_then_the_report_i
     assert set(written) == {"2026-01", "2026-02"}
     assert_same_report(from_totals(shop, period), expected)
     # A refund after the backfill takes back from the rebuilt totals, visitor-days included.
-    lines = store.attributed_lines(shop, "0")
-    assert lines is not None
-    store.apply_adjustment(shop, cancellation_adjustment("0", lines), sum((x.revenue for x in lines), Decimal(0)))
+    stored = store.attributed_lines(shop, "0")
+    assert stored is not None
+    store.apply_adjustment(shop, cancellation_adjustment("0", stored), sum((x.revenue for x in stored), Decimal(0)))
     assert_same_report(from_totals(shop, period), from_lines(store, shop, period))
 
 
@@ -217,7 +218,8 @@ def test_given_orders_of_one_visitor_through_the_handlers_when_the_roi_is_asked_
         day = placed.date().isoformat()
         response = aws.invoke("AdminFunction", admin_event("GET", f"/admin/roi?from={day}&to={day}", shop))
         assert response["statusCode"] == 200
-        return json.loads(response["body"])
+        body: dict[str, Any] = json.loads(response["body"])
+        return body
 
     first = report()
     assert (first["attributed_revenue"], first["attributed_orders"], first["attributed_lines"]) == ("40.00", 2, 2)

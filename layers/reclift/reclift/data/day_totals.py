@@ -1,13 +1,17 @@
 """The ROI's day totals in the counters table (`reclift.roi_totals`): written inside an order's (or an adjustment's)
 own transaction, so they are exactly-once as its lines are, and read a month per Query.
 
-Keys. A month's totals share one partition, `{shop}#roi#{YYYY-MM}`:
+Keys. A month's day totals share one partition, `{shop}#roi#{YYYY-MM}`:
 - `d#{day}` — the day's orders and attributed figures;
-- `d#{day}#a#{arm}` — the arm's visitor-day sums of the day;
+- `d#{day}#a#{arm}` — the arm's visitor-day sums of the day.
+Its products are spread over PRODUCT_PARTS partitions, `{shop}#roi#{YYYY-MM}#p{n}` (n from the product id), so that
+on a Black Friday (100 orders a second, each buying recommended products) no partition key takes more than a few
+hundred write units a second:
 - `m#{product}` — a product's lines, units and revenue over the month;
 - `p#{day}#{product}` — the same for one day, read only for the days of a month the range covers in part.
-A month wholly in the range is read with one Query (`d#…` and `m#…`, which sort before `p#…`), a month in part with
-two (its days' `d#` and `p#` items): at most 15 queries for a year, each item small, whatever the number of orders.
+A month is read with one Query of its days (all of them, or the range's) and one per product part (its `m#` items
+where the range covers the whole month, else the range's `p#` items): 9 queries a month, at most 117 for a year, each
+item small, whatever the number of orders.
 
 A visitor-day's attributed revenue in an arm, which the next change of it needs (Σ revenue² and conversion), is kept
 in the day's counter partition (`{shop}#{day}`, sk `_roiv#{arm}#{digest of the visitor id}`) for as long as the
@@ -19,6 +23,7 @@ the condition that it still holds the revenue read before, so two orders of one 
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +47,7 @@ from reclift.roi_totals import (
 )
 
 ROI_PARTITION = "roi"
+PRODUCT_PARTS = 8
 VISITOR_DAY = "_roiv#"
 DAY, MONTH_PRODUCT, DAY_PRODUCT, ARM = "d#", "m#", "p#", "#a#"
 RETENTION_DAYS = 400  # as the counters (reclift.data.store.COUNTER_RETENTION_DAYS)
@@ -94,7 +100,18 @@ def _failed(what: str, exc: PynamoDBException) -> Exception:
 
 # ---------------------------------------------------------------- keys
 def month_key(shop: str, day: date | str) -> str:
+    """The partition of the month's day totals."""
     return f"{shop}#{ROI_PARTITION}#{str(day)[:7]}"
+
+
+def product_part(shop: str, day: date | str, product: str) -> str:
+    """The partition of the month's totals of `product`."""
+    return f"{month_key(shop, day)}#p{zlib.crc32(product.encode()) % PRODUCT_PARTS}"
+
+
+def month_partitions(shop: str, day: date | str) -> list[str]:
+    """Every partition of the month's totals (what the shop's erasure deletes)."""
+    return [month_key(shop, day), *(f"{month_key(shop, day)}#p{n}" for n in range(PRODUCT_PARTS))]
 
 
 def visitor_day_item(shop: str, key: VisitorDayKey) -> DayTotalItem:
@@ -153,7 +170,10 @@ def product_updates(shop: str, day: str, products: Mapping[str, ProductFigures])
         if actions:
             for sk in (f"{DAY_PRODUCT}{day}#{product}", f"{MONTH_PRODUCT}{product}"):
                 updates.append(
-                    (DayTotalItem(month_key(shop, day), sk), [*actions, DayTotalItem.expires_at.set(expires)])
+                    (
+                        DayTotalItem(product_part(shop, day, product), sk),
+                        [*actions, DayTotalItem.expires_at.set(expires)],
+                    )
                 )
     return updates
 
@@ -219,20 +239,21 @@ class DayTotalsStore:
 
     def totals(self, shop: str, first_day: date, last_day: date) -> RoiTotals:
         """The range's totals: per day, per day and arm, per product over the range (a month's `m#` items where the
-        range covers the month, its days' `p#` items where it covers part of it)."""
+        range covers the month, its days' `p#` items where it covers part of it); 9 queries a month."""
         totals = RoiTotals()
         try:
             for low, high, whole in months(first_day, last_day):
-                pk = month_key(shop, low)
-                if whole:
-                    parts = [DayTotalItem.query(pk, DayTotalItem.sk < DAY_PRODUCT)]
-                else:
-                    parts = [
-                        DayTotalItem.query(pk, DayTotalItem.sk.between(f"{DAY}{low}", f"{DAY}{high}~")),
-                        DayTotalItem.query(pk, DayTotalItem.sk.between(f"{DAY_PRODUCT}{low}", f"{DAY_PRODUCT}{high}~")),
-                    ]
-                for part in parts:
-                    for item in part:
+                days = DayTotalItem.sk.between(f"{DAY}{low}", f"{DAY}{high}~")
+                products = (
+                    DayTotalItem.sk.startswith(MONTH_PRODUCT)
+                    if whole
+                    else DayTotalItem.sk.between(f"{DAY_PRODUCT}{low}", f"{DAY_PRODUCT}{high}~")
+                )
+                partitions = month_partitions(shop, low)
+                for item in DayTotalItem.query(partitions[0], days):
+                    _add_item(totals, item)
+                for partition in partitions[1:]:
+                    for item in DayTotalItem.query(partition, products):
                         _add_item(totals, item)
         except PynamoDBException as exc:
             raise _failed("reading the ROI's day totals", exc) from exc
@@ -260,10 +281,16 @@ class DayTotalsStore:
             )
         by_month: dict[tuple[str, str], ProductFigures] = {}
         for (day, product), product_figures in lines.day_products.items():
-            items.append(_product_item(month_key(shop, day), f"{DAY_PRODUCT}{day}#{product}", product_figures, expires))
+            items.append(
+                _product_item(
+                    product_part(shop, day, product), f"{DAY_PRODUCT}{day}#{product}", product_figures, expires
+                )
+            )
             by_month.setdefault((day[:7], product), ProductFigures()).add(product_figures)
         for (month, product), product_figures in by_month.items():
-            items.append(_product_item(month_key(shop, month), f"{MONTH_PRODUCT}{product}", product_figures, expires))
+            items.append(
+                _product_item(product_part(shop, month, product), f"{MONTH_PRODUCT}{product}", product_figures, expires)
+            )
         for key, revenue in lines.visitor_days.items():
             item = visitor_day_item(shop, key)
             item.visitor_revenue, item.expires_at = revenue, expires
