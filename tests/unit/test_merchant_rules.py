@@ -340,3 +340,45 @@ def test_given_enough_co_purchases_then_no_catalog_neighbour_takes_a_key() -> No
 
     assert "50" not in reads.catalog_ids
     assert all(c.source != "catalog" for c in reads.fill)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    max_leaves=12,
+)
+rule_keys = st.sampled_from(["exclude", "pin", "never_blacklist", "product_ids", "tags", "product", "home", ""])
+
+
+@given(
+    st.one_of(
+        json_values,
+        st.dictionaries(rule_keys, json_values | st.dictionaries(rule_keys, json_values, max_size=3), max_size=3),
+    )
+)
+def test_any_json_body_either_gives_rules_with_every_list_or_an_error_naming_a_field(body: Any) -> None:
+    outcome: MerchantRules | RulesError
+    try:
+        outcome = merge_rules(MerchantRules(), body)
+    except RulesError as exc:
+        outcome = exc
+    if isinstance(outcome, RulesError):
+        top = outcome.field.split(".")[0].split("[")[0]
+        assert outcome.field
+        assert top in ("body", "exclude", "pin", "never_blacklist") or (isinstance(body, dict) and top in body)
+    else:
+        assert set(outcome.model_dump()) == set(EMPTY)
+
+
+def test_given_no_learning_run_yet_then_no_key_goes_to_performance_items() -> None:
+    similar = [Candidate("2", 0.5)]
+    neighbours = [Candidate("3", 0.4, source="catalog")]
+
+    before = plan_candidate_reads(similar, [], set(), limit=4, exclude=set(), neighbours=neighbours)
+    first_day = plan_candidate_reads(
+        similar, [], set(), limit=4, exclude=set(), neighbours=neighbours, read_performance=False
+    )
+
+    assert before.performance_ids == ["2", "3"]
+    assert first_day.performance_ids == []
+    assert first_day.catalog_ids == ["2", "3"]

@@ -129,6 +129,7 @@ def plan_candidate_reads(
     keys: int = ROUND_TRIP_KEYS,
     pinned: list[str] | None = None,
     neighbours: list[Candidate] | None = None,
+    read_performance: bool = True,
 ) -> CandidateReads:
     """Share one BatchGetItem's keys out among the candidates. Every candidate needs its catalog item (is it still
     for sale, at what price, is it excluded by the merchant's rules, what to render); a similar product or catalog
@@ -137,7 +138,8 @@ def plan_candidate_reads(
     enough keys to fill every slot twice over (so blacklisted or sold-out ones can be skipped), the similar products
     the rest in their order; the catalog neighbours, only as many as the similar ones leave short of twice the slots
     (they are for a product with too few co-purchases); any keys left go to further best sellers. A candidate that
-    gets no key is not offered: a product is recommended only when the catalog has been asked."""
+    gets no key is not offered: a product is recommended only when the catalog has been asked. Before the shop's first
+    learning run (`read_performance` False) there is no performance to read: every key goes to the catalog."""
     fill = [c for c in fill if c.product_id not in exclude]
     similar = [c for c in similar if c.product_id not in exclude]
     pinned_ids = list(dict.fromkeys(p for p in pinned or [] if p not in exclude))[:MAX_PINNED]
@@ -149,12 +151,13 @@ def plan_candidate_reads(
     def afford(candidate: Candidate) -> bool:
         nonlocal budget
         product = candidate.product_id
-        cost = (product not in catalog) + (product not in known and product not in performance)
+        unknown = read_performance and product not in known and product not in performance
+        cost = (product not in catalog) + unknown
         if cost > budget:
             return False
         budget -= cost
         catalog[product] = None
-        if product not in known:
+        if unknown:
             performance[product] = None
         return True
 
@@ -241,6 +244,7 @@ def recommend(
         exclude=exclude,
         pinned=rules.pinned(query.placement),
         neighbours=catalog_candidates(query, context, exclude | {c.product_id for c in similar}),
+        read_performance=model is not None,  # a run's performance items are only ever served with its model
     )
     items = reader.candidates(
         shop, performance_ids=reads.performance_ids, catalog_ids=reads.catalog_ids, run=model.run if model else None
