@@ -630,6 +630,10 @@ def seeded_catalog(
                 updated_at=moment - timedelta(days=rng.randint(0, 300)),
                 variants=variants,
                 image=None if index % 9 == 4 else f"https://cdn.example.com/p/{number}.jpg",
+                # what merchants' rules and catalog neighbours compare (no draw: the catalog's other figures stay)
+                product_type=f"Type {index % 5}",
+                vendor=f"Vendor {index % 3}",
+                tags=[f"Tag {index % 4}", "All"],
             )
         )
     history: list[FakeOrder] = []

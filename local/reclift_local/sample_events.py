@@ -283,6 +283,15 @@ def build_all(now: datetime, secret: str = DEV_API_SECRET, api_key: str = DEV_AP
             json.dumps({"click_window_days": 3, "view_window_days": 7}).encode(),
             now,
         ),
+        "admin-get-rules.json": http_event("GET", "/admin/rules", "/admin/rules", bearer, b"", now),
+        "admin-put-rules.json": http_event(
+            "PUT",
+            "/admin/rules",
+            "/admin/rules",
+            bearer + json_type,
+            json.dumps({"exclude": {"tags": ["clearance"]}, "pin": {"product": ["788032119674292922"]}}).encode(),
+            now,
+        ),
         "admin-get-roi-no-token.json": http_event("GET", "/admin/roi", "/admin/roi", [], b"", now),
         "admin-get-performance.json": http_event(
             "GET", "/admin/performance?blacklisted=true", "/admin/performance", bearer, b"", now

@@ -196,6 +196,11 @@ def test_given_a_shop_when_its_products_are_backfilled_with_throttling_then_ever
         item = items[str(fake_product.number)]
         assert item["status"]["S"] == fake_product.status.lower()
         assert item["available"]["BOOL"] == any(sellable(v) for v in fake_product.variants)
+        assert (item["product_type"]["S"], item["vendor"]["S"]) == (
+            fake_product.product_type.lower(),
+            fake_product.vendor.lower(),
+        )
+        assert set(item["tags"]["SS"]) == {tag.lower() for tag in fake_product.tags}
     assert progress_of(aws, admin.shop, "products")["status"]["S"] == "done"
 
 

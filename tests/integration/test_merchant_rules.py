@@ -30,7 +30,8 @@ def body_of(response: dict[str, Any]) -> Any:
 
 
 def rules_call(aws: EmulatedAws, shop: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
-    return aws.invoke("AdminFunction", admin_event(method, "/admin/rules", shop, body))
+    response: dict[str, Any] = aws.invoke("AdminFunction", admin_event(method, "/admin/rules", shop, body))
+    return response
 
 
 def product(number: int, price: str, *, product_type: str, vendor: str, tags: str, **extra: Any) -> dict[str, Any]:
