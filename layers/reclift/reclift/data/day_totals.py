@@ -14,10 +14,10 @@ where the range covers the whole month, else the range's `p#` items): 9 queries 
 item small, whatever the number of orders.
 
 A visitor-day's attributed revenue in an arm, which the next change of it needs (Σ revenue² and conversion), is kept
-in the day's counter partition (`{shop}#{day}`, sk `_roiv#{arm}#{digest of the visitor id}`) for as long as the
-totals, so a refund within their life still finds it; the shop's erasure removes it with the day. Its write carries
-the condition that it still holds the revenue read before, so two orders of one visitor-day cannot both add to
-Σ revenue² from the same value; the order retries from a fresh read.
+in the partition of the day's order totals (`{shop}#{day}#o`, sk `_roiv#{arm}#{digest of the visitor id}`) for as
+long as the totals, so a refund within their life still finds it; the shop's erasure removes it with the day. Its
+write carries the condition that it still holds the revenue read before, so two orders of one visitor-day cannot
+both add to Σ revenue² from the same value; the order retries from a fresh read.
 """
 
 from __future__ import annotations
@@ -115,9 +115,13 @@ def month_partitions(shop: str, day: date | str) -> list[str]:
 
 
 def visitor_day_item(shop: str, key: VisitorDayKey) -> DayTotalItem:
+    """A visitor-day's revenue in an arm: in the partition of the day's order totals, which the order's transaction
+    writes anyway (and the shop's erasure deletes), under a digest of the visitor id."""
+    from reclift.data.store import orders_day_key  # the store writes these totals in its transactions
+
     day, arm, visitor = key
     digest = hashlib.sha256(visitor.encode()).hexdigest()[:32]
-    return DayTotalItem(f"{shop}#{day}", f"{VISITOR_DAY}{arm}#{digest}")
+    return DayTotalItem(orders_day_key(shop, day), f"{VISITOR_DAY}{arm}#{digest}")
 
 
 def months(first: date, last: date) -> Iterator[tuple[date, date, bool]]:
