@@ -93,12 +93,14 @@ def roi_report(
             }
         )
     ranked = sorted(totals.products.items(), key=lambda item: (-item[1].revenue, item[0]))
+    in_days = {day.isoformat() for day in days}
+    arm_days = [(arm, figures) for (day, arm), figures in totals.arms.items() if day in in_days]
     sums = {
         arm: Sums(
             visitors=(arm_visitors or {}).get(arm, 0),
-            converting=sum(figures.converting for (day, name), figures in totals.arms.items() if name == arm),
-            total=float(sum((f.revenue for (_, name), f in totals.arms.items() if name == arm), Decimal(0))),
-            squares=float(sum((f.squares for (_, name), f in totals.arms.items() if name == arm), Decimal(0))),
+            converting=sum(figures.converting for name, figures in arm_days if name == arm),
+            total=float(sum((figures.revenue for name, figures in arm_days if name == arm), Decimal(0))),
+            squares=float(sum((figures.squares for name, figures in arm_days if name == arm), Decimal(0))),
         )
         for arm in ARMS
     }
