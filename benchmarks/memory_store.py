@@ -487,7 +487,8 @@ class MemoryStore:
         stored = listings.get(listing.product_id)
         if stored is not None and (stored.deleted or stored.updated_at > listing.updated_at):
             return False
-        listings[listing.product_id] = listing
+        # the gift card flag only ever turns on (as CatalogStore keeps it)
+        listings[listing.product_id] = replace(listing, gift_card=True) if stored and stored.gift_card else listing
         return True
 
     def save_deletion(self, shop: str, product_id: str, deleted_at: datetime | None = None) -> None:

@@ -183,3 +183,27 @@ def test_given_a_never_blacklisted_product_then_the_nightly_learning_keeps_it_of
     assert rows["802"]["blacklisted"] is False  # CVR 0 in 150 impressions: the seed policy blacklists it otherwise
     assert "never blacklisted" in rows["802"]["reason"]
     assert rows["802"]["confidence"] == 0.2  # what was learned stays as it was
+
+
+def test_given_a_gift_card_when_a_later_update_does_not_say_so_then_it_is_still_never_recommended(
+    aws: EmulatedAws,
+) -> None:
+    """The REST webhook often cannot tell a gift card (GraphQL's isGiftCard can): once known, the flag stays."""
+    from reclift.data.catalog import catalog_keys, listings_from_items
+
+    shop = new_shop()
+    card = product(9, "25.00", product_type="Gift Card", vendor="Acme", tags="")
+    later = card | {"product_type": "", "title": "Gift card (renamed)", "updated_at": "2026-11-27T08:30:00-05:00"}
+    for topic, payload in (("products/create", card), ("products/update", later)):
+        event = webhook_event(shop, json.dumps(payload).encode(), topic=topic)
+        assert aws.invoke("WebhookFunction", event)["statusCode"] == 200
+        assert process_queue(aws, aws.client("sqs"), aws.resource("WebhookQueue")) == {"batchItemFailures": []}
+
+    table = aws.resource("CatalogTable")
+    found = aws.client("dynamodb").batch_get_item(
+        RequestItems={table: {"Keys": catalog_keys(shop, ["9"]), "ConsistentRead": True}}
+    )
+    listing = listings_from_items(found["Responses"][table])["9"]
+    assert listing.title == "Gift card (renamed)"
+    assert listing.gift_card
+    assert not listing.recommendable

@@ -816,7 +816,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("PROFILES_TABLE", None, "dynamodb:BatchGetItem"),
     ],
     # reclift.data.catalog.CatalogStore
-    "save_listing": [("CATALOG_TABLE", None, "dynamodb:PutItem")],
+    "save_listing": [("CATALOG_TABLE", None, "dynamodb:UpdateItem")],
     "save_deletion": [("CATALOG_TABLE", None, "dynamodb:PutItem")],
     "catalog_listings": [("CATALOG_TABLE", None, "dynamodb:BatchGetItem")],
     # reclift.data.backfill.BackfillStore

@@ -382,3 +382,16 @@ def test_given_no_learning_run_yet_then_no_key_goes_to_performance_items() -> No
     assert before.performance_ids == ["2", "3"]
     assert first_day.performance_ids == []
     assert first_day.catalog_ids == ["2", "3"]
+
+
+def test_given_a_gift_card_in_memory_when_a_later_webhook_cannot_tell_then_it_stays_a_gift_card() -> None:
+    from benchmarks.memory_store import MemoryStore
+
+    store = MemoryStore()
+    store.save_listing("s.myshopify.com", listing("9", gift_card=True))
+    later = listing("9", updated_at=datetime(2026, 11, 2, tzinfo=UTC), title="Renamed")
+
+    assert store.save_listing("s.myshopify.com", later)
+    kept = store.catalog_listings("s.myshopify.com", ["9"])["9"]
+    assert kept.title == "Renamed"
+    assert kept.gift_card

@@ -21,7 +21,7 @@ from pynamodb.exceptions import PynamoDBException
 
 from reclift.catalog import Listing, ProductStatus
 from reclift.data.models import CatalogItem, bind_tables
-from reclift.data.store import StoreError, save_if
+from reclift.data.store import StoreError, update_if
 
 # Shopify retries a delivery for 48 hours: a tombstone kept well beyond that still beats every late update.
 TOMBSTONE_RETENTION_DAYS = 30
@@ -75,7 +75,7 @@ def _item(shop: str, listing: Listing) -> CatalogItem:
         tags=set(listing.tags) or None,
         product_type=listing.product_type,
         vendor=listing.vendor,
-        gift_card=listing.gift_card or None,
+        gift_card=listing.gift_card,
     )
 
 
@@ -86,12 +86,32 @@ class CatalogStore:
         bind_tables()
 
     def save_listing(self, shop: str, listing: Listing) -> bool:
-        """Store the listing unless a newer one or the product's tombstone is stored; False when it changed nothing."""
+        """Store the listing unless a newer one or the product's tombstone is stored; False when it changed nothing.
+
+        Every field is replaced but the gift card flag, which only ever turns on: a product is a gift card from its
+        creation on, and the GraphQL product says so (`isGiftCard`) where the REST webhook's often cannot, so a
+        later products/update must not make a gift card recommendable."""
         condition = CatalogItem.pk.does_not_exist() | (
             (CatalogItem.deleted == False)  # noqa: E712 - a PynamoDB condition, not a comparison
             & (CatalogItem.updated_at <= listing.updated_at)
         )
-        return save_if(_item(shop, listing), condition, "saving a catalog listing")
+        item = _item(shop, listing)
+        actions: list[Any] = [CatalogItem.updated_at.set(listing.updated_at), CatalogItem.deleted.set(False)]
+        for attribute in (
+            CatalogItem.title,
+            CatalogItem.handle,
+            CatalogItem.status,
+            CatalogItem.price,
+            CatalogItem.available,
+            CatalogItem.image,
+            CatalogItem.tags,
+            CatalogItem.product_type,
+            CatalogItem.vendor,
+        ):
+            value = getattr(item, attribute.attr_name)
+            actions.append(attribute.remove() if value is None else attribute.set(value))
+        actions.append(CatalogItem.gift_card.set(True if listing.gift_card else CatalogItem.gift_card | False))
+        return update_if(CatalogItem(shop, listing.product_id), actions, condition, "saving a catalog listing")
 
     def save_deletion(self, shop: str, product_id: str, deleted_at: datetime | None = None) -> None:
         """Replace the product by its tombstone (also for a product never seen: a late create then changes nothing)."""
