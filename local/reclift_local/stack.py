@@ -41,7 +41,10 @@ ENV_PARAMETERS = {
     "SHOPIFY_API_KEY": "ShopifyApiKey",
     "APP_PROXY_MAX_SKEW_SECONDS": "AppProxyMaxSkewSeconds",
     "WEBHOOK_MAX_AGE_SECONDS": "WebhookMaxAgeSeconds",
+    "COUNTING_BATCH_WINDOW_SECONDS": "CountingBatchWindowSeconds",
 }
+# Locally the counters follow the events within seconds (the deployment's default gathers up to 5 minutes a batch).
+LOCAL_DEFAULTS = {"CountingBatchWindowSeconds": "2"}
 # The app secret lives in SSM, as on AWS; functions find it through the parameter's name, never in their environment.
 SECRET_PARAMETER = "ShopifyApiSecretParameterName"  # noqa: S105 - a parameter name, not a secret
 PREVIOUS_SECRET_PARAMETER = "ShopifyApiSecretPreviousParameterName"  # noqa: S105
@@ -86,6 +89,9 @@ def parameter_overrides(template: Mapping[str, Any], options: StackOptions) -> t
     if previous and PREVIOUS_SECRET_PARAMETER in declared:
         overrides[PREVIOUS_SECRET_PARAMETER] = PREVIOUS_SECRET_NAME
     overrides.update(options.parameter_overrides)
+    for param, value in LOCAL_DEFAULTS.items():
+        if param in declared:
+            overrides.setdefault(param, value)
     if SECRET_PARAMETER in declared:
         name = overrides.get(SECRET_PARAMETER, str((declared[SECRET_PARAMETER] or {}).get("Default", "")))
         if name:

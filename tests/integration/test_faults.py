@@ -24,7 +24,7 @@ import requests
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from reclift_local.pollers import sqs_record
-from tests.support.aws import EmulatedAws
+from tests.support.aws import EmulatedAws, process_stream
 from tests.support.faults import dynamodb_throttling
 from tests.support.shopify import (
     admin_event,
@@ -59,6 +59,7 @@ def track(aws: EmulatedAws, shop: str, order: PlannedOrder) -> int:
     body = json.dumps({"events": events_for(shop, order)}).encode()
     query = proxy_query(shop, order.customer_id or "")
     response: dict[str, Any] = aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", query, body))
+    process_stream(aws, "CountingFunction")  # the counting function reads the events table's stream
     return int(response["statusCode"])
 
 

@@ -21,7 +21,7 @@ from reclift.ranking import Arm
 from reclift.signatures import encode_hs256_jwt
 from reclift_local.pollers import sqs_record
 from reclift_local.sign import DEV_API_SECRET
-from tests.support.aws import EmulatedAws, process_queue, queued
+from tests.support.aws import EmulatedAws, process_queue, process_stream, queued
 from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.recs import shown
 from tests.support.shop_items import mentions
@@ -60,11 +60,17 @@ def order_body(shop_visitor: str, order_id: int, created_at: datetime, **kwargs:
     ).encode()
 
 
-def track(aws: EmulatedAws, shop: str, events: list[dict[str, Any]], customer_id: str = "") -> dict[str, Any]:
+def track(
+    aws: EmulatedAws, shop: str, events: list[dict[str, Any]], customer_id: str = "", *, count: bool = True
+) -> dict[str, Any]:
+    """Post the widget's events; then, unless `count` is False, let the counting function read what they wrote to
+    the events table's stream (as Lambda's event source mapping would within seconds)."""
     body = json.dumps({"events": events}).encode()
     response: dict[str, Any] = aws.invoke(
         "StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop, customer_id), body)
     )
+    if count:
+        process_stream(aws, "CountingFunction")
     return response
 
 
@@ -860,9 +866,10 @@ def test_given_impressions_of_both_arms_and_a_sale_when_roi_is_asked_then_the_li
 def test_given_a_visitor_already_counted_today_when_they_see_another_recommendation_then_their_arm_counts_them_once(
     aws: EmulatedAws,
 ) -> None:
-    """The arm's visitors are counted at a constant cost: a conditional PutItem of the visitor's marker for the day,
-    and the arm's day counter is added to only when that marker was new. A second response shown to the same
-    visitor writes its events and the marker's refused put, and leaves the counter alone."""
+    """The arm's visitors are counted at a constant cost: the counting function puts the visitor's marker for the
+    day where it is absent, and adds to the arm's visitors of the hour only when that marker was new. A second
+    response shown to the same visitor: the request writes its event alone; its counting, the marker's refused put,
+    the product's counter and the hour's impressions, and no visitor."""
     shop = new_shop()
 
     def impression(product: str) -> dict[str, Any]:
@@ -871,13 +878,20 @@ def test_given_a_visitor_already_counted_today_when_they_see_another_recommendat
         return event | shown(shop, "v1", [product], placement="home")
 
     assert body_of(track(aws, shop, [impression("111")]))["stored"] == 1
-    counter = ApiCallCounter(names={aws.resource("CountersTable"): "CountersTable"})
-    with counter.counting() as block:
-        response = track(aws, shop, [impression("222")])
+    counter = ApiCallCounter(
+        names={aws.resource("CountersTable"): "CountersTable", aws.resource("EventsTable"): "EventsTable"}
+    )
+    with counter.counting() as request:
+        response = track(aws, shop, [impression("222")], count=False)
+    with counter.counting() as counting:
+        process_stream(aws, "CountingFunction")
 
     assert body_of(response)["stored"] == 1
-    assert block.calls[ApiCall("dynamodb", "PutItem", "CountersTable")] == 1  # the marker, refused: already counted
-    assert block.calls[ApiCall("dynamodb", "UpdateItem", "CountersTable")] == 2  # the product's counter, the hour's
+    assert {call: n for call, n in request.calls.items() if call.target in ("CountersTable", "EventsTable")} == {
+        ApiCall("dynamodb", "UpdateItem", "EventsTable"): 1  # the impression's item, its products a set
+    }
+    assert counting.calls[ApiCall("dynamodb", "PutItem", "CountersTable")] == 1  # the marker, refused
+    assert counting.calls[ApiCall("dynamodb", "UpdateItem", "CountersTable")] == 2  # the product's, the hour's
     assert roi(aws, shop, datetime.now(UTC))["lift"]["visitors"] == {"learning": 1, "holdout": 0}
 
 

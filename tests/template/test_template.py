@@ -822,7 +822,10 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     # reclift.data.backfill.BackfillStore
     "backfill_progress": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "save_backfill_progress": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
-    "save_backfilled_basket": [("ORDERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    "save_backfilled_basket": [
+        ("ORDERS_TABLE", None, "dynamodb:PutItem"),
+        ("COUNTERS_TABLE", None, "dynamodb:UpdateItem"),
+    ],
     "candidates": [
         ("LEARNING_TABLE", None, "dynamodb:BatchGetItem"),
         ("CATALOG_TABLE", None, "dynamodb:BatchGetItem"),
