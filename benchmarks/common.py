@@ -271,6 +271,8 @@ class Capacity:
     wcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     # Write units landing on each item's table partition (`table|pk|sk`; index writes are not in it): what a hot key is.
     item_wcu: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # Seconds spent waiting on DynamoDB (here DynamoDB Local): a handler's time less this is its own compute.
+    dynamodb_seconds: float = 0.0
 
     @property
     def read_units(self) -> float:
@@ -288,6 +290,7 @@ class Capacity:
             "by_request": dict(sorted(self.requests.items())),
             "rcu_by_request": {k: v for k, v in sorted(self.rcu.items()) if v},
             "wcu_by_request": {k: v for k, v in sorted(self.wcu.items()) if v},
+            "dynamodb_seconds": self.dynamodb_seconds,
             "wcu_by_item": dict(sorted(self.item_wcu.items())),
         }
 
@@ -368,9 +371,12 @@ class CapacityMeter:
             ):
                 return original(client, operation, params)
             single = operation in ("PutItem", "UpdateItem", "DeleteItem")
+            started = time.perf_counter()
             try:
                 response = original(client, operation, {**params, "ReturnConsumedCapacity": "INDEXES"})
             except ClientError as exc:
+                with meter._lock:
+                    capacity.dynamodb_seconds += time.perf_counter() - started
                 # A refused conditional write is billed too: one unit for the small items the functions condition.
                 if single and exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
                     table = str(params["TableName"])
@@ -387,6 +393,7 @@ class CapacityMeter:
                 | {str(next(iter(a.values()))["TableName"]) for a in params.get("TransactItems") or []}
             )
             with meter._lock:
+                capacity.dynamodb_seconds += time.perf_counter() - started
                 capacity.requests[meter._label(operation, "+".join(tables))] += 1
                 if operation == "TransactWriteItems":
                     actions = params["TransactItems"]
