@@ -375,3 +375,25 @@ def test_given_the_page_when_a_rule_is_edited_then_it_is_saved_and_a_malformed_i
 
     restored = admin_put(stack, seeded.shop, "/admin/rules", RULES)
     assert restored.status_code == 200, restored.text
+
+
+def test_given_app_bridge_when_the_page_loads_then_its_tokens_are_used_and_products_open_in_the_admin(
+    stack: RunningStack, seeded: Seeded
+) -> None:
+    """Inside the Shopify admin App Bridge hands out the session tokens (`shopify.idToken()`, here a stand-in: App
+    Bridge's script cannot load offline) and navigates `shopify://admin/…` links; the URL then carries no token."""
+    token = session_token(seeded.shop)
+    with chromium() as browser:
+        page = browser.new_page()
+        page.route(re.compile(r"^https://cdn\.shopify\.com/.*"), lambda route: route.abort())
+        page.add_init_script(
+            "window.tokensAsked = 0;"
+            f"window.shopify = {{ idToken: async () => {{ window.tokensAsked += 1; return {json.dumps(token)}; }} }};"
+        )
+        page.goto(f"{stack.url}/admin?shop={seeded.shop}&embedded=1")
+        page.wait_for_selector('#status[data-state="ready"]', timeout=20_000)
+        page.wait_for_selector('#products-card[data-state="ready"]')
+        links = page.eval_on_selector_all("#products a.product-link", "links => links.map(a => a.getAttribute('href'))")
+        asked = page.evaluate("window.tokensAsked")
+    assert links == [f"shopify://admin/products/{row['product_id']}" for row in seeded.performance["products"]]
+    assert asked >= 6  # one per call: install, ROI, health, settings, rules, performance
