@@ -270,7 +270,8 @@ def test_given_a_seeded_shop_when_the_page_loads_then_every_section_shows_what_t
     assert all(READABLE_TIME.match(value) for value in since), since
     assert page.inner_text("#install-state").startswith("installed")
     products_stored = seeded.install["backfill"]["products"]["stored"]
-    assert products_stored == len(TITLES)
+    assert products_stored == seeded.install["backfill"]["products"]["expected"] == len(TITLES)
+    assert seeded.install["backfill"]["orders"]["expected"] == 3  # the shop's past orders, as the API counted them
     assert page.inner_text("#backfill-products").startswith(f"done, {products_stored} stored · updated ")
     assert page.inner_text("#backfill-orders-badge") == "done"
     assert page.is_hidden("#install-banner")

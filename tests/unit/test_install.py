@@ -440,13 +440,17 @@ def test_the_status_reports_the_installation_and_each_backfills_progress() -> No
     registry = Registry()
     registry.items[SHOP] = Installation(SHOP, INSTALLED, scopes=GRANTED.scopes, installed_at=NOW)
     registry.progress["products"] = BackfillProgress(SHOP, "products", "done", None, None, 2, 15, 15, NOW, NOW)
-    registry.progress["orders"] = BackfillProgress(SHOP, "orders", "running", "q", "c", 3, 30, 29, NOW, NOW)
+    registry.progress["orders"] = BackfillProgress(
+        SHOP, "orders", "running", "q", "c", 3, 30, 29, NOW, NOW, expected=444
+    )
 
     status = install_status(SHOP, install.InstallOutcome(INSTALLED), registry, registry)
 
     assert (status["installed"], status["state"], status["scopes"]) == (True, INSTALLED, sorted(GRANTED.scopes))
     assert status["backfill"]["products"]["complete"] is True
-    assert (status["backfill"]["orders"]["pages"], status["backfill"]["orders"]["stored"]) == (3, 29)
+    assert status["backfill"]["products"]["expected"] is None  # a run that did not ask how many there were
+    orders = status["backfill"]["orders"]
+    assert (orders["pages"], orders["fetched"], orders["stored"], orders["expected"]) == (3, 30, 29, 444)
     assert status["backfill"]["complete"] is False
 
 

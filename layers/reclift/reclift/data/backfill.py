@@ -36,6 +36,7 @@ class BackfillProgress:
     updated_at: datetime
     error: str | None = None
     bulk_lines: int = 0  # with a bulk operation (cursor `bulk:{id}`): the result's lines already stored
+    expected: int | None = None  # how many the API said there were to fetch when the run began (None: unknown)
 
 
 class BackfillStore(CatalogStore):
@@ -61,6 +62,7 @@ class BackfillStore(CatalogStore):
             updated_at=item.updated_at,
             error=item.error,
             bulk_lines=int(item.bulk_lines),
+            expected=None if item.expected is None else int(item.expected),
         )
 
     def save_backfill_progress(self, progress: BackfillProgress) -> None:
@@ -79,6 +81,7 @@ class BackfillStore(CatalogStore):
                 updated_at=progress.updated_at,
                 error=progress.error,
                 bulk_lines=progress.bulk_lines,
+                expected=progress.expected,
             ).save()
         except PynamoDBException as exc:
             raise StoreError(f"saving the backfill's progress failed: {exc.msg}") from exc

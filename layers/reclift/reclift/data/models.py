@@ -285,6 +285,7 @@ class BackfillItem(Model):
     search = UnicodeAttribute(null=True)  # the search filter the cursor belongs to
     cursor = UnicodeAttribute(null=True)  # the endCursor of the last page stored, or `bulk:{operation id}`
     bulk_lines = NumberAttribute(default=0)  # a bulk result's lines stored, so a resume skips them
+    expected = NumberAttribute(null=True)  # the count the API announced when the run began (for a progress bar)
     pages = NumberAttribute(default=0)
     fetched = NumberAttribute(default=0)
     stored = NumberAttribute(default=0)

@@ -329,6 +329,7 @@ def backfill(
     elif bulk is None:
         count = expected_count(client, what, now=started, days=days)
         use_bulk = count is not None and count > BULK_ABOVE
+        progress = replace(progress, expected=count)  # the merchant's page shows how much of it is fetched
     else:
         use_bulk = bulk
     run = _Run(what, shop, client, stores, progress, keep_going, on_progress)

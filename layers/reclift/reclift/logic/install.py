@@ -278,12 +278,13 @@ def _cycle(
 def _progress(progress: BackfillProgress | None, installed_at: datetime | None) -> dict[str, Any]:
     """One backfill's progress; one last worked on before this installation (a reinstall's) is still to come."""
     if progress is None or (installed_at is not None and progress.updated_at < installed_at):
-        return {"status": "pending", "pages": 0, "fetched": 0, "stored": 0, "complete": False}
+        return {"status": "pending", "pages": 0, "fetched": 0, "stored": 0, "expected": None, "complete": False}
     return {
         "status": progress.status,
         "pages": progress.pages,
         "fetched": progress.fetched,
         "stored": progress.stored,
+        "expected": progress.expected,
         "complete": progress.status == "done",
         "updated_at": progress.updated_at.isoformat(),
     }
