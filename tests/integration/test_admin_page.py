@@ -398,3 +398,39 @@ def test_given_app_bridge_when_the_page_loads_then_its_tokens_are_used_and_produ
         asked = page.evaluate("window.tokensAsked")
     assert links == [f"shopify://admin/products/{row['product_id']}" for row in seeded.performance["products"]]
     assert asked >= 6  # one per call: install, ROI, health, settings, rules, performance
+
+
+def test_given_a_backfill_under_way_when_the_page_loads_then_it_shows_how_far_it_is(
+    stack: RunningStack, seeded: Seeded
+) -> None:
+    """A backfill takes minutes at most, too short to catch on the stack: `/admin/install` answers, as it does while one
+    runs, with the orders 120 of 444 fetched (the rest of the page is the stack's own)."""
+    updated = (datetime.now(UTC) - timedelta(minutes=2)).isoformat()
+    running = seeded.install | {
+        "backfill": {
+            "products": seeded.install["backfill"]["products"],
+            "orders": {
+                "status": "running",
+                "pages": 12,
+                "fetched": 120,
+                "stored": 118,
+                "expected": 444,
+                "complete": False,
+                "updated_at": updated,
+            },
+            "complete": False,
+        }
+    }
+    url = f"{stack.url}/admin?shop={seeded.shop}&id_token={session_token(seeded.shop)}"
+    with chromium() as browser:
+        page = browser.new_page()
+        page.route(re.compile(r"^https://cdn\.shopify\.com/.*"), lambda route: route.abort())
+        page.route(re.compile(r".*/admin/install$"), lambda route: route.fulfill(json=running))
+        page.goto(url)
+        page.wait_for_selector("#install-banner:not([hidden])", timeout=20_000)
+        assert "products and past orders are being read" in page.inner_text("#install-banner")
+        assert page.inner_text("#backfill-orders").startswith("120 of 444 fetched, 118 stored · updated ")
+        assert page.inner_text("#backfill-orders").endswith("(2 minutes ago)")
+        assert page.get_attribute("#backfill-orders-bar", "aria-valuenow") == "27"
+        assert page.inner_text("#backfill-orders-badge") == "running"
+        assert page.inner_text("#backfill-products-badge") == "done"
