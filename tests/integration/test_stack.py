@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -120,7 +121,14 @@ def test_given_one_delivery_three_times_and_the_order_again_under_a_new_id_then_
     assert report["attributed_revenue"] == "40.00"
     assert report["attributed_orders"] == 1
     assert report["orders"] == 1
-    counter = actual_counters(stack.client("dynamodb"), stack.resource("CountersTable"), shop, ["601"])["601"]
+    counter = wait_for(  # the click is counted from the events table's stream, within the batching window
+        lambda: (
+            (c := actual_counters(stack.client("dynamodb"), stack.resource("CountersTable"), shop, ["601"])["601"])
+            and c["clicks"]
+            and c
+        ),
+        message="the click counted",
+    )
     assert (counter["purchases"], counter["revenue"], counter["clicks"]) == (1, Decimal("40.00"), 1)
 
 
@@ -142,6 +150,15 @@ def test_given_the_forged_impressions_attack_over_http_then_only_the_genuine_imp
     for attack in (forged, [first] * 50):
         assert post_events(stack, shop, attack).json() == {"received": 50, "stored": 0, "ignored": 50}
 
+    counters = wait_for(  # counted from the events table's stream, within the batching window
+        lambda: (
+            (found := actual_counters(stack.client("dynamodb"), stack.resource("CountersTable"), shop, ["611"]))
+            and "611" in found
+            and found
+        ),
+        message="the genuine impression counted",
+    )
+    time.sleep(3)  # a batching window more: anything the attack had counted would be in by now
     counters = actual_counters(stack.client("dynamodb"), stack.resource("CountersTable"), shop, ["611", "612"])
     assert counters["611"]["impressions"] == 1
     assert admin_get(stack, shop, "/admin/roi")["lift"]["visitors"] == {"learning": 1, "holdout": 0}

@@ -145,10 +145,14 @@ def test_given_attributed_orders_in_both_arms_when_the_admin_page_loads_then_it_
     deliver_webhook(stack, shop, order(61_000, learning[0], 611, "40.00"))
     deliver_webhook(stack, shop, order(61_001, learning[1], 612, "25.50"))
     deliver_webhook(stack, shop, order(61_002, holdout[0], 611, "20.00"))
-    roi = wait_for(
-        lambda: (report := admin_get(stack, shop, "/admin/roi"))["attributed_orders"] == 3 and report,
+    roi = wait_for(  # the orders' queue drained, and the events counted from the events table's stream
+        lambda: (
+            (report := admin_get(stack, shop, "/admin/roi"))["attributed_orders"] == 3
+            and report["lift"]["visitors"] == {"learning": 3, "holdout": 2}
+            and report
+        ),
         timeout=60,
-        message="three attributed orders",
+        message="three attributed orders and five visitors counted",
     )
     hourly_check(stack)
     health = admin_get(stack, shop, "/admin/health")
