@@ -730,7 +730,7 @@ def spread(values: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
         "min": round(values[worst], 4),
         "worst_seed": seeds[worst],
         "max": round(max(values), 4),
-        "interval95": [round(mean - half, 4), round(mean + half, 4)],
+        "interval95": [round(mean - half, 4), round(mean + half, 4)] if len(values) > 1 else None,
         "per_seed": {str(seed): round(value, 4) for seed, value in zip(seeds, values, strict=True)},
     }
 
@@ -879,8 +879,8 @@ def judge(
 
 
 def _interval(figures: Mapping[str, Any]) -> str:
-    low, high = figures["interval95"]
-    return f"{figures['mean']:.4f} [{low:.4f}, {high:.4f}] worst {figures['min']:.4f} (seed {figures['worst_seed']})"
+    interval = "[{:.4f}, {:.4f}]".format(*figures["interval95"]) if figures["interval95"] else "[one seed]"
+    return f"{figures['mean']:.4f} {interval} worst {figures['min']:.4f} (seed {figures['worst_seed']})"
 
 
 def judge_lines(document: Mapping[str, Any]) -> list[str]:
