@@ -7,6 +7,7 @@ real boto3 calls.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -88,6 +89,16 @@ def mentioning(aws: EmulatedAws, shop: str, needle: str) -> list[str]:
     ]
 
 
+def roi_visitor_days(aws: EmulatedAws, shop: str, visitors: list[str]) -> list[str]:
+    """The ROI's per-visitor-day items of these visitors (keyed by a digest of the visitor id), as sort keys."""
+    digests = {hashlib.sha256(visitor.encode()).hexdigest()[:32] for visitor in visitors}
+    return [
+        item["sk"]["S"]
+        for item in items_of(aws, shop)["CountersTable"]
+        if item["sk"]["S"].startswith("_roiv#") and item["sk"]["S"].rsplit("#", 1)[1] in digests
+    ]
+
+
 def events_of(aws: EmulatedAws, shop: str) -> dict[tuple[str, str], str | None]:
     """(visitor, clicked product) → the customer id the event carries."""
     return {
@@ -143,8 +154,11 @@ def test_given_two_customers_on_one_device_when_one_is_redacted_then_all_of_thei
     ]
     assert {row["order_id"] for row in export["orders"]} == {"299938"}
 
+    assert roi_visitor_days(aws, shop, ["v-checkout"])  # the ROI's revenue of the redacted customer's visitor-day
+
     deliver(aws, sqs, webhook_queue, shop, "customers/redact", for_shop("customers_redact_sample.json", shop))
 
+    assert roi_visitor_days(aws, shop, ["v-shared", "v-phone", "v-checkout"]) == []
     assert mentioning(aws, shop, REDACTED) == []  # profile, events, order links, export and its list: all gone
     assert mentioning(aws, shop, "v-phone") == []
     assert mentioning(aws, shop, "v-checkout") == []

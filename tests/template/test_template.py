@@ -782,6 +782,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("SHOPS_TABLE", None, "dynamodb:GetItem"),  # the customer's list of data exports
         ("SHOPS_TABLE", None, "dynamodb:BatchWriteItem"),  # the exports
         ("SHOPS_TABLE", None, "dynamodb:DeleteItem"),  # the list
+        ("COUNTERS_TABLE", None, "dynamodb:BatchWriteItem"),  # the ROI's items of the customer's visitor-days
     ],
     # reclift.data.erasure.ShopEraser, by key only: the sparse by_shop indexes (keys only), the shop's partitions,
     # its days, its orders. No Scan.

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from pynamodb.models import Model
 
+from reclift.data.day_totals import DayTotalItem, visitor_day_item
 from reclift.data.models import (
     CustomerExportsItem,
     EventItem,
@@ -31,6 +32,7 @@ from reclift.data.models import (
 )
 from reclift.data.store import StoreError, customer_key, order_key, visitor_key
 from reclift.privacy import CustomerRequest
+from reclift.ranking import Arm
 
 EXPORT_RETENTION = timedelta(days=30)
 # An export is one item (DynamoDB's limit: 400 KB). Its JSON is kept deflated: a customer's events repeat the same
@@ -214,6 +216,7 @@ class PrivacyStore:
             profiles = [found.profile, *found.visitor_profiles.values()]
             deleted_profiles = _delete_all(ProfileItem, [profile for profile in profiles if profile is not None])
             exports = self._delete_exports(shop, request.customer_id)
+            visitor_days = _delete_all(DayTotalItem, _visitor_days(shop, found))
             unlinked = 0
             for item in found.orders:
                 linked = [name for name in _ORDER_LINKS if getattr(item, name) is not None]
@@ -227,6 +230,7 @@ class PrivacyStore:
             "profiles": deleted_profiles,
             "visitors": len(found.visitors),
             "exports": exports,
+            "visitor_days": visitor_days,
             "order_items_unlinked": unlinked,
         }
 
@@ -240,6 +244,20 @@ class PrivacyStore:
         _delete_all(PrivacyRequestItem, [PrivacyRequestItem(privacy_key(shop, rid)) for rid in request_ids])
         listing.delete()
         return len(request_ids)
+
+
+def _visitor_days(shop: str, found: _Footprint) -> list[DayTotalItem]:
+    """The ROI's per-visitor-day revenue items the customer's orders wrote (keyed by a digest of the order's visitor
+    id, one per arm): for each day of their orders, each of their visitors, each arm. The day totals they fed stay:
+    sums over every visitor, the shop's."""
+    days = {item.created_at.date().isoformat() for item in found.orders if item.created_at is not None}
+    visitors = {*found.visitors, *(item.visitor_id for item in found.orders if item.visitor_id)}
+    return [
+        visitor_day_item(shop, (day, arm, visitor))
+        for day in sorted(days)
+        for visitor in sorted(visitors)
+        for arm in get_args(Arm)
+    ]
 
 
 def _delete_all(model: type[Model], items: Iterable[Model]) -> int:
