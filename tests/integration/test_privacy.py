@@ -247,7 +247,14 @@ def test_given_a_customer_with_nothing_stored_when_redacted_then_nothing_fails_a
     shop = new_shop()
     with data_layer(aws):
         outcome = PrivacyStore().redact_customer(shop, CustomerRequest("31337", ("1",), shop_domain=shop))
-    assert outcome == {"events": 0, "profiles": 0, "visitors": 0, "exports": 0, "order_items_unlinked": 0}
+    assert outcome == {
+        "events": 0,
+        "profiles": 0,
+        "visitors": 0,
+        "exports": 0,
+        "visitor_days": 0,
+        "order_items_unlinked": 0,
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ shop/redact
