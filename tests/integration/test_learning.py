@@ -206,6 +206,7 @@ def test_given_a_recommendation_request_then_it_takes_at_most_two_dynamodb_round
 ) -> None:
     """Cold (nothing in the execution environment's caches): the context, then the candidates' catalog listings
     (the model carries their performance). Warm: the shop and the profiles alone, in one round trip."""
+    assert run_learning(aws, shop_with_history) == {"batchItemFailures": []}  # a model, whatever ran before
     visitor = learning_visitor(shop_with_history, "learning")
     recommendations(aws, shop_with_history, visitor)  # warm: the secret is read from SSM once, then cached
     serving_reader().caches.clear()
