@@ -40,7 +40,8 @@ def new_events(records: Iterable[Mapping[str, Any]]) -> dict[str, list[TrackedEv
         new, old = change.get("NewImage"), change.get("OldImage")
         if not new or VISITOR_KEY not in new.get("pk", {}).get("S", ""):
             continue
-        added = [product for product in _products(new) if product not in set(_products(old))]
+        before = set(_products(old))
+        added = [product for product in _products(new) if product not in before]
         if not added:
             continue
         item = EventItem.from_raw_data(dict(new))
