@@ -155,10 +155,11 @@ def orders_day_key(shop: str, day: date | str) -> str:
 
 def marker_key(shop: str, day: date | str, visitor_id: str) -> str:
     """The partition of a visitor's day markers: one of MARKER_SHARDS beside the day's counters, by the visitor id."""
-    return f"{day_key(shop, day)}#v{zlib.crc32(visitor_id.encode()) % MARKER_SHARDS:02d}"
+    return marker_keys(shop, day)[zlib.crc32(visitor_id.encode()) % MARKER_SHARDS]
 
 
 def marker_keys(shop: str, day: date | str) -> list[str]:
+    """Every partition of a day's markers (what the shop's erasure reads)."""
     return [f"{day_key(shop, day)}#v{shard:02d}" for shard in range(MARKER_SHARDS)]
 
 
