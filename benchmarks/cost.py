@@ -6,8 +6,10 @@ Run `python -m benchmarks capacity` first: this reads `results/capacity.json`. P
 prices, cited in docs/cost.md. The benchmark fails (non-zero exit) when the large shop's requests cost more than the
 targets: $2.50 per million recommendation requests and $4 per million events requests, all in.
 
-What is assumed rather than measured is named in the results' `assumptions`: Lambda's own log lines per invocation,
-X-Ray's sampling, the stream's shards at ordinary traffic, and the traffic of each shop.
+What each function logs and traces besides its own lines is read from template.yaml: whether Lambda writes its START,
+END and REPORT records (`LoggingConfig`) and whether Lambda samples the function's invocations for X-Ray (`Tracing`).
+What is assumed rather than measured is named in the results' `assumptions`: those records' size, Lambda's sampling
+share, the stream's shards at ordinary traffic, and the traffic of each shop.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ import json
 import math
 import re
 import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS_DIR, WarmFunction, pyplot, save_figure, write_results
+from reclift_local.template import Resolver, load_template
 
 NAME = "cost"
 DESCRIPTION = (
@@ -43,8 +47,16 @@ PRICE = {
 }
 TARGETS = {"recommendations_per_million": 2.50, "events_per_million": 4.00}
 MEMORY_GB = 0.5  # the template's MemorySize (512 MB)
-LAMBDA_PLATFORM_LOG_BYTES = 450  # START, END and REPORT (with its X-Ray line) of each invocation
-XRAY_SAMPLED = 0.05  # X-Ray's default rule beyond its first request a second
+TEMPLATE = ROOT / "template.yaml"
+# START, END and REPORT (with its X-Ray line) of an invocation, in Lambda's text format; Lambda writes them unless the
+# function logs JSON with a SystemLogLevel of WARN (they are INFO records).
+LAMBDA_PLATFORM_LOG_BYTES = 450
+# What Lambda's active tracing records beyond its first request a second (Lambda's fixed rate; X-Ray's sampling rules
+# do not change it). A function in PassThrough records only what an upstream trace header asks for: the HTTP API sends
+# none, nor do the stream and the queue.
+LAMBDA_XRAY_SAMPLED = 0.05
+STOREFRONT, COUNTING = "StorefrontFunction", "CountingFunction"
+ORDER_FUNCTIONS = {"webhook": "WebhookFunction", "attribution": "AttributionFunction"}
 STREAM_BATCH_WINDOW_S = 300  # CountingFunction's MaximumBatchingWindowInSeconds
 ORDINARY_STREAM_SHARDS = 1  # a table under 1,000 writes a second has one stream shard a partition: one, mostly
 # Per visitor and day: widgets shown (recommendation requests), events requests (the widget batches its events),
@@ -53,11 +65,11 @@ PER_VISITOR = {"recommendations": 3, "events": 2, "orders": 0.02}
 SHOPS = {"small": 1_000, "large": 100_000}  # visitors a day
 BLACK_FRIDAY = {"recommendations_per_s": 3_000, "events_per_s": 2_000, "orders_per_s": 100}
 WARM_KEYS_READ = 2  # a warm recommendation request's keys: the shop's item and the visitor's profile
-ORDER_INVOCATIONS = {"webhook": 1, "attribution": 1}  # per order: the receiver's and the worker's
 # A DynamoDB request from Lambda in the same region: a few milliseconds (the benchmarks' DynamoDB Local on a loaded
 # 2-core machine takes 10-40); a handler's billed time is its measured compute plus this per round trip.
 AWS_ROUND_TRIP_S = 0.008
 ORDER_SECONDS = {"webhook": 0.010, "attribution": 0.080}  # assumed: the order benchmarks time the handlers apart
+ORDER_LOG_BYTES = 600  # assumed: what each of an order's two functions prints (its EMF metrics and lines)
 
 
 def access_log_bytes() -> int:
@@ -121,18 +133,48 @@ def function_log_bytes() -> dict[str, int]:
     return sizes
 
 
+@dataclass(frozen=True)
+class Observability:
+    """What Lambda itself adds to each invocation of a function: its records' bytes, and the share it traces."""
+
+    platform_log_bytes: int
+    xray_sampled: float
+
+
+def function_observability(template: dict[str, Any], function_id: str) -> Observability:
+    """A function's logging and tracing as the template deploys them (its parameters at their defaults)."""
+    resolver = Resolver(template, region="us-east-1")
+    settings = (template.get("Globals") or {}).get("Function") or {}
+    settings = settings | (template["Resources"][function_id].get("Properties") or {})
+    logging = resolver.resolve(settings.get("LoggingConfig") or {})
+    # Log-level filtering needs the JSON format; in text, Lambda writes every record of its own.
+    system_level = logging.get("SystemLogLevel", "INFO") if logging.get("LogFormat") == "JSON" else "INFO"
+    tracing = resolver.resolve(settings.get("Tracing", "PassThrough"))  # no TracingConfig: Lambda's PassThrough
+    return Observability(
+        platform_log_bytes=0 if system_level == "WARN" else LAMBDA_PLATFORM_LOG_BYTES,
+        xray_sampled=LAMBDA_XRAY_SAMPLED if tracing == "Active" else 0.0,
+    )
+
+
+def observability(template: dict[str, Any]) -> dict[str, Observability]:
+    functions = [STOREFRONT, COUNTING, *ORDER_FUNCTIONS.values()]
+    return {function_id: function_observability(template, function_id) for function_id in functions}
+
+
 def billed_seconds(seconds: float) -> float:
     return math.ceil(seconds * 1000) / 1000  # Lambda bills by the millisecond
 
 
-def request_cost(*, rcu: float, wcu: float, seconds: float, log_bytes: int, http: bool = True) -> dict[str, float]:
+def request_cost(
+    *, rcu: float, wcu: float, seconds: float, log_bytes: int, function: Observability, http: bool = True
+) -> dict[str, float]:
     """Dollars of one invocation, by service."""
     return {
         "dynamodb": rcu * PRICE["rcu"] + wcu * PRICE["wcu"],
         "http_api": PRICE["http_api_request"] if http else 0.0,
         "lambda": PRICE["lambda_request"] + billed_seconds(seconds) * MEMORY_GB * PRICE["lambda_gb_second"],
-        "logs": (log_bytes + LAMBDA_PLATFORM_LOG_BYTES) / 1e9 * PRICE["logs_gb"],
-        "xray": XRAY_SAMPLED * PRICE["xray_trace"],
+        "logs": (log_bytes + function.platform_log_bytes) / 1e9 * PRICE["logs_gb"],
+        "xray": function.xray_sampled * PRICE["xray_trace"],
     }
 
 
@@ -165,8 +207,11 @@ def counting_wcu_per_request(
     return float(points[-1][1])
 
 
-def model(capacity: dict[str, Any], logs: dict[str, int], access: int) -> dict[str, Any]:
+def model(
+    capacity: dict[str, Any], logs: dict[str, int], access: int, functions: dict[str, Observability]
+) -> dict[str, Any]:
     figures = capacity["figures"]
+    storefront, counting = functions[STOREFRONT], functions[COUNTING]
     rec = figures["recommendation_product"]
     warm = rec["warm"]
     events = figures["events_request"]
@@ -186,19 +231,25 @@ def model(capacity: dict[str, Any], logs: dict[str, int], access: int) -> dict[s
                 wcu=row["wcu"],
                 seconds=warm_seconds if cache == "warm" else warm_seconds + AWS_ROUND_TRIP_S,
                 log_bytes=logs["recommendations"] + http_log,
+                function=storefront,
             )
         )
         for cache, row in (("warm", warm), ("cold", rec))
     }
 
     def events_at(requests_per_batch: float, per_visitor: float = 1.0) -> dict[str, float]:
-        counting = counting_wcu_per_request(amortized, requests_per_batch, requests_per_visitor_day=per_visitor)
-        costs = request_cost(
-            rcu=0.0, wcu=event_direct + counting, seconds=event_seconds, log_bytes=logs["events"] + http_log
+        wcu = event_direct + counting_wcu_per_request(
+            amortized, requests_per_batch, requests_per_visitor_day=per_visitor
         )
-        # The counting function's own invocation, shared by the batch.
+        costs = request_cost(
+            rcu=0.0, wcu=wcu, seconds=event_seconds, log_bytes=logs["events"] + http_log, function=storefront
+        )
+        # The counting function's own invocation, shared by the batch: its time, Lambda's records and its trace (its
+        # own printed lines are not measured).
         costs["lambda"] += (PRICE["lambda_request"] + 0.05 * MEMORY_GB * PRICE["lambda_gb_second"]) / requests_per_batch
-        return per_million(costs) | {"requests_per_batch": requests_per_batch, "wcu": event_direct + counting}
+        costs["logs"] += counting.platform_log_bytes / 1e9 * PRICE["logs_gb"] / requests_per_batch
+        costs["xray"] += counting.xray_sampled * PRICE["xray_trace"] / requests_per_batch
+        return per_million(costs) | {"requests_per_batch": requests_per_batch, "wcu": wcu}
 
     def batch_for(events_per_s: float, shards: int) -> float:
         return max(1.0, min(1_000.0, events_per_s * STREAM_BATCH_WINDOW_S / shards))
@@ -208,12 +259,15 @@ def model(capacity: dict[str, Any], logs: dict[str, int], access: int) -> dict[s
         "http_api": PRICE["http_api_request"] * 1e3,
         "lambda": sum(
             PRICE["lambda_request"] + billed_seconds(ORDER_SECONDS[f]) * MEMORY_GB * PRICE["lambda_gb_second"]
-            for f in ORDER_INVOCATIONS
+            for f in ORDER_FUNCTIONS
         )
         * 1e3,
         "sqs": 3 * PRICE["sqs_request"] * 1e3,  # send, receive, delete
-        "logs": 2 * (600 + LAMBDA_PLATFORM_LOG_BYTES) / 1e9 * PRICE["logs_gb"] * 1e3,
-        "xray": 2 * XRAY_SAMPLED * PRICE["xray_trace"] * 1e3,
+        "logs": sum(ORDER_LOG_BYTES + functions[f].platform_log_bytes for f in ORDER_FUNCTIONS.values())
+        / 1e9
+        * PRICE["logs_gb"]
+        * 1e3,
+        "xray": sum(functions[f].xray_sampled for f in ORDER_FUNCTIONS.values()) * PRICE["xray_trace"] * 1e3,
     }
     orders_1k["total"] = sum(orders_1k.values())
     learning_runs = {
@@ -252,7 +306,8 @@ def model(capacity: dict[str, Any], logs: dict[str, int], access: int) -> dict[s
         "learning_run": learning_runs,
         "shops_per_month": shops,
         "black_friday_day": black_friday,
-        "log_bytes": logs | {"access_log": access, "lambda_platform": LAMBDA_PLATFORM_LOG_BYTES},
+        "log_bytes": logs | {"access_log": access},
+        "functions": {function_id: asdict(settings) for function_id, settings in functions.items()},
         "seconds": {"recommendation_warm": warm_seconds, "events_request": event_seconds},
     }
 
@@ -272,7 +327,7 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
 
 def run(quick: bool) -> list[str]:
     capacity = json.loads((RESULTS_DIR / "capacity.json").read_text(encoding="utf-8"))
-    figures = model(capacity, function_log_bytes(), access_log_bytes())
+    figures = model(capacity, function_log_bytes(), access_log_bytes(), observability(load_template(TEMPLATE)))
     failures = verdicts(figures)
     write_results(
         NAME,
@@ -283,12 +338,13 @@ def run(quick: bool) -> list[str]:
             "capacity_results": "results/capacity.json of " + capacity["machine"]["date"],
             "assumptions": {
                 "memory_gb": MEMORY_GB,
-                "lambda_platform_log_bytes": LAMBDA_PLATFORM_LOG_BYTES,
-                "xray_sampled": XRAY_SAMPLED,
+                "lambda_platform_log_bytes_when_written": LAMBDA_PLATFORM_LOG_BYTES,
+                "lambda_xray_sampled_when_active": LAMBDA_XRAY_SAMPLED,
                 "stream_batch_window_s": STREAM_BATCH_WINDOW_S,
                 "ordinary_stream_shards": ORDINARY_STREAM_SHARDS,
                 "per_visitor_a_day": PER_VISITOR,
                 "order_handler_seconds": ORDER_SECONDS,
+                "order_function_log_bytes": ORDER_LOG_BYTES,
                 "black_friday": BLACK_FRIDAY,
             },
         },

@@ -1,0 +1,102 @@
+"""The cost model prices what the template deploys: each function's Lambda records and X-Ray traces come from its
+`LoggingConfig` and `Tracing`, not from constants, so a change to either shows in the dollars."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from typing import Any
+
+import pytest
+from benchmarks import cost
+from benchmarks.common import RESULTS_DIR
+
+from reclift_local.template import load_template
+
+LOG_BYTES = {"recommendations": 300, "events": 400}  # what the handlers print, fixed here (measured by the benchmark)
+ACCESS_LOG_BYTES = 360
+
+
+@cache
+def _template() -> dict[str, Any]:
+    return load_template(cost.TEMPLATE)
+
+
+@pytest.fixture
+def template() -> dict[str, Any]:
+    return copy.deepcopy(_template())
+
+
+def storefront(template: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][cost.STOREFRONT]["Properties"]
+    return properties
+
+
+def capacity() -> dict[str, Any]:
+    saved: dict[str, Any] = json.loads((RESULTS_DIR / "capacity.json").read_text(encoding="utf-8"))
+    return saved
+
+
+def test_the_storefront_as_deployed_writes_no_lambda_records_and_no_traces(template: dict[str, Any]) -> None:
+    """Given template.yaml, the storefront (both routes) adds nothing to its own lines; the webhook, attribution and
+    counting functions keep Lambda's START/END/REPORT and the global active tracing."""
+    functions = cost.observability(template)
+    assert functions[cost.STOREFRONT] == cost.Observability(platform_log_bytes=0, xray_sampled=0.0)
+    for function_id in (cost.COUNTING, *cost.ORDER_FUNCTIONS.values()):
+        assert functions[function_id] == cost.Observability(
+            platform_log_bytes=cost.LAMBDA_PLATFORM_LOG_BYTES, xray_sampled=cost.LAMBDA_XRAY_SAMPLED
+        )
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        # The parameter an operator raises while investigating brings the records back.
+        (lambda t, s: t["Parameters"]["StorefrontSystemLogLevel"].update(Default="INFO"), (450, 0.0)),
+        # In text format Lambda filters nothing: the level is ignored.
+        (lambda t, s: s["LoggingConfig"].update(LogFormat="Text"), (450, 0.0)),
+        (lambda t, s: s.pop("LoggingConfig"), (450, 0.0)),
+        (lambda t, s: s.update(Tracing="Active"), (0, 0.05)),
+        # Without a Tracing of its own the function inherits Globals' Active.
+        (lambda t, s: s.pop("Tracing"), (0, 0.05)),
+    ],
+    ids=["system-level-info", "text-format", "no-logging-config", "tracing-active", "tracing-from-globals"],
+)
+def test_the_model_reads_the_storefront_settings_from_the_template(
+    template: dict[str, Any], change: Any, expected: tuple[int, float]
+) -> None:
+    change(template, storefront(template))
+    assert cost.function_observability(template, cost.STOREFRONT) == cost.Observability(*expected)
+
+
+def test_the_storefront_settings_reach_the_dollars_of_both_routes(template: dict[str, Any]) -> None:
+    """Given the saved capacity figures, restoring Lambda's records and traces on the storefront adds their price to
+    every events and recommendation request: 450 bytes of logs and 5 % of a trace each."""
+    deployed = cost.model(capacity(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+    storefront(template)["LoggingConfig"]["LogFormat"] = "Text"
+    storefront(template)["Tracing"] = "Active"
+    restored = cost.model(capacity(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+
+    logs = 450 / 1e9 * cost.PRICE["logs_gb"] * 1e6
+    xray = 0.05 * cost.PRICE["xray_trace"] * 1e6
+    pairs = [
+        (deployed["recommendations_per_million"]["warm"], restored["recommendations_per_million"]["warm"]),
+        (
+            deployed["shops_per_month"]["large"]["events_per_million"],
+            restored["shops_per_month"]["large"]["events_per_million"],
+        ),
+        (deployed["black_friday_day"]["events_per_million"], restored["black_friday_day"]["events_per_million"]),
+    ]
+    for now, before in pairs:
+        assert before["logs"] - now["logs"] == pytest.approx(logs)
+        assert before["xray"] - now["xray"] == pytest.approx(xray)
+        assert before["total"] - now["total"] == pytest.approx(logs + xray)
+    # Orders run on other functions: unchanged.
+    assert restored["orders_per_thousand"] == deployed["orders_per_thousand"]
+
+
+def test_the_large_shops_events_within_the_target_as_deployed(template: dict[str, Any]) -> None:
+    """The verdict the benchmark gives, on the saved capacity figures and the template as it is."""
+    figures = cost.model(capacity(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+    assert cost.verdicts(figures) == []
