@@ -933,6 +933,27 @@ def test_given_the_blacklisting_attack_replayed_when_learning_runs_then_only_the
     for batch in attacks:
         assert body_of(track(aws, shop, batch)) == {"received": 50, "stored": 0, "ignored": 50}
 
+    # What was ignored is stored nowhere: the shop's events are the genuine impression (its rec id's item, one
+    # product) and click alone, and no forged visitor has a profile (the click gave v1 its carted product).
+    dynamodb = aws.client("dynamodb")
+    stored = [
+        item
+        for page in dynamodb.get_paginator("scan").paginate(TableName=aws.resource("EventsTable"))
+        for item in page["Items"]
+        if item["pk"]["S"].startswith(f"{shop}#")
+    ]
+    assert sorted(
+        (item["pk"]["S"], item["type"]["S"], item.get("product_set", {}).get("SS") or item["product_ids"]["L"])
+        for item in stored
+    ) == [(f"{shop}#v#v1", "click", [{"S": "111"}]), (f"{shop}#v#v1", "impression", ["111"])]
+    profiles = [
+        item["pk"]["S"]
+        for page in dynamodb.get_paginator("scan").paginate(TableName=aws.resource("ProfilesTable"))
+        for item in page["Items"]
+        if item["pk"]["S"].startswith(f"{shop}#")
+    ]
+    assert profiles == [f"{shop}#v#v1"]
+
     counters = actual_counters(aws.client("dynamodb"), aws.resource("CountersTable"), shop, ["111", "222"])
     assert (counters["111"]["impressions"], counters["111"]["clicks"]) == (1, 1)
     assert "222" not in counters  # listed, never shown: no counter
