@@ -54,6 +54,19 @@ class World:
     jump_day: int = -1
     jump_cvr_before: float = 0.002
     jump_cvr_after: float = 0.06
+    # categories: products belong to `product_types` types (0 = none: the catalog carries no type, vendor or tags,
+    # and related products are drawn from the whole catalog, as before types existed), of about equal size, and
+    # each to one of `vendors` vendors with `tags_per_product` tags out of `tag_pool`, vendor and tags independent of
+    # the type and of what is related (the catalog neighbours' noise). Each of a product's related products is of
+    # its own type with probability `related_same_type` (while its type has products left), else of another type.
+    product_types: int = 0
+    related_same_type: float = 0.8
+    vendors: int = 8
+    tag_pool: int = 24
+    tags_per_product: int = 2
+    # 1: also play the judged policy with the similarity job's candidate sources withheld from serving (co-purchase
+    # only: no catalog neighbours; best sellers alone: neither), to measure what each source brings.
+    compare_sources: int = 0
 
     def with_flags(self, **flags: Any) -> World:
         known = {f.name for f in fields(self)}
@@ -69,6 +82,17 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "recovery": {"products": 400, "visitors_per_day": 2_500, "jump_day": 0},
     "small": {"products": 120, "visitors_per_day": 300, "organic_orders_per_day": 30},
     "large": {"products": 5_000, "visitors_per_day": 10_000, "organic_orders_per_day": 800},
+    # A new shop: a week of few orders before the install (the backfill's), few orders a day after, a catalog of
+    # 12 types whose related products are mostly of the same type; judged on its first days and its first two weeks.
+    "launch": {
+        "products": 240,
+        "visitors_per_day": 400,
+        "days": 14,
+        "organic_orders_per_day": 12,
+        "history_days": 7,
+        "product_types": 12,
+        "compare_sources": 1,
+    },
 }
 
 

@@ -29,6 +29,14 @@ The store's other orders: each day `organic_orders_per_day` orders (and `history
 as the backfill brings them) of a landing-popular product, each related product joining the basket at a rate around
 `co_purchase_rate` that is correlated (rank `similarity_rank_correlation`) with that product's true value: the
 co-purchase similarity the job computes from them is the candidates' only source, as in production.
+
+A world with categories (`--product-types N`, the `launch` scenario) gives every product a type, a vendor and tags
+in its `products/create`, so that the similarity job's catalog neighbours come from them as in production; a share
+`related_same_type` of each product's related products are of its own type. With `compare_sources`, the judged
+policy also plays the same visitors with the similarity job's lists withheld from serving (`SourcesWithheld`: no
+catalog neighbours; best sellers alone), and the run reports, over the first days and the whole run, the share of
+slots by source, of the page's type, of the page's type or co-purchased, and the expected-revenue gap each closes
+between best sellers alone and the best widget the world allows.
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -54,6 +62,7 @@ from typing import Any
 from benchmarks.memory_store import MemoryStore
 from benchmarks.scenarios import SCENARIOS, World, scenario
 from reclift.catalog import parse_webhook_product
+from reclift.data.serving import CandidateItems, ServingContext, ServingPort
 from reclift.learning import Performance, Prior
 from reclift.logic.counting import count_events
 from reclift.logic.deliveries import process_order_created
@@ -105,6 +114,9 @@ class Catalog:
     landing_cumulative: list[float]
     co_purchase_rank_correlation: float  # of the co-purchase rates with the related product's true value
     jump_product: int | None
+    types: list[int] | None = None  # each product's type, vendor and tags (a world with categories)
+    vendors: list[int] | None = None
+    tags: list[list[int]] | None = None
 
     def value(self, product: int) -> float:
         """The true expected revenue per impression at slot 1: what the oracle ranks by."""
@@ -138,9 +150,13 @@ def build_catalog(world: World) -> Catalog:
     ctr = [rng.betavariate(world.ctr_alpha, world.ctr_beta) for _ in range(n)]
     related_count = min(world.related_per_product, n - 1)
     related: list[list[int]] = []
-    for i in range(n):
-        others = rng.sample(range(n - 1), related_count)
-        related.append([j if j < i else j + 1 for j in others])
+    categories = _categories(world) if world.product_types > 0 else None
+    if categories is None:
+        for i in range(n):
+            others = rng.sample(range(n - 1), related_count)
+            related.append([j if j < i else j + 1 for j in others])
+    else:
+        related = _related_by_type(world, categories[0], related_count)
 
     # Landing popularity is Zipf-like over a random order of the products, independent of their true rates.
     popularity_order = list(range(n))
@@ -189,7 +205,38 @@ def build_catalog(world: World) -> Catalog:
         landing_cumulative=landing_cumulative,
         co_purchase_rank_correlation=spearman([a for a, _ in pairs], [b for _, b in pairs]),
         jump_product=jump_product,
+        types=categories[0] if categories else None,
+        vendors=categories[1] if categories else None,
+        tags=categories[2] if categories else None,
     )
+
+
+def _categories(world: World) -> tuple[list[int], list[int], list[list[int]]]:
+    """Each product's type (types of about equal size, in a random order), vendor and tags, from their own stream."""
+    rng = random.Random(f"categories:{world.seed}")
+    types = [i % world.product_types for i in range(world.products)]
+    rng.shuffle(types)
+    vendors = [rng.randrange(max(1, world.vendors)) for _ in range(world.products)]
+    count = min(world.tags_per_product, world.tag_pool)
+    tags = [sorted(rng.sample(range(world.tag_pool), count)) for _ in range(world.products)]
+    return types, vendors, tags
+
+
+def _related_by_type(world: World, types: Sequence[int], count: int) -> list[list[int]]:
+    """Each product's related products: each of its own type with probability `related_same_type` (while its type
+    has products left), else of another type; drawn without replacement."""
+    rng = random.Random(f"related:{world.seed}")
+    members: dict[int, list[int]] = {}
+    for product, kind in enumerate(types):
+        members.setdefault(kind, []).append(product)
+    related: list[list[int]] = []
+    for i, kind in enumerate(types):
+        same = [j for j in members[kind] if j != i]
+        other = [j for j in range(len(types)) if types[j] != kind]
+        wanted = sum(rng.random() < world.related_same_type for _ in range(count))
+        wanted = max(min(wanted, len(same)), count - len(other))
+        related.append(rng.sample(same, wanted) + rng.sample(other, count - wanted))
+    return related
 
 
 def _choose_jump_product(
@@ -210,8 +257,9 @@ def _choose_jump_product(
 
 
 def product_payload(catalog: Catalog, product: int, at: datetime) -> dict[str, Any]:
-    """The `products/create` delivery of a product: active, in stock, at its price."""
-    return {
+    """The `products/create` delivery of a product: active, in stock, at its price; in a world with categories, with
+    its product type, vendor and tags (REST's comma-separated string), as the catalog neighbours compare them."""
+    payload: dict[str, Any] = {
         "id": int(catalog.ids[product]),
         "title": f"Product {product}",
         "handle": f"product-{product}",
@@ -221,6 +269,11 @@ def product_payload(catalog: Catalog, product: int, at: datetime) -> dict[str, A
             {"price": str(catalog.prices[product]), "inventory_quantity": 100, "inventory_management": "shopify"}
         ],
     }
+    if catalog.types is not None and catalog.vendors is not None and catalog.tags is not None:
+        payload["product_type"] = f"Type {catalog.types[product]}"
+        payload["vendor"] = f"Vendor {catalog.vendors[product]}"
+        payload["tags"] = ", ".join(f"tag-{tag}" for tag in catalog.tags[product])
+    return payload
 
 
 def order_payload(
@@ -323,6 +376,46 @@ def day_visits(world: World, catalog: Catalog, day: int) -> list[Visit]:
 
 
 # ------------------------------------------------------------------------------------------------ a policy
+# What serving may read of the similarity job's candidate sources, per variant of the judged policy's run: production
+# (co-purchase neighbours and catalog neighbours), co-purchase only (serving before catalog neighbours), and best
+# sellers alone (neither: production's fill is all a widget gets).
+SOURCE_VARIANTS: dict[str, frozenset[str]] = {
+    "all": frozenset({"similar", "catalog"}),
+    "co_purchase": frozenset({"similar"}),
+    "best_sellers": frozenset(),
+}
+VARIANT_LABELS = {"all": "every source", "co_purchase": "no catalog neighbours", "best_sellers": "best sellers alone"}
+SLOT_SOURCES = ("similar", "catalog", "best_seller", "pinned")
+FIRST_DAYS = 3  # a new shop's first days, on which the sources are measured beside the whole run
+
+
+@dataclass(frozen=True)
+class SourcesWithheld:
+    """The store as `recommend()` reads it, with some of the similarity job's lists withheld: production serves what
+    it finds (its best-seller fill when it finds no neighbours), so a variant is production's own path over a store
+    whose job wrote less, not a re-implementation of serving."""
+
+    store: MemoryStore
+    keep: frozenset[str]
+
+    def context(
+        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+    ) -> ServingContext:
+        context = self.store.context(shop, visitor_id=visitor_id, customer_id=customer_id, products=products)
+        similar = "similar" in self.keep
+        return replace(
+            context,
+            similar=context.similar if similar else {},
+            profile_neighbours=context.profile_neighbours if similar else [],
+            catalog_similar=context.catalog_similar if "catalog" in self.keep else {},
+        )
+
+    def candidates(
+        self, shop: str, *, performance_ids: list[str], catalog_ids: list[str], run: str | None
+    ) -> CandidateItems:
+        return self.store.candidates(shop, performance_ids=performance_ids, catalog_ids=catalog_ids, run=run)
+
+
 @dataclass
 class DayFigures:
     visitors: int = 0
@@ -342,6 +435,10 @@ class DayFigures:
     jump_served: int = 0  # … and it was shown
     blacklisted: int = 0  # after the night's learning
     wrongly_blacklisted: int = 0
+    # slots by the response's `source` (similar, catalog, best_seller, pinned), and those of the page's product type
+    sources: dict[str, int] = field(default_factory=dict)
+    same_type: int = 0
+    same_type_or_similar: int = 0
 
 
 def policy_settings(policy: str, world: World) -> ShopSettings:
@@ -357,11 +454,14 @@ def policy_settings(policy: str, world: World) -> ShopSettings:
 class PolicyRun:
     """One policy playing the store through production's use cases over its own store in memory."""
 
-    def __init__(self, policy: str, world: World, catalog: Catalog) -> None:
+    def __init__(self, policy: str, world: World, catalog: Catalog, sources: str = "all") -> None:
         self.policy = policy
         self.world = world
         self.catalog = catalog
         self.store = MemoryStore()
+        self.reader: ServingPort = (
+            self.store if sources == "all" else SourcesWithheld(self.store, SOURCE_VARIANTS[sources])
+        )
         self.settings = policy_settings(policy, world)
         self.store.put_settings(SHOP, self.settings)
         self.days: list[DayFigures] = []
@@ -398,10 +498,12 @@ class PolicyRun:
             figures.learning_visitors += visit.learning_arm
             landing_id = catalog.ids[visit.landing]
             query = RecommendationQuery(product_id=landing_id, limit=world.slots, visitor_id=visit.visitor_id)
-            response = recommend(SHOP, None, query, store, rng, rec_ids=REC_IDS, now=visit.at)
+            response = recommend(SHOP, None, query, self.reader, rng, rec_ids=REC_IDS, now=visit.at)
             shown = [item["product_id"] for item in response["products"]]
             if not shown:
                 continue
+            if catalog.types is not None:
+                self._count_slots(figures, visit.landing, response["products"])
             figures.widgets += 1
             figures.impressions += len(shown)
             rec_id = response["rec_id"]
@@ -467,6 +569,16 @@ class PolicyRun:
         figures.revenue = store.shop_day_attributed(SHOP, today)[1]
         self.days.append(figures)
         self.night(day)
+
+    def _count_slots(self, figures: DayFigures, landing: int, products: Sequence[Mapping[str, Any]]) -> None:
+        types = self.catalog.types
+        assert types is not None
+        for item in products:
+            source = str(item["source"])
+            same = types[self.catalog.index[item["product_id"]]] == types[landing]
+            figures.sources[source] = figures.sources.get(source, 0) + 1
+            figures.same_type += same
+            figures.same_type_or_similar += same or source == "similar"
 
     def night(self, day: int, *, record: bool = True) -> None:
         """The nightly jobs on the day just finished: similarity, then learning (the oracle's: the truth)."""
@@ -540,6 +652,10 @@ def _series(run: PolicyRun, world: World) -> dict[str, Any]:
         "blacklisted_by_day": [d.blacklisted for d in days],
         "wrongly_blacklisted_by_day": [d.wrongly_blacklisted for d in days],
     }
+    if run.catalog.types is not None:
+        series["slots_by_source_by_day"] = {source: [d.sources.get(source, 0) for d in days] for source in SLOT_SOURCES}
+        series["same_type_slots_by_day"] = [d.same_type for d in days]
+        series["same_type_or_similar_slots_by_day"] = [d.same_type_or_similar for d in days]
     if world.jump_day >= 0:
         series["jump_served_share_by_day"] = [round(_ratio(d.jump_served, d.jump_widgets), 3) for d in days]
     visitors = _last(run, "visitors")
@@ -578,14 +694,89 @@ def _served_again(run: PolicyRun, oracle: PolicyRun, world: World) -> int | None
     return None
 
 
+def ideal_widget(world: World, catalog: Catalog, landing: int, position: Sequence[float]) -> float:
+    """The expected revenue of the best widget the world allows on a page: its `slots` products of most true value
+    (an unrelated one at `unrelated_factor` of it), the best first. What no candidate source can beat."""
+    related = catalog.related_sets[landing]
+    values = sorted(
+        (
+            catalog.value(j) * (1.0 if j in related else world.unrelated_factor)
+            for j in range(len(catalog.ids))
+            if j != landing
+        ),
+        reverse=True,
+    )[: world.slots]
+    return sum(value * position[slot] for slot, value in enumerate(values, start=1))
+
+
+def _window_figures(run: PolicyRun, window: slice) -> dict[str, Any]:
+    days = run.days[window]
+    slots = sum(d.impressions for d in days)
+    visitors = sum(d.visitors for d in days)
+    shares = {source: _ratio(sum(d.sources.get(source, 0) for d in days), slots) for source in SLOT_SOURCES}
+    shares["same_type"] = _ratio(sum(d.same_type for d in days), slots)
+    shares["same_type_or_similar"] = _ratio(sum(d.same_type_or_similar for d in days), slots)
+    shares["related"] = _ratio(sum(d.impressions - d.filled for d in days), slots)
+    return {
+        "slots": slots,
+        "widgets_per_visitor": round(_ratio(sum(d.widgets for d in days), visitors), 4),
+        "share": {key: round(value, 4) for key, value in shares.items()},
+        "erpv": round(_ratio(sum(d.expected for d in days), visitors), 5),
+    }
+
+
+def sources_summary(
+    runs: Mapping[str, PolicyRun], ideal_by_day: Sequence[float], visitors_by_day: Sequence[int]
+) -> dict[str, Any]:
+    """Per variant of the judged policy (every source, co-purchase only, best sellers alone), over the first days
+    and the whole run: the share of slots by source, of the page's product type, of the page's type or co-purchased
+    (`similar`), of the page's truly related products, the expected revenue per visitor, and the share of the gap
+    from best sellers alone to the best widget the world allows (`ideal_widget`) that the variant closes, and of the
+    gap from best sellers alone's share of same-type or co-purchased slots to all of them."""
+    windows = {"first_days": slice(0, FIRST_DAYS), "all_days": slice(0, None)}
+    summary: dict[str, Any] = {"first_days": FIRST_DAYS, "policy": JUDGED_POLICY}
+    for label, window in windows.items():
+        ideal = _ratio(sum(ideal_by_day[window]), sum(visitors_by_day[window]))
+        figures = {variant: _window_figures(run, window) for variant, run in runs.items()}
+        floor = figures["best_sellers"]["erpv"]
+        least = figures["best_sellers"]["share"]["same_type_or_similar"]
+        summary[label] = {
+            "ideal_erpv": round(ideal, 5),
+            "variants": figures,
+            "gap_closed_vs_best_sellers": {
+                variant: round(_ratio(entry["erpv"] - floor, ideal - floor), 4)
+                for variant, entry in figures.items()
+                if variant != "best_sellers"
+            },
+            "share_gap_closed_vs_best_sellers": {
+                variant: round(
+                    _ratio(entry["share"]["same_type_or_similar"] - least, 1.0 - least),
+                    4,
+                )
+                for variant, entry in figures.items()
+                if variant != "best_sellers"
+            },
+        }
+    return summary
+
+
 def simulate(world: World, name: str = "custom") -> dict[str, Any]:
-    """Play the store under every policy, in lockstep over the same visitors and orders, and report per policy."""
+    """Play the store under every policy, in lockstep over the same visitors and orders, and report per policy; with
+    `compare_sources`, the judged policy also with candidate sources withheld (`SOURCE_VARIANTS`)."""
     started, cpu_started = time.monotonic(), time.process_time()
     catalog = build_catalog(world)
     runs = {policy: PolicyRun(policy, world, catalog) for policy in POLICIES}
+    variants = {
+        variant: PolicyRun(JUDGED_POLICY, world, catalog, sources=variant)
+        for variant in SOURCE_VARIANTS
+        if world.compare_sources and variant != "all"
+    }
+    played = [*runs.values(), *variants.values()]
     history = [payload for day in range(-world.history_days, 0) for payload in organic_orders(world, catalog, day)]
-    for run in runs.values():
+    for run in played:
         run.install(history)
+    ideal_by_day: list[float] = []
+    ideal_cache: dict[int, float] = {}
     for day in range(world.days):
         if day == world.jump_day and catalog.jump_product is not None:
             product = catalog.jump_product
@@ -594,9 +785,16 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
             oracle = runs["oracle"]
             if (model := oracle.store.model(SHOP)) is not None:
                 oracle._oracle_run(model.run, [p.product_id for p in model.best_sellers], model.median_price)
+            ideal_cache.clear()
         visits = day_visits(world, catalog, day)
         organic = organic_orders(world, catalog, day)
-        for run in runs.values():
+        if variants:
+            for visit in visits:
+                if visit.landing not in ideal_cache:
+                    position = runs[JUDGED_POLICY].position
+                    ideal_cache[visit.landing] = ideal_widget(world, catalog, visit.landing, position)
+            ideal_by_day.append(sum(ideal_cache[visit.landing] for visit in visits))
+        for run in played:
             run.serve_day(day, visits, organic)
 
     policies = {policy: _series(run, world) for policy, run in runs.items()}
@@ -626,6 +824,14 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
         "price_median": str(sorted(catalog.prices)[len(catalog.prices) // 2]),
         "history_orders": len(history),
     }
+    extra: dict[str, Any] = {}
+    if catalog.types is not None:
+        related_same = sum(catalog.types[j] == catalog.types[i] for i, row in enumerate(catalog.related) for j in row)
+        config["related_same_type_share"] = round(_ratio(related_same, sum(map(len, catalog.related))), 4)
+    if variants:
+        compared = {"all": runs[JUDGED_POLICY], **variants}
+        summary["sources"] = sources_summary(compared, ideal_by_day, policies[JUDGED_POLICY]["visitors_by_day"])
+        extra["variants"] = {variant: _series(run, world) for variant, run in variants.items()}
     if catalog.jump_product is not None:
         product = catalog.jump_product
         config["jump"] = {
@@ -652,6 +858,7 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
         "seed": world.seed,
         "config": config,
         "policies": policies,
+        **extra,
         "summary": summary,
         "runtime_seconds": round(time.monotonic() - started, 2),
         # This process's own CPU time: on a shared machine the wall time also counts other processes' turns.
@@ -693,13 +900,19 @@ def _plot_judge(per_scenario: Mapping[str, list[dict[str, Any]]], path: Path) ->
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
     for axis, name in zip(axes[0], names, strict=True):
         runs = per_scenario[name]
-        for policy in POLICIES:
-            curves = [run["policies"][policy]["erpv_by_day"] for run in runs]
+        series = [(policy, [run["policies"][policy] for run in runs]) for policy in POLICIES]
+        if all("variants" in run for run in runs):  # the judged policy with candidate sources withheld
+            series += [
+                (f"{JUDGED_POLICY}, {VARIANT_LABELS[variant]}", [run["variants"][variant] for run in runs])
+                for variant in runs[0]["variants"]
+            ]
+        for label, figures in series:
+            curves = [entry["erpv_by_day"] for entry in figures]
             days = list(range(1, len(curves[0]) + 1))
             mean = [statistics.fmean(values) for values in zip(*curves, strict=True)]
             low = [min(values) for values in zip(*curves, strict=True)]
             high = [max(values) for values in zip(*curves, strict=True)]
-            (line,) = axis.plot(days, mean, label=policy)
+            (line,) = axis.plot(days, mean, label=label, linestyle="-" if label in POLICIES else "--")
             axis.fill_between(days, low, high, color=line.get_color(), alpha=0.12)
         if (jump := runs[0]["config"].get("jump")) is not None:
             axis.axvline(jump["day"] + 1, color="grey", linestyle=":", label="CVR jump")
@@ -735,14 +948,15 @@ def spread(values: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _judge_task(task: tuple[str, int, int, str | None]) -> dict[str, Any]:
+def _judge_task(task: tuple[str, int, int | None, str | None]) -> dict[str, Any]:
     """One scenario and seed; with a runs directory, a run already there is read back instead of played again."""
     name, seed, days, runs_dir = task
-    path = Path(runs_dir) / f"{name}-{seed}-{days}.json" if runs_dir else None
+    world = scenario(name, seed=seed, days=days)  # days None: the scenario's own
+    path = Path(runs_dir) / f"{name}-{seed}-{world.days}.json" if runs_dir else None
     if path is not None and path.exists():
         result: dict[str, Any] = json.loads(path.read_text())
         return result
-    result = simulate(scenario(name, seed=seed, days=days), name)
+    result = simulate(world, name)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result) + "\n")
@@ -777,6 +991,8 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     }
     if all("cpu_seconds" in r for r in runs):
         entry["cpu_seconds"] = over(r["cpu_seconds"] for r in runs)
+    if all("sources" in r["summary"] for r in runs):
+        entry["sources"] = sources_table(runs, seeds)
     if name == "recovery":
         entry["recovery_days_after_jump"] = {
             p: {str(r["seed"]): r["summary"]["recovery_days_after_jump"][p] for r in runs}
@@ -784,6 +1000,34 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
             if p != "oracle"
         }
     return entry
+
+
+def sources_table(runs: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+    """The candidate sources' figures over seeds: per window and variant, each slot share and the gap closed."""
+    table: dict[str, Any] = {}
+    for window in ("first_days", "all_days"):
+        entries = [r["summary"]["sources"][window] for r in runs]
+        variants = list(entries[0]["variants"])
+        table[window] = {
+            "ideal_erpv": spread([e["ideal_erpv"] for e in entries], seeds),
+            "share": {
+                variant: {
+                    key: spread([e["variants"][variant]["share"][key] for e in entries], seeds)
+                    for key in entries[0]["variants"][variant]["share"]
+                }
+                for variant in variants
+            },
+            "erpv": {variant: spread([e["variants"][variant]["erpv"] for e in entries], seeds) for variant in variants},
+            "gap_closed_vs_best_sellers": {
+                variant: spread([e["gap_closed_vs_best_sellers"][variant] for e in entries], seeds)
+                for variant in entries[0]["gap_closed_vs_best_sellers"]
+            },
+            "share_gap_closed_vs_best_sellers": {
+                variant: spread([e["share_gap_closed_vs_best_sellers"][variant] for e in entries], seeds)
+                for variant in entries[0]["share_gap_closed_vs_best_sellers"]
+            },
+        }
+    return table
 
 
 def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
@@ -818,11 +1062,13 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
 
 def judge(
     plan: Mapping[str, tuple[Sequence[int], Sequence[int]]],
-    days: int,
+    days: int | None,
     processes: int | None = None,
     runs_dir: Path | None = None,
+    results: Path = RESULTS_DIR / "simulation.json",
 ) -> dict[str, Any]:
-    """Every scenario of `plan` (name → judged seeds, seeds reported beside) in parallel, one run per process."""
+    """Every scenario of `plan` (name → judged seeds, seeds reported beside) in parallel, one run per process; `days`
+    None plays each scenario's own length. The document goes to `results`, its plot beside it."""
     started = time.monotonic()
     names = list(plan)
     tasks = [
@@ -832,9 +1078,9 @@ def judge(
     ]
     workers = processes or min(len(tasks), os.cpu_count() or 1)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        results = pool.map(_judge_task, tasks, chunksize=1)
+        played = pool.map(_judge_task, tasks, chunksize=1)
     by_seed: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in names}
-    for result in results:
+    for result in played:
         by_seed[result["scenario"]][result["seed"]] = result
     judged_runs = {name: [by_seed[name][seed] for seed in plan[name][0]] for name in names}
     table = {name: seed_table(judged_runs[name], name) for name in names}
@@ -856,7 +1102,7 @@ def judge(
         "config": {
             "judged_seeds": {name: list(seeds) for name, (seeds, _) in plan.items()},
             "tuning_seeds": {name: list(seeds) for name, (_, seeds) in plan.items()},
-            "days": days,
+            "days": {name: scenario(name, days=days).days for name in names},
             "scenarios": {name: SCENARIOS[name] for name in names},
             "processes": workers,
             "judged_policy": JUDGED_POLICY,
@@ -872,9 +1118,9 @@ def judge(
         "targets": targets,
         "runtime_seconds": round(time.monotonic() - started, 1),
     }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / "simulation.json").write_text(json.dumps(document, indent=1) + "\n")
-    _plot_judge(judged_runs, RESULTS_DIR / "simulation.png")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(document, indent=1) + "\n")
+    _plot_judge(judged_runs, results.with_suffix(".png"))
     return document
 
 
@@ -898,11 +1144,28 @@ def judge_lines(document: Mapping[str, Any]) -> list[str]:
                 lines.append(text)
             if "recovery_days_after_jump" in entry:
                 lines.append(f"  recovery days after the jump: {entry['recovery_days_after_jump']}")
+            if "sources" in entry:
+                lines += sources_lines(entry["sources"])
             cpu = entry.get("cpu_seconds", {}).get("mean", float("nan"))
             lines.append(f"  per seed: wall {entry['runtime_seconds']['mean']:.1f} s, cpu {cpu:.1f} s")
     for target, verdict in document["targets"].items():
         lines.append(f"{'met' if verdict['met'] else 'NOT met'}: {target} ({verdict['value']})")
     lines.append(f"runtime {document['runtime_seconds']} s")
+    return lines
+
+
+def sources_lines(table: Mapping[str, Any]) -> list[str]:
+    """The candidate sources' table as text: per window and variant, the mean slot shares and gap closed."""
+    lines = []
+    for window, entry in table.items():
+        lines.append(f"  {window} (ideal erpv {entry['ideal_erpv']['mean']:.4f}):")
+        for variant, shares in entry["share"].items():
+            text = "  ".join(f"{key} {figures['mean']:.3f}" for key, figures in shares.items())
+            text += f"  erpv {entry['erpv'][variant]['mean']:.4f}"
+            if variant in entry["gap_closed_vs_best_sellers"]:
+                text += f"  erpv gap closed vs best sellers {_interval(entry['gap_closed_vs_best_sellers'][variant])}"
+                text += f"  share gap closed {_interval(entry['share_gap_closed_vs_best_sellers'][variant])}"
+            lines.append(f"    {variant:<12} {text}")
     return lines
 
 
@@ -950,6 +1213,9 @@ def _parser() -> argparse.ArgumentParser:
         "--beside-for", action="append", default=[], metavar="SCENARIO=SEEDS", help="seeds beside, for one scenario"
     )
     parser.add_argument("--runs-dir", type=Path, default=None, help="keep each run's JSON here and reuse it")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_DIR / "simulation.json", help="the judge's JSON (its PNG beside it)"
+    )
     parser.add_argument("--processes", type=int, default=None)
     # Every part of the world is a flag; None keeps the scenario's value.
     for world_field in fields(World):
@@ -975,9 +1241,9 @@ def main(argv: list[str] | None = None) -> int:
         judged = {name: list(args.seeds) for name in names} | _per_scenario(args.seeds_for)
         beside = {name: list(args.beside_seeds) for name in names} | _per_scenario(args.beside_for)
         plan = {name: (judged[name], beside[name]) for name in names}
-        document = judge(plan, args.days or World().days, args.processes, args.runs_dir)
+        document = judge(plan, args.days, args.processes, args.runs_dir, args.results)
         _print(judge_lines(document))
-        _print([f"results in {RESULTS_DIR / 'simulation.json'} and simulation.png"])
+        _print([f"results in {args.results} and {args.results.with_suffix('.png').name}"])
         return 0 if all(verdict["met"] for verdict in document["targets"].values()) else 1
     world = scenario(args.scenario, **_world_flags(args))
     result = simulate(world, args.scenario)
@@ -993,6 +1259,18 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"  gap closed (realised, learning arm): {result['summary']['gap_closed_last7_realised']}")
     if "recovery_days_after_jump" in result["summary"]:
         lines.append(f"  recovery days after the jump: {result['summary']['recovery_days_after_jump']}")
+    if (sources := result["summary"].get("sources")) is not None:
+        for window in ("first_days", "all_days"):
+            entry = sources[window]
+            lines.append(f"  {window} ({JUDGED_POLICY}; ideal erpv {entry['ideal_erpv']:.4f}):")
+            for variant, figures in entry["variants"].items():
+                text = "  ".join(f"{key} {value:.3f}" for key, value in figures["share"].items())
+                gap = entry["gap_closed_vs_best_sellers"].get(variant)
+                share_gap = entry["share_gap_closed_vs_best_sellers"].get(variant)
+                closed = (
+                    f"  gap closed vs best sellers: erpv {gap:.3f}, share {share_gap:.3f}" if gap is not None else ""
+                )
+                lines.append(f"    {variant:<12} {text}  erpv {figures['erpv']:.4f}{closed}")
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -40,3 +40,31 @@ def test_given_every_policy_then_they_met_the_same_visitors_and_attribution_cred
         # Every widget purchase went through a click: attribution credits all of it, and nothing else.
         assert figures["attributed_rpv_by_day"] == figures["rpv_by_day"]
         assert sum(figures["impressions_by_day"]) >= sum(figures["widgets_by_day"]) > 0
+
+
+# A new shop's first days in a world with categories, reduced to run in seconds: every related product shares the
+# page's type, so what a slot of the page's type means is the catalog neighbours' doing or co-purchase's.
+LAUNCH_FLAGS: dict[str, Any] = {"products": 96, "visitors_per_day": 80, "days": 2, "related_same_type": 1.0}
+
+
+@pytest.fixture(scope="module")
+def launch_store() -> dict[str, Any]:
+    return simulate(scenario("launch", seed=101, **LAUNCH_FLAGS), "launch")
+
+
+def test_given_a_new_shop_with_types_when_served_then_catalog_neighbours_fill_the_slots_co_purchase_cannot(
+    launch_store: dict[str, Any],
+) -> None:
+    window = launch_store["summary"]["sources"]["all_days"]
+    shares = {variant: figures["share"] for variant, figures in window["variants"].items()}
+    # Production's widgets hold catalog neighbours; withheld, their slots go back to best sellers.
+    assert shares["all"]["catalog"] >= 0.2
+    assert shares["co_purchase"]["catalog"] == shares["best_sellers"]["catalog"] == 0
+    assert shares["best_sellers"]["best_seller"] == 1
+    # The page's type, or bought with the page's product: far more than best sellers alone or co-purchase alone.
+    assert shares["all"]["same_type_or_similar"] >= shares["co_purchase"]["same_type_or_similar"] + 0.15
+    assert shares["all"]["same_type"] >= shares["best_sellers"]["same_type"] + 0.3
+    assert window["share_gap_closed_vs_best_sellers"]["all"] >= 0.5
+    # Every variant met the same visitors.
+    visitors = launch_store["policies"]["bayes"]["visitors_by_day"]
+    assert all(series["visitors_by_day"] == visitors for series in launch_store["variants"].values())
