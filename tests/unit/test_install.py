@@ -4,6 +4,8 @@ machine (claimed once, retried after a failure, taken over when stale) and `app/
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -36,6 +38,9 @@ from reclift.shopify_admin import (
     token_exchange_body,
     token_exchange_url,
 )
+from reclift.signatures import mint_session_token
+from reclift_local.fake_admin import FakeAdminApi
+from reclift_local.sign import DEV_API_KEY, DEV_API_SECRET
 from tests.support.shopify import fixture
 
 SHOP = "demo.myshopify.com"
@@ -113,6 +118,51 @@ def test_given_a_refusal_then_the_error_says_shopifys_code_and_whether_to_retry(
         parse_token_response(status, raw)
 
     assert (raised.value.code, raised.value.retryable) == (code, retryable)
+
+
+def tampered(token: str) -> str:
+    """The token with its signature's first character changed: the claims as they were, the signature no longer
+    theirs."""
+    header, claims, signature = token.split(".")
+    return f"{header}.{claims}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+
+
+BAD_SUBJECT_TOKENS: dict[str, Callable[[float], str]] = {
+    "another shop's": lambda now: mint_session_token(
+        "other.myshopify.com", DEV_API_SECRET, api_key=DEV_API_KEY, now=now
+    ),
+    "signed with another secret": lambda now: mint_session_token(SHOP, "not-the-secret", api_key=DEV_API_KEY, now=now),
+    "for another app": lambda now: mint_session_token(SHOP, DEV_API_SECRET, api_key="another-app", now=now),
+    "expired": lambda now: mint_session_token(SHOP, DEV_API_SECRET, api_key=DEV_API_KEY, now=now - 600),
+    "tampered": lambda now: tampered(mint_session_token(SHOP, DEV_API_SECRET, api_key=DEV_API_KEY, now=now)),
+    "not a token": lambda now: "not-a-session-token",
+}
+
+
+@pytest.mark.parametrize("kind", BAD_SUBJECT_TOKENS)
+def test_the_fake_admin_api_refuses_a_bad_subject_token_as_shopify_does_and_issues_nothing(kind: str) -> None:
+    """The local fake answers the token exchange as Shopify does: the shop's own valid session token gets an offline
+    token pair; any other subject token gets 400 `invalid_subject_token`, which the app reads as a refusal not to
+    retry at once, and no token."""
+    api = FakeAdminApi(SHOP, "shpat_legacy")
+    now = time.time()
+
+    def exchange(subject: str) -> tuple[int, dict[str, object]]:
+        fields = token_exchange_body(subject, api_key=DEV_API_KEY, api_secret=DEV_API_SECRET)
+        return api.exchange(json.dumps(fields).encode())
+
+    status, body = exchange(BAD_SUBJECT_TOKENS[kind](now))
+
+    assert (status, body["error"]) == (400, "invalid_subject_token")
+    assert "access_token" not in body
+    with pytest.raises(TokenExchangeError) as raised:
+        parse_token_response(status, json.dumps(body).encode())
+    assert (raised.value.code, raised.value.retryable) == ("invalid_subject_token", False)
+    # The same fake exchanges the shop's own session token.
+    status, body = exchange(mint_session_token(SHOP, DEV_API_SECRET, api_key=DEV_API_KEY, now=now))
+    assert status == 200
+    assert api.accepts(str(body["access_token"]))
+    assert [record.status for record in api.exchanges] == [400, 200]
 
 
 def test_scopes_are_shopifys_comma_separated_text() -> None:
