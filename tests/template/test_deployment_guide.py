@@ -67,3 +67,29 @@ def test_every_contents_entry_and_section_link_leads_to_a_heading() -> None:
 
 def test_the_readme_points_to_the_guide() -> None:
     assert "(docs/deployment.md)" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+LAMBDA_MINIMUM_UNRESERVED = 100  # executions Lambda keeps unreserved in every account
+
+
+def test_the_reservation_totals_the_guide_and_the_runbook_state_are_the_templates_defaults(
+    sam_template: dict[str, Any],
+) -> None:
+    """The guide tells a new account how much concurrency the defaults reserve and what quota they need; a
+    reservation added or changed in the template without these figures fails here."""
+    total = sum(
+        int(parameter["Default"])
+        for name, parameter in sam_template["Parameters"].items()
+        if name.endswith("ReservedConcurrency")
+    )
+    guide = GUIDE.read_text(encoding="utf-8")
+    runbook = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    stated = [
+        *re.findall(r"reserve concurrency by default \((\d+) executions in all", guide),
+        *re.findall(r"The reservations add up to (\d+) concurrent executions", guide),
+        *re.findall(r"The defaults reserve (\d+) executions", runbook),
+    ]
+    assert len(stated) == 3, "a stated total of the default reservations is no longer found"
+    assert [int(number) for number in stated] == [total] * 3, f"the defaults reserve {total}"
+    (quota,) = re.findall(r"Below ([\d,]+), either ask for a quota increase", guide)
+    assert int(quota.replace(",", "")) == total + LAMBDA_MINIMUM_UNRESERVED
