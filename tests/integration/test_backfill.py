@@ -377,6 +377,41 @@ def test_given_a_bulk_orders_backfill_that_stops_midway_then_the_resume_stores_o
     assert admin.downloads == 3
 
 
+@pytest.mark.parametrize("bulk", [False, True], ids=["pages", "bulk"])
+def test_given_a_step_after_the_fetching_then_the_backfill_is_done_only_once_that_step_has_run(
+    aws: EmulatedAws, admin: FakeAdminApi, backfill_env: None, bulk: bool
+) -> None:
+    """The orders backfill's last step is the similarity it feeds: until that is stored, the progress the admin page
+    reads is not "done" (it says so when the storefront serves the backfilled co-purchases), and a step that failed
+    runs again on the resume."""
+    store = BackfillStore()
+    seen: list[str | None] = []
+
+    def failing() -> None:
+        progress = store.backfill_progress(admin.shop, "orders")
+        seen.append(progress.status if progress else None)
+        raise RuntimeError("the step failed")
+
+    with pytest.raises(RuntimeError, match="the step failed"):
+        backfills.backfill("orders", admin.shop, client_for(admin), store, bulk=bulk, bulk_poll_seconds=0, then=failing)
+    left = store.backfill_progress(admin.shop, "orders")
+    assert seen == ["running"]  # everything fetched, and not yet done while the step runs
+    assert left is not None
+    assert left.status == "running"
+
+    def step() -> None:
+        progress = store.backfill_progress(admin.shop, "orders")
+        seen.append(progress.status if progress else None)
+
+    resumed = backfills.backfill("orders", admin.shop, client_for(admin), store, bulk_poll_seconds=0, then=step)
+
+    assert (resumed.complete, resumed.resumed, resumed.fetched) == (True, True, left.fetched)  # nothing fetched twice
+    assert seen == ["running", "running"]
+    done = store.backfill_progress(admin.shop, "orders")
+    assert done is not None
+    assert done.status == "done"
+
+
 def test_given_a_shop_with_no_orders_or_products_then_the_backfill_completes_with_nothing_stored(
     aws: EmulatedAws, admin: FakeAdminApi
 ) -> None:

@@ -85,12 +85,6 @@ def backfilled(stack: RunningStack, shop: str) -> dict[str, Any] | None:
     return status if status["installed"] and status["backfill"]["complete"] else None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known regression: after the backfill the product page's recommendations come back empty, though the "
-    "backfilled co-purchase neighbours and catalog listings are stored (seen after the merchant-rules and catalog-"
-    "neighbour changes to serving); strict, so this fails the suite once it is fixed and the mark must go",
-)
 def test_given_a_new_shop_when_its_session_token_arrives_then_it_installs_backfills_and_serves_on_its_own(
     stack: RunningStack, shopify: FakeAdminApi, tmp_path: Path
 ) -> None:

@@ -239,7 +239,15 @@ class _Run:
     progress: BackfillProgress
     keep_going: Callable[[], bool]
     on_progress: ProgressListener | None
+    then: Callable[[], object] | None = None
     skipped: int = 0
+    fetched_all: bool = False
+
+    @property
+    def last_status(self) -> str:
+        """What the last page's save says: "done", unless a step still follows the fetching (`then`), which writes
+        "done" itself, so the merchant never sees a backfill complete before what it feeds is ready."""
+        return "running" if self.then is not None else "done"
 
     def save(self, **changes: Any) -> None:
         self.progress = replace(self.progress, **changes, updated_at=datetime.now(UTC))
@@ -255,8 +263,9 @@ class _Run:
             stored = _store_page(self.what, self.client, self.shop, self.stores, page.nodes)
             self.skipped += len(page.nodes) - stored
             done = not page.has_next_page or page.end_cursor is None
+            self.fetched_all = done
             self.save(
-                status="done" if done else "running",
+                status=self.last_status if done else "running",
                 cursor=page.end_cursor or self.progress.cursor,
                 pages=self.progress.pages + 1,
                 fetched=self.progress.fetched + len(page.nodes),
@@ -277,10 +286,11 @@ class _Run:
         if finished is None:
             return
         if finished.url is None:  # nothing matched
-            self.save(status="done", pages=self.progress.pages + 1)
+            self.fetched_all = True
+            self.save(status=self.last_status, pages=self.progress.pages + 1)
             return
         base = self.progress.bulk_lines
-        fetched = stored = 0
+        fetched = stored = read = 0
         lines = bulk_lines(self.client, finished.url, skip=base)
         for parent, children, read in bulk_groups(lines):
             fetched += 1
@@ -295,8 +305,10 @@ class _Run:
                 if not self.keep_going():
                     return
         self.skipped += fetched - stored
+        self.fetched_all = True
         self.save(
-            status="done",
+            status=self.last_status,
+            bulk_lines=base + read,  # every line: a resume before "done" (a failed `then`) streams none again
             pages=self.progress.pages + 1,
             fetched=self.progress.fetched + fetched,
             stored=self.progress.stored + stored,
@@ -316,11 +328,13 @@ def backfill(
     bulk_poll_seconds: float = 2.0,
     keep_going: Callable[[], bool] = lambda: True,
     on_progress: ProgressListener | None = None,
+    then: Callable[[], object] | None = None,
 ) -> BackfillOutcome:
     """Fetch and store one connection, saving the progress as it goes: page by page, or with a bulk operation
     (`bulk=None`: when a fresh run finds more than `BULK_ABOVE` objects to fetch; a resumed run keeps its way).
     Raises AdminApiError (the progress then says `failed`, with the error) when the API keeps failing; stops early,
-    resumably, as soon as `keep_going()` is false."""
+    resumably, as soon as `keep_going()` is false. `then` runs once everything is fetched, before the progress says
+    "done"; if it raises, the progress stays "running" and a resumed run fetches nothing more and runs it again."""
     started = now or datetime.now(UTC)
     search = order_search(started, days) if what == "orders" else None
     progress, resumed = _start(stores, shop, what, search, started, restart)
@@ -332,7 +346,7 @@ def backfill(
         progress = replace(progress, expected=count)  # the merchant's page shows how much of it is fetched
     else:
         use_bulk = bulk
-    run = _Run(what, shop, client, stores, progress, keep_going, on_progress)
+    run = _Run(what, shop, client, stores, progress, keep_going, on_progress, then)
     stores.save_backfill_progress(progress)
     try:
         if use_bulk:
@@ -344,6 +358,9 @@ def backfill(
     except AdminApiError as exc:
         run.save(status="failed", error=str(exc))
         raise
+    if run.fetched_all and then is not None:
+        then()
+        run.save(status="done")
     return BackfillOutcome(
         what=what,
         complete=run.progress.status == "done",
@@ -398,6 +415,10 @@ def run_backfill(
     started = now or datetime.now(UTC)
     registry.register_shop(shop)
     result: dict[str, Any] = {"shop": shop}
+
+    def similarity() -> None:
+        result["similarity"] = compute_similarity_after_backfill(shop, started)
+
     for what in whats:
         outcome = backfill(
             what,
@@ -409,13 +430,14 @@ def run_backfill(
             restart=restart,
             keep_going=keep_going,
             on_progress=on_progress,
+            # the orders are done only once the similarity they feed is stored: the admin page's "complete" means
+            # the storefront serves the backfilled co-purchases
+            then=similarity if what == "orders" else None,
         )
         result[what] = outcome.as_dict()
         if not outcome.complete:
             result["complete"] = False
             return result
-        if what == "orders":
-            result["similarity"] = compute_similarity_after_backfill(shop, started)
     result["complete"] = True
     result["admin_requests"] = client.requests
     result["throttled"] = client.throttled
