@@ -124,3 +124,25 @@ def test_no_metric_carries_a_per_shop_dimension(aws: EmulatedAws, capsys: pytest
     dimensions = {name for _, _, dims in emitted(capsys.readouterr().out) for name, _ in dims}
 
     assert dimensions == {"service"}
+
+
+def test_a_delivery_that_fails_inside_a_batch_counts_in_deliveries_failed_though_the_invocation_succeeds(
+    aws: EmulatedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record that fails beside good ones is a partial batch failure: the invocation returns normally, so Lambda's
+    Errors never sees it, and DeliveriesFailed (what DeliveriesFailedAlarm reads) is the only count of it."""
+    event = json.loads((ROOT / "events" / "attribution-sqs-batch-with-poison.json").read_text(encoding="utf-8"))
+    poison_id = event["Records"][1]["messageId"]
+    capsys.readouterr()
+
+    result = aws.invoke("AttributionFunction", event)
+
+    assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    counts: dict[str, float] = {"DeliveriesFailed": 0, "DeliveriesProcessed": 0}
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            record = json.loads(line)
+            for name in counts:
+                value = record.get(name, 0)
+                counts[name] += sum(value) if isinstance(value, list) else value
+    assert counts == {"DeliveriesFailed": 1, "DeliveriesProcessed": len(event["Records"]) - 1}
