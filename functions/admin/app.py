@@ -143,7 +143,13 @@ def get_performance() -> dict[str, Any]:
     if blacklisted not in ("", "true", "false"):
         raise BadRequest("blacklisted", "expected true or false")
     # Titles from the catalog, so the merchant sees products, not ids.
-    return performance_report(shop, LearningStore(), only_blacklisted=blacklisted == "true", catalog=catalog_store())
+    return performance_report(
+        shop,
+        LearningStore(),
+        only_blacklisted=blacklisted == "true",
+        catalog=catalog_store(),
+        min_impressions=dynamo_store().get_settings(shop).min_impressions,
+    )
 
 
 @app.get("/admin/health")

@@ -214,7 +214,8 @@ def test_given_a_seeded_shop_when_the_page_loads_then_every_section_shows_what_t
              href: r.querySelector('a').getAttribute('href'), shown: r.querySelector('.impressions').textContent,
              clicked: r.querySelector('.clicks').textContent, bought: r.querySelector('.purchases').textContent,
              badges: [...r.querySelectorAll('.badge')].map(b => b.textContent),
-             reason: r.querySelector('.status .reason').textContent}))""",
+             reason: r.querySelector('.status .reason').textContent,
+             interval: r.querySelector('.cvr .interval')?.textContent ?? null}))""",
     )
     api_rows = performance["products"]
     assert [row["id"] for row in rows] == [row["product_id"] for row in api_rows]
@@ -228,6 +229,12 @@ def test_given_a_seeded_shop_when_the_page_loads_then_every_section_shows_what_t
             str(api_row[key]) for key in ("impressions", "clicks", "purchases")
         )
         assert row["reason"] == api_row["reason"]
+        # Each CVR with its 95 % interval: over 100 impressions (the shop's min_impressions) learning judges it.
+        low, high = api_row["cvr_ci95"]
+        assert low <= api_row["cvr"] <= high
+        assert row["interval"] is not None
+        assert row["interval"].count("%") == 2
+        assert " – " in row["interval"]
     assert by_id["3001"]["title"] == "Linen shirt" == next(r["title"] for r in api_rows if r["product_id"] == "3001")
     # Seven orders of 3001 and eight lines: the order with two lines of it counts once per product, once per line in
     # the ROI.

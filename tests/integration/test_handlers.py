@@ -965,6 +965,7 @@ def test_given_the_blacklisting_attack_replayed_when_learning_runs_then_only_the
     performance = body_of(aws.invoke("AdminFunction", admin_event("GET", "/admin/performance", shop)))["products"]
     [product] = [row for row in performance if row["product_id"] == "111"]
     assert (product["impressions"], product["blacklisted"]) == (1, False)
+    assert product["cvr_ci95"] is None  # one impression: not enough data for an interval
 
 
 def test_given_an_order_line_with_a_rec_id_the_server_did_not_issue_then_it_credits_nothing(

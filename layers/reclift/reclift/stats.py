@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+from statistics import NormalDist
 
 _EPSILON = 1e-14
 _TINY = 1e-300
@@ -60,3 +61,19 @@ def beta_cdf(x: float, a: float, b: float) -> float:
 def beta_draw(rng: random.Random, a: float, b: float) -> float:
     """One draw from Beta(a, b)."""
     return rng.betavariate(a, b)
+
+
+def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion: what a merchant reads beside an observed rate (it always holds
+    that rate, stays in [0, 1], and keeps close to its nominal coverage even at rates near 0, where the plain
+    normal interval collapses to a point)."""
+    if trials <= 0 or not 0 <= successes <= trials:
+        raise ValueError("need 0 <= successes <= trials and trials > 0")
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    rate, z2 = successes / trials, z * z
+    centre = (rate + z2 / (2 * trials)) / (1 + z2 / trials)
+    half = z / (1 + z2 / trials) * math.sqrt(rate * (1 - rate) / trials + z2 / (4 * trials * trials))
+    # At 0 or all successes the bound is exactly 0 or 1; computed, it can round a hair inside the observed rate.
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
