@@ -186,6 +186,35 @@ def test_given_similar_products_and_best_sellers_when_ranked_then_similar_come_f
     assert ids(ranked)[2:] == ["star", "f2"]
 
 
+def fill_of_neighbours_and_sellers() -> list[Candidate]:
+    """A weak catalog neighbour (same type, never sold) and a strong best seller, in the order serving plans them."""
+    return [
+        Candidate("neighbour", 0.8, price=Decimal(20), source="catalog"),
+        Candidate("seller", 1.0, price=Decimal(20), source="best_seller"),
+    ]
+
+
+def test_given_a_shop_that_has_learned_when_ranked_then_catalog_neighbours_and_best_sellers_compete_on_value() -> None:
+    """Offered before every best seller whatever its value, a catalog neighbour cost a new shop a quarter of its
+    expected revenue in the simulation's launch scenario; once the shop has a prior, the policy values both alike."""
+    scoring = scorer(BAYES, perf("seller", mean=0.05, price=Decimal(20)))  # the prior's mean is 0.02
+
+    assert ids(run(scoring, [], fill_of_neighbours_and_sellers(), limit=2)) == ["seller", "neighbour"]
+
+
+@pytest.mark.parametrize(
+    "scoring",
+    [scorer(BAYES, perf("seller", mean=0.05), prior=None), scorer(SEED, perf("seller", confidence=0.95))],
+    ids=["bayes-before-its-first-run", "seed"],
+)
+def test_given_no_learned_prior_or_the_seed_policy_when_ranked_then_catalog_neighbours_come_before_best_sellers(
+    scoring: Scorer,
+) -> None:
+    """Scores that are similarities (a neighbour's likeness, a best seller's sales rank) are not comparable: the
+    page's type goes first until the shop has learned."""
+    assert ids(run(scoring, [], fill_of_neighbours_and_sellers(), limit=2)) == ["neighbour", "seller"]
+
+
 def test_given_a_best_seller_that_is_also_similar_when_ranked_then_it_appears_once_among_the_similar() -> None:
     ranked = run(scorer(SEED), candidates(("a", 0.5), ("b", 0.4)), candidates(("b", 9.0), ("c", 1.0)), limit=4)
     assert ids(ranked) == ["a", "b", "c"]

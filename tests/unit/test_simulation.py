@@ -57,14 +57,19 @@ def test_given_a_new_shop_with_types_when_served_then_catalog_neighbours_fill_th
 ) -> None:
     window = launch_store["summary"]["sources"]["all_days"]
     shares = {variant: figures["share"] for variant, figures in window["variants"].items()}
-    # Production's widgets hold catalog neighbours; withheld, their slots go back to best sellers.
-    assert shares["all"]["catalog"] >= 0.2
+    # Production's widgets hold catalog neighbours (first on the day before the shop's first learning run, then
+    # valued by the policy beside best sellers); withheld, their slots go back to best sellers.
+    assert shares["all"]["catalog"] > 0
     assert shares["co_purchase"]["catalog"] == shares["best_sellers"]["catalog"] == 0
     assert shares["best_sellers"]["best_seller"] == 1
-    # The page's type, or bought with the page's product: far more than best sellers alone or co-purchase alone.
-    assert shares["all"]["same_type_or_similar"] >= shares["co_purchase"]["same_type_or_similar"] + 0.15
-    assert shares["all"]["same_type"] >= shares["best_sellers"]["same_type"] + 0.3
-    assert window["share_gap_closed_vs_best_sellers"]["all"] >= 0.5
+    # More of the page's type than co-purchase alone gives (the same visitors and draws: equal if neighbours were
+    # never offered), and far more than best sellers alone.
+    assert shares["all"]["same_type"] > shares["co_purchase"]["same_type"]
+    assert shares["all"]["same_type"] >= shares["best_sellers"]["same_type"] + 0.2
+    # Ranked by the policy, neighbours take slots only where they are worth it: the expected revenue is no lower
+    # than with co-purchase alone.
+    gap = window["gap_closed_vs_best_sellers"]
+    assert gap["all"] >= gap["co_purchase"]
     # Every variant met the same visitors.
     visitors = launch_store["policies"]["bayes"]["visitors_by_day"]
     assert all(series["visitors_by_day"] == visitors for series in launch_store["variants"].values())

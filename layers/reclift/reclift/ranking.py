@@ -114,9 +114,11 @@ def rank(
     pinned: Sequence[Candidate] = (),
 ) -> list[Ranked]:
     """At most `limit` products, never an excluded one: the pinned ones first, in their order, in either arm (a
-    merchant's rule, not learning; never dropped as blacklisted); then the similar ones; then the rest of `fill` by
-    source, catalog neighbours before best sellers. Within each group, the policy's order (the learning arm) or the
-    similarity order (the holdout)."""
+    merchant's rule, not learning; never dropped as blacklisted); then the similar ones; then the rest of `fill`.
+    Within each group, the policy's order (the learning arm) or the similarity order (the holdout). The rest is one
+    group once the shop has learned (bayes with a fitted prior: a catalog neighbour and a best seller are valued
+    alike, by expected revenue); before that, or under the seed policy, whose scores are similarities on two
+    scales, catalog neighbours come before best sellers."""
     chosen: list[Ranked] = []
     for candidate in pinned:
         shown = {r.product_id for r in chosen}
@@ -148,7 +150,8 @@ def _rank_groups(
     first = [c for c in pool.values() if c.product_id in similar_ids]
     neighbours = [c for c in pool.values() if c.product_id not in similar_ids and c.source == "catalog"]
     sellers = [c for c in pool.values() if c.product_id not in similar_ids and c.source != "catalog"]
-    groups = (first, neighbours, sellers)
+    learned = scorer.settings.policy == "bayes" and scorer.prior is not None
+    groups = (first, [*neighbours, *sellers]) if learned else (first, neighbours, sellers)
 
     if arm == "holdout":
         ordered = sorted(first, key=lambda c: -c.similarity) + sorted(neighbours, key=lambda c: -c.similarity)
