@@ -170,7 +170,7 @@ def _stamp(moment: datetime) -> str:
 
 
 def seed_orders(dynamodb: Any, table: str, shop: str, baskets: Baskets, now: datetime) -> None:
-    """Order items as the attribution worker stores them (basket on the by_shop_date index), 25 to a request."""
+    """Order items as the attribution worker stores them (basket on the by_shop_date_v2 index), 25 to a request."""
 
     items = []
     for order, basket in enumerate(basket_ids(baskets)):

@@ -152,16 +152,19 @@ def catalog_items(aws: EmulatedAws, shop: str) -> dict[str, dict[str, Any]]:
 
 
 def baskets(aws: EmulatedAws, shop: str) -> dict[str, dict[str, Any]]:
-    """The baskets as the similarity job reads them: the by_shop_date index under `{shop}#basket`."""
+    """The baskets the similarity job finds (the by_shop_date_v2 index under `{shop}#basket`), each as its order item
+    holds it in the table (the index projects only what the job reads, not `backfilled`)."""
     found: dict[str, dict[str, Any]] = {}
-    paginator = aws.client("dynamodb").get_paginator("query")
-    for page in paginator.paginate(
-        TableName=aws.resource("OrdersTable"),
-        IndexName="by_shop_date",
+    client, table = aws.client("dynamodb"), aws.resource("OrdersTable")
+    for page in client.get_paginator("query").paginate(
+        TableName=table,
+        IndexName="by_shop_date_v2",
         KeyConditionExpression="gsi1pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"{shop}#basket"}},
     ):
-        found |= {item["order_id"]["S"]: item for item in page["Items"]}
+        for entry in page["Items"]:
+            key = {"pk": entry["pk"], "sk": entry["sk"]}
+            found[entry["order_id"]["S"]] = client.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
     return found
 
 

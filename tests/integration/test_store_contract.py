@@ -164,6 +164,11 @@ def test_given_an_order_after_a_click_then_its_line_is_attributed_counted_and_re
     assert [(row.product_id, row.revenue, row.channel.value, row.arm) for row in rows] == [
         (B, Decimal("25.00"), "click_through", "learning")
     ]
+    # Every field of the row, as the index projects it (an attribute it left out would read as None or empty).
+    assert [(row.order_id, row.line_id, row.quantity, row.visitor_id, row.created_at) for row in rows] == [
+        ("5001", "500100", 1, "v-2", now + timedelta(minutes=10))
+    ]
+    assert rows[0].currency == payload["currency"]
     lines = ports.store.attributed_lines(shop, "5001")
     assert lines is not None
     assert [(line.product_id, line.revenue) for line in lines] == [(B, Decimal("25.00"))]

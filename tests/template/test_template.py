@@ -730,7 +730,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("COUNTERS_TABLE", None, "dynamodb:UpdateItem"),
         ("COUNTERS_TABLE", None, "dynamodb:GetItem"),  # the ROI's visitor-days, read before the transaction
     ],
-    "attributions": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
+    "attributions": [("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query")],
     "attributed_lines": [("ORDERS_TABLE", None, "dynamodb:Query")],
     "add_event_totals": [("COUNTERS_TABLE", None, "dynamodb:PutItem"), ("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
     "arm_visitors": [("COUNTERS_TABLE", None, "dynamodb:Query")],
@@ -756,8 +756,8 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "model": [("LEARNING_TABLE", None, "dynamodb:GetItem")],
     "performance": [("LEARNING_TABLE", None, "dynamodb:Query")],
     # reclift.data.similarity.SimilarityStore
-    "baskets": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
-    "bought_instead": [("ORDERS_TABLE", "by_shop_date", "dynamodb:Query")],
+    "baskets": [("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query")],
+    "bought_instead": [("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query")],
     "save_similarity": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem")],
     "catalog_products": [("CATALOG_TABLE", None, "dynamodb:Query")],
     # reclift.data.privacy.PrivacyStore
@@ -790,7 +790,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
         ("EVENTS_TABLE", "by_shop", "dynamodb:Query"),
         ("PROFILES_TABLE", "by_shop", "dynamodb:Query"),
         ("SHOPS_TABLE", "by_shop", "dynamodb:Query"),
-        ("ORDERS_TABLE", "by_shop_date", "dynamodb:Query"),
+        ("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query"),
         ("ORDERS_TABLE", None, "dynamodb:Query"),
         ("COUNTERS_TABLE", None, "dynamodb:Query"),
         ("LEARNING_TABLE", None, "dynamodb:Query"),

@@ -24,7 +24,7 @@ from pynamodb.attributes import (
     VersionAttribute,
 )
 from pynamodb.constants import NUMBER
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from reclift import config
@@ -164,10 +164,33 @@ class CounterItem(Model):
 
 
 # ---------------------------------------------------------------- orders, attributions, baskets
+# What the queries through `by_shop_date_v2` read besides the keys (table's and index's): the attribution lines
+# (`{shop}#attr`: the ROI's rebuild and reports), the baskets (`{shop}#basket`: basket, test) and the missed
+# opportunities (`{shop}#missed`: product_id, shown_instead) of the similarity job. Nothing else is projected: a line's
+# credited event, rec id and event ids, the order's shop and attributed revenue are read from the table (by its key).
+# An attribute left out here reads as None (or its default) through the index, whatever the model says of it: a query
+# that needs one must add it here and in template.yaml (a new index: a projection cannot change in place).
+ORDERS_BY_SHOP_DATE_ATTRIBUTES = [
+    "order_id",
+    "created_at",
+    "currency",
+    "visitor_id",
+    "line_id",
+    "product_id",
+    "quantity",
+    "revenue",
+    "channel",
+    "arm",
+    "basket",
+    "test",
+    "shown_instead",
+]
+
+
 class OrdersByShopDate(GlobalSecondaryIndex["OrderRecord"]):
     class Meta:
-        index_name = "by_shop_date"
-        projection = AllProjection()
+        index_name = "by_shop_date_v2"
+        projection = IncludeProjection(ORDERS_BY_SHOP_DATE_ATTRIBUTES)
 
     gsi1pk = UnicodeAttribute(hash_key=True)
     gsi1sk = UnicodeAttribute(range_key=True)

@@ -2,7 +2,7 @@
 `python -m reclift.data.roi_backfill SHOP FROM TO`, with the functions' table variables (and AWS credentials) set.
 
 It rebuilds every month the range touches, whole (a month's `m#` items sum all its days), from the month's attribution
-lines (the `by_shop_date` index) and the shop's day counters (orders, test orders), a month at a time, and replaces
+lines (the `by_shop_date_v2` index) and the shop's day counters (orders, test orders), a month at a time, and replaces
 what the month's totals held. Run it while no order or refund of those days is being recorded: one landing between
 the read and the write would be missed. No function imports this module: only an operator runs it.
 """

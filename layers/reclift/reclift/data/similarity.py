@@ -1,5 +1,5 @@
 """Data access for the similarity job: a window of stored baskets and bought-instead pairs (through the orders
-table's by_shop_date index, newest first, never a scan), the shop's catalog (one Query of its partition), and the
+table's by_shop_date_v2 index, newest first, never a scan), the shop's catalog (one Query of its partition), and the
 products' neighbour lists written back (co-purchase and catalog neighbours in one item per product)."""
 
 from __future__ import annotations

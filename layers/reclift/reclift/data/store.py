@@ -844,7 +844,7 @@ def _touch(item: EventItem) -> Touch:
 # ---------------------------------------------------------------- the order's writes, in chunks
 def basket_record(shop: str, basket: Basket, **fields: Any) -> OrderRecord:
     """The order's own item (sk `order`), which carries its basket and is found by the similarity job through the
-    `by_shop_date` index under `{shop}#basket`. Attribution adds the buyer's keys and the attributed revenue; the
+    `by_shop_date_v2` index under `{shop}#basket`. Attribution adds the buyer's keys and the attributed revenue; the
     backfill marks it `backfilled`."""
     return OrderRecord(
         pk=order_key(shop, basket.order_id),
