@@ -39,6 +39,7 @@ from reclift.data.store import (
 from reclift.learning import Performance, Prior, ProductDay
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
+    PROFILE_CATALOG_NEIGHBOURS,
     PROFILE_NEIGHBOURS,
     ProfileLists,
     push_recent,
@@ -76,6 +77,7 @@ class _StoredEvent:
 class _Profile:
     lists: ProfileLists = field(default_factory=ProfileLists)
     neighbours: Scores = field(default_factory=list)
+    catalog_neighbours: Scores = field(default_factory=list)
     visitors: list[str] = field(default_factory=list)
 
 
@@ -236,6 +238,10 @@ class MemoryStore:
         seeds = lists.seeds()
         similar = [state.similarity[p] for p in seeds if p in state.similarity]
         profile.neighbours = combine(similar, exclude={*seeds, *lists.purchased}, limit=PROFILE_NEIGHBOURS)
+        catalog = [state.catalog_similarity[p] for p in seeds if p in state.catalog_similarity]
+        profile.catalog_neighbours = combine(
+            catalog, exclude={*seeds, *lists.purchased}, limit=PROFILE_CATALOG_NEIGHBOURS
+        )
         if linked_visitor:
             profile.visitors = push_recent(profile.visitors, [linked_visitor], LINKED_VISITORS_LIMIT)
         return lists
@@ -527,6 +533,7 @@ class MemoryStore:
             similar={p: state.similarity[p] for p in wanted if p in state.similarity},
             catalog_similar={p: state.catalog_similarity[p] for p in wanted if p in state.catalog_similarity},
             profile_neighbours=[profile.neighbours for profile in profiles if profile.neighbours],
+            profile_catalog_neighbours=[p.catalog_neighbours for p in profiles if p.catalog_neighbours],
         )
 
     def candidates(

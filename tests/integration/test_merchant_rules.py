@@ -165,6 +165,23 @@ def test_given_rules_then_excluded_products_never_appear_and_pins_come_first_in_
     assert served(aws, shop) == [("3", "catalog"), ("2", "catalog"), ("4", "catalog")]  # at once: never cached
 
 
+def test_given_a_new_shop_then_a_visitors_home_shows_the_catalog_neighbours_of_what_they_viewed(
+    aws: EmulatedAws, new_catalog_shop: str
+) -> None:
+    """No orders, so no co-purchases: the visitor's profile carries its recent products' catalog neighbours, read
+    with the profile in the first round trip, and home recommends them."""
+    shop, visitor = new_catalog_shop, "home-visitor-1"
+    view = json.dumps({"events": [{"type": "view", "visitor_id": visitor, "product_id": "1"}]}).encode()
+    posted = aws.invoke("StorefrontFunction", proxy_event("POST", "/apps/proxy/events", proxy_query(shop), view))
+    assert posted["statusCode"] == 200, posted
+
+    assert served(aws, shop, placement="home", visitor_id=visitor) == [
+        ("3", "catalog"),
+        ("2", "catalog"),
+        ("4", "catalog"),
+    ]
+
+
 # ------------------------------------------------------------------------------------------------ learning
 def test_given_a_never_blacklisted_product_then_the_nightly_learning_keeps_it_off_the_blacklist(
     aws: EmulatedAws,

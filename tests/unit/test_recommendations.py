@@ -122,6 +122,32 @@ def test_given_a_profile_then_home_uses_its_neighbours_without_what_the_visitor_
     assert reader.products == []
 
 
+def test_given_a_profile_with_few_co_purchases_then_home_adds_its_catalog_neighbours_before_best_sellers() -> None:
+    """A new shop's home widget: the visitor's recent products have one co-purchase neighbour, and their catalog
+    neighbours (carried by the profile) fill the next slots before best sellers (under the seed policy, as before a
+    shop's first learning run), never repeating what the visitor bought."""
+    context = ServingContext(
+        settings=SETTINGS,
+        model=MODEL,
+        purchased=["6"],
+        profile_neighbours=[[("5", 0.4)]],
+        profile_catalog_neighbours=[[("6", 0.9), ("11", 0.8), ("12", 0.6)]],
+    )
+    reader = Reader(context)
+
+    query = parse_query({"limit": "5", "placement": "home", "visitor_id": "v1"})
+    result = recommend("shop.myshopify.com", None, query, reader, random.Random(1), rec_ids=REC_IDS, now=NOW)
+
+    assert [(p["product_id"], p["source"]) for p in result["products"]] == [
+        ("5", "similar"),
+        ("11", "catalog"),
+        ("12", "catalog"),
+        ("9", "best_seller"),
+        ("8", "best_seller"),
+    ]
+    assert {"11", "12"} <= set(reader.catalog[0])  # their listings asked for in the same round trip
+
+
 def test_given_no_neighbours_then_best_sellers_only_with_their_listings() -> None:
     reader = Reader(ServingContext(settings=SETTINGS, model=MODEL))
 

@@ -17,6 +17,7 @@ PROFILE_LIST_LIMIT = 50
 PROFILE_RETENTION_DAYS = 180
 PROFILE_SEEDS = 10  # the recent products whose neighbours make the home placement's candidates
 PROFILE_NEIGHBOURS = 50
+PROFILE_CATALOG_NEIGHBOURS = 20  # as many as a product's own catalog neighbours
 NEIGHBOURS_MAX_AGE = timedelta(days=1)  # the similarity job runs daily: older neighbours are read again
 # Product views a profile takes per day (UTC); views beyond it are dropped. A shopper rarely opens 50 product pages
 # in a day, and 50 is the viewed list's own length: a day's views can refill the list once, while a script posting

@@ -266,6 +266,8 @@ class ProfileItem(Model):
     # the combined neighbours (JSON [[product, score], …]) of `seeds`, the profile's most recent products.
     seeds = ListAttribute[str](null=True)
     neighbours = UnicodeAttribute(null=True)
+    # the seeds' catalog neighbours combined (same type, vendor or tags): home's candidates when co-purchase has few
+    catalog_neighbours = UnicodeAttribute(null=True)
     neighbours_at = UTCDateTimeAttribute(null=True)
     views_day = UnicodeAttribute(null=True)  # the UTC day `views_taken` counts (profiles.VIEWS_PER_DAY)
     views_taken = NumberAttribute(null=True)

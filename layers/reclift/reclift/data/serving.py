@@ -78,6 +78,7 @@ class ServingContext:
     catalog_similar: dict[str, Scores] = field(default_factory=dict)  # their catalog neighbours (best first)
     rules: MerchantRules = field(default_factory=MerchantRules)  # read with the settings, at no extra cost
     profile_neighbours: list[Scores] = field(default_factory=list)  # each profile's recent products' neighbours
+    profile_catalog_neighbours: list[Scores] = field(default_factory=list)  # and their catalog neighbours
     uninstalled: bool = False  # the shop uninstalled reclift (read with its settings, at no extra cost)
 
 
@@ -258,6 +259,11 @@ class ServingReader:
                 scores
                 for profile in profiles
                 if profile.neighbours and (scores := scores_from_json(profile.neighbours))
+            ],
+            profile_catalog_neighbours=[
+                scores
+                for profile in profiles
+                if profile.catalog_neighbours and (scores := scores_from_json(profile.catalog_neighbours))
             ],
         )
 

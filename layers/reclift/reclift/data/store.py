@@ -39,10 +39,11 @@ from reclift.data.models import (
     region,
     shop_bucket_key,
 )
-from reclift.data.neighbours import neighbours_from_json, scores_json, similarity_sk
+from reclift.data.neighbours import neighbours_from_json, scores_from_json, scores_json, similarity_sk
 from reclift.orders import Basket, OrderLine
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
+    PROFILE_CATALOG_NEIGHBOURS,
     PROFILE_NEIGHBOURS,
     PROFILE_RETENTION_DAYS,
     ProfileLists,
@@ -517,8 +518,9 @@ class DynamoStore:
                 )
                 seeds = lists.seeds()
                 if neighbours_stale(seeds, profile.seeds, profile.neighbours_at, now):
-                    neighbours = self._neighbours_of(shop, seeds, exclude={*seeds, *lists.purchased})
-                    profile.seeds, profile.neighbours, profile.neighbours_at = seeds, scores_json(neighbours), now
+                    neighbours, catalog = self._neighbours_of(shop, seeds, exclude={*seeds, *lists.purchased})
+                    profile.seeds, profile.neighbours_at = seeds, now
+                    profile.neighbours, profile.catalog_neighbours = scores_json(neighbours), scores_json(catalog)
                 if linked_visitor:
                     profile.visitors = push_recent(profile.visitors or [], [linked_visitor], LINKED_VISITORS_LIMIT)
                 profile.shop_pk = profile.shop_pk or shop_bucket_key(shop, key)
@@ -534,17 +536,25 @@ class DynamoStore:
         raise StoreError("updating a profile kept conflicting with other writes")
 
     @staticmethod
-    def _neighbours_of(shop: str, seeds: Sequence[str], *, exclude: set[str]) -> list[tuple[str, float]]:
-        """The seeds' co-purchase neighbours combined (one BatchGetItem of their similarity items)."""
+    def _neighbours_of(
+        shop: str, seeds: Sequence[str], *, exclude: set[str]
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The seeds' co-purchase neighbours combined, and their catalog neighbours combined (one BatchGetItem of
+        their similarity items, which hold both)."""
         if not seeds:
-            return []
+            return [], []
         now = datetime.now(UTC)
-        lists = [
-            [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
+        items = [
+            item
             for item in SimilarityItem.batch_get([(shop, similarity_sk(p)) for p in seeds])
             if item.expires_at is None or item.expires_at > now
         ]
-        return combine(lists, exclude=exclude, limit=PROFILE_NEIGHBOURS)
+        copurchased = [[(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)] for item in items]
+        catalog = [scores_from_json(item.catalog) for item in items if item.catalog]
+        return (
+            combine(copurchased, exclude=exclude, limit=PROFILE_NEIGHBOURS),
+            combine(catalog, exclude=exclude, limit=PROFILE_CATALOG_NEIGHBOURS),
+        )
 
     # ------------------------------------------------------------ attribution
     def touches(

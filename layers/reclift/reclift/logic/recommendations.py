@@ -99,9 +99,12 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
 
 def catalog_candidates(query: RecommendationQuery, context: ServingContext, exclude: set[str]) -> list[Candidate]:
     """The placement's products' catalog neighbours (same type, vendor or tags, near in price; precomputed by the
-    similarity job), combined like the similar ones. The home placement has none: its context is the visitor's
-    profile, whose neighbours are co-purchase ones."""
-    lists = [context.catalog_similar[p] for p in context_products(query) if p in context.catalog_similar]
+    similarity job), combined like the similar ones; for home, those of the visitor's recent products, which their
+    profile carries beside their co-purchase neighbours."""
+    if query.placement == "home":
+        lists = context.profile_catalog_neighbours
+    else:
+        lists = [context.catalog_similar[p] for p in context_products(query) if p in context.catalog_similar]
     return [
         Candidate(product_id=product_id, similarity=score, source="catalog")
         for product_id, score in combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
