@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from . import app_config, client, smoke
+from . import app_config, client, smoke, traffic
 from .output import Output
 from .stack import DEFAULT_STATE_FILE, LocalStack, StackError, StackOptions
 from .template import DEFAULT_REGION, TemplateError
@@ -136,6 +136,15 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
 
+    traffic.add_arguments(
+        sub.add_parser(
+            "traffic",
+            help="signed storefront traffic (recommendations, impressions, clicks, orders) against a deployment, until "
+            "the ROI report measures the lift; the secret and API key from $SHOPIFY_API_SECRET and $SHOPIFY_API_KEY, "
+            "else the local stack's",
+        )
+    )
+
     app_config.add_arguments(
         sub.add_parser(
             "app-config",
@@ -247,6 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         code = client.invoke(args.function, args.event, args.state_file, wait_timeout=args.wait_timeout)
     elif args.command == "smoke":
         code = smoke.command(args)
+    elif args.command == "traffic":
+        code = traffic.command(args)
     elif args.command == "app-config":
         code = app_config.command(args)
     elif args.command == "status":
