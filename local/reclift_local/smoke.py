@@ -126,7 +126,8 @@ def smoke_order(
     *, order_id: int, product_id: str, price: Decimal, currency: str, visitor_id: str, rec_id: str, now: datetime
 ) -> dict[str, Any]:
     """Shopify's published orders/create sample reduced to one line: the recommended product, bought at `price` by
-    the smoke visitor through the widget (`_reclift_vid` cart attribute, `_rec_id` line property). No customer, so no
+    the smoke visitor through the widget (`_reclift_vid` cart attribute, `_rec_id` line property unless `rec_id` is
+    empty: added to the cart elsewhere than the widget). No customer, so no
     customer's profile is touched; a real order (`test: false`), which the shop's report counts."""
     sample: dict[str, Any] = json.loads(ORDER_SAMPLE.read_text())
     order: dict[str, Any] = _with_currency(sample, currency)
@@ -147,7 +148,7 @@ def smoke_order(
         total_discount="0.00",
         total_discount_set=zero,
         discount_allocations=[],
-        properties=[{"name": "_rec_id", "value": rec_id}],
+        properties=[{"name": "_rec_id", "value": rec_id}] if rec_id else [],
         tax_lines=[],
     )
     order.update(

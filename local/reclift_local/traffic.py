@@ -6,7 +6,8 @@ signed app proxy: the server issues the rec id and decides the visitor's arm. Th
 impression citing that rec id and its `event_fields`), clicks one with `--click` probability, and orders with
 `--conversion` probability in the holdout arm and `--conversion × (1 + --lift)` in the learning arm: a signed
 `orders/create` webhook whose one line is a product it was shown (the clicked one, if any), at its listed price,
-carrying the visitor id as the `_reclift_vid` cart attribute and the rec id as the `_rec_id` line property. The lift
+carrying the visitor id as the `_reclift_vid` cart attribute and, when the visitor clicked (the widget added it to
+the cart), the rec id as the `_rec_id` line property; otherwise attribution credits the impression. The lift
 generated is that of the conversion rate; revenue per visitor follows it while both arms are shown products of
 similar prices.
 
@@ -208,7 +209,9 @@ class Traffic:
             price=price,
             currency=self.currency,
             visitor_id=visitor.visitor_id,
-            rec_id=rec_id,
+            # the widget puts `_rec_id` on a line it added to the cart: a visitor who never clicked bought it some
+            # other way, and attribution credits the impression they saw (view-through)
+            rec_id=rec_id if clicked else "",
             now=datetime.now(UTC),
         )
         line = order["line_items"][0]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,12 @@ def test_traffic_makes_the_report_measure_the_lift_it_was_generated_with(stack: 
     assert sum(sent.values()) == 200, result.stdout
     assert min(sent.values()) > 70, result.stdout  # about half each
     assert "0 errors" in result.stdout
-    lift = admin_get(stack, SHOP, "/admin/roi")["lift"]
+    report = admin_get(stack, SHOP, "/admin/roi")
+    lift = report["lift"]
     assert lift["visitors"] == sent
+    # Buyers who clicked carry the widget's `_rec_id` (click-through); the others are credited to what they saw.
+    assert Decimal(report["click_through_revenue"]) > 0
+    assert Decimal(report["view_through_revenue"]) > 0
     assert lift["enough_data"] is True
     for name in ("conversion_rate", "revenue_per_visitor"):
         block = lift[name]
