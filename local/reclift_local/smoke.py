@@ -455,15 +455,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_target(args: argparse.Namespace) -> None:
+    """The deployment and shop a command talks to (`--base-url`, `--shop`), or a UsageError naming the option."""
+    if not is_shop_domain(args.shop):
+        raise UsageError(f"--shop: expected the shop's permanent domain, like demo.myshopify.com, got {args.shop!r}")
+    if not str(args.base_url).startswith(("https://", "http://")):
+        raise UsageError(f"--base-url: expected an http(s) URL, got {args.base_url!r}")
+
+
 def options_from(args: argparse.Namespace, environ: Mapping[str, str]) -> SmokeOptions:
     secret = environ.get("SHOPIFY_API_SECRET", "")
     api_key = environ.get("SHOPIFY_API_KEY", "")
     if not secret or not api_key:
         raise UsageError("set SHOPIFY_API_SECRET and SHOPIFY_API_KEY in the environment (the app's secret and API key)")
-    if not is_shop_domain(args.shop):
-        raise UsageError(f"--shop: expected the shop's permanent domain, like demo.myshopify.com, got {args.shop!r}")
-    if not str(args.base_url).startswith(("https://", "http://")):
-        raise UsageError(f"--base-url: expected an http(s) URL, got {args.base_url!r}")
+    check_target(args)
     if args.product_id is not None and not str(args.product_id).isdigit():
         raise UsageError(f"--product-id: expected Shopify's numeric product id, got {args.product_id!r}")
     return SmokeOptions(

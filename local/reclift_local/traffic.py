@@ -34,10 +34,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TextIO
 
-from reclift.ids import is_shop_domain
-
 from .sign import DEV_API_KEY, DEV_API_SECRET
-from .smoke import Smoke, SmokeOptions, StepFailed, smoke_order
+from .smoke import Smoke, SmokeOptions, StepFailed, UsageError, check_target, smoke_order
 
 ARMS = ("learning", "holdout")
 TRAFFIC_TAG = "reclift-traffic"
@@ -45,10 +43,6 @@ FALLBACK_PRICE = Decimal("20.00")  # a product listed without a price
 SECOND_UNIT = 0.1  # the share of orders of two units
 ORDER_ID_BASE = 8_000_000_000_000_000  # Shopify-shaped ids (below 2^63) no real order of a shop has
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-class UsageError(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -382,10 +376,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, environ: Mapping[str, str]) -> TrafficOptions:
-    if not is_shop_domain(args.shop):
-        raise UsageError(f"--shop: expected the shop's permanent domain, like demo.myshopify.com, got {args.shop!r}")
-    if not str(args.base_url).startswith(("https://", "http://")):
-        raise UsageError(f"--base-url: expected an http(s) URL, got {args.base_url!r}")
+    check_target(args)
     product_ids: Sequence[str] = args.product_id
     if any(not str(product).isdigit() for product in product_ids):
         raise UsageError(f"--product-id: expected Shopify's numeric product ids, got {product_ids!r}")
