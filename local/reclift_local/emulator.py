@@ -56,6 +56,7 @@ class Emulator:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        _stop_tracking_models()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -66,6 +67,22 @@ class Emulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+def _untracked_model(cls: type, *args: Any, **kwargs: Any) -> Any:
+    return object.__new__(cls)
+
+
+def _stop_tracking_models() -> None:
+    """moto keeps every model object it ever makes (each SQS message, DynamoDB item and the copy of a whole table
+    each TransactWriteItems takes) in a class-level list for its dashboard's /moto-api/data.json, which nothing here
+    reads: a process that serves many requests grew by gigabytes. Only that list is dropped; the emulated state (the
+    backends) is untouched."""
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import reset_model_data
+
+    BaseModel.__new__ = staticmethod(_untracked_model)  # type: ignore[method-assign]
+    reset_model_data()
 
 
 def client_config() -> Config:
