@@ -69,10 +69,6 @@ class Emulator:
             self._server = None
 
 
-def _untracked_model(cls: type, *args: Any, **kwargs: Any) -> Any:
-    return object.__new__(cls)
-
-
 def _stop_tracking_models() -> None:
     """moto keeps every model object it ever makes (each SQS message, DynamoDB item and the copy of a whole table
     each TransactWriteItems takes) in a class-level list for its dashboard's /moto-api/data.json, which nothing here
@@ -81,7 +77,10 @@ def _stop_tracking_models() -> None:
     from moto.core.common_models import BaseModel
     from moto.core.model_instances import reset_model_data
 
-    BaseModel.__new__ = staticmethod(_untracked_model)  # type: ignore[method-assign]
+    def untracked(cls: type, *args: Any, **kwargs: Any) -> Any:
+        return super(BaseModel, cls).__new__(cls)  # type: ignore[misc]  # BaseModel.__new__ but for the listing
+
+    BaseModel.__new__ = staticmethod(untracked)  # type: ignore[method-assign]
     reset_model_data()
 
 
