@@ -39,15 +39,13 @@ from reclift.data.store import (
 from reclift.learning import Performance, Prior, ProductDay
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
-    PROFILE_CATALOG_NEIGHBOURS,
-    PROFILE_NEIGHBOURS,
     ProfileLists,
     push_recent,
 )
 from reclift.recids import REC_ID_LIFETIME
 from reclift.rules import MerchantRules
 from reclift.settings import ShopSettings
-from reclift.similarity import Neighbour, combine
+from reclift.similarity import Neighbour
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_FIELDS = ("impressions", "clicks", "add_to_carts", "purchases", "units", "sold")
@@ -236,11 +234,9 @@ class MemoryStore:
             lists = lists.merged_under(merge)
         profile.lists = lists
         seeds = lists.seeds()
-        similar = [state.similarity[p] for p in seeds if p in state.similarity]
-        profile.neighbours = combine(similar, exclude={*seeds, *lists.purchased}, limit=PROFILE_NEIGHBOURS)
-        catalog = [state.catalog_similarity[p] for p in seeds if p in state.catalog_similarity]
-        profile.catalog_neighbours = combine(
-            catalog, exclude={*seeds, *lists.purchased}, limit=PROFILE_CATALOG_NEIGHBOURS
+        profile.neighbours, profile.catalog_neighbours = lists.home_neighbours(
+            [state.similarity[p] for p in seeds if p in state.similarity],
+            [state.catalog_similarity[p] for p in seeds if p in state.catalog_similarity],
         )
         if linked_visitor:
             profile.visitors = push_recent(profile.visitors, [linked_visitor], LINKED_VISITORS_LIMIT)

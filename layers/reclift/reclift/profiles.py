@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import zip_longest
 
+from reclift.similarity import combine
+
 PROFILE_LIST_LIMIT = 50
 PROFILE_RETENTION_DAYS = 180
 PROFILE_SEEDS = 10  # the recent products whose neighbours make the home placement's candidates
@@ -62,6 +64,17 @@ class ProfileLists:
             viewed=tuple(_newer_first(newer.viewed, self.viewed)),
             carted=tuple(_newer_first(newer.carted, self.carted)),
             purchased=tuple(_newer_first(newer.purchased, self.purchased)),
+        )
+
+    def home_neighbours(
+        self, copurchased: Sequence[Sequence[tuple[str, float]]], catalog: Sequence[Sequence[tuple[str, float]]]
+    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        """The home placement's candidates from the seeds' neighbour lists: their co-purchase neighbours combined and
+        their catalog neighbours combined, without the seeds themselves or what the visitor bought."""
+        exclude = {*self.seeds(), *self.purchased}
+        return (
+            combine(copurchased, exclude=exclude, limit=PROFILE_NEIGHBOURS),
+            combine(catalog, exclude=exclude, limit=PROFILE_CATALOG_NEIGHBOURS),
         )
 
     def seeds(self, limit: int = PROFILE_SEEDS) -> list[str]:

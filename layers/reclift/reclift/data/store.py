@@ -43,8 +43,6 @@ from reclift.data.neighbours import neighbours_from_json, scores_from_json, scor
 from reclift.orders import Basket, OrderLine
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
-    PROFILE_CATALOG_NEIGHBOURS,
-    PROFILE_NEIGHBOURS,
     PROFILE_RETENTION_DAYS,
     ProfileLists,
     neighbours_stale,
@@ -63,7 +61,6 @@ from reclift.roi_totals import (
 )
 from reclift.rules import MerchantRules, stored_form, stored_rules
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
-from reclift.similarity import combine
 from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
@@ -518,7 +515,7 @@ class DynamoStore:
                 )
                 seeds = lists.seeds()
                 if neighbours_stale(seeds, profile.seeds, profile.neighbours_at, now):
-                    neighbours, catalog = self._neighbours_of(shop, seeds, exclude={*seeds, *lists.purchased})
+                    neighbours, catalog = lists.home_neighbours(*self._neighbour_lists(shop, seeds))
                     profile.seeds, profile.neighbours_at = seeds, now
                     profile.neighbours, profile.catalog_neighbours = scores_json(neighbours), scores_json(catalog)
                 if linked_visitor:
@@ -536,11 +533,11 @@ class DynamoStore:
         raise StoreError("updating a profile kept conflicting with other writes")
 
     @staticmethod
-    def _neighbours_of(
-        shop: str, seeds: Sequence[str], *, exclude: set[str]
-    ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The seeds' co-purchase neighbours combined, and their catalog neighbours combined (one BatchGetItem of
-        their similarity items, which hold both)."""
+    def _neighbour_lists(
+        shop: str, seeds: Sequence[str]
+    ) -> tuple[list[list[tuple[str, float]]], list[list[tuple[str, float]]]]:
+        """The seeds' co-purchase neighbour lists and their catalog neighbour lists (one BatchGetItem of their
+        similarity items, which hold both)."""
         if not seeds:
             return [], []
         now = datetime.now(UTC)
@@ -551,10 +548,7 @@ class DynamoStore:
         ]
         copurchased = [[(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)] for item in items]
         catalog = [scores_from_json(item.catalog) for item in items if item.catalog]
-        return (
-            combine(copurchased, exclude=exclude, limit=PROFILE_NEIGHBOURS),
-            combine(catalog, exclude=exclude, limit=PROFILE_CATALOG_NEIGHBOURS),
-        )
+        return copurchased, catalog
 
     # ------------------------------------------------------------ attribution
     def touches(
