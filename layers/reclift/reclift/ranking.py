@@ -42,6 +42,16 @@ class Ranked:
     source: Source = "similar"
 
 
+def best_seller_candidates(sellers: Sequence[Performance]) -> list[Candidate]:
+    """Best sellers as candidates, in the learning run's order (most sold first): their base score falls with rank."""
+    return [
+        Candidate(
+            product_id=p.product_id, similarity=round(1 - rank / len(sellers), 6), price=p.price, source="best_seller"
+        )
+        for rank, p in enumerate(sellers)
+    ]
+
+
 def assign_arm(shop: str, visitor_id: str | None, holdout_share: float) -> Arm:
     """Sticky: the same shop and visitor always land in the same arm. No visitor id: the learning arm."""
     if not visitor_id or holdout_share <= 0:

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
@@ -15,6 +17,7 @@ from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, bind_tables
 from reclift.data.store import StoreError, day_key
 from reclift.learning import Performance, Prior, ProductDay
+from reclift.ranking import Candidate, best_seller_candidates
 
 MODEL_KEY = "_model"
 PERFORMANCE_PREFIX = "p#"
@@ -35,6 +38,16 @@ class LearnedModel:
     best_sellers: list[Performance]
     products: int
     blacklisted: int
+
+    # Built once per model: a warm function serves one learning run's model to many requests.
+    @cached_property
+    def seller_candidates(self) -> list[Candidate]:
+        """The best sellers as ranking candidates (most sold first)."""
+        return best_seller_candidates(self.best_sellers)
+
+    @cached_property
+    def sellers_by_id(self) -> Mapping[str, Performance]:
+        return MappingProxyType({p.product_id: p for p in self.best_sellers})
 
 
 def performance_to_json(performance: Performance) -> dict[str, Any]:

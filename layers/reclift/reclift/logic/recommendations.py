@@ -6,7 +6,7 @@ widget sends back with every event about it."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -63,16 +63,6 @@ def parse_query(params: dict[str, str]) -> RecommendationQuery:
         if not field:
             field, _, message = message.removeprefix("Value error, ").partition(": ")
         raise BadRequest(field, message) from exc
-
-
-def best_seller_candidates(sellers: list[Performance]) -> list[Candidate]:
-    """Best sellers as candidates, in the learning run's order (most sold first): their base score falls with rank."""
-    return [
-        Candidate(
-            product_id=p.product_id, similarity=round(1 - rank / len(sellers), 6), price=p.price, source="best_seller"
-        )
-        for rank, p in enumerate(sellers)
-    ]
 
 
 def context_products(query: RecommendationQuery) -> list[str]:
@@ -206,8 +196,10 @@ def unservable(listing: Listing, rules: MerchantRules) -> bool:
 def priced(candidates: list[Candidate], listings: dict[str, Listing]) -> list[Candidate]:
     """Candidates valued at their catalog price where the catalog knows one."""
     return [
-        replace(c, price=listing.price)
-        if (listing := listings.get(c.product_id)) is not None and listing.price is not None
+        Candidate(c.product_id, c.similarity, listing.price, c.source)
+        if (listing := listings.get(c.product_id)) is not None
+        and listing.price is not None
+        and listing.price != c.price
         else c
         for c in candidates
     ]
@@ -237,11 +229,11 @@ def recommend(
     if query.product_id:
         exclude.add(query.product_id)
 
-    known: dict[str, Performance] = {p.product_id: p for p in model.best_sellers} if model else {}
+    known: dict[str, Performance] = dict(model.sellers_by_id) if model else {}
     similar = similar_candidates(query, context, exclude)
     reads = plan_candidate_reads(
         similar,
-        best_seller_candidates(model.best_sellers if model else []),
+        model.seller_candidates if model else [],
         set(known),
         limit=query.limit,
         exclude=exclude,
