@@ -67,6 +67,19 @@ class World:
     # 1: also play the judged policy with the similarity job's candidate sources withheld from serving (co-purchase
     # only: no catalog neighbours; best sellers alone: neither), to measure what each source brings.
     compare_sources: int = 0
+    # context: how well a related product sells depends on the page it is shown on (a tea strainer on a teapot's page,
+    # not on a phone case's). Shown on page p, related product c is clicked and bought at its rates × a pair effect
+    # e(p, c), log-normal with log-sd about `pair_affinity_sigma` (0 = none: the world without context), scaled per
+    # product so that its mean effect over the pages it is related to is 1 (its own rates still mean what they did),
+    # and whose log then has Pearson correlation `pair_affinity_correlation` with the pair's log co-purchase rate
+    # (the rate its organic orders use). An unrelated pair keeps `unrelated_factor`.
+    pair_affinity_sigma: float = 0.0
+    pair_affinity_correlation: float = 0.5
+    # views: each visitor also views on average `views_per_visit` more products (0 = none, and no view events at all;
+    # else the landing's view too), a trail through the landing's related products, each next one chosen with weight
+    # e(p, c)^`view_affinity_exponent` (0: co-views carry no pair signal), sent as the storefront's `view` events.
+    views_per_visit: float = 0.0
+    view_affinity_exponent: float = 1.0
 
     def with_flags(self, **flags: Any) -> World:
         known = {f.name for f in fields(self)}
@@ -92,6 +105,18 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         "history_days": 7,
         "product_types": 12,
         "compare_sources": 1,
+    },
+    # A store with context, steady-sized: pair effects with log-sd 0.8, a little under that of the products' own
+    # values (CVR × price, about 1.0), so a related product's best pages sell it 2-3 times as well as its average and
+    # its worst at half or less, and a product-level learner sees only part of what the oracle sees; co-purchase half
+    # tells the pairs apart (correlation 0.5: the similarity job's order already follows them in part); and three
+    # more product views a visit, about a shopper's pages in a session, so that co-views carry the pair signal too.
+    "context": {
+        "products": 400,
+        "visitors_per_day": 2_500,
+        "pair_affinity_sigma": 0.8,
+        "pair_affinity_correlation": 0.5,
+        "views_per_visit": 3.0,
     },
 }
 

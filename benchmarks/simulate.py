@@ -62,6 +62,7 @@ from typing import Any
 from benchmarks.memory_store import MemoryStore
 from benchmarks.scenarios import SCENARIOS, World, scenario
 from reclift.catalog import parse_webhook_product
+from reclift.data.learning import LearnedModel
 from reclift.data.serving import CandidateItems, ServingContext, ServingPort
 from reclift.learning import Performance, Prior
 from reclift.logic.counting import count_events
@@ -81,6 +82,8 @@ SHOP = "sim-store.myshopify.com"
 FIRST_DAY = date(2025, 3, 3)
 PRODUCT_ID_BASE = 7_000_000_000_000  # Shopify-like numeric product ids
 ORACLE_CERTAINTY = 1e12  # a posterior this concentrated is the true CVR itself
+AFFINITY_BISECTIONS = 24  # the pair effects' generating correlation, to within 1e-7
+ORACLE_CVR_MAX = 1.0 - 1e-9  # a page's true CVR past 1 (a strong pair effect) is a certain purchase
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 JUDGED_SEEDS = tuple(range(101, 111))  # never used to tune anything
 TUNING_SEEDS = tuple(range(1, 6))  # used to tune the policies in the past: reported beside, not judged
@@ -117,10 +120,20 @@ class Catalog:
     types: list[int] | None = None  # each product's type, vendor and tags (a world with categories)
     vendors: list[int] | None = None
     tags: list[list[int]] | None = None
+    # pair_effects[p][c]: how well related product c sells on page p relative to its own rates (a world with
+    # context, `pair_affinity_sigma` > 0; None: 1 everywhere)
+    pair_effects: list[dict[int, float]] | None = None
 
     def value(self, product: int) -> float:
         """The true expected revenue per impression at slot 1: what the oracle ranks by."""
         return self.cvr[product] * self.price_floats[product]
+
+    def page_factor(self, page: int, product: int, unrelated_factor: float) -> float:
+        """How a product sells on a page relative to its own rates: its pair effect where it is related to the page
+        (1 in a world without context), `unrelated_factor` where it is not."""
+        if product not in self.related_sets[page]:
+            return unrelated_factor
+        return self.pair_effects[page][product] if self.pair_effects is not None else 1.0
 
 
 def _ranks(values: Sequence[float]) -> list[float]:
@@ -192,6 +205,7 @@ def build_catalog(world: World) -> Catalog:
             row.append(min(1.0, world.co_purchase_rate * math.exp(world.similarity_sigma * z) / spread))
         co_purchase.append(row)
     pairs = [(rate, values[j]) for i in range(n) for rate, j in zip(co_purchase[i], related[i], strict=True)]
+    pair_effects = _pair_effects(world, related, co_purchase) if world.pair_affinity_sigma > 0 and n > 1 else None
     return Catalog(
         ids=ids,
         index={pid: i for i, pid in enumerate(ids)},
@@ -208,7 +222,55 @@ def build_catalog(world: World) -> Catalog:
         types=categories[0] if categories else None,
         vendors=categories[1] if categories else None,
         tags=categories[2] if categories else None,
+        pair_effects=pair_effects,
     )
+
+
+def _pair_effects(
+    world: World, related: Sequence[Sequence[int]], co_purchase: Sequence[Sequence[float]]
+) -> list[dict[int, float]]:
+    """Each related pair's effect e(p, c), from its own stream: log e = σ·(r·s + √(1−r²)·ε) − m_c, s the pair's log
+    co-purchase rate standardised over every pair, ε a standard normal, and m_c what makes product c's mean effect
+    over the pages it is related to exactly 1 (a product shown wherever it is related sells, on average, at its own
+    rates). That scaling takes part of the pair signal with it, so r is solved for (by bisection over the same ε)
+    such that log e itself has Pearson correlation `pair_affinity_correlation` with the log co-purchase rate."""
+    rng = random.Random(f"affinity:{world.seed}")
+    pages = [page for page, row in enumerate(related) for _ in row]
+    products = [product for row in related for product in row]
+    logs = [math.log(rate) for row in co_purchase for rate in row]
+    noises = [rng.gauss(0.0, 1.0) for _ in logs]
+    centre, scale = statistics.fmean(logs), statistics.pstdev(logs)
+    strengths = [(value - centre) / scale if scale > 0 else 0.0 for value in logs]
+    counts: dict[int, int] = {}
+    for product in products:
+        counts[product] = counts.get(product, 0) + 1
+
+    def effects(r: float) -> list[float]:
+        noise = math.sqrt(max(0.0, 1.0 - r * r))
+        raw = [
+            math.exp(world.pair_affinity_sigma * (r * s + noise * e)) for s, e in zip(strengths, noises, strict=True)
+        ]
+        totals: dict[int, float] = {}
+        for product, effect in zip(products, raw, strict=True):
+            totals[product] = totals.get(product, 0.0) + effect
+        return [effect * counts[p] / totals[p] for p, effect in zip(products, raw, strict=True)]
+
+    def correlation(r: float) -> float:
+        return statistics.correlation([math.log(e) for e in effects(r)], strengths)
+
+    target = min(1.0, max(-1.0, world.pair_affinity_correlation))
+    low, high = -1.0, 1.0
+    if scale > 0:
+        for _ in range(AFFINITY_BISECTIONS):
+            middle = (low + high) / 2
+            low, high = (middle, high) if correlation(middle) < target else (low, middle)
+        r = (low + high) / 2
+    else:  # every pair co-purchased alike: nothing to correlate with
+        r = 0.0
+    found: list[dict[int, float]] = [{} for _ in related]
+    for page, product, effect in zip(pages, products, effects(r), strict=True):
+        found[page][product] = effect
+    return found
 
 
 def _categories(world: World) -> tuple[list[int], list[int], list[list[int]]]:
@@ -350,6 +412,7 @@ class Visit:
     key: int  # the visitor's own stream of uniforms, one per product
     carries_rec_id: bool
     learning_arm: bool  # the learning policies' arm for this visitor (production's sticky hash)
+    trail: tuple[int, ...] = ()  # the products viewed after the landing, in order (`views_per_visit`)
 
     def uniform(self, product: int) -> float:
         return _mix(self.key ^ _mix(product + 1)) / 2**64
@@ -371,8 +434,38 @@ def day_visits(world: World, catalog: Catalog, day: int) -> list[Visit]:
         key = stream.getrandbits(64)
         carries_rec_id = stream.random() < world.rec_id_share
         learning_arm = assign_arm(SHOP, visitor_id, world.holdout_share) == "learning"
-        visits.append(Visit(number, visitor_id, landing, at, key, carries_rec_id, learning_arm))
+        trail = view_trail(world, catalog, landing, day, number) if world.views_per_visit > 0 else ()
+        visits.append(Visit(number, visitor_id, landing, at, key, carries_rec_id, learning_arm, trail))
     return visits
+
+
+def view_trail(world: World, catalog: Catalog, landing: int, day: int, number: int) -> tuple[int, ...]:
+    """The products a visitor views after landing, from their own stream: a Poisson number (mean `views_per_visit`)
+    of the landing's related products, without repeats, each next one drawn with weight e(landing, c)^γ
+    (`view_affinity_exponent`), so that how often two products are viewed together follows their pair effect."""
+    stream = random.Random(f"views:{world.seed}:{day}:{number}")
+    count, threshold, product = 0, math.exp(-world.views_per_visit), stream.random()
+    while product > threshold:  # Knuth's Poisson draw
+        count += 1
+        product *= stream.random()
+    effects = catalog.pair_effects[landing] if catalog.pair_effects is not None else None
+    left = list(catalog.related[landing])
+    weights = [effects[c] ** world.view_affinity_exponent if effects is not None else 1.0 for c in left]
+    trail: list[int] = []
+    for _ in range(min(count, len(left))):
+        k = _weighted_index(weights, stream.random())
+        trail.append(left.pop(k))
+        weights.pop(k)
+    return tuple(trail)
+
+
+def _weighted_index(weights: Sequence[float], u: float) -> int:
+    target, running = u * sum(weights), 0.0
+    for k, weight in enumerate(weights):
+        running += weight
+        if target < running:
+            return k
+    return len(weights) - 1
 
 
 # ------------------------------------------------------------------------------------------------ a policy
@@ -417,6 +510,60 @@ class SourcesWithheld:
 
 
 @dataclass
+class PageTruth:
+    """The store as the oracle's `recommend()` reads it in a world with context: production ranks by product-level
+    performance, so for each request every candidate's performance (the model's best sellers' included) is
+    concentrated on its true CVR on THIS page, its own × its pair effect where it is related, × `unrelated_factor`
+    where it is not. The oracle then ranks each page by true value × e(p, c) through production's own path. The page
+    is the product placement's product, which `context()` is asked about before `candidates()`."""
+
+    store: MemoryStore
+    catalog: Catalog
+    unrelated_factor: float
+    page: int | None = None
+    _models: dict[int, LearnedModel] = field(default_factory=dict)  # per page, for the stored run
+    _truths: dict[tuple[int, str], Performance] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        """A new run (or new truths, after the jump): nothing remembered holds."""
+        self._models.clear()
+        self._truths.clear()
+
+    def context(
+        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+    ) -> ServingContext:
+        context = self.store.context(shop, visitor_id=visitor_id, customer_id=customer_id, products=products)
+        self.page = self.catalog.index.get(products[0]) if products and len(products) == 1 else None
+        if self.page is None or context.model is None:
+            return context
+        model = self._models.get(self.page)
+        if model is None or model.run != context.model.run:
+            model = replace(context.model, best_sellers=[self._truth(p) for p in context.model.best_sellers])
+            self._models[self.page] = model
+        return replace(context, model=model)
+
+    def candidates(
+        self, shop: str, *, performance_ids: list[str], catalog_ids: list[str], run: str | None
+    ) -> CandidateItems:
+        items = self.store.candidates(shop, performance_ids=performance_ids, catalog_ids=catalog_ids, run=run)
+        if self.page is None:
+            return items
+        return replace(items, performance={pid: self._truth(p) for pid, p in items.performance.items()})
+
+    def _truth(self, performance: Performance) -> Performance:
+        assert self.page is not None
+        key = (self.page, performance.product_id)
+        truth = self._truths.get(key)
+        if truth is None:
+            product = self.catalog.index[performance.product_id]
+            factor = self.catalog.page_factor(self.page, product, self.unrelated_factor)
+            cvr = min(ORACLE_CVR_MAX, self.catalog.cvr[product] * factor)
+            truth = replace(performance, cvr=cvr, alpha=cvr * ORACLE_CERTAINTY, beta=(1.0 - cvr) * ORACLE_CERTAINTY)
+            self._truths[key] = truth
+        return truth
+
+
+@dataclass
 class DayFigures:
     visitors: int = 0
     widgets: int = 0
@@ -435,6 +582,7 @@ class DayFigures:
     jump_served: int = 0  # … and it was shown
     blacklisted: int = 0  # after the night's learning
     wrongly_blacklisted: int = 0
+    views: int = 0  # product views sent (`views_per_visit`)
     # slots by the response's `source` (similar, catalog, best_seller, pinned), and those of the page's product type
     sources: dict[str, int] = field(default_factory=dict)
     same_type: int = 0
@@ -462,6 +610,8 @@ class PolicyRun:
         self.reader: ServingPort = (
             self.store if sources == "all" else SourcesWithheld(self.store, SOURCE_VARIANTS[sources])
         )
+        if policy == "oracle" and catalog.pair_effects is not None:
+            self.reader = PageTruth(self.store, catalog, world.unrelated_factor)
         self.settings = policy_settings(policy, world)
         self.store.put_settings(SHOP, self.settings)
         self.days: list[DayFigures] = []
@@ -499,6 +649,8 @@ class PolicyRun:
             landing_id = catalog.ids[visit.landing]
             query = RecommendationQuery(product_id=landing_id, limit=world.slots, visitor_id=visit.visitor_id)
             response = recommend(SHOP, None, query, self.reader, rng, rec_ids=REC_IDS, now=visit.at)
+            if world.views_per_visit > 0:
+                figures.views += self._views(visit)
             shown = [item["product_id"] for item in response["products"]]
             if not shown:
                 continue
@@ -522,13 +674,18 @@ class PolicyRun:
             bought: list[int] = []
             expected = 0.0
             related_here = catalog.related_sets[visit.landing]
+            effects = catalog.pair_effects[visit.landing] if catalog.pair_effects is not None else None
             for slot, product_id in enumerate(shown, start=1):
                 product = catalog.index[product_id]
                 factor = self.position[slot]
                 if product not in related_here:
                     factor *= world.unrelated_factor
                     figures.filled += 1
-                expected += catalog.cvr[product] * factor * catalog.price_floats[product]
+                elif effects is not None:
+                    factor *= effects[product]
+                # A probability: a pair effect can take a product's rates past 1 (rarely); a click or a purchase
+                # is then certain.
+                expected += min(1.0, catalog.cvr[product] * factor) * catalog.price_floats[product]
                 u = visit.uniform(product)
                 if u >= catalog.ctr[product] * factor:
                     continue
@@ -569,6 +726,20 @@ class PolicyRun:
         figures.revenue = store.shop_day_attributed(SHOP, today)[1]
         self.days.append(figures)
         self.night(day)
+
+    def _views(self, visit: Visit) -> int:
+        """The visit's product views (the landing, then its trail), as the storefront sends them: one request, a
+        couple of minutes after the landing; counted as the events table's stream would count what it stored."""
+        viewed = [visit.landing, *visit.trail]
+        events = [
+            {"type": "view", "visitor_id": visit.visitor_id, "product_id": self.catalog.ids[product]}
+            for product in viewed
+        ]
+        at = visit.at + timedelta(minutes=2)
+        batch = track_events(SHOP, None, {"events": events}, self.store, now=at, rec_ids=REC_IDS)
+        if batch.written:
+            count_events(self.store, SHOP, list(batch.written))
+        return len(events)
 
     def _count_slots(self, figures: DayFigures, landing: int, products: Sequence[Mapping[str, Any]]) -> None:
         types = self.catalog.types
@@ -624,6 +795,8 @@ class PolicyRun:
         }
         prior = Prior(alpha=0.015 * ORACLE_CERTAINTY, beta=0.985 * ORACLE_CERTAINTY)
         self.store.save_run(SHOP, run, "bayes", prior, performance, sellers, median_price)
+        if isinstance(self.reader, PageTruth):
+            self.reader.forget()
 
 
 # ------------------------------------------------------------------------------------------------ one run
@@ -656,6 +829,8 @@ def _series(run: PolicyRun, world: World) -> dict[str, Any]:
         series["slots_by_source_by_day"] = {source: [d.sources.get(source, 0) for d in days] for source in SLOT_SOURCES}
         series["same_type_slots_by_day"] = [d.same_type for d in days]
         series["same_type_or_similar_slots_by_day"] = [d.same_type_or_similar for d in days]
+    if world.views_per_visit > 0:
+        series["views_by_day"] = [d.views for d in days]
     if world.jump_day >= 0:
         series["jump_served_share_by_day"] = [round(_ratio(d.jump_served, d.jump_widgets), 3) for d in days]
     visitors = _last(run, "visitors")
@@ -696,17 +871,75 @@ def _served_again(run: PolicyRun, oracle: PolicyRun, world: World) -> int | None
 
 def ideal_widget(world: World, catalog: Catalog, landing: int, position: Sequence[float]) -> float:
     """The expected revenue of the best widget the world allows on a page: its `slots` products of most true value
-    (an unrelated one at `unrelated_factor` of it), the best first. What no candidate source can beat."""
-    related = catalog.related_sets[landing]
+    on this page (a related one's × its pair effect, an unrelated one's × `unrelated_factor`), the best first. What
+    no candidate source can beat."""
     values = sorted(
         (
-            catalog.value(j) * (1.0 if j in related else world.unrelated_factor)
+            catalog.value(j) * catalog.page_factor(landing, j, world.unrelated_factor)
             for j in range(len(catalog.ids))
             if j != landing
         ),
         reverse=True,
     )[: world.slots]
     return sum(value * position[slot] for slot, value in enumerate(values, start=1))
+
+
+@dataclass
+class CoViews:
+    """How often each related pair was viewed together (the landing, then its trail) over the run's visits."""
+
+    landings: dict[int, int] = field(default_factory=dict)
+    pairs: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def add(self, visits: Iterable[Visit]) -> None:
+        for visit in visits:
+            self.landings[visit.landing] = self.landings.get(visit.landing, 0) + 1
+            for product in visit.trail:
+                pair = (visit.landing, product)
+                self.pairs[pair] = self.pairs.get(pair, 0) + 1
+
+
+CO_VIEW_MIN_LANDINGS = 30  # pages landed on this often have co-view shares worth correlating
+
+
+def pair_affinity_figures(catalog: Catalog, co_views: CoViews | None) -> dict[str, Any]:
+    """What the world's pair effects came out as: their log-sd, the Pearson correlation of log e(p, c) with the
+    pair's log co-purchase rate, each product's mean effect over its pages (1 by construction), and
+    with views, the rank correlation of e(p, c) with the share of p's landings that viewed c (pages landed on at
+    least CO_VIEW_MIN_LANDINGS times)."""
+    assert catalog.pair_effects is not None
+    effects = [catalog.pair_effects[page][c] for page, row in enumerate(catalog.related) for c in row]
+    rates = [rate for row in catalog.co_purchase for rate in row]
+    log_effects = [math.log(effect) for effect in effects]
+    figures: dict[str, Any] = {
+        "log_sd": round(statistics.pstdev(log_effects), 4),
+        "co_purchase_log_correlation": round(statistics.correlation(log_effects, [math.log(r) for r in rates]), 4),
+        "max": round(max(effects), 3),
+    }
+    means = product_mean_effects(catalog)
+    figures["product_mean_effect_range"] = [round(min(means.values()), 6), round(max(means.values()), 6)]
+    if co_views is not None:
+        pairs = [
+            (catalog.pair_effects[page][c], co_views.pairs.get((page, c), 0) / landed)
+            for page, landed in co_views.landings.items()
+            if landed >= CO_VIEW_MIN_LANDINGS
+            for c in catalog.related[page]
+        ]
+        figures["co_view_share_rank_correlation"] = round(spearman(*zip(*pairs, strict=True)), 4) if pairs else None
+        figures["co_view_pages"] = sum(1 for landed in co_views.landings.values() if landed >= CO_VIEW_MIN_LANDINGS)
+    return figures
+
+
+def product_mean_effects(catalog: Catalog) -> dict[int, float]:
+    """Each related product's mean pair effect over the pages it is related to."""
+    assert catalog.pair_effects is not None
+    totals: dict[int, float] = {}
+    counts: dict[int, int] = {}
+    for page, row in enumerate(catalog.related):
+        for product in row:
+            totals[product] = totals.get(product, 0.0) + catalog.pair_effects[page][product]
+            counts[product] = counts.get(product, 0) + 1
+    return {product: totals[product] / counts[product] for product in totals}
 
 
 def _window_figures(run: PolicyRun, window: slice) -> dict[str, Any]:
@@ -777,6 +1010,7 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
         run.install(history)
     ideal_by_day: list[float] = []
     ideal_cache: dict[int, float] = {}
+    co_views = CoViews()
     for day in range(world.days):
         if day == world.jump_day and catalog.jump_product is not None:
             product = catalog.jump_product
@@ -788,6 +1022,7 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
             ideal_cache.clear()
         visits = day_visits(world, catalog, day)
         organic = organic_orders(world, catalog, day)
+        co_views.add(visits)
         if variants:
             for visit in visits:
                 if visit.landing not in ideal_cache:
@@ -824,6 +1059,8 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
         "price_median": str(sorted(catalog.prices)[len(catalog.prices) // 2]),
         "history_orders": len(history),
     }
+    if catalog.pair_effects is not None:
+        config["pair_affinity"] = pair_affinity_figures(catalog, co_views if world.views_per_visit > 0 else None)
     extra: dict[str, Any] = {}
     if catalog.types is not None:
         related_same = sum(catalog.types[j] == catalog.types[i] for i, row in enumerate(catalog.related) for j in row)
