@@ -27,6 +27,7 @@ from reclift.attribution import OrderAttribution, Touch, TouchKind
 from reclift.catalog import Listing, ProductStatus
 from reclift.data.learning import LearnedModel
 from reclift.data.serving import MAX_CONTEXT_PRODUCTS, ROUND_TRIP_KEYS, CandidateItems, Scores, ServingContext
+from reclift.data.similarity import ViewedTogether
 from reclift.data.store import (
     ArmVisitors,
     AttributionRow,
@@ -40,7 +41,10 @@ from reclift.learning import Performance, Prior, ProductDay
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
     ProfileLists,
+    day_session,
+    day_views,
     push_recent,
+    views_within_cap,
 )
 from reclift.recids import REC_ID_LIFETIME
 from reclift.rules import MerchantRules
@@ -77,6 +81,9 @@ class _Profile:
     neighbours: Scores = field(default_factory=list)
     catalog_neighbours: Scores = field(default_factory=list)
     visitors: list[str] = field(default_factory=list)
+    views_day: str | None = None  # as ProfileItem: the day of views_taken and day_views
+    views_taken: int = 0
+    day_views: int = 0
 
 
 @dataclass
@@ -115,6 +122,7 @@ class _Shop:
     similarity: dict[str, Scores] = field(default_factory=dict)
     similarity_orders: dict[str, int] = field(default_factory=dict)
     catalog_similarity: dict[str, Scores] = field(default_factory=dict)
+    viewed_similarity: dict[str, Scores] = field(default_factory=dict)  # co-view neighbours × the shop's weight
     listings: dict[str, Listing] = field(default_factory=dict)
 
 
@@ -228,8 +236,20 @@ class MemoryStore:
         linked_visitor: str | None = None,
     ) -> ProfileLists:
         state = self._shop(shop)
-        profile = state.profiles.setdefault(key, _Profile())
-        lists = profile.lists.pushed(change.viewed, change.carted, change.purchased)
+        profile = state.profiles.get(key) or _Profile()
+        viewed = list(change.viewed)
+        if viewed:  # the daily cap and the day's session, as DynamoStore keeps them
+            today = datetime.now(UTC).date().isoformat()
+            same_day = profile.views_day == today
+            viewed, taken = views_within_cap(
+                viewed, day=today, counted_day=profile.views_day, counted=profile.views_taken
+            )
+            if not (viewed or change.carted or change.purchased or merge is not None or linked_visitor):
+                return profile.lists
+            profile.day_views = day_views(profile.lists.viewed, profile.day_views if same_day else 0, viewed)
+            profile.views_day, profile.views_taken = today, taken
+        state.profiles[key] = profile
+        lists = profile.lists.pushed(viewed, change.carted, change.purchased)
         if merge is not None:
             lists = lists.merged_under(merge)
         profile.lists = lists
@@ -458,6 +478,15 @@ class MemoryStore:
         ][:limit]
         return [(product, other) for product, shown in lines if product for other in shown]
 
+    def view_sessions(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]:
+        first, last = since.astimezone(UTC).date().isoformat(), until.astimezone(UTC).date().isoformat()
+        visitors = [p for key, p in self._shop(shop).profiles.items() if key.startswith(f"{shop}#v#")][:limit]
+        return [
+            day_session(p.lists.viewed, p.day_views)
+            for p in visitors
+            if p.views_day and first <= p.views_day <= last and p.day_views
+        ]
+
     def _orders_newest_first(self, shop: str) -> list[_Order]:
         return sorted(self._shop(shop).orders.values(), key=lambda o: (o.created_at, o.order_id), reverse=True)
 
@@ -471,6 +500,7 @@ class MemoryStore:
         neighbours: Mapping[str, Sequence[Neighbour]],
         orders: Mapping[str, int],
         catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+        viewed: ViewedTogether | None = None,
     ) -> int:
         state = self._shop(shop)
         for product, products in neighbours.items():
@@ -478,6 +508,9 @@ class MemoryStore:
             state.similarity_orders[product] = orders.get(product, 0)
         for product, scores in (catalog or {}).items():
             state.catalog_similarity[product] = list(scores)
+        for product, together in (viewed.neighbours if viewed else {}).items():
+            weight = viewed.weight if viewed else 0.0
+            state.viewed_similarity[product] = [(n.product_id, round(n.jaccard * weight, 6)) for n in together]
         return len(neighbours)
 
     def neighbours(self, shop: str, product: str) -> Scores | None:
@@ -528,6 +561,7 @@ class MemoryStore:
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.lists.viewed)),
             similar={p: state.similarity[p] for p in wanted if p in state.similarity},
             catalog_similar={p: state.catalog_similarity[p] for p in wanted if p in state.catalog_similarity},
+            viewed_similar={p: state.viewed_similarity[p] for p in wanted if p in state.viewed_similarity},
             profile_neighbours=[profile.neighbours for profile in profiles if profile.neighbours],
             profile_catalog_neighbours=[p.catalog_neighbours for p in profiles if p.catalog_neighbours],
         )

@@ -100,3 +100,15 @@ def views_within_cap(
     used = counted if counted_day == day else 0
     kept = list(viewed[: max(cap - used, 0)])
     return kept, used + len(kept)
+
+
+def day_views(viewed: Sequence[str], counted: int, newly_viewed: Sequence[str]) -> int:
+    """How many of the viewed list's first products were viewed on the profile's views day once `newly_viewed`
+    (views taken that day) are pushed: `viewed` is newest first and a view moves its product to the front, so the
+    day's distinct views are always the list's first ones. `counted`: that number before (0 on a new day)."""
+    return min(len(dict.fromkeys([*newly_viewed, *viewed[:counted]])), PROFILE_LIST_LIMIT)
+
+
+def day_session(viewed: Sequence[str], counted: int | None) -> list[str]:
+    """A visitor profile's session: the distinct products viewed on its views day, newest first."""
+    return list(viewed[: counted or 0])

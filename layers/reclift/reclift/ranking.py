@@ -1,7 +1,10 @@
 """Ranking at request time (DESIGN.md §3): candidates → exclusions → the shop's policy → top N.
 
-Pinned products (the merchant's, for the placement) come first in their order, then the similar products, then the
-catalog neighbours (same type, vendor or tags, near in price: a new shop's candidates before it has orders), and
+Pinned products (the merchant's, for the placement) come first in their order, then the similar products (bought
+together, `similar`, and viewed together, `viewed_together`: one group, each candidate's similarity the sum of its
+two sources' similarities, each weighted by the shop's weight of its source, and its source the one that gave it
+more; see logic.recommendations.similar_candidates), then the catalog neighbours (same type, vendor or tags, near in
+price: a new shop's candidates before it has orders), and
 spare slots are filled with best sellers. The learning arm applies the policy within each of these groups; the
 sticky holdout arm gets the same candidates in similarity order with no learning adjustment, so that lift is
 measured rather than assumed.
@@ -10,6 +13,7 @@ measured rather than assumed.
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from reclift.settings import ShopSettings
 
 Arm = Literal["learning", "holdout"]
 # Where a recommended product comes from, in the order the groups are shown.
-Source = Literal["pinned", "similar", "catalog", "best_seller"]
+Source = Literal["pinned", "similar", "viewed_together", "catalog", "best_seller"]
 SOURCES: tuple[Source, ...] = get_args(Source)
 HOLDOUT_SALT = "reclift-holdout-v1"
 
@@ -185,6 +189,8 @@ def _rank_groups(
     # an exploration costs only what the last places earn (the README has the simulation's figures).
     ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
     explored = sum(1 for _ in range(limit) if explore and rng.random() < scorer.settings.explore_share)
+    depth = math.ceil(scorer.settings.explore_depth * limit) if scorer.settings.explore_depth > 0 else len(first)
+    explore_groups = (first[:depth], first[depth:], *groups[1:])
     for _ in range(limit - explored):
         next_best = next(((s, c) for s, c in ordered_scored if c.product_id not in taken), None)
         if next_best is None:
@@ -197,7 +203,7 @@ def _rank_groups(
         remaining = next(
             (
                 unshown
-                for group in groups
+                for group in explore_groups
                 if (unshown := [c for c in group if c.product_id not in taken and c.product_id not in ordered_ids])
             ),
             untaken,

@@ -1,5 +1,5 @@
-"""Co-purchase similarity (DESIGN.md §3): baskets → co-occurrence counts → Jaccard, support and lift → the top
-neighbours of every product.
+"""Co-purchase and co-view similarity (DESIGN.md §3): baskets (or view sessions) → co-occurrence counts → Jaccard,
+support and lift → the top neighbours of every product.
 
 Definitions, over the weighted baskets of a shop's window (an order's basket weighs 1):
 - n(A)        the weight of the baskets holding A;
@@ -15,6 +15,20 @@ Jaccard of weighted sets, so it stays in [0, 1] and symmetric.
 A pair is kept when its support reaches `min_support`; each product keeps its `top` neighbours, ordered by Jaccard,
 then support, then product id (ascending, numeric ids in numeric order), so equal inputs give equal lists.
 
+Co-view similarity ("viewed together") is the same computation over sessions instead of baskets: a session is the
+distinct products one visitor viewed on one (UTC) day, each session weighing 1, with the same minimum support and
+top 50. A session is a visitor's day rather than a run of views split by a 30-minute gap because the day is what the
+visitor's profile already keeps (its daily view cap counts by day): the job reads it from the profile, and no view
+has to be stored with its time. A session lists a product once however often it was viewed, so one visitor viewing
+two products all day adds 1 to their support, and below a support of 2 makes no neighbours alone.
+
+Each source is weighted by what predicts sales in the shop (`source_weights`): the newest orders are held out, and
+for every pair (A, B) bought together in them, where a source lists neighbours of A, it counts whether B was among
+A's first `WEIGHT_TOP` neighbours (co-purchase from the older orders only, so it is not scored on what it learned
+from). Each source's hit rate is shrunk toward the pooled rate (co-view's toward a share of it, as a view is a weaker
+sign than a purchase) and co-view's weight is its rate over co-purchase's: a shop whose shoppers buy what they
+viewed together weighs co-view up, one where views say little about baskets weighs it down.
+
 The counting is numpy over integer codes: pairs of each basket size are generated as whole arrays, counted with one
 sort, and ranked with one more, so a shop's million orders take about as long as scipy's sparse XᵀX on the same
 baskets (benchmarks/similarity.py). numpy is imported by the functions that count, not by the module: the request
@@ -23,8 +37,8 @@ path uses `combine` and `id_order` and does not pay for numpy's import.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
@@ -34,6 +48,13 @@ if TYPE_CHECKING:
 DEFAULT_MIN_SUPPORT = 2
 DEFAULT_TOP = 50
 DEFAULT_BOUGHT_INSTEAD_WEIGHT = 0.25
+# Co-view neighbours' weight against co-purchase's (1) while the shop's orders say nothing of it: a shared session is
+# a weaker sign than a shared basket.
+DEFAULT_VIEWED_WEIGHT = 0.5
+MAX_VIEWED_WEIGHT = 4.0
+WEIGHT_HOLDOUT_SHARE = 0.2  # the newest orders that score the sources
+WEIGHT_TOP = 10  # a source predicts a pair when it lists it among the first this many (a widget shows 4 to 20)
+WEIGHT_PRIOR_PAIRS = 20.0  # the pairs of evidence each source's rate is shrunk with
 # An order of hundreds of lines (a wholesale restock) says little about what goes together and would add tens of
 # thousands of pairs: a basket counts its first products only.
 MAX_BASKET_PRODUCTS = 100
@@ -236,3 +257,46 @@ def combine(
     # Rounded before ranking, so sums that differ only by float error tie and fall to the product id.
     means = {product_id: round(total / len(lists), 6) for product_id, total in totals.items()}
     return sorted(means.items(), key=lambda item: (-item[1], id_order(item[0])))[:limit]
+
+
+@dataclass(frozen=True)
+class SourceWeights:
+    """What each candidate source's similarity is multiplied by (co-purchase is the unit), and the evidence."""
+
+    viewed_together: float = DEFAULT_VIEWED_WEIGHT
+    copurchase_hits: int = 0
+    copurchase_pairs: int = 0
+    viewed_hits: int = 0
+    viewed_pairs: int = 0
+
+
+def predicted_pairs(
+    lists: Mapping[str, Sequence[Neighbour]], baskets: Iterable[Sequence[str]], *, top: int = WEIGHT_TOP
+) -> tuple[int, int]:
+    """(hits, pairs) over the baskets' ordered pairs (A, B) of distinct products where `lists` has neighbours of A:
+    pairs where B is among A's first `top`."""
+    firsts = {product: {n.product_id for n in neighbours[:top]} for product, neighbours in lists.items()}
+    hits = pairs = 0
+    for basket in baskets:
+        products = list(dict.fromkeys(basket))[:MAX_BASKET_PRODUCTS]
+        for product in products:
+            listed = firsts.get(product)
+            if listed is None:
+                continue
+            pairs += len(products) - 1
+            hits += sum(1 for other in products if other != product and other in listed)
+    return hits, pairs
+
+
+def source_weights(copurchase: tuple[int, int], viewed: tuple[int, int]) -> SourceWeights:
+    """Co-view's weight from each source's (hits, pairs) on held-out orders: rates shrunk with WEIGHT_PRIOR_PAIRS
+    pairs toward the pooled rate (co-view's toward DEFAULT_VIEWED_WEIGHT of it), then co-view's rate over
+    co-purchase's, at most MAX_VIEWED_WEIGHT. No hit at all: the default."""
+    (c_hits, c_pairs), (v_hits, v_pairs) = copurchase, viewed
+    evidence = SourceWeights(copurchase_hits=c_hits, copurchase_pairs=c_pairs, viewed_hits=v_hits, viewed_pairs=v_pairs)
+    if c_hits + v_hits == 0:
+        return evidence  # no source predicted a later basket: nothing to tell them apart
+    pooled = (c_hits + v_hits) / (c_pairs + v_pairs)
+    copurchase_rate = (c_hits + WEIGHT_PRIOR_PAIRS * pooled) / (c_pairs + WEIGHT_PRIOR_PAIRS)
+    viewed_rate = (v_hits + WEIGHT_PRIOR_PAIRS * pooled * DEFAULT_VIEWED_WEIGHT) / (v_pairs + WEIGHT_PRIOR_PAIRS)
+    return replace(evidence, viewed_together=round(min(viewed_rate / copurchase_rate, MAX_VIEWED_WEIGHT), 4))

@@ -271,6 +271,9 @@ class ProfileItem(Model):
     neighbours_at = UTCDateTimeAttribute(null=True)
     views_day = UnicodeAttribute(null=True)  # the UTC day `views_taken` counts (profiles.VIEWS_PER_DAY)
     views_taken = NumberAttribute(null=True)
+    # how many of `viewed`'s first products were viewed on views_day: the visitor's session of that day, which the
+    # similarity job reads for co-view neighbours (product ids only; kept in this item, so no write of its own)
+    day_views = NumberAttribute(null=True)
     # A customer's profile: the visitor ids that logged in as them or carried their orders (`_reclift_vid`), newest
     # first and bounded, so that their redaction or data request finds those visitors without a scan.
     visitors = ListAttribute[str](null=True)
@@ -440,7 +443,8 @@ class CatalogItem(Model):
 
 class SimilarityItem(Model):
     """In the learning table, pk = the shop, sk `s#{product}`: the product's co-purchase neighbours (the plan's
-    MLProductSimilarity), best first, as JSON [[product, jaccard, support, lift], …]."""
+    MLProductSimilarity), best first, as JSON [[product, jaccard, support, lift], …]; its catalog and co-view
+    neighbours beside them."""
 
     class Meta:
         table_name = "LEARNING_TABLE"
@@ -454,6 +458,11 @@ class SimilarityItem(Model):
     # placement's candidates when co-purchase gives too few (a new shop's first days)
     catalog = UnicodeAttribute(null=True)
     orders = NumberAttribute()  # the product's baskets in the run's window
+    # the product's co-view neighbours ("viewed together": product pairs from visitors' day sessions, no visitor id)
+    # as [[product, jaccard, support, lift], …], and the shop's weight of them against co-purchase's (the same in
+    # every item of a run): the first round trip reads them with the co-purchase neighbours
+    viewed = UnicodeAttribute(null=True)
+    viewed_weight = NumberAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute(null=True)
 

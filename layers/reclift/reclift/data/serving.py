@@ -4,7 +4,8 @@
    posteriors), the visitor's and customer's profiles (with the neighbours of their recent products, for the home
    placement) and
    the similarity items of the request's products (the product page's product, the cart's products), which carry
-   both their co-purchase neighbours and their catalog neighbours (precomputed by the similarity job);
+   their co-purchase, catalog and co-view neighbours (precomputed by the similarity job; co-view scores come
+   multiplied by the shop's weight of them, kept in the same items);
 2. every per-candidate item, keyed by `candidate_keys`: the catalog items of every candidate (pinned products,
    similar products, catalog neighbours and best sellers: status, availability, price, tags, type and vendor for the
    merchant's exclusions, what the widget renders) and the performance items of those the model does not carry.
@@ -65,7 +66,7 @@ MAX_CANDIDATES = 50
 ROUND_TRIP_KEYS = 100  # DynamoDB's BatchGetItem limit
 
 Scores = list[tuple[str, float]]
-Neighbours = tuple[Scores, Scores]  # a product's co-purchase neighbours, its catalog neighbours
+Neighbours = tuple[Scores, Scores, Scores]  # a product's co-purchase, catalog and (weighted) co-view neighbours
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class ServingContext:
     viewed: list[str] = field(default_factory=list)
     similar: dict[str, Scores] = field(default_factory=dict)  # the request's products' neighbours (by Jaccard)
     catalog_similar: dict[str, Scores] = field(default_factory=dict)  # their catalog neighbours (best first)
+    # their co-view neighbours, Jaccard × the shop's weight of co-view (best first); none for a shop without views
+    viewed_similar: dict[str, Scores] = field(default_factory=dict)
     rules: MerchantRules = field(default_factory=MerchantRules)  # read with the settings, at no extra cost
     profile_neighbours: list[Scores] = field(default_factory=list)  # each profile's recent products' neighbours
     profile_catalog_neighbours: list[Scores] = field(default_factory=list)  # and their catalog neighbours
@@ -199,13 +202,13 @@ class ServingReader:
         model_cached, model = caches.models.get(shop)
         similar: dict[str, Scores] = {}
         catalog_similar: dict[str, Scores] = {}
+        viewed_similar: dict[str, Scores] = {}
 
         def keep(product: str, lists: Neighbours | None) -> None:
             if lists is not None:
-                if lists[0]:
-                    similar[product] = lists[0]
-                if lists[1]:
-                    catalog_similar[product] = lists[1]
+                for kept, scores in zip((similar, catalog_similar, viewed_similar), lists, strict=True):
+                    if scores:
+                        kept[product] = scores
 
         unknown: list[str] = []
         for product in wanted:
@@ -238,7 +241,9 @@ class ServingReader:
                 live: Neighbours | None = None
                 if _live(item.expires_at, now):
                     copurchased = [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
-                    live = (copurchased, scores_from_json(item.catalog))
+                    weight = float(item.viewed_weight or 0)
+                    viewed = [(n.product_id, round(n.jaccard * weight, 6)) for n in neighbours_from_json(item.viewed)]
+                    live = (copurchased, scores_from_json(item.catalog), viewed)
                 read[item.product_id] = (live, item_size(raw))
         for product, (lists, size) in read.items():
             caches.neighbours.put((shop, product), lists, size)
@@ -254,6 +259,7 @@ class ServingReader:
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.viewed)),
             similar=similar,
             catalog_similar=catalog_similar,
+            viewed_similar=viewed_similar,
             rules=rules,
             profile_neighbours=[
                 scores

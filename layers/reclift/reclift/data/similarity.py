@@ -1,10 +1,12 @@
 """Data access for the similarity job: a window of stored baskets and bought-instead pairs (through the orders
-table's by_shop_date_v2 index, newest first, never a scan), the shop's catalog (one Query of its partition), and the
-products' neighbour lists written back (co-purchase and catalog neighbours in one item per product)."""
+table's by_shop_date_v2 index, newest first, never a scan), visitors' view sessions (their profiles, found through the
+profiles table's by_shop index, never a scan), the shop's catalog (one Query of its partition), and the products'
+neighbour lists written back (co-purchase, catalog and co-view neighbours in one item per product)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -12,10 +14,28 @@ from pynamodb.exceptions import PynamoDBException
 
 from reclift.catalog import Listing
 from reclift.data.catalog import listing_of
-from reclift.data.models import CatalogItem, OrderRecord, SimilarityItem, bind_tables
+from reclift.data.models import (
+    CatalogItem,
+    OrderRecord,
+    ProfileItem,
+    SimilarityItem,
+    bind_tables,
+    shop_bucket_keys,
+)
 from reclift.data.neighbours import SIMILARITY_RETENTION_DAYS, neighbours_json, scores_json, similarity_sk
 from reclift.data.store import StoreError, _stamp
+from reclift.profiles import day_session
 from reclift.similarity import Neighbour
+
+PROFILES_PER_BATCH = 100  # BatchGetItem's limit
+
+
+@dataclass(frozen=True)
+class ViewedTogether:
+    """A run's co-view neighbours and the shop's weight of them (reclift.similarity.source_weights)."""
+
+    neighbours: Mapping[str, Sequence[Neighbour]]
+    weight: float
 
 
 class SimilarityPort(Protocol):
@@ -24,6 +44,8 @@ class SimilarityPort(Protocol):
     def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]: ...
 
     def bought_instead(self, shop: str, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]: ...
+
+    def view_sessions(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]: ...
 
     def catalog_products(self, shop: str) -> list[Listing]: ...
 
@@ -34,6 +56,7 @@ class SimilarityPort(Protocol):
         neighbours: Mapping[str, Sequence[Neighbour]],
         orders: Mapping[str, int],
         catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+        viewed: ViewedTogether | None = None,
     ) -> int: ...
 
 
@@ -78,6 +101,36 @@ class SimilarityStore:
             raise StoreError(f"reading missed opportunities failed: {exc.msg}") from exc
         return pairs
 
+    def view_sessions(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]:
+        """The view sessions of the shop's visitors whose last day of views is in [since, until]: each visitor
+        profile's distinct products of that day (`day_views`; a customer's profile repeats its visitors' views and is
+        left out). The profiles' keys come from the by_shop index (keys only, one Query per bucket), then their
+        lists in BatchGetItems of 100; at most `limit` profiles are read, in the index's order (not newest first:
+        the index has no time)."""
+        first, last = since.astimezone(UTC).date().isoformat(), until.astimezone(UTC).date().isoformat()
+        visitors = f"{shop}#v#"
+        keys: list[str] = []
+        sessions: list[list[str]] = []
+        try:
+            for bucket in shop_bucket_keys(shop):
+                if len(keys) >= limit:
+                    break
+                for found in ProfileItem.by_shop.query(bucket):
+                    if len(keys) >= limit:
+                        break
+                    if found.pk.startswith(visitors):
+                        keys.append(found.pk)
+            for start in range(0, len(keys), PROFILES_PER_BATCH):
+                batch = keys[start : start + PROFILES_PER_BATCH]
+                for item in ProfileItem.batch_get(batch, attributes_to_get=["viewed", "views_day", "day_views"]):
+                    if item.views_day and first <= item.views_day <= last:
+                        session = day_session(item.viewed, int(item.day_views or 0))
+                        if session:
+                            sessions.append(session)
+        except PynamoDBException as exc:
+            raise StoreError(f"reading view sessions failed: {exc.msg}") from exc
+        return sessions
+
     def catalog_products(self, shop: str) -> list[Listing]:
         """Every listing of the shop's catalog (tombstones included), from one paginated Query of its partition."""
         try:
@@ -92,15 +145,19 @@ class SimilarityStore:
         neighbours: Mapping[str, Sequence[Neighbour]],
         orders: Mapping[str, int],
         catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
+        viewed: ViewedTogether | None = None,
     ) -> int:
-        """One item per product with co-purchase or catalog neighbours (batch writes); a product that lost them
-        keeps its last lists until they expire, a few days on. Returns the products with co-purchase neighbours."""
+        """One item per product with co-purchase, catalog or co-view neighbours (batch writes); a product that lost
+        them keeps its last lists until they expire, a few days on. Returns the products with co-purchase
+        neighbours."""
         now = datetime.now(UTC)
         expires = now + timedelta(days=SIMILARITY_RETENTION_DAYS)
         catalog = catalog or {}
+        coviewed = viewed.neighbours if viewed is not None else {}
         try:
             with SimilarityItem.batch_write() as batch:
-                for product_id in dict.fromkeys([*neighbours, *catalog]):
+                for product_id in dict.fromkeys([*neighbours, *catalog, *coviewed]):
+                    together = coviewed.get(product_id)
                     batch.save(
                         SimilarityItem(
                             pk=shop,
@@ -110,6 +167,8 @@ class SimilarityStore:
                             neighbours=neighbours_json(neighbours.get(product_id, ())),
                             catalog=scores_json(catalog[product_id]) if catalog.get(product_id) else None,
                             orders=orders.get(product_id, 0),
+                            viewed=neighbours_json(together) if together else None,
+                            viewed_weight=viewed.weight if together and viewed is not None else None,
                             updated_at=now,
                             expires_at=expires,
                         )

@@ -1,4 +1,5 @@
-"""The recommendation request: candidates → exclusions (the merchant's rules among them) → the shop's policy →
+"""The recommendation request: candidates (bought together, viewed together, catalog neighbours, best sellers) →
+exclusions (the merchant's rules among them) → the shop's policy →
 top N after the merchant's pinned products, with the rec id the server
 issues for it (binding the shop, visitor, arm, placement, listed products and time) and the event fields that the
 widget sends back with every event about it."""
@@ -22,7 +23,7 @@ from reclift.money import money_text
 from reclift.ranking import Candidate, Scorer, assign_arm, rank
 from reclift.recids import RecIds
 from reclift.rules import MAX_PINS, MerchantRules, excluded_by_rules
-from reclift.similarity import combine
+from reclift.similarity import combine, id_order
 from reclift.tracking import REC_PRODUCTS_FIELD, Key, ProductId
 
 MAX_CART_PRODUCTS = 50
@@ -76,14 +77,33 @@ def context_products(query: RecommendationQuery) -> list[str]:
 
 
 def similar_candidates(query: RecommendationQuery, context: ServingContext, exclude: set[str]) -> list[Candidate]:
-    """Candidates by co-purchase similarity to the placement's products, combined (best first)."""
+    """Candidates by co-purchase and co-view similarity to the placement's products (best first). Each source's
+    lists are combined apart (`combine`), the co-view scores already multiplied by the shop's weight of co-view; a
+    candidate's similarity is the sum of the two, its source the one that gave more (`similar` on a tie). Without
+    co-view neighbours, exactly the co-purchase candidates. The home placement's come from the profile, which keeps
+    co-purchase neighbours only."""
     if query.placement == "home":
         lists = context.profile_neighbours
+        viewed: list[tuple[str, float]] = []
     else:
-        lists = [context.similar[p] for p in context_products(query) if p in context.similar]
+        products = context_products(query)
+        lists = [context.similar[p] for p in products if p in context.similar]
+        viewed_lists = [context.viewed_similar[p] for p in products if p in context.viewed_similar]
+        viewed = combine(viewed_lists, exclude=exclude, limit=MAX_CANDIDATES)
+    copurchased = combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
+    if not viewed:
+        return [Candidate(product_id=product_id, similarity=score) for product_id, score in copurchased]
+    parts: dict[str, tuple[float, float]] = {product_id: (score, 0.0) for product_id, score in copurchased}
+    for product_id, score in viewed:
+        parts[product_id] = (parts.get(product_id, (0.0, 0.0))[0], score)
+    joined = sorted(parts.items(), key=lambda item: (-round(sum(item[1]), 6), id_order(item[0])))[:MAX_CANDIDATES]
     return [
-        Candidate(product_id=product_id, similarity=score)
-        for product_id, score in combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
+        Candidate(
+            product_id=product_id,
+            similarity=round(bought + seen, 6),
+            source="similar" if bought >= seen else "viewed_together",
+        )
+        for product_id, (bought, seen) in joined
     ]
 
 

@@ -1,10 +1,11 @@
 """The daily similarity job: fan out one message per shop, then compute each shop's co-purchase neighbours from
-the baskets of its window, and its catalog neighbours from its catalog (reclift.catalog_neighbours), and write one
-item per product holding both."""
+the baskets of its window, its co-view neighbours from its visitors' view sessions (and their weight against
+co-purchase, from which of the two predicted the newest orders' pairs), and its catalog neighbours from its catalog
+(reclift.catalog_neighbours), and write one item per product holding all three."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,10 +13,18 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from reclift.catalog_neighbours import catalog_neighbours
 from reclift.data.learning import LearningStore
-from reclift.data.similarity import SimilarityPort, SimilarityStore
+from reclift.data.similarity import SimilarityPort, SimilarityStore, ViewedTogether
 from reclift.data.store import Store, dynamo_store
 from reclift.logic import jobs
-from reclift.similarity import join_baskets, neighbour_table
+from reclift.settings import ShopSettings
+from reclift.similarity import (
+    WEIGHT_HOLDOUT_SHARE,
+    encode_baskets,
+    join_baskets,
+    neighbour_table,
+    predicted_pairs,
+    source_weights,
+)
 
 
 class SimilarityJob(BaseModel):
@@ -52,9 +61,11 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
     lists = table.as_lists()
     frequency = table.frequency.tolist()
     counts = {product: round(frequency[code]) for code, product in enumerate(table.products)}
+    sessions = similarity.view_sessions(shop, since, now, settings.similarity_max_orders)
+    viewed = viewed_together(sessions, orders, instead, settings)
     run = now.astimezone(UTC).date().isoformat()
     catalog = catalog_neighbours(similarity.catalog_products(shop))
-    written = similarity.save_similarity(shop, run, lists, counts, catalog)
+    written = similarity.save_similarity(shop, run, lists, counts, catalog, viewed)
     return {
         "shop": shop,
         "run": run,
@@ -63,7 +74,31 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
         "products": len(table.products),
         "products_with_neighbours": written,
         "products_with_catalog_neighbours": len(catalog),
+        "view_sessions": len(sessions),
+        "products_with_viewed_together": len(viewed.neighbours) if viewed else 0,
+        "viewed_together_weight": viewed.weight if viewed else None,
     }
+
+
+def viewed_together(
+    sessions: Sequence[Sequence[str]],
+    orders: Sequence[Sequence[str]],
+    instead: Sequence[tuple[str, str]],
+    settings: ShopSettings,
+) -> ViewedTogether | None:
+    """Co-view neighbours over the view sessions (the thresholds of co-purchase), weighted by how well they, against
+    co-purchase neighbours learned from the older orders, predicted the pairs of the newest orders (`orders` is
+    newest first). None when no product has co-view neighbours: the shop is served as without views."""
+    coviewed = neighbour_table(encode_baskets(sessions), min_support=settings.similarity_min_support).as_lists()
+    if not coviewed:
+        return None
+    held_out = len(orders) * WEIGHT_HOLDOUT_SHARE
+    newest, older = orders[: int(held_out)], orders[int(held_out) :]
+    learned = neighbour_table(
+        join_baskets(older, instead, settings.bought_instead_weight), min_support=settings.similarity_min_support
+    ).as_lists()
+    weights = source_weights(predicted_pairs(learned, newest), predicted_pairs(coviewed, newest))
+    return ViewedTogether(neighbours=coviewed, weight=weights.viewed_together)
 
 
 def compute_shop(shop: str, now: datetime | None = None) -> dict[str, Any]:
