@@ -232,3 +232,77 @@ def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_re
     }
     other_run = ports.serving.candidates(shop, performance_ids=[A], catalog_ids=[], run="2000-01-01")
     assert other_run.performance == {}
+
+
+def view(ports: Ports, shop: str, visitor: str, products: list[str], at: datetime) -> None:
+    events = [{"type": "view", "visitor_id": visitor, "product_id": p} for p in products]
+    track(ports, shop, {"events": events}, at)
+
+
+def test_given_visitors_views_then_each_visitors_day_is_one_session_of_distinct_products(ports: Ports) -> None:
+    shop, now = new_shop(), datetime.now(UTC)
+    view(ports, shop, "v-1", [A, B, A, B], now)
+    view(ports, shop, "v-1", [B, C], now)  # the same day: the same session
+    view(ports, shop, "v-2", [D], now)
+    view(ports, shop, "v-3", [A] * 30, now)
+    view(ports, shop, "v-3", [A] * 20 + [B] * 10, now)  # the views past the day's cap of 50 are dropped
+    customer = track_events(
+        shop,
+        "77",
+        {"events": [{"type": "view", "visitor_id": "v-4", "product_id": C}]},
+        ports.store,
+        now=now,
+        rec_ids=REC_IDS,
+    )
+    assert customer.received == 1
+
+    sessions = ports.similarity.view_sessions(shop, now - timedelta(days=1), now, 1000)
+    later = ports.similarity.view_sessions(shop, now + timedelta(days=1), now + timedelta(days=2), 1000)
+
+    # v-4's customer profile repeats v-4's views and is not a session of its own.
+    assert sorted(sorted(session) for session in sessions) == [[A], [A, B, C], [C], [D]]
+    assert later == []
+
+
+def test_given_views_and_baskets_when_the_job_ran_then_viewed_together_neighbours_read_the_same(
+    ports: Ports,
+) -> None:
+    shop, now = new_shop(), datetime.now(UTC)  # a profile keeps its views by the day they were taken: today
+    for visitor in range(3):  # A and C viewed together by three visitors, B and D by one
+        view(ports, shop, f"v-{visitor}", [A, C] if visitor else [A, C, B, D], now)
+    for number, basket in enumerate([[A, B], [A, B], [C, D]]):
+        payload = order_payload(
+            order_id=7000 + number,
+            created_at=now - timedelta(minutes=number),
+            lines=[{"product_id": p, "price": str(PRICES[p])} for p in basket],
+        )
+        process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+
+    job = similarity_for_shop(shop, now + timedelta(minutes=1), ports.similarity, ports.store)
+    context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A, B, C])
+
+    assert (job["view_sessions"], job["products_with_viewed_together"]) == (3, 2)
+    weight = job["viewed_together_weight"]
+    assert weight is not None
+    assert 0 < weight <= 4
+    assert context.similar == {A: [(B, 1.0)], B: [(A, 1.0)]}
+    # A and C share 3 of 3 sessions (Jaccard 1); B and D, one session: below the support of 2.
+    assert context.viewed_similar == {A: [(C, round(weight, 6))], C: [(A, round(weight, 6))]}
+
+
+def test_given_a_shop_without_views_when_the_job_ran_then_it_has_no_viewed_together_neighbours(ports: Ports) -> None:
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=1)
+    for number in range(2):
+        payload = order_payload(
+            order_id=7100 + number,
+            created_at=now - timedelta(minutes=number),
+            lines=[{"product_id": p, "price": str(PRICES[p])} for p in (A, B)],
+        )
+        process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+
+    job = similarity_for_shop(shop, now + timedelta(minutes=1), ports.similarity, ports.store)
+    context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A, B])
+
+    assert (job["view_sessions"], job["products_with_viewed_together"], job["viewed_together_weight"]) == (0, 0, None)
+    assert context.similar == {A: [(B, 1.0)], B: [(A, 1.0)]}
+    assert context.viewed_similar == {}
