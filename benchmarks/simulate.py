@@ -37,6 +37,15 @@ policy also plays the same visitors with the similarity job's lists withheld fro
 catalog neighbours; best sellers alone), and the run reports, over the first days and the whole run, the share of
 slots by source, of the page's type, of the page's type or co-purchased, and the expected-revenue gap each closes
 between best sellers alone and the best widget the world allows.
+
+A world with context (`--pair-affinity-sigma` > 0, the `context` scenario): a related product sells on a page at its
+rates × a pair effect e(p, c) (log-normal, mean 1 over each product's pages, its log correlated with the pair's log
+co-purchase rate), so that the same product is worth more on some pages than on others; the widget's expected revenue
+and the best widget include it. The oracle ranks each page by true value × e(p, c) (`PageTruth`), where production's
+learning is product-level. With `--views-per-visit`, each visitor also views a trail of the landing's related
+products, the more likely the higher their pair effect, sent as the storefront's `view` events, so that co-views
+carry the pair signal. Off (0), the world draws and plays exactly as without these flags: every new quantity comes
+from its own stream.
 """
 
 from __future__ import annotations
