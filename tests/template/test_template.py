@@ -760,6 +760,11 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "bought_instead": [("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query")],
     "save_similarity": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem")],
     "catalog_products": [("CATALOG_TABLE", None, "dynamodb:Query")],
+    # visitors' view sessions: their profiles' keys from the index, then their viewed lists
+    "view_sessions": [
+        ("PROFILES_TABLE", "by_shop", "dynamodb:Query"),
+        ("PROFILES_TABLE", None, "dynamodb:BatchGetItem"),
+    ],
     # reclift.data.privacy.PrivacyStore
     # A customer's footprint: their profile (with its linked visitors), their events, their orders' items, and the
     # linked visitors' events and profiles.
