@@ -38,6 +38,9 @@ class ShopSettings(BaseModel):
     prior_strength_max: float = Field(default=1000.0, ge=1.0, le=1_000_000.0)
     half_life_days: float = Field(default=14.0, ge=1.0, le=365.0)
     explore_share: float = Field(default=0.05, ge=0.0, le=0.5)
+    # exploration draws first among the page's strongest similar candidates: the first explore_depth × the widget's
+    # places of them by similarity (then the rest); 0 draws among all of them alike
+    explore_depth: float = Field(default=0.0, ge=0.0, le=50.0)
     # non-stationarity: exploration draws from the last explore_window_days only (a product not shown lately is
     # retried), and a product whose recent CVR contradicts its older CVR with change_confidence (either way) is
     # judged on the recent days alone; change_confidence 1 turns that off
@@ -45,7 +48,8 @@ class ShopSettings(BaseModel):
     change_confidence: float = Field(default=0.99, ge=0.5, le=1.0)
     # co-purchase similarity (reclift.similarity): the orders of the last similarity_window_days, the newest
     # similarity_max_orders of them at most; a pair needs similarity_min_support shared baskets; a "bought instead"
-    # pair weighs bought_instead_weight of a shared basket (0 ignores them)
+    # pair weighs bought_instead_weight of a shared basket (0 ignores them). Co-view similarity reads as many visitor
+    # profiles at most, their day sessions in the same window, with the same minimum support
     similarity_window_days: int = Field(default=180, ge=7, le=730)
     similarity_max_orders: int = Field(default=200_000, ge=100, le=2_000_000)
     similarity_min_support: float = Field(default=2.0, ge=0.25, le=1000.0)
