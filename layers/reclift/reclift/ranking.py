@@ -13,7 +13,6 @@ measured rather than assumed.
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -189,8 +188,6 @@ def _rank_groups(
     # an exploration costs only what the last places earn (the README has the simulation's figures).
     ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
     explored = sum(1 for _ in range(limit) if explore and rng.random() < scorer.settings.explore_share)
-    depth = math.ceil(scorer.settings.explore_depth * limit) if scorer.settings.explore_depth > 0 else len(first)
-    explore_groups = (first[:depth], first[depth:], *groups[1:])
     for _ in range(limit - explored):
         next_best = next(((s, c) for s, c in ordered_scored if c.product_id not in taken), None)
         if next_best is None:
@@ -203,7 +200,7 @@ def _rank_groups(
         remaining = next(
             (
                 unshown
-                for group in explore_groups
+                for group in groups
                 if (unshown := [c for c in group if c.product_id not in taken and c.product_id not in ordered_ids])
             ),
             untaken,
