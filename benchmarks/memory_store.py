@@ -246,7 +246,8 @@ class MemoryStore:
             )
             if not (viewed or change.carted or change.purchased or merge is not None or linked_visitor):
                 return profile.lists
-            profile.day_views = day_views(profile.lists.viewed, profile.day_views if same_day else 0, viewed)
+            if key.startswith(visitor_key(shop, "")):
+                profile.day_views = day_views(profile.lists.viewed, profile.day_views if same_day else 0, viewed)
             profile.views_day, profile.views_taken = today, taken
         state.profiles[key] = profile
         lists = profile.lists.pushed(viewed, change.carted, change.purchased)

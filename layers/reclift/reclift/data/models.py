@@ -271,8 +271,8 @@ class ProfileItem(Model):
     neighbours_at = UTCDateTimeAttribute(null=True)
     views_day = UnicodeAttribute(null=True)  # the UTC day `views_taken` counts (profiles.VIEWS_PER_DAY)
     views_taken = NumberAttribute(null=True)
-    # how many of `viewed`'s first products were viewed on views_day: the visitor's session of that day, which the
-    # similarity job reads for co-view neighbours (product ids only; kept in this item, so no write of its own)
+    # a visitor's profile: how many of `viewed`'s first products were viewed on views_day, the visitor's session of
+    # that day, which the similarity job reads for co-view neighbours (kept in this item, so no write of its own)
     day_views = NumberAttribute(null=True)
     # A customer's profile: the visitor ids that logged in as them or carried their orders (`_reclift_vid`), newest
     # first and bounded, so that their redaction or data request finds those visitors without a scan.

@@ -504,8 +504,9 @@ class DynamoStore:
                     viewed, taken = views_within_cap(viewed, day=today, counted_day=profile.views_day, counted=counted)
                     if not (viewed or change.carted or change.purchased or merge is not None or linked_visitor):
                         return lists  # only views, over the day's cap: nothing to write
-                    before = int(profile.day_views or 0) if profile.views_day == today else 0
-                    profile.day_views = day_views(lists.viewed, before, viewed)
+                    if key.startswith(visitor_key(shop, "")):  # a customer's merges its visitors': no session
+                        before = int(profile.day_views or 0) if profile.views_day == today else 0
+                        profile.day_views = day_views(lists.viewed, before, viewed)
                     profile.views_day, profile.views_taken = today, taken
                 lists = lists.pushed(viewed, change.carted, change.purchased)
                 if merge is not None:
