@@ -111,6 +111,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     # its worst at half or less, and a product-level learner sees only part of what the oracle sees; co-purchase half
     # tells the pairs apart (correlation 0.5: the similarity job's order already follows them in part); and three
     # more product views a visit, about a shopper's pages in a session, so that co-views carry the pair signal too.
+    # Measured (14 days, seeds 101-103, gap closed on the learning arm over the last 7 days, co-purchase candidates
+    # only): bayes 0.45 (0.34-0.58), seed 0.25; the same preset at σ 1e-6, with the same page-knowing oracle, bayes
+    # 0.65, seed 0.29; steady, whose oracle ranks by product-level value alone, bayes 0.86, seed 0.39. Product-level
+    # learning keeps about half of its lead over seed here (0.20 against 0.36).
     "context": {
         "products": 400,
         "visitors_per_day": 2_500,
