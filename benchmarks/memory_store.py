@@ -234,12 +234,13 @@ class MemoryStore:
         *,
         merge: ProfileLists | None = None,
         linked_visitor: str | None = None,
+        now: datetime | None = None,
     ) -> ProfileLists:
         state = self._shop(shop)
         profile = state.profiles.get(key) or _Profile()
         viewed = list(change.viewed)
         if viewed:  # the daily cap and the day's session, as DynamoStore keeps them
-            today = datetime.now(UTC).date().isoformat()
+            today = (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
             same_day = profile.views_day == today
             viewed, taken = views_within_cap(
                 viewed, day=today, counted_day=profile.views_day, counted=profile.views_taken

@@ -264,6 +264,24 @@ def test_given_visitors_views_then_each_visitors_day_is_one_session_of_distinct_
     assert later == []
 
 
+def test_given_views_sent_on_other_days_then_each_counts_on_the_day_of_its_request(ports: Ports) -> None:
+    # The day of a session is the request's, not the clock's: a job over past days (a late run, the store
+    # simulation's days) finds the views taken on them, and a visitor's new day starts a new session.
+    shop = new_shop()
+    first = datetime(2025, 3, 1, 10, tzinfo=UTC)
+    view(ports, shop, "v-1", [A, B], first)
+    view(ports, shop, "v-2", [C, D], first)
+    view(ports, shop, "v-2", [A], first + timedelta(days=1))
+
+    on_the_first = ports.similarity.view_sessions(shop, first - timedelta(hours=10), first + timedelta(hours=13), 1000)
+    on_the_second = ports.similarity.view_sessions(shop, first + timedelta(days=1), first + timedelta(days=2), 1000)
+    today = ports.similarity.view_sessions(shop, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC), 1000)
+
+    assert sorted(sorted(session) for session in on_the_first) == [[A, B]]  # v-2's profile now holds its second day
+    assert sorted(sorted(session) for session in on_the_second) == [[A]]
+    assert today == []
+
+
 def test_given_views_and_baskets_when_the_job_ran_then_viewed_together_neighbours_read_the_same(
     ports: Ports,
 ) -> None:

@@ -172,6 +172,13 @@ def test_given_view_trails_when_a_day_is_served_then_production_takes_the_views_
     for visit in visits[:10]:
         viewed = run.store.context(SHOP, visitor_id=visit.visitor_id, customer_id=None).viewed
         assert set(viewed) == {catalog.ids[p] for p in (visit.landing, *visit.trail)}
+    # The night's similarity job read them as the day's sessions (on the simulated day, not the clock's).
+    together = {
+        product: found
+        for product in catalog.ids
+        if (found := run.store.context(SHOP, visitor_id=None, customer_id=None, products=[product]).viewed_similar)
+    }
+    assert together
 
 
 def _widget_value(catalog: Catalog, world: World, run: PolicyRun, page: int, reader: ServingPort) -> float:

@@ -249,6 +249,7 @@ class Store(Protocol):
         *,
         merge: ProfileLists | None = None,
         linked_visitor: str | None = None,
+        now: datetime | None = None,
     ) -> ProfileLists: ...
     def touches(
         self,
@@ -484,12 +485,13 @@ class DynamoStore:
         *,
         merge: ProfileLists | None = None,
         linked_visitor: str | None = None,
+        now: datetime | None = None,
     ) -> ProfileLists:
         """Read, push the change (and `merge`, a logged-in visitor's lists, in front), refresh the neighbours of
         its recent products when they changed, write back with an optimistic version check (retried on a
-        concurrent write). A customer's profile also remembers `linked_visitor`, the visitor id that logged in as
-        them or carried their order (bounded, newest first: in the item it already writes, so no extra request).
-        Returns the lists as written."""
+        concurrent write). Views count on the day of `now` (the request's time; None: the clock). A customer's
+        profile also remembers `linked_visitor`, the visitor id that logged in as them or carried their order
+        (bounded, newest first: in the item it already writes, so no extra request). Returns the lists as written."""
         for attempt in range(PROFILE_ATTEMPTS):
             try:
                 try:
@@ -499,7 +501,7 @@ class DynamoStore:
                 lists = ProfileLists(tuple(profile.viewed), tuple(profile.carted), tuple(profile.purchased))
                 viewed = list(change.viewed)
                 if viewed:
-                    today = datetime.now(UTC).date().isoformat()
+                    today = (now or datetime.now(UTC)).astimezone(UTC).date().isoformat()
                     counted = int(profile.views_taken or 0)
                     viewed, taken = views_within_cap(viewed, day=today, counted_day=profile.views_day, counted=counted)
                     if not (viewed or change.carted or change.purchased or merge is not None or linked_visitor):

@@ -20,13 +20,22 @@ from reclift.tracking import (
 
 
 def update_profiles(
-    store: Store, shop: str, *, visitor_id: str | None, customer_id: str | None, change: ProfileChange
+    store: Store,
+    shop: str,
+    *,
+    visitor_id: str | None,
+    customer_id: str | None,
+    change: ProfileChange,
+    now: datetime | None = None,
 ) -> None:
     """The visitor's profile, then the customer's. A visitor id seen with a customer id (signed by the app proxy, or
-    on an order) is a visitor who logged in: the visitor's lists are merged into the customer's profile."""
-    visitor = store.update_profile(shop, visitor_key(shop, visitor_id), change) if visitor_id else None
+    on an order) is a visitor who logged in: the visitor's lists are merged into the customer's profile. `now` is
+    the day the views count on (the request's time; None: the clock)."""
+    visitor = store.update_profile(shop, visitor_key(shop, visitor_id), change, now=now) if visitor_id else None
     if customer_id:
-        store.update_profile(shop, customer_key(shop, customer_id), change, merge=visitor, linked_visitor=visitor_id)
+        store.update_profile(
+            shop, customer_key(shop, customer_id), change, merge=visitor, linked_visitor=visitor_id, now=now
+        )
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ def track_events(
     increments = counter_increments(written)
     impressions = sum(counts.impressions for counts in increments.values())
     for visitor_id, change in sorted(profile_changes([*written, *proof.views]).items()):
-        update_profiles(store, shop, visitor_id=visitor_id, customer_id=customer_id, change=change)
+        update_profiles(store, shop, visitor_id=visitor_id, customer_id=customer_id, change=change, now=now)
     written_ids = {event.event_id for event in written}
     counted = {
         source for event, source in zip(proof.events, proof.sources, strict=True) if event.event_id in written_ids
