@@ -1443,7 +1443,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--judge", action="store_true", help="every scenario over the seeds → results/simulation.*; exit 1 on a miss"
     )
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="the judge's scenarios (comma-separated)")
+    parser.add_argument(
+        "--scenarios",
+        default=",".join(GAP_TARGETS),
+        help="the judge's scenarios, comma-separated (default: those with a gap target; launch and context by name)",
+    )
     parser.add_argument("--seeds", type=_seeds, default=list(JUDGED_SEEDS), help="judged seeds (default 101-110)")
     parser.add_argument(
         "--beside-seeds", type=_seeds, default=list(TUNING_SEEDS), help="seeds reported beside, not judged (1-5)"
