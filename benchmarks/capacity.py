@@ -348,17 +348,18 @@ class Bench:
         assert response == {"batchItemFailures": []}, response
         return capacity.summary()
 
-    def recommendation(self) -> dict[str, Any]:
+    def recommendation(self, shop: str = "serving.myshopify.com", view_sessions: int = 0) -> dict[str, Any]:
+        """A product page's recommendation, cold and warm, for a shop with a learned run, co-purchase neighbours and
+        the catalog; with `view_sessions`, the page's product also viewed together with that many others."""
         from benchmarks.recommendation_request import CANDIDATES, best_sellers, listing
         from reclift.data.catalog import CatalogStore
         from reclift.data.learning import LearningStore
-        from reclift.data.similarity import SimilarityStore
+        from reclift.data.similarity import SimilarityStore, ViewedTogether
         from reclift.learning import ProductDay, aggregate, learn
         from reclift.settings import ShopSettings
         from reclift.similarity import similar_products
         from reclift_local.worker import function_env
 
-        shop = "serving.myshopify.com"
         today = datetime.now(UTC).date()
         rng = random.Random(5)
         with function_env(self.aws.environment("DailyLearningFunction")):
@@ -369,11 +370,13 @@ class Bench:
             prior, performance = learn(aggregate(rows, today=today, window_days=30, half_life_days=14), ShopSettings())
             LearningStore().save_run(shop, today.isoformat(), "bayes", prior, performance, list(performance), None)
         baskets = [["2000001", str(4_000_000 + k)] for k in range(60) for _ in range(rng.randint(2, 6))]
+        sessions = [["2000001", str(4_100_000 + k)] for k in range(view_sessions) for _ in range(rng.randint(2, 6))]
         with function_env(self.aws.environment("SimilarityFunction")):
-            SimilarityStore().save_similarity(shop, today.isoformat(), similar_products(baskets), {})
+            viewed = ViewedTogether(similar_products(sessions), weight=0.8) if sessions else None
+            SimilarityStore().save_similarity(shop, today.isoformat(), similar_products(baskets), {}, None, viewed)
         with function_env(self.aws.environment("AttributionFunction")):
             catalog = CatalogStore()
-            for product in sorted({p for basket in baskets for p in basket} | set(performance)):
+            for product in sorted({p for basket in [*baskets, *sessions] for p in basket} | set(performance)):
                 catalog.save_listing(shop, listing(product, rng))
         return recommendation_cold_and_warm(self, shop)
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from benchmarks.capacity import TARGETS, Bench, recommendation_cold_and_warm
+from benchmarks.capacity import TARGETS, Bench
 from benchmarks.common import job_event, put_items, quiet_stdout, seeding_client, write_results
 
 NAME = "viewed_together"
@@ -91,36 +91,7 @@ def similarity_job(bench: Bench, shop: str) -> dict[str, Any]:
 
 def recommendation_with_views(bench: Bench) -> dict[str, Any]:
     """As `Bench.recommendation`, with the page's product also viewed together with 40 others."""
-    from benchmarks.recommendation_request import CANDIDATES, best_sellers, listing
-    from reclift.data.catalog import CatalogStore
-    from reclift.data.learning import LearningStore
-    from reclift.data.similarity import SimilarityStore, ViewedTogether
-    from reclift.learning import ProductDay, aggregate, learn
-    from reclift.settings import ShopSettings
-    from reclift.similarity import similar_products
-    from reclift_local.worker import function_env
-
-    shop = "serving-views.myshopify.com"
-    today = datetime.now(UTC).date()
-    rng = random.Random(5)
-    with function_env(bench.aws.environment("DailyLearningFunction")):
-        rows = [
-            ProductDay(today, s.product_id, s.impressions, s.clicks, s.purchases, s.units, s.revenue)
-            for s in best_sellers(CANDIDATES, random.Random(3))
-        ]
-        prior, performance = learn(aggregate(rows, today=today, window_days=30, half_life_days=14), ShopSettings())
-        LearningStore().save_run(shop, today.isoformat(), "bayes", prior, performance, list(performance), None)
-    baskets = [["2000001", str(4_000_000 + k)] for k in range(60) for _ in range(rng.randint(2, 6))]
-    sessions = [["2000001", str(4_100_000 + k)] for k in range(40) for _ in range(rng.randint(2, 6))]
-    with function_env(bench.aws.environment("SimilarityFunction")):
-        viewed = ViewedTogether(similar_products(sessions), weight=0.8)
-        SimilarityStore().save_similarity(shop, today.isoformat(), similar_products(baskets), {}, None, viewed)
-    with function_env(bench.aws.environment("AttributionFunction")):
-        catalog = CatalogStore()
-        products = {p for basket in [*baskets, *sessions] for p in basket} | set(performance)
-        for product in sorted(products):
-            catalog.save_listing(shop, listing(product, rng))
-    return recommendation_cold_and_warm(bench, shop)
+    return bench.recommendation(shop="serving-views.myshopify.com", view_sessions=40)
 
 
 def view_request(bench: Bench, shop: str) -> dict[str, Any]:
