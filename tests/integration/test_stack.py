@@ -245,6 +245,9 @@ def test_given_sigterm_when_the_stack_stops_then_no_worker_process_is_left(
     assert not short.log.with_name("stack.json").exists()
 
 
+SHOWN = ["901", "902", "903"]
+
+
 def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_recommendations_follow_it(
     stack: RunningStack,
 ) -> None:
@@ -263,9 +266,9 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
             "type": "impression",
             "visitor_id": f"v{n}",
             "placement": "home",
-            "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(["901", "902", "903"])],
+            "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(SHOWN)],
         }
-        | issued(shop, f"v{n}", ["901", "902", "903"], placement="home")
+        | issued(shop, f"v{n}", SHOWN, placement="home")
         for n in range(120)
     ]
     for start in range(0, len(shown), 50):
@@ -279,6 +282,15 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
         )
         assert post_webhook(stack, shop, order).status_code == 200
     wait_for(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"] == 8, message="the orders")
+
+    # The impressions are counted from the events table's stream, within the counting function's batching window:
+    # the nightly job learns from the counters, so it runs once they hold every impression (on a loaded machine the
+    # stream can lag the orders).
+    def every_impression_counted() -> bool:
+        found = actual_counters(stack.client("dynamodb"), stack.resource("CountersTable"), shop, SHOWN)
+        return all(found.get(product, {}).get("impressions") == 120 for product in SHOWN)
+
+    wait_for(every_impression_counted, message="the impressions counted")
 
     invoked = stack.command("invoke", "DailyLearningFunction", timeout=300)
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
