@@ -482,7 +482,7 @@ class MemoryStore:
 
     def view_sessions(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]:
         first, last = since.astimezone(UTC).date().isoformat(), until.astimezone(UTC).date().isoformat()
-        visitors = [p for key, p in self._shop(shop).profiles.items() if key.startswith(f"{shop}#v#")][:limit]
+        visitors = [p for key, p in self._shop(shop).profiles.items() if key.startswith(visitor_key(shop, ""))][:limit]
         return [
             day_session(p.lists.viewed, p.day_views)
             for p in visitors

@@ -23,7 +23,7 @@ from reclift.data.models import (
     shop_bucket_keys,
 )
 from reclift.data.neighbours import SIMILARITY_RETENTION_DAYS, neighbours_json, scores_json, similarity_sk
-from reclift.data.store import StoreError, _stamp
+from reclift.data.store import StoreError, _stamp, visitor_key
 from reclift.profiles import day_session
 from reclift.similarity import Neighbour
 
@@ -108,7 +108,7 @@ class SimilarityStore:
         lists in BatchGetItems of 100; at most `limit` profiles are read, in the index's order (not newest first:
         the index has no time)."""
         first, last = since.astimezone(UTC).date().isoformat(), until.astimezone(UTC).date().isoformat()
-        visitors = f"{shop}#v#"
+        visitors = visitor_key(shop, "")  # every visitor profile's key starts so
         keys: list[str] = []
         sessions: list[list[str]] = []
         try:
