@@ -37,7 +37,7 @@ from reclift.data.store import (
     hour_key,
     visitor_key,
 )
-from reclift.learning import Performance, Prior, ProductDay
+from reclift.learning import CounterDay, Performance, Prior, ProductDay
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
     ProfileLists,
@@ -421,6 +421,9 @@ class MemoryStore:
         return int(totals.get("attributed_orders", 0)), Decimal(totals.get("attributed_revenue", 0))
 
     # ------------------------------------------------------------ LearningPort
+    def counter_days(self, shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
+        yield from self.product_days(shop, first_day, last_day)
+
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
         state = self._shop(shop)
         low, high = first_day.isoformat(), last_day.isoformat()

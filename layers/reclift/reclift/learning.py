@@ -15,7 +15,7 @@ Two policies (DESIGN.md §3):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -40,6 +40,29 @@ class ProductDay:
     units: int = 0
     revenue: Decimal = Decimal(0)
     sold: int = 0  # the day's orders containing the product, attributed or not
+
+
+@dataclass(frozen=True)
+class PairDay:
+    """One (page, candidate) pair's counters for one day: `product_id` shown in the product widget of the page of
+    `page_id` (impressions, counted from the storefront's proven events), and bought after it (purchases, from the
+    attributed lines whose touch was such a widget)."""
+
+    day: date
+    page_id: str
+    product_id: str
+    impressions: int = 0
+    purchases: int = 0
+
+
+CounterDay = ProductDay | PairDay
+
+
+def product_rows(rows: Iterable[CounterDay]) -> Iterator[ProductDay]:
+    """The product counters of a window, a pair's impressions counted as its candidate's (a product-page impression
+    is stored in its page's item only); a pair's purchases are already in its product's counters."""
+    for row in rows:
+        yield row if isinstance(row, ProductDay) else ProductDay(row.day, row.product_id, impressions=row.impressions)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, bind_tables
 from reclift.data.store import StoreError, day_key
-from reclift.learning import Performance, Prior, ProductDay
+from reclift.learning import CounterDay, Performance, Prior, ProductDay
 from reclift.ranking import Candidate, best_seller_candidates
 
 MODEL_KEY = "_model"
@@ -90,7 +90,7 @@ def performance_from_item(item: LearningItem) -> Performance:
 class LearningPort(Protocol):
     """What the nightly learning reads and writes: `LearningStore` on DynamoDB, the simulation's store in memory."""
 
-    def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]: ...
+    def counter_days(self, shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]: ...
 
     def save_run(
         self,
@@ -116,6 +116,10 @@ class LearningStore:
                 yield item.pk
         except PynamoDBException as exc:
             raise StoreError(f"listing shops failed: {exc.msg}") from exc
+
+    def counter_days(self, shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
+        """The window's product counters and page items, one query per day."""
+        yield from self.product_days(shop, first_day, last_day)
 
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
         """Every product's counters, day by day: one query per day, cost linear in active product-days. The key

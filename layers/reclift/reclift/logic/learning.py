@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
-from reclift.learning import ProductWindow, aggregate, best_sellers, learn, median_price
+from reclift.learning import ProductWindow, aggregate, best_sellers, learn, median_price, product_rows
 from reclift.logic import jobs
 
 BEST_SELLERS = 50
@@ -42,8 +42,9 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
     from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
     settings = store.get_settings(job.shop)
     first_day = job.day - timedelta(days=settings.learning_window_days - 1)
+    rows = list(learning.counter_days(job.shop, first_day, job.day))
     windows = aggregate(
-        learning.product_days(job.shop, first_day, job.day),
+        product_rows(rows),
         today=job.day,
         window_days=settings.learning_window_days,
         half_life_days=settings.half_life_days,
