@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from reclift.adjustments import Adjustment, AttributedLine
-from reclift.attribution import OrderAttribution, Touch, TouchKind
+from reclift.attribution import OrderAttribution, Touch, TouchKind, page_purchases
 from reclift.catalog import Listing, ProductStatus
 from reclift.data.learning import LearnedModel
 from reclift.data.serving import MAX_CONTEXT_PRODUCTS, ROUND_TRIP_KEYS, CandidateItems, Scores, ServingContext
@@ -37,7 +37,7 @@ from reclift.data.store import (
     hour_key,
     visitor_key,
 )
-from reclift.learning import CounterDay, Performance, Prior, ProductDay
+from reclift.learning import CounterDay, PairDay, Performance, Prior, ProductDay, product_rows
 from reclift.profiles import (
     LINKED_VISITORS_LIMIT,
     ProfileLists,
@@ -46,11 +46,11 @@ from reclift.profiles import (
     push_recent,
     views_within_cap,
 )
-from reclift.recids import REC_ID_LIFETIME
+from reclift.recids import REC_ID_LIFETIME, page_of
 from reclift.rules import MerchantRules
 from reclift.settings import ShopSettings
 from reclift.similarity import Neighbour
-from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
+from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_FIELDS = ("impressions", "clicks", "add_to_carts", "purchases", "units", "sold")
 
@@ -72,6 +72,7 @@ class _StoredEvent:
             product_ids=tuple(sorted(self.products)) if event.type == "impression" else event.product_ids,
             rec_id=event.rec_id,
             arm=event.arm,
+            page=page_of(event.rec_id),
         )
 
 
@@ -111,6 +112,8 @@ class _Shop:
     by_rec: dict[str, list[_StoredEvent]] = field(default_factory=lambda: defaultdict(list))
     by_customer: dict[str, list[_StoredEvent]] = field(default_factory=lambda: defaultdict(list))
     counters: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (day, product) → counts
+    # (day, page) → candidate → [impressions, purchases]: the page items
+    page_counts: dict[tuple[str, str], dict[str, list[int]]] = field(default_factory=dict)
     revenue: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     hours: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (day, hour sk) → totals
     shop_days: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # day → orders, attributed …
@@ -198,6 +201,12 @@ class MemoryStore:
             row = counters.setdefault(key, dict.fromkeys(COUNTER_FIELDS, 0))
             for name, value in counts.as_increments().items():
                 row[name] += value
+
+    def add_pair_counts(self, shop: str, increments: Mapping[tuple[str, str], PageCounts]) -> None:
+        page_counts = self._shop(shop).page_counts
+        for key, shown in increments.items():
+            for product, count in shown.items():
+                page_counts.setdefault(key, {}).setdefault(product, [0, 0])[0] += count
 
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None:
         row = self._shop(shop).hours.setdefault(hour_key(at, part), defaultdict(int))
@@ -345,6 +354,9 @@ class MemoryStore:
             row = state.counters.setdefault((day.isoformat(), product), dict.fromkeys(COUNTER_FIELDS, 0))
             row["purchases"] += 1  # an order converts a product once, however many of its lines carry it
             row["units"] += sum(quantities)
+        for page, products in page_purchases(attribution.attributed).items():
+            for product in products:  # once per (page, product) and order, on the order's day
+                state.page_counts.setdefault((day.isoformat(), page), {}).setdefault(product, [0, 0])[1] += 1
         if not attribution.skipped_as_test:
             for product in order.product_ids:  # every order, attributed or not: what best sellers rank by
                 row = state.counters.setdefault((day.isoformat(), product), dict.fromkeys(COUNTER_FIELDS, 0))
@@ -422,23 +434,30 @@ class MemoryStore:
 
     # ------------------------------------------------------------ LearningPort
     def counter_days(self, shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
-        yield from self.product_days(shop, first_day, last_day)
-
-    def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
+        """As LearningStore's: day by day, the product counters, then each page's candidates (the Query's order)."""
         state = self._shop(shop)
         low, high = first_day.isoformat(), last_day.isoformat()
-        for (day, product), row in sorted(state.counters.items()):
-            if low <= day <= high:
-                yield ProductDay(
-                    day=date.fromisoformat(day),
-                    product_id=product,
-                    impressions=row["impressions"],
-                    clicks=row["clicks"],
-                    purchases=row["purchases"],
-                    units=row["units"],
-                    revenue=state.revenue.get((day, product), Decimal(0)),
-                    sold=row["sold"],
-                )
+        days = sorted({day for day, _ in state.counters} | {day for day, _ in state.page_counts})
+        for day in (day for day in days if low <= day <= high):
+            for (counted_day, product), row in sorted(state.counters.items()):
+                if counted_day == day:
+                    yield ProductDay(
+                        day=date.fromisoformat(day),
+                        product_id=product,
+                        impressions=row["impressions"],
+                        clicks=row["clicks"],
+                        purchases=row["purchases"],
+                        units=row["units"],
+                        revenue=state.revenue.get((day, product), Decimal(0)),
+                        sold=row["sold"],
+                    )
+            for (counted_day, page), candidates in sorted(state.page_counts.items()):
+                if counted_day == day:
+                    for product, (impressions, purchases) in sorted(candidates.items()):
+                        yield PairDay(date.fromisoformat(day), page, product, impressions, purchases)
+
+    def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
+        return product_rows(self.counter_days(shop, first_day, last_day))
 
     def save_run(
         self,

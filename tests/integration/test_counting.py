@@ -94,3 +94,36 @@ def test_a_visitor_counts_once_a_day_in_their_arm_and_products_once_per_batch(aw
     found = counters(aws, shop)
     assert found["21"]["impressions"] == "7"
     assert found[hour] == {"impressions": "13", "visitors_learning": "2", "visitors_holdout": "1"}
+
+
+def test_a_product_pages_impressions_are_counted_in_its_page_item_and_clicks_in_the_products(aws: EmulatedAws) -> None:
+    """The widget of page 30's rec id signs the page: its impressions go to the day's `P#30` item, one number per
+    candidate (whatever page the browser names), not to the candidates' own counters; its click goes to the
+    product's counter. A cart widget's impressions go to the products' counters as before."""
+    shop = new_shop()
+    process_stream(aws, "CountingFunction")
+    for visitor in ("v-1", "v-2"):
+        rec = shown(shop, visitor, ["31", "32", "33"], page="30")
+        post(aws, shop, [impression(visitor, ["31", "32"], rec) | {"source_product_id": "40"}])
+    rec = shown(shop, "v-1", ["31", "32", "33"], page="30")
+    post(
+        aws,
+        shop,
+        [
+            impression("v-1", ["33"], rec),
+            {"type": "click", "visitor_id": "v-1", "product_id": "33", "position": 3} | rec,
+        ],
+    )
+    cart = shown(shop, "v-3", ["31"], placement="cart")
+    post(aws, shop, [impression("v-3", ["31"], cart) | {"placement": "cart"}])
+    process_stream(aws, "CountingFunction")
+
+    found = counters(aws, shop)
+    assert found["P#30"] == {"i31": "2", "i32": "2", "i33": "1"}
+    assert "P#40" not in found
+    assert {sk: row for sk, row in found.items() if sk in ("31", "32", "33")} == {
+        "31": {"impressions": "1"},  # the cart widget's
+        "33": {"clicks": "1"},
+    }
+    hour = f"{HOUR_COUNTER}{datetime.now(UTC).hour:02d}#e"
+    assert found[hour]["impressions"] == "6"

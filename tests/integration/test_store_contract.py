@@ -20,6 +20,7 @@ from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.serving import ServingPort, ServingReader
 from reclift.data.similarity import SimilarityPort, SimilarityStore
 from reclift.data.store import Store, dynamo_store
+from reclift.learning import PairDay, ProductDay, product_rows
 from reclift.logic.counting import count_events
 from reclift.logic.deliveries import process_order_created
 from reclift.logic.learning import LearnShop, learn_shop
@@ -110,7 +111,7 @@ def track(ports: Ports, shop: str, body: dict[str, Any], at: datetime) -> list[T
 def counters(ports: Ports, shop: str, day: datetime) -> dict[str, tuple[int, int, int, int, Decimal, int]]:
     return {
         row.product_id: (row.impressions, row.clicks, row.purchases, row.units, row.revenue, row.sold)
-        for row in ports.learning.product_days(shop, day.date(), day.date())
+        for row in product_rows(ports.learning.counter_days(shop, day.date(), day.date()))
     }
 
 
@@ -324,3 +325,49 @@ def test_given_a_shop_without_views_when_the_job_ran_then_it_has_no_viewed_toget
     assert (job["view_sessions"], job["products_with_viewed_together"], job["viewed_together_weight"]) == (0, 0, None)
     assert context.similar == {A: [(B, 1.0)], B: [(A, 1.0)]}
     assert context.viewed_similar == {}
+
+
+def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_same_pairs(ports: Ports) -> None:
+    """A widget served on D's page (the page signed in its rec id), sent as if it were on C's page: its impressions
+    are counted in D's page item, not in the products' counters; the click on B in B's counter; the order's B (its
+    `_rec_id`) and A (seen in that widget) are purchases of (D, B) and (D, A) as well as of B and A."""
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(minutes=30)
+    rec_id = REC_IDS.issue(
+        shop=shop, visitor_id="v-3", arm="learning", placement="product", products=[A, B], now=now, page=D
+    )
+    rec = {"rec_id": rec_id, "rec_products": [A, B], "visitor_id": "v-3"}
+    events = [
+        {"type": "impression", "placement": "product", "source_product_id": C, **rec}
+        | {"products": [{"product_id": A, "position": 1}, {"product_id": B, "position": 2}]},
+        {"type": "click", "product_id": B, "position": 2, **rec},
+    ]
+    track(ports, shop, {"events": events}, now)
+    payload = order_payload(
+        order_id=5003,
+        created_at=now + timedelta(minutes=10),
+        visitor_id="v-3",
+        lines=[
+            {"product_id": B, "price": "25.00", "rec_id": rec_id},
+            {"product_id": A, "price": "10.00"},
+            {"product_id": A, "price": "10.00"},  # a product twice in an order converts once
+        ],
+    )
+
+    summary = process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+
+    assert summary.attributed_lines == 3
+    rows = sorted(ports.learning.counter_days(shop, now.date(), now.date()), key=repr)
+    day = now.date()
+    assert rows == sorted(
+        [
+            PairDay(day, D, A, impressions=1, purchases=1),
+            PairDay(day, D, B, impressions=1, purchases=1),
+            ProductDay(day, A, impressions=0, purchases=1, units=2, revenue=Decimal("20.00"), sold=1),
+            ProductDay(day, B, impressions=0, clicks=1, purchases=1, units=1, revenue=Decimal("25.00"), sold=1),
+        ],
+        key=repr,
+    )
+    shown: dict[str, int] = {}  # what learning counts: a page's impressions of a candidate as the candidate's
+    for row in product_rows(ports.learning.counter_days(shop, now.date(), now.date())):
+        shown[row.product_id] = shown.get(row.product_id, 0) + row.impressions
+    assert shown == {A: 1, B: 1}

@@ -26,8 +26,10 @@ def shown(
     arm: Arm = "learning",
     placement: Placement = "product",
     at: datetime | None = None,
+    page: str | None = None,
 ) -> dict[str, Any]:
-    """`rec_id` and `rec_products` of a response listing `products` to `visitor_id` of `shop` (issued now)."""
+    """`rec_id` and `rec_products` of a response listing `products` to `visitor_id` of `shop` (issued now), on the
+    page of the product `page` when given (the product placement's rec id signs it)."""
     rec_id = SERVER_REC_IDS.issue(
         shop=shop,
         visitor_id=visitor_id,
@@ -35,5 +37,6 @@ def shown(
         placement=placement,
         products=list(products),
         now=at or datetime.now(UTC),
+        page=page,
     )
     return {"rec_id": rec_id, "rec_products": list(products)}

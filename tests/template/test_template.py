@@ -715,6 +715,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "shop_currency": [("SHOPS_TABLE", None, "dynamodb:GetItem")],
     "put_events": [("EVENTS_TABLE", None, "dynamodb:PutItem"), ("EVENTS_TABLE", None, "dynamodb:UpdateItem")],
     "add_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],
+    "add_pair_counts": [("COUNTERS_TABLE", None, "dynamodb:UpdateItem")],  # a page item per (day, page)
     "update_profile": [
         ("PROFILES_TABLE", None, "dynamodb:GetItem"),
         ("PROFILES_TABLE", None, "dynamodb:PutItem"),
@@ -751,6 +752,7 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "save_state": [("SHOPS_TABLE", None, "dynamodb:PutItem")],
     # reclift.data.learning.LearningStore
     "shops": [("SHOPS_TABLE", None, "dynamodb:Scan")],
+    "counter_days": [("COUNTERS_TABLE", None, "dynamodb:Query")],  # product counters and page items, one Query a day
     "product_days": [("COUNTERS_TABLE", None, "dynamodb:Query")],
     "save_run": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"), ("LEARNING_TABLE", None, "dynamodb:PutItem")],
     "model": [("LEARNING_TABLE", None, "dynamodb:GetItem")],

@@ -21,6 +21,7 @@ from reclift.attribution import (
     TouchKind,
     Windows,
     attribute_order,
+    page_purchases,
 )
 from reclift.orders import Order, OrderLine, parse_order
 
@@ -743,3 +744,41 @@ def test_given_any_order_and_touches_when_attributed_then_the_rules_hold(
     shuffled = data.draw(st.permutations(touches))
     duplicated = shuffled + data.draw(st.lists(st.sampled_from(touches), max_size=4)) if touches else shuffled
     assert attribute_order(order, duplicated, windows) == result
+
+
+# --- Pairs: what a product page's widget sold ---------------------------------------------------------------------
+
+
+def test_given_lines_credited_to_product_page_widgets_then_each_page_and_product_is_a_purchase_once() -> None:
+    """Three lines: two of the Nano credited to the widget of the Touch's page (one by its click, one by its
+    impression), the Shuffle to the widget of the Classic's page; the Classic itself to a cart widget (no page)."""
+    order = Order(
+        "1001",
+        CREATED,
+        "USD",
+        False,
+        None,
+        "visitor-1",
+        (
+            OrderLine("1", NANO, 1, Decimal(199), Decimal(0), None),
+            OrderLine("2", NANO, 2, Decimal(199), Decimal(0), None),
+            OrderLine("3", SHUFFLE, 1, Decimal(49), Decimal(0), None),
+            OrderLine("4", CLASSIC, 1, Decimal(249), Decimal(0), None),
+        ),
+    )
+    touches = [
+        dataclasses.replace(click("c1", timedelta(hours=1), NANO), page=TOUCH),
+        dataclasses.replace(shown("i1", timedelta(hours=2), NANO, SHUFFLE), page=CLASSIC),
+        shown("i2", timedelta(hours=3), CLASSIC),
+    ]
+
+    result = attribute_order(order, touches, DEFAULT)
+
+    assert [(line.product_id, line.credited.page) for line in result.attributed] == [
+        (NANO, TOUCH),
+        (NANO, TOUCH),
+        (SHUFFLE, CLASSIC),
+        (CLASSIC, None),
+    ]
+    assert page_purchases(result.attributed) == {CLASSIC: [SHUFFLE], TOUCH: [NANO]}
+    assert page_purchases([]) == {}

@@ -8,12 +8,13 @@ import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from reclift.logic.deliveries import issued_rec_ids_only
 from reclift.orders import Order, OrderLine
-from reclift.recids import KEY_LABEL, REC_ID_LIFETIME, RecIds, rec_id_keys
+from reclift.recids import KEY_LABEL, MAX_PAGE_DIGITS, REC_ID_LIFETIME, RecIds, page_of, rec_id_keys
 
 SHOP = "shop.myshopify.com"
 NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
@@ -102,3 +103,54 @@ def test_given_an_order_when_its_lines_carry_rec_ids_then_only_those_issued_to_t
 
     assert [line.rec_id for line in kept.lines] == [ours, None, None, None]
     assert [line.line_id for line in kept.lines] == ["0", "1", "2", "3"]
+
+
+PAGE = "9000000000123"
+
+
+def test_given_a_product_page_then_its_rec_id_signs_the_page_within_the_events_key_limit() -> None:
+    rec_ids = RecIds.of_secrets(["current"])
+    longest = issue(rec_ids, page="9" * MAX_PAGE_DIGITS, now=datetime(5138, 11, 16, tzinfo=UTC))  # 12-digit time
+    rec_id = issue(rec_ids, page=PAGE)
+
+    issued = rec_ids.proven(rec_id, shop=SHOP, visitor_id="v-1", listed=PRODUCTS, now=NOW)
+    assert rec_id.startswith(f"2lp.{PAGE}.")
+    assert issued is not None
+    assert (issued.page, issued.placement, issued.issued_at) == (PAGE, "product", NOW)
+    assert page_of(rec_id) == PAGE
+    assert len(longest) <= 128
+    assert re.fullmatch(r"[A-Za-z0-9_.:-]+", longest)
+    assert rec_ids.verified(longest, shop=SHOP) is not None
+
+
+def test_given_a_version_1_rec_id_then_it_stays_valid_and_carries_no_page() -> None:
+    """Ids issued before the page was signed (product placement included) keep their 24 hours."""
+    rec_ids = RecIds.of_secrets(["current"])
+    for placement in ("product", "cart", "home"):
+        rec_id = issue(rec_ids, placement=placement)
+        issued = rec_ids.proven(rec_id, shop=SHOP, visitor_id="v-1", listed=PRODUCTS, now=NOW + timedelta(hours=23))
+        assert rec_id.startswith("1l")
+        assert issued is not None
+        assert issued.page is None
+        assert page_of(rec_id) is None
+
+
+def test_given_a_rec_id_edited_to_say_another_page_then_it_is_not_verified() -> None:
+    rec_ids = RecIds.of_secrets(["current"])
+    rec_id = issue(rec_ids, page=PAGE)
+    v1 = issue(rec_ids)
+    body = rec_id.split(".", 2)[2]
+
+    assert rec_ids.verified(f"2lp.9000000000124.{body}", shop=SHOP) is None  # another page
+    assert rec_ids.verified(f"2lp.{PAGE}0.{body}", shop=SHOP) is None
+    assert rec_ids.verified(f"2lp.{PAGE}." + v1.split(".", 1)[1], shop=SHOP) is None  # a page added to a v1 id
+    assert rec_ids.verified("1lp." + body, shop=SHOP) is None  # the page taken out
+    assert rec_ids.verified(f"2lc.{PAGE}.{body}", shop=SHOP) is None  # a page on the cart placement
+    assert rec_ids.verified(f"2lp.{'1' * 21}.{body}", shop=SHOP) is None
+    assert rec_ids.verified(rec_id, shop=SHOP) is not None
+
+
+@pytest.mark.parametrize(("placement", "page"), [("cart", PAGE), ("home", PAGE), ("product", "12a"), ("product", "")])
+def test_given_a_page_that_is_no_product_page_then_no_rec_id_is_issued(placement: str, page: str) -> None:
+    with pytest.raises(ValueError, match="page"):
+        issue(RecIds.of_secrets(["current"]), placement=placement, page=page)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from reclift.profiles import VIEWS_PER_DAY, views_within_cap
-from reclift.recids import RecIds
+from reclift.recids import Placement, RecIds
 from reclift.tracking import (
     MAX_COUNTED_PER_REQUEST,
     MAX_EVENTS_PER_REQUEST,
@@ -23,6 +24,7 @@ from reclift.tracking import (
     TrackedEvent,
     ViewIn,
     counter_increments,
+    counting_increments,
     parse_event_batch,
     profile_changes,
     prove_events,
@@ -435,3 +437,78 @@ def test_given_views_over_a_day_when_capped_then_a_profile_takes_the_first_fifty
     assert (kept, counted) == (viewed[:20], VIEWS_PER_DAY)
     assert views_within_cap(viewed, day="2026-12-02", counted_day="2026-12-02", counted=counted) == ([], 50)
     assert views_within_cap(viewed, day="2026-12-03", counted_day="2026-12-02", counted=counted) == (viewed, 30)
+
+
+PAGE, FORGED_PAGE = "7000000000001", "7000000000002"
+
+
+def _paged_rec(placement: Placement = "product", page: str | None = PAGE) -> dict[str, Any]:
+    rec_id = REC_IDS.issue(
+        shop=SHOP,
+        visitor_id="visitor-1",
+        arm="learning",
+        placement=placement,
+        products=[TOUCH, NANO],
+        now=AT,
+        page=page,
+    )
+    return {"rec_id": rec_id, "rec_products": [TOUCH, NANO]}
+
+
+def test_given_a_forged_source_product_when_proven_then_the_events_carry_the_page_their_rec_id_signs() -> None:
+    """The attack: a widget served on page A sends its impression as if it were on page B."""
+    rec = _paged_rec()
+    batch = parse_event_batch(
+        {"events": [impression(source_product_id=FORGED_PAGE, **rec), click(source_product_id=FORGED_PAGE, **rec)]}
+    )
+
+    proof = prove_events(batch, shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS)
+
+    assert [(e.type, e.source_product_id, e.page) for e in proof.events] == [
+        ("impression", PAGE, PAGE),
+        ("impression", PAGE, PAGE),
+        ("click", PAGE, PAGE),
+    ]
+
+
+def test_given_a_rec_id_edited_to_name_another_page_when_proven_then_nothing_is_kept() -> None:
+    rec = _paged_rec()
+    edited = rec["rec_id"].replace(f".{PAGE}.", f".{FORGED_PAGE}.", 1)
+    batch = parse_event_batch({"events": [impression(rec_id=edited, rec_products=[TOUCH, NANO])]})
+
+    assert prove_events(batch, shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS).events == []
+
+
+def test_given_a_rec_id_without_a_page_when_proven_then_the_browsers_source_product_is_not_taken() -> None:
+    for rec in (_paged_rec(page=None), _paged_rec("cart", page=None)):
+        batch = parse_event_batch({"events": [impression(source_product_id=FORGED_PAGE, **rec)]})
+        proof = prove_events(batch, shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS)
+        assert {(e.source_product_id, e.page) for e in proof.events} == {(None, None)}
+
+
+def test_given_paged_and_unpaged_events_when_counted_then_page_impressions_go_to_their_page_item_alone() -> None:
+    """A product page's impressions are counted per (day, page) and candidate, not in the candidates' counters;
+    clicks, add-to-carts and the impressions of ids without a page stay on the product counters."""
+    paged = _paged_rec()["rec_id"]
+    unpaged = _paged_rec(page=None)["rec_id"]
+    next_day = AT + timedelta(hours=8)
+    events = [
+        replace(_tracked("impression", (NANO,)), rec_id=paged),
+        replace(_tracked("impression", (TOUCH,)), rec_id=paged),
+        replace(_tracked("impression", (TOUCH,), visitor="visitor-2"), rec_id=paged),
+        replace(_tracked("impression", (NANO,), at=next_day), rec_id=paged),
+        replace(_tracked("click", (TOUCH,)), rec_id=paged),
+        replace(_tracked("add_to_cart", (TOUCH,)), rec_id=paged),
+        replace(_tracked("impression", (NANO,)), rec_id=unpaged),
+        _tracked("view", (NANO,)),
+    ]
+
+    increments = counting_increments(events)
+
+    assert increments.pages == {("2025-04-02", PAGE): {NANO: 1, TOUCH: 2}, ("2025-04-03", PAGE): {NANO: 1}}
+    assert increments.products == {
+        ("2025-04-02", TOUCH): ProductCounts(clicks=1, add_to_carts=1),
+        ("2025-04-02", NANO): ProductCounts(impressions=1),
+    }
+    assert increments.impressions == 5
+    assert counter_increments(events)[("2025-04-02", TOUCH)].impressions == 2  # what a request reports as shown

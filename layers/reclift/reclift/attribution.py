@@ -4,6 +4,10 @@ The rules (DESIGN.md §2): a line is credited to exactly one touch — the `_rec
 the click window), else the visitor's last click on that product in the click window, else their last impression
 of it in the view window. A purchased product the visitor was never recommended, while they did see
 recommendations in the window, is a missed opportunity: what they were shown instead.
+
+A line credited to a touch with a page (a product page's widget, its page signed in the rec id) is also a purchase of
+that (page, product) pair: the store adds it to the page's item of the order's day, once per (page, product) and
+order, as the product's counter takes its purchase once per order.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class Touch:
     product_ids: tuple[str, ...]
     rec_id: str | None = None
     arm: str | None = None  # the arm of its verified rec id, as tracking stored it
+    # The product whose page showed it (the page its rec id signs; reclift.recids): a line credited to it is a
+    # purchase of the (page, product) pair as well.
+    page: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,3 +179,13 @@ def attribute_order(
             shown = dict.fromkeys(p for t in recent_first for p in t.product_ids if p != line.product_id)
             missed.append(MissedOpportunity(line=line, shown_instead=tuple(shown)[:MAX_SHOWN_INSTEAD]))
     return OrderAttribution(order=order, attributed=tuple(attributed), missed=tuple(missed))
+
+
+def page_purchases(lines: Iterable[LineAttribution]) -> dict[str, list[str]]:
+    """Per page, the products its widget sold in these lines (credited to a touch with that page): each (page,
+    product) once, however many lines carry it, as an order converts a product once."""
+    pages: dict[str, set[str]] = {}
+    for line in lines:
+        if line.credited.page is not None:
+            pages.setdefault(line.credited.page, set()).add(line.product_id)
+    return {page: sorted(products) for page, products in sorted(pages.items())}

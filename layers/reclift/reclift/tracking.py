@@ -1,6 +1,10 @@
 """Storefront tracking: the events the widget sends through the app proxy, validated at the edge, proven against
-the rec id the server issued (DESIGN.md §2, "Proven events"), and what they add to the per-day product counters and
-to visitor profiles."""
+the rec id the server issued (DESIGN.md §2, "Proven events"), and what they add to the per-day product counters, to
+the day's page items (what each candidate was shown in the product widget of one page) and to visitor profiles.
+
+The page of a product-placement event is the one its rec id signs (reclift.recids, version 2): the body's
+`source_product_id` is still accepted, and ignored, so a widget that sends another page than it was served for
+counts for the page it was served for, never for the one it names."""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from reclift.ids import shopify_id
 from reclift.ranking import Arm
-from reclift.recids import RecIds
+from reclift.recids import RecIds, page_of
 
 MAX_EVENTS_PER_REQUEST = 50
 MAX_PRODUCTS_PER_IMPRESSION = 20
@@ -105,8 +109,8 @@ def parse_event_batch(body: Any) -> EventBatchIn:
 @dataclass(frozen=True)
 class TrackedEvent:
     """An event as stored: the server's time, the customer only as the app proxy signed it. A proven recommendation
-    event is about one product and carries what its verified rec id says (`arm`, `issued_at`, `rec_tag`); its id
-    is `{rec_tag}.{type}.{product}`, the same for every copy of it."""
+    event is about one product and carries what its verified rec id says (`arm`, `issued_at`, `rec_tag`, and as
+    `source_product_id` its signed page); its id is `{rec_tag}.{type}.{product}`, the same for every copy of it."""
 
     event_id: str
     type: str
@@ -125,6 +129,13 @@ class TrackedEvent:
     @property
     def is_recommendation_event(self) -> bool:
         return self.type != "view"
+
+    @property
+    def page(self) -> str | None:
+        """The page its rec id signs (a product-placement id of version 2), else None. Read from the rec id, not
+        from `source_product_id`: events are stored proven only, while an item stored before the page was signed
+        may hold the browser's `source_product_id` (and the stream reads such items back when they change)."""
+        return page_of(self.rec_id)
 
 
 @dataclass(frozen=True)
@@ -171,9 +182,8 @@ def prove_events(
         listed = set(event.rec_products)
         if isinstance(event, ImpressionIn):
             shown = [(item.product_id, item.position) for item in event.products]
-            source = event.source_product_id
         else:
-            shown, source = [(event.product_id, event.position)], None
+            shown = [(event.product_id, event.position)]
         for product, position in shown:
             event_id = f"{issued.tag}.{event.type}.{product}"
             if product not in listed or event_id in taken or len(events) >= MAX_COUNTED_PER_REQUEST:
@@ -188,7 +198,7 @@ def prove_events(
                     customer_id=customer_id,
                     rec_id=issued.rec_id,
                     placement=issued.placement,
-                    source_product_id=source,
+                    source_product_id=issued.page,  # the signed page; the body's `source_product_id` is ignored
                     product_ids=(product,),
                     positions=(position,),
                     arm=issued.arm,
@@ -223,6 +233,41 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
             elif event.type == "add_to_cart":
                 counts[(day, product)].add_to_carts += 1
     return dict(counts)
+
+
+PageCounts = dict[str, int]  # candidate → impressions in the widget of one page
+
+
+@dataclass(frozen=True)
+class CounterIncrements:
+    """What a counting batch adds: `products` to the (day, product) counters, `pages` to the (day, page) items.
+    An impression whose rec id signs its page is counted in that page's item only (its candidate's impressions are
+    the sum of its pages' and its own counter's); clicks, add-to-carts and the other impressions go to products."""
+
+    products: dict[tuple[str, str], ProductCounts]
+    pages: dict[tuple[str, str], PageCounts]
+
+    @property
+    def impressions(self) -> int:
+        return sum(c.impressions for c in self.products.values()) + sum(
+            n for shown in self.pages.values() for n in shown.values()
+        )
+
+
+def counting_increments(events: Iterable[TrackedEvent]) -> CounterIncrements:
+    """What the events add to the counters, merged so that each counter and each page item is written once."""
+    pages: dict[tuple[str, str], PageCounts] = defaultdict(lambda: defaultdict(int))
+    unpaged: list[TrackedEvent] = []
+    for event in events:
+        page = event.page if event.type == "impression" else None
+        if page is None:
+            unpaged.append(event)
+            continue
+        for product in event.product_ids:
+            pages[(event.at.date().isoformat(), page)][product] += 1
+    return CounterIncrements(
+        products=counter_increments(unpaged), pages={key: dict(shown) for key, shown in pages.items()}
+    )
 
 
 def arm_visitors(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], set[str]]:

@@ -15,8 +15,8 @@ from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, bind_tables
-from reclift.data.store import StoreError, day_key
-from reclift.learning import CounterDay, Performance, Prior, ProductDay
+from reclift.data.store import PAGE_PREFIX, PAIR_IMPRESSIONS, PAIR_PURCHASES, StoreError, day_key
+from reclift.learning import CounterDay, PairDay, Performance, Prior, ProductDay, product_rows
 from reclift.ranking import Candidate, best_seller_candidates
 
 MODEL_KEY = "_model"
@@ -118,30 +118,15 @@ class LearningStore:
             raise StoreError(f"listing shops failed: {exc.msg}") from exc
 
     def counter_days(self, shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
-        """The window's product counters and page items, one query per day."""
-        yield from self.product_days(shop, first_day, last_day)
+        """The window's product counters (ProductDay) and page items (a PairDay per candidate of a page), day by day:
+        one Query per day, paged, its cost linear in the day's product counters and page items' sizes. The key
+        condition reads those two alone: the shop's own counters of the day (`_shop`, `_hour#…`, `_arm#…`) sort
+        after both (product ids are digits, pages `P#…`), so they are neither read nor billed."""
+        return _counter_days(shop, first_day, last_day)
 
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
-        """Every product's counters, day by day: one query per day, cost linear in active product-days. The key
-        condition reads the products alone: the shop's own counters of the day (`_shop`, `_hour#…`, `_arm#…`)
-        sort after every product id (digits), so they are neither read nor billed."""
-        day = first_day
-        try:
-            while day <= last_day:
-                for item in CounterItem.query(day_key(shop, day), CounterItem.sk < SHOP_COUNTERS_PREFIX):
-                    yield ProductDay(
-                        day=day,
-                        product_id=item.sk,
-                        impressions=int(item.impressions),
-                        clicks=int(item.clicks),
-                        purchases=int(item.purchases),
-                        units=int(item.units),
-                        revenue=item.revenue,
-                        sold=int(item.sold),
-                    )
-                day += timedelta(days=1)
-        except PynamoDBException as exc:
-            raise StoreError(f"reading counters failed: {exc.msg}") from exc
+        """Every product's counters, day by day (a page's impressions of a candidate as a row of their own)."""
+        return product_rows(_counter_days(shop, first_day, last_day))
 
     def save_run(
         self,
@@ -205,6 +190,55 @@ class LearningStore:
             ]
         except PynamoDBException as exc:
             raise StoreError(f"reading performance failed: {exc.msg}") from exc
+
+
+def _counter_days(shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
+    """LearningStore.counter_days. Page items hold one number per candidate, named by it, which a model cannot
+    declare: the Query is read raw, and each item made a ProductDay or PairDays."""
+    connection = CounterItem._get_connection()
+    day = first_day
+    try:
+        while day <= last_day:
+            start: dict[str, Any] | None = None
+            while True:
+                page = connection.query(
+                    day_key(shop, day), CounterItem.sk < SHOP_COUNTERS_PREFIX, exclusive_start_key=start
+                )
+                for raw in page.get("Items", []):
+                    yield from _counter_rows(day, raw)
+                start = page.get("LastEvaluatedKey")
+                if not start:
+                    break
+            day += timedelta(days=1)
+    except PynamoDBException as exc:
+        raise StoreError(f"reading counters failed: {exc.msg}") from exc
+
+
+def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
+    """A product counter as its ProductDay, a page item as a PairDay per candidate."""
+    sk = raw["sk"]["S"]
+    if not sk.startswith(PAGE_PREFIX):
+        item = CounterItem.from_raw_data(dict(raw))
+        yield ProductDay(
+            day=day,
+            product_id=item.sk,
+            impressions=int(item.impressions),
+            clicks=int(item.clicks),
+            purchases=int(item.purchases),
+            units=int(item.units),
+            revenue=item.revenue,
+            sold=int(item.sold),
+        )
+        return
+    pairs: dict[str, list[int]] = {}
+    for name, value in raw.items():
+        kind, product = name[:1], name[1:]
+        if kind in (PAIR_IMPRESSIONS, PAIR_PURCHASES) and product.isdigit() and "N" in value:
+            counts = pairs.setdefault(product, [0, 0])
+            counts[1 if kind == PAIR_PURCHASES else 0] += int(value["N"])
+    page = sk.removeprefix(PAGE_PREFIX)
+    for product, (impressions, purchases) in sorted(pairs.items()):
+        yield PairDay(day=day, page_id=page, product_id=product, impressions=impressions, purchases=purchases)
 
 
 def model_from_item(item: LearningItem) -> LearnedModel:

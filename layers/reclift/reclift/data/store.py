@@ -19,6 +19,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any, Protocol
 
+from pynamodb.attributes import NumberAttribute
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
@@ -26,7 +27,15 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from reclift.adjustments import Adjustment, AttributedLine
-from reclift.attribution import Channel, LineAttribution, MissedOpportunity, OrderAttribution, Touch, TouchKind
+from reclift.attribution import (
+    Channel,
+    LineAttribution,
+    MissedOpportunity,
+    OrderAttribution,
+    Touch,
+    TouchKind,
+    page_purchases,
+)
 from reclift.data import day_totals
 from reclift.data.models import (
     CounterItem,
@@ -50,7 +59,7 @@ from reclift.profiles import (
     push_recent,
     views_within_cap,
 )
-from reclift.recids import REC_ID_LIFETIME
+from reclift.recids import REC_ID_LIFETIME, page_of
 from reclift.roi_totals import (
     ProductFigures,
     VisitorDayKey,
@@ -62,10 +71,17 @@ from reclift.roi_totals import (
 )
 from reclift.rules import MerchantRules, stored_form, stored_rules
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
-from reclift.tracking import ProductCounts, ProfileChange, TrackedEvent
+from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
 SHOP_COUNTER = "_shop"
+# A day's page item, sk `P#{page product}` in the day's partition: per candidate shown in the product widget of that
+# page, `i{candidate}` its impressions and `p{candidate}` its attributed purchases (top-level numbers, since ADD
+# takes top-level attributes only). It sorts after the product counters (digits) and before the shop's own items
+# (`_…`), so the nightly read of the products (`sk < "_"`) reads the pages with them, in the same Query.
+PAGE_PREFIX = "P#"
+PAIR_IMPRESSIONS = "i"
+PAIR_PURCHASES = "p"
 # A transaction holds at most 100 actions: a marker, per line an attribution, a counter and the ROI's product day and
 # month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
 LINES_PER_TRANSACTION = 23
@@ -144,6 +160,16 @@ def rec_key(shop: str, rec_id: str) -> str:
 
 def day_key(shop: str, day: date | str) -> str:
     return f"{shop}#{day if isinstance(day, str) else day.isoformat()}"
+
+
+def page_sk(page: str) -> str:
+    """The sort key of a page's item in a day's partition."""
+    return f"{PAGE_PREFIX}{page}"
+
+
+def pair_counter(kind: str, product: str) -> NumberAttribute:
+    """The page item's number of `kind` (PAIR_IMPRESSIONS or PAIR_PURCHASES) for the candidate `product`."""
+    return NumberAttribute(attr_name=f"{kind}{product}")
 
 
 def orders_day_key(shop: str, day: date | str) -> str:
@@ -240,6 +266,7 @@ class Store(Protocol):
     def register_shop(self, shop: str, *, currency: str | None = None) -> None: ...
     def put_events(self, shop: str, events: Sequence[TrackedEvent]) -> list[TrackedEvent]: ...
     def add_counts(self, shop: str, increments: dict[tuple[str, str], ProductCounts]) -> None: ...
+    def add_pair_counts(self, shop: str, increments: Mapping[tuple[str, str], PageCounts]) -> None: ...
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None: ...
     def update_profile(
         self,
@@ -401,6 +428,24 @@ class DynamoStore:
                     )
         except PynamoDBException as exc:
             raise StoreError(f"updating counters failed: {exc.msg}") from exc
+
+    def add_pair_counts(self, shop: str, increments: Mapping[tuple[str, str], PageCounts]) -> None:
+        """Add each (day, page)'s impressions per candidate to the page's item: one UpdateItem per page and day,
+        whatever the number of candidates (its write units grow with the item's size, 1 KB a unit)."""
+        expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
+        try:
+            for (day, page), shown in sorted(increments.items()):
+                actions: list[Any] = [
+                    pair_counter(PAIR_IMPRESSIONS, product).add(count)
+                    for product, count in sorted(shown.items())
+                    if count
+                ]
+                if actions:
+                    CounterItem(day_key(shop, day), page_sk(page)).update(
+                        actions=[*actions, CounterItem.expires_at.set(expires)]
+                    )
+        except PynamoDBException as exc:
+            raise StoreError(f"updating a page's counters failed: {exc.msg}") from exc
 
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None:
         """Add to the shop's totals of the hour `at` falls in (`impressions`, `served`, `errors`), in `part` of them
@@ -590,7 +635,9 @@ class DynamoStore:
         return [touch for touch in found.values() if since <= touch.at <= until]
 
     def record_order(self, shop: str, attribution: OrderAttribution) -> OrderWriteOutcome:
-        """Write the order, its attributions, missed opportunities and counter increments exactly once.
+        """Write the order, its attributions, missed opportunities and counter increments exactly once: a line
+        credited to a touch with a page (a product page's widget) also adds its purchase to that page's item of the
+        order's day, once per (page, product).
 
         Each chunk of lines is one transaction whose every item is written only if absent, so a chunk that
         was already applied (a redelivery, the same order under a new webhook id) changes nothing.
@@ -642,7 +689,8 @@ class DynamoStore:
 
     def apply_adjustment(self, shop: str, adjustment: Adjustment, order_revenue_before: Decimal) -> bool:
         """Take a refund's or cancellation's revenue back from the lines and the counters, once (False: it was
-        applied before)."""
+        applied before). Purchases stay counted, the products' as the pages' pairs': a refund takes back revenue,
+        not the conversion."""
         pk = order_key(shop, adjustment.order_id)
         applied = False
         changes = list(adjustment.changes)
@@ -848,6 +896,7 @@ def _touch(item: EventItem) -> Touch:
         product_ids=item.products,
         rec_id=item.rec_id,
         arm=item.arm,
+        page=page_of(item.rec_id),  # stored events were proven: their rec ids verified when they were stored
     )
 
 
@@ -999,9 +1048,25 @@ def _order_chunks(
             updates += day_totals.day_updates(shop, roi)
             roi_visitors = day_totals.visitor_day_updates(shop, roi.visitor_days)
         chunks.append(_Chunk(records=[marker, *part], counter_updates=updates, line_updates=roi_visitors))
+    for page, products in page_purchases(attribution.attributed).items():
+        # A page's pair purchases: one update of its item of the order's day (the day the products' purchases go to).
+        pair_actions: list[Any] = [pair_counter(PAIR_PURCHASES, product).add(1) for product in products]
+        pair_actions.append(CounterItem.expires_at.set(expires))
+        _place(chunks, shop, order.order_id, (CounterItem(day_key(shop, day), page_sk(page)), pair_actions))
     if not attribution.skipped_as_test:
         _add_sold(chunks, shop, order.order_id, day_key(shop, day), order.product_ids, expires)
     return chunks
+
+
+def _place(chunks: list[_Chunk], shop: str, order_id: str, update: tuple[Model, list[Any]]) -> None:
+    """Add an unconditional update to the first chunk with room for it, else to a chunk of its own (an order of very
+    many lines), so that every transaction keeps under its limit."""
+    room = [chunk for chunk in chunks if chunk.size < TRANSACTION_ACTIONS]
+    if not room:
+        marker = OrderRecord(pk=chunks[0].records[0].pk, sk=f"chunk#{len(chunks)}", shop=shop, order_id=order_id)
+        room = [_Chunk(records=[marker], counter_updates=[])]
+        chunks.append(room[0])
+    room[0].counter_updates.append(update)
 
 
 def _add_sold(
@@ -1023,13 +1088,11 @@ def _add_sold(
         else:
             pending.append(product)
     for product in pending:
-        room = [chunk for chunk in chunks if chunk.size < TRANSACTION_ACTIONS]
-        if not room:
-            marker = OrderRecord(pk=chunks[0].records[0].pk, sk=f"chunk#{len(chunks)}", shop=shop, order_id=order_id)
-            room = [_Chunk(records=[marker], counter_updates=[])]
-            chunks.append(room[0])
-        room[0].counter_updates.append(
-            (CounterItem(key, product), [CounterItem.sold.add(1), CounterItem.expires_at.set(expires)])
+        _place(
+            chunks,
+            shop,
+            order_id,
+            (CounterItem(key, product), [CounterItem.sold.add(1), CounterItem.expires_at.set(expires)]),
         )
 
 

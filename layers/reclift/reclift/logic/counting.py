@@ -1,6 +1,11 @@
-"""Counting: what newly stored storefront events add to the day's product counters, the hour's totals and the arms'
-visitors. It runs on the events table's stream, a batch at a time, so that a product shown in a thousand requests is
-one counter update, not a thousand: the storefront request itself writes only its events."""
+"""Counting: what newly stored storefront events add to the day's product counters, the day's page items, the hour's
+totals and the arms' visitors. It runs on the events table's stream, a batch at a time, so that a product shown in a
+thousand requests is one counter update, not a thousand: the storefront request itself writes only its events.
+
+An impression in a product page's widget (its rec id signs the page) is counted in the page's item of the day, one
+number per candidate, and not in the candidate's own counter: one update per page instead of one per product shown,
+which keeps an impression's write units where they were while the learning gets what each candidate does on each
+page. Clicks, add-to-carts, and the impressions of the cart and home widgets go to the product counters."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from typing import Any
 
 from reclift.data.event_stream import new_events
 from reclift.data.store import Store
-from reclift.tracking import TrackedEvent, counter_increments
+from reclift.tracking import TrackedEvent, counting_increments
 
 
 @dataclass(frozen=True)
@@ -21,16 +26,18 @@ class Counted:
     events: int
     impressions: int
     clicks: int
-    counters: int  # product counters written (one per shop, day and product of the batch)
+    counters: int  # product counters and page items written (one per shop, day and product or page of the batch)
 
 
 def count_events(store: Store, shop: str, events: Sequence[TrackedEvent]) -> Counted:
-    """Add the events to the shop's counters: one update per (day, product), and per hour one update of the events'
-    part of the hour's totals, with the impressions and each arm's visitors not counted before that day (a visitor
-    counts in the first hour of the batch the arm showed them something)."""
-    increments = counter_increments(events)
-    if increments:
-        store.add_counts(shop, increments)
+    """Add the events to the shop's counters: one update per (day, product) and per (day, page), and per hour one
+    update of the events' part of the hour's totals, with the impressions and each arm's visitors not counted before
+    that day (a visitor counts in the first hour of the batch the arm showed them something)."""
+    increments = counting_increments(events)
+    if increments.products:
+        store.add_counts(shop, increments.products)
+    if increments.pages:
+        store.add_pair_counts(shop, increments.pages)
     impressions: dict[datetime, int] = defaultdict(int)
     visitors: dict[datetime, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     first_hour: dict[tuple[str, str, str], datetime] = {}
@@ -47,9 +54,9 @@ def count_events(store: Store, shop: str, events: Sequence[TrackedEvent]) -> Cou
     return Counted(
         shops=1,
         events=len(events),
-        impressions=sum(counts.impressions for counts in increments.values()),
-        clicks=sum(counts.clicks for counts in increments.values()),
-        counters=len(increments),
+        impressions=increments.impressions,
+        clicks=sum(counts.clicks for counts in increments.products.values()),
+        counters=len(increments.products) + len(increments.pages),
     )
 
 

@@ -303,7 +303,13 @@ def recommend(
         products.append(product)
     listed = [item.product_id for item in ranked]
     rec_id = rec_ids.issue(
-        shop=shop, visitor_id=query.visitor_id, arm=arm, placement=query.placement, products=listed, now=now
+        shop=shop,
+        visitor_id=query.visitor_id,
+        arm=arm,
+        placement=query.placement,
+        products=listed,
+        now=now,
+        page=query.product_id if query.placement == "product" else None,
     )
     return {
         "rec_id": rec_id,
