@@ -25,6 +25,7 @@ from decimal import Decimal
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import OrderAttribution, Touch, TouchKind, page_purchases
 from reclift.catalog import Listing, ProductStatus
+from reclift.context import ContextPrior, page_similarities
 from reclift.data.learning import LearnedModel
 from reclift.data.serving import MAX_CONTEXT_PRODUCTS, ROUND_TRIP_KEYS, CandidateItems, Scores, ServingContext
 from reclift.data.similarity import ViewedTogether
@@ -127,6 +128,7 @@ class _Shop:
     catalog_similarity: dict[str, Scores] = field(default_factory=dict)
     viewed_similarity: dict[str, Scores] = field(default_factory=dict)  # co-view neighbours × the shop's weight
     listings: dict[str, Listing] = field(default_factory=dict)
+    pairs: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)  # page → (run, pair ratios)
 
 
 def _stamp(moment: datetime) -> str:
@@ -437,24 +439,30 @@ class MemoryStore:
         """As LearningStore's: day by day, the product counters, then each page's candidates (the Query's order)."""
         state = self._shop(shop)
         low, high = first_day.isoformat(), last_day.isoformat()
-        days = sorted({day for day, _ in state.counters} | {day for day, _ in state.page_counts})
-        for day in (day for day in days if low <= day <= high):
-            for (counted_day, product), row in sorted(state.counters.items()):
-                if counted_day == day:
-                    yield ProductDay(
-                        day=date.fromisoformat(day),
-                        product_id=product,
-                        impressions=row["impressions"],
-                        clicks=row["clicks"],
-                        purchases=row["purchases"],
-                        units=row["units"],
-                        revenue=state.revenue.get((day, product), Decimal(0)),
-                        sold=row["sold"],
-                    )
-            for (counted_day, page), candidates in sorted(state.page_counts.items()):
-                if counted_day == day:
-                    for product, (impressions, purchases) in sorted(candidates.items()):
-                        yield PairDay(date.fromisoformat(day), page, product, impressions, purchases)
+        products: dict[str, list[str]] = defaultdict(list)
+        pages: dict[str, list[str]] = defaultdict(list)
+        for day, product in state.counters:
+            if low <= day <= high:
+                products[day].append(product)
+        for day, page in state.page_counts:
+            if low <= day <= high:
+                pages[day].append(page)
+        for day in sorted({*products, *pages}):
+            for product in sorted(products[day]):
+                row = state.counters[(day, product)]
+                yield ProductDay(
+                    day=date.fromisoformat(day),
+                    product_id=product,
+                    impressions=row["impressions"],
+                    clicks=row["clicks"],
+                    purchases=row["purchases"],
+                    units=row["units"],
+                    revenue=state.revenue.get((day, product), Decimal(0)),
+                    sold=row["sold"],
+                )
+            for page in sorted(pages[day]):
+                for product, (impressions, purchases) in sorted(state.page_counts[(day, page)].items()):
+                    yield PairDay(date.fromisoformat(day), page, product, impressions, purchases)
 
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
         return product_rows(self.counter_days(shop, first_day, last_day))
@@ -468,6 +476,8 @@ class MemoryStore:
         performance: Mapping[str, Performance],
         best_sellers: list[str],
         median_price: Decimal | None,
+        *,
+        context: ContextPrior | None = None,
     ) -> None:
         state = self._shop(shop)
         for product, result in performance.items():
@@ -480,7 +490,21 @@ class MemoryStore:
             best_sellers=[performance[p] for p in best_sellers],
             products=len(performance),
             blacklisted=sum(r.blacklisted for r in performance.values()),
+            context=context,
         )
+
+    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, float]]:
+        state = self._shop(shop)
+        return {
+            page: page_similarities(state.similarity.get(page, []), state.viewed_similarity.get(page, []))
+            for page in sorted(set(pages))
+            if page in state.similarity or page in state.viewed_similarity
+        }
+
+    def save_pairs(self, shop: str, run: str, ratios: Mapping[str, Mapping[str, float]]) -> None:
+        state = self._shop(shop)
+        for page, products in ratios.items():
+            state.pairs[page] = (run, dict(products))
 
     def model(self, shop: str) -> LearnedModel | None:
         return self._shop(shop).model
@@ -570,9 +594,16 @@ class MemoryStore:
 
     # ------------------------------------------------------------ ServingPort
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext:
         state = self._shop(shop)
+        run, ratios = state.pairs.get(page, ("", {})) if page else ("", {})
         keys = [visitor_key(shop, visitor_id)] if visitor_id else []
         keys += [customer_key(shop, customer_id)] if customer_id else []
         profiles = [state.profiles[key] for key in keys if key in state.profiles]
@@ -588,6 +619,7 @@ class MemoryStore:
             viewed_similar={p: state.viewed_similarity[p] for p in wanted if p in state.viewed_similarity},
             profile_neighbours=[profile.neighbours for profile in profiles if profile.neighbours],
             profile_catalog_neighbours=[p.catalog_neighbours for p in profiles if p.catalog_neighbours],
+            pair_ratios=dict(ratios) if state.model is not None and run == state.model.run else {},
         )
 
     def candidates(

@@ -109,7 +109,13 @@ class InMemoryReader(ServingReader):
         return self._candidates
 
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext:
         return self._context
 

@@ -66,7 +66,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from benchmarks.memory_store import MemoryStore
 from benchmarks.scenarios import SCENARIOS, World, scenario
@@ -84,8 +84,8 @@ from reclift.ranking import assign_arm
 from reclift.recids import RecIds
 from reclift.settings import ShopSettings
 
-POLICIES = ("static", "seed", "bayes", "oracle")
-LEARNING_POLICIES = ("seed", "bayes")
+POLICIES = ("static", "seed", "bayes", "context", "oracle")
+LEARNING_POLICIES = ("seed", "bayes", "context")
 JUDGED_POLICY = "bayes"
 SHOP = "sim-store.myshopify.com"
 FIRST_DAY = date(2025, 3, 3)
@@ -501,9 +501,15 @@ class SourcesWithheld:
     keep: frozenset[str]
 
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext:
-        context = self.store.context(shop, visitor_id=visitor_id, customer_id=customer_id, products=products)
+        context = self.store.context(shop, visitor_id=visitor_id, customer_id=customer_id, products=products, page=page)
         similar = "similar" in self.keep
         return replace(
             context,
@@ -539,9 +545,15 @@ class PageTruth:
         self._truths.clear()
 
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext:
-        context = self.store.context(shop, visitor_id=visitor_id, customer_id=customer_id, products=products)
+        context = self.store.context(shop, visitor_id=visitor_id, customer_id=customer_id, products=products, page=page)
         self.page = self.catalog.index.get(products[0]) if products and len(products) == 1 else None
         if self.page is None or context.model is None:
             return context
@@ -605,7 +617,10 @@ def policy_settings(policy: str, world: World) -> ShopSettings:
         return ShopSettings().model_copy(update={"holdout_share": 1.0})
     if policy == "oracle":
         return ShopSettings(policy="bayes", explore_share=0.0, holdout_share=0.0)
-    return ShopSettings(policy="seed" if policy == "seed" else "bayes", holdout_share=world.holdout_share)
+    learned: Literal["seed", "bayes", "context"] = (
+        "seed" if policy == "seed" else "context" if policy == "context" else "bayes"
+    )
+    return ShopSettings(policy=learned, holdout_share=world.holdout_share)
 
 
 class PolicyRun:

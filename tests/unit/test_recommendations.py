@@ -48,11 +48,19 @@ class Reader(ServingReader):
         self.asked: list[list[str]] = []  # the performance items asked for
         self.catalog: list[list[str]] = []  # the catalog items asked for
         self.products: list[str] | None = None
+        self.page: str | None = None
 
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext:
         self.products = products
+        self.page = page
         return self._context
 
     def candidates(

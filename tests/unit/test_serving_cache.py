@@ -406,6 +406,7 @@ def test_given_more_listings_than_the_cache_holds_then_it_keeps_the_latest_withi
         models=caches.models,
         performance=caches.performance,
         neighbours=caches.neighbours,
+        pairs=caches.pairs,
     )
     reader = FakeTables(small)
     products = [str(n) for n in range(20)]

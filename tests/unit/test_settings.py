@@ -118,7 +118,7 @@ def test_given_an_unknown_key_when_merged_then_it_is_named() -> None:
         ({"click_window_days": 31}, "click_window_days", "less than or equal to 30"),
         ({"view_window_days": 0}, "view_window_days", "greater than or equal to 1"),
         ({"view_window_days": 31}, "view_window_days", "less than or equal to 30"),
-        ({"policy": "greedy"}, "policy", "'seed' or 'bayes'"),
+        ({"policy": "greedy"}, "policy", "'seed', 'bayes' or 'context'"),
         ({"objective": "clicks"}, "objective", "'revenue' or 'conversions'"),
     ],
 )

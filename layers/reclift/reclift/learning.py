@@ -303,7 +303,7 @@ def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple
     for product_id, window in windows.items():
         posterior = (
             evidence(window, prior, settings)
-            if settings.policy == "bayes"
+            if settings.policy != "seed"
             else Evidence(
                 *_beta_of(prior, window.decayed_purchases, window.decayed_impressions), window.impressions, False
             )

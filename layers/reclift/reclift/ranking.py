@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, get_args
 
+from reclift.context import ContextPrior
 from reclift.learning import Performance, Prior
 from reclift.settings import ShopSettings
 
@@ -72,6 +73,26 @@ class Scorer:
     prior: Prior | None  # None before the first learning run: similarity alone orders candidates
     fallback_price: Decimal | None = None
     never_blacklisted: frozenset[str] = frozenset()  # the merchant's: shown even if the last run blacklisted them
+    # the context policy's: the shop's prior over pair ratios, and the page's learned ratios (reclift.context)
+    context: ContextPrior | None = None
+    pair_ratios: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def learned(self) -> bool:
+        """Whether candidates are valued by a learned rate (bayes or context, once the shop has a prior)."""
+        return self.settings.policy != "seed" and self.prior is not None
+
+    def multiplier(self, candidate: Candidate) -> float:
+        """The context policy's ρ of the candidate on this page: the pair's learned ratio, else the prior ratio of
+        its band of similarity (a best seller or catalog neighbour in a spare slot: the unrelated band); 1 under
+        the other policies."""
+        if self.settings.policy != "context" or self.context is None:
+            return 1.0
+        learned = self.pair_ratios.get(candidate.product_id)
+        if learned is not None:
+            return learned
+        related = candidate.source in ("similar", "viewed_together")
+        return self.context.ratio(candidate.similarity if related else None)
 
     def price(self, candidate: Candidate) -> float:
         """The catalog's price, else the price paid in orders, else the shop's median; a zero price is unknown."""
@@ -82,7 +103,8 @@ class Scorer:
         return 1.0
 
     def _value(self, candidate: Candidate, cvr: float) -> float:
-        return cvr * (self.price(candidate) if self.settings.objective == "revenue" else 1.0)
+        value = cvr * self.multiplier(candidate)
+        return value * (self.price(candidate) if self.settings.objective == "revenue" else 1.0)
 
     def blacklisted(self, product_id: str) -> bool:
         performance = self.performance.get(product_id)
@@ -163,7 +185,7 @@ def _rank_groups(
     first = [c for c in pool.values() if c.product_id in similar_ids]
     neighbours = [c for c in pool.values() if c.product_id not in similar_ids and c.source == "catalog"]
     sellers = [c for c in pool.values() if c.product_id not in similar_ids and c.source != "catalog"]
-    learned = scorer.settings.policy == "bayes" and scorer.prior is not None
+    learned = scorer.learned
     groups = (first, [*neighbours, *sellers]) if learned else (first, neighbours, sellers)
 
     if arm == "holdout":
@@ -177,7 +199,7 @@ def _rank_groups(
     ordered_scored = [scored for group in groups for scored in by_policy(group)]
     chosen: list[Ranked] = []
     taken: set[str] = set()
-    explore = scorer.settings.policy == "bayes" and scorer.settings.explore_share > 0
+    explore = scorer.settings.policy != "seed" and scorer.settings.explore_share > 0
     # An exploration slot is for what the policy's own order would not show here, blacklisted products included:
     # the similar ones first, as everywhere (a catalog neighbour or a best seller is for spare slots), then catalog
     # neighbours, then best sellers, and only when every candidate is in the order, among those. Drawing among all

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -13,14 +13,18 @@ from typing import Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
+from reclift.context import ContextPrior, page_similarities
 from reclift.data.installs import still_installed
-from reclift.data.models import CounterItem, LearningItem, ShopItem, bind_tables
+from reclift.data.models import CounterItem, LearningItem, ShopItem, SimilarityItem, bind_tables
+from reclift.data.neighbours import neighbours_from_json, similarity_sk
 from reclift.data.store import PAGE_PREFIX, PAIR_IMPRESSIONS, PAIR_PURCHASES, StoreError, day_key
 from reclift.learning import CounterDay, PairDay, Performance, Prior, ProductDay, product_rows
 from reclift.ranking import Candidate, best_seller_candidates
 
 MODEL_KEY = "_model"
 PERFORMANCE_PREFIX = "p#"
+PAIRS_PREFIX = "c#"  # the context policy's pair ratios of a page
+BATCH_GET_KEYS = 100
 # Performance items outlive their run by a few days, so a failed night keeps serving yesterday's.
 PERFORMANCE_RETENTION_DAYS = 4
 PERFORMANCE_FIELDS = tuple(field.name for field in fields(Performance))
@@ -38,6 +42,7 @@ class LearnedModel:
     best_sellers: list[Performance]
     products: int
     blacklisted: int
+    context: ContextPrior | None = None  # the context policy's prior over pair ratios
 
     # Built once per model: a warm function serves one learning run's model to many requests.
     @cached_property
@@ -101,7 +106,13 @@ class LearningPort(Protocol):
         performance: Mapping[str, Performance],
         best_sellers: list[str],
         median_price: Decimal | None,
+        *,
+        context: ContextPrior | None = None,
     ) -> None: ...
+
+    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, float]]: ...
+
+    def save_pairs(self, shop: str, run: str, ratios: Mapping[str, Mapping[str, float]]) -> None: ...
 
 
 class LearningStore:
@@ -137,6 +148,8 @@ class LearningStore:
         performance: Mapping[str, Performance],
         best_sellers: list[str],
         median_price: Decimal | None,
+        *,
+        context: ContextPrior | None = None,
     ) -> None:
         """Write every product's performance, then the model item that makes this run the one served."""
         now = datetime.now(UTC)
@@ -167,9 +180,50 @@ class LearningStore:
                 best_sellers=json.dumps([performance_to_json(performance[p]) for p in best_sellers]),
                 products=len(performance),
                 blacklisted_products=sum(r.blacklisted for r in performance.values()),
+                context=context.to_json() if context is not None else None,
             ).save()
         except PynamoDBException as exc:
             raise StoreError(f"saving the learning run failed: {exc.msg}") from exc
+
+    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, float]]:
+        """The pages' neighbours as serving scores them (`context.page_similarities`): their similarity items, read
+        by BatchGetItem, 100 keys a request."""
+        keys = [(shop, similarity_sk(page)) for page in sorted(set(pages))]
+        found: dict[str, dict[str, float]] = {}
+        try:
+            for start in range(0, len(keys), BATCH_GET_KEYS):
+                for item in SimilarityItem.batch_get(keys[start : start + BATCH_GET_KEYS]):
+                    weight = float(item.viewed_weight or 0)
+                    found[item.product_id] = page_similarities(
+                        [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)],
+                        [(n.product_id, round(n.jaccard * weight, 6)) for n in neighbours_from_json(item.viewed)],
+                    )
+        except PynamoDBException as exc:
+            raise StoreError(f"reading the pages' neighbours failed: {exc.msg}") from exc
+        return found
+
+    def save_pairs(self, shop: str, run: str, ratios: Mapping[str, Mapping[str, float]]) -> None:
+        """The context policy's pair ratios, one item per page (`c#{page}`), written before the run's model so that
+        serving never pairs a new model with missing ratios (an older run's are ignored)."""
+        now = datetime.now(UTC)
+        expires = now + timedelta(days=PERFORMANCE_RETENTION_DAYS)
+        try:
+            with LearningItem.batch_write() as batch:
+                for page, products in sorted(ratios.items()):
+                    batch.save(
+                        LearningItem(
+                            pk=shop,
+                            sk=f"{PAIRS_PREFIX}{page}",
+                            run=run,
+                            policy="context",
+                            updated_at=now,
+                            expires_at=expires,
+                            product_id=page,
+                            pairs=json.dumps(dict(sorted(products.items())), separators=(",", ":")),
+                        )
+                    )
+        except PynamoDBException as exc:
+            raise StoreError(f"saving the pair ratios failed: {exc.msg}") from exc
 
     def model(self, shop: str) -> LearnedModel | None:
         try:
@@ -250,4 +304,10 @@ def model_from_item(item: LearningItem) -> LearnedModel:
         best_sellers=[performance_from_mapping(raw) for raw in json.loads(item.best_sellers or "[]")],
         products=int(item.products or 0),
         blacklisted=int(item.blacklisted_products or 0),
+        context=ContextPrior.from_json(item.context) if item.context else None,
     )
+
+
+def pairs_from_item(item: LearningItem) -> dict[str, float]:
+    """A page's pair ratios, {candidate: ratio}."""
+    return {str(product): float(ratio) for product, ratio in json.loads(item.pairs or "{}").items()}

@@ -377,8 +377,9 @@ class HealthItem(Model):
 
 # ---------------------------------------------------------------- learning
 class LearningItem(Model):
-    """pk = the shop; sk `p#{product}` (a product's performance, the plan's MLProductPerformance) or `_model`
-    (the run's prior, median price and best sellers with their posteriors: what serving reads first)."""
+    """pk = the shop; sk `p#{product}` (a product's performance, the plan's MLProductPerformance), `_model`
+    (the run's prior, median price and best sellers with their posteriors: what serving reads first) or `c#{page}`
+    (the context policy's pair ratios on a product's page, read with the model)."""
 
     class Meta:
         table_name = "LEARNING_TABLE"
@@ -413,6 +414,9 @@ class LearningItem(Model):
     best_sellers = UnicodeAttribute(null=True)  # JSON list of the best sellers' performance
     products = NumberAttribute(null=True)
     blacklisted_products = NumberAttribute(null=True)
+    context = UnicodeAttribute(null=True)  # the context policy's ContextPrior as JSON (reclift.context)
+    # sk `c#{page}`: the context policy's learned pair ratios of the page's candidates, JSON {product: ratio}
+    pairs = UnicodeAttribute(null=True)
 
 
 # ---------------------------------------------------------------- catalog

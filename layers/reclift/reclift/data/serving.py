@@ -5,7 +5,8 @@
    placement) and
    the similarity items of the request's products (the product page's product, the cart's products), which carry
    their co-purchase, catalog and co-view neighbours (precomputed by the similarity job; co-view scores come
-   multiplied by the shop's weight of them, kept in the same items);
+   multiplied by the shop's weight of them, kept in the same items), and, for a product page under the context
+   policy, the page's learned pair ratios (one small item);
 2. every per-candidate item, keyed by `candidate_keys`: the catalog items of every candidate (pinned products,
    similar products, catalog neighbours and best sellers: status, availability, price, tags, type and vendor for the
    merchant's exclusions, what the widget renders) and the performance items of those the model does not carry.
@@ -22,7 +23,8 @@ no key left is not made. Each may serve stale, for at most its lifetime after it
   deleted may still be recommended that long (its page then says sold out, or is gone); a product the catalog had
   never heard of stays priced at the shop's median that long. Two minutes is about how late the webhooks and their
   queue bring a change anyway, at a cost of one read per listing per environment every two minutes.
-- the learned model, the performance items of products the model does not carry and the products' neighbours,
+- the learned model, the performance items of products the model does not carry, the products' neighbours and the
+  pages' pair ratios,
   LEARNING_CACHE_SECONDS (10 minutes by default): all written once a night by the learning and similarity jobs, so a
   new run (or a re-run of the day) is served up to ten minutes after it is written, beside a day-long run; a
   shop's first run, likewise (no model is remembered as none for as long).
@@ -49,7 +51,15 @@ from reclift.catalog import Listing
 from reclift.data.catalog import catalog_keys, listing_of
 from reclift.data.expiring_cache import ExpiringLru, item_size
 from reclift.data.installs import uninstalled_in
-from reclift.data.learning import MODEL_KEY, PERFORMANCE_PREFIX, LearnedModel, model_from_item, performance_from_item
+from reclift.data.learning import (
+    MODEL_KEY,
+    PAIRS_PREFIX,
+    PERFORMANCE_PREFIX,
+    LearnedModel,
+    model_from_item,
+    pairs_from_item,
+    performance_from_item,
+)
 from reclift.data.models import CatalogItem, LearningItem, ProfileItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import SIMILARITY_PREFIX, neighbours_from_json, scores_from_json, similarity_sk
 from reclift.data.store import StoreError, customer_key, visitor_key
@@ -83,6 +93,8 @@ class ServingContext:
     profile_neighbours: list[Scores] = field(default_factory=list)  # each profile's recent products' neighbours
     profile_catalog_neighbours: list[Scores] = field(default_factory=list)  # and their catalog neighbours
     uninstalled: bool = False  # the shop uninstalled reclift (read with its settings, at no extra cost)
+    # the context policy's learned pair ratios on the product page's product (of the served model's run)
+    pair_ratios: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,7 +110,13 @@ class ServingPort(Protocol):
     """What the recommendation request reads: `ServingReader` on DynamoDB, the simulation's store in memory."""
 
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext: ...
 
     def candidates(
@@ -128,10 +146,13 @@ LISTINGS_BOUNDS = (20_000, 4 * 2**20)  # entries, bytes: about 16k listings of ~
 MODELS_BOUNDS = (1_000, 4 * 2**20)  # a model of 50 best sellers is about 14 KB: some 300 shops
 PERFORMANCE_BOUNDS = (10_000, 2 * 2**20)
 NEIGHBOURS_BOUNDS = (5_000, 4 * 2**20)  # a product's neighbours: up to 50, about 2 KB
+PAIRS_BOUNDS = (5_000, 2 * 2**20)  # a page's pair ratios: the candidates shown on it, about 20 B each
 
 ListingKey = tuple[str, str]  # shop, product
 PerformanceKey = tuple[str, str | None, str]  # shop, the model's run, product
 NeighboursKey = tuple[str, str]  # shop, product
+PairsKey = tuple[str, str]  # shop, page
+Pairs = tuple[str, dict[str, float]]  # the run, the page's pair ratios
 
 
 @dataclass(frozen=True)
@@ -142,6 +163,7 @@ class ServingCaches:
     models: ExpiringLru[str, LearnedModel | None]
     performance: ExpiringLru[PerformanceKey, Performance | None]
     neighbours: ExpiringLru[NeighboursKey, Neighbours | None]
+    pairs: ExpiringLru[PairsKey, Pairs | None]
 
     @classmethod
     def of(
@@ -155,6 +177,7 @@ class ServingCaches:
             models=lru(learning_seconds, MODELS_BOUNDS),
             performance=lru(learning_seconds, PERFORMANCE_BOUNDS),
             neighbours=lru(learning_seconds, NEIGHBOURS_BOUNDS),
+            pairs=lru(learning_seconds, PAIRS_BOUNDS),
         )
 
     @classmethod
@@ -163,7 +186,7 @@ class ServingCaches:
         return cls.of(catalog_seconds=config.catalog_cache_seconds(), learning_seconds=config.learning_cache_seconds())
 
     def clear(self) -> None:
-        for lru in (self.listings, self.models, self.performance, self.neighbours):
+        for lru in (self.listings, self.models, self.performance, self.neighbours, self.pairs):
             lru.clear()
 
 
@@ -191,10 +214,18 @@ class ServingReader:
         raise StoreError("DynamoDB kept leaving keys unprocessed")
 
     def context(
-        self, shop: str, *, visitor_id: str | None, customer_id: str | None, products: list[str] | None = None
+        self,
+        shop: str,
+        *,
+        visitor_id: str | None,
+        customer_id: str | None,
+        products: list[str] | None = None,
+        page: str | None = None,
     ) -> ServingContext:
-        """Round trip 1. `products`: those whose neighbours the placement recommends around. The model and the
-        products' neighbours come from the environment's caches when they hold them."""
+        """Round trip 1. `products`: those whose neighbours the placement recommends around; `page`: the product
+        page's product, whose pair ratios the context policy reads (not when the model is known to be of another
+        policy). The model, the products' neighbours and the page's ratios come from the environment's caches when
+        they hold them."""
         names, caches = config.tables(), self.caches
         profile_keys = [visitor_key(shop, visitor_id)] if visitor_id else []
         profile_keys += [customer_key(shop, customer_id)] if customer_id else []
@@ -217,12 +248,15 @@ class ServingReader:
                 unknown.append(product)
             else:
                 keep(product, remembered)
+        pairs_cached, pairs = caches.pairs.get((shop, page)) if page else (True, None)
+        read_pairs = not pairs_cached and not (model_cached and (model is None or model.policy != "context"))
         found = self._batch_get(
             {
                 names.shops: [{"pk": {"S": shop}}],
                 names.learning: [
                     *([] if model_cached else [{"pk": {"S": shop}, "sk": {"S": MODEL_KEY}}]),
                     *({"pk": {"S": shop}, "sk": {"S": similarity_sk(p)}} for p in unknown),
+                    *([{"pk": {"S": shop}, "sk": {"S": f"{PAIRS_PREFIX}{page}"}}] if read_pairs else []),
                 ],
                 names.profiles: [{"pk": {"S": key}} for key in profile_keys],
             }
@@ -248,6 +282,11 @@ class ServingReader:
         for product, (lists, size) in read.items():
             caches.neighbours.put((shop, product), lists, size)
             keep(product, lists)
+        if read_pairs and page:
+            raw_pairs = [item for item in learned if item["sk"]["S"] == f"{PAIRS_PREFIX}{page}"]
+            pair_item = LearningItem.from_raw_data(raw_pairs[0]) if raw_pairs else None
+            pairs = (pair_item.run, pairs_from_item(pair_item)) if pair_item is not None else None
+            caches.pairs.put((shop, page), pairs, item_size(raw_pairs[0]) if raw_pairs else ABSENT_ITEM_BYTES)
         profiles = [ProfileItem.from_raw_data(item) for item in found.get(names.profiles, [])]
         settings = stored_settings(json.loads(shops[0].settings) if shops and shops[0].settings else None)
         rules = stored_rules(json.loads(shops[0].rules) if shops and shops[0].rules else None)
@@ -255,6 +294,8 @@ class ServingReader:
             settings=settings,
             uninstalled=uninstalled_in(found.get(names.shops, [])),
             model=model,
+            # an older run's ratios are not the served model's: serving then falls back on the prior's
+            pair_ratios=pairs[1] if pairs is not None and model is not None and pairs[0] == model.run else {},
             purchased=list(dict.fromkeys(p for profile in profiles for p in profile.purchased)),
             viewed=list(dict.fromkeys(p for profile in profiles for p in profile.viewed)),
             similar=similar,

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from reclift.context import ContextPrior, aggregate_pairs, fit_context, pair_ratios
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
-from reclift.learning import ProductWindow, aggregate, best_sellers, learn, median_price, product_rows
+from reclift.learning import (
+    PairDay,
+    Performance,
+    ProductWindow,
+    aggregate,
+    best_sellers,
+    learn,
+    median_price,
+    product_rows,
+)
 from reclift.logic import jobs
+from reclift.settings import ShopSettings
 
 BEST_SELLERS = 50
 NEVER_BLACKLISTED = "never blacklisted (the merchant's rule)"
@@ -35,6 +46,26 @@ def fan_out(store: LearningStore, send: Callable[[list[str]], int], *, day: date
 
 def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
+
+
+def learn_pairs(
+    learning: LearningPort,
+    job: LearnShop,
+    settings: ShopSettings,
+    rows: list[PairDay],
+    performance: Mapping[str, Performance],
+) -> ContextPrior:
+    """The context policy's part of the night (reclift.context): the pairs' windows, the pages' neighbours (one
+    BatchGetItem per 100 pages with evidence), the shop's prior over pair ratios, and each page's ratios, saved
+    before the model that makes the run current."""
+    windows = aggregate_pairs(
+        rows, today=job.day, window_days=settings.learning_window_days, half_life_days=settings.half_life_days
+    )
+    means = {product: result.posterior_mean for product, result in performance.items()}
+    similarities = learning.page_similarities(job.shop, {page for page, _ in windows})
+    prior = fit_context(windows, means, similarities)
+    learning.save_pairs(job.shop, job.day.isoformat(), pair_ratios(windows, means, similarities, prior))
+    return prior
 
 
 def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str, Any]:
@@ -69,8 +100,12 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
         else result
         for product, result in performance.items()
     }
+    run = job.day.isoformat()
+    context = None
+    if settings.policy == "context":
+        context = learn_pairs(learning, job, settings, [row for row in rows if isinstance(row, PairDay)], performance)
     learning.save_run(
-        job.shop, job.day.isoformat(), settings.policy, prior, performance, sellers, median_price(windows.values())
+        job.shop, run, settings.policy, prior, performance, sellers, median_price(windows.values()), context=context
     )
     return {
         "shop": job.shop,

@@ -239,7 +239,11 @@ def recommend(
     the candidates' own items (catalog listings, and performance the model does not carry). The rec id is signed,
     not stored: no third request. ShopNotInstalled for a shop that uninstalled reclift."""
     context = reader.context(
-        shop, visitor_id=query.visitor_id, customer_id=customer_id, products=context_products(query)
+        shop,
+        visitor_id=query.visitor_id,
+        customer_id=customer_id,
+        products=context_products(query),
+        page=query.product_id if query.placement == "product" else None,
     )
     if context.uninstalled:
         raise ShopNotInstalled(shop)
@@ -274,6 +278,8 @@ def recommend(
         prior=model.prior if model else None,
         fallback_price=model.median_price if model else None,
         never_blacklisted=frozenset(rules.never_blacklist),
+        context=model.context if model else None,
+        pair_ratios=context.pair_ratios,
     )
     # A pinned product is shown only while the catalog says it is for sale (one it has not heard of is not).
     pinned = [Candidate(p, similarity=1.0, source="pinned") for p in reads.pinned if p in items.listings]

@@ -1,0 +1,204 @@
+"""The context policy's pair learning (reclift.context), checked on drawn worlds: what it recovers, not its formula."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from reclift.context import (
+    NEUTRAL,
+    STRENGTH_MAX,
+    ContextPrior,
+    PairWindow,
+    aggregate_pairs,
+    fit_context,
+    page_similarities,
+    pair_ratios,
+)
+from reclift.learning import PairDay, Performance, Prior
+from reclift.ranking import Candidate, Scorer, rank
+from reclift.settings import ShopSettings
+
+TODAY = date(2026, 3, 31)
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    # Knuth's method is slow for large means; the worlds here predict a few purchases a pair.
+    if mean > 30:
+        return max(0, round(rng.gauss(mean, math.sqrt(mean))))
+    threshold, count, product = math.exp(-mean), 0, rng.random()
+    while product > threshold:
+        count += 1
+        product *= rng.random()
+    return count
+
+
+def _world(
+    seed: int, *, sigma: float, pages: int = 120, per_page: int = 12, impressions: int = 400, unrelated: float = 1.0
+) -> tuple[
+    dict[tuple[str, str], PairWindow], dict[str, float], dict[str, dict[str, float]], dict[tuple[str, str], float]
+]:
+    """Pages with `per_page` neighbours each (similarity 0.05-0.5) and 3 unrelated fill products; each pair's true
+    CVR is its product's × a log-normal effect of mean 1 (σ `sigma`), × `unrelated` off the page's neighbours."""
+    rng = random.Random(seed)
+    products = [str(7_000 + i) for i in range(200)]
+    rates = {p: rng.uniform(0.005, 0.04) for p in products}
+    windows: dict[tuple[str, str], PairWindow] = {}
+    similarities: dict[str, dict[str, float]] = {}
+    truth: dict[tuple[str, str], float] = {}
+    for index in range(pages):
+        page = str(9_000 + index)
+        shown = rng.sample(products, per_page + 3)
+        similarities[page] = {p: round(rng.uniform(0.05, 0.5), 4) for p in shown[:per_page]}
+        for position, product in enumerate(shown):
+            effect = math.exp(rng.gauss(-(sigma**2) / 2, sigma)) if sigma > 0 else 1.0
+            if position >= per_page:
+                effect *= unrelated
+            truth[(page, product)] = effect
+            purchases = _poisson(rng, impressions * rates[product] * effect)
+            windows[(page, product)] = PairWindow(impressions, purchases, float(impressions), float(purchases))
+    return windows, rates, similarities, truth
+
+
+def _rank_correlation(xs: list[float], ys: list[float]) -> float:
+    def ranks(values: list[float]) -> list[float]:
+        order = sorted(range(len(values)), key=values.__getitem__)
+        out = [0.0] * len(values)
+        for rank_, i in enumerate(order):
+            out[i] = float(rank_)
+        return out
+
+    rx, ry = ranks(xs), ranks(ys)
+    mx, my = sum(rx) / len(rx), sum(ry) / len(ry)
+    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))
+    return cov / math.sqrt(sum((a - mx) ** 2 for a in rx) * sum((b - my) ** 2 for b in ry))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_given_pairs_that_sell_alike_everywhere_when_fitted_then_ratios_stay_near_one(seed: int) -> None:
+    windows, rates, similarities, _ = _world(seed, sigma=0.0)
+    prior = fit_context(windows, rates, similarities)
+    assert prior.strength >= 20  # no spread beyond Poisson noise: a strong prior
+    assert all(0.85 <= r <= 1.15 for r in [*prior.ratios, prior.unrelated])
+    ratios = [r for page in pair_ratios(windows, rates, similarities, prior).values() for r in page.values()]
+    assert sum(abs(r - 1) for r in ratios) / len(ratios) < 0.1
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_given_pair_effects_when_fitted_then_the_strength_matches_their_spread_and_ratios_rank_them(seed: int) -> None:
+    sigma = 0.8
+    windows, rates, similarities, truth = _world(seed, sigma=sigma)
+    prior = fit_context(windows, rates, similarities)
+    expected_strength = 1 / (math.exp(sigma**2) - 1)  # a Gamma of the same relative variance as the log-normal
+    assert expected_strength / 2 <= prior.strength <= expected_strength * 2
+    learned = pair_ratios(windows, rates, similarities, prior)
+    pairs = [pair for pair in truth if pair[1] in learned.get(pair[0], {})]
+    correlation = _rank_correlation([learned[p][c] for p, c in pairs], [truth[(p, c)] for p, c in pairs])
+    assert correlation > 0.5
+
+
+def test_given_an_unrelated_factor_when_fitted_then_the_unrelated_band_recovers_it() -> None:
+    windows, rates, similarities, _ = _world(4, sigma=0.0, unrelated=0.3)
+    prior = fit_context(windows, rates, similarities)
+    assert 0.2 <= prior.unrelated <= 0.4
+    assert all(r > 0.85 for r in prior.ratios)
+    assert prior.ratio(None) == prior.unrelated
+    assert prior.ratio(0.0) == prior.unrelated
+
+
+def test_given_effects_rising_with_similarity_when_fitted_then_the_closest_band_has_the_highest_ratio() -> None:
+    rng = random.Random(5)
+    windows: dict[tuple[str, str], PairWindow] = {}
+    similarities: dict[str, dict[str, float]] = {}
+    rates: dict[str, float] = {}
+    for index in range(300):
+        page, product = f"p{index % 60}", f"c{index}"
+        similarity = rng.uniform(0.01, 0.6)
+        rates[product] = 0.02
+        similarities.setdefault(page, {})[product] = similarity
+        purchases = _poisson(rng, 2000 * 0.02 * (0.4 + 2 * similarity))
+        windows[(page, product)] = PairWindow(2000, purchases, 2000.0, float(purchases))
+    prior = fit_context(windows, rates, similarities)
+    assert len(prior.ratios) == 3
+    assert prior.ratios[0] > prior.ratios[1] > prior.ratios[2]
+    assert prior.ratio(0.59) == prior.ratios[0]
+    assert prior.ratio(0.011) == prior.ratios[-1]
+
+
+def test_given_few_pairs_when_fitted_then_one_band_and_a_shrunk_ratio() -> None:
+    windows = {("1", "2"): PairWindow(50, 0, 50.0, 0.0)}
+    prior = fit_context(windows, {"2": 0.02}, {"1": {"2": 0.3}})
+    assert prior.edges == ()
+    assert len(prior.ratios) == 1
+    assert 0.8 < prior.ratios[0] < 1.0  # 0 purchases where 1 was predicted, shrunk by 5 predicted purchases
+    assert fit_context({}, {}, {}) == ContextPrior(ratios=(1.0,), strength=STRENGTH_MAX)
+
+
+def test_the_prior_survives_its_json() -> None:
+    prior = ContextPrior(edges=(0.3, 0.1), ratios=(1.4, 1.0, 0.7), unrelated=0.3, strength=1.2)
+    assert ContextPrior.from_json(prior.to_json()) == prior
+    assert prior.ratio(0.3) == 1.4
+    assert prior.ratio(0.2) == 1.0
+    assert prior.ratio(0.05) == 0.7
+
+
+def test_aggregate_pairs_decays_by_age_and_keeps_the_window() -> None:
+    rows = [
+        PairDay(TODAY, "1", "2", impressions=10, purchases=1),
+        PairDay(TODAY - timedelta(days=14), "1", "2", impressions=10, purchases=1),
+        PairDay(TODAY - timedelta(days=30), "1", "2", impressions=99, purchases=9),  # out of a 30-day window
+        PairDay(TODAY, "1", "3", impressions=5),
+    ]
+    windows = aggregate_pairs(rows, today=TODAY, window_days=30, half_life_days=14)
+    assert windows[("1", "2")].impressions == 20
+    assert windows[("1", "2")].purchases == 2
+    assert windows[("1", "2")].decayed_impressions == pytest.approx(15.0)
+    assert windows[("1", "3")].impressions == 5
+
+
+def test_page_similarities_add_the_two_sources() -> None:
+    assert page_similarities([("a", 0.2), ("b", 0.1)], [("b", 0.05), ("c", 0.01)]) == {"a": 0.2, "b": 0.15, "c": 0.01}
+
+
+def _performance(product: str, cvr: float) -> Performance:
+    return Performance(
+        product_id=product,
+        impressions=1000,
+        clicks=0,
+        purchases=round(cvr * 1000),
+        units=0,
+        revenue=Decimal(0),
+        ctr=0.0,
+        cvr=cvr,
+        confidence=0.5,
+        blacklisted=False,
+        reason="",
+        alpha=cvr * 1000,
+        beta=(1 - cvr) * 1000,
+        price=Decimal(10),
+    )
+
+
+def test_given_the_context_policy_when_ranking_then_the_pair_ratio_reorders_what_bayes_would_show() -> None:
+    performance = {"a": _performance("a", 0.03), "b": _performance("b", 0.02)}
+    similar = [Candidate("a", 0.2), Candidate("b", 0.1)]
+    prior = Prior(2, 98)
+    context = ContextPrior(ratios=(1.0,), unrelated=0.3, strength=1.0)
+
+    def shown(policy: str, ratios: dict[str, float]) -> list[str]:
+        settings = ShopSettings(policy=policy, explore_share=0.0)  # type: ignore[arg-type]
+        scorer = Scorer(settings, performance, prior, context=context, pair_ratios=ratios)
+        ranked = rank(similar, [], scorer, arm="learning", limit=2, exclude=set(), rng=random.Random(1))
+        return [r.product_id for r in ranked]
+
+    assert shown("bayes", {"a": 0.2}) == ["a", "b"]  # product-level: the pair's ratio is not bayes's
+    assert shown("context", {}) == ["a", "b"]  # no pair evidence: the band's ratio, alike for both
+    assert shown("context", {"a": 0.2}) == ["b", "a"]  # a sells at a fifth of its rate on this page
+    fill = Scorer(ShopSettings(policy="context"), performance, prior, context=context)
+    assert fill.multiplier(Candidate("a", 0.9, source="best_seller")) == 0.3  # not a neighbour: unrelated band
+    assert Scorer(ShopSettings(policy="context"), performance, prior).multiplier(Candidate("a", 0.9)) == 1.0
+    assert NEUTRAL.ratio(0.4) == 1.0
