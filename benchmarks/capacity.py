@@ -6,12 +6,15 @@ Every DynamoDB request of the measured invocation asks for ReturnConsumedCapacit
 them. The day's state a request meets (the visitors already counted, the counters, orders and attributions of the
 window) is seeded directly, as the functions key it, so a day of a million visitors costs seconds to set up.
 
-Operations: a storefront events request (one impression of 4 products by a new visitor) on a day that already has 0
-to 1M visitors, with what counting it costs (CountingFunction on the events table's stream: alone in its batch, the
-worst case, and amortized over batches of 10 to 1,000 requests, as traffic fills them); orders/create of 3 lines; a
-recommendation request (product placement); the nightly learning of a 1k-product shop with 1k or 100k visitors a
-day; GET /admin/roi over 30 and 365 days. The benchmark fails (non-zero exit) when a per-request figure grows with
-traffic, or a target is missed.
+Operations: a storefront events request (one impression of 4 products by a new visitor, in the widget of a product
+page whose rec id signs the page) on a day that already has 0 to 1M visitors, with what counting it costs
+(CountingFunction on the events table's stream: alone in its batch, the worst case, and amortized over batches of 10
+to 1,000 requests, as traffic fills them), and the same request with a version-1 rec id (no page: what cart and home
+widgets, and ids issued before the page was signed, cost); a page item's size and write units as its candidates of
+the day grow; orders/create of 3 lines, its rec ids with and without a page; a recommendation request (product
+placement); the nightly learning of a 1k-product shop with 1k or 100k visitors a day, without and with every
+product's page item of every day; GET /admin/roi over 30 and 365 days. The benchmark fails (non-zero exit) when a
+per-request figure grows with traffic, or a target is missed.
 """
 
 from __future__ import annotations
@@ -68,6 +71,11 @@ BATCH_SIZES = (1, 10, 100, 1_000)
 QUICK_BATCH_SIZES = (1, 10, 100)
 TIMED_REQUESTS = 20  # warm requests timed for the handler's own time (the median)
 CATALOG_SHOWN = 1_000  # products the amortized batches' requests show, by Zipf-like popularity
+PAGE = "999"  # the product page of the measured widgets (its rec ids sign it)
+PAGE_CANDIDATES = (10, 30, 50, 100)  # distinct candidates a page item holds for the day
+# The nightly learning with page items: every product's page has an item every day, with this many candidates
+# (a small shop's pages show few distinct candidates a day, a large shop's explore more of each page's candidates).
+LEARNING_PAGE_CANDIDATES = {"small": 10, "large": 30}
 PARTITION_WCU_PER_S = 1_000  # DynamoDB's write limit of one partition (and so of one item or partition key at worst)
 TARGETS = {
     "event_request_wcu": 8.0,
@@ -169,6 +177,50 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
         put_items(pool, dynamodb, orders, order_rows)
 
 
+def page_item(shop: str, day: date, page: str, candidates: list[str], rng: random.Random) -> dict[str, Any]:
+    """A page's item of the day (DynamoDB JSON) as counting and attribution leave it: each candidate's impressions
+    in that page's widget, and its purchases there for a few."""
+    item: dict[str, Any] = {
+        "pk": {"S": f"{shop}#{day.isoformat()}"},
+        "sk": {"S": f"P#{page}"},
+        "expires_at": {"N": str(int(datetime.now(UTC).timestamp()) + 400 * 86_400)},
+    }
+    for candidate in candidates:
+        item[f"i{candidate}"] = {"N": str(rng.randint(1, 60))}
+        if rng.random() < 0.15:
+            item[f"p{candidate}"] = {"N": "1"}
+    return item
+
+
+def item_bytes(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: each attribute's name, a string's UTF-8 bytes, a number's significant
+    digits a byte for two, plus one."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        if "S" in value:
+            size += len(value["S"].encode())
+        else:
+            digits = value["N"].lstrip("-").replace(".", "").strip("0") or "0"
+            size += (len(digits) + 1) // 2 + 1
+    return size
+
+
+def seed_pages(aws: Any, pool: ThreadPoolExecutor, shop: str, candidates: int, days: int, last_day: date) -> None:
+    """Every product's page item of every day, each with `candidates` candidates (products of the catalog)."""
+    dynamodb = seeding_client(aws)
+    counters = aws.resource("CountersTable")
+    rng = random.Random(candidates)
+    for age in range(days):
+        day = last_day - timedelta(days=age)
+        rows = []
+        for index in range(PRODUCTS):
+            chosen = rng.sample(range(PRODUCTS), candidates)
+            page_candidates = [str(1_000_000 + other) for other in chosen if other != index]
+            rows.append(page_item(shop, day, str(1_000_000 + index), page_candidates, rng))
+        put_items(pool, dynamodb, counters, rows)
+
+
 def seed_report_year(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, last_day: date) -> None:
     """The days of a year before the `DAYS` seeded in full, with what GET /admin/roi's totals are made of: the shop's
     day totals, the arms' counts and the attributed lines (their baskets and product counters left out); the ROI's
@@ -253,7 +305,10 @@ class Bench:
             "records": sum(len(d.records) for d in deliveries),
         }
 
-    def event_request(self, shop: str, visitor: str, products: list[str]) -> tuple[dict[str, Any], Any]:
+    def event_request(
+        self, shop: str, visitor: str, products: list[str], page: str | None = PAGE
+    ) -> tuple[dict[str, Any], Any]:
+        """One impression of `products` on the page of `page` (signed in the rec id; None: a version-1 rec id)."""
         from tests.support.recs import shown
         from tests.support.shopify import proxy_event, proxy_query
 
@@ -261,9 +316,9 @@ class Bench:
             "type": "impression",
             "visitor_id": visitor,
             "placement": "product",
-            "source_product_id": "999",
+            "source_product_id": page or "999",
             "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(products)],
-        } | shown(shop, visitor, products)
+        } | shown(shop, visitor, products, page=page)
         body = json.dumps({"events": [event]}).encode()
         with self.meter.metering() as capacity, quiet_stdout():
             response, seconds = self.storefront(proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
@@ -302,9 +357,56 @@ class Bench:
             rows.append(row)
         return rows
 
+    def version_1(self) -> dict[str, Any]:
+        """The events request with a version-1 rec id (no page), alone in its counting batch: its 4 products' own
+        counters, as every product-page impression was counted before the page was signed."""
+        shop = "events-version-1.myshopify.com"
+        self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"], page=None)
+        self.count()
+        summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", ["11", "12", "13", "14"], page=None)
+        counting = self.count()
+        assert response["statusCode"] == 200, response
+        return {
+            "request_wcu": summary["wcu"],
+            "counting": counting,
+            "wcu": summary["wcu"] + counting["wcu"],
+            "rcu": summary["rcu"] + counting["rcu"],
+        }
+
+    def page_items(self, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+        """A page item of the day holding `size` candidates' impressions and purchases (seeded as counting and
+        attribution leave it), then one impression of 4 of them on that page, alone in its counting batch: the page
+        item's size (DynamoDB's sizing of its attributes) and the write units of its update."""
+        dynamodb = seeding_client(self.aws)
+        today = datetime.now(UTC).date()
+        rng = random.Random(23)
+        rows = []
+        for size in sizes:
+            shop = f"page-{size}.myshopify.com"
+            self.event_request(shop, "warm-up-visitor", ["1", "2", "3", "4"], page="998")
+            self.count()
+            candidates = [str(7_000_000_000_000 + rank) for rank in range(size)]
+            item = page_item(shop, today, PAGE, candidates, rng)
+            dynamodb.put_item(TableName=self.aws.resource("CountersTable"), Item=item)
+            summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", candidates[:4])
+            assert response["statusCode"] == 200, response
+            counting = self.count()
+            page_units = [units for key, units in counting["wcu_by_item"].items() if key.endswith(f"|P#{PAGE}")]
+            rows.append(
+                {
+                    "candidates": size,
+                    "item_bytes": item_bytes(item),
+                    "page_item_wcu": sum(page_units),
+                    "counting_wcu": counting["wcu"],
+                    "wcu": summary["wcu"] + counting["wcu"],
+                }
+            )
+        return rows
+
     def amortized(self, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
         """Counting's units per request when a batch holds `size` requests of different new visitors, each an
-        impression of 4 products drawn by Zipf-like popularity from CATALOG_SHOWN: what traffic buys."""
+        impression of 4 products drawn by Zipf-like popularity from CATALOG_SHOWN on a page drawn the same way:
+        what traffic buys."""
         rng = random.Random(14)
         weights = [1 / (rank + 1) for rank in range(CATALOG_SHOWN)]
         catalog = [str(5_000 + rank) for rank in range(CATALOG_SHOWN)]
@@ -315,12 +417,13 @@ class Bench:
             self.count()
             direct = []
             for _ in range(size):
+                page = rng.choices(catalog, weights)[0]
                 products: list[str] = []
                 while len(products) < 4:
                     pick = rng.choices(catalog, weights)[0]
-                    if pick not in products:
+                    if pick not in products and pick != page:
                         products.append(pick)
-                summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", products)
+                summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", products, page=page)
                 assert response["statusCode"] == 200, response
                 direct.append(summary["wcu"])
             counting = self.count()
@@ -336,11 +439,12 @@ class Bench:
             )
         return rows
 
-    def order(self) -> dict[str, Any]:
+    def order(self, page: str | None = PAGE) -> dict[str, Any]:
+        """orders/create of 3 lines after 2 events, their rec ids signing the page of `page` (None: version 1)."""
         from benchmarks.order_requests import Case, Harness
 
         harness = Harness(self.aws)
-        shop, order = harness.new_order(Case(lines=3, prior_events=2))
+        shop, order = harness.new_order(Case(lines=3, prior_events=2, page=page))
         record = harness.deliver(shop, order)
         attribution = WarmFunction(self.aws, "AttributionFunction")
         with self.meter.metering() as capacity, quiet_stdout():
@@ -409,9 +513,9 @@ class Bench:
         orders = []
         for n in range(BLACK_FRIDAY_SAMPLE // 2 + 1):  # the first registers the shop's currency
             buyer = f"bf-buyer-{uuid.uuid4().hex}"
-            harness.track(shop, storefront_events(shop, bought, 2, buyer))
+            harness.track(shop, storefront_events(shop, bought, 2, buyer, PAGE))
             harness.next_order_id += 1
-            lines = order_lines(shop, buyer, bought)
+            lines = order_lines(shop, buyer, bought, PAGE)
             order = order_payload(
                 order_id=harness.next_order_id, created_at=datetime.now(UTC), visitor_id=buyer, lines=lines
             )
@@ -492,16 +596,25 @@ def measure(quick: bool) -> dict[str, Any]:
         bench = Bench(aws)
         with ThreadPoolExecutor(8) as pool:
             figures["events_request"] = bench.events(pool, QUICK_EVENT_VISITORS if quick else EVENT_VISITORS)
+            figures["events_request_version_1"] = bench.version_1()
             figures["events_amortized"] = bench.amortized(QUICK_BATCH_SIZES if quick else BATCH_SIZES)
+            figures["page_items"] = bench.page_items(PAGE_CANDIDATES)
             figures["orders_create_3_lines"] = bench.order()
+            figures["orders_create_3_lines_version_1"] = bench.order(page=None)
             figures["recommendation_product"] = bench.recommendation()
             figures["black_friday"] = bench.black_friday()
             figures["learning"] = {}
+            figures["learning_with_pages"] = {}
             figures["roi"] = {}
             for size, visitors in SHOPS.items():
                 shop = f"{size}.myshopify.com"
                 seed_shop(aws, pool, shop, visitors // (10 if quick else 1), DAYS, today)
                 figures["learning"][size] = bench.learning(shop, today)
+                seed_pages(aws, pool, shop, LEARNING_PAGE_CANDIDATES[size], DAYS, today)
+                figures["learning_with_pages"][size] = bench.learning(shop, today) | {
+                    "pages_a_day": PRODUCTS,
+                    "candidates_a_page": LEARNING_PAGE_CANDIDATES[size],
+                }
                 seed_roi_totals(aws, shop, today - timedelta(days=DAYS - 1), today)
                 figures["roi"][f"{size}_30_days"] = bench.roi(shop, today - timedelta(days=DAYS - 1), today)
                 seed_report_year(aws, pool, shop, visitors // (10 if quick else 1), today)
@@ -579,7 +692,17 @@ def run(quick: bool) -> list[str]:
             f"  events request, {row['requests_per_batch']:>5,} requests a counting batch: {row['wcu']:5.2f} WCU "
             f"({row['request_wcu']:.2f} + {row['counting_wcu_per_request']:.2f} counting)"
         )
-    for name in ("orders_create_3_lines", "recommendation_product"):
+    row = figures["events_request_version_1"]
+    lines.append(
+        f"  events request, version-1 rec id (no page): {row['wcu']:.1f} WCU ({row['request_wcu']:.1f} the request, "
+        f"{row['counting']['wcu']:.1f} its counting alone in a batch)"
+    )
+    for row in figures["page_items"]:
+        lines.append(
+            f"  page item of {row['candidates']:>3} candidates: {row['item_bytes']:,} bytes, its update "
+            f"{row['page_item_wcu']:.0f} WCU; the impression alone in its batch {row['wcu']:.1f} WCU"
+        )
+    for name in ("orders_create_3_lines", "orders_create_3_lines_version_1", "recommendation_product"):
         row = figures[name]
         lines.append(f"  {name}: {row['wcu']:.1f} WCU {row['rcu']:.1f} RCU, {row['requests']} requests")
     warm = figures["recommendation_product"]["warm"]
@@ -589,6 +712,11 @@ def run(quick: bool) -> list[str]:
         lines.append(f"  Black Friday, {what.replace('_', ' ')}: {row['key']} at {row['wcu_per_s']:,.0f} WCU/s")
     for size, row in figures["learning"].items():
         lines.append(f"  nightly learning, {size} shop: {row['wcu']:.0f} WCU {row['rcu']:.1f} RCU")
+    for size, row in figures["learning_with_pages"].items():
+        lines.append(
+            f"  nightly learning, {size} shop with {row['pages_a_day']:,} page items a day of "
+            f"{row['candidates_a_page']} candidates: {row['wcu']:.0f} WCU {row['rcu']:.1f} RCU"
+        )
     for name, row in figures["roi"].items():
         lines.append(f"  GET /admin/roi {name}: {row['rcu']:.1f} RCU, peak {row['peak_mib']:.1f} MiB")
     lines += [f"  FAILED: {failure}" for failure in failures]

@@ -56,15 +56,17 @@ DISCOUNTS = ("0.00", "1.00", "0.00", "2.50")
 class Case:
     lines: int
     prior_events: int
+    page: str | None = None  # the product page the widget was on (signed in its rec ids), or a version-1 id
 
 
-_ISSUED: dict[tuple[str, str, int], str] = {}
+_ISSUED: dict[tuple[str, str, int, str | None], str] = {}
 
 
-def rec_id(shop: str, visitor: str, pair: int, products: list[str]) -> str:
-    """The rec id the server issued for impression `pair` (it listed `shown_in(pair, products)` to the visitor):
-    events count only when they cite one (reclift.recids, under the development secret the stack runs with)."""
-    key = (shop, visitor, pair)
+def rec_id(shop: str, visitor: str, pair: int, products: list[str], page: str | None = None) -> str:
+    """The rec id the server issued for impression `pair` (it listed `shown_in(pair, products)` to the visitor, on
+    the page of the product `page` when given): events count only when they cite one (reclift.recids, under the
+    development secret the stack runs with)."""
+    key = (shop, visitor, pair, page)
     if key not in _ISSUED:
         from reclift.recids import RecIds
         from reclift_local.sign import DEV_API_SECRET
@@ -76,6 +78,7 @@ def rec_id(shop: str, visitor: str, pair: int, products: list[str]) -> str:
             placement="product",
             products=shown_in(pair, products),
             now=datetime.now(UTC),
+            page=page,
         )
     return _ISSUED[key]
 
@@ -86,14 +89,16 @@ def shown_in(pair: int, products: list[str]) -> list[str]:
     return list(dict.fromkeys(products[(SHOWN_PER_IMPRESSION * pair + j) % len(products)] for j in range(count)))
 
 
-def storefront_events(shop: str, products: list[str], count: int, visitor: str) -> list[dict[str, Any]]:
+def storefront_events(
+    shop: str, products: list[str], count: int, visitor: str, page: str | None = None
+) -> list[dict[str, Any]]:
     """`count` events alternating an impression of some ordered products and a click on the first one shown, each
     about its own recommendation (its rec id and event fields)."""
     events: list[dict[str, Any]] = []
     for index in range(count):
         pair = index // 2
         shown = shown_in(pair, products)
-        about = {"rec_id": rec_id(shop, visitor, pair, products), "rec_products": shown, "visitor_id": visitor}
+        about = {"rec_id": rec_id(shop, visitor, pair, products, page), "rec_products": shown, "visitor_id": visitor}
         if index % 2 == 0:
             events.append(
                 {
@@ -108,7 +113,7 @@ def storefront_events(shop: str, products: list[str], count: int, visitor: str) 
     return events
 
 
-def order_lines(shop: str, visitor: str, products: list[str]) -> list[dict[str, Any]]:
+def order_lines(shop: str, visitor: str, products: list[str], page: str | None = None) -> list[dict[str, Any]]:
     """The same order whatever the prior events: every other line carries the `_rec_id` of the first impression
     that showed its product (in the 20-event pattern), the rest rely on the visitor's clicks and impressions."""
     lines: list[dict[str, Any]] = []
@@ -121,7 +126,7 @@ def order_lines(shop: str, visitor: str, products: list[str]) -> list[dict[str, 
         }
         if index % 2 == 0:
             pair = next(p for p in range(10) if product in shown_in(p, products))
-            line["rec_id"] = rec_id(shop, visitor, pair, products)
+            line["rec_id"] = rec_id(shop, visitor, pair, products, page)
         lines.append(line)
     return lines
 
@@ -196,13 +201,13 @@ class Harness:
         shop = new_shop()
         visitor = f"v-{uuid.uuid4().hex[:10]}"
         products = [str(8_100_000 + index) for index in range(case.lines)]
-        self.track(shop, storefront_events(shop, products, case.prior_events, visitor))
+        self.track(shop, storefront_events(shop, products, case.prior_events, visitor, case.page))
         self.next_order_id += 1
         order = order_payload(
             order_id=self.next_order_id,
             created_at=datetime.now(UTC),
             visitor_id=visitor,
-            lines=order_lines(shop, visitor, products),
+            lines=order_lines(shop, visitor, products, case.page),
         )
         return shop, order
 
