@@ -371,3 +371,57 @@ def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_sa
     for row in product_rows(ports.learning.counter_days(shop, now.date(), now.date())):
         shown[row.product_id] = shown.get(row.product_id, 0) + row.impressions
     assert shown == {A: 1, B: 1}
+
+
+def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_serving_reads_the_same_ratios(
+    ports: Ports,
+) -> None:
+    """On A's page, B and C are shown to 40 visitors and 8 of them buy C through the widget, none B: the context
+    policy's night (pairs, the pages' neighbours, the shop's prior) leaves A's page a ratio above 1 for C and below 1
+    for B, which serving reads with the model in its first round trip; a later run's model ignores them."""
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    ports.store.put_settings(shop, ShopSettings(policy="context"))
+    for number, basket in enumerate([[A, B], [A, B], [A, C], [A, C], [B, C]]):
+        payload = order_payload(
+            order_id=7000 + number,
+            created_at=now - timedelta(minutes=number),
+            lines=[{"product_id": p, "price": str(PRICES[p])} for p in basket],
+        )
+        process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+    for visitor in range(40):
+        rec_id = REC_IDS.issue(
+            shop=shop, visitor_id=f"w-{visitor}", arm="learning", placement="product", products=[B, C], now=now, page=A
+        )
+        rec = {"rec_id": rec_id, "rec_products": [B, C], "visitor_id": f"w-{visitor}"}
+        impression = {"type": "impression", "placement": "product", **rec}
+        impression["products"] = [{"product_id": B, "position": 1}, {"product_id": C, "position": 2}]
+        track(ports, shop, {"events": [impression]}, now)
+        if visitor < 8:
+            payload = order_payload(
+                order_id=7100 + visitor,
+                created_at=now + timedelta(minutes=5),
+                visitor_id=f"w-{visitor}",
+                lines=[{"product_id": C, "price": str(PRICES[C]), "rec_id": rec_id}],
+            )
+            process_order_created(shop, payload, ports.store, rec_ids=lambda: REC_IDS)
+
+    similarity_for_shop(shop, now + timedelta(minutes=10), ports.similarity, ports.store)
+    learn_shop(LearnShop(shop=shop, day=now.date()), ports.learning, ports.store)
+
+    # Jaccard: A and B in 2 of the 5 orders of either, A and C in 2 of the 13 (C alone in the widget's 8)
+    assert ports.learning.page_similarities(shop, [A, "9999"]) == {A: {B: 0.4, C: 0.153846}}
+    context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A], page=A)
+    assert context.model is not None
+    assert context.model.policy == "context"
+    assert context.model.context is not None
+    assert set(context.pair_ratios) == {B, C}
+    assert context.pair_ratios[C] > 1 > context.pair_ratios[B]
+    other_page = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[B], page=B)
+    assert other_page.pair_ratios == {}
+
+    ports.store.put_settings(shop, ShopSettings(policy="bayes"))
+    learn_shop(LearnShop(shop=shop, day=now.date() + timedelta(days=1)), ports.learning, ports.store)
+    later = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A], page=A)
+    assert later.model is not None
+    assert later.model.context is None
+    assert later.pair_ratios == {}  # the ratios of an older run are not the served model's
