@@ -393,8 +393,8 @@ def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_se
             shop=shop, visitor_id=f"w-{visitor}", arm="learning", placement="product", products=[B, C], now=now, page=A
         )
         rec = {"rec_id": rec_id, "rec_products": [B, C], "visitor_id": f"w-{visitor}"}
-        impression = {"type": "impression", "placement": "product", **rec}
-        impression["products"] = [{"product_id": B, "position": 1}, {"product_id": C, "position": 2}]
+        positions = [{"product_id": B, "position": 1}, {"product_id": C, "position": 2}]
+        impression: dict[str, Any] = {"type": "impression", "placement": "product", "products": positions, **rec}
         track(ports, shop, {"events": [impression]}, now)
         if visitor < 8:
             payload = order_payload(

@@ -757,6 +757,9 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "save_run": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem"), ("LEARNING_TABLE", None, "dynamodb:PutItem")],
     "model": [("LEARNING_TABLE", None, "dynamodb:GetItem")],
     "performance": [("LEARNING_TABLE", None, "dynamodb:Query")],
+    # the context policy's night: the pages' neighbours (similarity items), then each page's pair ratios
+    "page_similarities": [("LEARNING_TABLE", None, "dynamodb:BatchGetItem")],
+    "save_pairs": [("LEARNING_TABLE", None, "dynamodb:BatchWriteItem")],
     # reclift.data.similarity.SimilarityStore
     "baskets": [("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query")],
     "bought_instead": [("ORDERS_TABLE", "by_shop_date_v2", "dynamodb:Query")],
