@@ -438,3 +438,43 @@ def test_given_the_default_bounds_then_a_full_listings_cache_holds_about_15k_lis
 
     assert caches.listings.bytes <= caches.listings.max_bytes == 4 * 2**20
     assert 15_000 <= len(caches.listings) < caches.listings.max_entries
+
+
+def test_given_a_product_page_then_its_pair_ratios_come_in_the_first_round_trip_only_for_the_context_policy(
+    tables: None,
+) -> None:
+    """Cold, the page's pair item is asked for with the model (its policy unknown yet); warm, it is asked for again
+    only while the model is the context policy's and the item's lifetime has passed; an older run's ratios are not
+    served."""
+    clock = Clock()
+    reader = FakeTables(ServingCaches.of(catalog_seconds=120, learning_seconds=600, clock=clock))
+    reader.store("shops", ShopItem(pk=SHOP, settings=json.dumps({"policy": "context"})))
+    model = model_item("2026-11-30", [performance("9", 9)])
+    model.policy = "context"
+    model.context = '{"edges":[],"ratios":[1.0],"unrelated":0.3,"strength":1.0}'
+    reader.store("learning", model)
+    pairs = LearningItem(
+        pk=SHOP, sk="c#1", run="2026-11-30", policy="context", updated_at=datetime(2026, 11, 30, tzinfo=UTC)
+    )
+    pairs.product_id, pairs.pairs = "1", '{"2":1.8,"3":0.4}'
+    reader.store("learning", pairs)
+
+    cold = reader.context(SHOP, visitor_id=None, customer_id=None, products=["1"], page="1")
+    warm = reader.context(SHOP, visitor_id=None, customer_id=None, products=["1"], page="1")
+    clock.advance(601)
+    reader.store("learning", model_item("2026-12-01", [performance("9", 9)]))  # the next night: bayes again
+    later = reader.context(SHOP, visitor_id=None, customer_id=None, products=["1"], page="1")
+    after = reader.context(SHOP, visitor_id=None, customer_id=None, products=["1"], page="1")
+
+    assert cold.pair_ratios == warm.pair_ratios == {"2": 1.8, "3": 0.4}
+    assert cold.model is not None
+    assert cold.model.context is not None
+    assert cold.model.context.unrelated == 0.3
+    assert [trip.get("learning") for trip in reader.round_trips] == [
+        [MODEL_KEY, "s#1", "c#1"],  # cold: the model, the page's neighbours (none: remembered absent), its ratios
+        None,  # warm: nothing from the learning table
+        [MODEL_KEY, "s#1", "c#1"],  # lifetimes passed: the model's policy is unknown again
+        None,
+    ]
+    assert later.pair_ratios == {}  # the 2026-11-30 ratios under the 2026-12-01 model
+    assert after.pair_ratios == {}
