@@ -25,7 +25,7 @@ from decimal import Decimal
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import OrderAttribution, Touch, TouchKind, page_purchases
 from reclift.catalog import Listing, ProductStatus
-from reclift.context import ContextPrior, page_similarities
+from reclift.context import ContextPrior, Similarity, page_similarities
 from reclift.data.learning import LearnedModel
 from reclift.data.serving import MAX_CONTEXT_PRODUCTS, ROUND_TRIP_KEYS, CandidateItems, Scores, ServingContext
 from reclift.data.similarity import ViewedTogether
@@ -493,7 +493,7 @@ class MemoryStore:
             context=context,
         )
 
-    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, float]]:
+    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, Similarity]]:
         state = self._shop(shop)
         return {
             page: page_similarities(state.similarity.get(page, []), state.viewed_similarity.get(page, []))

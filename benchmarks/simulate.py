@@ -107,6 +107,11 @@ GAP_TARGETS: dict[str, tuple[float, float]] = {  # scenario → (mean at least, 
 }
 WRONGLY_BLACKLISTED_MAX = 0.01
 RECOVERY_DAYS_MAX = 5
+# The context policy's: in the `context` world it closes at least this much of the gap and beats `bayes` on every
+# seed; in a world without context it loses at most CONTEXT_FREE_LOSS_MAX of the gap against `bayes` (the means).
+CONTEXT_POLICY = "context"
+CONTEXT_GAP_MIN = 0.80
+CONTEXT_FREE_LOSS_MAX = 0.01
 
 
 # ------------------------------------------------------------------------------------------------ the world
@@ -1318,6 +1323,37 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
         }
     else:
         targets[recovered] = {"value": "not run", "met": False}
+    return targets | context_targets_of(table)
+
+
+def context_targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
+    """The context policy's targets: its gap in the `context` scenario and against `bayes` seed by seed there, and
+    what it loses against `bayes` in every scenario without context that was judged."""
+    targets: dict[str, Any] = {}
+    closes = f"context_gap_closed_by_{CONTEXT_POLICY}_mean_at_least_{CONTEXT_GAP_MIN}"
+    beats = f"context_{CONTEXT_POLICY}_beats_{JUDGED_POLICY}_every_seed"
+    if "context" not in table:
+        targets[closes] = targets[beats] = {"value": "not run", "met": False}
+    else:
+        gaps = table["context"]["gap_closed_last7"]
+        mine, theirs = gaps[CONTEXT_POLICY]["per_seed"], gaps[JUDGED_POLICY]["per_seed"]
+        targets[closes] = {
+            "value": gaps[CONTEXT_POLICY]["mean"],
+            "met": gaps[CONTEXT_POLICY]["mean"] >= CONTEXT_GAP_MIN,
+        }
+        margins = {seed: round(mine[seed] - theirs[seed], 4) for seed in mine}
+        targets[beats] = {"value": margins, "met": all(margin > 0 for margin in margins.values())}
+    losses = {
+        name: round(
+            entry["gap_closed_last7"][JUDGED_POLICY]["mean"] - entry["gap_closed_last7"][CONTEXT_POLICY]["mean"], 4
+        )
+        for name, entry in table.items()
+        if name != "context" and CONTEXT_POLICY in entry["gap_closed_last7"]
+    }
+    targets[f"without_context_{CONTEXT_POLICY}_loses_at_most_{CONTEXT_FREE_LOSS_MAX}_against_{JUDGED_POLICY}"] = {
+        "value": losses or "not run",
+        "met": bool(losses) and all(loss <= CONTEXT_FREE_LOSS_MAX for loss in losses.values()),
+    }
     return targets
 
 
@@ -1460,8 +1496,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scenarios",
-        default=",".join(GAP_TARGETS),
-        help="the judge's scenarios, comma-separated (default: those with a gap target; launch and context by name)",
+        default=",".join([*GAP_TARGETS, "context"]),
+        help="the judge's scenarios, comma-separated (default: those with a target; launch by name)",
     )
     parser.add_argument("--seeds", type=_seeds, default=list(JUDGED_SEEDS), help="judged seeds (default 101-110)")
     parser.add_argument(

@@ -409,7 +409,7 @@ def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_se
     learn_shop(LearnShop(shop=shop, day=now.date()), ports.learning, ports.store)
 
     # Jaccard: A and B in 2 of the 5 orders of either, A and C in 2 of the 13 (C alone in the widget's 8)
-    assert ports.learning.page_similarities(shop, [A, "9999"]) == {A: {B: 0.4, C: 0.153846}}
+    assert ports.learning.page_similarities(shop, [A, "9999"]) == {A: {B: (0.4, 0.0), C: (0.153846, 0.0)}}
     context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A], page=A)
     assert context.model is not None
     assert context.model.policy == "context"

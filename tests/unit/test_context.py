@@ -11,9 +11,9 @@ import pytest
 
 from reclift.context import (
     NEUTRAL,
-    STRENGTH_MAX,
     ContextPrior,
     PairWindow,
+    Similarity,
     aggregate_pairs,
     fit_context,
     page_similarities,
@@ -40,7 +40,7 @@ def _poisson(rng: random.Random, mean: float) -> int:
 def _world(
     seed: int, *, sigma: float, pages: int = 120, per_page: int = 12, impressions: int = 400, unrelated: float = 1.0
 ) -> tuple[
-    dict[tuple[str, str], PairWindow], dict[str, float], dict[str, dict[str, float]], dict[tuple[str, str], float]
+    dict[tuple[str, str], PairWindow], dict[str, float], dict[str, dict[str, Similarity]], dict[tuple[str, str], float]
 ]:
     """Pages with `per_page` neighbours each (similarity 0.05-0.5) and 3 unrelated fill products; each pair's true
     CVR is its product's × a log-normal effect of mean 1 (σ `sigma`), × `unrelated` off the page's neighbours."""
@@ -48,12 +48,12 @@ def _world(
     products = [str(7_000 + i) for i in range(200)]
     rates = {p: rng.uniform(0.005, 0.04) for p in products}
     windows: dict[tuple[str, str], PairWindow] = {}
-    similarities: dict[str, dict[str, float]] = {}
+    similarities: dict[str, dict[str, Similarity]] = {}
     truth: dict[tuple[str, str], float] = {}
     for index in range(pages):
         page = str(9_000 + index)
         shown = rng.sample(products, per_page + 3)
-        similarities[page] = {p: round(rng.uniform(0.05, 0.5), 4) for p in shown[:per_page]}
+        similarities[page] = {p: (round(rng.uniform(0.05, 0.5), 4), 0.0) for p in shown[:per_page]}
         for position, product in enumerate(shown):
             effect = math.exp(rng.gauss(-(sigma**2) / 2, sigma)) if sigma > 0 else 1.0
             if position >= per_page:
@@ -83,7 +83,7 @@ def test_given_pairs_that_sell_alike_everywhere_when_fitted_then_ratios_stay_nea
     windows, rates, similarities, _ = _world(seed, sigma=0.0)
     prior = fit_context(windows, rates, similarities)
     assert prior.strength >= 20  # no spread beyond Poisson noise: a strong prior
-    assert all(0.85 <= r <= 1.15 for r in [*prior.ratios, prior.unrelated])
+    assert all(0.85 <= prior.ratio(s) <= 1.15 for s in (None, (0.05, 0.0), (0.2, 0.0), (0.5, 0.0)))
     ratios = [r for page in pair_ratios(windows, rates, similarities, prior).values() for r in page.values()]
     assert sum(abs(r - 1) for r in ratios) / len(ratios) < 0.1
 
@@ -105,45 +105,54 @@ def test_given_an_unrelated_factor_when_fitted_then_the_unrelated_band_recovers_
     windows, rates, similarities, _ = _world(4, sigma=0.0, unrelated=0.3)
     prior = fit_context(windows, rates, similarities)
     assert 0.2 <= prior.unrelated <= 0.4
-    assert all(r > 0.85 for r in prior.ratios)
+    assert all(prior.ratio(s) > 0.85 for s in ((0.05, 0.0), (0.2, 0.0), (0.5, 0.0)))
     assert prior.ratio(None) == prior.unrelated
-    assert prior.ratio(0.0) == prior.unrelated
+    assert prior.ratio((0.0, 0.0)) == prior.unrelated
 
 
-def test_given_effects_rising_with_similarity_when_fitted_then_the_closest_band_has_the_highest_ratio() -> None:
+def test_given_effects_rising_with_similarity_when_fitted_then_the_ratio_rises_with_it_as_the_world_does() -> None:
     rng = random.Random(5)
     windows: dict[tuple[str, str], PairWindow] = {}
-    similarities: dict[str, dict[str, float]] = {}
+    similarities: dict[str, dict[str, Similarity]] = {}
     rates: dict[str, float] = {}
     for index in range(300):
         page, product = f"p{index % 60}", f"c{index}"
-        similarity = rng.uniform(0.01, 0.6)
+        bought, seen = (math.exp(rng.uniform(math.log(0.01), math.log(0.6))) for _ in range(2))
         rates[product] = 0.02
-        similarities.setdefault(page, {})[product] = similarity
-        purchases = _poisson(rng, 2000 * 0.02 * (0.4 + 2 * similarity))
+        similarities.setdefault(page, {})[product] = (bought, seen)
+        purchases = _poisson(rng, 2000 * 0.02 * (seen / 0.1) ** 0.5)  # ρ = (co-view / 0.1)^0.5; co-purchase: none
         windows[(page, product)] = PairWindow(2000, purchases, 2000.0, float(purchases))
     prior = fit_context(windows, rates, similarities)
-    assert len(prior.ratios) == 3
-    assert prior.ratios[0] > prior.ratios[1] > prior.ratios[2]
-    assert prior.ratio(0.59) == prior.ratios[0]
-    assert prior.ratio(0.011) == prior.ratios[-1]
+    assert prior.slopes[0] == pytest.approx(0.0, abs=0.08)
+    assert prior.slopes[1] == pytest.approx(0.5, abs=0.08)
+    assert prior.ratio((0.2, 0.1)) == pytest.approx(1.0, abs=0.1)
+    assert prior.ratio((0.02, 0.4)) == pytest.approx(2.0, rel=0.12)
+    assert prior.ratio((0.2, 5.0)) == prior.ratio((0.2, prior.highs[1]))  # clamped to the similarities the fit saw
 
 
-def test_given_few_pairs_when_fitted_then_one_band_and_a_shrunk_ratio() -> None:
+def test_given_few_pairs_when_fitted_then_the_ratio_is_shrunk_toward_one() -> None:
     windows = {("1", "2"): PairWindow(50, 0, 50.0, 0.0)}
-    prior = fit_context(windows, {"2": 0.02}, {"1": {"2": 0.3}})
-    assert prior.edges == ()
-    assert len(prior.ratios) == 1
-    assert 0.8 < prior.ratios[0] < 1.0  # 0 purchases where 1 was predicted, shrunk by 5 predicted purchases
-    assert fit_context({}, {}, {}) == ContextPrior(ratios=(1.0,), strength=STRENGTH_MAX)
+    prior = fit_context(windows, {"2": 0.02}, {"1": {"2": (0.3, 0.0)}})
+    assert 0.8 < prior.ratio((0.3, 0.0)) < 1.0  # 0 purchases where 1 was predicted, shrunk by 5 predicted purchases
+    assert fit_context({}, {}, {}).ratio((0.3, 0.1)) == 1.0
 
 
 def test_the_prior_survives_its_json() -> None:
-    prior = ContextPrior(edges=(0.3, 0.1), ratios=(1.4, 1.0, 0.7), unrelated=0.3, strength=1.2)
+    prior = ContextPrior(
+        intercept=0.2,
+        slopes=(0.4, 0.1),
+        centres=(-2.0, -3.0),
+        floors=(0.01, 0.001),
+        highs=(0.6, 0.5),
+        unrelated=0.3,
+        strength=1.2,
+    )
     assert ContextPrior.from_json(prior.to_json()) == prior
-    assert prior.ratio(0.3) == 1.4
-    assert prior.ratio(0.2) == 1.0
-    assert prior.ratio(0.05) == 0.7
+    assert prior.ratio((math.exp(-2.0), math.exp(-3.0))) == pytest.approx(math.exp(0.2))
+    assert prior.ratio(None) == 0.3
+    assert prior.ratio((0.0, 0.0)) == 0.3
+    assert prior.ratio((0.001, 0.05)) == prior.ratio((0.01, 0.05))  # clamped to the fitted range
+    assert prior.ratio((0.0, 0.05)) == prior.ratio((0.01, 0.05))  # a source that does not list it: its floor
 
 
 def test_aggregate_pairs_decays_by_age_and_keeps_the_window() -> None:
@@ -161,7 +170,11 @@ def test_aggregate_pairs_decays_by_age_and_keeps_the_window() -> None:
 
 
 def test_page_similarities_add_the_two_sources() -> None:
-    assert page_similarities([("a", 0.2), ("b", 0.1)], [("b", 0.05), ("c", 0.01)]) == {"a": 0.2, "b": 0.15, "c": 0.01}
+    assert page_similarities([("a", 0.2), ("b", 0.1)], [("b", 0.05), ("c", 0.01)]) == {
+        "a": (0.2, 0.0),
+        "b": (0.1, 0.05),
+        "c": (0.0, 0.01),
+    }
 
 
 def _performance(product: str, cvr: float) -> Performance:
@@ -187,7 +200,7 @@ def test_given_the_context_policy_when_ranking_then_the_pair_ratio_reorders_what
     performance = {"a": _performance("a", 0.03), "b": _performance("b", 0.02)}
     similar = [Candidate("a", 0.2), Candidate("b", 0.1)]
     prior = Prior(2, 98)
-    context = ContextPrior(ratios=(1.0,), unrelated=0.3, strength=1.0)
+    context = ContextPrior(unrelated=0.3, strength=1.0)
 
     def shown(policy: str, ratios: dict[str, float]) -> list[str]:
         settings = ShopSettings(policy=policy, explore_share=0.0)  # type: ignore[arg-type]
@@ -196,9 +209,9 @@ def test_given_the_context_policy_when_ranking_then_the_pair_ratio_reorders_what
         return [r.product_id for r in ranked]
 
     assert shown("bayes", {"a": 0.2}) == ["a", "b"]  # product-level: the pair's ratio is not bayes's
-    assert shown("context", {}) == ["a", "b"]  # no pair evidence: the band's ratio, alike for both
+    assert shown("context", {}) == ["a", "b"]  # no pair evidence: the prior's ratio, alike for both
     assert shown("context", {"a": 0.2}) == ["b", "a"]  # a sells at a fifth of its rate on this page
     fill = Scorer(ShopSettings(policy="context"), performance, prior, context=context)
-    assert fill.multiplier(Candidate("a", 0.9, source="best_seller")) == 0.3  # not a neighbour: unrelated band
+    assert fill.multiplier(Candidate("a", 0.9, source="best_seller")) == 0.3  # not a neighbour: the unrelated ratio
     assert Scorer(ShopSettings(policy="context"), performance, prior).multiplier(Candidate("a", 0.9)) == 1.0
-    assert NEUTRAL.ratio(0.4) == 1.0
+    assert NEUTRAL.ratio((0.4, 0.1)) == 1.0

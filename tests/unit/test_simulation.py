@@ -21,11 +21,13 @@ from benchmarks.simulate import (
     PageTruth,
     PolicyRun,
     build_catalog,
+    context_targets_of,
     day_visits,
     organic_orders,
     pair_affinity_figures,
     product_mean_effects,
     simulate,
+    spread,
 )
 
 from reclift.data.serving import ServingPort
@@ -208,3 +210,24 @@ def test_given_context_then_the_oracle_ranks_each_page_by_its_true_value_there()
     product_level = [_widget_value(catalog, world, oracle, page, oracle.store) for page in pages]
     assert all(k >= p - 1e-12 for k, p in zip(knowing, product_level, strict=True))
     assert sum(k > p + 1e-9 for k, p in zip(knowing, product_level, strict=True)) >= len(knowing) // 4
+
+
+def _gaps(per_policy: dict[str, dict[int, float]]) -> dict[str, Any]:
+    return {
+        "gap_closed_last7": {
+            policy: spread(list(values.values()), list(values)) for policy, values in per_policy.items()
+        }
+    }
+
+
+def test_given_judged_gaps_then_the_context_policys_targets_are_met_only_where_every_condition_holds() -> None:
+    context = _gaps({"bayes": {101: 0.5, 102: 0.6}, "context": {101: 0.85, 102: 0.82}})
+    steady = _gaps({"bayes": {101: 0.90, 102: 0.92}, "context": {101: 0.90, 102: 0.905}})  # 0.0075 lost: within
+    met = context_targets_of({"context": context, "steady": steady})
+    assert all(verdict["met"] for verdict in met.values())
+
+    behind_once = _gaps({"bayes": {101: 0.5, 102: 0.9}, "context": {101: 0.85, 102: 0.89}})
+    losing = _gaps({"bayes": {101: 0.90, 102: 0.92}, "context": {101: 0.88, 102: 0.91}})  # 0.015 lost
+    missed = context_targets_of({"context": behind_once, "steady": losing})
+    assert [verdict["met"] for verdict in missed.values()] == [True, False, False]
+    assert not any(verdict["met"] for verdict in context_targets_of({}).values())

@@ -6,12 +6,11 @@ toward the shop's prior), ρ_pc how much better or worse it sells on this page t
 of shrinkage, each toward the one above it:
 
 - the shop: before any pair's own evidence, ρ's prior mean is R(s), from the candidate's similarity s to the page
-  (co-purchase Jaccard plus the shop's weighted co-view Jaccard, as serving combines them). The shop's pairs with
-  evidence are split into bands of similarity (terciles, fewer while there are few pairs) and R of a band is what its
-  pairs bought against what their products' rates predicted, Σ purchases / Σ impressions × m_c, shrunk toward 1 by
-  BAND_SHRINKAGE predicted purchases. A candidate that is not a neighbour of the page (a best seller or a catalog
-  neighbour in a spare slot) is in a band of its own. So the similarity is prior information about the pair, not a
-  tie-breaker;
+  (co-purchase Jaccard plus the shop's weighted co-view Jaccard, as serving combines them): R(s) = exp(a + b ln s),
+  a Poisson regression of the shop's pairs' purchases on their log similarity, offset by what their products' rates
+  predicted (impressions × m_c), with a ridge of SHRINKAGE predicted purchases toward R = 1. A candidate that is not
+  a neighbour of the page (a best seller or a catalog neighbour in a spare slot) has a ratio of its own, Σ purchases /
+  Σ predicted, shrunk alike. So the similarity is prior information about the pair, not a tie-breaker;
 - the pair: a Gamma–Poisson update of ρ from the pair's decayed purchases k and the purchases its prior predicts,
   E = decayed impressions × m_c × R(s): ρ̂ = R(s) × (A + k) / (A + E). A, the prior's strength in predicted
   purchases, is fitted by the method of moments on the pairs' raw counts (Var k = E + E²/A: the spread beyond
@@ -25,19 +24,19 @@ Pure functions: no AWS, no I/O.
 from __future__ import annotations
 
 import json
-from bisect import bisect_left
+import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 
 from reclift.learning import PairDay
 
-BANDS = 3
-PAIRS_PER_BAND = 30  # a band of similarity needs this many pairs with evidence
-BAND_SHRINKAGE = 5.0  # predicted purchases of pseudo-evidence pulling a band's ratio toward 1
+SHRINKAGE = 5.0  # predicted purchases of pseudo-evidence pulling the shop's ratios toward 1
+NEWTON_STEPS = 50
+MAX_EXPONENT = 30.0
 STRENGTH_MIN = 0.5
 STRENGTH_MAX = 100.0
-UNRELATED = "unrelated"
 
 Pair = tuple[str, str]  # (page product, candidate)
 
@@ -71,99 +70,131 @@ def aggregate_pairs(
     return windows
 
 
+Similarity = tuple[float, float]  # a candidate's co-purchase Jaccard and weighted co-view Jaccard to the page
+SOURCES = 2
+
+
 @dataclass(frozen=True)
 class ContextPrior:
-    """The shop's prior over pair ratios: by band of similarity (`edges` descending: a similarity of at least
-    edges[0] is in the first band, …), the unrelated candidates' ratio, and the pair prior's strength A."""
+    """The shop's prior over pair ratios. For a neighbour of the page with similarities s = (co-purchase, co-view):
+    R(s) = exp(intercept + Σ slope_i × (ln max(s_i, floor_i) − centre_i)), each s_i clamped to the [floor_i, high_i]
+    the fit saw (a source that does not list the pair counts as its weakest neighbour); `unrelated` for a candidate
+    that is no neighbour of the page; and the pair prior's strength A."""
 
-    edges: tuple[float, ...] = ()
-    ratios: tuple[float, ...] = (1.0,)
+    intercept: float = 0.0
+    slopes: tuple[float, ...] = (0.0,) * SOURCES
+    centres: tuple[float, ...] = (0.0,) * SOURCES
+    floors: tuple[float, ...] = (1e-6,) * SOURCES
+    highs: tuple[float, ...] = (1.0,) * SOURCES
     unrelated: float = 1.0
     strength: float = STRENGTH_MAX
 
-    def band(self, similarity: float) -> int:
-        """The band of a neighbour with similarity `s` > 0 (0: the most similar)."""
-        return bisect_left([-edge for edge in self.edges], -similarity)
+    def features(self, similarity: Similarity) -> list[float]:
+        return [
+            math.log(min(high, max(floor, value))) - centre
+            for value, floor, high, centre in zip(similarity, self.floors, self.highs, self.centres, strict=True)
+        ]
 
-    def ratio(self, similarity: float | None) -> float:
-        """R(s): a candidate's expected ratio on a page it has similarity `s` to (None or 0: not a neighbour)."""
-        if not similarity or similarity <= 0:
+    def ratio(self, similarity: Similarity | None) -> float:
+        """R(s): a candidate's expected ratio on a page it has similarities `s` to (None or zeros: no neighbour)."""
+        if similarity is None or not any(value > 0 for value in similarity):
             return self.unrelated
-        return self.ratios[self.band(similarity)]
+        x = self.features(similarity)
+        return math.exp(min(MAX_EXPONENT, self.intercept + sum(b * v for b, v in zip(self.slopes, x, strict=True))))
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"edges": self.edges, "ratios": self.ratios, "unrelated": self.unrelated, "strength": self.strength},
-            separators=(",", ":"),
-        )
+        return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> ContextPrior:
         data = json.loads(raw)
-        return cls(
-            edges=tuple(float(e) for e in data["edges"]),
-            ratios=tuple(float(r) for r in data["ratios"]),
-            unrelated=float(data["unrelated"]),
-            strength=float(data["strength"]),
-        )
+        values: dict[str, Any] = {}
+        for name in _FIELDS:
+            if name in data:
+                raw_value = data[name]
+                values[name] = tuple(float(v) for v in raw_value) if isinstance(raw_value, list) else float(raw_value)
+        return cls(**values)
 
 
+_FIELDS = ("intercept", "slopes", "centres", "floors", "highs", "unrelated", "strength")
 NEUTRAL = ContextPrior()
 
 
 def page_similarities(
     copurchased: Sequence[tuple[str, float]], viewed: Sequence[tuple[str, float]]
-) -> dict[str, float]:
-    """A page's neighbours and their similarity as serving scores them: the co-purchase Jaccard plus the co-view
-    Jaccard × the shop's weight of co-view (both lists as stored, co-view already weighted)."""
-    scores: dict[str, float] = {}
-    for product, score in [*copurchased, *viewed]:
-        scores[product] = round(scores.get(product, 0.0) + score, 6)
+) -> dict[str, Similarity]:
+    """A page's neighbours and their two similarities, as serving has them: the co-purchase Jaccard and the co-view
+    Jaccard × the shop's weight of co-view (both lists as stored); 0 where a source does not list the neighbour."""
+    scores: dict[str, Similarity] = {}
+    for product, score in copurchased:
+        scores[product] = (score, 0.0)
+    for product, score in viewed:
+        scores[product] = (scores.get(product, (0.0, 0.0))[0], score)
     return scores
 
 
-def _band_edges(similarities: list[float]) -> tuple[float, ...]:
-    bands = max(1, min(BANDS, len(similarities) // PAIRS_PER_BAND))
-    ordered = sorted(similarities, reverse=True)
-    return tuple(ordered[len(ordered) * i // bands] for i in range(1, bands))
-
-
 def _ratio(purchases: float, predicted: float) -> float:
-    return (purchases + BAND_SHRINKAGE) / (predicted + BAND_SHRINKAGE)
+    return (purchases + SHRINKAGE) / (predicted + SHRINKAGE)
+
+
+def _poisson_fit(rows: Sequence[tuple[Sequence[float], float, float]], features: int) -> list[float]:
+    """Coefficients β (intercept first) maximising Σ k β·x − E e^(β·x) − SHRINKAGE |β|² / 2 over rows (x, k, E): a
+    Poisson regression of purchases on the features, its offset the predicted purchases, with a ridge of SHRINKAGE
+    predicted purchases toward β = 0 (ratio 1 at every similarity), by Newton's method."""
+    import numpy as np  # the learning job's alone: the request path (ranking imports this module) never loads it
+
+    beta: Any = np.zeros(features + 1)
+    if not rows:
+        return [0.0] * (features + 1)
+    x = np.array([[1.0, *row[0]] for row in rows])
+    k = np.array([row[1] for row in rows])
+    e = np.array([row[2] for row in rows])
+    ridge = SHRINKAGE * np.eye(features + 1)
+    for _ in range(NEWTON_STEPS):
+        mu = e * np.exp(np.minimum(MAX_EXPONENT, x @ beta))
+        gradient = x.T @ (k - mu) - SHRINKAGE * beta
+        information = (x.T * mu) @ x + ridge
+        step = np.linalg.solve(information, gradient)
+        beta = beta + step
+        if float(np.abs(step).sum()) < 1e-9:
+            break
+    return [float(b) for b in beta]
 
 
 def fit_context(
     windows: Mapping[Pair, PairWindow],
     means: Mapping[str, float],
-    similarities: Mapping[str, Mapping[str, float]],
+    similarities: Mapping[str, Mapping[str, Similarity]],
 ) -> ContextPrior:
     """The shop's ContextPrior from its pairs with evidence. `means`: each candidate's product-level posterior mean
     CVR; `similarities`: each page's neighbours (`page_similarities`). A pair whose candidate has no mean is left
     out."""
-    related: list[tuple[float, PairWindow, float]] = []  # similarity, counts, product mean
-    unrelated: list[tuple[PairWindow, float]] = []
+    related: list[tuple[Similarity, float, float]] = []  # similarities, purchases, predicted purchases
+    unrelated_bought = unrelated_predicted = 0.0
     for (page, product), window in windows.items():
         mean = means.get(product)
         if mean is None or window.impressions <= 0:
             continue
-        similarity = similarities.get(page, {}).get(product, 0.0)
-        if similarity > 0:
-            related.append((similarity, window, mean))
+        similarity = similarities.get(page, {}).get(product)
+        if similarity is not None and any(value > 0 for value in similarity):
+            related.append((similarity, window.purchases, window.impressions * mean))
         else:
-            unrelated.append((window, mean))
-    edges = _band_edges([similarity for similarity, _, _ in related])
-    bought = [0.0] * (len(edges) + 1)
-    predicted = [0.0] * (len(edges) + 1)
-    banded = ContextPrior(edges=edges, ratios=(1.0,) * (len(edges) + 1))
-    for similarity, window, mean in related:
-        band = banded.band(similarity)
-        bought[band] += window.purchases
-        predicted[band] += window.impressions * mean
-    unrelated_ratio = _ratio(sum(w.purchases for w, _ in unrelated), sum(w.impressions * m for w, m in unrelated))
-    prior = ContextPrior(
-        edges=edges,
-        ratios=tuple(_ratio(k, e) for k, e in zip(bought, predicted, strict=True)),
-        unrelated=unrelated_ratio,
+            unrelated_bought += window.purchases
+            unrelated_predicted += window.impressions * mean
+    floors, highs, centres = [], [], []
+    for source in range(SOURCES):
+        listed = [similarity[source] for similarity, _, _ in related if similarity[source] > 0]
+        floors.append(min(listed, default=1e-6))
+        highs.append(max(listed, default=1.0))
+        logs = [math.log(max(floors[-1], similarity[source])) for similarity, _, _ in related]
+        centres.append(sum(logs) / len(logs) if logs else 0.0)
+    shape = ContextPrior(centres=tuple(centres), floors=tuple(floors), highs=tuple(highs))
+    beta = _poisson_fit([(shape.features(similarity), k, e) for similarity, k, e in related], SOURCES)
+    prior = replace(
+        shape,
+        intercept=beta[0],
+        slopes=tuple(beta[1:]),
+        unrelated=_ratio(unrelated_bought, unrelated_predicted),
     )
     # The method of moments on the raw counts: Var k = E + E²/A, so 1/A = (Σ (k − E)² − Σ k) / Σ E².
     spread = squares = 0.0
@@ -176,13 +207,13 @@ def fit_context(
         squares += expected**2
     inverse = spread / squares if squares > 0 else 0.0
     strength = STRENGTH_MAX if inverse <= 1 / STRENGTH_MAX else min(STRENGTH_MAX, max(STRENGTH_MIN, 1 / inverse))
-    return ContextPrior(edges=prior.edges, ratios=prior.ratios, unrelated=prior.unrelated, strength=strength)
+    return replace(prior, strength=strength)
 
 
 def pair_ratios(
     windows: Mapping[Pair, PairWindow],
     means: Mapping[str, float],
-    similarities: Mapping[str, Mapping[str, float]],
+    similarities: Mapping[str, Mapping[str, Similarity]],
     prior: ContextPrior,
 ) -> dict[str, dict[str, float]]:
     """Each page's candidates with evidence and their posterior ratio ρ̂ = R(s) × (A + k) / (A + E), on the decayed

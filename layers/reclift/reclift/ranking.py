@@ -36,6 +36,8 @@ class Candidate:
     similarity: float  # to the context (a product, a cart, a profile); best sellers carry a descending score
     price: Decimal | None = None  # from the catalog when known
     source: Source = "similar"
+    # a similar candidate's two parts: its co-purchase and (weighted) co-view similarity (the context policy's prior)
+    parts: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ class Scorer:
         if learned is not None:
             return learned
         related = candidate.source in ("similar", "viewed_together")
-        return self.context.ratio(candidate.similarity if related else None)
+        parts = candidate.parts if candidate.parts is not None else (candidate.similarity, 0.0)
+        return self.context.ratio(parts if related else None)
 
     def price(self, candidate: Candidate) -> float:
         """The catalog's price, else the price paid in orders, else the shop's median; a zero price is unknown."""

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from reclift.context import ContextPrior, page_similarities
+from reclift.context import ContextPrior, Similarity, page_similarities
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import neighbours_from_json, similarity_sk
@@ -110,7 +110,7 @@ class LearningPort(Protocol):
         context: ContextPrior | None = None,
     ) -> None: ...
 
-    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, float]]: ...
+    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, Similarity]]: ...
 
     def save_pairs(self, shop: str, run: str, ratios: Mapping[str, Mapping[str, float]]) -> None: ...
 
@@ -185,11 +185,11 @@ class LearningStore:
         except PynamoDBException as exc:
             raise StoreError(f"saving the learning run failed: {exc.msg}") from exc
 
-    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, float]]:
+    def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, Similarity]]:
         """The pages' neighbours as serving scores them (`context.page_similarities`): their similarity items, read
         by BatchGetItem, 100 keys a request."""
         keys = [(shop, similarity_sk(page)) for page in sorted(set(pages))]
-        found: dict[str, dict[str, float]] = {}
+        found: dict[str, dict[str, Similarity]] = {}
         try:
             for start in range(0, len(keys), BATCH_GET_KEYS):
                 for item in SimilarityItem.batch_get(keys[start : start + BATCH_GET_KEYS]):

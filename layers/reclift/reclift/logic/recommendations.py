@@ -92,7 +92,9 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
         viewed = combine(viewed_lists, exclude=exclude, limit=MAX_CANDIDATES)
     copurchased = combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
     if not viewed:
-        return [Candidate(product_id=product_id, similarity=score) for product_id, score in copurchased]
+        return [
+            Candidate(product_id=product_id, similarity=score, parts=(score, 0.0)) for product_id, score in copurchased
+        ]
     parts: dict[str, tuple[float, float]] = {product_id: (score, 0.0) for product_id, score in copurchased}
     for product_id, score in viewed:
         parts[product_id] = (parts.get(product_id, (0.0, 0.0))[0], score)
@@ -102,6 +104,7 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
             product_id=product_id,
             similarity=round(bought + seen, 6),
             source="similar" if bought >= seen else "viewed_together",
+            parts=(bought, seen),
         )
         for product_id, (bought, seen) in joined
     ]
@@ -216,7 +219,7 @@ def unservable(listing: Listing, rules: MerchantRules) -> bool:
 def priced(candidates: list[Candidate], listings: dict[str, Listing]) -> list[Candidate]:
     """Candidates valued at their catalog price where the catalog knows one."""
     return [
-        Candidate(c.product_id, c.similarity, listing.price, c.source)
+        Candidate(c.product_id, c.similarity, listing.price, c.source, c.parts)
         if (listing := listings.get(c.product_id)) is not None
         and listing.price is not None
         and listing.price != c.price
