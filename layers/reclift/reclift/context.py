@@ -13,9 +13,10 @@ of shrinkage, each toward the one above it:
   Σ predicted, shrunk alike. So the similarity is prior information about the pair, not a tie-breaker;
 - the pair: a Gamma–Poisson update of ρ from the pair's decayed purchases k and the purchases its prior predicts,
   E = decayed impressions × m_c × R(s): ρ̂ = R(s) × (A + k) / (A + E). A, the prior's strength in predicted
-  purchases, is fitted by the method of moments on the pairs' raw counts (Var k = E + E²/A: the spread beyond
-  Poisson noise is the pairs' real differences) and clipped to [STRENGTH_MIN, STRENGTH_MAX]: where pairs do not
-  differ (a world without context) A is large and ρ̂ stays at R(s);
+  purchases, is fitted by marginal maximum likelihood on the pairs' raw counts (each pair's purchases negative
+  binomial around E, its ratio Gamma(A, A): the spread beyond Poisson noise is the pairs' real differences) on a
+  grid of [STRENGTH_MIN, STRENGTH_MAX]: where pairs do not differ (a world without context) A is large and ρ̂ stays
+  at R(s);
 - the product and the shop above it: m_c, as the `bayes` policy learns it.
 
 Pure functions: no AWS, no I/O.
@@ -37,6 +38,7 @@ NEWTON_STEPS = 50
 MAX_EXPONENT = 30.0
 STRENGTH_MIN = 0.5
 STRENGTH_MAX = 100.0
+STRENGTH_STEPS = 41  # the grid A is chosen on, log-spaced
 
 Pair = tuple[str, str]  # (page product, candidate)
 
@@ -161,6 +163,28 @@ def _poisson_fit(rows: Sequence[tuple[Sequence[float], float, float]], features:
     return [float(b) for b in beta]
 
 
+def _strength(counts: Sequence[tuple[int, float]]) -> float:
+    """A by marginal maximum likelihood: each pair's purchases k are negative binomial around what the prior predicts
+    (E) when its ratio is Gamma(A, A) distributed; A maximises Σ log NB(k | E, A) over a log-spaced grid of
+    [STRENGTH_MIN, STRENGTH_MAX] (every pair counts, those shown little as much as they inform). The terms of k = 0,
+    most pairs, in numpy; log Γ(k + A) − log Γ(A) = Σ_{j<k} log(A + j) for the few pairs that sold."""
+    import numpy as np  # the learning job's alone, as in _poisson_fit
+
+    kept = [(k, e) for k, e in counts if e > 0]
+    if not kept:
+        return STRENGTH_MAX
+    k = np.array([k for k, _ in kept], dtype=float)
+    e = np.array([e for _, e in kept])
+    sold = [int(purchases) for purchases, _ in kept if purchases > 0]
+
+    def log_likelihood(strength: float) -> float:
+        total = float(np.sum(strength * np.log(strength / (strength + e)) + k * np.log(e / (strength + e))))
+        return total + sum(math.log(strength + j) for purchases in sold for j in range(purchases))
+
+    grid = [STRENGTH_MIN * (STRENGTH_MAX / STRENGTH_MIN) ** (i / (STRENGTH_STEPS - 1)) for i in range(STRENGTH_STEPS)]
+    return float(max(grid, key=log_likelihood))
+
+
 def fit_context(
     windows: Mapping[Pair, PairWindow],
     means: Mapping[str, float],
@@ -196,17 +220,12 @@ def fit_context(
         slopes=tuple(beta[1:]),
         unrelated=_ratio(unrelated_bought, unrelated_predicted),
     )
-    # The method of moments on the raw counts: Var k = E + E²/A, so 1/A = (Σ (k − E)² − Σ k) / Σ E².
-    spread = squares = 0.0
-    for (page, product), window in windows.items():
-        mean = means.get(product)
-        if mean is None or window.impressions <= 0:
-            continue
-        expected = window.impressions * mean * prior.ratio(similarities.get(page, {}).get(product))
-        spread += (window.purchases - expected) ** 2 - window.purchases
-        squares += expected**2
-    inverse = spread / squares if squares > 0 else 0.0
-    strength = STRENGTH_MAX if inverse <= 1 / STRENGTH_MAX else min(STRENGTH_MAX, max(STRENGTH_MIN, 1 / inverse))
+    counts = [
+        (window.purchases, window.impressions * mean * prior.ratio(similarities.get(page, {}).get(product)))
+        for (page, product), window in windows.items()
+        if (mean := means.get(product)) is not None and window.impressions > 0
+    ]
+    strength = _strength(counts)
     return replace(prior, strength=strength)
 
 
