@@ -50,11 +50,13 @@ from benchmarks.common import (
     write_results,
 )
 from reclift.catalog import Listing, ProductStatus
+from reclift.context import ContextPrior
 from reclift.data.catalog import CatalogStore
 from reclift.data.health import HealthStore
 from reclift.data.learning import LearnedModel, LearningStore
 from reclift.data.serving import CandidateItems, ServingContext, ServingReader, serving_reader
 from reclift.data.similarity import SimilarityStore
+from reclift.data.store import dynamo_store
 from reclift.learning import Performance, Prior, ProductDay, aggregate, learn
 from reclift.logic.recommendations import parse_query, recommend
 from reclift.recids import RecIds
@@ -64,8 +66,9 @@ from reclift_local.worker import function_env
 
 NAME = "recommendation_request"
 DESCRIPTION = (
-    "GET /apps/proxy/recommendations: DynamoDB round trips per request, handler compute for 50 candidates, and "
-    "latency through the local stack as a ratio to GET /_local/health measured in the same run"
+    "GET /apps/proxy/recommendations: DynamoDB round trips per request (a product page under the context policy "
+    "too), handler compute for 50 candidates (the context policy's as a ratio to bayes's), and latency through the "
+    "local stack as a ratio to GET /_local/health measured in the same run"
 )
 CANDIDATES = 50
 
@@ -136,6 +139,7 @@ def listing(product_id: str, rng: random.Random) -> Listing:
 
 
 REC_IDS = RecIds.of_secrets(["bench-secret"])
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
 
 
 class UnsignedRecIds(RecIds):
@@ -175,6 +179,54 @@ def compute(iterations: int) -> dict[str, Any]:
             timings.append((time.perf_counter() - started) * 1000)
         figures[policy] = latency_summary(timings)
     return figures
+
+
+def context_cost(iterations: int) -> dict[str, Any]:
+    """`recommend()` on a product page of 50 candidates (25 bought together, 25 viewed together, every one with a
+    learned pair ratio on the page) under `bayes` and under `context`, alternating which goes first, in this
+    process: the ratio of their medians is what valuing each candidate on its page costs."""
+    rng = random.Random(13)
+    page = "2999999"
+    similar = [replace(p, product_id=str(3_000_000 + index)) for index, p in enumerate(best_sellers(CANDIDATES, rng))]
+    bought = [(p.product_id, round(rng.uniform(0.01, 0.5), 6)) for p in similar[:25]]
+    seen = [(p.product_id, round(rng.uniform(0.001, 0.2), 6)) for p in similar[25:]]
+    prior = ContextPrior(
+        intercept=-0.4, slopes=(0.2, 0.15), centres=(-3.0, -4.0), floors=(0.001, 0.001), highs=(0.5, 0.5), strength=1.0
+    )
+    model = LearnedModel(
+        "2026-11-26", "context", Prior(1.5, 98.5), Decimal(30), best_sellers(CANDIDATES, rng), 50, 5, context=prior
+    )
+    listings = {p.product_id: listing(p.product_id, rng) for p in [*similar, *model.best_sellers]}
+    items = CandidateItems(performance={p.product_id: p for p in similar}, listings=listings)
+    query = parse_query({"placement": "product", "product_id": page, "limit": "4", "visitor_id": "v-1"})
+    readers = {
+        policy: InMemoryReader(
+            ServingContext(
+                settings=ShopSettings(policy=policy),
+                model=replace(model, policy=policy),
+                similar={page: bought},
+                viewed_similar={page: seen},
+                pair_ratios={p.product_id: round(rng.uniform(0.3, 3.0), 4) for p in similar},
+            ),
+            items,
+        )
+        for policy in ("bayes", "context")
+    }
+    timings: dict[str, list[float]] = {policy: [] for policy in readers}
+    for index in range(iterations):
+        for policy in list(readers) if index % 2 == 0 else list(reversed(readers)):
+            started = time.perf_counter()
+            recommend(
+                "bench.myshopify.com", None, query, readers[policy], random.Random(index), rec_ids=REC_IDS, now=NOW
+            )
+            timings[policy].append((time.perf_counter() - started) * 1000)
+    bayes, context = latency_summary(timings["bayes"]), latency_summary(timings["context"])
+    return {
+        "bayes": bayes,
+        "context": context,
+        "ratio_p50": ratio(context["p50_ms"], bayes["p50_ms"]),
+        "ratio_p99": ratio(context["p99_ms"], bayes["p99_ms"]),
+    }
 
 
 def signing_cost(iterations: int) -> dict[str, Any]:
@@ -303,6 +355,40 @@ def round_trips() -> dict[str, Any]:
                 cold, warmed = measured
                 assert warmed["round_trips"] == 1, warmed
                 figures[name] = cold | {"warm": warmed}
+        # The same product page under the context policy: a run with its prior, the page's pair ratios beside it.
+        with function_env(aws.environment("DailyLearningFunction")):
+            neighbours = LearningStore().page_similarities(shop, ["2000001"])["2000001"]
+            LearningStore().save_pairs(shop, today.isoformat(), {"2000001": dict.fromkeys(neighbours, 1.2)})
+            LearningStore().save_run(
+                shop,
+                today.isoformat(),
+                "context",
+                prior,
+                performance,
+                list(performance),
+                Decimal(30),
+                context=ContextPrior(intercept=-0.2, slopes=(0.2, 0.1), centres=(-3.0, -4.0), strength=1.0),
+            )
+        with function_env(aws.environment("AdminFunction")):
+            dynamo_store().put_settings(shop, ShopSettings(policy="context", holdout_share=0.0))  # every visitor learns
+        query = proxy_query(
+            shop, extra={"placement": "product", "product_id": "2000001", "limit": "4", "visitor_id": "v-7"}
+        )
+        serving_reader().caches.clear()
+        measured = []
+        with quiet_stdout():
+            for _ in ("cold", "warm"):
+                with counted_and_metered(counter, meter) as (block, capacity):
+                    response, _ = storefront(proxy_event("GET", "/apps/proxy/recommendations", query))
+                assert response["statusCode"] == 200, response
+                assert json.loads(response["body"])["policy"] == "context", response
+                reads = [call.operation for call in block.calls.elements() if call.service == "dynamodb"]
+                assert reads in (["BatchGetItem"], ["BatchGetItem", "BatchGetItem"]), block.calls
+                measured.append(
+                    {"dynamodb_requests": calls_by_operation(block.calls, "dynamodb"), "round_trips": len(reads)}
+                    | capacity.units()
+                )
+        figures["product_under_the_context_policy"] = measured[0] | {"warm": measured[1]}
         return figures
 
 
@@ -335,6 +421,7 @@ def run(quick: bool) -> list[str]:
     trips = round_trips()
     cpu = compute(300 if quick else 3000)
     signing = signing_cost(300 if quick else 3000)
+    context = context_cost(300 if quick else 3000)
     latency = through_stack(100 if quick else 600)
     samples = latency.pop("samples")
     write_results(
@@ -346,7 +433,13 @@ def run(quick: bool) -> list[str]:
             "stack_requests": 100 if quick else 600,
             "round_trips_engine": "dynamodb-local (capacity units as it reports them)",
         },
-        figures={"round_trips": trips, "compute_ms": cpu, "signed_rec_id": signing, "through_stack": latency},
+        figures={
+            "round_trips": trips,
+            "compute_ms": cpu,
+            "signed_rec_id": signing,
+            "context_policy_compute_ms": context,
+            "through_stack": latency,
+        },
     )
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -375,6 +468,11 @@ def run(quick: bool) -> list[str]:
         f"{signing['recommend_unsigned']['p50_ms']:.3f} ms unsigned (x{signing['ratio_p50']:.3f} p50, "
         f"x{signing['ratio_p99']:.3f} p99); issuing alone p50 {signing['issue_signed']['p50_ms'] * 1000:.1f} µs "
         f"against {signing['issue_unsigned']['p50_ms'] * 1000:.1f} µs"
+    )
+    lines.append(
+        f"  context policy, a product page of 50 candidates with pair ratios: recommend() p50 "
+        f"{context['context']['p50_ms']:.3f} ms against {context['bayes']['p50_ms']:.3f} ms under bayes "
+        f"(x{context['ratio_p50']:.3f} p50, x{context['ratio_p99']:.3f} p99)"
     )
     lines.append(
         f"  through the stack: p50 {latency['recommendations']['p50_ms']:.1f} ms, p99 "
