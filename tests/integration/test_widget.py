@@ -110,21 +110,28 @@ def shop(stack: RunningStack) -> str:
 
 
 def counters(stack: RunningStack, shop: str, product_id: int | str) -> dict[str, int]:
-    """The product's storefront counters over `counter_days()` (a test may run across midnight UTC)."""
+    """The product's storefront counters over `counter_days()` (a test may run across midnight UTC): its own counter,
+    and its impressions in product pages' widgets, which the page items (`P#{page}`, a number `i{product}` per
+    candidate) hold instead."""
     totals: dict[str, int] = {}
+    dynamodb, table = stack.client("dynamodb"), stack.resource("CountersTable")
     for day in counter_days():
-        item = (
-            stack.client("dynamodb")
-            .get_item(
-                TableName=stack.resource("CountersTable"),
-                Key={"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": str(product_id)}},
-                ConsistentRead=True,
-            )
-            .get("Item", {})
-        )
+        key = f"{shop}#{day.isoformat()}"
+        item = dynamodb.get_item(
+            TableName=table, Key={"pk": {"S": key}, "sk": {"S": str(product_id)}}, ConsistentRead=True
+        ).get("Item", {})
         for name in ("impressions", "clicks", "add_to_carts"):
             if name in item:
                 totals[name] = totals.get(name, 0) + int(item[name]["N"])
+        pages = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :pages)",
+            ExpressionAttributeValues={":pk": {"S": key}, ":pages": {"S": "P#"}},
+            ConsistentRead=True,
+        )["Items"]
+        for page_item in pages:
+            if f"i{product_id}" in page_item:
+                totals["impressions"] = totals.get("impressions", 0) + int(page_item[f"i{product_id}"]["N"])
     return totals
 
 
