@@ -179,14 +179,19 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
 
 def page_item(shop: str, day: date, page: str, candidates: list[str], rng: random.Random) -> dict[str, Any]:
     """A page's item of the day (DynamoDB JSON) as counting and attribution leave it: each candidate's impressions
-    in that page's widget, and its purchases there for a few."""
+    in that page's widget and their exposure, and its purchases there for a few."""
+    from benchmarks.learning_job import MEAN_PLACE_EXPOSURE
+    from reclift.tracking import EXPOSURE_DIGITS
+
     item: dict[str, Any] = {
         "pk": {"S": f"{shop}#{day.isoformat()}"},
         "sk": {"S": f"P#{page}"},
         "expires_at": {"N": str(int(datetime.now(UTC).timestamp()) + 400 * 86_400)},
     }
     for candidate in candidates:
-        item[f"i{candidate}"] = {"N": str(rng.randint(1, 60))}
+        impressions = rng.randint(1, 60)
+        item[f"i{candidate}"] = {"N": str(impressions)}
+        item[f"x{candidate}"] = {"N": str(round(impressions * MEAN_PLACE_EXPOSURE, EXPOSURE_DIGITS))}
         if rng.random() < 0.15:
             item[f"p{candidate}"] = {"N": "1"}
     return item

@@ -34,6 +34,7 @@ from benchmarks.common import (
 )
 from reclift.learning import ProductDay, aggregate, best_sellers, learn, median_price
 from reclift.settings import ShopSettings
+from reclift.tracking import EXPOSURE_DIGITS, exposure
 
 NAME = "learning_job"
 DESCRIPTION = (
@@ -43,6 +44,8 @@ DESCRIPTION = (
 DAYS = 30
 END_TO_END = (1_000, 10_000, 100_000)
 COMPUTE_ONLY = (1_000, 10_000, 100_000)
+# an impression's mean exposure over a 4-place widget's places: (1 + 1/√2 + 1/√3 + 1/2) / 4
+MEAN_PLACE_EXPOSURE = sum(exposure((place,)) for place in range(1, 5)) / 4
 
 
 def counter_rows(products: int, day: date, rng: random.Random) -> list[tuple[str, dict[str, int | str]]]:
@@ -58,6 +61,7 @@ def counter_rows(products: int, day: date, rng: random.Random) -> list[tuple[str
             "purchases": purchases,
             "units": purchases,
             "revenue": f"{purchases * rng.randint(10, 90)}.00",
+            "exposure": str(round(impressions * MEAN_PLACE_EXPOSURE, EXPOSURE_DIGITS)),
         }
         rows.append((str(1_000_000 + index), counts))
     return rows

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import OrderAttribution, Touch, TouchKind, page_purchases
@@ -51,7 +52,7 @@ from reclift.recids import REC_ID_LIFETIME, page_of
 from reclift.rules import MerchantRules
 from reclift.settings import ShopSettings
 from reclift.similarity import Neighbour
-from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
+from reclift.tracking import EXPOSURE_DIGITS, PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_FIELDS = ("impressions", "clicks", "add_to_carts", "purchases", "units", "sold")
 
@@ -112,9 +113,9 @@ class _Shop:
     events: dict[str, dict[str, _StoredEvent]] = field(default_factory=lambda: defaultdict(dict))  # visitor → sk
     by_rec: dict[str, list[_StoredEvent]] = field(default_factory=lambda: defaultdict(list))
     by_customer: dict[str, list[_StoredEvent]] = field(default_factory=lambda: defaultdict(list))
-    counters: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (day, product) → counts
-    # (day, page) → candidate → [impressions, purchases]: the page items
-    page_counts: dict[tuple[str, str], dict[str, list[int]]] = field(default_factory=dict)
+    counters: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (day, product) → counts
+    # the page items: (day, page) → candidate → [impressions, purchases, exposure (None until an impression's)]
+    page_counts: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
     revenue: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     hours: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (day, hour sk) → totals
     shop_days: dict[str, dict[str, Decimal]] = field(default_factory=dict)  # day → orders, attributed …
@@ -202,13 +203,17 @@ class MemoryStore:
         for key, counts in increments.items():
             row = counters.setdefault(key, dict.fromkeys(COUNTER_FIELDS, 0))
             for name, value in counts.as_increments().items():
-                row[name] += value
+                row[name] = row.get(name, 0) + value
 
     def add_pair_counts(self, shop: str, increments: Mapping[tuple[str, str], PageCounts]) -> None:
         page_counts = self._shop(shop).page_counts
         for key, shown in increments.items():
-            for product, count in shown.items():
-                page_counts.setdefault(key, {}).setdefault(product, [0, 0])[0] += count
+            for product, counts in shown.items():
+                if not counts.impressions:
+                    continue
+                cell = page_counts.setdefault(key, {}).setdefault(product, [0, 0, None])
+                cell[0] += counts.impressions
+                cell[2] = (cell[2] or 0) + round(counts.exposure, EXPOSURE_DIGITS)
 
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None:
         row = self._shop(shop).hours.setdefault(hour_key(at, part), defaultdict(int))
@@ -358,7 +363,7 @@ class MemoryStore:
             row["units"] += sum(quantities)
         for page, products in page_purchases(attribution.attributed).items():
             for product in products:  # once per (page, product) and order, on the order's day
-                state.page_counts.setdefault((day.isoformat(), page), {}).setdefault(product, [0, 0])[1] += 1
+                state.page_counts.setdefault((day.isoformat(), page), {}).setdefault(product, [0, 0, None])[1] += 1
         if not attribution.skipped_as_test:
             for product in order.product_ids:  # every order, attributed or not: what best sellers rank by
                 row = state.counters.setdefault((day.isoformat(), product), dict.fromkeys(COUNTER_FIELDS, 0))
@@ -453,16 +458,17 @@ class MemoryStore:
                 yield ProductDay(
                     day=date.fromisoformat(day),
                     product_id=product,
-                    impressions=row["impressions"],
-                    clicks=row["clicks"],
-                    purchases=row["purchases"],
-                    units=row["units"],
+                    impressions=int(row["impressions"]),
+                    clicks=int(row["clicks"]),
+                    purchases=int(row["purchases"]),
+                    units=int(row["units"]),
                     revenue=state.revenue.get((day, product), Decimal(0)),
-                    sold=row["sold"],
+                    sold=int(row["sold"]),
+                    exposure=row.get("exposure"),
                 )
             for page in sorted(pages[day]):
-                for product, (impressions, purchases) in sorted(state.page_counts[(day, page)].items()):
-                    yield PairDay(date.fromisoformat(day), page, product, impressions, purchases)
+                for product, (impressions, purchases, exposure) in sorted(state.page_counts[(day, page)].items()):
+                    yield PairDay(date.fromisoformat(day), page, product, impressions, purchases, exposure)
 
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
         return product_rows(self.counter_days(shop, first_day, last_day))

@@ -327,6 +327,25 @@ def test_given_a_shop_without_views_when_the_job_ran_then_it_has_no_viewed_toget
     assert context.viewed_similar == {}
 
 
+def test_given_a_widget_without_a_page_then_each_product_counter_keeps_its_impressions_exposure(ports: Ports) -> None:
+    """A rec id without a page (issued before pages were signed, or a cart's): its impressions go to the products'
+    counters, each with the exposure of its place in the signed list, whatever places the body claims; a repeat
+    adds nothing."""
+    shop, now = new_shop(), datetime.now(UTC)
+    body = widget_events(shop, "v-1", [A, B, C, D], [], now)
+    body["events"][0]["products"] = [{"product_id": p, "position": 1} for p in (A, B, C, D)]  # all "first"
+    track(ports, shop, body, now)
+    track(ports, shop, body, now + timedelta(seconds=5))
+
+    rows = {row.product_id: row for row in ports.learning.counter_days(shop, now.date(), now.date())}
+    assert {p: (row.impressions, row.exposure) for p, row in rows.items() if isinstance(row, ProductDay)} == {
+        A: (1, 1.0),
+        B: (1, 0.707),
+        C: (1, 0.577),
+        D: (1, 0.5),
+    }
+
+
 def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_same_pairs(ports: Ports) -> None:
     """A widget served on D's page (the page signed in its rec id), sent as if it were on C's page: its impressions
     are counted in D's page item, not in the products' counters; the click on B in B's counter; the order's B (its
@@ -360,8 +379,9 @@ def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_sa
     day = now.date()
     assert rows == sorted(
         [
-            PairDay(day, D, A, impressions=1, purchases=1),
-            PairDay(day, D, B, impressions=1, purchases=1),
+            # A listed first, B second in the signed list: exposure 1 and 1/√2 (to the item's 3 decimals)
+            PairDay(day, D, A, impressions=1, purchases=1, exposure=1.0),
+            PairDay(day, D, B, impressions=1, purchases=1, exposure=0.707),
             ProductDay(day, A, impressions=0, purchases=1, units=2, revenue=Decimal("20.00"), sold=1),
             ProductDay(day, B, impressions=0, clicks=1, purchases=1, units=1, revenue=Decimal("25.00"), sold=1),
         ],

@@ -26,7 +26,9 @@ def envelope(name: str) -> dict[str, Any]:
     return record
 
 
-def impression(products: set[str], *, visitor: str = "v-1", arm: str = "learning") -> dict[str, Any]:
+def impression(
+    products: set[str], *, visitor: str = "v-1", arm: str = "learning", listed: list[str] | None = None
+) -> dict[str, Any]:
     item = EventItem(
         pk=f"{SHOP}#v#{visitor}",
         sk="2026-12-02T10:29:58.000000Z#tag1#impression",
@@ -38,6 +40,7 @@ def impression(products: set[str], *, visitor: str = "v-1", arm: str = "learning
         placement="product",
         arm=arm,
         product_set=products,
+        listed=listed,
         expires_at=AT + timedelta(days=90),
     )
     return item.serialize()
@@ -107,3 +110,15 @@ def test_events_are_grouped_by_shop_in_stream_order() -> None:
     found = new_events([record("INSERT", impression({"1"})), record("INSERT", other), record("INSERT", click("2"))])
     assert [e.product_ids for e in found[SHOP]] == [("1",), ("2",)]
     assert [e.product_ids for e in found["other.myshopify.com"]] == [("9",)]
+
+
+def test_an_impression_that_keeps_its_signed_list_gives_each_added_product_its_place_in_it() -> None:
+    listed = ["113", "111", "112"]
+    new = impression({"111", "112", "113"}, listed=listed)
+    (event,) = new_events([record("MODIFY", new, impression({"111"}, listed=listed))])[SHOP]
+    assert (event.product_ids, event.positions) == (("112", "113"), (3, 1))
+
+
+def test_an_impression_stored_before_it_kept_its_list_has_unknown_places() -> None:
+    (event,) = new_events([record("INSERT", impression({"111", "112"}))])[SHOP]
+    assert event.positions == (0, 0)

@@ -19,12 +19,14 @@ from reclift.tracking import (
     ClickIn,
     EventBatchError,
     ImpressionIn,
+    PairCounts,
     ProductCounts,
     ProfileChange,
     TrackedEvent,
     ViewIn,
     counter_increments,
     counting_increments,
+    exposure,
     parse_event_batch,
     profile_changes,
     prove_events,
@@ -374,12 +376,18 @@ def test_given_events_on_two_days_when_counted_then_increments_merge_per_day_and
     increments = counter_increments(events)
 
     assert increments == {
-        ("2025-04-02", NANO): ProductCounts(impressions=2, clicks=1, add_to_carts=1),
-        ("2025-04-02", TOUCH): ProductCounts(impressions=1),
-        ("2025-04-03", NANO): ProductCounts(impressions=1),
+        # NANO first in both impressions, TOUCH second: exposure 1/√2
+        ("2025-04-02", NANO): ProductCounts(impressions=2, clicks=1, add_to_carts=1, exposure=2.0),
+        ("2025-04-02", TOUCH): ProductCounts(impressions=1, exposure=2.0**-0.5),
+        ("2025-04-03", NANO): ProductCounts(impressions=1, exposure=1.0),
     }
-    assert increments[("2025-04-02", TOUCH)].as_increments() == {"impressions": 1}
-    assert increments[("2025-04-02", NANO)].as_increments() == {"impressions": 2, "clicks": 1, "add_to_carts": 1}
+    assert increments[("2025-04-02", TOUCH)].as_increments() == {"impressions": 1, "exposure": 0.707}
+    assert increments[("2025-04-02", NANO)].as_increments() == {
+        "impressions": 2,
+        "clicks": 1,
+        "add_to_carts": 1,
+        "exposure": 2.0,
+    }
 
 
 def test_given_only_views_when_counted_then_there_are_no_increments() -> None:
@@ -505,10 +513,49 @@ def test_given_paged_and_unpaged_events_when_counted_then_page_impressions_go_to
 
     increments = counting_increments(events)
 
-    assert increments.pages == {("2025-04-02", PAGE): {NANO: 1, TOUCH: 2}, ("2025-04-03", PAGE): {NANO: 1}}
+    assert increments.pages == {
+        ("2025-04-02", PAGE): {NANO: PairCounts(1, 1.0), TOUCH: PairCounts(2, 2.0)},
+        ("2025-04-03", PAGE): {NANO: PairCounts(1, 1.0)},
+    }
     assert increments.products == {
         ("2025-04-02", TOUCH): ProductCounts(clicks=1, add_to_carts=1),
-        ("2025-04-02", NANO): ProductCounts(impressions=1),
+        ("2025-04-02", NANO): ProductCounts(impressions=1, exposure=1.0),
     }
     assert increments.impressions == 5
     assert counter_increments(events)[("2025-04-02", TOUCH)].impressions == 2  # what a request reports as shown
+
+
+def test_given_forged_positions_when_proven_then_each_product_counts_at_its_place_in_the_signed_list() -> None:
+    """The attack: the browser claims the second product was shown first (and the first last), to have it credited
+    with a first place's exposure. The rec id's digest signs the list in its order: the places are taken from it."""
+    rec = _paged_rec()  # lists TOUCH, then NANO
+    forged = [{"product_id": NANO, "position": 1}, {"product_id": TOUCH, "position": 9}]
+    batch = parse_event_batch({"events": [impression(products=forged, **rec), click(product_id=NANO, **rec)]})
+
+    proof = prove_events(batch, shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS)
+
+    assert {(e.type, e.product_ids, e.positions) for e in proof.events} == {
+        ("impression", (NANO,), (2,)),
+        ("impression", (TOUCH,), (1,)),
+        ("click", (NANO,), (2,)),
+    }
+    assert {e.listed for e in proof.events} == {(TOUCH, NANO)}
+    pages = counting_increments(proof.events).pages
+    assert pages == {("2025-04-02", PAGE): {TOUCH: PairCounts(1, 1.0), NANO: PairCounts(1, 2.0**-0.5)}}
+
+
+def test_given_a_list_reordered_in_the_body_when_proven_then_the_rec_id_does_not_verify() -> None:
+    """Reordering `rec_products` itself (to move a product up) breaks the digest: nothing is counted."""
+    rec = _paged_rec()
+    batch = parse_event_batch({"events": [impression(rec_id=rec["rec_id"], rec_products=[NANO, TOUCH])]})
+
+    assert prove_events(batch, shop=SHOP, customer_id=None, at=AT, rec_ids=REC_IDS).events == []
+
+
+@pytest.mark.parametrize(
+    ("places", "expected"), [((1,), 1.0), ((4,), 0.5), ((1, 2, 3, 4), 1 + 2**-0.5 + 3**-0.5 + 0.5), ((0,), 1.0)]
+)
+def test_exposure_is_one_at_the_first_place_and_falls_as_one_over_the_root_of_the_place(
+    places: tuple[int, ...], expected: float
+) -> None:
+    assert exposure(places) == pytest.approx(expected)

@@ -45,12 +45,18 @@ Pair = tuple[str, str]  # (page product, candidate)
 
 @dataclass
 class PairWindow:
-    """A pair's counts over the learning window: raw (for fitting) and decayed by age (for its posterior)."""
+    """A pair's counts over the learning window: raw (for fitting) and decayed by age (for its posterior); what it
+    predicts rests on the impressions' exposure (`PairDay.exposed`), as a product's posterior does."""
 
     impressions: int = 0
     purchases: int = 0
-    decayed_impressions: float = 0.0
+    decayed_impressions: float = 0.0  # the exposure, decayed
     decayed_purchases: float = 0.0
+    exposure: float = -1.0  # negative: the impressions themselves (a window not built by `aggregate_pairs`)
+
+    def __post_init__(self) -> None:
+        if self.exposure < 0:
+            self.exposure = float(self.impressions)
 
 
 def aggregate_pairs(
@@ -67,7 +73,8 @@ def aggregate_pairs(
         window = windows.setdefault((row.page_id, row.product_id), PairWindow())
         window.impressions += row.impressions
         window.purchases += row.purchases
-        window.decayed_impressions += weight * row.impressions
+        window.exposure += row.exposed
+        window.decayed_impressions += weight * row.exposed
         window.decayed_purchases += weight * row.purchases
     return windows
 
@@ -201,10 +208,10 @@ def fit_context(
             continue
         similarity = similarities.get(page, {}).get(product)
         if similarity is not None and any(value > 0 for value in similarity):
-            related.append((similarity, window.purchases, window.impressions * mean))
+            related.append((similarity, window.purchases, window.exposure * mean))
         else:
             unrelated_bought += window.purchases
-            unrelated_predicted += window.impressions * mean
+            unrelated_predicted += window.exposure * mean
     floors, highs, centres = [], [], []
     for source in range(SOURCES):
         listed = [similarity[source] for similarity, _, _ in related if similarity[source] > 0]
@@ -221,7 +228,7 @@ def fit_context(
         unrelated=_ratio(unrelated_bought, unrelated_predicted),
     )
     counts = [
-        (window.purchases, window.impressions * mean * prior.ratio(similarities.get(page, {}).get(product)))
+        (window.purchases, window.exposure * mean * prior.ratio(similarities.get(page, {}).get(product)))
         for (page, product), window in windows.items()
         if (mean := means.get(product)) is not None and window.impressions > 0
     ]

@@ -40,6 +40,13 @@ class ProductDay:
     units: int = 0
     revenue: Decimal = Decimal(0)
     sold: int = 0  # the day's orders containing the product, attributed or not
+    # what the impressions are worth as evidence of the product's own rate, each weighed by its place in the widget
+    # (reclift.tracking.exposure); None (counters from before it was counted): the impressions themselves
+    exposure: float | None = None
+
+    @property
+    def exposed(self) -> float:
+        return self.impressions if self.exposure is None else self.exposure
 
 
 @dataclass(frozen=True)
@@ -53,22 +60,35 @@ class PairDay:
     product_id: str
     impressions: int = 0
     purchases: int = 0
+    exposure: float | None = None  # as ProductDay's
+
+    @property
+    def exposed(self) -> float:
+        return self.impressions if self.exposure is None else self.exposure
 
 
 CounterDay = ProductDay | PairDay
 
 
 def product_rows(rows: Iterable[CounterDay]) -> Iterator[ProductDay]:
-    """The product counters of a window, a pair's impressions counted as its candidate's (a product-page impression
-    is stored in its page's item only); a pair's purchases are already in its product's counters."""
+    """The product counters of a window, a pair's impressions (and their exposure) counted as its candidate's (a
+    product-page impression is stored in its page's item only); a pair's purchases are already in its product's
+    counters."""
     for row in rows:
-        yield row if isinstance(row, ProductDay) else ProductDay(row.day, row.product_id, impressions=row.impressions)
+        yield (
+            row
+            if isinstance(row, ProductDay)
+            else ProductDay(row.day, row.product_id, impressions=row.impressions, exposure=row.exposure)
+        )
 
 
 @dataclass
 class ProductWindow:
     """A product's counts over the learning window: raw, decayed by age for the posterior, and those of the last
-    `recent_days` alone (for exploration and for telling a changed CVR from an unlucky week)."""
+    `recent_days` alone (for exploration and for telling a changed CVR from an unlucky week). The posteriors rest on
+    exposure (`ProductDay.exposed`: the impressions weighed by their places), so that a product shown in the last
+    places is not taken to sell worse than one shown first; what is reported (impressions, CVR) and the minimum
+    impressions rest on the impressions themselves."""
 
     product_id: str
     impressions: int = 0
@@ -76,11 +96,19 @@ class ProductWindow:
     purchases: int = 0
     units: int = 0
     revenue: Decimal = field(default_factory=Decimal)
-    decayed_impressions: float = 0.0
+    exposure: float = -1.0  # negative: the impressions themselves (a window not built by `aggregate`)
+    decayed_impressions: float = 0.0  # the exposure, decayed
     decayed_purchases: float = 0.0
     recent_impressions: int = 0
+    recent_exposure: float = -1.0  # negative: the recent impressions themselves
     recent_purchases: int = 0
     sold: int = 0  # orders containing the product over the window, attributed or not (raw)
+
+    def __post_init__(self) -> None:
+        if self.exposure < 0:
+            self.exposure = float(self.impressions)
+        if self.recent_exposure < 0:
+            self.recent_exposure = float(self.recent_impressions)
 
     @property
     def ctr(self) -> float:
@@ -120,10 +148,12 @@ def aggregate(
         window.units += row.units
         window.revenue += row.revenue
         window.sold += row.sold
-        window.decayed_impressions += weight * row.impressions
+        window.exposure += row.exposed
+        window.decayed_impressions += weight * row.exposed
         window.decayed_purchases += weight * row.purchases
         if age < recent_days:
             window.recent_impressions += row.impressions
+            window.recent_exposure += row.exposed
             window.recent_purchases += row.purchases
     return windows
 
@@ -149,14 +179,14 @@ def fit_prior(windows: Iterable[ProductWindow], *, min_strength: float, max_stre
     binomial noise of each estimate (pooled × (1 − pooled) per product); what remains after removing the noise is
     the true spread, and strength = m(1 − m) / spread − 1, clipped so one lucky or unlucky week cannot decide.
     """
-    observed = [w for w in windows if w.impressions > 0]
-    total_impressions = sum(w.impressions for w in observed)
+    observed = [w for w in windows if w.exposure > 0]
+    total_impressions = sum(w.exposure for w in observed)
     total_purchases = sum(w.purchases for w in observed)
     if total_impressions == 0 or total_purchases == 0:
         mean = DEFAULT_PRIOR_MEAN
         return Prior(alpha=mean * max_strength, beta=(1 - mean) * max_strength)
     mean = min(total_purchases / total_impressions, 0.5)
-    weighted_spread = sum(w.impressions * (w.purchases / w.impressions - mean) ** 2 for w in observed)
+    weighted_spread = sum(w.exposure * (w.purchases / w.exposure - mean) ** 2 for w in observed)
     true_spread = (weighted_spread - len(observed) * mean * (1 - mean)) / total_impressions
     strength = max_strength if true_spread <= 0 else mean * (1 - mean) / true_spread - 1
     strength = min(max(strength, min_strength), max_strength)
@@ -244,6 +274,11 @@ class Evidence:
     beta: float
     impressions: int
     changed: bool
+    exposure: float = -1.0  # what the minimum impressions apply to; negative: the impressions themselves
+
+    def __post_init__(self) -> None:
+        if self.exposure < 0:
+            object.__setattr__(self, "exposure", float(self.impressions))
 
 
 def _beta_of(prior: Prior, purchases: float, impressions: float) -> tuple[float, float]:
@@ -255,14 +290,16 @@ def evidence(window: ProductWindow, prior: Prior, settings: ShopSettings) -> Evi
     """The posterior over the decayed window; but when the last explore_window_days contradict the days before them
     with change_confidence (P(recent CVR > older CVR) at least that, or at most 1 − that, each judged on its raw
     counts under the shop prior), the CVR has changed and the older days are dropped: the recent ones alone."""
-    older_impressions = window.impressions - window.recent_impressions
-    if settings.change_confidence < 1.0 and window.recent_impressions > 0 and older_impressions > 0:
-        recent = _beta_of(prior, window.recent_purchases, window.recent_impressions)
-        older = _beta_of(prior, window.purchases - window.recent_purchases, older_impressions)
+    older_exposure = window.exposure - window.recent_exposure
+    if settings.change_confidence < 1.0 and window.recent_exposure > 0 and older_exposure > 0:
+        recent = _beta_of(prior, window.recent_purchases, window.recent_exposure)
+        older = _beta_of(prior, window.purchases - window.recent_purchases, older_exposure)
         if _changed(recent, older, settings.change_confidence):
-            return Evidence(*recent, impressions=window.recent_impressions, changed=True)
+            return Evidence(
+                *recent, impressions=window.recent_impressions, changed=True, exposure=window.recent_exposure
+            )
     alpha, beta = _beta_of(prior, window.decayed_purchases, window.decayed_impressions)
-    return Evidence(alpha, beta, impressions=window.impressions, changed=False)
+    return Evidence(alpha, beta, impressions=window.impressions, changed=False, exposure=window.exposure)
 
 
 def _seed(window: ProductWindow, settings: ShopSettings, prior: Prior, posterior: Evidence) -> tuple[float, bool, str]:
@@ -284,7 +321,9 @@ def _bayes(window: ProductWindow, settings: ShopSettings, prior: Prior, posterio
     confidence = 1.0 - beta_cdf(prior.mean, alpha, beta)
     below = beta_cdf(settings.blacklist_cvr, alpha, beta)
     basis = f" (CVR changed: the last {settings.explore_window_days} days alone)" if posterior.changed else ""
-    if posterior.impressions >= settings.min_impressions and below >= settings.blacklist_confidence:
+    # The minimum applies to exposure: impressions in the last places, where a product sells less wherever it is
+    # good, count for less of it.
+    if posterior.exposure >= settings.min_impressions and below >= settings.blacklist_confidence:
         return (
             confidence,
             True,
@@ -309,7 +348,7 @@ def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple
             )
         )
         confidence, blacklisted, reason = judge(window, settings, prior, posterior)
-        explore_alpha, explore_beta = _beta_of(prior, window.recent_purchases, window.recent_impressions)
+        explore_alpha, explore_beta = _beta_of(prior, window.recent_purchases, window.recent_exposure)
         performance[product_id] = Performance(
             product_id=product_id,
             impressions=window.impressions,

@@ -24,7 +24,7 @@ class ShopSettings(BaseModel):
     holdout_share: float = Field(default=0.1, ge=0.0, le=0.5)
     # learning (DESIGN.md §3)
     learning_window_days: int = Field(default=30, ge=7, le=90)
-    min_impressions: int = Field(default=100, ge=1, le=1_000_000)
+    min_impressions: int = Field(default=100, ge=1, le=1_000_000)  # bayes: of exposure (reclift.tracking.exposure)
     blacklist_cvr: float = Field(default=0.005, ge=0.0, le=0.5)
     boost_cvr: float = Field(default=0.02, ge=0.0, le=1.0)
     # seed policy at serving time: × boost_multiplier above boost_confidence, × penalty_multiplier below

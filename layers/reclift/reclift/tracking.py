@@ -110,7 +110,10 @@ def parse_event_batch(body: Any) -> EventBatchIn:
 class TrackedEvent:
     """An event as stored: the server's time, the customer only as the app proxy signed it. A proven recommendation
     event is about one product and carries what its verified rec id says (`arm`, `issued_at`, `rec_tag`, and as
-    `source_product_id` its signed page); its id is `{rec_tag}.{type}.{product}`, the same for every copy of it."""
+    `source_product_id` its signed page); its id is `{rec_tag}.{type}.{product}`, the same for every copy of it.
+    Its `positions` are its products' places in the list its rec id signs (1 = first; 0 = unknown), never the ones
+    the browser sends, and `listed` that list, which an impression keeps so that counting can read the places back
+    from the events table's stream."""
 
     event_id: str
     type: str
@@ -125,6 +128,7 @@ class TrackedEvent:
     arm: Arm | None = None
     issued_at: datetime | None = None
     rec_tag: str | None = None
+    listed: tuple[str, ...] = ()
 
     @property
     def is_recommendation_event(self) -> bool:
@@ -179,14 +183,13 @@ def prove_events(
         issued = rec_ids.proven(event.rec_id, shop=shop, visitor_id=event.visitor_id, listed=event.rec_products, now=at)
         if issued is None:
             continue
-        listed = set(event.rec_products)
-        if isinstance(event, ImpressionIn):
-            shown = [(item.product_id, item.position) for item in event.products]
-        else:
-            shown = [(event.product_id, event.position)]
-        for product, position in shown:
+        # The list the rec id's digest signs, in its order: a product's place is its place there, whatever the
+        # body's `position` says.
+        places = {product: place for place, product in enumerate(event.rec_products, start=1)}
+        shown = [item.product_id for item in event.products] if isinstance(event, ImpressionIn) else [event.product_id]
+        for product in shown:
             event_id = f"{issued.tag}.{event.type}.{product}"
-            if product not in listed or event_id in taken or len(events) >= MAX_COUNTED_PER_REQUEST:
+            if product not in places or event_id in taken or len(events) >= MAX_COUNTED_PER_REQUEST:
                 continue
             taken.add(event_id)
             events.append(
@@ -200,14 +203,29 @@ def prove_events(
                     placement=issued.placement,
                     source_product_id=issued.page,  # the signed page; the body's `source_product_id` is ignored
                     product_ids=(product,),
-                    positions=(position,),
+                    positions=(places[product],),
                     arm=issued.arm,
                     issued_at=issued.issued_at,
                     rec_tag=issued.tag,
+                    listed=tuple(event.rec_products),
                 )
             )
             sources.append(index)
     return ProvenBatch(received=len(batch.events), events=events, sources=sources, views=views)
+
+
+# Shoppers look at a widget's first places more than its last (the examination hypothesis, NOTES-learning.md §3.5):
+# an impression in place k is k^−POSITION_EXPONENT of an impression's exposure to the product's own rate, 1/√k.
+# Learning rests its posteriors on exposure, so a product shown in the last places (where exploration puts what it
+# tries) is not judged as if it sold worse. The curve is fixed, not estimated from the shop's own clicks: that needs
+# randomised swaps of places, which the widget does not make.
+POSITION_EXPONENT = 0.5
+EXPOSURE_DIGITS = 3  # an increment's exposure is rounded to this many decimals (a short number in the item)
+
+
+def exposure(positions: Iterable[int]) -> float:
+    """The exposure of impressions in these places (0 = unknown: counted as the first place)."""
+    return float(sum(max(position, 1) ** -POSITION_EXPONENT for position in positions))
 
 
 @dataclass
@@ -215,9 +233,22 @@ class ProductCounts:
     impressions: int = 0
     clicks: int = 0
     add_to_carts: int = 0
+    exposure: float = 0.0
 
-    def as_increments(self) -> dict[str, int]:
-        return {name: value for name, value in vars(self).items() if value}
+    def as_increments(self) -> dict[str, int | float]:
+        return {
+            name: round(value, EXPOSURE_DIGITS) if name == "exposure" else value
+            for name, value in vars(self).items()
+            if value
+        }
+
+
+@dataclass
+class PairCounts:
+    """A candidate's impressions in the widget of one page, and their exposure."""
+
+    impressions: int = 0
+    exposure: float = 0.0
 
 
 def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], ProductCounts]:
@@ -225,9 +256,11 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
     counts: dict[tuple[str, str], ProductCounts] = defaultdict(ProductCounts)
     for event in events:
         day = event.at.date().isoformat()
-        for product in event.product_ids:
+        places = event.positions or (0,) * len(event.product_ids)
+        for product, place in zip(event.product_ids, places, strict=True):
             if event.type == "impression":
                 counts[(day, product)].impressions += 1
+                counts[(day, product)].exposure += exposure((place,))
             elif event.type == "click":
                 counts[(day, product)].clicks += 1
             elif event.type == "add_to_cart":
@@ -235,7 +268,7 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
     return dict(counts)
 
 
-PageCounts = dict[str, int]  # candidate → impressions in the widget of one page
+PageCounts = dict[str, PairCounts]  # candidate → its counts in the widget of one page
 
 
 @dataclass(frozen=True)
@@ -250,21 +283,24 @@ class CounterIncrements:
     @property
     def impressions(self) -> int:
         return sum(c.impressions for c in self.products.values()) + sum(
-            n for shown in self.pages.values() for n in shown.values()
+            counts.impressions for shown in self.pages.values() for counts in shown.values()
         )
 
 
 def counting_increments(events: Iterable[TrackedEvent]) -> CounterIncrements:
     """What the events add to the counters, merged so that each counter and each page item is written once."""
-    pages: dict[tuple[str, str], PageCounts] = defaultdict(lambda: defaultdict(int))
+    pages: dict[tuple[str, str], PageCounts] = defaultdict(lambda: defaultdict(PairCounts))
     unpaged: list[TrackedEvent] = []
     for event in events:
         page = event.page if event.type == "impression" else None
         if page is None:
             unpaged.append(event)
             continue
-        for product in event.product_ids:
-            pages[(event.at.date().isoformat(), page)][product] += 1
+        places = event.positions or (0,) * len(event.product_ids)
+        for product, place in zip(event.product_ids, places, strict=True):
+            counts = pages[(event.at.date().isoformat(), page)][product]
+            counts.impressions += 1
+            counts.exposure += exposure((place,))
     return CounterIncrements(
         products=counter_increments(unpaged), pages={key: dict(shown) for key, shown in pages.items()}
     )

@@ -1,6 +1,7 @@
 """The events table's stream records, read back as the events they add: for an impression item, the products its
-update added to the set (new image less old); for a click or add-to-cart item, the item when inserted. Removals
-(TTL expiry, erasure) and rewrites that add nothing are not events."""
+update added to the set (new image less old), each at its place in the list the rec id signed (`listed`; 0 for an
+item stored before it kept one); for a click or add-to-cart item, the item when inserted. Removals (TTL expiry,
+erasure) and rewrites that add nothing are not events."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def new_events(records: Iterable[Mapping[str, Any]]) -> dict[str, list[TrackedEv
             continue
         item = EventItem.from_raw_data(dict(new))
         shop = item.pk[: item.pk.index(VISITOR_KEY)]
+        places = {product: place for place, product in enumerate(item.listed or [], start=1)}
         found[shop].append(
             TrackedEvent(
                 event_id=item.event_id,
@@ -57,7 +59,7 @@ def new_events(records: Iterable[Mapping[str, Any]]) -> dict[str, list[TrackedEv
                 placement=item.placement,
                 source_product_id=item.source_product_id,
                 product_ids=tuple(added),
-                positions=(),
+                positions=tuple(places.get(product, 0) for product in added),
                 arm=_arm(item.arm),
             )
         )

@@ -17,7 +17,7 @@ from reclift.context import ContextPrior, Similarity, page_similarities
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import neighbours_from_json, similarity_sk
-from reclift.data.store import PAGE_PREFIX, PAIR_IMPRESSIONS, PAIR_PURCHASES, StoreError, day_key
+from reclift.data.store import PAGE_PREFIX, PAIR_EXPOSURE, PAIR_IMPRESSIONS, PAIR_PURCHASES, StoreError, day_key
 from reclift.learning import CounterDay, PairDay, Performance, Prior, ProductDay, product_rows
 from reclift.ranking import Candidate, best_seller_candidates
 
@@ -282,17 +282,25 @@ def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
             units=int(item.units),
             revenue=item.revenue,
             sold=int(item.sold),
+            exposure=None if item.exposure is None else float(item.exposure),
         )
         return
-    pairs: dict[str, list[int]] = {}
+    pairs: dict[str, list[float | None]] = {}  # candidate → [impressions, purchases, exposure]
+    slots = {PAIR_IMPRESSIONS: 0, PAIR_PURCHASES: 1, PAIR_EXPOSURE: 2}
     for name, value in raw.items():
         kind, product = name[:1], name[1:]
-        if kind in (PAIR_IMPRESSIONS, PAIR_PURCHASES) and product.isdigit() and "N" in value:
-            counts = pairs.setdefault(product, [0, 0])
-            counts[1 if kind == PAIR_PURCHASES else 0] += int(value["N"])
+        if kind in slots and product.isdigit() and "N" in value:
+            pairs.setdefault(product, [0, 0, None])[slots[kind]] = float(value["N"])
     page = sk.removeprefix(PAGE_PREFIX)
-    for product, (impressions, purchases) in sorted(pairs.items()):
-        yield PairDay(day=day, page_id=page, product_id=product, impressions=impressions, purchases=purchases)
+    for product, (impressions, purchases, exposure) in sorted(pairs.items()):
+        yield PairDay(
+            day=day,
+            page_id=page,
+            product_id=product,
+            impressions=int(impressions or 0),
+            purchases=int(purchases or 0),
+            exposure=exposure,
+        )
 
 
 def model_from_item(item: LearningItem) -> LearnedModel:

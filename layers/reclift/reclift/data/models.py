@@ -118,6 +118,8 @@ class EventItem(Model):
     source_product_id = UnicodeAttribute(null=True)
     product_ids = ListAttribute[str](default=list)
     positions = ListAttribute[int](default=list)
+    # an impression item's: the products its rec id listed, in their signed order (their places, for counting)
+    listed = ListAttribute[str](null=True)
     product_set = UnicodeSetAttribute(null=True)  # an impression's products, as sets: `ADD` merges, duplicates vanish
     expires_at = TTLAttribute()
 
@@ -143,6 +145,8 @@ class CounterItem(Model):
     pk = UnicodeAttribute(hash_key=True)  # {shop}#{YYYY-MM-DD}
     sk = UnicodeAttribute(range_key=True)
     impressions = NumberAttribute(default=0)
+    # product items: the impressions' exposure (reclift.tracking.exposure); absent in items counted before it
+    exposure = NumberAttribute(null=True)
     clicks = NumberAttribute(default=0)
     add_to_carts = NumberAttribute(default=0)
     purchases = NumberAttribute(default=0)

@@ -71,7 +71,7 @@ from reclift.roi_totals import (
 )
 from reclift.rules import MerchantRules, stored_form, stored_rules
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
-from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
+from reclift.tracking import EXPOSURE_DIGITS, PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
 SHOP_COUNTER = "_shop"
@@ -82,6 +82,7 @@ SHOP_COUNTER = "_shop"
 PAGE_PREFIX = "P#"
 PAIR_IMPRESSIONS = "i"
 PAIR_PURCHASES = "p"
+PAIR_EXPOSURE = "x"  # the impressions' exposure (reclift.tracking.exposure); absent in items counted before it
 # A transaction holds at most 100 actions: a marker, per line an attribution, a counter and the ROI's product day and
 # month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
 LINES_PER_TRANSACTION = 23
@@ -168,7 +169,8 @@ def page_sk(page: str) -> str:
 
 
 def pair_counter(kind: str, product: str) -> NumberAttribute:
-    """The page item's number of `kind` (PAIR_IMPRESSIONS or PAIR_PURCHASES) for the candidate `product`."""
+    """The page item's number of `kind` (PAIR_IMPRESSIONS, PAIR_EXPOSURE or PAIR_PURCHASES) for the candidate
+    `product`."""
     return NumberAttribute(attr_name=f"{kind}{product}")
 
 
@@ -430,15 +432,19 @@ class DynamoStore:
             raise StoreError(f"updating counters failed: {exc.msg}") from exc
 
     def add_pair_counts(self, shop: str, increments: Mapping[tuple[str, str], PageCounts]) -> None:
-        """Add each (day, page)'s impressions per candidate to the page's item: one UpdateItem per page and day,
-        whatever the number of candidates (its write units grow with the item's size, 1 KB a unit)."""
+        """Add each (day, page)'s impressions and their exposure per candidate to the page's item: one UpdateItem per
+        page and day, whatever the number of candidates (its write units grow with the item's size, 1 KB a unit)."""
         expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
         try:
             for (day, page), shown in sorted(increments.items()):
                 actions: list[Any] = [
-                    pair_counter(PAIR_IMPRESSIONS, product).add(count)
-                    for product, count in sorted(shown.items())
-                    if count
+                    pair_counter(kind, product).add(value)
+                    for product, counts in sorted(shown.items())
+                    if counts.impressions
+                    for kind, value in (
+                        (PAIR_IMPRESSIONS, counts.impressions),
+                        (PAIR_EXPOSURE, round(counts.exposure, EXPOSURE_DIGITS)),
+                    )
                 ]
                 if actions:
                     CounterItem(day_key(shop, day), page_sk(page)).update(
@@ -848,6 +854,7 @@ def _event_item(shop: str, event: TrackedEvent, *, sk: str | None = None) -> Eve
         source_product_id=event.source_product_id,
         product_ids=list(event.product_ids),
         positions=list(event.positions),
+        listed=list(event.listed) or None,
         expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
     )
 
@@ -873,6 +880,7 @@ def _add_impression(shop: str, group: Sequence[TrackedEvent]) -> list[TrackedEve
             (EventItem.placement, item.placement),
             (EventItem.arm, item.arm),
             (EventItem.source_product_id, item.source_product_id),
+            (EventItem.listed, item.listed),
             (EventItem.expires_at, item.expires_at),
         )
         if value is not None
