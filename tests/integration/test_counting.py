@@ -130,3 +130,20 @@ def test_a_product_pages_impressions_are_counted_in_its_page_item_and_clicks_in_
     }
     hour = f"{HOUR_COUNTER}{datetime.now(UTC).hour:02d}#e"
     assert found[hour]["impressions"] == 6
+
+
+def test_a_busy_pages_batch_of_hundreds_of_candidates_is_counted_whole(aws: EmulatedAws) -> None:
+    """A popular page's counting batch can hold hundreds of distinct candidates; one update of them all would pass
+    DynamoDB's 4 KB limit on an update expression (its attribute names counted in full: two of some 14 characters a
+    candidate): the item is updated in chunks, and every candidate's impressions and exposure are there."""
+    shop = new_shop()
+    process_stream(aws, "CountingFunction")
+    candidates = [str(7_000_000_000_000 + n) for n in range(400)]  # Shopify's ids: 13 digits
+    for request in range(100):
+        products = candidates[request * 4 : request * 4 + 4]
+        post(aws, shop, [impression(f"v-{request}", products, shown(shop, f"v-{request}", products, page="30"))])
+    process_stream(aws, "CountingFunction")
+
+    found = counters(aws, shop)["P#30"]
+    assert {name for name in found if name.startswith("i")} == {f"i{c}" for c in candidates}
+    assert {float(found[f"x{c}"]) for c in candidates} == {1.0, 0.707, 0.577, 0.5}

@@ -83,6 +83,9 @@ PAGE_PREFIX = "P#"
 PAIR_IMPRESSIONS = "i"
 PAIR_PURCHASES = "p"
 PAIR_EXPOSURE = "x"  # the impressions' exposure (reclift.tracking.exposure); absent in items counted before it
+# candidates per UpdateItem of a page item: two ADD actions each, some 50 bytes of the 4 KB an update expression may
+# take (its attribute names counted in full, `i` or `x` and a 13-digit product id)
+PAGE_UPDATE_CANDIDATES = 40
 # A transaction holds at most 100 actions: a marker, per line an attribution, a counter and the ROI's product day and
 # month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
 LINES_PER_TRANSACTION = 23
@@ -437,16 +440,17 @@ class DynamoStore:
         expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
         try:
             for (day, page), shown in sorted(increments.items()):
-                actions: list[Any] = [
-                    pair_counter(kind, product).add(value)
-                    for product, counts in sorted(shown.items())
-                    if counts.impressions
-                    for kind, value in (
-                        (PAIR_IMPRESSIONS, counts.impressions),
-                        (PAIR_EXPOSURE, round(counts.exposure, EXPOSURE_DIGITS)),
-                    )
-                ]
-                if actions:
+                counted = [(product, counts) for product, counts in sorted(shown.items()) if counts.impressions]
+                # An update expression holds at most 4 KB: a busy page's batch updates its item in chunks.
+                for start in range(0, len(counted), PAGE_UPDATE_CANDIDATES):
+                    actions: list[Any] = [
+                        pair_counter(kind, product).add(value)
+                        for product, counts in counted[start : start + PAGE_UPDATE_CANDIDATES]
+                        for kind, value in (
+                            (PAIR_IMPRESSIONS, counts.impressions),
+                            (PAIR_EXPOSURE, round(counts.exposure, EXPOSURE_DIGITS)),
+                        )
+                    ]
                     CounterItem(day_key(shop, day), page_sk(page)).update(
                         actions=[*actions, CounterItem.expires_at.set(expires)]
                     )
