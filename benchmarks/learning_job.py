@@ -45,7 +45,7 @@ DAYS = 30
 END_TO_END = (1_000, 10_000, 100_000)
 COMPUTE_ONLY = (1_000, 10_000, 100_000)
 # an impression's mean exposure over a 4-place widget's places: (1 + 1/√2 + 1/√3 + 1/2) / 4
-MEAN_PLACE_EXPOSURE = sum(exposure((place,)) for place in range(1, 5)) / 4
+MEAN_PLACE_EXPOSURE = sum(exposure(place) for place in range(1, 5)) / 4
 
 
 def counter_rows(products: int, day: date, rng: random.Random) -> list[tuple[str, dict[str, int | str]]]:

@@ -52,7 +52,7 @@ from reclift.recids import REC_ID_LIFETIME, page_of
 from reclift.rules import MerchantRules
 from reclift.settings import ShopSettings
 from reclift.similarity import Neighbour
-from reclift.tracking import EXPOSURE_DIGITS, PageCounts, ProductCounts, ProfileChange, TrackedEvent
+from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_FIELDS = ("impressions", "clicks", "add_to_carts", "purchases", "units", "sold")
 
@@ -213,7 +213,7 @@ class MemoryStore:
                     continue
                 cell = page_counts.setdefault(key, {}).setdefault(product, [0, 0, None])
                 cell[0] += counts.impressions
-                cell[2] = (cell[2] or 0) + round(counts.exposure, EXPOSURE_DIGITS)
+                cell[2] = (cell[2] or 0) + counts.exposure
 
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None:
         row = self._shop(shop).hours.setdefault(hour_key(at, part), defaultdict(int))

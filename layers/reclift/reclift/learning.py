@@ -274,11 +274,7 @@ class Evidence:
     beta: float
     impressions: int
     changed: bool
-    exposure: float = -1.0  # what the minimum impressions apply to; negative: the impressions themselves
-
-    def __post_init__(self) -> None:
-        if self.exposure < 0:
-            object.__setattr__(self, "exposure", float(self.impressions))
+    exposure: float  # what the minimum impressions apply to under bayes
 
 
 def _beta_of(prior: Prior, purchases: float, impressions: float) -> tuple[float, float]:
@@ -344,7 +340,10 @@ def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple
             evidence(window, prior, settings)
             if settings.policy != "seed"
             else Evidence(
-                *_beta_of(prior, window.decayed_purchases, window.decayed_impressions), window.impressions, False
+                *_beta_of(prior, window.decayed_purchases, window.decayed_impressions),
+                impressions=window.impressions,
+                changed=False,
+                exposure=window.exposure,
             )
         )
         confidence, blacklisted, reason = judge(window, settings, prior, posterior)

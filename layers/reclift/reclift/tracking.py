@@ -131,6 +131,11 @@ class TrackedEvent:
     listed: tuple[str, ...] = ()
 
     @property
+    def places(self) -> tuple[int, ...]:
+        """Each product's place (0 where unknown: a view, or an item stored before it kept its list)."""
+        return self.positions or (0,) * len(self.product_ids)
+
+    @property
     def is_recommendation_event(self) -> bool:
         return self.type != "view"
 
@@ -220,12 +225,12 @@ def prove_events(
 # tries) is not judged as if it sold worse. The curve is fixed, not estimated from the shop's own clicks: that needs
 # randomised swaps of places, which the widget does not make.
 POSITION_EXPONENT = 0.5
-EXPOSURE_DIGITS = 3  # an increment's exposure is rounded to this many decimals (a short number in the item)
+EXPOSURE_DIGITS = 3  # a counting batch's exposure is rounded to this many decimals (a short number in the item)
 
 
-def exposure(positions: Iterable[int]) -> float:
-    """The exposure of impressions in these places (0 = unknown: counted as the first place)."""
-    return float(sum(max(position, 1) ** -POSITION_EXPONENT for position in positions))
+def exposure(place: int) -> float:
+    """The exposure of an impression in this place (0 = unknown: counted as the first place)."""
+    return float(max(place, 1) ** -POSITION_EXPONENT)
 
 
 @dataclass
@@ -236,11 +241,7 @@ class ProductCounts:
     exposure: float = 0.0
 
     def as_increments(self) -> dict[str, int | float]:
-        return {
-            name: round(value, EXPOSURE_DIGITS) if name == "exposure" else value
-            for name, value in vars(self).items()
-            if value
-        }
+        return {name: value for name, value in vars(self).items() if value}
 
 
 @dataclass
@@ -256,15 +257,16 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
     counts: dict[tuple[str, str], ProductCounts] = defaultdict(ProductCounts)
     for event in events:
         day = event.at.date().isoformat()
-        places = event.positions or (0,) * len(event.product_ids)
-        for product, place in zip(event.product_ids, places, strict=True):
+        for product, place in zip(event.product_ids, event.places, strict=True):
             if event.type == "impression":
                 counts[(day, product)].impressions += 1
-                counts[(day, product)].exposure += exposure((place,))
+                counts[(day, product)].exposure += exposure(place)
             elif event.type == "click":
                 counts[(day, product)].clicks += 1
             elif event.type == "add_to_cart":
                 counts[(day, product)].add_to_carts += 1
+    for total in counts.values():
+        total.exposure = round(total.exposure, EXPOSURE_DIGITS)
     return dict(counts)
 
 
@@ -296,11 +298,13 @@ def counting_increments(events: Iterable[TrackedEvent]) -> CounterIncrements:
         if page is None:
             unpaged.append(event)
             continue
-        places = event.positions or (0,) * len(event.product_ids)
-        for product, place in zip(event.product_ids, places, strict=True):
+        for product, place in zip(event.product_ids, event.places, strict=True):
             counts = pages[(event.at.date().isoformat(), page)][product]
             counts.impressions += 1
-            counts.exposure += exposure((place,))
+            counts.exposure += exposure(place)
+    for shown in pages.values():
+        for total in shown.values():
+            total.exposure = round(total.exposure, EXPOSURE_DIGITS)
     return CounterIncrements(
         products=counter_increments(unpaged), pages={key: dict(shown) for key, shown in pages.items()}
     )

@@ -71,7 +71,7 @@ from reclift.roi_totals import (
 )
 from reclift.rules import MerchantRules, stored_form, stored_rules
 from reclift.settings import EVENT_RETENTION_DAYS, ShopSettings, stored_settings
-from reclift.tracking import EXPOSURE_DIGITS, PageCounts, ProductCounts, ProfileChange, TrackedEvent
+from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_RETENTION_DAYS = 400
 SHOP_COUNTER = "_shop"
@@ -448,7 +448,7 @@ class DynamoStore:
                         for product, counts in counted[start : start + PAGE_UPDATE_CANDIDATES]
                         for kind, value in (
                             (PAIR_IMPRESSIONS, counts.impressions),
-                            (PAIR_EXPOSURE, round(counts.exposure, EXPOSURE_DIGITS)),
+                            (PAIR_EXPOSURE, counts.exposure),
                         )
                     ]
                     CounterItem(day_key(shop, day), page_sk(page)).update(
@@ -858,7 +858,7 @@ def _event_item(shop: str, event: TrackedEvent, *, sk: str | None = None) -> Eve
         source_product_id=event.source_product_id,
         product_ids=list(event.product_ids),
         positions=list(event.positions),
-        listed=list(event.listed) or None,
+        listed=list(event.listed) or None if event.type == "impression" else None,
         expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
     )
 
