@@ -89,13 +89,32 @@ def test_given_a_new_shop_with_types_when_served_then_catalog_neighbours_fill_th
     # never offered), and far more than best sellers alone.
     assert shares["all"]["same_type"] > shares["co_purchase"]["same_type"]
     assert shares["all"]["same_type"] >= shares["best_sellers"]["same_type"] + 0.2
-    # Ranked by the policy, neighbours take slots only where they are worth it: the expected revenue is no lower
-    # than with co-purchase alone.
-    gap = window["gap_closed_vs_best_sellers"]
-    assert gap["all"] >= gap["co_purchase"]
     # Every variant met the same visitors.
     visitors = launch_store["policies"]["bayes"]["visitors_by_day"]
     assert all(series["visitors_by_day"] == visitors for series in launch_store["variants"].values())
+
+
+LAUNCH_SEEDS = range(101, 111)
+
+
+@pytest.fixture(scope="module")
+def launch_gaps() -> list[dict[str, float]]:
+    """The gap each variant closes against best sellers alone, over the launch's first two days, on ten shops."""
+    return [
+        simulate(scenario("launch", seed=seed, **LAUNCH_FLAGS), "launch")["summary"]["sources"]["all_days"][
+            "gap_closed_vs_best_sellers"
+        ]
+        for seed in LAUNCH_SEEDS
+    ]
+
+
+def test_given_new_shops_with_types_when_served_then_catalog_neighbours_add_expected_revenue_on_average(
+    launch_gaps: list[dict[str, float]],
+) -> None:
+    # Ranked by the policy, neighbours take slots where they are worth it: on average over the shops, the expected
+    # revenue is higher than with co-purchase alone. One shop of 80 visitors a day for two days is mostly its
+    # shoppers' luck (the difference runs from -0.04 to +0.14 of the gap across these ten), so the mean is judged.
+    assert statistics.fmean(gap["all"] - gap["co_purchase"] for gap in launch_gaps) > 0
 
 
 # A world with context: pair effects, view trails and the oracle that knows them. Reduced worlds, so they run in
