@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "prior_strength_min": 50.0,
     "prior_strength_max": 1000.0,
     "half_life_days": 14.0,
-    "explore_share": 0.10,
+    "explore_share": 0.05,
     "explore_window_days": 7,
     "change_confidence": 0.99,
     # co-purchase similarity

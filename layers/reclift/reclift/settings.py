@@ -37,7 +37,7 @@ class ShopSettings(BaseModel):
     prior_strength_min: float = Field(default=50.0, ge=1.0, le=1_000_000.0)
     prior_strength_max: float = Field(default=1000.0, ge=1.0, le=1_000_000.0)
     half_life_days: float = Field(default=14.0, ge=1.0, le=365.0)
-    explore_share: float = Field(default=0.10, ge=0.0, le=0.5)
+    explore_share: float = Field(default=0.05, ge=0.0, le=0.5)
     # non-stationarity: exploration draws from the last explore_window_days only (a product not shown lately is
     # retried), and a product whose recent CVR contradicts its older CVR with change_confidence (either way) is
     # judged on the recent days alone; change_confidence 1 turns that off
