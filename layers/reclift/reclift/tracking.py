@@ -9,10 +9,10 @@ counts for the page it was served for, never for the one it names."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -212,7 +212,7 @@ def prove_events(
                     arm=issued.arm,
                     issued_at=issued.issued_at,
                     rec_tag=issued.tag,
-                    listed=tuple(event.rec_products),
+                    listed=tuple(event.rec_products) if event.type == "impression" else (),
                 )
             )
             sources.append(index)
@@ -252,6 +252,17 @@ class PairCounts:
     exposure: float = 0.0
 
 
+_Counts = TypeVar("_Counts", ProductCounts, PairCounts)
+_Key = TypeVar("_Key")
+
+
+def _rounded(totals: Mapping[_Key, _Counts]) -> dict[_Key, _Counts]:
+    """A batch's summed counts, each exposure rounded once to EXPOSURE_DIGITS (a short number in the item)."""
+    for total in totals.values():
+        total.exposure = round(total.exposure, EXPOSURE_DIGITS)
+    return dict(totals)
+
+
 def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], ProductCounts]:
     """What the events add to each (day, product) counter, merged so one counter is written once."""
     counts: dict[tuple[str, str], ProductCounts] = defaultdict(ProductCounts)
@@ -265,9 +276,7 @@ def counter_increments(events: Iterable[TrackedEvent]) -> dict[tuple[str, str], 
                 counts[(day, product)].clicks += 1
             elif event.type == "add_to_cart":
                 counts[(day, product)].add_to_carts += 1
-    for total in counts.values():
-        total.exposure = round(total.exposure, EXPOSURE_DIGITS)
-    return dict(counts)
+    return _rounded(counts)
 
 
 PageCounts = dict[str, PairCounts]  # candidate → its counts in the widget of one page
@@ -302,11 +311,8 @@ def counting_increments(events: Iterable[TrackedEvent]) -> CounterIncrements:
             counts = pages[(event.at.date().isoformat(), page)][product]
             counts.impressions += 1
             counts.exposure += exposure(place)
-    for shown in pages.values():
-        for total in shown.values():
-            total.exposure = round(total.exposure, EXPOSURE_DIGITS)
     return CounterIncrements(
-        products=counter_increments(unpaged), pages={key: dict(shown) for key, shown in pages.items()}
+        products=counter_increments(unpaged), pages={key: _rounded(shown) for key, shown in pages.items()}
     )
 
 

@@ -858,7 +858,7 @@ def _event_item(shop: str, event: TrackedEvent, *, sk: str | None = None) -> Eve
         source_product_id=event.source_product_id,
         product_ids=list(event.product_ids),
         positions=list(event.positions),
-        listed=list(event.listed) or None if event.type == "impression" else None,
+        listed=list(event.listed) or None,
         expires_at=event.at + timedelta(days=EVENT_RETENTION_DAYS),
     )
 
