@@ -77,10 +77,13 @@ class EmulatedAws:
             _ACTIVE = self
         spec = self.stack.specs[logical_id]
         with function_env(self.environment(logical_id) | (env or {})):
-            # One process runs every function here; on Lambda each has its own, whose metrics carry its service.
+            # One process runs every function here; on Lambda each has its own, whose metrics carry its service and
+            # the namespace its environment names. Both are read when the shared Metrics is first imported, which
+            # may have been in a test that set neither (the in-memory store's contract tests import reclift bare).
             from reclift.observability import metrics
 
             metrics.service = os.environ.get("POWERTOOLS_SERVICE_NAME")
+            metrics.namespace = os.environ.get("POWERTOOLS_METRICS_NAMESPACE")
             if logical_id not in self.handlers:
                 self.handlers[logical_id] = load_handler(spec.code_dir, spec.handler, spec.name)
             handler = self.handlers[logical_id]
