@@ -110,7 +110,7 @@ def product_webhook_event(body: bytes, topic: str, *, secret: str, now: datetime
 def storefront_events(now: datetime, secret: str = DEV_API_SECRET) -> dict[str, Any]:
     """The widget's events about one response, whose rec id the server issued at `now` under `secret` (with a fixed
     nonce, so the file is reproducible); the server counts them only within the day after `now`."""
-    listed = ["632910392", "1071559674"]
+    listed, page = ["632910392", "1071559674"], "921728736"
     rec_id = RecIds.of_secrets([secret]).issue(
         shop=DEMO_SHOP,
         visitor_id=DEMO_VISITOR,
@@ -119,6 +119,7 @@ def storefront_events(now: datetime, secret: str = DEV_API_SECRET) -> dict[str, 
         products=listed,
         now=now,
         nonce=hashlib.sha256(b"reclift sample events").digest()[:8],
+        page=page,  # signed into the id, as the recommendation endpoint signs the widget's page
     )
     fields = {REC_PRODUCTS_FIELD: listed}
     return {
@@ -129,7 +130,7 @@ def storefront_events(now: datetime, secret: str = DEV_API_SECRET) -> dict[str, 
                 **fields,
                 "visitor_id": DEMO_VISITOR,
                 "placement": "product",
-                "source_product_id": "921728736",
+                "source_product_id": page,
                 "products": [
                     {"product_id": "632910392", "position": 1},
                     {"product_id": "1071559674", "position": 2},
