@@ -131,20 +131,17 @@ def storefront_events(now: datetime, secret: str = DEV_API_SECRET) -> dict[str, 
                 "visitor_id": DEMO_VISITOR,
                 "placement": "product",
                 "source_product_id": page,
-                "products": [
-                    {"product_id": "632910392", "position": 1},
-                    {"product_id": "1071559674", "position": 2},
-                ],
+                "products": [{"product_id": product, "position": k} for k, product in enumerate(listed, start=1)],
             },
             {
                 "type": "click",
                 "rec_id": rec_id,
                 **fields,
                 "visitor_id": DEMO_VISITOR,
-                "product_id": "632910392",
+                "product_id": listed[0],
                 "position": 1,
             },
-            {"type": "view", "visitor_id": DEMO_VISITOR, "product_id": "632910392"},
+            {"type": "view", "visitor_id": DEMO_VISITOR, "product_id": listed[0]},
         ]
     }
 
