@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
@@ -254,3 +254,39 @@ def pair_ratios(
         ratio = expected_ratio * (prior.strength + window.decayed_purchases) / (prior.strength + predicted)
         ratios.setdefault(page, {})[product] = round(ratio, 4)
     return ratios
+
+
+def learn_pairs(
+    windows: Mapping[Pair, PairWindow],
+    means: Mapping[str, float],
+    similarities: Mapping[str, Mapping[str, Similarity]],
+) -> tuple[ContextPrior, dict[str, dict[str, float]]]:
+    """The shop's prior over pair ratios and each page's posterior ratios, against the candidates' rates `means`."""
+    prior = fit_context(windows, means, similarities)
+    return prior, pair_ratios(windows, means, similarities, prior)
+
+
+def page_ratio(
+    prior: ContextPrior,
+    similarities: Mapping[str, Mapping[str, Similarity]],
+    ratios: Mapping[str, Mapping[str, float]],
+    windows: Mapping[Pair, PairWindow],
+) -> Callable[[str, str], float]:
+    """What a page makes of a candidate's own rate: the pair's posterior ratio where the pair has evidence, else R(s)
+    from its similarities to the page (the unrelated ratio where it is no neighbour), as serving values it; scaled so
+    that over the pages a candidate is a neighbour of (exposure-weighted) it is 1. Ratios are learned against rates
+    that already mix in every page, so only their relations are known: the scale sets a product's own rate to what it
+    sells on an average page it belongs on."""
+
+    def raw(page: str, product: str) -> float:
+        known = ratios.get(page, {}).get(product)
+        return known if known is not None else prior.ratio(similarities.get(page, {}).get(product))
+
+    weighed = exposure = 0.0
+    for (page, product), window in windows.items():
+        similarity = similarities.get(page, {}).get(product)
+        if similarity is not None and any(value > 0 for value in similarity):
+            weighed += window.exposure * raw(page, product)
+            exposure += window.exposure
+    scale = weighed / exposure if exposure > 0 and weighed > 0 else 1.0
+    return lambda page, product: raw(page, product) / scale

@@ -15,7 +15,7 @@ Two policies (DESIGN.md §3):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -70,16 +70,17 @@ class PairDay:
 CounterDay = ProductDay | PairDay
 
 
-def product_rows(rows: Iterable[CounterDay]) -> Iterator[ProductDay]:
+def product_rows(rows: Iterable[CounterDay], ratio: Callable[[str, str], float] | None = None) -> Iterator[ProductDay]:
     """The product counters of a window, a pair's impressions (and their exposure) counted as its candidate's (a
     product-page impression is stored in its page's item only); a pair's purchases are already in its product's
-    counters."""
+    counters. With `ratio(page, product)`, what the page makes of the product's own rate (`context.page_ratio`), a
+    pair's exposure is weighed by it, so that what is learned from the product's rows is its rate on an average page."""
     for row in rows:
-        yield (
-            row
-            if isinstance(row, ProductDay)
-            else ProductDay(row.day, row.product_id, impressions=row.impressions, exposure=row.exposure)
-        )
+        if isinstance(row, ProductDay):
+            yield row
+        else:
+            exposure = row.exposure if ratio is None else row.exposed * ratio(row.page_id, row.product_id)
+            yield ProductDay(row.day, row.product_id, impressions=row.impressions, exposure=exposure)
 
 
 @dataclass

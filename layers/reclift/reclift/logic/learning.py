@@ -9,12 +9,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reclift.context import ContextPrior, aggregate_pairs, fit_context, pair_ratios
+from reclift.context import aggregate_pairs, learn_pairs, page_ratio
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
 from reclift.learning import (
+    CounterDay,
     PairDay,
     Performance,
+    Prior,
     ProductWindow,
     aggregate,
     best_sellers,
@@ -48,34 +50,15 @@ def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
 
 
-def learn_pairs(
-    learning: LearningPort,
+def _learn_products(
+    rows: list[CounterDay],
     job: LearnShop,
     settings: ShopSettings,
-    rows: list[PairDay],
-    performance: Mapping[str, Performance],
-) -> ContextPrior:
-    """The context policy's part of the night (reclift.context): the pairs' windows, the pages' neighbours (one
-    BatchGetItem per 100 pages with evidence), the shop's prior over pair ratios, and each page's ratios, saved
-    before the model that makes the run current."""
-    windows = aggregate_pairs(
-        rows, today=job.day, window_days=settings.learning_window_days, half_life_days=settings.half_life_days
-    )
-    means = {product: result.posterior_mean for product, result in performance.items()}
-    similarities = learning.page_similarities(job.shop, {page for page, _ in windows})
-    prior = fit_context(windows, means, similarities)
-    learning.save_pairs(job.shop, job.day.isoformat(), pair_ratios(windows, means, similarities, prior))
-    return prior
-
-
-def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str, Any]:
-    """Performance of every product over the shop's window of counters, under the shop's policy; best sellers
-    from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
-    settings = store.get_settings(job.shop)
-    first_day = job.day - timedelta(days=settings.learning_window_days - 1)
-    rows = list(learning.counter_days(job.shop, first_day, job.day))
+    protected: set[str],
+    ratio: Callable[[str, str], float] | None = None,
+) -> tuple[dict[str, ProductWindow], list[str], Prior, dict[str, Performance]]:
     windows = aggregate(
-        product_rows(rows),
+        product_rows(rows, ratio),
         today=job.day,
         window_days=settings.learning_window_days,
         half_life_days=settings.half_life_days,
@@ -93,17 +76,47 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
     }
     prior, performance = learn(windows, settings)
     # The merchant's never-blacklisted products keep their learned rates and confidence, never the blacklist.
-    protected = set(store.get_rules(job.shop).never_blacklist)
     performance = {
         product: replace(result, blacklisted=False, reason=NEVER_BLACKLISTED)
         if result.blacklisted and product in protected
         else result
         for product, result in performance.items()
     }
+    return windows, sellers, prior, performance
+
+
+def _means(performance: Mapping[str, Performance]) -> dict[str, float]:
+    return {product: result.posterior_mean for product, result in performance.items()}
+
+
+def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str, Any]:
+    """Performance of every product over the shop's window of counters, under the shop's policy; best sellers
+    from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
+    settings = store.get_settings(job.shop)
+    first_day = job.day - timedelta(days=settings.learning_window_days - 1)
+    rows = list(learning.counter_days(job.shop, first_day, job.day))
+    protected = set(store.get_rules(job.shop).never_blacklist)
+    windows, sellers, prior, performance = _learn_products(rows, job, settings, protected)
     run = job.day.isoformat()
     context = None
     if settings.policy == "context":
-        context = learn_pairs(learning, job, settings, [row for row in rows if isinstance(row, PairDay)], performance)
+        pairs = aggregate_pairs(
+            [row for row in rows if isinstance(row, PairDay)],
+            today=job.day,
+            window_days=settings.learning_window_days,
+            half_life_days=settings.half_life_days,
+        )
+        # the pages' neighbours: one BatchGetItem per 100 pages with evidence
+        similarities = learning.page_similarities(job.shop, {page for page, _ in pairs})
+        first, first_ratios = learn_pairs(pairs, _means(performance), similarities)
+        # A product's own rate is its rate on an average page: each page's impressions of it weigh by what that page
+        # was learned to make of it (in a spare slot off its neighbours' pages, about a third), and its rates are
+        # learned again; then the pairs, against the rates so found (docs/learning.md, the context policy).
+        windows, sellers, prior, performance = _learn_products(
+            rows, job, settings, protected, page_ratio(first, similarities, first_ratios, pairs)
+        )
+        context, ratios = learn_pairs(pairs, _means(performance), similarities)
+        learning.save_pairs(job.shop, run, ratios)
     learning.save_run(
         job.shop, run, settings.policy, prior, performance, sellers, median_price(windows.values()), context=context
     )
