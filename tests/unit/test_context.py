@@ -204,7 +204,7 @@ def test_given_pages_that_weigh_a_products_impressions_then_its_rate_is_its_own_
         return {p: w.purchases / w.exposure for p, w in windows.items()}
 
     def bias(learned: dict[str, float]) -> float:  # the median log ratio, learned / true
-        return statistics.median(math.log(max(learned[p], 1e-6) / rates[p]) for p in rates if learned.get(p))
+        return statistics.median(math.log(learned[p] / rates[p]) for p in rates if learned.get(p))
 
     pairs = aggregate_pairs([r for r in rows if isinstance(r, PairDay)], today=TODAY, window_days=30, half_life_days=14)
     alike = rates_of(None)

@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypeGuard
 
 from reclift.learning import PairDay
 
@@ -83,6 +83,11 @@ Similarity = tuple[float, float]  # a candidate's co-purchase Jaccard and weight
 SOURCES = 2
 
 
+def is_neighbour(similarity: Similarity | None) -> TypeGuard[Similarity]:
+    """Whether a candidate with these similarities to a page is one of the page's neighbours (some source lists it)."""
+    return similarity is not None and any(value > 0 for value in similarity)
+
+
 @dataclass(frozen=True)
 class ContextPrior:
     """The shop's prior over pair ratios. For a neighbour of the page with similarities s = (co-purchase, co-view):
@@ -106,10 +111,10 @@ class ContextPrior:
 
     def ratio(self, similarity: Similarity | None) -> float:
         """R(s): a candidate's expected ratio on a page it has similarities `s` to (None or zeros: no neighbour)."""
-        if similarity is None or not any(value > 0 for value in similarity):
-            return self.unrelated
-        x = self.features(similarity)
-        return math.exp(min(MAX_EXPONENT, self.intercept + sum(b * v for b, v in zip(self.slopes, x, strict=True))))
+        if is_neighbour(similarity):
+            x = self.features(similarity)
+            return math.exp(min(MAX_EXPONENT, self.intercept + sum(b * v for b, v in zip(self.slopes, x, strict=True))))
+        return self.unrelated
 
     def to_json(self) -> str:
         return json.dumps({name: getattr(self, name) for name in _FIELDS}, separators=(",", ":"))
@@ -207,7 +212,7 @@ def fit_context(
         if mean is None or window.impressions <= 0:
             continue
         similarity = similarities.get(page, {}).get(product)
-        if similarity is not None and any(value > 0 for value in similarity):
+        if is_neighbour(similarity):
             related.append((similarity, window.purchases, window.exposure * mean))
         else:
             unrelated_bought += window.purchases
@@ -284,8 +289,7 @@ def page_ratio(
 
     weighed = exposure = 0.0
     for (page, product), window in windows.items():
-        similarity = similarities.get(page, {}).get(product)
-        if similarity is not None and any(value > 0 for value in similarity):
+        if is_neighbour(similarities.get(page, {}).get(product)):
             weighed += window.exposure * raw(page, product)
             exposure += window.exposure
     scale = weighed / exposure if exposure > 0 and weighed > 0 else 1.0
