@@ -71,6 +71,9 @@ BATCH_SIZES = (1, 10, 100, 1_000)
 QUICK_BATCH_SIZES = (1, 10, 100)
 TIMED_REQUESTS = 20  # warm requests timed for the handler's own time (the median)
 CATALOG_SHOWN = 1_000  # products the amortized batches' requests show, by Zipf-like popularity
+# A widget product's chance of a click (a CTR of 5 %): each shown product of an amortized batch's impression requests
+# is clicked in a request of its own with this chance, and the seeded page items hold the clicks it gives them.
+CLICK_RATE = 0.05
 PAGE = "999"  # the product page of the measured widgets (its rec ids sign it)
 PAGE_CANDIDATES = (10, 30, 50, 100)  # distinct candidates a page item holds for the day
 # The nightly learning with page items: every product's page has an item every day, with this many candidates
@@ -179,7 +182,7 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
 
 def page_item(shop: str, day: date, page: str, candidates: list[str], rng: random.Random) -> dict[str, Any]:
     """A page's item of the day (DynamoDB JSON) as counting and attribution leave it: each candidate's impressions
-    in that page's widget and their exposure, and its purchases there for a few."""
+    in that page's widget and their exposure, its clicks there (at CLICK_RATE), and its purchases there for a few."""
     from benchmarks.learning_job import MEAN_PLACE_EXPOSURE
     from reclift.tracking import EXPOSURE_DIGITS
 
@@ -192,6 +195,9 @@ def page_item(shop: str, day: date, page: str, candidates: list[str], rng: rando
         impressions = rng.randint(1, 60)
         item[f"i{candidate}"] = {"N": str(impressions)}
         item[f"x{candidate}"] = {"N": str(round(impressions * MEAN_PLACE_EXPOSURE, EXPOSURE_DIGITS))}
+        clicks = sum(rng.random() < CLICK_RATE for _ in range(impressions))
+        if clicks:
+            item[f"c{candidate}"] = {"N": str(clicks)}
         if rng.random() < 0.15:
             item[f"p{candidate}"] = {"N": "1"}
     return item
@@ -311,19 +317,22 @@ class Bench:
         }
 
     def event_request(
-        self, shop: str, visitor: str, products: list[str], page: str | None = PAGE
+        self, shop: str, visitor: str, products: list[str], page: str | None = PAGE, clicked: int | None = None
     ) -> tuple[dict[str, Any], Any]:
-        """One impression of `products` on the page of `page` (signed in the rec id; None: a version-1 rec id)."""
+        """One impression of `products` on the page of `page` (signed in the rec id; None: a version-1 rec id); with
+        `clicked`, the click on that place of the same widget instead (a request of its own, after the impression)."""
         from tests.support.recs import shown
         from tests.support.shopify import proxy_event, proxy_query
 
-        event = {
-            "type": "impression",
-            "visitor_id": visitor,
-            "placement": "product",
-            "source_product_id": page or "999",
-            "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(products)],
-        } | shown(shop, visitor, products, page=page)
+        rec = shown(shop, visitor, products, page=page)
+        event = {"visitor_id": visitor, "placement": "product", "source_product_id": page or "999"} | rec
+        if clicked is None:
+            event |= {
+                "type": "impression",
+                "products": [{"product_id": p, "position": i + 1} for i, p in enumerate(products)],
+            }
+        else:
+            event |= {"type": "click", "product_id": products[clicked - 1], "position": clicked}
         body = json.dumps({"events": [event]}).encode()
         with self.meter.metering() as capacity, quiet_stdout():
             response, seconds = self.storefront(proxy_event("POST", "/apps/proxy/events", proxy_query(shop), body))
@@ -409,9 +418,10 @@ class Bench:
         return rows
 
     def amortized(self, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
-        """Counting's units per request when a batch holds `size` requests of different new visitors, each an
-        impression of 4 products drawn by Zipf-like popularity from CATALOG_SHOWN on a page drawn the same way:
-        what traffic buys."""
+        """Counting's units per request when a batch holds `size` impression requests of different new visitors, each
+        of 4 products drawn by Zipf-like popularity from CATALOG_SHOWN on a page drawn the same way, and the click
+        requests that follow them (each shown product clicked at CLICK_RATE, a request of its own, in the same batch):
+        what traffic buys, per request of either kind."""
         rng = random.Random(14)
         weights = [1 / (rank + 1) for rank in range(CATALOG_SHOWN)]
         catalog = [str(5_000 + rank) for rank in range(CATALOG_SHOWN)]
@@ -428,17 +438,26 @@ class Bench:
                     pick = rng.choices(catalog, weights)[0]
                     if pick not in products and pick != page:
                         products.append(pick)
-                summary, response = self.event_request(shop, f"new-{uuid.uuid4().hex}", products, page=page)
+                visitor = f"new-{uuid.uuid4().hex}"
+                summary, response = self.event_request(shop, visitor, products, page=page)
                 assert response["statusCode"] == 200, response
                 direct.append(summary["wcu"])
+                for place in range(1, len(products) + 1):
+                    if rng.random() < CLICK_RATE:
+                        summary, response = self.event_request(shop, visitor, products, page=page, clicked=place)
+                        assert response["statusCode"] == 200, response
+                        direct.append(summary["wcu"])
             counting = self.count()
-            request_wcu = sum(direct) / size
+            requests = len(direct)
+            request_wcu = sum(direct) / requests
             rows.append(
                 {
-                    "requests_per_batch": size,
+                    "requests_per_batch": requests,
+                    "impression_requests": size,
+                    "click_requests": requests - size,
                     "request_wcu": request_wcu,
-                    "counting_wcu_per_request": counting["wcu"] / size,
-                    "wcu": request_wcu + counting["wcu"] / size,
+                    "counting_wcu_per_request": counting["wcu"] / requests,
+                    "wcu": request_wcu + counting["wcu"] / requests,
                     "counting": {k: v for k, v in counting.items() if k != "wcu_by_item"},
                 }
             )

@@ -114,7 +114,7 @@ class _Shop:
     by_rec: dict[str, list[_StoredEvent]] = field(default_factory=lambda: defaultdict(list))
     by_customer: dict[str, list[_StoredEvent]] = field(default_factory=lambda: defaultdict(list))
     counters: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # (day, product) → counts
-    # the page items: (day, page) → candidate → [impressions, purchases, exposure (None until an impression's)]
+    # the page items: (day, page) → candidate → [impressions, purchases, exposure (None until an impression's), clicks]
     page_counts: dict[tuple[str, str], dict[str, list[Any]]] = field(default_factory=dict)
     revenue: dict[tuple[str, str], Decimal] = field(default_factory=lambda: defaultdict(Decimal))
     hours: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (day, hour sk) → totals
@@ -209,11 +209,13 @@ class MemoryStore:
         page_counts = self._shop(shop).page_counts
         for key, shown in increments.items():
             for product, counts in shown.items():
-                if not counts.impressions:
+                if not counts.impressions and not counts.clicks:
                     continue
-                cell = page_counts.setdefault(key, {}).setdefault(product, [0, 0, None])
+                cell = page_counts.setdefault(key, {}).setdefault(product, [0, 0, None, 0])
                 cell[0] += counts.impressions
-                cell[2] = (cell[2] or 0) + counts.exposure
+                cell[3] += counts.clicks
+                if counts.impressions:
+                    cell[2] = (cell[2] or 0) + counts.exposure
 
     def add_hour_counts(self, shop: str, at: datetime, counts: dict[str, int], *, part: str | None = None) -> None:
         row = self._shop(shop).hours.setdefault(hour_key(at, part), defaultdict(int))
@@ -363,7 +365,7 @@ class MemoryStore:
             row["units"] += sum(quantities)
         for page, products in page_purchases(attribution.attributed).items():
             for product in products:  # once per (page, product) and order, on the order's day
-                state.page_counts.setdefault((day.isoformat(), page), {}).setdefault(product, [0, 0, None])[1] += 1
+                state.page_counts.setdefault((day.isoformat(), page), {}).setdefault(product, [0, 0, None, 0])[1] += 1
         if not attribution.skipped_as_test:
             for product in order.product_ids:  # every order, attributed or not: what best sellers rank by
                 row = state.counters.setdefault((day.isoformat(), product), dict.fromkeys(COUNTER_FIELDS, 0))
@@ -467,8 +469,9 @@ class MemoryStore:
                     exposure=row.get("exposure"),
                 )
             for page in sorted(pages[day]):
-                for product, (impressions, purchases, exposure) in sorted(state.page_counts[(day, page)].items()):
-                    yield PairDay(date.fromisoformat(day), page, product, impressions, purchases, exposure)
+                for product, cell in sorted(state.page_counts[(day, page)].items()):
+                    impressions, purchases, exposure, clicks = cell
+                    yield PairDay(date.fromisoformat(day), page, product, impressions, purchases, exposure, clicks)
 
     def product_days(self, shop: str, first_day: date, last_day: date) -> Iterator[ProductDay]:
         return product_rows(self.counter_days(shop, first_day, last_day))

@@ -96,11 +96,10 @@ def test_a_visitor_counts_once_a_day_in_their_arm_and_products_once_per_batch(aw
     assert found[hour] == {"impressions": "13", "visitors_learning": "2", "visitors_holdout": "1"}
 
 
-def test_a_product_pages_impressions_are_counted_in_its_page_item_and_clicks_in_the_products(aws: EmulatedAws) -> None:
-    """The widget of page 30's rec id signs the page: its impressions go to the day's `P#30` item, one number per
-    candidate (whatever page the browser names), not to the candidates' own counters; its click goes to the
-    product's counter. A cart widget's impressions go to the products' counters as before. Each impression's
-    exposure goes with it."""
+def test_a_product_pages_impressions_and_clicks_are_counted_in_its_page_item(aws: EmulatedAws) -> None:
+    """The widget of page 30's rec id signs the page: its impressions and its click go to the day's `P#30` item, one
+    number per candidate (whatever page the browser names), not to the candidates' own counters. A cart widget's
+    impressions and clicks go to the products' counters as before. Each impression's exposure goes with it."""
     shop = new_shop()
     process_stream(aws, "CountingFunction")
     for visitor in ("v-1", "v-2"):
@@ -116,17 +115,23 @@ def test_a_product_pages_impressions_are_counted_in_its_page_item_and_clicks_in_
         ],
     )
     cart = shown(shop, "v-3", ["31"], placement="cart")
-    post(aws, shop, [impression("v-3", ["31"], cart) | {"placement": "cart"}])
+    post(
+        aws,
+        shop,
+        [
+            impression("v-3", ["31"], cart) | {"placement": "cart"},
+            {"type": "click", "visitor_id": "v-3", "product_id": "31", "position": 1, "placement": "cart"} | cart,
+        ],
+    )
     process_stream(aws, "CountingFunction")
 
     found = {sk: {name: float(value) for name, value in row.items()} for sk, row in counters(aws, shop).items()}
     # each impression's exposure is its place's in the signed list, read back from the stream: 31 first, 32 second,
     # 33 third (1/√3 ≈ 0.577)
-    assert found["P#30"] == {"i31": 2, "i32": 2, "i33": 1, "x31": 2.0, "x32": 1.414, "x33": 0.577}
+    assert found["P#30"] == {"i31": 2, "i32": 2, "i33": 1, "x31": 2.0, "x32": 1.414, "x33": 0.577, "c33": 1}
     assert "P#40" not in found
     assert {sk: row for sk, row in found.items() if sk in ("31", "32", "33")} == {
-        "31": {"impressions": 1, "exposure": 1.0},  # the cart widget's
-        "33": {"clicks": 1},
+        "31": {"impressions": 1, "exposure": 1.0, "clicks": 1},  # the cart widget's
     }
     hour = f"{HOUR_COUNTER}{datetime.now(UTC).hour:02d}#e"
     assert found[hour]["impressions"] == 6

@@ -348,8 +348,8 @@ def test_given_a_widget_without_a_page_then_each_product_counter_keeps_its_impre
 
 def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_same_pairs(ports: Ports) -> None:
     """A widget served on D's page (the page signed in its rec id), sent as if it were on C's page: its impressions
-    are counted in D's page item, not in the products' counters; the click on B in B's counter; the order's B (its
-    `_rec_id`) and A (seen in that widget) are purchases of (D, B) and (D, A) as well as of B and A."""
+    and the click on B are counted in D's page item, not in the products' counters; the order's B (its `_rec_id`)
+    and A (seen in that widget) are purchases of (D, B) and (D, A) as well as of B and A."""
     shop, now = new_shop(), datetime.now(UTC) - timedelta(minutes=30)
     rec_id = REC_IDS.issue(
         shop=shop, visitor_id="v-3", arm="learning", placement="product", products=[A, B], now=now, page=D
@@ -381,16 +381,17 @@ def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_sa
         [
             # A listed first, B second in the signed list: exposure 1 and 1/√2 (to the item's 3 decimals)
             PairDay(day, D, A, impressions=1, purchases=1, exposure=1.0),
-            PairDay(day, D, B, impressions=1, purchases=1, exposure=0.707),
+            PairDay(day, D, B, impressions=1, purchases=1, exposure=0.707, clicks=1),
             ProductDay(day, A, impressions=0, purchases=1, units=2, revenue=Decimal("20.00"), sold=1),
-            ProductDay(day, B, impressions=0, clicks=1, purchases=1, units=1, revenue=Decimal("25.00"), sold=1),
+            ProductDay(day, B, impressions=0, purchases=1, units=1, revenue=Decimal("25.00"), sold=1),
         ],
         key=repr,
     )
-    shown: dict[str, int] = {}  # what learning counts: a page's impressions of a candidate as the candidate's
+    shown: dict[str, tuple[int, int]] = {}  # what learning counts: a page's impressions and clicks as the candidate's
     for row in product_rows(ports.learning.counter_days(shop, now.date(), now.date())):
-        shown[row.product_id] = shown.get(row.product_id, 0) + row.impressions
-    assert shown == {A: 1, B: 1}
+        impressions, clicks = shown.get(row.product_id, (0, 0))
+        shown[row.product_id] = (impressions + row.impressions, clicks + row.clicks)
+    assert shown == {A: (1, 0), B: (1, 1)}
 
 
 def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_serving_reads_the_same_ratios(

@@ -494,9 +494,11 @@ def test_given_a_rec_id_without_a_page_when_proven_then_the_browsers_source_prod
         assert {(e.source_product_id, e.page) for e in proof.events} == {(None, None)}
 
 
-def test_given_paged_and_unpaged_events_when_counted_then_page_impressions_go_to_their_page_item_alone() -> None:
-    """A product page's impressions are counted per (day, page) and candidate, not in the candidates' counters;
-    clicks, add-to-carts and the impressions of ids without a page stay on the product counters."""
+def test_given_paged_and_unpaged_events_when_counted_then_page_impressions_and_clicks_go_to_their_page_item_alone() -> (
+    None
+):
+    """A product page's impressions and clicks are counted per (day, page) and candidate, not in the candidates'
+    counters; add-to-carts and the impressions and clicks of ids without a page stay on the product counters."""
     paged = _paged_rec()["rec_id"]
     unpaged = _paged_rec(page=None)["rec_id"]
     next_day = AT + timedelta(hours=8)
@@ -508,20 +510,22 @@ def test_given_paged_and_unpaged_events_when_counted_then_page_impressions_go_to
         replace(_tracked("click", (TOUCH,)), rec_id=paged),
         replace(_tracked("add_to_cart", (TOUCH,)), rec_id=paged),
         replace(_tracked("impression", (NANO,)), rec_id=unpaged),
+        replace(_tracked("click", (NANO,)), rec_id=unpaged),
         _tracked("view", (NANO,)),
     ]
 
     increments = counting_increments(events)
 
     assert increments.pages == {
-        ("2025-04-02", PAGE): {NANO: PairCounts(1, 1.0), TOUCH: PairCounts(2, 2.0)},
+        ("2025-04-02", PAGE): {NANO: PairCounts(1, 1.0), TOUCH: PairCounts(2, 2.0, clicks=1)},
         ("2025-04-03", PAGE): {NANO: PairCounts(1, 1.0)},
     }
     assert increments.products == {
-        ("2025-04-02", TOUCH): ProductCounts(clicks=1, add_to_carts=1),
-        ("2025-04-02", NANO): ProductCounts(impressions=1, exposure=1.0),
+        ("2025-04-02", TOUCH): ProductCounts(add_to_carts=1),
+        ("2025-04-02", NANO): ProductCounts(impressions=1, clicks=1, exposure=1.0),
     }
     assert increments.impressions == 5
+    assert increments.clicks == 2
     assert counter_increments(events)[("2025-04-02", TOUCH)].impressions == 2  # what a request reports as shown
 
 
@@ -542,7 +546,7 @@ def test_given_forged_positions_when_proven_then_each_product_counts_at_its_plac
     assert {e.listed for e in proof.events if e.type == "impression"} == {(TOUCH, NANO)}
     assert all(e.listed == () for e in proof.events if e.type != "impression")  # kept where counting reads it
     pages = counting_increments(proof.events).pages
-    assert pages == {("2025-04-02", PAGE): {TOUCH: PairCounts(1, 1.0), NANO: PairCounts(1, 0.707)}}
+    assert pages == {("2025-04-02", PAGE): {TOUCH: PairCounts(1, 1.0), NANO: PairCounts(1, 0.707, clicks=1)}}
 
 
 def test_given_a_list_reordered_in_the_body_when_proven_then_the_rec_id_does_not_verify() -> None:

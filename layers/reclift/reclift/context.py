@@ -53,6 +53,8 @@ class PairWindow:
     decayed_impressions: float = 0.0  # the exposure, decayed
     decayed_purchases: float = 0.0
     exposure: float = -1.0  # negative: the impressions themselves (a window not built by `aggregate_pairs`)
+    clicks: int = 0
+    decayed_clicks: float = 0.0
 
     def __post_init__(self) -> None:
         if self.exposure < 0:
@@ -76,7 +78,23 @@ def aggregate_pairs(
         window.exposure += row.exposed
         window.decayed_impressions += weight * row.exposed
         window.decayed_purchases += weight * row.purchases
+        window.clicks += row.clicks
+        window.decayed_clicks += weight * row.clicks
     return windows
+
+
+@dataclass(frozen=True)
+class Clicks:
+    """What the click level of `learn_pairs` learns from: the pairs' windows over the days their pages counted clicks,
+    and each candidate's clicks per exposure (`learning.click_rates`)."""
+
+    windows: Mapping[Pair, PairWindow]
+    rates: Mapping[str, float]
+
+
+def on_clicks(window: PairWindow) -> PairWindow:
+    """The pair's window with its clicks as the events counted: what the click level of `learn_pairs` learns from."""
+    return replace(window, purchases=window.clicks, decayed_purchases=window.decayed_clicks)
 
 
 Similarity = tuple[float, float]  # a candidate's co-purchase Jaccard and weighted co-view Jaccard to the page
@@ -102,6 +120,8 @@ class ContextPrior:
     highs: tuple[float, ...] = (1.0,) * SOURCES
     unrelated: float = 1.0
     strength: float = STRENGTH_MAX
+    # with clicks: the strength, in predicted purchases, of a pair's click-learned ratio as the prior of its purchases
+    purchase_strength: float = STRENGTH_MAX
 
     def features(self, similarity: Similarity) -> list[float]:
         return [
@@ -130,7 +150,7 @@ class ContextPrior:
         return cls(**values)
 
 
-_FIELDS = ("intercept", "slopes", "centres", "floors", "highs", "unrelated", "strength")
+_FIELDS = ("intercept", "slopes", "centres", "floors", "highs", "unrelated", "strength", "purchase_strength")
 NEUTRAL = ContextPrior()
 
 
@@ -232,13 +252,42 @@ def fit_context(
         slopes=tuple(beta[1:]),
         unrelated=_ratio(unrelated_bought, unrelated_predicted),
     )
-    counts = [
-        (window.purchases, window.exposure * mean * prior.ratio(similarities.get(page, {}).get(product)))
-        for (page, product), window in windows.items()
-        if (mean := means.get(product)) is not None and window.impressions > 0
-    ]
-    strength = _strength(counts)
-    return replace(prior, strength=strength)
+    return replace(prior, strength=_fit_strength(windows, means, _prior_ratio(prior, similarities)))
+
+
+Expected = Callable[[str, str], float]  # a pair's (page, candidate) prior mean ratio
+
+
+def _prior_ratio(prior: ContextPrior, similarities: Mapping[str, Mapping[str, Similarity]]) -> Expected:
+    return lambda page, product: prior.ratio(similarities.get(page, {}).get(product))
+
+
+def _fit_strength(windows: Mapping[Pair, PairWindow], means: Mapping[str, float], expected: Expected) -> float:
+    """A of the pairs' ratios around their prior means `expected` (`_strength`, on the raw counts)."""
+    return _strength(
+        [
+            (window.purchases, window.exposure * mean * expected(page, product))
+            for (page, product), window in windows.items()
+            if (mean := means.get(product)) is not None and window.impressions > 0
+        ]
+    )
+
+
+def _posterior_ratios(
+    windows: Mapping[Pair, PairWindow], means: Mapping[str, float], expected: Expected, strength: float
+) -> dict[str, dict[str, float]]:
+    """Each page's candidates with evidence and their posterior ratio ρ̂ = r × (A + k) / (A + E), r the pair's prior
+    mean, E = decayed exposure × mean × r, on the decayed counts."""
+    ratios: dict[str, dict[str, float]] = {}
+    for (page, product), window in windows.items():
+        mean = means.get(product)
+        if mean is None or window.decayed_impressions <= 0:
+            continue
+        expected_ratio = expected(page, product)
+        predicted = window.decayed_impressions * mean * expected_ratio
+        ratio = expected_ratio * (strength + window.decayed_purchases) / (strength + predicted)
+        ratios.setdefault(page, {})[product] = round(ratio, 4)
+    return ratios
 
 
 def pair_ratios(
@@ -249,26 +298,37 @@ def pair_ratios(
 ) -> dict[str, dict[str, float]]:
     """Each page's candidates with evidence and their posterior ratio ρ̂ = R(s) × (A + k) / (A + E), on the decayed
     counts (a candidate without evidence on a page is valued at R(s) by serving)."""
-    ratios: dict[str, dict[str, float]] = {}
-    for (page, product), window in windows.items():
-        mean = means.get(product)
-        if mean is None or window.decayed_impressions <= 0:
-            continue
-        expected_ratio = prior.ratio(similarities.get(page, {}).get(product))
-        predicted = window.decayed_impressions * mean * expected_ratio
-        ratio = expected_ratio * (prior.strength + window.decayed_purchases) / (prior.strength + predicted)
-        ratios.setdefault(page, {})[product] = round(ratio, 4)
-    return ratios
+    return _posterior_ratios(windows, means, _prior_ratio(prior, similarities), prior.strength)
 
 
 def learn_pairs(
     windows: Mapping[Pair, PairWindow],
     means: Mapping[str, float],
     similarities: Mapping[str, Mapping[str, Similarity]],
+    clicks: Clicks | None = None,
 ) -> tuple[ContextPrior, dict[str, dict[str, float]]]:
-    """The shop's prior over pair ratios and each page's posterior ratios, against the candidates' rates `means`."""
-    prior = fit_context(windows, means, similarities)
-    return prior, pair_ratios(windows, means, similarities, prior)
+    """The shop's prior over pair ratios and each page's posterior ratios, against the candidates' rates `means`.
+
+    With `clicks`, the ratios are learned from clicks first: a widget's product is clicked about three times as often
+    as it is bought, and what a page does to a candidate shows in both. R(s), the unrelated ratio and A are then
+    fitted on the pairs' clicks against the candidates' click rates; each
+    pair's click posterior is the prior mean of its purchase ratio, updated by its purchases with a strength fitted
+    on the pairs' purchases alike (large where purchases follow the clicks, small where a page's clicks do not turn
+    into purchases as its candidate's do elsewhere)."""
+    if clicks is None:
+        prior = fit_context(windows, means, similarities)
+        return prior, pair_ratios(windows, means, similarities, prior)
+    clicked = {pair: on_clicks(window) for pair, window in clicks.windows.items()}
+    prior = fit_context(clicked, clicks.rates, similarities)
+    by_clicks = pair_ratios(clicked, clicks.rates, similarities, prior)
+    from_similarity = _prior_ratio(prior, similarities)
+
+    def expected(page: str, product: str) -> float:
+        learned = by_clicks.get(page, {}).get(product)
+        return learned if learned is not None else from_similarity(page, product)
+
+    strength = _fit_strength(windows, means, expected)
+    return replace(prior, purchase_strength=strength), _posterior_ratios(windows, means, expected, strength)
 
 
 def page_ratio(

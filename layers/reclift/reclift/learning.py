@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from statistics import NormalDist
@@ -52,8 +52,8 @@ class ProductDay:
 @dataclass(frozen=True)
 class PairDay:
     """One (page, candidate) pair's counters for one day: `product_id` shown in the product widget of the page of
-    `page_id` (impressions, counted from the storefront's proven events), and bought after it (purchases, from the
-    attributed lines whose touch was such a widget)."""
+    `page_id` (impressions, counted from the storefront's proven events), clicked there (clicks, likewise), and
+    bought after it (purchases, from the attributed lines whose touch was such a widget)."""
 
     day: date
     page_id: str
@@ -61,6 +61,7 @@ class PairDay:
     impressions: int = 0
     purchases: int = 0
     exposure: float | None = None  # as ProductDay's
+    clicks: int = 0
 
     @property
     def exposed(self) -> float:
@@ -71,16 +72,17 @@ CounterDay = ProductDay | PairDay
 
 
 def product_rows(rows: Iterable[CounterDay], ratio: Callable[[str, str], float] | None = None) -> Iterator[ProductDay]:
-    """The product counters of a window, a pair's impressions (and their exposure) counted as its candidate's (a
-    product-page impression is stored in its page's item only); a pair's purchases are already in its product's
-    counters. With `ratio(page, product)`, what the page makes of the product's own rate (`context.page_ratio`), a
-    pair's exposure is weighed by it, so that what is learned from the product's rows is its rate on an average page."""
+    """The product counters of a window, a pair's impressions (and their exposure) and clicks counted as its
+    candidate's (a product-page impression or click is stored in its page's item only); a pair's purchases are
+    already in its product's counters. With `ratio(page, product)`, what the page makes of the product's own rate
+    (`context.page_ratio`), a pair's exposure is weighed by it, so that what is learned from the product's rows is
+    its rate on an average page."""
     for row in rows:
         if isinstance(row, ProductDay):
             yield row
         else:
             exposure = row.exposure if ratio is None else row.exposed * ratio(row.page_id, row.product_id)
-            yield ProductDay(row.day, row.product_id, impressions=row.impressions, exposure=exposure)
+            yield ProductDay(row.day, row.product_id, impressions=row.impressions, clicks=row.clicks, exposure=exposure)
 
 
 @dataclass
@@ -327,6 +329,17 @@ def _bayes(window: ProductWindow, settings: ShopSettings, prior: Prior, posterio
             f"P(CVR < {settings.blacklist_cvr:.2%}) = {below:.2f} after {posterior.impressions} impressions{basis}",
         )
     return confidence, False, f"P(CVR > shop's {prior.mean:.2%}) = {confidence:.2f}{basis}"
+
+
+def click_rates(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> dict[str, float]:
+    """Each product's clicks per exposure over the window, shrunk toward the shop's by a Beta prior fitted on the
+    clicks as `fit_prior` fits one on the purchases (the context policy's click level, reclift.context)."""
+    clicked = [replace(window, purchases=window.clicks) for window in windows.values()]
+    prior = fit_prior(clicked, min_strength=settings.prior_strength_min, max_strength=settings.prior_strength_max)
+    return {
+        product: (prior.alpha + window.clicks) / (prior.strength + window.exposure)
+        for product, window in windows.items()
+    }
 
 
 def learn(windows: Mapping[str, ProductWindow], settings: ShopSettings) -> tuple[Prior, dict[str, Performance]]:

@@ -246,10 +246,11 @@ class ProductCounts:
 
 @dataclass
 class PairCounts:
-    """A candidate's impressions in the widget of one page, and their exposure."""
+    """A candidate's impressions in the widget of one page, their exposure, and its clicks there."""
 
     impressions: int = 0
     exposure: float = 0.0
+    clicks: int = 0
 
 
 _Counts = TypeVar("_Counts", ProductCounts, PairCounts)
@@ -285,8 +286,9 @@ PageCounts = dict[str, PairCounts]  # candidate → its counts in the widget of 
 @dataclass(frozen=True)
 class CounterIncrements:
     """What a counting batch adds: `products` to the (day, product) counters, `pages` to the (day, page) items.
-    An impression whose rec id signs its page is counted in that page's item only (its candidate's impressions are
-    the sum of its pages' and its own counter's); clicks, add-to-carts and the other impressions go to products."""
+    An impression or a click whose rec id signs its page is counted in that page's item only (its candidate's
+    impressions and clicks are the sum of its pages' and its own counter's); add-to-carts and the other impressions
+    and clicks go to products."""
 
     products: dict[tuple[str, str], ProductCounts]
     pages: dict[tuple[str, str], PageCounts]
@@ -297,20 +299,29 @@ class CounterIncrements:
             counts.impressions for shown in self.pages.values() for counts in shown.values()
         )
 
+    @property
+    def clicks(self) -> int:
+        return sum(c.clicks for c in self.products.values()) + sum(
+            counts.clicks for shown in self.pages.values() for counts in shown.values()
+        )
+
 
 def counting_increments(events: Iterable[TrackedEvent]) -> CounterIncrements:
     """What the events add to the counters, merged so that each counter and each page item is written once."""
     pages: dict[tuple[str, str], PageCounts] = defaultdict(lambda: defaultdict(PairCounts))
     unpaged: list[TrackedEvent] = []
     for event in events:
-        page = event.page if event.type == "impression" else None
+        page = event.page if event.type in ("impression", "click") else None
         if page is None:
             unpaged.append(event)
             continue
         for product, place in zip(event.product_ids, event.places, strict=True):
             counts = pages[(event.at.date().isoformat(), page)][product]
-            counts.impressions += 1
-            counts.exposure += exposure(place)
+            if event.type == "click":
+                counts.clicks += 1
+            else:
+                counts.impressions += 1
+                counts.exposure += exposure(place)
     return CounterIncrements(
         products=counter_increments(unpaged), pages={key: _rounded(shown) for key, shown in pages.items()}
     )

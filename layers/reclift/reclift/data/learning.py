@@ -17,7 +17,15 @@ from reclift.context import ContextPrior, Similarity, page_similarities
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import neighbours_from_json, similarity_sk
-from reclift.data.store import PAGE_PREFIX, PAIR_EXPOSURE, PAIR_IMPRESSIONS, PAIR_PURCHASES, StoreError, day_key
+from reclift.data.store import (
+    PAGE_PREFIX,
+    PAIR_CLICKS,
+    PAIR_EXPOSURE,
+    PAIR_IMPRESSIONS,
+    PAIR_PURCHASES,
+    StoreError,
+    day_key,
+)
 from reclift.learning import CounterDay, PairDay, Performance, Prior, ProductDay, product_rows
 from reclift.ranking import Candidate, best_seller_candidates
 
@@ -285,14 +293,14 @@ def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
             exposure=None if item.exposure is None else float(item.exposure),
         )
         return
-    pairs: dict[str, list[float | None]] = {}  # candidate → [impressions, purchases, exposure]
-    slots = {PAIR_IMPRESSIONS: 0, PAIR_PURCHASES: 1, PAIR_EXPOSURE: 2}
+    pairs: dict[str, list[float | None]] = {}  # candidate → [impressions, purchases, exposure, clicks]
+    slots = {PAIR_IMPRESSIONS: 0, PAIR_PURCHASES: 1, PAIR_EXPOSURE: 2, PAIR_CLICKS: 3}
     for name, value in raw.items():
         kind, product = name[:1], name[1:]
         if kind in slots and product.isdigit() and "N" in value:
-            pairs.setdefault(product, [0, 0, None])[slots[kind]] = float(value["N"])
+            pairs.setdefault(product, [0, 0, None, 0])[slots[kind]] = float(value["N"])
     page = sk.removeprefix(PAGE_PREFIX)
-    for product, (impressions, purchases, exposure) in sorted(pairs.items()):
+    for product, (impressions, purchases, exposure, clicks) in sorted(pairs.items()):
         yield PairDay(
             day=day,
             page_id=page,
@@ -300,6 +308,7 @@ def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
             impressions=int(impressions or 0),
             purchases=int(purchases or 0),
             exposure=exposure,
+            clicks=int(clicks or 0),
         )
 
 

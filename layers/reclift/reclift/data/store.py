@@ -82,6 +82,7 @@ SHOP_COUNTER = "_shop"
 PAGE_PREFIX = "P#"
 PAIR_IMPRESSIONS = "i"
 PAIR_PURCHASES = "p"
+PAIR_CLICKS = "c"
 PAIR_EXPOSURE = "x"  # the impressions' exposure (reclift.tracking.exposure); absent in items counted before it
 # candidates per UpdateItem of a page item: two ADD actions each, some 50 bytes of the 4 KB an update expression may
 # take (its attribute names counted in full, `i` or `x` and a 13-digit product id)
@@ -172,8 +173,8 @@ def page_sk(page: str) -> str:
 
 
 def pair_counter(kind: str, product: str) -> NumberAttribute:
-    """The page item's number of `kind` (PAIR_IMPRESSIONS, PAIR_EXPOSURE or PAIR_PURCHASES) for the candidate
-    `product`."""
+    """The page item's number of `kind` (PAIR_IMPRESSIONS, PAIR_EXPOSURE, PAIR_CLICKS or PAIR_PURCHASES) for the
+    candidate `product`."""
     return NumberAttribute(attr_name=f"{kind}{product}")
 
 
@@ -435,12 +436,17 @@ class DynamoStore:
             raise StoreError(f"updating counters failed: {exc.msg}") from exc
 
     def add_pair_counts(self, shop: str, increments: Mapping[tuple[str, str], PageCounts]) -> None:
-        """Add each (day, page)'s impressions and their exposure per candidate to the page's item: one UpdateItem per
-        page and day, whatever the number of candidates (its write units grow with the item's size, 1 KB a unit)."""
+        """Add each (day, page)'s impressions, their exposure and the clicks per candidate to the page's item: one
+        UpdateItem per page and day, whatever the number of candidates (its write units grow with the item's size,
+        1 KB a unit)."""
         expires = datetime.now(UTC) + timedelta(days=COUNTER_RETENTION_DAYS)
         try:
             for (day, page), shown in sorted(increments.items()):
-                counted = [(product, counts) for product, counts in sorted(shown.items()) if counts.impressions]
+                counted = [
+                    (product, counts)
+                    for product, counts in sorted(shown.items())
+                    if counts.impressions or counts.clicks
+                ]
                 # An update expression holds at most 4 KB: a busy page's batch updates its item in chunks.
                 for start in range(0, len(counted), PAGE_UPDATE_CANDIDATES):
                     actions: list[Any] = [
@@ -449,7 +455,9 @@ class DynamoStore:
                         for kind, value in (
                             (PAIR_IMPRESSIONS, counts.impressions),
                             (PAIR_EXPOSURE, counts.exposure),
+                            (PAIR_CLICKS, counts.clicks),
                         )
+                        if value
                     ]
                     CounterItem(day_key(shop, day), page_sk(page)).update(
                         actions=[*actions, CounterItem.expires_at.set(expires)]

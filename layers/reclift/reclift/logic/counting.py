@@ -2,10 +2,11 @@
 totals and the arms' visitors. It runs on the events table's stream, a batch at a time, so that a product shown in a
 thousand requests is one counter update, not a thousand: the storefront request itself writes only its events.
 
-An impression in a product page's widget (its rec id signs the page) is counted in the page's item of the day, one
-number per candidate, and not in the candidate's own counter: one update per page instead of one per product shown,
-which keeps an impression's write units where they were while the learning gets what each candidate does on each
-page. Clicks, add-to-carts, and the impressions of the cart and home widgets go to the product counters."""
+An impression or a click in a product page's widget (its rec id signs the page) is counted in the page's item of the
+day, one number per candidate, and not in the candidate's own counter: one update per page instead of one per product
+shown, which keeps an impression's write units where they were while the learning gets what each candidate does on
+each page (a click mostly lands in the same batch as its widget's impressions, whose page item is written anyway).
+Add-to-carts, and the impressions and clicks of the cart and home widgets, go to the product counters."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def count_events(store: Store, shop: str, events: Sequence[TrackedEvent]) -> Cou
         shops=1,
         events=len(events),
         impressions=increments.impressions,
-        clicks=sum(counts.clicks for counts in increments.products.values()),
+        clicks=increments.clicks,
         counters=len(increments.products) + len(increments.pages),
     )
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reclift.context import aggregate_pairs, learn_pairs, page_ratio
+from reclift.context import Clicks, aggregate_pairs, learn_pairs, page_ratio
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
 from reclift.learning import (
@@ -20,6 +21,7 @@ from reclift.learning import (
     ProductWindow,
     aggregate,
     best_sellers,
+    click_rates,
     learn,
     median_price,
     product_rows,
@@ -100,22 +102,32 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
     run = job.day.isoformat()
     context = None
     if settings.policy == "context":
-        pairs = aggregate_pairs(
-            [row for row in rows if isinstance(row, PairDay)],
+        pair_rows = [row for row in rows if isinstance(row, PairDay)]
+        windowed = partial(
+            aggregate_pairs,
             today=job.day,
             window_days=settings.learning_window_days,
             half_life_days=settings.half_life_days,
         )
+        pairs = windowed(pair_rows)
+        # The click level learns from the days since the pages' items first counted a click (before, a product
+        # page's clicks went to the product's counter alone).
+        clicked_since = min((row.day for row in pair_rows if row.clicks), default=None)
+        clicked = None if clicked_since is None else windowed([row for row in pair_rows if row.day >= clicked_since])
+
+        def clicks(windows: Mapping[str, ProductWindow]) -> Clicks | None:
+            return None if clicked is None else Clicks(clicked, click_rates(windows, settings))
+
         # the pages' neighbours: one BatchGetItem per 100 pages with evidence
         similarities = learning.page_similarities(job.shop, {page for page, _ in pairs})
-        first, first_ratios = learn_pairs(pairs, _means(performance), similarities)
+        first, first_ratios = learn_pairs(pairs, _means(performance), similarities, clicks(windows))
         # A product's own rate is its rate on an average page: each page's impressions of it weigh by what that page
         # was learned to make of it (in a spare slot off its neighbours' pages, about a third), and its rates are
         # learned again; then the pairs, against the rates so found (docs/learning.md, the context policy).
         windows, sellers, prior, performance = _learn_products(
             rows, job, settings, protected, page_ratio(first, similarities, first_ratios, pairs)
         )
-        context, ratios = learn_pairs(pairs, _means(performance), similarities)
+        context, ratios = learn_pairs(pairs, _means(performance), similarities, clicks(windows))
         learning.save_pairs(job.shop, run, ratios)
     learning.save_run(
         job.shop, run, settings.policy, prior, performance, sellers, median_price(windows.values()), context=context
