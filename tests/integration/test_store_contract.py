@@ -446,3 +446,44 @@ def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_se
     assert later.model is not None
     assert later.model.context is None
     assert later.pair_ratios == {}  # the ratios of an older run are not the served model's
+
+
+def test_given_clicks_alone_when_the_context_policy_learned_then_each_page_rates_the_candidate_it_clicks(
+    ports: Ports,
+) -> None:
+    """B and C are shown together on A's page and on D's page, 40 visitors each, and nothing is bought: on A's page 12
+    click C and 1 clicks B, on D's page the other way round. The clicks are counted in the pages' items, the night
+    learns the pairs from them (each candidate's clicks on one page against its clicks everywhere), and serving
+    reads A's page rating C above B and D's page B above C."""
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    ports.store.put_settings(shop, ShopSettings(policy="context"))
+    for page, favourite in ((A, C), (D, B)):
+        for visitor in range(40):
+            rec_id = REC_IDS.issue(
+                shop=shop,
+                visitor_id=f"{page}-{visitor}",
+                arm="learning",
+                placement="product",
+                products=[B, C],
+                now=now,
+                page=page,
+            )
+            rec = {"rec_id": rec_id, "rec_products": [B, C], "visitor_id": f"{page}-{visitor}"}
+            positions = [{"product_id": B, "position": 1}, {"product_id": C, "position": 2}]
+            events: list[dict[str, Any]] = [
+                {"type": "impression", "placement": "product", "products": positions, **rec}
+            ]
+            other = B if favourite == C else C
+            clicked = favourite if visitor < 12 else other if visitor == 12 else None
+            if clicked is not None:
+                events.append({"type": "click", "product_id": clicked, "position": 1 if clicked == B else 2, **rec})
+            track(ports, shop, {"events": events}, now)
+
+    learn_shop(LearnShop(shop=shop, day=now.date()), ports.learning, ports.store)
+
+    on_a = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A], page=A).pair_ratios
+    on_d = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[D], page=D).pair_ratios
+    assert on_a[C] > on_a[B]
+    assert on_d[B] > on_d[C]
+    assert on_a[C] > on_d[C]
+    assert on_d[B] > on_a[B]

@@ -19,6 +19,13 @@ of shrinkage, each toward the one above it:
   at R(s);
 - the product and the shop above it: m_c, as the `bayes` policy learns it.
 
+With clicks (a product page's widget counts them in its page item since they were signed; `learn_pairs`' `clicks`),
+the shop and pair levels are learned on the clicks first, against each candidate's click rate: a widget's product
+is clicked about three times as often as it is bought, and a page that sells a candidate better shows it in both.
+The pair's click posterior is then the prior mean of its purchase ratio, updated by its purchases with a strength
+fitted on the pairs' purchases as A is (large where purchases follow the clicks; small where a page changes what a
+click turns into, and then the purchases decide).
+
 Pure functions: no AWS, no I/O.
 """
 
