@@ -139,17 +139,24 @@ def test_a_product_pages_impressions_and_clicks_are_counted_in_its_page_item(aws
 
 def test_a_busy_pages_batch_of_hundreds_of_candidates_is_counted_whole(aws: EmulatedAws) -> None:
     """A popular page's counting batch can hold hundreds of distinct candidates, whose item is updated in chunks of
-    PAGE_UPDATE_CANDIDATES (10 updates here): every candidate's impressions and exposure are there. (One update of
-    them all was refused by DynamoDB Local in the capacity benchmark's batch of 1,000 requests, "Expression size has
-    exceeded the maximum allowed size"; this batch of 100 is not refused either way.)"""
+    PAGE_UPDATE_CANDIDATES (10 updates here): every candidate's impressions, exposure and clicks are there, each
+    candidate clicked so that every chunk takes its most actions. (One update of them all was refused by DynamoDB
+    Local in the capacity benchmark's batch of 1,000 requests, "Expression size has exceeded the maximum allowed
+    size"; this batch of 100 is not refused either way.)"""
     shop = new_shop()
     process_stream(aws, "CountingFunction")
     candidates = [str(7_000_000_000_000 + n) for n in range(400)]  # Shopify's ids: 13 digits
     for request in range(100):
         products = candidates[request * 4 : request * 4 + 4]
-        post(aws, shop, [impression(f"v-{request}", products, shown(shop, f"v-{request}", products, page="30"))])
+        rec = shown(shop, f"v-{request}", products, page="30")
+        clicks = [
+            {"type": "click", "visitor_id": f"v-{request}", "product_id": product, "position": place} | rec
+            for place, product in enumerate(products, start=1)
+        ]
+        post(aws, shop, [impression(f"v-{request}", products, rec), *clicks])
     process_stream(aws, "CountingFunction")
 
     found = counters(aws, shop)["P#30"]
     assert {name for name in found if name.startswith("i")} == {f"i{c}" for c in candidates}
     assert {float(found[f"x{c}"]) for c in candidates} == {1.0, 0.707, 0.577, 0.5}
+    assert {name for name in found if name.startswith("c")} == {f"c{c}" for c in candidates}

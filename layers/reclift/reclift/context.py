@@ -318,17 +318,17 @@ def learn_pairs(
 
     With `clicks`, the ratios are learned from clicks first: a widget's product is clicked about three times as often
     as it is bought, and what a page does to a candidate shows in both. R(s), the unrelated ratio and A are then
-    fitted on the pairs' clicks against the candidates' click rates; each
-    pair's click posterior is the prior mean of its purchase ratio, updated by its purchases with a strength fitted
-    on the pairs' purchases alike (large where purchases follow the clicks, small where a page's clicks do not turn
-    into purchases as its candidate's do elsewhere)."""
+    fitted on the pairs' clicks against the candidates' click rates; each pair's click posterior is the prior mean of
+    its purchase ratio, updated by its purchases with a strength fitted on the pairs' purchases alike (large where
+    purchases follow the clicks, small where a page's clicks do not turn into purchases as its candidate's do
+    elsewhere)."""
     if clicks is None:
         prior = fit_context(windows, means, similarities)
         return prior, pair_ratios(windows, means, similarities, prior)
     clicked = {pair: on_clicks(window) for pair, window in clicks.windows.items()}
     prior = fit_context(clicked, clicks.rates, similarities)
-    by_clicks = pair_ratios(clicked, clicks.rates, similarities, prior)
     from_similarity = _prior_ratio(prior, similarities)
+    by_clicks = _posterior_ratios(clicked, clicks.rates, from_similarity, prior.strength)
 
     def expected(page: str, product: str) -> float:
         learned = by_clicks.get(page, {}).get(product)

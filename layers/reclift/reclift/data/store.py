@@ -84,8 +84,9 @@ PAIR_IMPRESSIONS = "i"
 PAIR_PURCHASES = "p"
 PAIR_CLICKS = "c"
 PAIR_EXPOSURE = "x"  # the impressions' exposure (reclift.tracking.exposure); absent in items counted before it
-# candidates per UpdateItem of a page item: two ADD actions each, some 50 bytes of the 4 KB an update expression may
-# take (its attribute names counted in full, `i` or `x` and a 13-digit product id)
+# candidates per UpdateItem of a page item: up to three ADD actions each (impressions, exposure, clicks), some 75 bytes
+# of the 4 KB an update expression may take (its attribute names counted in full, `i`, `x` or `c` and a 13-digit
+# product id)
 PAGE_UPDATE_CANDIDATES = 40
 # A transaction holds at most 100 actions: a marker, per line an attribution, a counter and the ROI's product day and
 # month (reclift.data.day_totals), the shop's, the hour's, the ROI's day, its two arms and their visitor-days.
