@@ -111,8 +111,8 @@ def shop(stack: RunningStack) -> str:
 
 def counters(stack: RunningStack, shop: str, product_id: int | str) -> dict[str, int]:
     """The product's storefront counters over `counter_days()` (a test may run across midnight UTC): its own counter,
-    and its impressions in product pages' widgets, which the page items (`P#{page}`, a number `i{product}` per
-    candidate) hold instead."""
+    and its impressions and clicks in product pages' widgets, which the page items (`P#{page}`, numbers `i{product}`
+    and `c{product}` per candidate) hold instead."""
     totals: dict[str, int] = {}
     dynamodb, table = stack.client("dynamodb"), stack.resource("CountersTable")
     for day in counter_days():
@@ -130,8 +130,9 @@ def counters(stack: RunningStack, shop: str, product_id: int | str) -> dict[str,
             ConsistentRead=True,
         )["Items"]
         for page_item in pages:
-            if f"i{product_id}" in page_item:
-                totals["impressions"] = totals.get("impressions", 0) + int(page_item[f"i{product_id}"]["N"])
+            for name, kind in (("impressions", "i"), ("clicks", "c")):
+                if f"{kind}{product_id}" in page_item:
+                    totals[name] = totals.get(name, 0) + int(page_item[f"{kind}{product_id}"]["N"])
     return totals
 
 
