@@ -42,7 +42,8 @@ A world with context (`--pair-affinity-sigma` > 0, the `context` scenario): a re
 rates × a pair effect e(p, c) (log-normal, mean 1 over each product's pages, its log correlated with the pair's log
 co-purchase rate), so that the same product is worth more on some pages than on others; the widget's expected revenue
 and the best widget include it. The oracle ranks each page by true value × e(p, c) (`PageTruth`), where production's
-learning is product-level. With `--views-per-visit`, each visitor also views a trail of the landing's related
+learning is product-level; in every world it values an unrelated product at `unrelated_factor` of its rates, as the
+shoppers buy it. With `--views-per-visit`, each visitor also views a trail of the landing's related
 products, the more likely the higher their pair effect, sent as the storefront's `view` events, so that co-views
 carry the pair signal. Off (0), the world draws and plays exactly as without these flags: every new quantity comes
 from its own stream.
@@ -531,11 +532,13 @@ class SourcesWithheld:
 
 @dataclass
 class PageTruth:
-    """The store as the oracle's `recommend()` reads it in a world with context: production ranks by product-level
-    performance, so for each request every candidate's performance (the model's best sellers' included) is
-    concentrated on its true CVR on THIS page, its own × its pair effect where it is related, × `unrelated_factor`
-    where it is not. The oracle then ranks each page by true value × e(p, c) through production's own path. The page
-    is the product placement's product, which `context()` is asked about before `candidates()`."""
+    """The store as the oracle's `recommend()` reads it: production ranks by product-level performance, so for each
+    request every candidate's performance (the model's best sellers' included) is concentrated on its true CVR on
+    THIS page, its own × its pair effect where it is related (1 in a world without context), × `unrelated_factor`
+    where it is not. The oracle then ranks each page by the value it truly has there, through production's own path:
+    a best seller in a spare slot sells at `unrelated_factor` of its rate in every world, and an oracle that valued it
+    at its full rate would be beaten by a policy that learned better. The page is the product placement's product,
+    which `context()` is asked about before `candidates()`."""
 
     store: MemoryStore
     catalog: Catalog
@@ -639,7 +642,7 @@ class PolicyRun:
         self.reader: ServingPort = (
             self.store if sources == "all" else SourcesWithheld(self.store, SOURCE_VARIANTS[sources])
         )
-        if policy == "oracle" and catalog.pair_effects is not None:
+        if policy == "oracle":
             self.reader = PageTruth(self.store, catalog, world.unrelated_factor)
         self.settings = policy_settings(policy, world)
         self.store.put_settings(SHOP, self.settings)
