@@ -536,8 +536,9 @@ class PageTruth:
     request every candidate's performance (the model's best sellers' included) is concentrated on its true CVR on
     THIS page, its own × its pair effect where it is related (1 in a world without context), × `unrelated_factor`
     where it is not. The oracle then ranks each page by the value it truly has there, through production's own path:
-    a best seller in a spare slot sells at `unrelated_factor` of its rate in every world, and an oracle that valued it
-    at its full rate would be beaten by a policy that learned better. The page is the product placement's product,
+    in every world a product shown on a page it is not related to (a stray among the page's co-purchase neighbours,
+    a best seller in a spare slot) sells at `unrelated_factor` of its rate, and an oracle that valued it at its full
+    rate would be beaten by a policy that learned better. The page is the product placement's product,
     which `context()` is asked about before `candidates()`."""
 
     store: MemoryStore

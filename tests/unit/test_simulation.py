@@ -216,34 +216,34 @@ def _widget_value(catalog: Catalog, world: World, run: PolicyRun, page: int, rea
     )
 
 
-def test_given_context_then_the_oracle_ranks_each_page_by_its_true_value_there() -> None:
-    world = scenario("small", seed=2, days=1, **CONTEXT_FLAGS)
+def _oracle_against_product_level(world: World, pages_step: int) -> tuple[list[float], list[float]]:
+    """The oracle's widget value on every `pages_step`-th page, and the same run's candidates ranked by product-level
+    truth (the store's own performance: the oracle that does not know the page)."""
     catalog = build_catalog(world)
     oracle = PolicyRun("oracle", world, catalog)
     assert isinstance(oracle.reader, PageTruth)
     oracle.install([p for day in range(-world.history_days, 0) for p in organic_orders(world, catalog, day)])
-    pages = range(0, len(catalog.ids), 3)
+    pages = range(0, len(catalog.ids), pages_step)
     knowing = [_widget_value(catalog, world, oracle, page, oracle.reader) for page in pages]
-    # The same run's candidates ranked by product-level truth (the store's own performance, the oracle without
-    # context): never worth more on a page, and worth less where the pairs reorder the page's candidates.
     product_level = [_widget_value(catalog, world, oracle, page, oracle.store) for page in pages]
+    return knowing, product_level
+
+
+def test_given_context_then_the_oracle_ranks_each_page_by_its_true_value_there() -> None:
+    knowing, product_level = _oracle_against_product_level(scenario("small", seed=2, days=1, **CONTEXT_FLAGS), 3)
+    # Product-level truth is never worth more on a page, and worth less where the pairs reorder its candidates.
     assert all(k >= p - 1e-12 for k, p in zip(knowing, product_level, strict=True))
     assert sum(k > p + 1e-9 for k, p in zip(knowing, product_level, strict=True)) >= len(knowing) // 4
 
 
 def test_given_no_context_then_the_oracle_still_values_an_unrelated_product_as_it_sells_on_the_page() -> None:
-    # Without pair effects a related product sells at its own rates everywhere, but a best seller or catalog
-    # neighbour filling a spare slot sells at `unrelated_factor` of them: an oracle ranking it at its full rate would
-    # show it over related products worth more on the page, and a learning policy could beat the "oracle".
+    # Without pair effects a related product sells at its own rates everywhere, but a product shown on a page it is
+    # not related to (a stray among the page's co-purchase neighbours, a best seller in a spare slot) sells at
+    # `unrelated_factor` of them: an oracle ranking it at its full rate shows it over related products worth more on
+    # the page, and a learning policy could beat the "oracle".
     world = scenario("small", seed=3, days=1)
-    catalog = build_catalog(world)
-    assert catalog.pair_effects is None
-    oracle = PolicyRun("oracle", world, catalog)
-    assert isinstance(oracle.reader, PageTruth)
-    oracle.install([p for day in range(-world.history_days, 0) for p in organic_orders(world, catalog, day)])
-    pages = range(len(catalog.ids))
-    knowing = [_widget_value(catalog, world, oracle, page, oracle.reader) for page in pages]
-    product_level = [_widget_value(catalog, world, oracle, page, oracle.store) for page in pages]
+    assert build_catalog(world).pair_effects is None
+    knowing, product_level = _oracle_against_product_level(world, 1)
     assert all(k >= p - 1e-12 for k, p in zip(knowing, product_level, strict=True))
     assert sum(k > p + 1e-9 for k, p in zip(knowing, product_level, strict=True)) >= len(knowing) // 2
 
