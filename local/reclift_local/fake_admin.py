@@ -92,6 +92,7 @@ class FakeOrder:
     product_numbers: list[int | None]  # None: a custom line without a product
     test: bool = False
     currency: str = "USD"
+    landing_page: str | None = None  # the page the buyer's last visit before the order landed on
 
 
 @dataclass
@@ -566,6 +567,10 @@ class FakeAdminApi:
             "createdAt": order.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "test": order.test,
             "currencyCode": order.currency,
+            # null, as Shopify answers for an order whose visits it has not attributed (or that had none)
+            "customerJourneySummary": (
+                {"lastVisit": {"landingPage": order.landing_page}} if order.landing_page else None
+            ),
             "lineItems": self._lines(order, lines, None),
         }
 
@@ -638,6 +643,7 @@ def seeded_catalog(
         )
     history: list[FakeOrder] = []
     numbers = [product.number for product in catalog] or [1000]
+    handles = {product.number: product.handle for product in catalog}
     for index in range(orders):
         size = 120 if index == 3 else rng.randint(1, 5)
         lines: list[int | None] = [rng.choice(numbers) for _ in range(size)]
@@ -649,6 +655,12 @@ def seeded_catalog(
                 created_at=moment - timedelta(days=1 if index == 3 else rng.uniform(0, 200)),
                 product_numbers=lines,
                 test=index % 23 == 11,
+                # every third order's buyer landed on its first product's page (no draw: the history stays)
+                landing_page=(
+                    f"https://shop.example/products/{handles[lines[0]]}?utm_source=ads"
+                    if index % 3 == 0 and lines[0] in handles
+                    else None
+                ),
             )
         )
     return history, catalog

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from reclift.data.backfill import BackfillStore
+from reclift.data.store import landing_of
 from reclift.logic import backfill as backfills
 from reclift.logic.backfill import ORDERS_PER_PAGE, PRODUCTS_PER_PAGE
+from reclift.orders import landing_handle
 from reclift.shopify_admin import AdminAccessDenied, AdminApiError, AdminClient, RetryPolicy
 from reclift_local import cli
 from reclift_local.fake_admin import FakeAdminApi, FakeProduct, FakeVariant, seeded_catalog
@@ -253,6 +255,9 @@ def test_given_a_failure_mid_run_when_the_backfill_is_run_again_then_it_resumes_
         expected = list(dict.fromkeys(str(number) for number in order.product_numbers if number is not None))
         assert [value["S"] for value in stored[str(order.number)]["basket"]["L"]] == expected
         assert stored[str(order.number)]["backfilled"]["BOOL"] is True
+        # the page its buyer landed on, where it was a product's, as the similarity job reads it with the basket
+        assert landing_of(stored[str(order.number)]["gsi1sk"]["S"]) == landing_handle(order.landing_page)
+    assert any(order.landing_page for order in window)
     answered = [r.variables.get("after") for r in admin.requests if r.root == "orders" and r.outcome == "ok"]
     assert len(answered) == len(set(answered)) == math.ceil(len(window) / ORDERS_PER_PAGE)
     assert any(r.root == "order" and r.outcome == "ok" for r in admin.requests)  # the 120-line order's later lines

@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reclift.orders import MAX_KEY_LENGTH, OrderLine, OrderPayloadError, parse_order, parse_timestamp
+from reclift.orders import (
+    MAX_KEY_LENGTH,
+    OrderLine,
+    OrderPayloadError,
+    landing_handle,
+    parse_order,
+    parse_timestamp,
+)
 
 LoadFixture = Callable[[str], dict[str, Any]]
 
@@ -408,3 +415,34 @@ def test_given_discount_allocations_that_are_not_a_list_when_parsed_then_the_err
 
     with pytest.raises(OrderPayloadError):
         parse_order(payload)
+
+
+@pytest.mark.parametrize(
+    ("landing_site", "handle"),
+    [
+        ("/products/teapot", "teapot"),
+        ("/products/teapot?utm_source=newsletter&utm_medium=email#reviews", "teapot"),
+        ("https://shop.example/products/Tea-Pot/", "tea-pot"),
+        ("/fr/products/th%C3%A9i%C3%A8re", "théière"),  # under a locale, percent-encoded
+        ("/collections/tea/products/teapot", "teapot"),  # through a collection
+        ("http://www.example.com?source=abc", None),  # the real sample's: the home page
+        ("/collections/tea", None),
+        ("/products/", None),
+        ("/products/tea%23pot", None),  # no Shopify handle holds a "#"
+        ("/search?q=products", None),
+        ("", None),
+        (None, None),
+        (42, None),
+        ("/products/" + "x" * 256, None),  # longer than any handle Shopify allows
+    ],
+)
+def test_the_landing_page_names_a_product_page_by_its_handle(landing_site: object, handle: str | None) -> None:
+    assert landing_handle(landing_site) == handle
+
+
+def test_given_the_real_sample_then_its_home_page_landing_names_no_product_and_a_product_page_one_does(
+    load_fixture: LoadFixture,
+) -> None:
+    payload = load_fixture("orders_create_sample")
+    assert parse_order(payload).landing is None  # "http://www.example.com?source=abc"
+    assert parse_order(payload | {"landing_site": "/products/ipod-nano?ref=abc"}).landing == "ipod-nano"

@@ -84,6 +84,10 @@ def test_a_graphql_order_is_a_basket_of_its_distinct_products() -> None:
     assert basket.created_at == datetime(2026, 11, 2, 10, 3, 52, tzinfo=UTC)
     assert basket.product_ids == ("632910392", "921728736", "5")  # custom lines left out, repeats once
     assert (basket.currency, basket.test) == ("USD", False)
+    assert basket.landing == "ipod-nano"  # its last visit before the order landed on the product's page
+    # Shopify answers null while it has not attributed the order's visits yet
+    assert parse_graphql_order(node | {"customerJourneySummary": None}).landing is None
+    assert parse_graphql_order(node | {"customerJourneySummary": {"lastVisit": {"landingPage": "/"}}}).landing is None
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from reclift.ids import shopify_id
 
@@ -17,6 +18,7 @@ REC_ID_PROPERTY = "_rec_id"
 VISITOR_ATTRIBUTE = "_reclift_vid"
 MAX_KEY_LENGTH = 128
 MAX_AMOUNT = Decimal("1e15")
+MAX_HANDLE_LENGTH = 255  # Shopify's limit on a product handle
 
 
 class OrderPayloadError(ValueError):
@@ -47,6 +49,7 @@ class Order:
     customer_id: str | None
     visitor_id: str | None
     lines: tuple[OrderLine, ...]
+    landing: str | None = None  # the handle of the product page the buyer's visit landed on (`landing_handle`)
 
     @property
     def product_ids(self) -> tuple[str, ...]:
@@ -91,6 +94,27 @@ def shop_money(container: dict[str, Any], set_key: str, plain_key: str) -> Decim
     if abs(amount) > MAX_AMOUNT:
         raise OrderPayloadError(f"{plain_key} is not a plausible amount: {str(raw)[:40]!r}")
     return amount
+
+
+def landing_handle(url: object) -> str | None:
+    """The product handle of the page a buyer's visit landed on, from an order's `landing_site` (or GraphQL's
+    `landingPage`): `/products/<handle>`, also under a locale (`/fr/products/…`) or a collection
+    (`/collections/<c>/products/…`), relative or absolute, its query and fragment ignored. None for any other page
+    (the home page, a collection, a search) or no landing. Only the handle is kept: a landing URL's query can carry
+    campaign parameters, never needed here."""
+    if not isinstance(url, str) or not url.strip():
+        return None
+    try:
+        path = urlsplit(url.strip()).path
+    except ValueError:
+        return None
+    segments = [segment for segment in path.split("/") if segment]
+    for index, segment in enumerate(segments[:-1]):
+        if segment == "products":
+            handle = unquote(segments[index + 1]).strip().lower()
+            # Shopify's handles are letters, digits and hyphens: never a "#" (the basket's index key separator)
+            return handle if 0 < len(handle) <= MAX_HANDLE_LENGTH and "#" not in handle else None
+    return None
 
 
 def _named_value(pairs: object, name: str) -> str | None:
@@ -165,6 +189,7 @@ def parse_order(payload: object) -> Order:
         customer_id=customer_id,
         visitor_id=_named_value(payload.get("note_attributes"), VISITOR_ATTRIBUTE),
         lines=tuple(_line(line) for line in lines),
+        landing=landing_handle(payload.get("landing_site")),
     )
 
 
@@ -177,12 +202,14 @@ class Basket:
     currency: str
     test: bool
     product_ids: tuple[str, ...]
+    landing: str | None = None  # the handle of the product page the buyer's visit landed on (`landing_handle`)
 
 
 def parse_graphql_order(node: object, extra_lines: Iterable[object] = ()) -> Basket:
-    """An Admin GraphQL `Order` node (id, createdAt, test, currencyCode, lineItems { nodes { product { id } } })
-    as a basket; `extra_lines` are line nodes fetched on later pages of its lineItems connection. Lines without a
-    product (custom lines, deleted products) are left out."""
+    """An Admin GraphQL `Order` node (id, createdAt, test, currencyCode, lineItems { nodes { product { id } } },
+    customerJourneySummary { lastVisit { landingPage } }) as a basket; `extra_lines` are line nodes fetched on
+    later pages of its lineItems connection. Lines without a product (custom lines, deleted products) are left
+    out."""
     if not isinstance(node, dict):
         raise OrderPayloadError("the order node is not a JSON object")
     try:
@@ -200,10 +227,13 @@ def parse_graphql_order(node: object, extra_lines: Iterable[object] = ()) -> Bas
             except ValueError as exc:
                 raise OrderPayloadError(f"order {order_id}: {exc}") from exc
     currency = node.get("currencyCode")
+    journey = node.get("customerJourneySummary")
+    visit = journey.get("lastVisit") if isinstance(journey, dict) else None
     return Basket(
         order_id=order_id,
         created_at=parse_timestamp(node.get("createdAt")),
         currency=currency if isinstance(currency, str) and currency else "USD",
         test=node.get("test") is True,
         product_ids=tuple(dict.fromkeys(products)),
+        landing=landing_handle(visit.get("landingPage")) if isinstance(visit, dict) else None,
     )

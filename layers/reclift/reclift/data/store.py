@@ -922,6 +922,19 @@ def _touch(item: EventItem) -> Touch:
 
 
 # ---------------------------------------------------------------- the order's writes, in chunks
+def basket_index_key(basket: Basket) -> str:
+    """The basket's `by_shop_date_v2` sort key: `{created_at}#{order id}`, then `#{landing handle}` when its buyer
+    landed on a product page (`orders.landing_handle` keeps no handle with a `#`)."""
+    key = f"{_stamp(basket.created_at)}#{basket.order_id}"
+    return f"{key}#{basket.landing}" if basket.landing else key
+
+
+def landing_of(index_key: str | None) -> str | None:
+    """The landing handle a basket's sort key carries (`basket_index_key`), None when it carries none."""
+    parts = (index_key or "").split("#", 2)
+    return parts[2] if len(parts) == 3 and parts[2] else None
+
+
 def basket_record(shop: str, basket: Basket, **fields: Any) -> OrderRecord:
     """The order's own item (sk `order`), which carries its basket and is found by the similarity job through the
     `by_shop_date_v2` index under `{shop}#basket`. Attribution adds the buyer's keys and the attributed revenue; the
@@ -930,7 +943,7 @@ def basket_record(shop: str, basket: Basket, **fields: Any) -> OrderRecord:
         pk=order_key(shop, basket.order_id),
         sk="order",
         gsi1pk=f"{shop}#basket",
-        gsi1sk=f"{_stamp(basket.created_at)}#{basket.order_id}",
+        gsi1sk=basket_index_key(basket),
         shop=shop,
         order_id=basket.order_id,
         created_at=basket.created_at,
@@ -1011,6 +1024,7 @@ def _order_chunks(
             currency=order.currency,
             test=order.test,
             product_ids=order.product_ids,
+            landing=order.landing,
         ),
         customer_id=order.customer_id,
         visitor_id=order.visitor_id,

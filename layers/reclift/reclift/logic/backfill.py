@@ -46,6 +46,8 @@ BULK_CURSOR = "bulk:"
 
 PAGE_INFO = "pageInfo { hasNextPage endCursor }"
 ORDER_LINE_FIELDS = "product { id }"
+# the page the buyer's last visit before the order landed on (reclift.orders.landing_handle)
+ORDER_JOURNEY_FIELDS = "customerJourneySummary { lastVisit { landingPage } }"
 VARIANT_FIELDS = "price inventoryQuantity inventoryPolicy inventoryItem { tracked }"
 
 ORDERS_QUERY = f"""
@@ -53,7 +55,7 @@ query BackfillOrders($first: Int!, $after: String, $query: String, $lines: Int!)
   orders(first: $first, after: $after, query: $query, sortKey: CREATED_AT) {{
     {PAGE_INFO}
     nodes {{
-      id createdAt test currencyCode
+      id createdAt test currencyCode {ORDER_JOURNEY_FIELDS}
       lineItems(first: $lines) {{ {PAGE_INFO} nodes {{ {ORDER_LINE_FIELDS} }} }}
     }}
   }}
@@ -106,9 +108,9 @@ def expected_count(client: AdminClient, what: What, *, now: datetime, days: int 
 
 
 BULK_QUERIES = {
-    "orders": """{ orders(query: "%s", sortKey: CREATED_AT) { edges { node {
-  id createdAt test currencyCode lineItems { edges { node { product { id } } } }
-} } } }""",
+    "orders": f"""{{ orders(query: "%s", sortKey: CREATED_AT) {{ edges {{ node {{
+  id createdAt test currencyCode {ORDER_JOURNEY_FIELDS} lineItems {{ edges {{ node {{ product {{ id }} }} }} }}
+}} }} }} }}""",
     "products": f"""{{ products(sortKey: ID) {{ edges {{ node {{
   {PRODUCT_FIELDS} variants {{ edges {{ node {{ {VARIANT_FIELDS} }} }} }}
 }} }} }} }}""",
