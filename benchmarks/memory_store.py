@@ -26,7 +26,7 @@ from typing import Any
 from reclift.adjustments import Adjustment, AttributedLine
 from reclift.attribution import OrderAttribution, Touch, TouchKind, page_purchases
 from reclift.catalog import Listing, ProductStatus
-from reclift.context import ContextPrior, Similarity, page_similarities
+from reclift.context import ContextPrior, Landed, Similarity, page_similarities
 from reclift.data.learning import LearnedModel
 from reclift.data.serving import MAX_CONTEXT_PRODUCTS, ROUND_TRIP_KEYS, CandidateItems, Scores, ServingContext
 from reclift.data.similarity import ViewedTogether
@@ -51,7 +51,7 @@ from reclift.profiles import (
 from reclift.recids import REC_ID_LIFETIME, page_of
 from reclift.rules import MerchantRules
 from reclift.settings import ShopSettings
-from reclift.similarity import Neighbour
+from reclift.similarity import Neighbour, WindowBasket
 from reclift.tracking import PageCounts, ProductCounts, ProfileChange, TrackedEvent
 
 COUNTER_FIELDS = ("impressions", "clicks", "add_to_carts", "purchases", "units", "sold")
@@ -97,6 +97,7 @@ class _Order:
     test: bool
     basket: list[str]
     backfilled: bool = False
+    landing: str | None = None
     attributed_revenue: Decimal = Decimal(0)
     lines: dict[str, AttributionRow] = field(default_factory=dict)  # attributed lines by line id
     stored: dict[str, AttributedLine] = field(default_factory=dict)
@@ -128,6 +129,7 @@ class _Shop:
     similarity_orders: dict[str, int] = field(default_factory=dict)
     catalog_similarity: dict[str, Scores] = field(default_factory=dict)
     viewed_similarity: dict[str, Scores] = field(default_factory=dict)  # co-view neighbours × the shop's weight
+    landed: dict[str, Landed] = field(default_factory=dict)  # what the orders landed on a page bought
     listings: dict[str, Listing] = field(default_factory=dict)
     pairs: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)  # page → (run, pair ratios)
 
@@ -330,6 +332,7 @@ class MemoryStore:
             test=order.test,
             basket=list(order.product_ids),
             attributed_revenue=attribution.revenue,
+            landing=order.landing,
         )
         day = order.created_at.date()
         for line in attribution.attributed:
@@ -505,7 +508,9 @@ class MemoryStore:
     def page_similarities(self, shop: str, pages: Iterable[str]) -> dict[str, dict[str, Similarity]]:
         state = self._shop(shop)
         return {
-            page: page_similarities(state.similarity.get(page, []), state.viewed_similarity.get(page, []))
+            page: page_similarities(
+                state.similarity.get(page, []), state.viewed_similarity.get(page, []), state.landed.get(page)
+            )
             for page in sorted(set(pages))
             if page in state.similarity or page in state.viewed_similarity
         }
@@ -522,9 +527,9 @@ class MemoryStore:
         return [result for stored_run, result in self._shop(shop).performance.values() if stored_run == run]
 
     # ------------------------------------------------------------ SimilarityPort
-    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]:
+    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[WindowBasket]:
         window = [o for o in self._orders_newest_first(shop) if since <= o.created_at <= until][:limit]
-        return [list(o.basket) for o in window if not o.test and o.basket]
+        return [WindowBasket(list(o.basket), o.landing) for o in window if not o.test and o.basket]
 
     def bought_instead(self, shop: str, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]:
         lines = [
@@ -558,8 +563,17 @@ class MemoryStore:
         orders: Mapping[str, int],
         catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
         viewed: ViewedTogether | None = None,
+        landed: Mapping[str, Landed] | None = None,
     ) -> int:
         state = self._shop(shop)
+        landed = landed or {}
+        for product in {*neighbours, *(catalog or {}), *(viewed.neighbours if viewed else {})}:
+            # each product's item is written whole, as SimilarityStore does; its counts as stored (trailing 0s dropped)
+            stored = Landed.from_json(landed[product].to_json()) if product in landed else None
+            if stored is None:
+                state.landed.pop(product, None)
+            else:
+                state.landed[product] = stored
         for product, products in neighbours.items():
             state.similarity[product] = [(n.product_id, round(n.jaccard, 6)) for n in products]
             state.similarity_orders[product] = orders.get(product, 0)
@@ -626,6 +640,7 @@ class MemoryStore:
             similar={p: state.similarity[p] for p in wanted if p in state.similarity},
             catalog_similar={p: state.catalog_similarity[p] for p in wanted if p in state.catalog_similarity},
             viewed_similar={p: state.viewed_similarity[p] for p in wanted if p in state.viewed_similarity},
+            landed={p: state.landed[p] for p in wanted if p in state.landed},
             profile_neighbours=[profile.neighbours for profile in profiles if profile.neighbours],
             profile_catalog_neighbours=[p.catalog_neighbours for p in profiles if p.catalog_neighbours],
             pair_ratios=dict(ratios) if state.model is not None and run == state.model.run else {},

@@ -16,6 +16,7 @@ import pytest
 from benchmarks.memory_store import MemoryStore
 
 from reclift.catalog import parse_webhook_product
+from reclift.context import Landed
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.serving import ServingPort, ServingReader
 from reclift.data.similarity import SimilarityPort, SimilarityStore
@@ -216,6 +217,7 @@ def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_re
         A: [(B, 0.5), (C, 0.3333)],
         B: [(A, 0.5), (C, 0.4)],
     }
+    assert context.landed == {}  # the sample order's landing_site is the home page: nothing is counted
     assert (learned["products"], learned["blacklisted"]) == (4, 0)
     model = context.model
     assert model is not None
@@ -233,6 +235,53 @@ def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_re
     }
     other_run = ports.serving.candidates(shop, performance_ids=[A], catalog_ids=[], run="2000-01-01")
     assert other_run.performance == {}
+
+
+def test_given_orders_that_name_their_landing_page_when_the_job_ran_then_both_read_what_they_bought(
+    ports: Ports,
+) -> None:
+    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    for product, price in PRICES.items():
+        listing = {
+            "id": int(product),
+            "title": f"Product {product}",
+            "handle": f"P-{product}",  # matched whatever its case
+            "status": "active",
+            "updated_at": (now - timedelta(days=1)).isoformat(),
+            "variants": [{"price": str(price), "inventory_quantity": 5, "inventory_management": "shopify"}],
+        }
+        assert ports.catalog.save_listing(shop, parse_webhook_product(listing))
+    orders = [
+        ([A, B], f"/products/p-{A}?utm_source=newsletter"),  # landed on A, bought B
+        ([A, B], f"https://shop.example/fr/products/p-{A}"),  # landed on A (under a locale), bought B
+        ([A, C], f"/products/p-{C}"),  # landed on C, bought A
+        ([A, B, C], "/?utm_source=newsletter"),  # the home page
+        ([B, C], None),
+        ([A, C], f"/collections/all/products/p-{A}"),  # landed on A (through a collection), bought C
+    ]
+    for number, (basket, landing) in enumerate(orders):
+        payload = order_payload(
+            order_id=6100 + number,
+            created_at=now - timedelta(minutes=number),
+            lines=[{"product_id": p, "price": str(PRICES[p])} for p in basket],
+        )
+        process_order_created(shop, payload | {"landing_site": landing}, ports.store, rec_ids=lambda: REC_IDS)
+
+    job = similarity_for_shop(shop, now + timedelta(minutes=1), ports.similarity, ports.store)
+
+    assert (job["baskets"], job["baskets_with_landing_page"]) == (6, 4)
+    context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A, B, C])
+    assert [p for p, _ in context.similar[A]] == [B, C]
+    # 3 orders landed on A (2 bought B, 1 C), 1 on C (bought A), none on B; pooled: 4 of 3 × 2 + 1 × 2 chances
+    assert context.landed == {
+        A: Landed(3, (2, 1), 0.5),
+        B: Landed(0, (), 0.5),
+        C: Landed(1, (1,), 0.5),
+    }
+    similarities = ports.learning.page_similarities(shop, [A, B])
+    assert {p: s[:2] for p, s in similarities[A].items()} == {B: (0.5, 0.0), C: (0.5, 0.0)}
+    assert {p: s[2] for p, s in similarities[A].items()} == pytest.approx({B: 3 / 5, C: 2 / 5})
+    assert {p: s[2] for p, s in similarities[B].items()} == {A: 0.5, C: 0.5}  # no order landed on B: the shop's
 
 
 def view(ports: Ports, shop: str, visitor: str, products: list[str], at: datetime) -> None:
@@ -430,7 +479,7 @@ def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_se
     learn_shop(LearnShop(shop=shop, day=now.date()), ports.learning, ports.store)
 
     # Jaccard: A and B in 2 of the 5 orders of either, A and C in 2 of the 13 (C alone in the widget's 8)
-    assert ports.learning.page_similarities(shop, [A, "9999"]) == {A: {B: (0.4, 0.0), C: (0.153846, 0.0)}}
+    assert ports.learning.page_similarities(shop, [A, "9999"]) == {A: {B: (0.4, 0.0, 0.0), C: (0.153846, 0.0, 0.0)}}
     context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A], page=A)
     assert context.model is not None
     assert context.model.policy == "context"

@@ -16,6 +16,7 @@ from reclift.context import (
     NEUTRAL,
     Clicks,
     ContextPrior,
+    Landed,
     PairWindow,
     Similarity,
     aggregate_pairs,
@@ -203,17 +204,26 @@ def test_given_few_pairs_when_fitted_then_the_ratio_is_shrunk_toward_one() -> No
 def test_the_prior_survives_its_json() -> None:
     prior = ContextPrior(
         intercept=0.2,
-        slopes=(0.4, 0.1),
-        centres=(-2.0, -3.0),
-        floors=(0.01, 0.001),
-        highs=(0.6, 0.5),
+        slopes=(0.4, 0.1, 0.3),
+        centres=(-2.0, -3.0, -4.0),
+        floors=(0.01, 0.001, 0.002),
+        highs=(0.6, 0.5, 0.4),
         unrelated=0.3,
         strength=1.2,
     )
     assert ContextPrior.from_json(prior.to_json()) == prior
-    assert prior.ratio((math.exp(-2.0), math.exp(-3.0))) == pytest.approx(math.exp(0.2))
+    assert prior.ratio((math.exp(-2.0), math.exp(-3.0), math.exp(-4.0))) == pytest.approx(math.exp(0.2))
     assert prior.ratio(None) == 0.3
     assert prior.ratio((0.0, 0.0)) == 0.3
+    assert prior.ratio((0.0, 0.0, 0.1)) == 0.3  # a landed share alone makes no neighbour
+
+
+def test_an_older_runs_prior_of_two_sources_reads_as_saying_nothing_of_the_third() -> None:
+    older = '{"intercept":0.2,"slopes":[0.4,0.1],"centres":[-2.0,-3.0],"floors":[0.01,0.001],"highs":[0.6,0.5]}'
+    prior = ContextPrior.from_json(older)
+    assert prior.slopes == (0.4, 0.1, 0.0)
+    # whatever the landed share, the ratio is the two sources' alone
+    assert prior.ratio((0.3, 0.0, 0.9)) == prior.ratio((0.3, 0.0, 0.001)) == prior.ratio((0.3, 0.0))
     assert prior.ratio((0.001, 0.05)) == prior.ratio((0.01, 0.05))  # clamped to the fitted range
     assert prior.ratio((0.0, 0.05)) == prior.ratio((0.01, 0.05))  # a source that does not list it: its floor
 
@@ -290,12 +300,90 @@ def test_aggregate_pairs_decays_by_age_and_keeps_the_window() -> None:
     assert windows[("1", "3")].impressions == 5
 
 
-def test_page_similarities_add_the_two_sources() -> None:
+def test_page_similarities_add_the_sources() -> None:
     assert page_similarities([("a", 0.2), ("b", 0.1)], [("b", 0.05), ("c", 0.01)]) == {
-        "a": (0.2, 0.0),
-        "b": (0.1, 0.05),
-        "c": (0.0, 0.01),
+        "a": (0.2, 0.0, 0.0),
+        "b": (0.1, 0.05, 0.0),
+        "c": (0.0, 0.01, 0.0),
     }
+    # 8 orders landed on the page: 6 bought a, none b; c (co-view only) is one none of them bought
+    landed = Landed(orders=8, bought=(6,), pooled=0.1)
+    shares = {p: s[2] for p, s in page_similarities([("a", 0.2), ("b", 0.1)], [("c", 0.01)], landed).items()}
+    assert shares == pytest.approx({"a": (6 + 0.2) / 10, "b": 0.2 / 10, "c": 0.2 / 10})
+
+
+def test_a_landed_share_is_shrunk_toward_the_shops_pooled_share() -> None:
+    assert Landed(0, (), 0.05).share(0) == pytest.approx(0.05)  # no order landed on the page: the shop's share
+    few, many = Landed(2, (2,), 0.05), Landed(200, (200,), 0.05)
+    assert 0.05 < few.share(0) < many.share(0) < 1.0
+    assert many.share(0) == pytest.approx(1.0, abs=0.01)
+    assert Landed.from_json(Landed(9, (3, 0, 1, 0, 0), 0.04).to_json()) == Landed(9, (3, 0, 1), 0.04)
+    assert Landed(9, (3, 0, 1), 0.04).share(4) == Landed(9, (3, 0, 1), 0.04).share(None)
+
+
+LandedWorld = tuple[
+    dict[tuple[str, str], PairWindow],
+    dict[str, float],
+    dict[str, list[tuple[str, float]]],
+    dict[str, Landed],
+    dict[tuple[str, str], float],
+]
+
+
+def _landed_world(
+    seed: int, *, pages: int = 150, per_page: int = 12, impressions: int = 60, landed_orders: int = 25
+) -> LandedWorld:
+    """Pages whose co-purchase lists hold as many strays (selling at 0.3 of their rate there) as related products,
+    their Jaccards alike; of the orders that landed on a page, each bought a related product 1 time in 8 and a stray
+    1 time in 200. Each pair shown `impressions` times: too few to tell one pair from another by its own sales."""
+    rng = random.Random(f"landed:{seed}")
+    products = [str(7_000 + i) for i in range(300)]
+    rates = {p: rng.uniform(0.01, 0.05) for p in products}
+    windows: dict[tuple[str, str], PairWindow] = {}
+    lists: dict[str, list[tuple[str, float]]] = {}
+    landed: dict[str, Landed] = {}
+    truth: dict[tuple[str, str], float] = {}
+    for index in range(pages):
+        page = str(9_000 + index)
+        shown = rng.sample(products, per_page)
+        lists[page] = [(p, round(rng.uniform(0.05, 0.5), 4)) for p in shown]
+        bought = []
+        for position, product in enumerate(shown):
+            related = position % 2 == 0
+            truth[(page, product)] = 1.0 if related else 0.3
+            bought.append(sum(rng.random() < (0.125 if related else 0.005) for _ in range(landed_orders)))
+            purchases = _poisson(rng, impressions * rates[product] * truth[(page, product)])
+            windows[(page, product)] = PairWindow(impressions, purchases, float(impressions), float(purchases))
+        landed[page] = Landed(landed_orders, tuple(bought), 0.0)
+    chances = sum(len(lists[p]) * landed_orders for p in lists)
+    pooled = sum(sum(counts.bought) for counts in landed.values()) / chances
+    return windows, rates, lists, {page: replace(counts, pooled=pooled) for page, counts in landed.items()}, truth
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_given_orders_that_landed_on_the_pages_when_fitted_then_the_pairs_they_bought_are_valued_above_the_strays(
+    seed: int,
+) -> None:
+    """Where the baskets cannot tell a page's related neighbours from its strays, what the orders that landed on the
+    page bought does: the prior learns it (a positive slope on the landed share) and the pairs' ratios come nearer
+    the truth than without it. Without landing pages, the third source says nothing."""
+    windows, rates, lists, landed, truth = _landed_world(seed)
+    with_landing = {page: page_similarities(lists[page], [], landed[page]) for page in lists}
+    without = {page: page_similarities(lists[page], []) for page in lists}
+
+    def error(similarities: dict[str, dict[str, Similarity]]) -> tuple[ContextPrior, float]:
+        prior = fit_context(windows, rates, similarities)
+        learned = pair_ratios(windows, rates, similarities, prior)
+        errors = [abs(math.log(learned[p][c] / truth[(p, c)])) for p, c in truth if c in learned.get(p, {})]
+        return prior, sum(errors) / len(errors)
+
+    prior, landed_error = error(with_landing)
+    plain, plain_error = error(without)
+    assert prior.slopes[2] > 0.1
+    assert prior.ratio((0.2, 0.0, 0.6)) > 1.5 * prior.ratio((0.2, 0.0, 0.01))
+    assert landed_error < 0.8 * plain_error
+    assert plain.slopes[2] == pytest.approx(0.0, abs=1e-9)
+    assert plain.ratio((0.2, 0.0, 0.6)) == pytest.approx(plain.ratio((0.2, 0.0, 0.01)))
 
 
 def _performance(product: str, cvr: float) -> Performance:

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from reclift.catalog import Listing, ProductStatus
+from reclift.context import Landed
 from reclift.data.learning import LearnedModel
 from reclift.data.serving import ROUND_TRIP_KEYS, CandidateItems, ServingContext, ServingReader
 from reclift.learning import Performance, Prior
-from reclift.logic.recommendations import parse_query, plan_candidate_reads, recommend
+from reclift.logic.recommendations import parse_query, plan_candidate_reads, recommend, similar_candidates
 from reclift.ranking import Candidate, assign_arm
 from reclift.recids import RecIds
 from reclift.settings import ShopSettings
@@ -284,3 +285,15 @@ def test_given_a_response_then_its_rec_id_is_issued_for_the_shop_visitor_arm_pla
     assert REC_IDS.proven(rec_id, shop="shop.myshopify.com", visitor_id="v-2", listed=listed, now=NOW) is None
     again = recommend("shop.myshopify.com", None, query, reader, random.Random(1), rec_ids=REC_IDS, now=NOW)
     assert again["rec_id"] != rec_id  # one id per response
+
+
+def test_given_orders_that_landed_on_the_page_then_each_candidates_parts_carry_its_landed_share() -> None:
+    """The context policy's prior reads, beside a candidate's co-purchase and co-view similarity, the share of the
+    orders that landed on the page which bought it; a page nobody landed on gives none (0)."""
+    similar = {"1": [("2", 0.6), ("3", 0.3)], "2": [("3", 0.5)]}
+    context = ServingContext(settings=SETTINGS, model=MODEL, similar=similar, landed={"1": Landed(8, (0, 6), 0.1)})
+
+    page = similar_candidates(parse_query({"placement": "product", "product_id": "1"}), context, {"1"})
+    assert [(c.product_id, c.parts) for c in page] == [("2", (0.6, 0.0, 0.2 / 10)), ("3", (0.3, 0.0, 6.2 / 10))]
+    cart = similar_candidates(parse_query({"placement": "cart", "cart_product_ids": "2"}), context, {"2"})
+    assert [(c.product_id, c.parts) for c in cart] == [("3", (0.5, 0.0, 0.0))]

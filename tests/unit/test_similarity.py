@@ -10,12 +10,15 @@ from itertools import combinations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from reclift.context import Landed
 from reclift.similarity import (
     MAX_BASKET_PRODUCTS,
     Neighbour,
+    WindowBasket,
     combine,
     encode_baskets,
     id_order,
+    landed_counts,
     neighbour_table,
     similar_products,
 )
@@ -141,3 +144,26 @@ def test_given_several_lists_then_combine_averages_excludes_and_breaks_ties_by_i
     assert combine(lists, exclude={"1"}, limit=10) == [("2", 0.3), ("3", 0.3), ("4", 0.2)]
     assert combine(lists, limit=1) == [("1", 0.45)]
     assert combine([], limit=5) == []
+
+
+def test_given_orders_that_landed_on_pages_then_what_they_bought_of_each_pages_neighbours_is_counted() -> None:
+    lists = similar_products([["1", "2"], ["1", "2"], ["1", "3"], ["1", "3"], ["2", "3"], ["2", "3"]])
+    assert [n.product_id for n in lists["1"]] == ["2", "3"]
+    handles = {"teapot": "1", "strainer": "2", "cosy": "3"}
+    baskets = [
+        WindowBasket(["1", "2"], "teapot"),
+        WindowBasket(["1", "2", "3"], "teapot"),
+        WindowBasket(["1"], "teapot"),
+        WindowBasket(["2", "3"], "strainer"),
+        WindowBasket(["1", "3"], None),  # the home page: not counted
+        WindowBasket(["3"], "gone"),  # a handle no longer in the catalog: not counted
+    ]
+    landed = landed_counts(baskets, handles, lists)
+    # 3 orders landed on 1's page (2 bought 2, 1 bought 3), 1 on 2's (bought 3), none on 3's; pooled: 4 of 3×2 + 1×2
+    assert landed == {
+        "1": Landed(3, (2, 1), 0.5),
+        "2": Landed(1, (0, 1), 0.5),
+        "3": Landed(0, (0, 0), 0.5),
+    }
+    assert landed_counts([WindowBasket(["1", "2"], None)], handles, lists) == {}  # no landing: nothing to say
+    assert landed_counts(baskets, handles, {}) == {}

@@ -5,10 +5,11 @@ page of product p at m_c × ρ_pc × price: m_c its product-level posterior mean
 toward the shop's prior), ρ_pc how much better or worse it sells on this page than its own rate says. Three levels
 of shrinkage, each toward the one above it:
 
-- the shop: before any pair's own evidence, ρ's prior mean is R(s), from the candidate's similarity s to the page
-  (co-purchase Jaccard plus the shop's weighted co-view Jaccard, as serving combines them): R(s) = exp(a + b ln s),
-  a Poisson regression of the shop's pairs' purchases on their log similarity, offset by what their products' rates
-  predicted (impressions × m_c), with a ridge of SHRINKAGE predicted purchases toward R = 1. A candidate that is not
+- the shop: before any pair's own evidence, ρ's prior mean is R(s), from the candidate's similarities s to the page
+  (its co-purchase Jaccard, its weighted co-view Jaccard, and the share of the orders that landed on the page which
+  bought it: `landed_share`): R(s) = exp(a + Σ b_i ln s_i), a Poisson regression of the shop's pairs' purchases on
+  their log similarities, offset by what their products' rates predicted (impressions × m_c), with a ridge of
+  SHRINKAGE predicted purchases toward R = 1. A candidate that is not
   a neighbour of the page (a best seller or a catalog neighbour in a spare slot) has a ratio of its own, Σ purchases /
   Σ predicted, shrunk alike. So the similarity is prior information about the pair, not a tie-breaker;
 - the pair: a Gamma–Poisson update of ρ from the pair's decayed purchases k and the purchases its prior predicts,
@@ -104,13 +105,52 @@ def on_clicks(window: PairWindow) -> PairWindow:
     return replace(window, purchases=window.clicks, decayed_purchases=window.decayed_clicks)
 
 
-Similarity = tuple[float, float]  # a candidate's co-purchase Jaccard and weighted co-view Jaccard to the page
-SOURCES = 2
+# A candidate's similarities to the page: its co-purchase Jaccard, its weighted co-view Jaccard and its landed share
+# (0 where the source does not list it or says nothing; a shorter tuple, as older runs stored, lacks the last ones).
+Similarity = tuple[float, ...]
+SOURCES = 3
+# The orders of evidence a page's landed shares are shrunk with, toward the shop's pooled share.
+LANDED_PRIOR_ORDERS = 2.0
 
 
 def is_neighbour(similarity: Similarity | None) -> TypeGuard[Similarity]:
     """Whether a candidate with these similarities to a page is one of the page's neighbours (some source lists it)."""
-    return similarity is not None and any(value > 0 for value in similarity)
+    return similarity is not None and any(value > 0 for value in similarity[:2])
+
+
+def _sources(similarity: Similarity) -> Similarity:
+    return (*similarity[:SOURCES], *(0.0,) * (SOURCES - len(similarity)))
+
+
+@dataclass(frozen=True)
+class Landed:
+    """What the shop's orders that landed on a product's page bought (reclift.similarity.landed_counts): `orders` of
+    them, `bought[i]` of which held the page's i-th co-purchase neighbour (missing at the end: 0); `pooled` the shop's
+    share over every page's neighbours."""
+
+    orders: int
+    bought: tuple[int, ...]
+    pooled: float
+
+    def share(self, index: int | None) -> float:
+        """The shrunk share of the page's landed orders that bought its `index`-th neighbour (None: a neighbour
+        of another source, which none of them bought): (k + LANDED_PRIOR_ORDERS × pooled) / (n + LANDED_PRIOR_ORDERS).
+        A page no order landed on gets the pooled share, what the shop's pages say on average."""
+        bought = self.bought[index] if index is not None and index < len(self.bought) else 0
+        return (bought + LANDED_PRIOR_ORDERS * self.pooled) / (self.orders + LANDED_PRIOR_ORDERS)
+
+    def to_json(self) -> str:
+        bought = list(self.bought)
+        while bought and bought[-1] == 0:
+            bought.pop()
+        return json.dumps([self.orders, round(self.pooled, 6), bought], separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> Landed | None:
+        if not raw:
+            return None
+        orders, pooled, bought = json.loads(raw)
+        return cls(int(orders), tuple(int(k) for k in bought), float(pooled))
 
 
 @dataclass(frozen=True)
@@ -133,7 +173,9 @@ class ContextPrior:
     def features(self, similarity: Similarity) -> list[float]:
         return [
             math.log(min(high, max(floor, value))) - centre
-            for value, floor, high, centre in zip(similarity, self.floors, self.highs, self.centres, strict=True)
+            for value, floor, high, centre in zip(
+                _sources(similarity), self.floors, self.highs, self.centres, strict=True
+            )
         ]
 
     def ratio(self, similarity: Similarity | None) -> float:
@@ -153,7 +195,11 @@ class ContextPrior:
         for name in _FIELDS:
             if name in data:
                 raw_value = data[name]
-                values[name] = tuple(float(v) for v in raw_value) if isinstance(raw_value, list) else float(raw_value)
+                if isinstance(raw_value, list):  # an older run's has fewer sources: the rest say nothing
+                    missing = getattr(NEUTRAL, name)[len(raw_value) :]
+                    values[name] = (*(float(v) for v in raw_value[:SOURCES]), *missing)
+                else:
+                    values[name] = float(raw_value)
         return cls(**values)
 
 
@@ -162,16 +208,19 @@ NEUTRAL = ContextPrior()
 
 
 def page_similarities(
-    copurchased: Sequence[tuple[str, float]], viewed: Sequence[tuple[str, float]]
+    copurchased: Sequence[tuple[str, float]], viewed: Sequence[tuple[str, float]], landed: Landed | None = None
 ) -> dict[str, Similarity]:
-    """A page's neighbours and their two similarities, as serving has them: the co-purchase Jaccard and the co-view
-    Jaccard × the shop's weight of co-view (both lists as stored); 0 where a source does not list the neighbour."""
-    scores: dict[str, Similarity] = {}
-    for product, score in copurchased:
-        scores[product] = (score, 0.0)
+    """A page's neighbours and their similarities, as serving has them: the co-purchase Jaccard, the co-view
+    Jaccard × the shop's weight of co-view (both lists as stored; 0 where a source does not list the neighbour) and
+    the landed share (0 where the shop's orders name no landing page)."""
+    position = {product: index for index, (product, _) in enumerate(copurchased)}
+    scores: dict[str, tuple[float, float]] = {product: (score, 0.0) for product, score in copurchased}
     for product, score in viewed:
         scores[product] = (scores.get(product, (0.0, 0.0))[0], score)
-    return scores
+    return {
+        product: (*pair, landed.share(position.get(product)) if landed is not None else 0.0)
+        for product, pair in scores.items()
+    }
 
 
 def _ratio(purchases: float, predicted: float) -> float:
@@ -240,7 +289,7 @@ def fit_context(
             continue
         similarity = similarities.get(page, {}).get(product)
         if is_neighbour(similarity):
-            related.append((similarity, window.purchases, window.exposure * mean))
+            related.append((_sources(similarity), window.purchases, window.exposure * mean))
         else:
             unrelated_bought += window.purchases
             unrelated_predicted += window.exposure * mean

@@ -29,6 +29,11 @@ from). Each source's hit rate is shrunk toward the pooled rate (co-view's toward
 sign than a purchase) and co-view's weight is its rate over co-purchase's: a shop whose shoppers buy what they
 viewed together weighs co-view up, one where views say little about baskets weighs it down.
 
+Which way a pair goes, the baskets cannot say: a teapot and its strainer share their baskets both ways, and so do
+two products bought with a third. Where an order names the product page its buyer's visit landed on (Shopify's
+`landing_site`), it does: `landed_counts` counts, for each page's co-purchase neighbours, how many of the orders that
+landed on the page bought each of them, and the context policy's prior reads their share (reclift.context.Landed).
+
 The counting is numpy over integer codes: pairs of each basket size are generated as whole arrays, counted with one
 sort, and ranked with one more, so a shop's million orders take about as long as scipy's sparse XᵀX on the same
 baskets (benchmarks/similarity.py). numpy is imported by the functions that count, not by the module: the request
@@ -39,7 +44,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
+
+from reclift.context import Landed
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,6 +68,41 @@ MAX_BASKET_PRODUCTS = 100
 
 IntArray: TypeAlias = "npt.NDArray[np.int64]"
 FloatArray: TypeAlias = "npt.NDArray[np.float64]"
+
+
+class WindowBasket(NamedTuple):
+    """A stored order as the similarity job reads it: its distinct products, and the handle of the product page its
+    buyer's visit landed on (None: another page, or not known)."""
+
+    products: list[str]
+    landing: str | None = None
+
+
+def landed_counts(
+    baskets: Iterable[WindowBasket], handles: Mapping[str, str], lists: Mapping[str, Sequence[Neighbour]]
+) -> dict[str, Landed]:
+    """For every product with co-purchase neighbours: how many of the baskets landed on its page (their landing
+    handle resolved to a product by `handles`) and how many of those held each of its neighbours, with the shop's
+    pooled share (Σ bought / Σ landed orders × neighbours, over the pages some order landed on). Empty when no
+    basket names a product page: the shop's orders say nothing of where their buyers landed."""
+    orders: dict[str, int] = {}
+    bought: dict[tuple[str, str], int] = {}
+    for basket in baskets:
+        page = handles.get(basket.landing) if basket.landing else None
+        if page is None:
+            continue
+        orders[page] = orders.get(page, 0) + 1
+        for product in set(basket.products):
+            if product != page:
+                bought[(page, product)] = bought.get((page, product), 0) + 1
+    counts = {
+        page: tuple(bought.get((page, n.product_id), 0) for n in neighbours) for page, neighbours in lists.items()
+    }
+    chances = sum(orders.get(page, 0) * len(neighbours) for page, neighbours in lists.items())
+    if chances == 0:
+        return {}
+    pooled = sum(sum(counts[page]) for page in lists if page in orders) / chances
+    return {page: Landed(orders.get(page, 0), counts[page], pooled) for page in lists}
 
 
 @dataclass(frozen=True)

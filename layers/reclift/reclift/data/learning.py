@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
-from reclift.context import ContextPrior, Similarity, page_similarities
+from reclift.context import ContextPrior, Landed, Similarity, page_similarities
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import neighbours_from_json, similarity_sk
@@ -205,6 +205,7 @@ class LearningStore:
                     found[item.product_id] = page_similarities(
                         [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)],
                         [(n.product_id, round(n.jaccard * weight, 6)) for n in neighbours_from_json(item.viewed)],
+                        Landed.from_json(item.landed),
                     )
         except PynamoDBException as exc:
             raise StoreError(f"reading the pages' neighbours failed: {exc.msg}") from exc

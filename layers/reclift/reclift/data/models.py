@@ -210,7 +210,10 @@ class OrderRecord(Model):
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     gsi1pk = UnicodeAttribute(null=True)  # {shop}#attr | {shop}#missed | {shop}#basket
-    gsi1sk = UnicodeAttribute(null=True)  # {created_at}#{order id}[#{line id}]
+    # {created_at}#{order id}[#{line id}]; an order's own item (its basket): [#{landing handle}], the handle of the
+    # product page its buyer's visit landed on, in the key because the index projects a fixed list of attributes
+    # (ORDERS_BY_SHOP_DATE_ATTRIBUTES) that cannot change in place, and the similarity job reads it with the basket
+    gsi1sk = UnicodeAttribute(null=True)
     shop = UnicodeAttribute()
     order_id = UnicodeAttribute()
     created_at = UTCDateTimeAttribute(null=True)
@@ -471,6 +474,10 @@ class SimilarityItem(Model):
     # every item of a run): the first round trip reads them with the co-purchase neighbours
     viewed = UnicodeAttribute(null=True)
     viewed_weight = NumberAttribute(null=True)
+    # what the orders that landed on the product's page bought of its co-purchase neighbours, as
+    # [orders, the shop's pooled share, [orders holding the i-th neighbour, …]] (reclift.context.Landed): absent
+    # where no order of the shop names a product page it landed on
+    landed = UnicodeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute(null=True)
 

@@ -48,6 +48,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from reclift import config
 from reclift.catalog import Listing
+from reclift.context import Landed
 from reclift.data.catalog import catalog_keys, listing_of
 from reclift.data.expiring_cache import ExpiringLru, item_size
 from reclift.data.installs import uninstalled_in
@@ -76,7 +77,8 @@ MAX_CANDIDATES = 50
 ROUND_TRIP_KEYS = 100  # DynamoDB's BatchGetItem limit
 
 Scores = list[tuple[str, float]]
-Neighbours = tuple[Scores, Scores, Scores]  # a product's co-purchase, catalog and (weighted) co-view neighbours
+# a product's co-purchase, catalog and (weighted) co-view neighbours, and what the orders landed on its page bought
+Neighbours = tuple[Scores, Scores, Scores, Landed | None]
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,8 @@ class ServingContext:
     uninstalled: bool = False  # the shop uninstalled reclift (read with its settings, at no extra cost)
     # the context policy's learned pair ratios on the product page's product (of the served model's run)
     pair_ratios: dict[str, float] = field(default_factory=dict)
+    # what the orders that landed on the request's products' pages bought of their co-purchase neighbours
+    landed: dict[str, Landed] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,12 +238,15 @@ class ServingReader:
         similar: dict[str, Scores] = {}
         catalog_similar: dict[str, Scores] = {}
         viewed_similar: dict[str, Scores] = {}
+        landed: dict[str, Landed] = {}
 
         def keep(product: str, lists: Neighbours | None) -> None:
             if lists is not None:
-                for kept, scores in zip((similar, catalog_similar, viewed_similar), lists, strict=True):
+                for kept, scores in zip((similar, catalog_similar, viewed_similar), lists[:3], strict=True):
                     if scores:
                         kept[product] = scores
+                if lists[3] is not None:
+                    landed[product] = lists[3]
 
         unknown: list[str] = []
         for product in wanted:
@@ -277,7 +284,7 @@ class ServingReader:
                     copurchased = [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
                     weight = float(item.viewed_weight or 0)
                     viewed = [(n.product_id, round(n.jaccard * weight, 6)) for n in neighbours_from_json(item.viewed)]
-                    live = (copurchased, scores_from_json(item.catalog), viewed)
+                    live = (copurchased, scores_from_json(item.catalog), viewed, Landed.from_json(item.landed))
                 read[item.product_id] = (live, item_size(raw))
         for product, (lists, size) in read.items():
             caches.neighbours.put((shop, product), lists, size)
@@ -301,6 +308,7 @@ class ServingReader:
             similar=similar,
             catalog_similar=catalog_similar,
             viewed_similar=viewed_similar,
+            landed=landed,
             rules=rules,
             profile_neighbours=[
                 scores

@@ -13,6 +13,7 @@ from typing import Protocol
 from pynamodb.exceptions import PynamoDBException
 
 from reclift.catalog import Listing
+from reclift.context import Landed
 from reclift.data.catalog import listing_of
 from reclift.data.models import (
     CatalogItem,
@@ -23,9 +24,9 @@ from reclift.data.models import (
     shop_bucket_keys,
 )
 from reclift.data.neighbours import SIMILARITY_RETENTION_DAYS, neighbours_json, scores_json, similarity_sk
-from reclift.data.store import StoreError, _stamp, visitor_key
+from reclift.data.store import StoreError, _stamp, landing_of, visitor_key
 from reclift.profiles import day_session
-from reclift.similarity import Neighbour
+from reclift.similarity import Neighbour, WindowBasket
 
 PROFILES_PER_BATCH = 100  # BatchGetItem's limit
 
@@ -41,7 +42,7 @@ class ViewedTogether:
 class SimilarityPort(Protocol):
     """What the similarity job reads and writes: `SimilarityStore` on DynamoDB, the simulation's store in memory."""
 
-    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]: ...
+    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[WindowBasket]: ...
 
     def bought_instead(self, shop: str, since: datetime, until: datetime, limit: int) -> list[tuple[str, str]]: ...
 
@@ -57,6 +58,7 @@ class SimilarityPort(Protocol):
         orders: Mapping[str, int],
         catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
         viewed: ViewedTogether | None = None,
+        landed: Mapping[str, Landed] | None = None,
     ) -> int: ...
 
 
@@ -73,17 +75,17 @@ class SimilarityStore:
             attributes_to_get=attributes,
         )
 
-    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[list[str]]:
-        """The baskets of the shop's orders created in [since, until], the newest `limit` of them; test orders are
-        left out (but count towards the limit). A basket of one product pairs with nothing but still counts in
-        that product's |A∪B|."""
-        found: list[list[str]] = []
+    def baskets(self, shop: str, since: datetime, until: datetime, limit: int) -> list[WindowBasket]:
+        """The baskets of the shop's orders created in [since, until], the newest `limit` of them, each with the
+        product page its buyer landed on; test orders are left out (but count towards the limit). A basket of one
+        product pairs with nothing but still counts in that product's |A∪B|."""
+        found: list[WindowBasket] = []
         try:
-            for read, item in enumerate(self._window(f"{shop}#basket", since, until, ["basket", "test"])):
+            for read, item in enumerate(self._window(f"{shop}#basket", since, until, ["basket", "test", "gsi1sk"])):
                 if read >= limit:
                     break
                 if not item.test and item.basket:
-                    found.append(list(item.basket))
+                    found.append(WindowBasket(list(item.basket), landing_of(item.gsi1sk)))
         except PynamoDBException as exc:
             raise StoreError(f"reading baskets failed: {exc.msg}") from exc
         return found
@@ -146,14 +148,16 @@ class SimilarityStore:
         orders: Mapping[str, int],
         catalog: Mapping[str, Sequence[tuple[str, float]]] | None = None,
         viewed: ViewedTogether | None = None,
+        landed: Mapping[str, Landed] | None = None,
     ) -> int:
-        """One item per product with co-purchase, catalog or co-view neighbours (batch writes); a product that lost
-        them keeps its last lists until they expire, a few days on. Returns the products with co-purchase
-        neighbours."""
+        """One item per product with co-purchase, catalog or co-view neighbours (batch writes), with what the orders
+        that landed on its page bought of its co-purchase neighbours; a product that lost them keeps its last lists
+        until they expire, a few days on. Returns the products with co-purchase neighbours."""
         now = datetime.now(UTC)
         expires = now + timedelta(days=SIMILARITY_RETENTION_DAYS)
         catalog = catalog or {}
         coviewed = viewed.neighbours if viewed is not None else {}
+        landed = landed or {}
         try:
             with SimilarityItem.batch_write() as batch:
                 for product_id in dict.fromkeys([*neighbours, *catalog, *coviewed]):
@@ -169,6 +173,7 @@ class SimilarityStore:
                             orders=orders.get(product_id, 0),
                             viewed=neighbours_json(together) if together else None,
                             viewed_weight=viewed.weight if together and viewed is not None else None,
+                            landed=landed[product_id].to_json() if product_id in landed else None,
                             updated_at=now,
                             expires_at=expires,
                         )

@@ -7,6 +7,7 @@ widget sends back with every event about it."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -76,24 +77,44 @@ def context_products(query: RecommendationQuery) -> list[str]:
     return []
 
 
+def landed_shares(context: ServingContext, products: Sequence[str]) -> Callable[[str], float]:
+    """A candidate's landed share to the placement's products (reclift.context.Landed): the mean over those whose
+    pages have counts, 0 where none has, as the night's prior reads it (`context.page_similarities`)."""
+    pages = [
+        (context.landed[p], {c: i for i, (c, _) in enumerate(context.similar.get(p, []))})
+        for p in products
+        if p in context.landed
+    ]
+
+    def share(candidate: str) -> float:
+        if not pages:
+            return 0.0
+        return sum(landed.share(position.get(candidate)) for landed, position in pages) / len(pages)
+
+    return share
+
+
 def similar_candidates(query: RecommendationQuery, context: ServingContext, exclude: set[str]) -> list[Candidate]:
     """Candidates by co-purchase and co-view similarity to the placement's products (best first). Each source's
     lists are combined apart (`combine`), the co-view scores already multiplied by the shop's weight of co-view; a
     candidate's similarity is the sum of the two, its source the one that gave more (`similar` on a tie). Without
     co-view neighbours, exactly the co-purchase candidates. The home placement's come from the profile, which keeps
-    co-purchase neighbours only."""
+    co-purchase neighbours only. Each candidate's parts (the context policy's prior) add its landed share."""
     if query.placement == "home":
         lists = context.profile_neighbours
         viewed: list[tuple[str, float]] = []
+        landed = landed_shares(context, [])
     else:
         products = context_products(query)
         lists = [context.similar[p] for p in products if p in context.similar]
         viewed_lists = [context.viewed_similar[p] for p in products if p in context.viewed_similar]
         viewed = combine(viewed_lists, exclude=exclude, limit=MAX_CANDIDATES)
+        landed = landed_shares(context, products)
     copurchased = combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
     if not viewed:
         return [
-            Candidate(product_id=product_id, similarity=score, parts=(score, 0.0)) for product_id, score in copurchased
+            Candidate(product_id=product_id, similarity=score, parts=(score, 0.0, landed(product_id)))
+            for product_id, score in copurchased
         ]
     parts: dict[str, tuple[float, float]] = {product_id: (score, 0.0) for product_id, score in copurchased}
     for product_id, score in viewed:
@@ -104,7 +125,7 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
             product_id=product_id,
             similarity=round(bought + seen, 6),
             source="similar" if bought >= seen else "viewed_together",
-            parts=(bought, seen),
+            parts=(bought, seen, landed(product_id)),
         )
         for product_id, (bought, seen) in joined
     ]

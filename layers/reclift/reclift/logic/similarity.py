@@ -1,7 +1,8 @@
 """The daily similarity job: fan out one message per shop, then compute each shop's co-purchase neighbours from
 the baskets of its window, its co-view neighbours from its visitors' view sessions (and their weight against
 co-purchase, from which of the two predicted the newest orders' pairs), and its catalog neighbours from its catalog
-(reclift.catalog_neighbours), and write one item per product holding all three."""
+(reclift.catalog_neighbours), count what the orders that landed on each product's page bought of its co-purchase
+neighbours (reclift.similarity.landed_counts), and write one item per product holding all four."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from reclift.similarity import (
     WEIGHT_HOLDOUT_SHARE,
     encode_baskets,
     join_baskets,
+    landed_counts,
     neighbour_table,
     predicted_pairs,
     source_weights,
@@ -50,7 +52,8 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
     """Every product's top neighbours over the shop's window of baskets and bought-instead pairs."""
     settings = store.get_settings(shop)
     since = now - timedelta(days=settings.similarity_window_days)
-    orders = similarity.baskets(shop, since, now, settings.similarity_max_orders)
+    window = similarity.baskets(shop, since, now, settings.similarity_max_orders)
+    orders = [basket.products for basket in window]
     instead = (
         similarity.bought_instead(shop, since, now, settings.similarity_max_orders)
         if settings.bought_instead_weight > 0
@@ -64,8 +67,11 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
     sessions = similarity.view_sessions(shop, since, now, settings.similarity_max_orders)
     viewed = viewed_together(sessions, orders, instead, settings)
     run = now.astimezone(UTC).date().isoformat()
-    catalog = catalog_neighbours(similarity.catalog_products(shop))
-    written = similarity.save_similarity(shop, run, lists, counts, catalog, viewed)
+    listings = similarity.catalog_products(shop)
+    catalog = catalog_neighbours(listings)
+    handles = {listing.handle.lower(): listing.product_id for listing in listings if listing.handle}
+    landed = landed_counts(window, handles, lists)
+    written = similarity.save_similarity(shop, run, lists, counts, catalog, viewed, landed)
     return {
         "shop": shop,
         "run": run,
@@ -76,6 +82,7 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
         "products_with_catalog_neighbours": len(catalog),
         "view_sessions": len(sessions),
         "products_with_viewed_together": len(viewed.neighbours) if viewed else 0,
+        "baskets_with_landing_page": sum(basket.landing is not None for basket in window),
         "viewed_together_weight": viewed.weight if viewed else None,
     }
 
