@@ -50,6 +50,10 @@ class World:
     organic_orders_per_day: int = 200
     history_days: int = 90
     co_purchase_rate: float = 0.1  # mean chance that a related product joins an order of the landing product
+    # the share of orders (with a widget or without) whose `landing_site` names the product page the buyer landed on,
+    # as Shopify's does for a visit that entered there; the others name the home page. Only the similarity job's
+    # landed counts read it (the context policy's prior): no draw of the world depends on it.
+    landing_page_share: float = 0.5
     # recovery: on day `jump_day` (0-based; −1 = none) one product's true CVR jumps from `jump_cvr_before`
     jump_day: int = -1
     jump_cvr_before: float = 0.002

@@ -354,12 +354,18 @@ def product_payload(catalog: Catalog, product: int, at: datetime) -> dict[str, A
 
 
 def order_payload(
-    order_id: int, created_at: datetime, lines: Sequence[tuple[str, Decimal, str | None]], visitor_id: str | None
+    order_id: int,
+    created_at: datetime,
+    lines: Sequence[tuple[str, Decimal, str | None]],
+    visitor_id: str | None,
+    landing_site: str | None = None,
 ) -> dict[str, Any]:
-    """An `orders/create` body with the fields reclift reads: lines of (product, price, `_rec_id`)."""
+    """An `orders/create` body with the fields reclift reads: lines of (product, price, `_rec_id`), and the page the
+    buyer's visit landed on."""
     return {
         "id": order_id,
         "created_at": created_at.isoformat(),
+        "landing_site": landing_site,
         "currency": "USD",
         "test": False,
         "customer": None,
@@ -377,6 +383,15 @@ def order_payload(
             for k, (product, price, rec_id) in enumerate(lines)
         ],
     }
+
+
+def landing_site(world: World, order_id: int, landing: int) -> str:
+    """The order's `landing_site`: the landing product's page for `landing_page_share` of the orders (by a hash of
+    the order's id, so that no stream of the world draws it), else the home page, with a campaign's query as
+    Shopify keeps it."""
+    if _mix(order_id ^ _mix(world.seed)) / 2**64 < world.landing_page_share:
+        return f"/products/product-{landing}?utm_source=newsletter"
+    return "/?utm_source=newsletter"
 
 
 def _landing(catalog: Catalog, u: float) -> int:
@@ -399,7 +414,8 @@ def organic_orders(world: World, catalog: Catalog, day: int) -> list[dict[str, A
         ]
         at = start + timedelta(seconds=int(stream.random() * 86_000))
         lines = [(catalog.ids[p], catalog.prices[p], None) for p in basket]
-        payloads.append(order_payload(_order_id(day, number, organic=True), at, lines, None))
+        order_id = _order_id(day, number, organic=True)
+        payloads.append(order_payload(order_id, at, lines, None, landing_site(world, order_id, anchor)))
     return payloads
 
 
@@ -743,8 +759,13 @@ class PolicyRun:
                 continue
             # The buyer's order, as the orders/create webhook delivers it, through attribution's use case.
             lines = [(catalog.ids[p], catalog.prices[p], rec_id if visit.carries_rec_id else None) for p in bought]
+            order_id = _order_id(day, visit.number, organic=False)
             payload = order_payload(
-                _order_id(day, visit.number, organic=False), visit.at + timedelta(minutes=15), lines, visit.visitor_id
+                order_id,
+                visit.at + timedelta(minutes=15),
+                lines,
+                visit.visitor_id,
+                landing_site(world, order_id, visit.landing),
             )
             process_order_created(SHOP, payload, store, rec_ids=lambda: REC_IDS)
             paid = sum(catalog.price_floats[p] for p in bought)

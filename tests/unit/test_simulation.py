@@ -32,6 +32,7 @@ from benchmarks.simulate import (
 
 from reclift.data.serving import ServingPort
 from reclift.logic.recommendations import RecommendationQuery, recommend
+from reclift.orders import landing_handle
 
 # The full run closes about 0.65 of the gap by day 10 on this seed (the judge's 28 days close more); a learning
 # loop that stopped learning, a blacklist gone wrong or a broken path from events to counters falls far below.
@@ -134,6 +135,32 @@ def test_given_context_flags_when_the_world_is_built_then_every_earlier_draw_is_
     assert all(visit.trail == () for visit in visits_before)
     assert any(visit.trail for visit in visits_after)
     assert [replace(visit, trail=()) for visit in visits_after] == visits_before
+
+
+@pytest.mark.parametrize("share", [0.0, 0.5, 1.0])
+def test_given_a_landing_page_share_then_that_share_of_orders_names_the_product_page_and_no_other_draw_moves(
+    share: float,
+) -> None:
+    world, plain = scenario("small", seed=7, landing_page_share=share), scenario("small", seed=7)
+    catalog = build_catalog(world)
+    assert catalog == build_catalog(plain)
+    orders = [order for day in range(-30, 0) for order in organic_orders(world, catalog, day)]
+    handles = [landing_handle(order["landing_site"]) for order in orders]
+    named = [handle for handle in handles if handle is not None]
+    assert len(named) / len(orders) == pytest.approx(share, abs=0.05)
+    # the page named is the product the buyer came for, which the world's organic order always holds
+    catalog_ids = {f"product-{index}": product for index, product in enumerate(catalog.ids)}
+    assert all(
+        catalog_ids[handle] == str(order["line_items"][0]["product_id"])
+        for handle, order in zip(handles, orders, strict=True)
+        if handle is not None
+    )
+    strip = [{k: v for k, v in order.items() if k != "landing_site"} for order in orders]
+    assert strip == [
+        {k: v for k, v in order.items() if k != "landing_site"}
+        for day in range(-30, 0)
+        for order in organic_orders(plain, catalog, day)
+    ]
 
 
 def test_given_no_context_when_played_then_the_context_flags_change_nothing() -> None:
