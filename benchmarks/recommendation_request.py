@@ -50,7 +50,7 @@ from benchmarks.common import (
     write_results,
 )
 from reclift.catalog import Listing, ProductStatus
-from reclift.context import ContextPrior
+from reclift.context import ContextPrior, Landed
 from reclift.data.catalog import CatalogStore
 from reclift.data.health import HealthStore
 from reclift.data.learning import LearnedModel, LearningStore
@@ -183,16 +183,23 @@ def compute(iterations: int) -> dict[str, Any]:
 
 def context_cost(iterations: int) -> dict[str, Any]:
     """`recommend()` on a product page of 50 candidates (25 bought together, 25 viewed together, every one with a
-    learned pair ratio on the page) under `bayes` and under `context`, alternating which goes first, in this
-    process: the ratio of their medians is what valuing each candidate on its page costs."""
+    learned pair ratio on the page, the page's landed counts beside them) under `bayes` and under `context`,
+    alternating which goes first, in this process: the ratio of their medians is what valuing each candidate on its
+    page costs."""
     rng = random.Random(13)
     page = "2999999"
     similar = [replace(p, product_id=str(3_000_000 + index)) for index, p in enumerate(best_sellers(CANDIDATES, rng))]
     bought = [(p.product_id, round(rng.uniform(0.01, 0.5), 6)) for p in similar[:25]]
     seen = [(p.product_id, round(rng.uniform(0.001, 0.2), 6)) for p in similar[25:]]
     prior = ContextPrior(
-        intercept=-0.4, slopes=(0.2, 0.15), centres=(-3.0, -4.0), floors=(0.001, 0.001), highs=(0.5, 0.5), strength=1.0
+        intercept=-0.4,
+        slopes=(0.2, 0.15, 0.3),
+        centres=(-3.0, -4.0, -3.5),
+        floors=(0.001, 0.001, 0.002),
+        highs=(0.5, 0.5, 0.6),
+        strength=1.0,
     )
+    landed = Landed(40, tuple(rng.choice((0, 0, 0, 1, 2, 5)) for _ in bought), 0.02)
     model = LearnedModel(
         "2026-11-26", "context", Prior(1.5, 98.5), Decimal(30), best_sellers(CANDIDATES, rng), 50, 5, context=prior
     )
@@ -207,6 +214,7 @@ def context_cost(iterations: int) -> dict[str, Any]:
                 similar={page: bought},
                 viewed_similar={page: seen},
                 pair_ratios={p.product_id: round(rng.uniform(0.3, 3.0), 4) for p in similar},
+                landed={page: landed},
             ),
             items,
         )

@@ -7,11 +7,11 @@ of shrinkage, each toward the one above it:
 
 - the shop: before any pair's own evidence, ρ's prior mean is R(s), from the candidate's similarities s to the page
   (its co-purchase Jaccard, its weighted co-view Jaccard, and the share of the orders that landed on the page which
-  bought it: `landed_share`): R(s) = exp(a + Σ b_i ln s_i), a Poisson regression of the shop's pairs' purchases on
+  bought it: `Landed.share`): R(s) = exp(a + Σ b_i ln s_i), a Poisson regression of the shop's pairs' purchases on
   their log similarities, offset by what their products' rates predicted (impressions × m_c), with a ridge of
-  SHRINKAGE predicted purchases toward R = 1. A candidate that is not
-  a neighbour of the page (a best seller or a catalog neighbour in a spare slot) has a ratio of its own, Σ purchases /
-  Σ predicted, shrunk alike. So the similarity is prior information about the pair, not a tie-breaker;
+  SHRINKAGE predicted purchases toward R = 1. A candidate that is not a neighbour of the page (a best seller or a
+  catalog neighbour in a spare slot) has a ratio of its own, Σ purchases / Σ predicted, shrunk alike. So the
+  similarity is prior information about the pair, not a tie-breaker;
 - the pair: a Gamma–Poisson update of ρ from the pair's decayed purchases k and the purchases its prior predicts,
   E = decayed impressions × m_c × R(s): ρ̂ = R(s) × (A + k) / (A + E). A, the prior's strength in predicted
   purchases, is fitted by marginal maximum likelihood on the pairs' raw counts (each pair's purchases negative
