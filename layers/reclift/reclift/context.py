@@ -109,13 +109,14 @@ def on_clicks(window: PairWindow) -> PairWindow:
 # (0 where the source does not list it or says nothing; a shorter tuple, as older runs stored, lacks the last ones).
 Similarity = tuple[float, ...]
 SOURCES = 3
+LISTING_SOURCES = 2  # the sources that list a page's neighbours (co-purchase, co-view); the landed share describes them
 # The orders of evidence a page's landed shares are shrunk with, toward the shop's pooled share.
 LANDED_PRIOR_ORDERS = 2.0
 
 
 def is_neighbour(similarity: Similarity | None) -> TypeGuard[Similarity]:
     """Whether a candidate with these similarities to a page is one of the page's neighbours (some source lists it)."""
-    return similarity is not None and any(value > 0 for value in similarity[:2])
+    return similarity is not None and any(value > 0 for value in similarity[:LISTING_SOURCES])
 
 
 def _sources(similarity: Similarity) -> Similarity:
@@ -138,6 +139,12 @@ class Landed:
         A page no order landed on gets the pooled share, what the shop's pages say on average."""
         bought = self.bought[index] if index is not None and index < len(self.bought) else 0
         return (bought + LANDED_PRIOR_ORDERS * self.pooled) / (self.orders + LANDED_PRIOR_ORDERS)
+
+    def shares(self, copurchased: Sequence[tuple[str, float]]) -> Callable[[str], float]:
+        """Each candidate's share on the page whose co-purchase neighbours are `copurchased` (as stored, best
+        first: the order `bought` follows); a candidate it does not list gets `share(None)`."""
+        position = {product: index for index, (product, _) in enumerate(copurchased)}
+        return lambda product: self.share(position.get(product))
 
     def to_json(self) -> str:
         bought = list(self.bought)
@@ -213,14 +220,11 @@ def page_similarities(
     """A page's neighbours and their similarities, as serving has them: the co-purchase Jaccard, the co-view
     Jaccard × the shop's weight of co-view (both lists as stored; 0 where a source does not list the neighbour) and
     the landed share (0 where the shop's orders name no landing page)."""
-    position = {product: index for index, (product, _) in enumerate(copurchased)}
     scores: dict[str, tuple[float, float]] = {product: (score, 0.0) for product, score in copurchased}
     for product, score in viewed:
         scores[product] = (scores.get(product, (0.0, 0.0))[0], score)
-    return {
-        product: (*pair, landed.share(position.get(product)) if landed is not None else 0.0)
-        for product, pair in scores.items()
-    }
+    share = landed.shares(copurchased) if landed is not None else lambda _: 0.0
+    return {product: (*pair, share(product)) for product, pair in scores.items()}
 
 
 def _ratio(purchases: float, predicted: float) -> float:

@@ -101,7 +101,7 @@ def landed_counts(
     chances = sum(orders.get(page, 0) * len(neighbours) for page, neighbours in lists.items())
     if chances == 0:
         return {}
-    pooled = sum(sum(counts[page]) for page in lists if page in orders) / chances
+    pooled = sum(map(sum, counts.values())) / chances  # a page no order landed on counts nothing
     return {page: Landed(orders.get(page, 0), counts[page], pooled) for page in lists}
 
 

@@ -80,16 +80,10 @@ def context_products(query: RecommendationQuery) -> list[str]:
 def landed_shares(context: ServingContext, products: Sequence[str]) -> Callable[[str], float]:
     """A candidate's landed share to the placement's products (reclift.context.Landed): the mean over those whose
     pages have counts, 0 where none has, as the night's prior reads it (`context.page_similarities`)."""
-    pages = [
-        (context.landed[p], {c: i for i, (c, _) in enumerate(context.similar.get(p, []))})
-        for p in products
-        if p in context.landed
-    ]
+    pages = [context.landed[p].shares(context.similar.get(p, [])) for p in products if p in context.landed]
 
     def share(candidate: str) -> float:
-        if not pages:
-            return 0.0
-        return sum(landed.share(position.get(candidate)) for landed, position in pages) / len(pages)
+        return sum(page(candidate) for page in pages) / len(pages) if pages else 0.0
 
     return share
 
