@@ -130,6 +130,7 @@ class _Shop:
     catalog_similarity: dict[str, Scores] = field(default_factory=dict)
     viewed_similarity: dict[str, Scores] = field(default_factory=dict)  # co-view neighbours × the shop's weight
     landed: dict[str, Landed] = field(default_factory=dict)  # what the orders landed on a page bought
+    viewed_after: dict[str, Landed] = field(default_factory=dict)  # what the sessions begun on a page viewed
     listings: dict[str, Listing] = field(default_factory=dict)
     pairs: dict[str, tuple[str, dict[str, float]]] = field(default_factory=dict)  # page → (run, pair ratios)
 
@@ -509,7 +510,10 @@ class MemoryStore:
         state = self._shop(shop)
         return {
             page: page_similarities(
-                state.similarity.get(page, []), state.viewed_similarity.get(page, []), state.landed.get(page)
+                state.similarity.get(page, []),
+                state.viewed_similarity.get(page, []),
+                state.landed.get(page),
+                state.viewed_after.get(page),
             )
             for page in sorted(set(pages))
             if page in state.similarity or page in state.viewed_similarity
@@ -567,13 +571,16 @@ class MemoryStore:
     ) -> int:
         state = self._shop(shop)
         landed = landed or {}
-        for product in {*neighbours, *(catalog or {}), *(viewed.neighbours if viewed else {})}:
+        coviewed = viewed.neighbours if viewed else {}
+        after = viewed.after if viewed else {}
+        for product in {*neighbours, *(catalog or {}), *coviewed}:
             # each product's item is written whole, as SimilarityStore does; its counts as stored (trailing 0s dropped)
-            stored = Landed.from_json(landed[product].to_json()) if product in landed else None
-            if stored is None:
-                state.landed.pop(product, None)
-            else:
-                state.landed[product] = stored
+            for kept, counts in ((state.landed, landed), (state.viewed_after, after if product in coviewed else {})):
+                stored = Landed.from_json(counts[product].to_json()) if product in counts else None
+                if stored is None:
+                    kept.pop(product, None)
+                else:
+                    kept[product] = stored
         for product, products in neighbours.items():
             state.similarity[product] = [(n.product_id, round(n.jaccard, 6)) for n in products]
             state.similarity_orders[product] = orders.get(product, 0)
@@ -641,6 +648,7 @@ class MemoryStore:
             catalog_similar={p: state.catalog_similarity[p] for p in wanted if p in state.catalog_similarity},
             viewed_similar={p: state.viewed_similarity[p] for p in wanted if p in state.viewed_similarity},
             landed={p: state.landed[p] for p in wanted if p in state.landed},
+            viewed_after={p: state.viewed_after[p] for p in wanted if p in state.viewed_after},
             profile_neighbours=[profile.neighbours for profile in profiles if profile.neighbours],
             profile_catalog_neighbours=[p.catalog_neighbours for p in profiles if p.catalog_neighbours],
             pair_ratios=dict(ratios) if state.model is not None and run == state.model.run else {},

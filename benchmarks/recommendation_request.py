@@ -183,7 +183,7 @@ def compute(iterations: int) -> dict[str, Any]:
 
 def context_cost(iterations: int) -> dict[str, Any]:
     """`recommend()` on a product page of 50 candidates (25 bought together, 25 viewed together, every one with a
-    learned pair ratio on the page, the page's landed counts beside them) under `bayes` and under `context`,
+    learned pair ratio on the page, the page's landed and viewed-after counts beside them) under `bayes` and under `context`,
     alternating which goes first, in this process: the ratio of their medians is what valuing each candidate on its
     page costs."""
     rng = random.Random(13)
@@ -193,13 +193,14 @@ def context_cost(iterations: int) -> dict[str, Any]:
     seen = [(p.product_id, round(rng.uniform(0.001, 0.2), 6)) for p in similar[25:]]
     prior = ContextPrior(
         intercept=-0.4,
-        slopes=(0.2, 0.15, 0.3),
-        centres=(-3.0, -4.0, -3.5),
-        floors=(0.001, 0.001, 0.002),
-        highs=(0.5, 0.5, 0.6),
+        slopes=(0.2, 0.15, 0.3, 0.5),
+        centres=(-3.0, -4.0, -3.5, -2.0),
+        floors=(0.001, 0.001, 0.002, 0.005),
+        highs=(0.5, 0.5, 0.6, 0.7),
         strength=1.0,
     )
     landed = Landed(40, tuple(rng.choice((0, 0, 0, 1, 2, 5)) for _ in bought), 0.02)
+    viewed_after = Landed(300, tuple(rng.choice((0, 2, 5, 10, 30)) for _ in seen), 0.03)
     model = LearnedModel(
         "2026-11-26", "context", Prior(1.5, 98.5), Decimal(30), best_sellers(CANDIDATES, rng), 50, 5, context=prior
     )
@@ -215,6 +216,7 @@ def context_cost(iterations: int) -> dict[str, Any]:
                 viewed_similar={page: seen},
                 pair_ratios={p.product_id: round(rng.uniform(0.3, 3.0), 4) for p in similar},
                 landed={page: landed},
+                viewed_after={page: viewed_after},
             ),
             items,
         )

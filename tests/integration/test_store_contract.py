@@ -356,6 +356,13 @@ def test_given_views_and_baskets_when_the_job_ran_then_viewed_together_neighbour
     assert context.similar == {A: [(B, 1.0)], B: [(A, 1.0)]}
     # A and C share 3 of 3 sessions (Jaccard 1); B and D, one session: below the support of 2.
     assert context.viewed_similar == {A: [(C, round(weight, 6))], C: [(A, round(weight, 6))]}
+    # Every session began on A (its oldest view) and went on to view C; none began on C: pooled 3 of 3 × 1 chances.
+    assert job["view_sessions_counted_for_viewed_after"] == 3
+    assert context.viewed_after == {A: Landed(3, (1 * 3,), 1.0), C: Landed(0, (), 1.0)}
+    similarities = ports.learning.page_similarities(shop, [A, C])
+    # B, a co-purchase neighbour the co-view list does not hold: none of the 3, shrunk by 2 toward the pooled 1.0
+    assert {p: s[3] for p, s in similarities[A].items()} == pytest.approx({B: 2 / 5, C: 1.0})
+    assert similarities[C][A][3] == 1.0  # no session began on C: the shop's pooled share
 
 
 def test_given_a_shop_without_views_when_the_job_ran_then_it_has_no_viewed_together_neighbours(ports: Ports) -> None:
@@ -373,7 +380,7 @@ def test_given_a_shop_without_views_when_the_job_ran_then_it_has_no_viewed_toget
 
     assert (job["view_sessions"], job["products_with_viewed_together"], job["viewed_together_weight"]) == (0, 0, None)
     assert context.similar == {A: [(B, 1.0)], B: [(A, 1.0)]}
-    assert context.viewed_similar == {}
+    assert (context.viewed_similar, context.viewed_after) == ({}, {})
 
 
 def test_given_a_widget_without_a_page_then_each_product_counter_keeps_its_impressions_exposure(ports: Ports) -> None:
@@ -479,7 +486,9 @@ def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_se
     learn_shop(LearnShop(shop=shop, day=now.date()), ports.learning, ports.store)
 
     # Jaccard: A and B in 2 of the 5 orders of either, A and C in 2 of the 13 (C alone in the widget's 8)
-    assert ports.learning.page_similarities(shop, [A, "9999"]) == {A: {B: (0.4, 0.0, 0.0), C: (0.153846, 0.0, 0.0)}}
+    assert ports.learning.page_similarities(shop, [A, "9999"]) == {
+        A: {B: (0.4, 0.0, 0.0, 0.0), C: (0.153846, 0.0, 0.0, 0.0)}
+    }
     context = ports.serving.context(shop, visitor_id=None, customer_id=None, products=[A], page=A)
     assert context.model is not None
     assert context.model.policy == "context"

@@ -204,26 +204,32 @@ def test_given_few_pairs_when_fitted_then_the_ratio_is_shrunk_toward_one() -> No
 def test_the_prior_survives_its_json() -> None:
     prior = ContextPrior(
         intercept=0.2,
-        slopes=(0.4, 0.1, 0.3),
-        centres=(-2.0, -3.0, -4.0),
-        floors=(0.01, 0.001, 0.002),
-        highs=(0.6, 0.5, 0.4),
+        slopes=(0.4, 0.1, 0.3, 0.5),
+        centres=(-2.0, -3.0, -4.0, -1.5),
+        floors=(0.01, 0.001, 0.002, 0.003),
+        highs=(0.6, 0.5, 0.4, 0.9),
         unrelated=0.3,
         strength=1.2,
     )
     assert ContextPrior.from_json(prior.to_json()) == prior
-    assert prior.ratio((math.exp(-2.0), math.exp(-3.0), math.exp(-4.0))) == pytest.approx(math.exp(0.2))
+    centred = (math.exp(-2.0), math.exp(-3.0), math.exp(-4.0), math.exp(-1.5))
+    assert prior.ratio(centred) == pytest.approx(math.exp(0.2))
     assert prior.ratio(None) == 0.3
     assert prior.ratio((0.0, 0.0)) == 0.3
-    assert prior.ratio((0.0, 0.0, 0.1)) == 0.3  # a landed share alone makes no neighbour
+    assert prior.ratio((0.0, 0.0, 0.1, 0.2)) == 0.3  # the shares alone make no neighbour
 
 
-def test_an_older_runs_prior_of_two_sources_reads_as_saying_nothing_of_the_third() -> None:
+def test_an_older_runs_prior_of_fewer_sources_reads_as_saying_nothing_of_the_others() -> None:
     older = '{"intercept":0.2,"slopes":[0.4,0.1],"centres":[-2.0,-3.0],"floors":[0.01,0.001],"highs":[0.6,0.5]}'
     prior = ContextPrior.from_json(older)
-    assert prior.slopes == (0.4, 0.1, 0.0)
-    # whatever the landed share, the ratio is the two sources' alone
-    assert prior.ratio((0.3, 0.0, 0.9)) == prior.ratio((0.3, 0.0, 0.001)) == prior.ratio((0.3, 0.0))
+    assert prior.slopes == (0.4, 0.1, 0.0, 0.0)
+    # whatever the landed and viewed-after shares, the ratio is the two sources' alone
+    assert prior.ratio((0.3, 0.0, 0.9, 0.8)) == prior.ratio((0.3, 0.0, 0.001, 0.0)) == prior.ratio((0.3, 0.0))
+    three = ContextPrior.from_json(
+        '{"slopes":[0.4,0.1,0.3],"centres":[-2.0,-3.0,-4.0],"floors":[0.01,0.001,0.002],"highs":[0.6,0.5,0.4]}'
+    )
+    assert three.slopes == (0.4, 0.1, 0.3, 0.0)
+    assert three.ratio((0.3, 0.0, 0.1, 0.9)) == three.ratio((0.3, 0.0, 0.1))
     assert prior.ratio((0.001, 0.05)) == prior.ratio((0.01, 0.05))  # clamped to the fitted range
     assert prior.ratio((0.0, 0.05)) == prior.ratio((0.01, 0.05))  # a source that does not list it: its floor
 
@@ -302,14 +308,20 @@ def test_aggregate_pairs_decays_by_age_and_keeps_the_window() -> None:
 
 def test_page_similarities_add_the_sources() -> None:
     assert page_similarities([("a", 0.2), ("b", 0.1)], [("b", 0.05), ("c", 0.01)]) == {
-        "a": (0.2, 0.0, 0.0),
-        "b": (0.1, 0.05, 0.0),
-        "c": (0.0, 0.01, 0.0),
+        "a": (0.2, 0.0, 0.0, 0.0),
+        "b": (0.1, 0.05, 0.0, 0.0),
+        "c": (0.0, 0.01, 0.0, 0.0),
     }
     # 8 orders landed on the page: 6 bought a, none b; c (co-view only) is one none of them bought
-    landed = Landed(orders=8, bought=(6,), pooled=0.1)
+    landed = Landed(visits=8, reached=(6,), pooled=0.1)
     shares = {p: s[2] for p, s in page_similarities([("a", 0.2), ("b", 0.1)], [("c", 0.01)], landed).items()}
     assert shares == pytest.approx({"a": (6 + 0.2) / 10, "b": 0.2 / 10, "c": 0.2 / 10})
+    # 18 view sessions began on the page: 9 went on to view c, 2 b (the co-view list's order: b, then c); a, which
+    # the co-view list does not hold, none of them
+    after = Landed(visits=18, reached=(2, 9), pooled=0.05)
+    viewed = page_similarities([("a", 0.2)], [("b", 0.05), ("c", 0.01)], None, after)
+    assert {p: s[3] for p, s in viewed.items()} == pytest.approx({"a": 0.1 / 20, "b": 2.1 / 20, "c": 9.1 / 20})
+    assert {p: s[2] for p, s in viewed.items()} == {"a": 0.0, "b": 0.0, "c": 0.0}  # no landing pages
 
 
 def test_a_landed_share_is_shrunk_toward_the_shops_pooled_share() -> None:
@@ -356,34 +368,45 @@ def _landed_world(
             windows[(page, product)] = PairWindow(impressions, purchases, float(impressions), float(purchases))
         landed[page] = Landed(landed_orders, tuple(bought), 0.0)
     chances = sum(len(lists[p]) * landed_orders for p in lists)
-    pooled = sum(sum(counts.bought) for counts in landed.values()) / chances
+    pooled = sum(sum(counts.reached) for counts in landed.values()) / chances
     return windows, rates, lists, {page: replace(counts, pooled=pooled) for page, counts in landed.items()}, truth
 
 
+@pytest.mark.parametrize("source", ["landed", "viewed_after"])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_given_orders_that_landed_on_the_pages_when_fitted_then_the_pairs_they_bought_are_valued_above_the_strays(
-    seed: int,
+def test_given_visits_that_landed_on_the_pages_when_fitted_then_the_pairs_they_reached_are_valued_above_the_strays(
+    seed: int, source: str
 ) -> None:
-    """Where the baskets cannot tell a page's related neighbours from its strays, what the orders that landed on the
-    page bought does: the prior learns it (a positive slope on the landed share) and the pairs' ratios come nearer
-    the truth than without it. Without landing pages, the third source says nothing."""
-    windows, rates, lists, landed, truth = _landed_world(seed)
-    with_landing = {page: page_similarities(lists[page], [], landed[page]) for page in lists}
-    without = {page: page_similarities(lists[page], []) for page in lists}
+    """Where the lists' Jaccards cannot tell a page's related neighbours from its strays, where the visits that
+    landed on the page went does: what its orders bought (of its co-purchase list) or what its view sessions went on to
+    view (of its co-view list). The prior learns it (a positive slope on that share) and the pairs' ratios come nearer
+    the truth than without it. Without the counts, the source says nothing."""
+    windows, rates, lists, counts, truth = _landed_world(seed)
+    index = 2 if source == "landed" else 3
 
-    def error(similarities: dict[str, dict[str, Similarity]]) -> tuple[ContextPrior, float]:
-        prior = fit_context(windows, rates, similarities)
-        learned = pair_ratios(windows, rates, similarities, prior)
+    def similarities(page: str, known: bool) -> dict[str, Similarity]:
+        if source == "landed":
+            return page_similarities(lists[page], [], counts[page] if known else None)
+        return page_similarities([], lists[page], None, counts[page] if known else None)
+
+    def error(known: bool) -> tuple[ContextPrior, float]:
+        found = {page: similarities(page, known) for page in lists}
+        prior = fit_context(windows, rates, found)
+        learned = pair_ratios(windows, rates, found, prior)
         errors = [abs(math.log(learned[p][c] / truth[(p, c)])) for p, c in truth if c in learned.get(p, {})]
         return prior, sum(errors) / len(errors)
 
-    prior, landed_error = error(with_landing)
-    plain, plain_error = error(without)
-    assert prior.slopes[2] > 0.1
-    assert prior.ratio((0.2, 0.0, 0.6)) > 1.5 * prior.ratio((0.2, 0.0, 0.01))
-    assert landed_error < 0.8 * plain_error
-    assert plain.slopes[2] == pytest.approx(0.0, abs=1e-9)
-    assert plain.ratio((0.2, 0.0, 0.6)) == pytest.approx(plain.ratio((0.2, 0.0, 0.01)))
+    def shared(share: float) -> tuple[float, ...]:
+        listing = (0.2, 0.0) if source == "landed" else (0.0, 0.2)
+        return (*listing, *(share if k == index else 0.0 for k in (2, 3)))
+
+    prior, counted_error = error(True)
+    plain, plain_error = error(False)
+    assert prior.slopes[index] > 0.1
+    assert prior.ratio(shared(0.6)) > 1.5 * prior.ratio(shared(0.01))
+    assert counted_error < 0.8 * plain_error
+    assert plain.slopes[index] == pytest.approx(0.0, abs=1e-9)
+    assert plain.ratio(shared(0.6)) == pytest.approx(plain.ratio(shared(0.01)))
 
 
 def _performance(product: str, cvr: float) -> Performance:

@@ -4,6 +4,7 @@ sellers in spare slots, the catalog's word on what is for sale and at what price
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -287,13 +288,27 @@ def test_given_a_response_then_its_rec_id_is_issued_for_the_shop_visitor_arm_pla
     assert again["rec_id"] != rec_id  # one id per response
 
 
-def test_given_orders_that_landed_on_the_page_then_each_candidates_parts_carry_its_landed_share() -> None:
+def test_given_visits_that_landed_on_the_page_then_each_candidates_parts_carry_its_shares() -> None:
     """The context policy's prior reads, beside a candidate's co-purchase and co-view similarity, the share of the
-    orders that landed on the page which bought it; a page nobody landed on gives none (0)."""
+    orders that landed on the page which bought it and the share of the view sessions that began there which viewed
+    it, each over its own list; a page nobody landed on gives none (0)."""
     similar = {"1": [("2", 0.6), ("3", 0.3)], "2": [("3", 0.5)]}
     context = ServingContext(settings=SETTINGS, model=MODEL, similar=similar, landed={"1": Landed(8, (0, 6), 0.1)})
 
     page = similar_candidates(parse_query({"placement": "product", "product_id": "1"}), context, {"1"})
-    assert [(c.product_id, c.parts) for c in page] == [("2", (0.6, 0.0, 0.2 / 10)), ("3", (0.3, 0.0, 6.2 / 10))]
+    assert [(c.product_id, c.parts) for c in page] == [
+        ("2", (0.6, 0.0, 0.2 / 10, 0.0)),
+        ("3", (0.3, 0.0, 6.2 / 10, 0.0)),
+    ]
     cart = similar_candidates(parse_query({"placement": "cart", "cart_product_ids": "2"}), context, {"2"})
-    assert [(c.product_id, c.parts) for c in cart] == [("3", (0.5, 0.0, 0.0))]
+    assert [(c.product_id, c.parts) for c in cart] == [("3", (0.5, 0.0, 0.0, 0.0))]
+    # 18 sessions began on 1's page: 9 viewed 4 (second in its co-view list), 3 viewed 3 (first)
+    viewing = replace(
+        context,
+        viewed_similar={"1": [("3", 0.2), ("4", 0.1)]},
+        viewed_after={"1": Landed(18, (3, 9), 0.05)},
+    )
+    viewed = similar_candidates(parse_query({"placement": "product", "product_id": "1"}), viewing, {"1"})
+    assert {c.product_id: c.parts[3] for c in viewed if c.parts} == pytest.approx(
+        {"2": 0.1 / 20, "3": 3.1 / 20, "4": 9.1 / 20}
+    )

@@ -21,6 +21,7 @@ from reclift.similarity import (
     landed_counts,
     neighbour_table,
     similar_products,
+    viewed_after_counts,
 )
 
 
@@ -167,3 +168,26 @@ def test_given_orders_that_landed_on_pages_then_what_they_bought_of_each_pages_n
     }
     assert landed_counts([WindowBasket(["1", "2"], None)], handles, lists) == {}  # no landing: nothing to say
     assert landed_counts(baskets, handles, {}) == {}
+
+
+def test_given_view_sessions_then_what_those_begun_on_a_page_went_on_to_view_of_its_neighbours_is_counted() -> None:
+    """A session is newest first (`profiles.day_session`): it began on its last product."""
+    lists = similar_products([["1", "2"], ["1", "2"], ["1", "3"], ["1", "3"], ["2", "3"], ["2", "3"]])
+    sessions = [
+        ["2", "1"],  # began on 1, then viewed 2
+        ["3", "2", "1"],  # began on 1, then 2 and 3
+        ["1"],  # began on 1 and went nowhere
+        ["3", "2"],  # began on 2, then 3
+        ["2", "3"],  # began on 3, then 2
+        [],
+    ]
+    after = viewed_after_counts(sessions, lists)
+    # 3 sessions began on 1 (2 viewed 2, 1 viewed 3), 1 on 2 (viewed 3), 1 on 3 (viewed 2, its first neighbour
+    # by id on a tie); pooled 5 of 3×2 + 1×2 + 1×2
+    assert [n.product_id for n in lists["3"]] == ["1", "2"]
+    assert after == {
+        "1": Landed(3, (2, 1), 0.5),
+        "2": Landed(1, (0, 1), 0.5),
+        "3": Landed(1, (0, 1), 0.5),
+    }
+    assert viewed_after_counts([["1"]], {}) == {}

@@ -6,12 +6,13 @@ toward the shop's prior), ρ_pc how much better or worse it sells on this page t
 of shrinkage, each toward the one above it:
 
 - the shop: before any pair's own evidence, ρ's prior mean is R(s), from the candidate's similarities s to the page
-  (its co-purchase Jaccard, its weighted co-view Jaccard, and the share of the orders that landed on the page which
-  bought it: `Landed.share`): R(s) = exp(a + Σ b_i ln s_i), a Poisson regression of the shop's pairs' purchases on
-  their log similarities, offset by what their products' rates predicted (impressions × m_c), with a ridge of
-  SHRINKAGE predicted purchases toward R = 1. A candidate that is not a neighbour of the page (a best seller or a
-  catalog neighbour in a spare slot) has a ratio of its own, Σ purchases / Σ predicted, shrunk alike. So the
-  similarity is prior information about the pair, not a tie-breaker;
+  (its co-purchase Jaccard, its weighted co-view Jaccard, the share of the orders that landed on the page which
+  bought it, and the share of the view sessions that began on the page which went on to view it: `Landed.share`,
+  the last two directed from the page to the candidate): R(s) = exp(a + Σ b_i ln s_i), a Poisson regression of the
+  shop's pairs' purchases on their log similarities, offset by what their products' rates predicted
+  (impressions × m_c), with a ridge of SHRINKAGE predicted purchases toward R = 1. A candidate that is not a
+  neighbour of the page (a best seller or a catalog neighbour in a spare slot) has a ratio of its own,
+  Σ purchases / Σ predicted, shrunk alike. So the similarity is prior information about the pair, not a tie-breaker;
 - the pair: a Gamma–Poisson update of ρ from the pair's decayed purchases k and the purchases its prior predicts,
   E = decayed impressions × m_c × R(s): ρ̂ = R(s) × (A + k) / (A + E). A, the prior's strength in predicted
   purchases, is fitted by marginal maximum likelihood on the pairs' raw counts (each pair's purchases negative
@@ -105,13 +106,14 @@ def on_clicks(window: PairWindow) -> PairWindow:
     return replace(window, purchases=window.clicks, decayed_purchases=window.decayed_clicks)
 
 
-# A candidate's similarities to the page: its co-purchase Jaccard, its weighted co-view Jaccard and its landed share
-# (0 where the source does not list it or says nothing; a shorter tuple, as older runs stored, lacks the last ones).
+# A candidate's similarities to the page: its co-purchase Jaccard, its weighted co-view Jaccard, its landed share and
+# its viewed-after share (0 where the source does not list it or says nothing; a shorter tuple, as older runs stored,
+# lacks the last ones).
 Similarity = tuple[float, ...]
-SOURCES = 3
-LISTING_SOURCES = 2  # the sources that list a page's neighbours (co-purchase, co-view); the landed share describes them
-# The orders of evidence a page's landed shares are shrunk with, toward the shop's pooled share.
-LANDED_PRIOR_ORDERS = 2.0
+SOURCES = 4
+LISTING_SOURCES = 2  # the sources that list a page's neighbours (co-purchase, co-view); the shares describe them
+# The visits of evidence a page's shares are shrunk with, toward the shop's pooled share.
+LANDED_PRIOR_VISITS = 2.0
 
 
 def is_neighbour(similarity: Similarity | None) -> TypeGuard[Similarity]:
@@ -125,44 +127,46 @@ def _sources(similarity: Similarity) -> Similarity:
 
 @dataclass(frozen=True)
 class Landed:
-    """What the shop's orders that landed on a product's page bought (reclift.similarity.landed_counts): `orders` of
-    them, `bought[i]` of which held the page's i-th co-purchase neighbour (missing at the end: 0); `pooled` the shop's
-    share over every page's neighbours."""
+    """Where the visits that landed on a product's page went (reclift.similarity.entered_counts): `visits` of them,
+    `reached[i]` of which reached the i-th of the page's neighbours in a list (missing at the end: 0); `pooled` the
+    shop's share over every page's neighbours. Two kinds, each over its own list: the orders that name the page as
+    their landing page and what they bought of its co-purchase neighbours (`landed`), and the view sessions that
+    began on the page and which of its co-view neighbours they went on to view (`viewed_after`)."""
 
-    orders: int
-    bought: tuple[int, ...]
+    visits: int
+    reached: tuple[int, ...]
     pooled: float
 
     def share(self, index: int | None) -> float:
-        """The shrunk share of the page's landed orders that bought its `index`-th neighbour (None: a neighbour
-        of another source, which none of them bought): (k + LANDED_PRIOR_ORDERS × pooled) / (n + LANDED_PRIOR_ORDERS).
-        A page no order landed on gets the pooled share, what the shop's pages say on average."""
-        bought = self.bought[index] if index is not None and index < len(self.bought) else 0
-        return (bought + LANDED_PRIOR_ORDERS * self.pooled) / (self.orders + LANDED_PRIOR_ORDERS)
+        """The shrunk share of the page's visits that reached its `index`-th neighbour (None: a candidate the list
+        does not hold, which none of them reached): (k + LANDED_PRIOR_VISITS × pooled) / (n + LANDED_PRIOR_VISITS).
+        A page no visit landed on gets the pooled share, what the shop's pages say on average."""
+        reached = self.reached[index] if index is not None and index < len(self.reached) else 0
+        return (reached + LANDED_PRIOR_VISITS * self.pooled) / (self.visits + LANDED_PRIOR_VISITS)
 
-    def shares(self, copurchased: Sequence[tuple[str, float]]) -> Callable[[str], float]:
-        """Each candidate's share on the page whose co-purchase neighbours are `copurchased` (as stored, best
-        first: the order `bought` follows); a candidate it does not list gets `share(None)`."""
-        position = {product: index for index, (product, _) in enumerate(copurchased)}
+    def shares(self, listed: Sequence[tuple[str, float]]) -> Callable[[str], float]:
+        """Each candidate's share on the page whose neighbours the counts follow are `listed` (as stored, best
+        first: the order `reached` follows); a candidate it does not list gets `share(None)`."""
+        position = {product: index for index, (product, _) in enumerate(listed)}
         return lambda product: self.share(position.get(product))
 
     def to_json(self) -> str:
-        bought = list(self.bought)
-        while bought and bought[-1] == 0:
-            bought.pop()
-        return json.dumps([self.orders, round(self.pooled, 6), bought], separators=(",", ":"))
+        reached = list(self.reached)
+        while reached and reached[-1] == 0:
+            reached.pop()
+        return json.dumps([self.visits, round(self.pooled, 6), reached], separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str | None) -> Landed | None:
         if not raw:
             return None
-        orders, pooled, bought = json.loads(raw)
-        return cls(int(orders), tuple(int(k) for k in bought), float(pooled))
+        visits, pooled, reached = json.loads(raw)
+        return cls(int(visits), tuple(int(k) for k in reached), float(pooled))
 
 
 @dataclass(frozen=True)
 class ContextPrior:
-    """The shop's prior over pair ratios. For a neighbour of the page with similarities s = (co-purchase, co-view):
+    """The shop's prior over pair ratios. For a neighbour of the page with similarities s (`Similarity`):
     R(s) = exp(intercept + Σ slope_i × (ln max(s_i, floor_i) − centre_i)), each s_i clamped to the [floor_i, high_i]
     the fit saw (a source that does not list the pair counts as its weakest neighbour); `unrelated` for a candidate
     that is no neighbour of the page; and the pair prior's strength A."""
@@ -215,16 +219,25 @@ NEUTRAL = ContextPrior()
 
 
 def page_similarities(
-    copurchased: Sequence[tuple[str, float]], viewed: Sequence[tuple[str, float]], landed: Landed | None = None
+    copurchased: Sequence[tuple[str, float]],
+    viewed: Sequence[tuple[str, float]],
+    landed: Landed | None = None,
+    viewed_after: Landed | None = None,
 ) -> dict[str, Similarity]:
     """A page's neighbours and their similarities, as serving has them: the co-purchase Jaccard, the co-view
-    Jaccard × the shop's weight of co-view (both lists as stored; 0 where a source does not list the neighbour) and
-    the landed share (0 where the shop's orders name no landing page)."""
+    Jaccard × the shop's weight of co-view (both lists as stored; 0 where a source does not list the neighbour), the
+    landed share (0 where the shop's orders name no landing page) and the viewed-after share (0 where the shop has no
+    view sessions)."""
     scores: dict[str, tuple[float, float]] = {product: (score, 0.0) for product, score in copurchased}
     for product, score in viewed:
         scores[product] = (scores.get(product, (0.0, 0.0))[0], score)
-    share = landed.shares(copurchased) if landed is not None else lambda _: 0.0
-    return {product: (*pair, share(product)) for product, pair in scores.items()}
+    bought = landed.shares(copurchased) if landed is not None else _nothing
+    seen = viewed_after.shares(viewed) if viewed_after is not None else _nothing
+    return {product: (*pair, bought(product), seen(product)) for product, pair in scores.items()}
+
+
+def _nothing(_: str) -> float:
+    return 0.0
 
 
 def _ratio(purchases: float, predicted: float) -> float:

@@ -36,8 +36,8 @@ class Candidate:
     similarity: float  # to the context (a product, a cart, a profile); best sellers carry a descending score
     price: Decimal | None = None  # from the catalog when known
     source: Source = "similar"
-    # a similar candidate's parts: its co-purchase and (weighted) co-view similarity and its landed share (the
-    # context policy's prior: reclift.context.Similarity)
+    # a similar candidate's parts: its co-purchase and (weighted) co-view similarity, its landed share and its
+    # viewed-after share (the context policy's prior: reclift.context.Similarity)
     parts: tuple[float, ...] | None = None
 
 

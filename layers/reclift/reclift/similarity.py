@@ -78,31 +78,52 @@ class WindowBasket(NamedTuple):
     landing: str | None = None
 
 
+def entered_counts(
+    visits: Iterable[tuple[str | None, Iterable[str]]], lists: Mapping[str, Sequence[Neighbour]]
+) -> dict[str, Landed]:
+    """For every product with neighbours in `lists`: how many `visits` (each the product page it entered by, None if
+    none, and the products it reached from there) entered on its page and how many of those reached each of its
+    neighbours, with the shop's pooled share (Σ reached / Σ visits × neighbours, over the pages some visit entered
+    on). Empty when no visit names a product page."""
+    entered: dict[str, int] = {}
+    reached: dict[tuple[str, str], int] = {}
+    for page, products in visits:
+        if page is None:
+            continue
+        entered[page] = entered.get(page, 0) + 1
+        for product in set(products):
+            if product != page:
+                reached[(page, product)] = reached.get((page, product), 0) + 1
+    counts = {
+        page: tuple(reached.get((page, n.product_id), 0) for n in neighbours) for page, neighbours in lists.items()
+    }
+    chances = sum(entered.get(page, 0) * len(neighbours) for page, neighbours in lists.items())
+    if chances == 0:
+        return {}
+    pooled = sum(map(sum, counts.values())) / chances  # a page no visit entered on counts nothing
+    return {page: Landed(entered.get(page, 0), counts[page], pooled) for page in lists}
+
+
 def landed_counts(
     baskets: Iterable[WindowBasket], handles: Mapping[str, str], lists: Mapping[str, Sequence[Neighbour]]
 ) -> dict[str, Landed]:
-    """For every product with co-purchase neighbours: how many of the baskets landed on its page (their landing
-    handle resolved to a product by `handles`) and how many of those held each of its neighbours, with the shop's
-    pooled share (Σ bought / Σ landed orders × neighbours, over the pages some order landed on). Empty when no
-    basket names a product page: the shop's orders say nothing of where their buyers landed."""
-    orders: dict[str, int] = {}
-    bought: dict[tuple[str, str], int] = {}
-    for basket in baskets:
-        page = handles.get(basket.landing) if basket.landing else None
-        if page is None:
-            continue
-        orders[page] = orders.get(page, 0) + 1
-        for product in set(basket.products):
-            if product != page:
-                bought[(page, product)] = bought.get((page, product), 0) + 1
-    counts = {
-        page: tuple(bought.get((page, n.product_id), 0) for n in neighbours) for page, neighbours in lists.items()
-    }
-    chances = sum(orders.get(page, 0) * len(neighbours) for page, neighbours in lists.items())
-    if chances == 0:
-        return {}
-    pooled = sum(map(sum, counts.values())) / chances  # a page no order landed on counts nothing
-    return {page: Landed(orders.get(page, 0), counts[page], pooled) for page in lists}
+    """What the orders that landed on each product's page (their landing handle resolved to a product by `handles`)
+    bought of its co-purchase neighbours `lists` (`entered_counts`). Empty when no basket names a product page: the
+    shop's orders say nothing of where their buyers landed."""
+    return entered_counts(
+        ((handles.get(basket.landing) if basket.landing else None, basket.products) for basket in baskets), lists
+    )
+
+
+def viewed_after_counts(
+    sessions: Iterable[Sequence[str]], lists: Mapping[str, Sequence[Neighbour]]
+) -> dict[str, Landed]:
+    """What the view sessions (each newest first, as `profiles.day_session` gives them) that began on each product's
+    page went on to view of its co-view neighbours `lists` (`entered_counts`): a session began on the oldest of its
+    views, and the others came after it. (A product viewed again moves to the front of its session, so a visitor who
+    went back to the page they began on counts as having begun on the next one.) A session of one product entered and
+    went nowhere."""
+    return entered_counts(((session[-1], session[:-1]) for session in sessions if session), lists)
 
 
 @dataclass(frozen=True)

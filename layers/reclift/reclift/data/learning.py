@@ -206,6 +206,7 @@ class LearningStore:
                         [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)],
                         [(n.product_id, round(n.jaccard * weight, 6)) for n in neighbours_from_json(item.viewed)],
                         Landed.from_json(item.landed),
+                        Landed.from_json(item.viewed_after),
                     )
         except PynamoDBException as exc:
             raise StoreError(f"reading the pages' neighbours failed: {exc.msg}") from exc

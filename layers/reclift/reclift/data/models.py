@@ -478,6 +478,9 @@ class SimilarityItem(Model):
     # [orders, the shop's pooled share, [orders holding the i-th neighbour, …]] (reclift.context.Landed): absent
     # where no order of the shop names a product page it landed on
     landed = UnicodeAttribute(null=True)
+    # what the view sessions that began on the product's page went on to view of its co-view neighbours, as
+    # [sessions, the shop's pooled share, [sessions viewing the i-th neighbour, …]]: absent without co-view neighbours
+    viewed_after = UnicodeAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute(null=True)
 

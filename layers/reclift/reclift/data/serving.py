@@ -77,8 +77,9 @@ MAX_CANDIDATES = 50
 ROUND_TRIP_KEYS = 100  # DynamoDB's BatchGetItem limit
 
 Scores = list[tuple[str, float]]
-# a product's co-purchase, catalog and (weighted) co-view neighbours, and what the orders landed on its page bought
-Neighbours = tuple[Scores, Scores, Scores, Landed | None]
+# a product's co-purchase, catalog and (weighted) co-view neighbours, what the orders landed on its page bought and
+# what the view sessions that began there viewed
+Neighbours = tuple[Scores, Scores, Scores, Landed | None, Landed | None]
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class ServingContext:
     pair_ratios: dict[str, float] = field(default_factory=dict)
     # what the orders that landed on the request's products' pages bought of their co-purchase neighbours
     landed: dict[str, Landed] = field(default_factory=dict)
+    # what the view sessions that began on the request's products' pages went on to view of their co-view neighbours
+    viewed_after: dict[str, Landed] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,14 +242,16 @@ class ServingReader:
         catalog_similar: dict[str, Scores] = {}
         viewed_similar: dict[str, Scores] = {}
         landed: dict[str, Landed] = {}
+        viewed_after: dict[str, Landed] = {}
 
         def keep(product: str, lists: Neighbours | None) -> None:
             if lists is not None:
                 for kept, scores in zip((similar, catalog_similar, viewed_similar), lists[:3], strict=True):
                     if scores:
                         kept[product] = scores
-                if lists[3] is not None:
-                    landed[product] = lists[3]
+                for counted, counts in zip((landed, viewed_after), lists[3:], strict=True):
+                    if counts is not None:
+                        counted[product] = counts
 
         unknown: list[str] = []
         for product in wanted:
@@ -284,7 +289,13 @@ class ServingReader:
                     copurchased = [(n.product_id, n.jaccard) for n in neighbours_from_json(item.neighbours)]
                     weight = float(item.viewed_weight or 0)
                     viewed = [(n.product_id, round(n.jaccard * weight, 6)) for n in neighbours_from_json(item.viewed)]
-                    live = (copurchased, scores_from_json(item.catalog), viewed, Landed.from_json(item.landed))
+                    live = (
+                        copurchased,
+                        scores_from_json(item.catalog),
+                        viewed,
+                        Landed.from_json(item.landed),
+                        Landed.from_json(item.viewed_after),
+                    )
                 read[item.product_id] = (live, item_size(raw))
         for product, (lists, size) in read.items():
             caches.neighbours.put((shop, product), lists, size)
@@ -309,6 +320,7 @@ class ServingReader:
             catalog_similar=catalog_similar,
             viewed_similar=viewed_similar,
             landed=landed,
+            viewed_after=viewed_after,
             rules=rules,
             profile_neighbours=[
                 scores

@@ -6,7 +6,7 @@ neighbour lists written back (co-purchase, catalog and co-view neighbours in one
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -33,10 +33,12 @@ PROFILES_PER_BATCH = 100  # BatchGetItem's limit
 
 @dataclass(frozen=True)
 class ViewedTogether:
-    """A run's co-view neighbours and the shop's weight of them (reclift.similarity.source_weights)."""
+    """A run's co-view neighbours, the shop's weight of them (reclift.similarity.source_weights) and what the view
+    sessions that began on each product's page went on to view of them (reclift.similarity.viewed_after_counts)."""
 
     neighbours: Mapping[str, Sequence[Neighbour]]
     weight: float
+    after: Mapping[str, Landed] = field(default_factory=dict)
 
 
 class SimilarityPort(Protocol):
@@ -151,12 +153,14 @@ class SimilarityStore:
         landed: Mapping[str, Landed] | None = None,
     ) -> int:
         """One item per product with co-purchase, catalog or co-view neighbours (batch writes), with what the orders
-        that landed on its page bought of its co-purchase neighbours; a product that lost them keeps its last lists
+        that landed on its page bought of its co-purchase neighbours and what the view sessions that began there
+        viewed of its co-view neighbours; a product that lost them keeps its last lists
         until they expire, a few days on. Returns the products with co-purchase neighbours."""
         now = datetime.now(UTC)
         expires = now + timedelta(days=SIMILARITY_RETENTION_DAYS)
         catalog = catalog or {}
         coviewed = viewed.neighbours if viewed is not None else {}
+        after = viewed.after if viewed is not None else {}
         landed = landed or {}
         try:
             with SimilarityItem.batch_write() as batch:
@@ -174,6 +178,7 @@ class SimilarityStore:
                             viewed=neighbours_json(together) if together else None,
                             viewed_weight=viewed.weight if together and viewed is not None else None,
                             landed=landed[product_id].to_json() if product_id in landed else None,
+                            viewed_after=after[product_id].to_json() if together and product_id in after else None,
                             updated_at=now,
                             expires_at=expires,
                         )

@@ -7,7 +7,7 @@ widget sends back with every event about it."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from reclift.catalog import Listing
+from reclift.context import Landed
 from reclift.data.serving import MAX_CANDIDATES, ROUND_TRIP_KEYS, ServingContext, ServingPort
 from reclift.http import BadRequest
 from reclift.ids import shopify_id
@@ -77,10 +78,13 @@ def context_products(query: RecommendationQuery) -> list[str]:
     return []
 
 
-def landed_shares(context: ServingContext, products: Sequence[str]) -> Callable[[str], float]:
-    """A candidate's landed share to the placement's products (reclift.context.Landed): the mean over those whose
-    pages have counts, 0 where none has, as the night's prior reads it (`context.page_similarities`)."""
-    pages = [context.landed[p].shares(context.similar.get(p, [])) for p in products if p in context.landed]
+def entered_shares(
+    counts: Mapping[str, Landed], lists: Mapping[str, Sequence[tuple[str, float]]], products: Sequence[str]
+) -> Callable[[str], float]:
+    """A candidate's share (reclift.context.Landed) to the placement's products, from each product page's `counts`
+    over its neighbour list in `lists`: the mean over those whose pages have counts, 0 where none has, as the night's
+    prior reads it (`context.page_similarities`)."""
+    pages = [counts[p].shares(lists.get(p, [])) for p in products if p in counts]
 
     def share(candidate: str) -> float:
         return sum(page(candidate) for page in pages) / len(pages) if pages else 0.0
@@ -93,21 +97,26 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
     lists are combined apart (`combine`), the co-view scores already multiplied by the shop's weight of co-view; a
     candidate's similarity is the sum of the two, its source the one that gave more (`similar` on a tie). Without
     co-view neighbours, exactly the co-purchase candidates. The home placement's come from the profile, which keeps
-    co-purchase neighbours only. Each candidate's parts (the context policy's prior) add its landed share."""
+    co-purchase neighbours only. Each candidate's parts (the context policy's prior) add its landed and viewed-after
+    shares."""
+    products = context_products(query) if query.placement != "home" else []
     if query.placement == "home":
         lists = context.profile_neighbours
         viewed: list[tuple[str, float]] = []
-        landed = landed_shares(context, [])
     else:
-        products = context_products(query)
         lists = [context.similar[p] for p in products if p in context.similar]
         viewed_lists = [context.viewed_similar[p] for p in products if p in context.viewed_similar]
         viewed = combine(viewed_lists, exclude=exclude, limit=MAX_CANDIDATES)
-        landed = landed_shares(context, products)
+    landed = entered_shares(context.landed, context.similar, products)
+    viewed_after = entered_shares(context.viewed_after, context.viewed_similar, products)
     copurchased = combine(lists, exclude=exclude, limit=MAX_CANDIDATES)
     if not viewed:
         return [
-            Candidate(product_id=product_id, similarity=score, parts=(score, 0.0, landed(product_id)))
+            Candidate(
+                product_id=product_id,
+                similarity=score,
+                parts=(score, 0.0, landed(product_id), viewed_after(product_id)),
+            )
             for product_id, score in copurchased
         ]
     parts: dict[str, tuple[float, float]] = {product_id: (score, 0.0) for product_id, score in copurchased}
@@ -119,7 +128,7 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
             product_id=product_id,
             similarity=round(bought + seen, 6),
             source="similar" if bought >= seen else "viewed_together",
-            parts=(bought, seen, landed(product_id)),
+            parts=(bought, seen, landed(product_id), viewed_after(product_id)),
         )
         for product_id, (bought, seen) in joined
     ]

@@ -2,7 +2,8 @@
 the baskets of its window, its co-view neighbours from its visitors' view sessions (and their weight against
 co-purchase, from which of the two predicted the newest orders' pairs), and its catalog neighbours from its catalog
 (reclift.catalog_neighbours), count what the orders that landed on each product's page bought of its co-purchase
-neighbours (reclift.similarity.landed_counts), and write one item per product holding all four."""
+neighbours (reclift.similarity.landed_counts) and what the view sessions that began there viewed of its co-view
+neighbours (reclift.similarity.viewed_after_counts), and write one item per product holding all of it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from reclift.similarity import (
     neighbour_table,
     predicted_pairs,
     source_weights,
+    viewed_after_counts,
 )
 
 
@@ -84,6 +86,7 @@ def similarity_for_shop(shop: str, now: datetime, similarity: SimilarityPort, st
         "products_with_viewed_together": len(viewed.neighbours) if viewed else 0,
         "baskets_with_landing_page": sum(basket.landing is not None for basket in window),
         "viewed_together_weight": viewed.weight if viewed else None,
+        "view_sessions_counted_for_viewed_after": sum(v.visits for v in viewed.after.values()) if viewed else 0,
     }
 
 
@@ -95,7 +98,8 @@ def viewed_together(
 ) -> ViewedTogether | None:
     """Co-view neighbours over the view sessions (the thresholds of co-purchase), weighted by how well they, against
     co-purchase neighbours learned from the older orders, predicted the pairs of the newest orders (`orders` is
-    newest first). None when no product has co-view neighbours: the shop is served as without views."""
+    newest first), with what the sessions that began on each product's page went on to view of them. None when no
+    product has co-view neighbours: the shop is served as without views."""
     coviewed = neighbour_table(encode_baskets(sessions), min_support=settings.similarity_min_support).as_lists()
     if not coviewed:
         return None
@@ -105,7 +109,9 @@ def viewed_together(
         join_baskets(older, instead, settings.bought_instead_weight), min_support=settings.similarity_min_support
     ).as_lists()
     weights = source_weights(predicted_pairs(learned, newest), predicted_pairs(coviewed, newest))
-    return ViewedTogether(neighbours=coviewed, weight=weights.viewed_together)
+    return ViewedTogether(
+        neighbours=coviewed, weight=weights.viewed_together, after=viewed_after_counts(sessions, coviewed)
+    )
 
 
 def compute_shop(shop: str, now: datetime | None = None) -> dict[str, Any]:
