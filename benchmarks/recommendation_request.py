@@ -183,9 +183,9 @@ def compute(iterations: int) -> dict[str, Any]:
 
 def context_cost(iterations: int) -> dict[str, Any]:
     """`recommend()` on a product page of 50 candidates (25 bought together, 25 viewed together, every one with a
-    learned pair ratio on the page, the page's landed and viewed-after counts beside them) under `bayes` and under `context`,
-    alternating which goes first, in this process: the ratio of their medians is what valuing each candidate on its
-    page costs."""
+    learned pair ratio on the page, the page's landed and viewed-after counts beside them) under `bayes` and under
+    `context`, alternating which goes first, in this process: the ratio of their medians is what valuing each
+    candidate on its page costs."""
     rng = random.Random(13)
     page = "2999999"
     similar = [replace(p, product_id=str(3_000_000 + index)) for index, p in enumerate(best_sellers(CANDIDATES, rng))]
