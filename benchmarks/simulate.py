@@ -1047,16 +1047,27 @@ def sources_summary(
     return summary
 
 
-def simulate(world: World, name: str = "custom") -> dict[str, Any]:
-    """Play the store under every policy, in lockstep over the same visitors and orders, and report per policy; with
-    `compare_sources`, the judged policy also with candidate sources withheld (`SOURCE_VARIANTS`)."""
+def played_policies(policies: Iterable[str]) -> tuple[str, ...]:
+    """The policies to play, in POLICIES' order: `static` and the oracle always (the gap is measured between them).
+    A policy's run depends only on the world and its own randomness, so playing fewer changes none of their figures."""
+    wanted = {*policies, "static", "oracle"}
+    unknown = sorted(wanted - set(POLICIES))
+    if unknown:
+        raise ValueError(f"unknown policies: {', '.join(unknown)}; of {', '.join(POLICIES)}")
+    return tuple(policy for policy in POLICIES if policy in wanted)
+
+
+def simulate(world: World, name: str = "custom", policies: Iterable[str] = POLICIES) -> dict[str, Any]:
+    """Play the store under each policy (`played_policies`), in lockstep over the same visitors and orders, and report
+    per policy; with `compare_sources`, the judged policy also with candidate sources withheld (`SOURCE_VARIANTS`)."""
     started, cpu_started = time.monotonic(), time.process_time()
     catalog = build_catalog(world)
-    runs = {policy: PolicyRun(policy, world, catalog) for policy in POLICIES}
+    runs = {policy: PolicyRun(policy, world, catalog) for policy in played_policies(policies)}
+    learning = [policy for policy in LEARNING_POLICIES if policy in runs]
     variants = {
         variant: PolicyRun(JUDGED_POLICY, world, catalog, sources=variant)
         for variant in SOURCE_VARIANTS
-        if world.compare_sources and variant != "all"
+        if world.compare_sources and variant != "all" and JUDGED_POLICY in runs
     }
     played = [*runs.values(), *variants.values()]
     history = [payload for day in range(-world.history_days, 0) for payload in organic_orders(world, catalog, day)]
@@ -1096,16 +1107,16 @@ def simulate(world: World, name: str = "custom") -> dict[str, Any]:
         "erpv_last7": {policy: figures["erpv_last7"] for policy, figures in policies.items()},
         "rpv_last7": {policy: figures["rpv_last7"] for policy, figures in policies.items()},
         # The judged figure: the learning arm's visitors, whom every policy served (static and oracle too).
-        "gap_closed_last7": {policy: gap("learning_arm_erpv_last7", policy) for policy in LEARNING_POLICIES},
-        "gap_closed_last7_shop": {policy: gap("erpv_last7", policy) for policy in LEARNING_POLICIES},
-        "gap_closed_last7_realised": {policy: gap("learning_arm_rpv_last7", policy) for policy in LEARNING_POLICIES},
+        "gap_closed_last7": {policy: gap("learning_arm_erpv_last7", policy) for policy in learning},
+        "gap_closed_last7_shop": {policy: gap("erpv_last7", policy) for policy in learning},
+        "gap_closed_last7_realised": {policy: gap("learning_arm_rpv_last7", policy) for policy in learning},
         "wrongly_blacklisted_share_max": {
-            policy: policies[policy]["wrongly_blacklisted_share_max"] for policy in LEARNING_POLICIES
+            policy: policies[policy]["wrongly_blacklisted_share_max"] for policy in learning
         },
     }
     config: dict[str, Any] = {
         "world": asdict(world),
-        "settings": {policy: runs[policy].settings.model_dump() for policy in POLICIES},
+        "settings": {policy: run.settings.model_dump() for policy, run in runs.items()},
         "co_purchase_rank_correlation": round(catalog.co_purchase_rank_correlation, 4),
         "true_cvr_mean": round(statistics.fmean(catalog.cvr), 5),
         "true_cvr_below_blacklist": sum(1 for c in catalog.cvr if c < 0.005),
@@ -1191,7 +1202,7 @@ def _plot_judge(per_scenario: Mapping[str, list[dict[str, Any]]], path: Path) ->
     figure, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 4.2), squeeze=False)
     for axis, name in zip(axes[0], names, strict=True):
         runs = per_scenario[name]
-        series = [(policy, [run["policies"][policy] for run in runs]) for policy in POLICIES]
+        series = [(policy, [run["policies"][policy] for run in runs]) for policy in _common(runs, POLICIES)]
         if all("variants" in run for run in runs):  # the judged policy with candidate sources withheld
             series += [
                 (f"{JUDGED_POLICY}, {VARIANT_LABELS[variant]}", [run["variants"][variant] for run in runs])
@@ -1239,15 +1250,23 @@ def spread(values: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _judge_task(task: tuple[str, int, int | None, str | None]) -> dict[str, Any]:
-    """One scenario and seed; with a runs directory, a run already there is read back instead of played again."""
-    name, seed, days, runs_dir = task
+def _judge_task(task: tuple[str, int, int | None, str | None, tuple[str, ...]]) -> dict[str, Any]:
+    """One scenario and seed; with a runs directory, a run already there that played every policy asked for is read
+    back instead of played again (a run of every policy keeps its name; a run of fewer names them)."""
+    name, seed, days, runs_dir, policies = task
     world = scenario(name, seed=seed, days=days)  # days None: the scenario's own
-    path = Path(runs_dir) / f"{name}-{seed}-{world.days}.json" if runs_dir else None
-    if path is not None and path.exists():
-        result: dict[str, Any] = json.loads(path.read_text())
-        return result
-    result = simulate(world, name)
+    played = played_policies(policies)
+    stem = f"{name}-{seed}-{world.days}"
+    path = None
+    if runs_dir:
+        kept = [Path(runs_dir) / f"{stem}.json", Path(runs_dir) / f"{stem}-{'+'.join(played)}.json"]
+        for candidate in kept:
+            if candidate.exists():
+                result: dict[str, Any] = json.loads(candidate.read_text())
+                if set(played) <= set(result["policies"]):
+                    return result
+        path = kept[0] if played == POLICIES else kept[1]
+    result = simulate(world, name, played)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result) + "\n")
@@ -1261,22 +1280,19 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     def over(values: Iterable[float]) -> dict[str, Any]:
         return spread(list(values), seeds)
 
+    played, learning = _common(runs, POLICIES), _common(runs, LEARNING_POLICIES)
     entry: dict[str, Any] = {
         "seeds": seeds,
-        "erpv_last7": {p: over(r["policies"][p]["erpv_last7"] for r in runs) for p in POLICIES},
-        "rpv_last7": {p: over(r["policies"][p]["rpv_last7"] for r in runs) for p in POLICIES},
-        "learning_arm_erpv_last7": {
-            p: over(r["policies"][p]["learning_arm_erpv_last7"] for r in runs) for p in POLICIES
-        },
-        "gap_closed_last7": {p: over(r["summary"]["gap_closed_last7"][p] for r in runs) for p in LEARNING_POLICIES},
-        "gap_closed_last7_shop": {
-            p: over(r["summary"]["gap_closed_last7_shop"][p] for r in runs) for p in LEARNING_POLICIES
-        },
+        "erpv_last7": {p: over(r["policies"][p]["erpv_last7"] for r in runs) for p in played},
+        "rpv_last7": {p: over(r["policies"][p]["rpv_last7"] for r in runs) for p in played},
+        "learning_arm_erpv_last7": {p: over(r["policies"][p]["learning_arm_erpv_last7"] for r in runs) for p in played},
+        "gap_closed_last7": {p: over(r["summary"]["gap_closed_last7"][p] for r in runs) for p in learning},
+        "gap_closed_last7_shop": {p: over(r["summary"]["gap_closed_last7_shop"][p] for r in runs) for p in learning},
         "gap_closed_last7_realised": {
-            p: over(r["summary"]["gap_closed_last7_realised"][p] for r in runs) for p in LEARNING_POLICIES
+            p: over(r["summary"]["gap_closed_last7_realised"][p] for r in runs) for p in learning
         },
         "wrongly_blacklisted_share_max": {
-            p: over(r["summary"]["wrongly_blacklisted_share_max"][p] for r in runs) for p in LEARNING_POLICIES
+            p: over(r["summary"]["wrongly_blacklisted_share_max"][p] for r in runs) for p in learning
         },
         "runtime_seconds": over(r["runtime_seconds"] for r in runs),
     }
@@ -1287,10 +1303,15 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     if name == "recovery":
         entry["recovery_days_after_jump"] = {
             p: {str(r["seed"]): r["summary"]["recovery_days_after_jump"][p] for r in runs}
-            for p in POLICIES
+            for p in played
             if p != "oracle"
         }
     return entry
+
+
+def _common(runs: Sequence[Mapping[str, Any]], policies: Sequence[str]) -> list[str]:
+    """Those of `policies` every run played."""
+    return [policy for policy in policies if all(policy in run["policies"] for run in runs)]
 
 
 def sources_table(runs: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
@@ -1326,7 +1347,7 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
     targets: dict[str, Any] = {}
     for name, (mean_min, seed_min) in GAP_TARGETS.items():
         target = f"{name}_gap_closed_mean_at_least_{mean_min}_every_seed_at_least_{seed_min}"
-        if name not in table:
+        if name not in table or JUDGED_POLICY not in table[name]["gap_closed_last7"]:
             targets[target] = {"value": "not run", "met": False}
             continue
         gap = table[name]["gap_closed_last7"][JUDGED_POLICY]
@@ -1334,13 +1355,17 @@ def targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
             "value": {"mean": gap["mean"], "worst": gap["min"], "worst_seed": gap["worst_seed"]},
             "met": gap["mean"] >= mean_min and gap["min"] >= seed_min,
         }
-    wrong = {name: entry["wrongly_blacklisted_share_max"][JUDGED_POLICY]["max"] for name, entry in table.items()}
+    wrong = {
+        name: entry["wrongly_blacklisted_share_max"][JUDGED_POLICY]["max"]
+        for name, entry in table.items()
+        if JUDGED_POLICY in entry["wrongly_blacklisted_share_max"]
+    }
     targets[f"wrongly_blacklisted_at_most_{WRONGLY_BLACKLISTED_MAX:.0%}"] = {
-        "value": wrong,
-        "met": all(value <= WRONGLY_BLACKLISTED_MAX for value in wrong.values()),
+        "value": wrong or "not run",
+        "met": bool(wrong) and all(value <= WRONGLY_BLACKLISTED_MAX for value in wrong.values()),
     }
     recovered = f"recovery_served_again_within_{RECOVERY_DAYS_MAX}_days_every_seed"
-    if "recovery" in table:
+    if "recovery" in table and JUDGED_POLICY in table["recovery"]["recovery_days_after_jump"]:
         days = table["recovery"]["recovery_days_after_jump"][JUDGED_POLICY]
         targets[recovered] = {
             "value": days,
@@ -1357,10 +1382,10 @@ def context_targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
     targets: dict[str, Any] = {}
     closes = f"context_gap_closed_by_{CONTEXT_POLICY}_mean_at_least_{CONTEXT_GAP_MIN}"
     beats = f"context_{CONTEXT_POLICY}_beats_{JUDGED_POLICY}_every_seed"
-    if "context" not in table:
+    gaps = table["context"]["gap_closed_last7"] if "context" in table else {}
+    if CONTEXT_POLICY not in gaps or JUDGED_POLICY not in gaps:
         targets[closes] = targets[beats] = {"value": "not run", "met": False}
     else:
-        gaps = table["context"]["gap_closed_last7"]
         mine, theirs = gaps[CONTEXT_POLICY]["per_seed"], gaps[JUDGED_POLICY]["per_seed"]
         targets[closes] = {
             "value": gaps[CONTEXT_POLICY]["mean"],
@@ -1373,7 +1398,7 @@ def context_targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
             entry["gap_closed_last7"][JUDGED_POLICY]["mean"] - entry["gap_closed_last7"][CONTEXT_POLICY]["mean"], 4
         )
         for name, entry in table.items()
-        if name != "context" and CONTEXT_POLICY in entry["gap_closed_last7"]
+        if name != "context" and {CONTEXT_POLICY, JUDGED_POLICY} <= set(entry["gap_closed_last7"])
     }
     targets[f"without_context_{CONTEXT_POLICY}_loses_at_most_{CONTEXT_FREE_LOSS_MAX}_against_{JUDGED_POLICY}"] = {
         "value": losses or "not run",
@@ -1388,21 +1413,24 @@ def judge(
     processes: int | None = None,
     runs_dir: Path | None = None,
     results: Path = RESULTS_DIR / "simulation.json",
+    policies: Sequence[str] = POLICIES,
 ) -> dict[str, Any]:
-    """Every scenario of `plan` (name → judged seeds, seeds reported beside) in parallel, one run per process; `days`
-    None plays each scenario's own length. The document goes to `results`, its plot beside it."""
+    """Every scenario of `plan` (name → judged seeds, seeds reported beside) in parallel, one run per process, each
+    playing `policies` (`played_policies`); `days` None plays each scenario's own length. The document goes to
+    `results`, its plot beside it; a target whose policy was not played is "not run" (not met)."""
     started = time.monotonic()
     names = list(plan)
+    played = played_policies(policies)
     tasks = [
-        (name, seed, days, str(runs_dir) if runs_dir else None)
+        (name, seed, days, str(runs_dir) if runs_dir else None, played)
         for name in names
         for seed in [*plan[name][0], *plan[name][1]]
     ]
     workers = processes or min(len(tasks), os.cpu_count() or 1)
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        played = pool.map(_judge_task, tasks, chunksize=1)
+        results_by_task = pool.map(_judge_task, tasks, chunksize=1)
     by_seed: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in names}
-    for result in played:
+    for result in results_by_task:
         by_seed[result["scenario"]][result["seed"]] = result
     judged_runs = {name: [by_seed[name][seed] for seed in plan[name][0]] for name in names}
     table = {name: seed_table(judged_runs[name], name) for name in names}
@@ -1428,6 +1456,7 @@ def judge(
             "scenarios": {name: SCENARIOS[name] for name in names},
             "processes": workers,
             "judged_policy": JUDGED_POLICY,
+            "policies": list(played),
         },
         "machine": {
             "python": platform.python_version(),
@@ -1457,10 +1486,10 @@ def judge_lines(document: Mapping[str, Any]) -> list[str]:
     for label, table in (("judged seeds", document["figures"]), ("tuning seeds, beside", document["tuning_seeds"])):
         for name, entry in table.items():
             lines.append(f"{name} ({label} {entry['seeds']})")
-            for policy in POLICIES:
+            for policy in entry["erpv_last7"]:
                 text = f"  {policy:<7} erpv {_interval(entry['erpv_last7'][policy])}"
                 text += f"  rpv {entry['rpv_last7'][policy]['mean']:.4f}"
-                if policy in LEARNING_POLICIES:
+                if policy in entry["gap_closed_last7"]:
                     text += f"  gap closed {_interval(entry['gap_closed_last7'][policy])}"
                     text += f"  wrongly bl. max {entry['wrongly_blacklisted_share_max'][policy]['max']:.2%}"
                 lines.append(text)
@@ -1543,6 +1572,11 @@ def _parser() -> argparse.ArgumentParser:
         "--results", type=Path, default=RESULTS_DIR / "simulation.json", help="the judge's JSON (its PNG beside it)"
     )
     parser.add_argument("--processes", type=int, default=None)
+    parser.add_argument(
+        "--policies",
+        default=",".join(POLICIES),
+        help="the policies played, comma-separated (static and oracle always; default: every one)",
+    )
     # Every part of the world is a flag; None keeps the scenario's value.
     for world_field in fields(World):
         flag = "--" + world_field.name.replace("_", "-")
@@ -1567,12 +1601,13 @@ def main(argv: list[str] | None = None) -> int:
         judged = {name: list(args.seeds) for name in names} | _per_scenario(args.seeds_for)
         beside = {name: list(args.beside_seeds) for name in names} | _per_scenario(args.beside_for)
         plan = {name: (judged[name], beside[name]) for name in names}
-        document = judge(plan, args.days, args.processes, args.runs_dir, args.results)
+        policies = [policy for policy in args.policies.split(",") if policy]
+        document = judge(plan, args.days, args.processes, args.runs_dir, args.results, policies)
         _print(judge_lines(document))
         _print([f"results in {args.results} and {args.results.with_suffix('.png').name}"])
         return 0 if all(verdict["met"] for verdict in document["targets"].values()) else 1
     world = scenario(args.scenario, **_world_flags(args))
-    result = simulate(world, args.scenario)
+    result = simulate(world, args.scenario, [policy for policy in args.policies.split(",") if policy])
     lines = [f"{args.scenario}, seed {world.seed}, {world.days} days ({result['runtime_seconds']} s)"]
     for policy, figures in result["policies"].items():
         lines.append(

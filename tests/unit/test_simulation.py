@@ -23,6 +23,9 @@ from benchmarks.simulate import (
     build_catalog,
     context_targets_of,
     day_visits,
+    played_policies,
+    seed_table,
+    targets_of,
     organic_orders,
     pair_affinity_figures,
     product_mean_effects,
@@ -51,6 +54,25 @@ def test_given_a_small_store_when_bayes_learned_ten_days_then_it_closes_most_of_
     assert erpv["static"] < erpv["bayes"] < erpv["oracle"]
     assert small_store["summary"]["gap_closed_last7"]["bayes"] >= GAP_CLOSED_AT_LEAST
     assert small_store["summary"]["wrongly_blacklisted_share_max"]["bayes"] <= 0.02
+
+
+def test_given_fewer_policies_when_played_then_theirs_are_the_figures_they_have_beside_every_other(
+    small_store: dict[str, Any],
+) -> None:
+    """A policy's run depends only on the world and its own randomness: played with `static` and the oracle alone,
+    `context` has, to the last digit, the figures it has beside every other policy; the judge's targets of a policy
+    not played are "not run", not met."""
+    alone = simulate(scenario("small", seed=101, days=10), "small", ["context"])
+    assert list(alone["policies"]) == ["static", "context", "oracle"]
+    for policy in alone["policies"]:
+        assert alone["policies"][policy] == small_store["policies"][policy]
+    assert alone["summary"]["gap_closed_last7"] == {"context": small_store["summary"]["gap_closed_last7"]["context"]}
+    targets = targets_of({"small": seed_table([alone], "small")})
+    assert targets["small_gap_closed_mean_at_least_0.7_every_seed_at_least_0.5"] == {"value": "not run", "met": False}
+    assert not any(verdict["met"] for verdict in targets.values())
+    assert played_policies(["bayes"]) == ("static", "bayes", "oracle")
+    with pytest.raises(ValueError, match="unknown policies: greedy"):
+        played_policies(["greedy"])
 
 
 def test_given_every_policy_then_they_met_the_same_visitors_and_attribution_credited_what_the_widget_sold(
