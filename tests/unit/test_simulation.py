@@ -23,14 +23,14 @@ from benchmarks.simulate import (
     build_catalog,
     context_targets_of,
     day_visits,
-    played_policies,
-    seed_table,
-    targets_of,
     organic_orders,
     pair_affinity_figures,
+    played_policies,
     product_mean_effects,
+    seed_table,
     simulate,
     spread,
+    targets_of,
 )
 
 from reclift.data.serving import ServingPort
