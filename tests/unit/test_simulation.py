@@ -316,3 +316,9 @@ def test_given_judged_gaps_then_the_context_policys_targets_are_met_only_where_e
     missed = context_targets_of({"context": behind_once, "steady": losing})
     assert [verdict["met"] for verdict in missed.values()] == [True, False, False]
     assert not any(verdict["met"] for verdict in context_targets_of({}).values())
+    alone = context_targets_of({"context": {"gap_closed_last7": {"context": context["gap_closed_last7"]["context"]}}})
+    assert [(verdict["value"], verdict["met"]) for verdict in alone.values()] == [
+        (0.835, True),  # the context policy played without bayes: its own gap is judged, the comparisons are not run
+        ("not run", False),
+        ("not run", False),
+    ]
