@@ -575,7 +575,7 @@ class MemoryStore:
         after = viewed.after if viewed else {}
         for product in {*neighbours, *(catalog or {}), *coviewed}:
             # each product's item is written whole, as SimilarityStore does; its counts as stored (trailing 0s dropped)
-            for kept, counts in ((state.landed, landed), (state.viewed_after, after if product in coviewed else {})):
+            for kept, counts in ((state.landed, landed), (state.viewed_after, after)):
                 stored = Landed.from_json(counts[product].to_json()) if product in counts else None
                 if stored is None:
                     kept.pop(product, None)

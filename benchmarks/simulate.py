@@ -1531,6 +1531,10 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _policies(text: str) -> list[str]:
+    return [policy for policy in text.split(",") if policy]
+
+
 def _per_scenario(values: Sequence[str]) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for value in values:
@@ -1574,7 +1578,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--processes", type=int, default=None)
     parser.add_argument(
         "--policies",
-        default=",".join(POLICIES),
+        type=_policies,
+        default=list(POLICIES),
         help="the policies played, comma-separated (static and oracle always; default: every one)",
     )
     # Every part of the world is a flag; None keeps the scenario's value.
@@ -1601,13 +1606,12 @@ def main(argv: list[str] | None = None) -> int:
         judged = {name: list(args.seeds) for name in names} | _per_scenario(args.seeds_for)
         beside = {name: list(args.beside_seeds) for name in names} | _per_scenario(args.beside_for)
         plan = {name: (judged[name], beside[name]) for name in names}
-        policies = [policy for policy in args.policies.split(",") if policy]
-        document = judge(plan, args.days, args.processes, args.runs_dir, args.results, policies)
+        document = judge(plan, args.days, args.processes, args.runs_dir, args.results, args.policies)
         _print(judge_lines(document))
         _print([f"results in {args.results} and {args.results.with_suffix('.png').name}"])
         return 0 if all(verdict["met"] for verdict in document["targets"].values()) else 1
     world = scenario(args.scenario, **_world_flags(args))
-    result = simulate(world, args.scenario, [policy for policy in args.policies.split(",") if policy])
+    result = simulate(world, args.scenario, args.policies)
     lines = [f"{args.scenario}, seed {world.seed}, {world.days} days ({result['runtime_seconds']} s)"]
     for policy, figures in result["policies"].items():
         lines.append(

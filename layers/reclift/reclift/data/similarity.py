@@ -154,8 +154,8 @@ class SimilarityStore:
     ) -> int:
         """One item per product with co-purchase, catalog or co-view neighbours (batch writes), with what the orders
         that landed on its page bought of its co-purchase neighbours and what the view sessions that began there
-        viewed of its co-view neighbours; a product that lost them keeps its last lists
-        until they expire, a few days on. Returns the products with co-purchase neighbours."""
+        viewed of its co-view neighbours; a product that lost them keeps its last lists until they expire, a few days
+        on. Returns the products with co-purchase neighbours."""
         now = datetime.now(UTC)
         expires = now + timedelta(days=SIMILARITY_RETENTION_DAYS)
         catalog = catalog or {}
@@ -178,7 +178,7 @@ class SimilarityStore:
                             viewed=neighbours_json(together) if together else None,
                             viewed_weight=viewed.weight if together and viewed is not None else None,
                             landed=landed[product_id].to_json() if product_id in landed else None,
-                            viewed_after=after[product_id].to_json() if together and product_id in after else None,
+                            viewed_after=after[product_id].to_json() if product_id in after else None,
                             updated_at=now,
                             expires_at=expires,
                         )

@@ -99,7 +99,7 @@ def similar_candidates(query: RecommendationQuery, context: ServingContext, excl
     co-view neighbours, exactly the co-purchase candidates. The home placement's come from the profile, which keeps
     co-purchase neighbours only. Each candidate's parts (the context policy's prior) add its landed and viewed-after
     shares."""
-    products = context_products(query) if query.placement != "home" else []
+    products = context_products(query)  # none for home
     if query.placement == "home":
         lists = context.profile_neighbours
         viewed: list[tuple[str, float]] = []
