@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+import reclift.context as context_module
 from reclift.context import (
     NEUTRAL,
     Clicks,
@@ -187,11 +188,47 @@ def test_given_effects_rising_with_similarity_when_fitted_then_the_ratio_rises_w
         purchases = _poisson(rng, 2000 * 0.02 * (seen / 0.1) ** 0.5)  # ρ = (co-view / 0.1)^0.5; co-purchase: none
         windows[(page, product)] = PairWindow(2000, purchases, 2000.0, float(purchases))
     prior = fit_context(windows, rates, similarities)
+    assert prior.baseline <= 0.05  # the ratio falls toward 0 with the similarity: no rate it keeps whatever it says
     assert prior.slopes[0] == pytest.approx(0.0, abs=0.08)
     assert prior.slopes[1] == pytest.approx(0.5, abs=0.08)
     assert prior.ratio((0.2, 0.1)) == pytest.approx(1.0, abs=0.1)
     assert prior.ratio((0.02, 0.4)) == pytest.approx(2.0, rel=0.12)
     assert prior.ratio((0.2, 5.0)) == prior.ratio((0.2, prior.highs[1]))  # clamped to the similarities the fit saw
+
+
+def _floored_world(seed: int) -> tuple[dict[tuple[str, str], PairWindow], dict[str, dict[str, Similarity]]]:
+    """Neighbours whose viewed-after share runs from 0.00002 (a busy page's sessions that never reached them, shrunk
+    toward a small pooled share) to 0.5, and who sell at 0.3 of their rate however weak it is, plus a part that rises
+    with it: ρ = 0.3 + 0.7 × (share / 0.05)^0.6. A page's strays (its neighbours' neighbours) are the first kind: they
+    sell, at the rate a product sells at where it does not belong."""
+    rng = random.Random(seed)
+    windows: dict[tuple[str, str], PairWindow] = {}
+    similarities: dict[str, dict[str, Similarity]] = {}
+    for index in range(600):
+        page, product = f"p{index % 60}", f"c{index}"
+        share = math.exp(rng.uniform(math.log(0.00002), math.log(0.5)))
+        similarities.setdefault(page, {})[product] = (0.1, 0.0, 0.0, share)
+        purchases = _poisson(rng, 1000 * 0.02 * (0.3 + 0.7 * (share / 0.05) ** 0.6))
+        windows[(page, product)] = PairWindow(1000, purchases, 1000.0, float(purchases))
+    return windows, similarities
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_given_neighbours_that_sell_at_a_base_rate_however_weak_their_similarity_then_r_keeps_it(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R(s) is fitted with a baseline: the share of a candidate's rate it sells at on a page whatever its similarities
+    say. A log-linear R alone extrapolates the steep rise among strong neighbours down to nothing among the weakest,
+    and values a busy page's strays, which sell at 0.3 of their rates, at a few hundredths."""
+    windows, similarities = _floored_world(seed)
+    rates = {product: 0.02 for _, product in windows}
+    prior = fit_context(windows, rates, similarities)
+    weakest, strong = (0.1, 0.0, 0.0, 0.00002), (0.1, 0.0, 0.0, 0.2)
+    assert 0.2 <= prior.baseline <= 0.4
+    assert 0.2 <= prior.ratio(weakest) <= 0.45
+    assert prior.ratio(strong) == pytest.approx(0.3 + 0.7 * 4**0.6, rel=0.2)
+    monkeypatch.setattr(context_module, "BASELINES", (0.0,))
+    assert fit_context(windows, rates, similarities).ratio(weakest) < 0.2  # the truth: 0.3
 
 
 def test_given_few_pairs_when_fitted_then_the_ratio_is_shrunk_toward_one() -> None:
@@ -210,10 +247,11 @@ def test_the_prior_survives_its_json() -> None:
         highs=(0.6, 0.5, 0.4, 0.9),
         unrelated=0.3,
         strength=1.2,
+        baseline=0.2,
     )
     assert ContextPrior.from_json(prior.to_json()) == prior
     centred = (math.exp(-2.0), math.exp(-3.0), math.exp(-4.0), math.exp(-1.5))
-    assert prior.ratio(centred) == pytest.approx(math.exp(0.2))
+    assert prior.ratio(centred) == pytest.approx(0.2 + 0.8 * math.exp(0.2))
     assert prior.ratio(None) == 0.3
     assert prior.ratio((0.0, 0.0)) == 0.3
     assert prior.ratio((0.0, 0.0, 0.1, 0.2)) == 0.3  # the shares alone make no neighbour
@@ -223,6 +261,7 @@ def test_an_older_runs_prior_of_fewer_sources_reads_as_saying_nothing_of_the_oth
     older = '{"intercept":0.2,"slopes":[0.4,0.1],"centres":[-2.0,-3.0],"floors":[0.01,0.001],"highs":[0.6,0.5]}'
     prior = ContextPrior.from_json(older)
     assert prior.slopes == (0.4, 0.1, 0.0, 0.0)
+    assert prior.baseline == 0.0  # fitted before the baseline: R(s) as it was
     # whatever the landed and viewed-after shares, the ratio is the two sources' alone
     assert prior.ratio((0.3, 0.0, 0.9, 0.8)) == prior.ratio((0.3, 0.0, 0.001, 0.0)) == prior.ratio((0.3, 0.0))
     three = ContextPrior.from_json(

@@ -8,9 +8,13 @@ of shrinkage, each toward the one above it:
 - the shop: before any pair's own evidence, ρ's prior mean is R(s), from the candidate's similarities s to the page
   (its co-purchase Jaccard, its weighted co-view Jaccard, the share of the orders that landed on the page which
   bought it, and the share of the view sessions that began on the page which went on to view it: `Landed.share`,
-  the last two directed from the page to the candidate): R(s) = exp(a + Σ b_i ln s_i), a Poisson regression of the
-  shop's pairs' purchases on their log similarities, offset by what their products' rates predicted
-  (impressions × m_c), with a ridge of SHRINKAGE predicted purchases toward R = 1. A candidate that is not a
+  the last two directed from the page to the candidate): R(s) = u + (1 − u) exp(a + Σ b_i ln s_i), a Poisson
+  regression of the shop's pairs' purchases on their log similarities, offset by what their products' rates
+  predicted (impressions × m_c), with a ridge of SHRINKAGE predicted purchases toward R = 1. The baseline u is what
+  a neighbour sells at however weak its similarities (a page's stray, bought at a share of its rate where it does not
+  belong): chosen from BASELINES by the fit's likelihood, 0 where the ratio falls with the similarity without
+  end. Without it the log-linear part alone extrapolates down to nothing: a busy page's sessions that never reached
+  a neighbour give it a share near 0, and it was valued at a few hundredths of its rate. A candidate that is not a
   neighbour of the page (a best seller or a catalog neighbour in a spare slot) has a ratio of its own,
   Σ purchases / Σ predicted, shrunk alike. So the similarity is prior information about the pair, not a tie-breaker;
 - the pair: a Gamma–Poisson update of ρ from the pair's decayed purchases k and the purchases its prior predicts,
@@ -48,6 +52,9 @@ MAX_EXPONENT = 30.0
 STRENGTH_MIN = 0.5
 STRENGTH_MAX = 100.0
 STRENGTH_STEPS = 41  # the grid A is chosen on, log-spaced
+# The baselines R(s) is fitted with (the share of a candidate's rate that it sells at on a page whatever its
+# similarities to it say), the one of highest likelihood kept.
+BASELINES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 
 Pair = tuple[str, str]  # (page product, candidate)
 
@@ -167,9 +174,10 @@ class Landed:
 @dataclass(frozen=True)
 class ContextPrior:
     """The shop's prior over pair ratios. For a neighbour of the page with similarities s (`Similarity`):
-    R(s) = exp(intercept + Σ slope_i × (ln max(s_i, floor_i) − centre_i)), each s_i clamped to the [floor_i, high_i]
-    the fit saw (a source that does not list the pair counts as its weakest neighbour); `unrelated` for a candidate
-    that is no neighbour of the page; and the pair prior's strength A."""
+    R(s) = baseline + (1 − baseline) exp(intercept + Σ slope_i × (ln max(s_i, floor_i) − centre_i)), each s_i
+    clamped to the [floor_i, high_i] the fit saw (a source that does not list the pair counts as its weakest
+    neighbour); `unrelated` for a candidate that is no neighbour of the page; and the pair prior's strength A. A
+    prior stored before the baseline was fitted reads with a baseline of 0, as it was fitted."""
 
     intercept: float = 0.0
     slopes: tuple[float, ...] = (0.0,) * SOURCES
@@ -180,6 +188,7 @@ class ContextPrior:
     strength: float = STRENGTH_MAX
     # with clicks: the strength, in predicted purchases, of a pair's click-learned ratio as the prior of its purchases
     purchase_strength: float = STRENGTH_MAX
+    baseline: float = 0.0
 
     def features(self, similarity: Similarity) -> list[float]:
         return [
@@ -193,7 +202,8 @@ class ContextPrior:
         """R(s): a candidate's expected ratio on a page it has similarities `s` to (None or zeros: no neighbour)."""
         if is_neighbour(similarity):
             x = self.features(similarity)
-            return math.exp(min(MAX_EXPONENT, self.intercept + sum(b * v for b, v in zip(self.slopes, x, strict=True))))
+            exponent = self.intercept + sum(b * v for b, v in zip(self.slopes, x, strict=True))
+            return self.baseline + (1.0 - self.baseline) * math.exp(min(MAX_EXPONENT, exponent))
         return self.unrelated
 
     def to_json(self) -> str:
@@ -214,7 +224,17 @@ class ContextPrior:
         return cls(**values)
 
 
-_FIELDS = ("intercept", "slopes", "centres", "floors", "highs", "unrelated", "strength", "purchase_strength")
+_FIELDS = (
+    "intercept",
+    "slopes",
+    "centres",
+    "floors",
+    "highs",
+    "unrelated",
+    "strength",
+    "purchase_strength",
+    "baseline",
+)
 NEUTRAL = ContextPrior()
 
 
@@ -244,28 +264,48 @@ def _ratio(purchases: float, predicted: float) -> float:
     return (purchases + SHRINKAGE) / (predicted + SHRINKAGE)
 
 
-def _poisson_fit(rows: Sequence[tuple[Sequence[float], float, float]], features: int) -> list[float]:
-    """Coefficients β (intercept first) maximising Σ k β·x − E e^(β·x) − SHRINKAGE |β|² / 2 over rows (x, k, E): a
-    Poisson regression of purchases on the features, its offset the predicted purchases, with a ridge of SHRINKAGE
-    predicted purchases toward β = 0 (ratio 1 at every similarity), by Newton's method."""
+def _poisson_fits(
+    rows: Sequence[tuple[Sequence[float], float, float]], features: int, baselines: Sequence[float]
+) -> dict[float, tuple[list[float], float]]:
+    """For each baseline, the coefficients β (intercept first) maximising Σ k log μ − μ − SHRINKAGE |β|² / 2 over rows
+    (x, k, E), where μ = E × (baseline + (1 − baseline) e^(β·x)): a Poisson regression of purchases on the features,
+    its offset the predicted purchases, with a ridge of SHRINKAGE predicted purchases toward β = 0 (ratio 1 at every
+    similarity), by Fisher scoring (Newton's method where the baseline is 0); and the objective it reaches."""
     import numpy as np  # the learning job's alone: the request path (ranking imports this module) never loads it
 
-    beta: Any = np.zeros(features + 1)
     if not rows:
-        return [0.0] * (features + 1)
+        return {baseline: ([0.0] * (features + 1), 0.0) for baseline in baselines}
     x = np.array([[1.0, *row[0]] for row in rows])
     k = np.array([row[1] for row in rows])
     e = np.array([row[2] for row in rows])
     ridge = SHRINKAGE * np.eye(features + 1)
-    for _ in range(NEWTON_STEPS):
-        mu = e * np.exp(np.minimum(MAX_EXPONENT, x @ beta))
-        gradient = x.T @ (k - mu) - SHRINKAGE * beta
-        information = (x.T * mu) @ x + ridge
-        step = np.linalg.solve(information, gradient)
-        beta = beta + step
-        if float(np.abs(step).sum()) < 1e-9:
-            break
-    return [float(b) for b in beta]
+
+    def fit(baseline: float, beta: Any) -> tuple[Any, float]:
+        def parts(b: Any) -> tuple[Any, Any, Any]:
+            """The related part of μ, μ, and the related part's share of μ (1 without a baseline, even where μ
+            underflows)."""
+            related = e * (1.0 - baseline) * np.exp(np.minimum(MAX_EXPONENT, x @ b))
+            mu = e * baseline + related
+            return related, mu, related / mu if baseline > 0 else np.ones_like(mu)
+
+        for _ in range(NEWTON_STEPS):
+            related, _, share = parts(beta)
+            gradient = x.T @ (k * share - related) - SHRINKAGE * beta
+            information = (x.T * (related * share)) @ x + ridge
+            step = np.linalg.solve(information, gradient)
+            beta = beta + step
+            if float(np.abs(step).sum()) < 1e-9:
+                break
+        _, mu, _ = parts(beta)
+        objective = float(np.sum(k * np.log(np.maximum(mu, 1e-300)) - mu) - SHRINKAGE * float(beta @ beta) / 2)
+        return beta, objective
+
+    fits: dict[float, tuple[list[float], float]] = {}
+    beta: Any = np.zeros(features + 1)
+    for baseline in sorted(baselines):  # each fit starts where the one of the next lower baseline ended
+        beta, objective = fit(baseline, beta)
+        fits[baseline] = [float(b) for b in beta], objective
+    return fits
 
 
 def _strength(counts: Sequence[tuple[int, float]]) -> float:
@@ -318,11 +358,15 @@ def fit_context(
         logs = [math.log(max(floors[-1], similarity[source])) for similarity, _, _ in related]
         centres.append(sum(logs) / len(logs) if logs else 0.0)
     shape = ContextPrior(centres=tuple(centres), floors=tuple(floors), highs=tuple(highs))
-    beta = _poisson_fit([(shape.features(similarity), k, e) for similarity, k, e in related], SOURCES)
+    rows = [(shape.features(similarity), k, e) for similarity, k, e in related]
+    fits = _poisson_fits(rows, SOURCES, BASELINES)
+    baseline = max(BASELINES, key=lambda value: fits[value][1])
+    beta = fits[baseline][0]
     prior = replace(
         shape,
         intercept=beta[0],
         slopes=tuple(beta[1:]),
+        baseline=baseline,
         unrelated=_ratio(unrelated_bought, unrelated_predicted),
     )
     return replace(prior, strength=_fit_strength(windows, means, _prior_ratio(prior, similarities)))
