@@ -22,7 +22,7 @@ DEFAULTS: dict[str, Any] = {
     "click_window_days": 7,
     "view_window_days": 7,
     "attribute_test_orders": False,
-    "policy": "bayes",
+    "policy": "context",
     "objective": "revenue",
     "holdout_share": 0.1,
     # the learning defaults DESIGN.md §3 documents

@@ -19,7 +19,8 @@ class ShopSettings(BaseModel):
     click_window_days: int = Field(default=7, ge=1, le=MAX_WINDOW_DAYS)
     view_window_days: int = Field(default=7, ge=1, le=MAX_WINDOW_DAYS)
     attribute_test_orders: bool = False
-    policy: Literal["seed", "bayes", "context"] = "bayes"
+    # the default since the store simulation showed it ahead in every world (docs/learning.md)
+    policy: Literal["seed", "bayes", "context"] = "context"
     objective: Literal["revenue", "conversions"] = "revenue"
     holdout_share: float = Field(default=0.1, ge=0.0, le=0.5)
     # learning (DESIGN.md §3)
