@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 
 from reclift.ranking import Arm, assign_arm
+from reclift.settings import ShopSettings
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder, FakeProduct, FakeVariant
 from tests.support.browser import chromium
 from tests.support.recs import shown as issued
@@ -327,6 +328,28 @@ def test_given_the_page_when_a_setting_is_edited_then_it_is_saved_and_a_refused_
     assert admin_get(stack, seeded.shop, "/admin/settings")["holdout_share"] == 0.2  # refused, nothing written
 
     admin_put(stack, seeded.shop, "/admin/settings", {"holdout_share": 0.1})
+
+
+def test_given_a_shop_on_the_default_policy_when_another_setting_is_saved_then_the_policy_is_left_as_it_is(
+    page: Page, stack: RunningStack, seeded: Seeded
+) -> None:
+    """Every policy the API accepts is a choice, the default's too: a select that lacked the shop's policy would show
+    none and send an empty one with any other change, which the API refuses."""
+    policies = list(get_args(ShopSettings.model_fields["policy"].annotation))
+    admin_put(stack, seeded.shop, "/admin/settings", {"policy": ShopSettings().policy})
+    page.goto(page.url.split("&id_token=")[0] + "&id_token=" + session_token(seeded.shop))  # a fresh token
+    page.wait_for_selector('#status[data-state="ready"]', timeout=20_000)
+    options = page.eval_on_selector_all("#setting-policy option", "options => options.map(o => o.value)")
+    assert sorted(options) == sorted(policies)
+    assert page.input_value("#setting-policy") == ShopSettings().policy == "context"
+    puts = sent(page, "PUT", "/admin/settings")
+    page.fill("#setting-holdout_share", "0.15")
+    page.click("#settings-save")
+    page.wait_for_selector('#settings-message[data-tone="success"]')
+    assert puts == [{"holdout_share": 0.15}]
+    assert admin_get(stack, seeded.shop, "/admin/settings")["policy"] == "context"
+
+    admin_put(stack, seeded.shop, "/admin/settings", {"policy": "seed", "holdout_share": 0.1})
 
 
 def test_given_the_page_when_the_dates_change_then_the_roi_is_asked_for_them(page: Page) -> None:
