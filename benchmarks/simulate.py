@@ -1382,8 +1382,9 @@ def context_targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
     """The context policy's targets: its gap in the `context` scenario and against the product-level policy seed by
     seed there, and what it loses against it in every scenario without context that was judged."""
     targets: dict[str, Any] = {}
+    product_level = PRODUCT_LEVEL_POLICY
     closes = f"context_gap_closed_by_{CONTEXT_POLICY}_mean_at_least_{CONTEXT_GAP_MIN}"
-    beats = f"context_{CONTEXT_POLICY}_beats_{PRODUCT_LEVEL_POLICY}_every_seed"
+    beats = f"context_{CONTEXT_POLICY}_beats_{product_level}_every_seed"
     gaps = table["context"]["gap_closed_last7"] if "context" in table else {}
     targets[closes] = targets[beats] = {"value": "not run", "met": False}
     if CONTEXT_POLICY in gaps:
@@ -1391,11 +1392,10 @@ def context_targets_of(table: Mapping[str, Any]) -> dict[str, Any]:
             "value": gaps[CONTEXT_POLICY]["mean"],
             "met": gaps[CONTEXT_POLICY]["mean"] >= CONTEXT_GAP_MIN,
         }
-    if CONTEXT_POLICY in gaps and PRODUCT_LEVEL_POLICY in gaps:
-        mine, theirs = gaps[CONTEXT_POLICY]["per_seed"], gaps[PRODUCT_LEVEL_POLICY]["per_seed"]
+    if CONTEXT_POLICY in gaps and product_level in gaps:
+        mine, theirs = gaps[CONTEXT_POLICY]["per_seed"], gaps[product_level]["per_seed"]
         margins = {seed: round(mine[seed] - theirs[seed], 4) for seed in mine}
         targets[beats] = {"value": margins, "met": all(margin > 0 for margin in margins.values())}
-    product_level = PRODUCT_LEVEL_POLICY
     losses = {
         name: round(
             entry["gap_closed_last7"][product_level]["mean"] - entry["gap_closed_last7"][CONTEXT_POLICY]["mean"], 4
