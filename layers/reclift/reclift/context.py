@@ -264,48 +264,45 @@ def _ratio(purchases: float, predicted: float) -> float:
     return (purchases + SHRINKAGE) / (predicted + SHRINKAGE)
 
 
-def _poisson_fits(
+def _poisson_fit(
     rows: Sequence[tuple[Sequence[float], float, float]], features: int, baselines: Sequence[float]
-) -> dict[float, tuple[list[float], float]]:
-    """For each baseline, the coefficients β (intercept first) maximising Σ k log μ − μ − SHRINKAGE |β|² / 2 over rows
-    (x, k, E), where μ = E × (baseline + (1 − baseline) e^(β·x)): a Poisson regression of purchases on the features,
-    its offset the predicted purchases, with a ridge of SHRINKAGE predicted purchases toward β = 0 (ratio 1 at every
-    similarity), by Fisher scoring (Newton's method where the baseline is 0); and the objective it reaches."""
+) -> tuple[list[float], float]:
+    """The coefficients β (intercept first) and the baseline u among `baselines` that maximise
+    Σ k log μ − μ − SHRINKAGE |β|² / 2 over rows (x, k, E), where μ = E × (u + (1 − u) e^(β·x)): a Poisson regression
+    of purchases on the features, its offset the predicted purchases, with a ridge of SHRINKAGE predicted purchases
+    toward β = 0 (ratio 1 at every similarity). Each baseline's β by Fisher scoring (Newton's method where u is 0),
+    starting where the next lower baseline's ended."""
     import numpy as np  # the learning job's alone: the request path (ranking imports this module) never loads it
 
     if not rows:
-        return {baseline: ([0.0] * (features + 1), 0.0) for baseline in baselines}
+        return [0.0] * (features + 1), min(baselines)
     x = np.array([[1.0, *row[0]] for row in rows])
     k = np.array([row[1] for row in rows])
     e = np.array([row[2] for row in rows])
     ridge = SHRINKAGE * np.eye(features + 1)
 
-    def fit(baseline: float, beta: Any) -> tuple[Any, float]:
-        def parts(b: Any) -> tuple[Any, Any, Any]:
-            """The related part of μ, μ, and the related part's share of μ (1 without a baseline, even where μ
-            underflows)."""
-            related = e * (1.0 - baseline) * np.exp(np.minimum(MAX_EXPONENT, x @ b))
-            mu = e * baseline + related
-            return related, mu, related / mu if baseline > 0 else np.ones_like(mu)
+    def parts(baseline: float, beta: Any) -> tuple[Any, Any]:
+        """μ's part that rises with the similarities, and μ."""
+        related = e * (1.0 - baseline) * np.exp(np.minimum(MAX_EXPONENT, x @ beta))
+        return related, e * baseline + related
 
+    beta: Any = np.zeros(features + 1)
+    best: tuple[float, list[float], float] | None = None  # objective, β, baseline
+    for baseline in sorted(baselines):
         for _ in range(NEWTON_STEPS):
-            related, _, share = parts(beta)
+            related, mu = parts(baseline, beta)
+            share = related / mu if baseline > 0 else np.ones_like(mu)  # 1 without a baseline, even where μ underflows
             gradient = x.T @ (k * share - related) - SHRINKAGE * beta
-            information = (x.T * (related * share)) @ x + ridge
-            step = np.linalg.solve(information, gradient)
+            step = np.linalg.solve((x.T * (related * share)) @ x + ridge, gradient)
             beta = beta + step
             if float(np.abs(step).sum()) < 1e-9:
                 break
-        _, mu, _ = parts(beta)
+        _, mu = parts(baseline, beta)
         objective = float(np.sum(k * np.log(np.maximum(mu, 1e-300)) - mu) - SHRINKAGE * float(beta @ beta) / 2)
-        return beta, objective
-
-    fits: dict[float, tuple[list[float], float]] = {}
-    beta: Any = np.zeros(features + 1)
-    for baseline in sorted(baselines):  # each fit starts where the one of the next lower baseline ended
-        beta, objective = fit(baseline, beta)
-        fits[baseline] = [float(b) for b in beta], objective
-    return fits
+        if best is None or objective > best[0]:
+            best = (objective, [float(b) for b in beta], baseline)
+    assert best is not None
+    return best[1], best[2]
 
 
 def _strength(counts: Sequence[tuple[int, float]]) -> float:
@@ -359,9 +356,7 @@ def fit_context(
         centres.append(sum(logs) / len(logs) if logs else 0.0)
     shape = ContextPrior(centres=tuple(centres), floors=tuple(floors), highs=tuple(highs))
     rows = [(shape.features(similarity), k, e) for similarity, k, e in related]
-    fits = _poisson_fits(rows, SOURCES, BASELINES)
-    baseline = max(BASELINES, key=lambda value: fits[value][1])
-    beta = fits[baseline][0]
+    beta, baseline = _poisson_fit(rows, SOURCES, BASELINES)
     prior = replace(
         shape,
         intercept=beta[0],
