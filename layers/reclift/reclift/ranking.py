@@ -209,9 +209,11 @@ def _rank_groups(
     # neighbours, then best sellers, and only when every candidate is in the order, among those. Drawing among all
     # of them instead spends most exploration slots on products the order shows anyway or on best sellers whose
     # tight posteriors outdraw any untried product, so that a product left out gets almost no draws at all.
-    # Each place is explored with probability explore_share, and the explored places are the widget's last: the
-    # policy's best keep the places that sell most (purchases fall with the place, 1/√place in the simulation), so
-    # an exploration costs only what the last places earn (the README has the simulation's figures).
+    # Each place is explored with probability explore_share. An explored product takes the place its draw earns:
+    # after every product of the policy's order valued above the draw, so mostly the last place (the policy's best
+    # keep the places that sell most: purchases fall with the place, 1/√place in the simulation, and an exploration
+    # costs only what the last places earn), but a product whose recent evidence draws above a shown one's value
+    # is tried where it would be shown if the draw were its value (docs/learning.md has the simulation's figures).
     ordered_ids = {candidate.product_id for _, candidate in ordered_scored[:limit]}
     explored = sum(1 for _ in range(limit) if explore and rng.random() < scorer.settings.explore_share)
     for _ in range(limit - explored):
@@ -233,7 +235,17 @@ def _rank_groups(
         )
         if not remaining:
             break
-        pick = max(remaining, key=lambda c: scorer.draw(c, rng))
-        chosen.append(Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True, source=pick.source))
+        draws = {c.product_id: scorer.draw(c, rng) for c in remaining}
+        pick = max(remaining, key=lambda c: draws[c.product_id])
+        # before the shop has learned, a draw is not on the scores' scale: the last place
+        place = next(
+            (
+                at
+                for at, shown in enumerate(chosen)
+                if learned and not shown.explored and shown.score < draws[pick.product_id]
+            ),
+            len(chosen),
+        )
+        chosen.insert(place, Ranked(pick.product_id, round(scorer.score(pick), 6), explored=True, source=pick.source))
         taken.add(pick.product_id)
     return chosen
