@@ -221,9 +221,9 @@ def prove_events(
 
 # Shoppers look at a widget's first places more than its last (the examination hypothesis, NOTES-learning.md §3.5):
 # an impression in place k is k^−POSITION_EXPONENT of an impression's exposure to the product's own rate, 1/√k.
-# Learning rests its posteriors on exposure, so a product shown in the last places (where exploration puts what it
-# tries) is not judged as if it sold worse. The curve is fixed, not estimated from the shop's own clicks: that needs
-# randomised swaps of places, which the widget does not make.
+# Learning rests its posteriors on exposure, so a product shown in the last places (where exploration mostly puts
+# what it tries) is not judged as if it sold worse. The curve is fixed, not estimated from the shop's own clicks:
+# that needs randomised swaps of places, which the widget does not make.
 POSITION_EXPONENT = 0.5
 EXPOSURE_DIGITS = 3  # a counting batch's exposure is rounded to this many decimals (a short number in the item)
 
