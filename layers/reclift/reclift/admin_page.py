@@ -6,12 +6,15 @@ parameter otherwise."""
 from __future__ import annotations
 
 import html
+import json
 import secrets
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 from reclift.ids import is_shop_domain
+from reclift.settings import ShopSettings
 
 SHOPIFY_ADMIN = "https://admin.shopify.com"
 APP_BRIDGE_ORIGIN = "https://cdn.shopify.com"
@@ -25,7 +28,19 @@ class Page:
 
 @cache
 def _template(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    return path.read_text(encoding="utf-8").replace("{{CHOICES}}", setting_choices())
+
+
+def setting_choices() -> str:
+    """The settings whose values are a fixed list (`policy`, `objective`), each with its list in the model's order,
+    as a JSON object for the page's script: the selects offer what the API accepts, from the one place that says it."""
+    choices = {
+        name: list(get_args(field.annotation))
+        for name, field in ShopSettings.model_fields.items()
+        if get_origin(field.annotation) is Literal
+    }
+    # inside a <script>: no "</" may close it early (the values are identifiers, but the page should not rely on that)
+    return json.dumps(choices).replace("<", "\\u003c")
 
 
 def admin_page(template: Path, *, api_key: str, shop: str | None) -> Page:
