@@ -83,7 +83,7 @@ from reclift.logic.similarity import similarity_for_shop
 from reclift.logic.tracking import track_events
 from reclift.ranking import assign_arm
 from reclift.recids import RecIds
-from reclift.settings import ShopSettings
+from reclift.settings import SettingsError, ShopSettings, merge_settings
 
 POLICIES = ("static", "seed", "bayes", "context", "oracle")
 LEARNING_POLICIES = ("seed", "bayes", "context")
@@ -637,9 +637,12 @@ class DayFigures:
     same_type_or_similar: int = 0
 
 
-def policy_settings(policy: str, world: World) -> ShopSettings:
+def policy_settings(policy: str, world: World, shop_settings: Mapping[str, Any] | None = None) -> ShopSettings:
     """The shop's settings under each policy. Static serves every visitor the holdout arm (a share past the
-    setting's 0.5 cap, which only the simulation sets); the oracle serves the truth, without exploring."""
+    setting's 0.5 cap, which only the simulation sets); the oracle serves the truth, without exploring. A learning
+    policy plays production's defaults with `shop_settings` applied, as a merchant's `PUT /admin/settings` would
+    apply them (validated alike: a bad key or value raises SettingsError naming it); they override the world's
+    `holdout_share`."""
     if policy == "static":
         return ShopSettings().model_copy(update={"holdout_share": 1.0})
     if policy == "oracle":
@@ -647,13 +650,20 @@ def policy_settings(policy: str, world: World) -> ShopSettings:
     learned: Literal["seed", "bayes", "context"] = (
         "seed" if policy == "seed" else "context" if policy == "context" else "bayes"
     )
-    return ShopSettings(policy=learned, holdout_share=world.holdout_share)
+    return merge_settings(ShopSettings(policy=learned, holdout_share=world.holdout_share), dict(shop_settings or {}))
 
 
 class PolicyRun:
     """One policy playing the store through production's use cases over its own store in memory."""
 
-    def __init__(self, policy: str, world: World, catalog: Catalog, sources: str = "all") -> None:
+    def __init__(
+        self,
+        policy: str,
+        world: World,
+        catalog: Catalog,
+        sources: str = "all",
+        shop_settings: Mapping[str, Any] | None = None,
+    ) -> None:
         self.policy = policy
         self.world = world
         self.catalog = catalog
@@ -663,7 +673,7 @@ class PolicyRun:
         )
         if policy == "oracle":
             self.reader = PageTruth(self.store, catalog, world.unrelated_factor)
-        self.settings = policy_settings(policy, world)
+        self.settings = policy_settings(policy, world, shop_settings)
         self.store.put_settings(SHOP, self.settings)
         self.days: list[DayFigures] = []
         self.position = [0.0] + [s**-world.position_exponent for s in range(1, 21)]
@@ -1059,15 +1069,23 @@ def played_policies(policies: Iterable[str]) -> tuple[str, ...]:
     return tuple(policy for policy in POLICIES if policy in wanted)
 
 
-def simulate(world: World, name: str = "custom", policies: Iterable[str] = POLICIES) -> dict[str, Any]:
+def simulate(
+    world: World,
+    name: str = "custom",
+    policies: Iterable[str] = POLICIES,
+    shop_settings: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Play the store under each policy (`played_policies`), in lockstep over the same visitors and orders, and report
-    per policy; with `compare_sources`, the judged policy also with candidate sources withheld (`SOURCE_VARIANTS`)."""
+    per policy; with `compare_sources`, the judged policy also with candidate sources withheld (`SOURCE_VARIANTS`).
+    `shop_settings`: the merchant's settings the learning policies play under (`policy_settings`)."""
     started, cpu_started = time.monotonic(), time.process_time()
     catalog = build_catalog(world)
-    runs = {policy: PolicyRun(policy, world, catalog) for policy in played_policies(policies)}
+    runs = {
+        policy: PolicyRun(policy, world, catalog, shop_settings=shop_settings) for policy in played_policies(policies)
+    }
     learning = [policy for policy in LEARNING_POLICIES if policy in runs]
     variants = {
-        variant: PolicyRun(JUDGED_POLICY, world, catalog, sources=variant)
+        variant: PolicyRun(JUDGED_POLICY, world, catalog, sources=variant, shop_settings=shop_settings)
         for variant in SOURCE_VARIANTS
         if world.compare_sources and variant != "all" and JUDGED_POLICY in runs
     }
@@ -1252,13 +1270,21 @@ def spread(values: Sequence[float], seeds: Sequence[int]) -> dict[str, Any]:
     }
 
 
-def _judge_task(task: tuple[str, int, int | None, str | None, tuple[str, ...]]) -> dict[str, Any]:
+def settings_tag(shop_settings: Mapping[str, Any]) -> str:
+    """The shop settings in a run's file name: "" for the defaults, else "-key=value" per setting, sorted."""
+    return "".join(f"-{key}={value}" for key, value in sorted(shop_settings.items()))
+
+
+def _judge_task(
+    task: tuple[str, int, int | None, str | None, tuple[str, ...], tuple[tuple[str, Any], ...]],
+) -> dict[str, Any]:
     """One scenario and seed; with a runs directory, a run already there that played every policy asked for is read
-    back instead of played again (a run of every policy keeps its name; a run of fewer names them)."""
-    name, seed, days, runs_dir, policies = task
+    back instead of played again (a run of every policy keeps its name; a run of fewer names them; a run under
+    other shop settings than the defaults names them too)."""
+    name, seed, days, runs_dir, policies, shop_settings = task
     world = scenario(name, seed=seed, days=days)  # days None: the scenario's own
     played = played_policies(policies)
-    stem = f"{name}-{seed}-{world.days}"
+    stem = f"{name}-{seed}-{world.days}{settings_tag(dict(shop_settings))}"
     path = None
     if runs_dir:
         kept = [Path(runs_dir) / f"{stem}.json", Path(runs_dir) / f"{stem}-{'+'.join(played)}.json"]
@@ -1268,7 +1294,7 @@ def _judge_task(task: tuple[str, int, int | None, str | None, tuple[str, ...]]) 
                 if set(played) <= set(result["policies"]):
                     return result
         path = kept[0] if played == POLICIES else kept[1]
-    result = simulate(world, name, played)
+    result = simulate(world, name, played, dict(shop_settings))
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result) + "\n")
@@ -1417,15 +1443,18 @@ def judge(
     runs_dir: Path | None = None,
     results: Path = RESULTS_DIR / "simulation.json",
     policies: Sequence[str] = POLICIES,
+    shop_settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every scenario of `plan` (name → judged seeds, seeds reported beside) in parallel, one run per process, each
-    playing `policies` (`played_policies`); `days` None plays each scenario's own length. The document goes to
-    `results`, its plot beside it; a target whose policy was not played is "not run" (not met)."""
+    playing `policies` (`played_policies`) under `shop_settings` (`policy_settings`); `days` None plays each
+    scenario's own length. The document goes to `results`, its plot beside it; a target whose policy was not played
+    is "not run" (not met)."""
     started = time.monotonic()
     names = list(plan)
     played = played_policies(policies)
+    changes = tuple(sorted((shop_settings or {}).items()))
     tasks = [
-        (name, seed, days, str(runs_dir) if runs_dir else None, played)
+        (name, seed, days, str(runs_dir) if runs_dir else None, played, changes)
         for name in names
         for seed in [*plan[name][0], *plan[name][1]]
     ]
@@ -1460,6 +1489,7 @@ def judge(
             "processes": workers,
             "judged_policy": JUDGED_POLICY,
             "policies": list(played),
+            "shop_settings": dict(changes),
         },
         "machine": {
             "python": platform.python_version(),
@@ -1538,6 +1568,19 @@ def _policies(text: str) -> list[str]:
     return [policy for policy in text.split(",") if policy]
 
 
+def _shop_settings(text: str) -> dict[str, Any]:
+    """A JSON object of shop settings, as `PUT /admin/settings` takes it, checked as that checks it."""
+    try:
+        changes = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from exc
+    try:
+        merge_settings(ShopSettings(), changes)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+    return dict(changes)
+
+
 def _per_scenario(values: Sequence[str]) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
     for value in values:
@@ -1585,6 +1628,13 @@ def _parser() -> argparse.ArgumentParser:
         default=list(POLICIES),
         help="the policies played, comma-separated (static and oracle always; default: every one)",
     )
+    parser.add_argument(
+        "--shop-settings",
+        type=_shop_settings,
+        default={},
+        metavar="JSON",
+        help="the learning policies' settings, as PUT /admin/settings takes them: '{\"explore_share\": 0.1}'",
+    )
     # Every part of the world is a flag; None keeps the scenario's value.
     for world_field in fields(World):
         flag = "--" + world_field.name.replace("_", "-")
@@ -1609,12 +1659,14 @@ def main(argv: list[str] | None = None) -> int:
         judged = {name: list(args.seeds) for name in names} | _per_scenario(args.seeds_for)
         beside = {name: list(args.beside_seeds) for name in names} | _per_scenario(args.beside_for)
         plan = {name: (judged[name], beside[name]) for name in names}
-        document = judge(plan, args.days, args.processes, args.runs_dir, args.results, args.policies)
+        document = judge(
+            plan, args.days, args.processes, args.runs_dir, args.results, args.policies, args.shop_settings
+        )
         _print(judge_lines(document))
         _print([f"results in {args.results} and {args.results.with_suffix('.png').name}"])
         return 0 if all(verdict["met"] for verdict in document["targets"].values()) else 1
     world = scenario(args.scenario, **_world_flags(args))
-    result = simulate(world, args.scenario, args.policies)
+    result = simulate(world, args.scenario, args.policies, args.shop_settings)
     lines = [f"{args.scenario}, seed {world.seed}, {world.days} days ({result['runtime_seconds']} s)"]
     for policy, figures in result["policies"].items():
         lines.append(

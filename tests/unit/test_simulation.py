@@ -24,11 +24,14 @@ from benchmarks.simulate import (
     build_catalog,
     context_targets_of,
     day_visits,
+    main,
     organic_orders,
     pair_affinity_figures,
     played_policies,
+    policy_settings,
     product_mean_effects,
     seed_table,
+    settings_tag,
     simulate,
     spread,
     targets_of,
@@ -37,6 +40,7 @@ from benchmarks.simulate import (
 from reclift.data.serving import ServingPort
 from reclift.logic.recommendations import RecommendationQuery, recommend
 from reclift.orders import landing_handle
+from reclift.settings import SettingsError, ShopSettings
 
 # The full run closes about 0.65 of the gap by day 10 on this seed (the judge's 28 days close more); a learning
 # loop that stopped learning, a blacklist gone wrong or a broken path from events to counters falls far below.
@@ -200,6 +204,38 @@ def test_given_no_context_when_played_then_the_context_flags_change_nothing() ->
     assert flagged["policies"] == plain["policies"]
     assert flagged["summary"] == plain["summary"]
     assert "pair_affinity" not in flagged["config"]
+
+
+def test_given_shop_settings_then_the_learning_policies_play_under_them_and_static_and_the_oracle_do_not() -> None:
+    """A merchant's settings, checked as `PUT /admin/settings` checks them, change what the learning policies serve;
+    the baseline and the oracle the gap is measured between stay as they were, so their figures are the same."""
+    world = scenario("small", seed=3, days=3)
+    changed = {"explore_share": 0.0, "half_life_days": 7}
+    assert policy_settings("context", world, changed) == ShopSettings(
+        policy="context", holdout_share=world.holdout_share, explore_share=0.0, half_life_days=7
+    )
+    assert policy_settings("static", world, changed) == policy_settings("static", world)
+    assert policy_settings("oracle", world, changed) == policy_settings("oracle", world)
+    with pytest.raises(SettingsError, match="explore_shar"):
+        policy_settings("context", world, {"explore_shar": 0.0})
+
+    plain = simulate(world, "small", ["context"])
+    unexplored = simulate(world, "small", ["context"], {"explore_share": 0.0})
+    assert unexplored["config"]["settings"]["context"]["explore_share"] == 0.0
+    for fixed in ("static", "oracle"):
+        assert unexplored["policies"][fixed] == plain["policies"][fixed]
+    assert unexplored["policies"]["context"]["erpv_by_day"] != plain["policies"]["context"]["erpv_by_day"]
+
+
+def test_given_shop_settings_then_a_kept_run_names_them_and_a_bad_one_is_refused_before_anything_is_played(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert settings_tag({}) == ""
+    assert settings_tag({"half_life_days": 7, "explore_share": 0.1}) == "-explore_share=0.1-half_life_days=7"
+    with pytest.raises(SystemExit) as refused:
+        main(["--scenario", "small", "--shop-settings", '{"explore_share": 0.9}'])
+    assert refused.value.code == 2
+    assert "explore_share" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("correlation", [0.0, 0.5, 0.9])
