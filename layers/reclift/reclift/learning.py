@@ -232,16 +232,17 @@ def fit_prior(windows: Iterable[ProductWindow], *, min_strength: float, max_stre
 
         return 1.0 / (1.0 + math.exp(-_golden_max(at, centre - 3.0, centre + 1.5, _MEAN_STEPS)))
 
-    def profile(log_strength: float) -> float:
+    def fitted(log_strength: float) -> tuple[float, float, float]:
+        """(ln likelihood, mean, strength) at the strength e^log_strength and its likeliest mean."""
         strength = math.exp(log_strength)
-        return log_marginal(counts, best_mean(strength), strength)
+        mean = best_mean(strength)
+        return log_marginal(counts, mean, strength), mean, strength
 
     # The search's point, or a bound if the likelihood is higher there (it keeps rising toward the maximum where the
     # products differ no more than their counts' noise; toward the minimum where they differ without end).
     low, high = math.log(min_strength), math.log(max_strength)
-    log_strength = max((_golden_max(profile, low, high, _STRENGTH_STEPS), low, high), key=profile)
-    strength = math.exp(log_strength)
-    mean = best_mean(strength)
+    searched = _golden_max(lambda x: fitted(x)[0], low, high, _STRENGTH_STEPS)
+    _, mean, strength = max(fitted(x) for x in (searched, low, high))
     return Prior(alpha=mean * strength, beta=(1 - mean) * strength)
 
 
