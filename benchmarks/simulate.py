@@ -1275,16 +1275,14 @@ def settings_tag(shop_settings: Mapping[str, Any]) -> str:
     return "".join(f"-{key}={value}" for key, value in sorted(shop_settings.items()))
 
 
-def _judge_task(
-    task: tuple[str, int, int | None, str | None, tuple[str, ...], tuple[tuple[str, Any], ...]],
-) -> dict[str, Any]:
+def _judge_task(task: tuple[str, int, int | None, str | None, tuple[str, ...], dict[str, Any]]) -> dict[str, Any]:
     """One scenario and seed; with a runs directory, a run already there that played every policy asked for is read
     back instead of played again (a run of every policy keeps its name; a run of fewer names them; a run under
     other shop settings than the defaults names them too)."""
     name, seed, days, runs_dir, policies, shop_settings = task
     world = scenario(name, seed=seed, days=days)  # days None: the scenario's own
     played = played_policies(policies)
-    stem = f"{name}-{seed}-{world.days}{settings_tag(dict(shop_settings))}"
+    stem = f"{name}-{seed}-{world.days}{settings_tag(shop_settings)}"
     path = None
     if runs_dir:
         kept = [Path(runs_dir) / f"{stem}.json", Path(runs_dir) / f"{stem}-{'+'.join(played)}.json"]
@@ -1294,7 +1292,7 @@ def _judge_task(
                 if set(played) <= set(result["policies"]):
                     return result
         path = kept[0] if played == POLICIES else kept[1]
-    result = simulate(world, name, played, dict(shop_settings))
+    result = simulate(world, name, played, shop_settings)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result) + "\n")
@@ -1452,7 +1450,7 @@ def judge(
     started = time.monotonic()
     names = list(plan)
     played = played_policies(policies)
-    changes = tuple(sorted((shop_settings or {}).items()))
+    changes = dict(shop_settings or {})
     tasks = [
         (name, seed, days, str(runs_dir) if runs_dir else None, played, changes)
         for name in names
@@ -1489,7 +1487,7 @@ def judge(
             "processes": workers,
             "judged_policy": JUDGED_POLICY,
             "policies": list(played),
-            "shop_settings": dict(changes),
+            "shop_settings": changes,
         },
         "machine": {
             "python": platform.python_version(),
