@@ -84,6 +84,7 @@ from reclift.logic.tracking import track_events
 from reclift.ranking import assign_arm
 from reclift.recids import RecIds
 from reclift.settings import SettingsError, ShopSettings, merge_settings
+from reclift.tracking import exposure
 
 POLICIES = ("static", "seed", "bayes", "context", "oracle")
 LEARNING_POLICIES = ("seed", "bayes", "context")
@@ -628,6 +629,10 @@ class DayFigures:
     filled: int = 0  # slots taken by products not related to the page (best sellers, mostly)
     jump_widgets: int = 0  # widgets on pages where the jump product is related
     jump_served: int = 0  # … and it was shown
+    # the jump product's impressions on any widget, as the learner weighs them (reclift.tracking.exposure), and its
+    # purchases there: how much evidence serving gave it, day by day
+    jump_exposure: float = 0.0
+    jump_purchases: int = 0
     blacklisted: int = 0  # after the night's learning
     wrongly_blacklisted: int = 0
     views: int = 0  # product views sent (`views_per_visit`)
@@ -761,6 +766,9 @@ class PolicyRun:
             if jump_id is not None and jump in related_here:
                 figures.jump_widgets += 1
                 figures.jump_served += jump_id in shown
+            if jump_id is not None and jump_id in shown:
+                figures.jump_exposure += exposure(shown.index(jump_id) + 1)
+                figures.jump_purchases += jump in bought
             # The widget's events, one request a minute after the response; counted as the stream would.
             batch = track_events(
                 SHOP, None, {"events": events}, store, now=visit.at + timedelta(minutes=1), rec_ids=REC_IDS
@@ -899,6 +907,8 @@ def _series(run: PolicyRun, world: World) -> dict[str, Any]:
         series["views_by_day"] = [d.views for d in days]
     if world.jump_day >= 0:
         series["jump_served_share_by_day"] = [round(_ratio(d.jump_served, d.jump_widgets), 3) for d in days]
+        series["jump_exposure_by_day"] = [round(d.jump_exposure, 1) for d in days]
+        series["jump_purchases_by_day"] = [d.jump_purchases for d in days]
     visitors = _last(run, "visitors")
     series["erpv_last7"] = round(_ratio(_last(run, "expected"), visitors), 5)
     series["rpv_last7"] = round(_ratio(_last(run, "realised"), visitors), 5)
@@ -1174,6 +1184,17 @@ def simulate(
             )
             for policy, run in runs.items()
         }
+        # The evidence serving gave the product: its exposure a day in the week before the jump (what it gets while it
+        # has not sold: before its first purchase after the jump nothing tells it from any other demoted product),
+        # and the days after the jump until it first sold on a widget.
+        summary["jump_exposure_a_day_week_before"] = {
+            policy: round(_ratio(sum(d.jump_exposure for d in run.days[before]), len(run.days[before])), 1)
+            for policy, run in runs.items()
+        }
+        summary["jump_first_purchase_days_after_jump"] = {
+            policy: next((k for k, d in enumerate(run.days[world.jump_day :]) if d.jump_purchases), None)
+            for policy, run in runs.items()
+        }
     return {
         "scenario": name,
         "days": world.days,
@@ -1332,6 +1353,9 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
             for p in played
             if p != "oracle"
         }
+        for key in ("jump_exposure_a_day_week_before", "jump_first_purchase_days_after_jump"):
+            if all(key in r["summary"] for r in runs):
+                entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in played if p != "oracle"}
     return entry
 
 
@@ -1526,6 +1550,10 @@ def judge_lines(document: Mapping[str, Any]) -> list[str]:
                 lines.append(text)
             if "recovery_days_after_jump" in entry:
                 lines.append(f"  recovery days after the jump: {entry['recovery_days_after_jump']}")
+            if "jump_exposure_a_day_week_before" in entry:
+                exposed, first = entry["jump_exposure_a_day_week_before"], entry["jump_first_purchase_days_after_jump"]
+                lines.append(f"  its exposure a day, week before the jump: {exposed}")
+                lines.append(f"  its first purchase, days after the jump: {first}")
             if "sources" in entry:
                 lines += sources_lines(entry["sources"])
             cpu = entry.get("cpu_seconds", {}).get("mean", float("nan"))
@@ -1677,6 +1705,9 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"  gap closed (realised, learning arm): {result['summary']['gap_closed_last7_realised']}")
     if "recovery_days_after_jump" in result["summary"]:
         lines.append(f"  recovery days after the jump: {result['summary']['recovery_days_after_jump']}")
+        summary = result["summary"]
+        lines.append(f"  its exposure a day, week before the jump: {summary['jump_exposure_a_day_week_before']}")
+        lines.append(f"  its first purchase, days after the jump: {summary['jump_first_purchase_days_after_jump']}")
     if (sources := result["summary"].get("sources")) is not None:
         for window in ("first_days", "all_days"):
             entry = sources[window]

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections import defaultdict
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from benchmarks.scenarios import World, scenario
 from benchmarks.simulate import (
+    FIRST_DAY,
     JUDGED_POLICY,
     POLICIES,
     REC_IDS,
@@ -366,3 +368,31 @@ def test_given_judged_gaps_then_the_context_policys_targets_are_met_only_where_e
         ("not run", False),
         ("not run", False),
     ]
+
+
+def test_given_recovery_then_the_jump_products_evidence_by_day_is_what_productions_counters_hold_for_it() -> None:
+    """The simulation's count of the exposure and purchases serving gave the jump product (what sets the day it comes
+    back) is the learner's own evidence: day by day, the exposure and purchases in the product's counters."""
+    world = scenario("recovery", seed=5, days=6, products=120, visitors_per_day=600, organic_orders_per_day=40)
+    catalog = build_catalog(world)
+    jump = catalog.jump_product
+    assert jump is not None
+    run = PolicyRun("static", world, catalog)
+    run.install([p for day in range(-world.history_days, 0) for p in organic_orders(world, catalog, day)])
+    for day in range(world.days):
+        if day == world.jump_day:  # as simulate() does
+            catalog.cvr[jump] = world.jump_cvr_after
+            catalog.ctr[jump] = max(catalog.ctr[jump], world.jump_cvr_after)
+        run.serve_day(day, day_visits(world, catalog, day), organic_orders(world, catalog, day))
+    last = FIRST_DAY + timedelta(days=world.days - 1)
+    exposure: dict[date, float] = defaultdict(float)
+    purchases: dict[date, int] = defaultdict(int)
+    for row in run.store.product_days(SHOP, FIRST_DAY, last):  # a day's counters come in several rows
+        if row.product_id == catalog.ids[jump]:
+            exposure[row.day] += row.exposed
+            purchases[row.day] += row.purchases
+    assert sum(figures.jump_purchases for figures in run.days) > 0, "a case where it sells"
+    for day, figures in enumerate(run.days):
+        # the counters add each impression's exposure rounded to 3 decimals
+        assert figures.jump_exposure == pytest.approx(exposure[FIRST_DAY + timedelta(days=day)], rel=1e-3)
+        assert figures.jump_purchases == purchases[FIRST_DAY + timedelta(days=day)]
