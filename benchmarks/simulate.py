@@ -945,6 +945,15 @@ def _served_again(run: PolicyRun, oracle: PolicyRun, world: World) -> int | None
     return None
 
 
+def play_jump(world: World, catalog: Catalog) -> None:
+    """Recovery's jump: the product's true CVR becomes `jump_cvr_after` (and its CTR at least that: a purchase is a
+    click's). Played on `jump_day`, before that day's visits."""
+    product = catalog.jump_product
+    assert product is not None
+    catalog.cvr[product] = world.jump_cvr_after
+    catalog.ctr[product] = max(catalog.ctr[product], world.jump_cvr_after)
+
+
 def ideal_widget(world: World, catalog: Catalog, landing: int, position: Sequence[float]) -> float:
     """The expected revenue of the best widget the world allows on a page: its `slots` products of most true value
     on this page (a related one's × its pair effect, an unrelated one's × `unrelated_factor`), the best first. What
@@ -1108,9 +1117,7 @@ def simulate(
     co_views = CoViews()
     for day in range(world.days):
         if day == world.jump_day and catalog.jump_product is not None:
-            product = catalog.jump_product
-            catalog.cvr[product] = world.jump_cvr_after
-            catalog.ctr[product] = max(catalog.ctr[product], world.jump_cvr_after)
+            play_jump(world, catalog)
             oracle = runs["oracle"]
             if (model := oracle.store.model(SHOP)) is not None:
                 oracle._oracle_run(model.run, [p.product_id for p in model.best_sellers], model.median_price)
@@ -1348,12 +1355,12 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     if all("sources" in r["summary"] for r in runs):
         entry["sources"] = sources_table(runs, seeds)
     if name == "recovery":
-        entry["recovery_days_after_jump"] = {
-            p: {str(r["seed"]): r["summary"]["recovery_days_after_jump"][p] for r in runs}
-            for p in played
-            if p != "oracle"
-        }
-        for key in ("jump_exposure_a_day_week_before", "jump_first_purchase_days_after_jump"):
+        # per policy and seed (a run kept before the jump product's evidence was counted has none of it)
+        for key in (
+            "recovery_days_after_jump",
+            "jump_exposure_a_day_week_before",
+            "jump_first_purchase_days_after_jump",
+        ):
             if all(key in r["summary"] for r in runs):
                 entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in played if p != "oracle"}
     return entry
@@ -1703,9 +1710,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     lines.append(f"  gap closed (expected, learning arm): {result['summary']['gap_closed_last7']}")
     lines.append(f"  gap closed (realised, learning arm): {result['summary']['gap_closed_last7_realised']}")
-    if "recovery_days_after_jump" in result["summary"]:
-        lines.append(f"  recovery days after the jump: {result['summary']['recovery_days_after_jump']}")
-        summary = result["summary"]
+    if "recovery_days_after_jump" in (summary := result["summary"]):
+        lines.append(f"  recovery days after the jump: {summary['recovery_days_after_jump']}")
         lines.append(f"  its exposure a day, week before the jump: {summary['jump_exposure_a_day_week_before']}")
         lines.append(f"  its first purchase, days after the jump: {summary['jump_first_purchase_days_after_jump']}")
     if (sources := result["summary"].get("sources")) is not None:

@@ -29,6 +29,7 @@ from benchmarks.simulate import (
     main,
     organic_orders,
     pair_affinity_figures,
+    play_jump,
     played_policies,
     policy_settings,
     product_mean_effects,
@@ -375,20 +376,19 @@ def test_given_recovery_then_the_jump_products_evidence_by_day_is_what_productio
     back) is the learner's own evidence: day by day, the exposure and purchases in the product's counters."""
     world = scenario("recovery", seed=5, days=6, products=120, visitors_per_day=600, organic_orders_per_day=40)
     catalog = build_catalog(world)
-    jump = catalog.jump_product
-    assert jump is not None
+    product = catalog.jump_product
+    assert product is not None
     run = PolicyRun("static", world, catalog)
     run.install([p for day in range(-world.history_days, 0) for p in organic_orders(world, catalog, day)])
     for day in range(world.days):
-        if day == world.jump_day:  # as simulate() does
-            catalog.cvr[jump] = world.jump_cvr_after
-            catalog.ctr[jump] = max(catalog.ctr[jump], world.jump_cvr_after)
+        if day == world.jump_day:
+            play_jump(world, catalog)
         run.serve_day(day, day_visits(world, catalog, day), organic_orders(world, catalog, day))
     last = FIRST_DAY + timedelta(days=world.days - 1)
     exposure: dict[date, float] = defaultdict(float)
     purchases: dict[date, int] = defaultdict(int)
     for row in run.store.product_days(SHOP, FIRST_DAY, last):  # a day's counters come in several rows
-        if row.product_id == catalog.ids[jump]:
+        if row.product_id == catalog.ids[product]:
             exposure[row.day] += row.exposed
             purchases[row.day] += row.purchases
     assert sum(figures.jump_purchases for figures in run.days) > 0, "a case where it sells"
