@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,17 @@ from tests.support.shopify import new_shop, order_payload
 REC_IDS = RecIds.of_secrets(["contract-secret"])
 A, B, C, D = "9101", "9102", "9103", "9104"
 PRICES = {A: Decimal("10.00"), B: Decimal("25.00"), C: Decimal("40.00"), D: Decimal("5.00")}
+
+
+def recently(before: timedelta = timedelta(0)) -> datetime:
+    """`before` ago, moved back to an hour before midnight when that is within an hour of either end of its UTC day:
+    a case's orders, views and widget sales (minutes either side of it) and the night it learns then share one day
+    at whatever hour the suite runs."""
+    at = datetime.now(UTC) - before
+    start, margin = datetime.combine(at.date(), time(), UTC), timedelta(hours=1)
+    if at - start < margin:
+        return start - margin
+    return min(at, start + timedelta(days=1) - margin)
 
 
 @dataclass
@@ -117,7 +128,7 @@ def counters(ports: Ports, shop: str, day: datetime) -> dict[str, tuple[int, int
 
 
 def test_given_a_widgets_events_sent_twice_then_each_is_stored_and_counted_once(ports: Ports) -> None:
-    shop, now = new_shop(), datetime.now(UTC)
+    shop, now = new_shop(), recently()
     body = widget_events(shop, "v-1", [A, B, C], [B], now)
 
     first = track(ports, shop, body, now)
@@ -145,7 +156,7 @@ def test_given_a_widgets_events_sent_twice_then_each_is_stored_and_counted_once(
 
 
 def test_given_an_order_after_a_click_then_its_line_is_attributed_counted_and_recorded_once(ports: Ports) -> None:
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(minutes=30)
+    shop, now = new_shop(), recently(timedelta(minutes=30))
     body = widget_events(shop, "v-2", [A, B], [B], now)
     track(ports, shop, body, now)
     payload = order_payload(
@@ -180,7 +191,7 @@ def test_given_an_order_after_a_click_then_its_line_is_attributed_counted_and_re
 
 
 def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_read_the_same(ports: Ports) -> None:
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    shop, now = new_shop(), recently(timedelta(hours=2))
     ports.store.put_settings(shop, ShopSettings(policy="bayes"))
     for product, price in PRICES.items():
         listing = {
@@ -240,7 +251,7 @@ def test_given_baskets_when_the_jobs_ran_then_neighbours_model_and_candidates_re
 def test_given_orders_that_name_their_landing_page_when_the_job_ran_then_both_read_what_they_bought(
     ports: Ports,
 ) -> None:
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    shop, now = new_shop(), recently(timedelta(hours=2))
     for product, price in PRICES.items():
         listing = {
             "id": int(product),
@@ -290,7 +301,7 @@ def view(ports: Ports, shop: str, visitor: str, products: list[str], at: datetim
 
 
 def test_given_visitors_views_then_each_visitors_day_is_one_session_of_distinct_products(ports: Ports) -> None:
-    shop, now = new_shop(), datetime.now(UTC)
+    shop, now = new_shop(), recently()
     view(ports, shop, "v-1", [A, B, A, B], now)
     view(ports, shop, "v-1", [B, C], now)  # the same day: the same session
     view(ports, shop, "v-2", [D], now)
@@ -335,7 +346,7 @@ def test_given_views_sent_on_other_days_then_each_counts_on_the_day_of_its_reque
 def test_given_views_and_baskets_when_the_job_ran_then_viewed_together_neighbours_read_the_same(
     ports: Ports,
 ) -> None:
-    shop, now = new_shop(), datetime.now(UTC)  # a profile keeps its views by the day they were taken: today
+    shop, now = new_shop(), recently()  # a profile keeps its views by the day they were taken
     for visitor in range(3):  # A and C viewed together by three visitors, B and D by one
         view(ports, shop, f"v-{visitor}", [A, C] if visitor else [A, C, B, D], now)
     for number, basket in enumerate([[A, B], [A, B], [C, D]]):
@@ -366,7 +377,7 @@ def test_given_views_and_baskets_when_the_job_ran_then_viewed_together_neighbour
 
 
 def test_given_a_shop_without_views_when_the_job_ran_then_it_has_no_viewed_together_neighbours(ports: Ports) -> None:
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=1)
+    shop, now = new_shop(), recently(timedelta(hours=1))
     for number in range(2):
         payload = order_payload(
             order_id=7100 + number,
@@ -387,7 +398,7 @@ def test_given_a_widget_without_a_page_then_each_product_counter_keeps_its_impre
     """A rec id without a page (issued before pages were signed, or a cart's): its impressions go to the products'
     counters, each with the exposure of its place in the signed list, whatever places the body claims; a repeat
     adds nothing."""
-    shop, now = new_shop(), datetime.now(UTC)
+    shop, now = new_shop(), recently()
     body = widget_events(shop, "v-1", [A, B, C, D], [], now)
     body["events"][0]["products"] = [{"product_id": p, "position": 1} for p in (A, B, C, D)]  # all "first"
     track(ports, shop, body, now)
@@ -406,7 +417,7 @@ def test_given_a_product_pages_widget_and_an_order_then_counter_days_read_the_sa
     """A widget served on D's page (the page signed in its rec id), sent as if it were on C's page: its impressions
     and the click on B are counted in D's page item, not in the products' counters; the order's B (its `_rec_id`)
     and A (seen in that widget) are purchases of (D, B) and (D, A) as well as of B and A."""
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(minutes=30)
+    shop, now = new_shop(), recently(timedelta(minutes=30))
     rec_id = REC_IDS.issue(
         shop=shop, visitor_id="v-3", arm="learning", placement="product", products=[A, B], now=now, page=D
     )
@@ -456,7 +467,7 @@ def test_given_a_pages_widget_and_orders_when_the_context_policy_learned_then_se
     """On A's page, B and C are shown to 40 visitors and 8 of them buy C through the widget, none B: the context
     policy's night (pairs, the pages' neighbours, the shop's prior) leaves A's page a ratio above 1 for C and below 1
     for B, which serving reads with the model in its first round trip; a later run's model ignores them."""
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    shop, now = new_shop(), recently(timedelta(hours=2))
     ports.store.put_settings(shop, ShopSettings(policy="context"))
     for number, basket in enumerate([[A, B], [A, B], [A, C], [A, C], [B, C]]):
         payload = order_payload(
@@ -513,7 +524,7 @@ def test_given_clicks_alone_when_the_context_policy_learned_then_each_page_rates
     click C and 1 clicks B, on D's page the other way round. The clicks are counted in the pages' items, the night
     learns the pairs from them (each candidate's clicks on one page against its clicks everywhere), and serving
     reads A's page rating C above B and D's page B above C."""
-    shop, now = new_shop(), datetime.now(UTC) - timedelta(hours=2)
+    shop, now = new_shop(), recently(timedelta(hours=2))
     ports.store.put_settings(shop, ShopSettings(policy="context"))
     for page, favourite in ((A, C), (D, B)):
         for visitor in range(40):
