@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.support.aws import EmulatedAws, emulated_aws, queued
+from tests.support.clock import clear_of_the_hour_turn
 
 # Every integration test runs on moto's DynamoDB and on AWS's DynamoDB Local (the real engine, on Java).
 DATABASES = ("moto", "dynamodb-local")
@@ -23,6 +24,13 @@ def database(request: pytest.FixtureRequest) -> str:
 def aws(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[EmulatedAws]:
     with emulated_aws(tmp_path_factory.mktemp("emulated-aws"), database=database) as emulated:
         yield emulated
+
+
+@pytest.fixture
+def one_hour() -> None:
+    """For a test that reads back the counters of the hour or the day it wrote in: it starts clear of the hour's
+    end, so its writes and its reads fall in one hour."""
+    clear_of_the_hour_turn()
 
 
 @pytest.fixture

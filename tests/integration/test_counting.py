@@ -8,10 +8,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from reclift.data.store import HOUR_COUNTER, day_key
 from tests.support.aws import EmulatedAws, process_stream
 from tests.support.recs import shown
 from tests.support.shopify import new_shop, proxy_event, proxy_query
+
+# Each test reads the counters of the hour and the day it posted in.
+pytestmark = pytest.mark.usefixtures("one_hour")
 
 
 def post(aws: EmulatedAws, shop: str, events: list[dict[str, Any]]) -> dict[str, Any]:

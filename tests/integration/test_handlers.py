@@ -896,6 +896,7 @@ def test_given_a_visitor_already_counted_today_when_they_see_another_recommendat
 
 
 # ---------------------------------------------------------------- proven events
+@pytest.mark.usefixtures("one_hour")
 def test_given_the_blacklisting_attack_replayed_when_learning_runs_then_only_the_genuine_impression_counted(
     aws: EmulatedAws,
 ) -> None:

@@ -268,6 +268,7 @@ def test_given_the_sample_events_then_the_health_check_and_its_route_answer(aws:
     assert json.loads(response["body"])["checked_at"] is not None
 
 
+@pytest.mark.usefixtures("one_hour")
 def test_given_events_and_an_order_in_one_hour_then_their_totals_are_kept_apart_and_read_as_one_hour(
     aws: EmulatedAws,
 ) -> None:
