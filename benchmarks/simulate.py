@@ -633,6 +633,9 @@ class DayFigures:
     # purchases there: how much evidence serving gave it, day by day
     jump_exposure: float = 0.0
     jump_purchases: int = 0
+    # … of which on the pages it is related to, where it sells at its own rates (× the pair effect, with context)
+    jump_exposure_related: float = 0.0
+    jump_purchases_related: int = 0
     blacklisted: int = 0  # after the night's learning
     wrongly_blacklisted: int = 0
     views: int = 0  # product views sent (`views_per_visit`)
@@ -767,8 +770,12 @@ class PolicyRun:
                 figures.jump_widgets += 1
                 figures.jump_served += jump_id in shown
             if jump_id is not None and jump_id in shown:
-                figures.jump_exposure += exposure(shown.index(jump_id) + 1)
+                weight = exposure(shown.index(jump_id) + 1)
+                figures.jump_exposure += weight
                 figures.jump_purchases += jump in bought
+                if jump in related_here:
+                    figures.jump_exposure_related += weight
+                    figures.jump_purchases_related += jump in bought
             # The widget's events, one request a minute after the response; counted as the stream would.
             batch = track_events(
                 SHOP, None, {"events": events}, store, now=visit.at + timedelta(minutes=1), rec_ids=REC_IDS
@@ -927,6 +934,12 @@ def _series(run: PolicyRun, world: World) -> dict[str, Any]:
 
 def _served_share(figures: DayFigures) -> float:
     return _ratio(figures.jump_served, figures.jump_widgets)
+
+
+def _rate_after(days: Sequence[DayFigures]) -> float | None:
+    """The jump product's purchases per exposure over `days` on the pages it is related to (None: never shown there)."""
+    exposure = sum(d.jump_exposure_related for d in days)
+    return round(sum(d.jump_purchases_related for d in days) / exposure, 4) if exposure > 0 else None
 
 
 def _served_again(run: PolicyRun, oracle: PolicyRun, world: World) -> int | None:
@@ -1202,6 +1215,12 @@ def simulate(
             policy: next((k for k, d in enumerate(run.days[world.jump_day :]) if d.jump_purchases), None)
             for policy, run in runs.items()
         }
+        # What its impressions on its own pages sold from the jump on, per exposure, the oracle's included: the new
+        # CVR in expectation for every policy (no pair effects here), so on the same seed a policy's rate far under
+        # the oracle's is the dice of which visitors it showed the product to, not the policy's doing.
+        summary["jump_sales_per_exposure_after_jump"] = {
+            policy: _rate_after(run.days[world.jump_day :]) for policy, run in runs.items()
+        }
     return {
         "scenario": name,
         "days": world.days,
@@ -1363,6 +1382,9 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
         ):
             if all(key in r["summary"] for r in runs):
                 entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in played if p != "oracle"}
+        key = "jump_sales_per_exposure_after_jump"  # the oracle's too: the rate its impressions sold at
+        if all(key in r["summary"] for r in runs):
+            entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in played}
     return entry
 
 
@@ -1561,6 +1583,8 @@ def judge_lines(document: Mapping[str, Any]) -> list[str]:
                 exposed, first = entry["jump_exposure_a_day_week_before"], entry["jump_first_purchase_days_after_jump"]
                 lines.append(f"  its exposure a day, week before the jump: {exposed}")
                 lines.append(f"  its first purchase, days after the jump: {first}")
+            if "jump_sales_per_exposure_after_jump" in entry:
+                lines.append(f"  its sales per exposure after the jump: {entry['jump_sales_per_exposure_after_jump']}")
             if "sources" in entry:
                 lines += sources_lines(entry["sources"])
             cpu = entry.get("cpu_seconds", {}).get("mean", float("nan"))

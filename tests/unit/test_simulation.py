@@ -396,3 +396,21 @@ def test_given_recovery_then_the_jump_products_evidence_by_day_is_what_productio
         # the counters add each impression's exposure rounded to 3 decimals
         assert figures.jump_exposure == pytest.approx(exposure[FIRST_DAY + timedelta(days=day)], rel=1e-3)
         assert figures.jump_purchases == purchases[FIRST_DAY + timedelta(days=day)]
+
+
+def test_given_recovery_then_each_policys_sales_per_exposure_after_the_jump_are_reported_beside_the_oracles() -> None:
+    """What the product's impressions on its own pages sold from the jump on, per exposure, for every policy and the
+    oracle: the product's new CVR in expectation whoever shows it, so a learner's rate beside the oracle's tells the
+    dice of who saw it from the learner's doing."""
+    world = scenario("recovery", seed=5, days=6, products=120, visitors_per_day=1_500, organic_orders_per_day=40)
+    run = simulate(world, "recovery", ["context"])
+    rates = run["summary"]["jump_sales_per_exposure_after_jump"]
+    assert list(rates) == ["static", "context", "oracle"]
+    after = {policy: sum(run["policies"][policy]["jump_exposure_by_day"][world.jump_day :]) for policy in rates}
+    assert min(after.values()) > 100
+    for policy, rate in rates.items():
+        # within 4 sd of the new CVR (the sd over the policy's exposure on every page: its own pages hold most of it)
+        sd = (world.jump_cvr_after * (1 - world.jump_cvr_after) / after[policy]) ** 0.5
+        assert abs(rate - world.jump_cvr_after) < 4 * sd, policy  # the new CVR, not the old 0.2 %
+    table = seed_table([run], "recovery")
+    assert table["jump_sales_per_exposure_after_jump"] == {p: {"5": rates[p]} for p in rates}
