@@ -1374,17 +1374,17 @@ def seed_table(runs: Sequence[dict[str, Any]], name: str) -> dict[str, Any]:
     if all("sources" in r["summary"] for r in runs):
         entry["sources"] = sources_table(runs, seeds)
     if name == "recovery":
-        # per policy and seed (a run kept before the jump product's evidence was counted has none of it)
-        for key in (
-            "recovery_days_after_jump",
-            "jump_exposure_a_day_week_before",
-            "jump_first_purchase_days_after_jump",
+        # per policy and seed (a run kept before the jump product's evidence was counted has none of it); the
+        # oracle's sales per exposure too, what the others' are read against
+        learners = [p for p in played if p != "oracle"]
+        for key, policies in (
+            ("recovery_days_after_jump", learners),
+            ("jump_exposure_a_day_week_before", learners),
+            ("jump_first_purchase_days_after_jump", learners),
+            ("jump_sales_per_exposure_after_jump", played),
         ):
             if all(key in r["summary"] for r in runs):
-                entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in played if p != "oracle"}
-        key = "jump_sales_per_exposure_after_jump"  # the oracle's too: the rate its impressions sold at
-        if all(key in r["summary"] for r in runs):
-            entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in played}
+                entry[key] = {p: {str(r["seed"]): r["summary"][key][p] for r in runs} for p in policies}
     return entry
 
 

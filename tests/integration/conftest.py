@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.support.aws import EmulatedAws, emulated_aws, queued
-from tests.support.clock import clear_of_the_hour_turn
 
 # Every integration test runs on moto's DynamoDB and on AWS's DynamoDB Local (the real engine, on Java).
 DATABASES = ("moto", "dynamodb-local")
@@ -26,11 +27,18 @@ def aws(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Emu
         yield emulated
 
 
+# Longer than any test that uses `one_hour` takes, on a busy 2-core machine.
+HOUR_TURN_MARGIN = timedelta(seconds=90)
+
+
 @pytest.fixture
 def one_hour() -> None:
-    """For a test that reads back the counters of the hour or the day it wrote in: it starts clear of the hour's
-    end, so its writes and its reads fall in one hour."""
-    clear_of_the_hour_turn()
+    """For a test that reads back the counters of the hour or the UTC day it wrote in: one that starts within
+    HOUR_TURN_MARGIN of the hour's end sleeps into the next hour first, so its writes and its reads fall in one hour."""
+    now = datetime.now(UTC)
+    turn = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    if turn - now < HOUR_TURN_MARGIN:
+        time.sleep((turn - now).total_seconds() + 1.0)
 
 
 @pytest.fixture
