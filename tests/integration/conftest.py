@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.support.aws import EmulatedAws, emulated_aws, queued
+from tests.support.clock import clear_of_turn
 
 # Every integration test runs on moto's DynamoDB and on AWS's DynamoDB Local (the real engine, on Java).
 DATABASES = ("moto", "dynamodb-local")
@@ -35,10 +35,7 @@ HOUR_TURN_MARGIN = timedelta(seconds=90)
 def one_hour() -> None:
     """For a test that reads back the counters of the hour or the UTC day it wrote in: one that starts within
     HOUR_TURN_MARGIN of the hour's end sleeps into the next hour first, so its writes and its reads fall in one hour."""
-    now = datetime.now(UTC)
-    turn = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    if turn - now < HOUR_TURN_MARGIN:
-        time.sleep((turn - now).total_seconds() + 1.0)
+    clear_of_turn(HOUR_TURN_MARGIN)
 
 
 @pytest.fixture

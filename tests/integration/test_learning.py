@@ -4,7 +4,8 @@ the nightly job → the merchant's performance view → recommendations that dro
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from reclift.ranking import assign_arm
 from reclift_local.pollers import sqs_record
 from tests.support.aws import EmulatedAws, process_queue, process_stream
 from tests.support.calls import ApiCallCounter
+from tests.support.clock import DAY, clear_of_turn
 from tests.support.recs import SERVER_REC_IDS
 from tests.support.recs import shown as issued
 from tests.support.shopify import (
@@ -69,9 +71,22 @@ def performance(aws: EmulatedAws, shop: str) -> dict[str, dict[str, Any]]:
     return {row["product_id"]: row for row in body_of(response)["products"]}
 
 
+# Longer than the shop's history takes to write, on a busy 2-core machine.
+HISTORY_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class History:
+    shop: str
+    day: date  # the UTC day its counters are on
+
+
 @pytest.fixture(scope="module")
-def shop_with_history(aws: EmulatedAws) -> str:
-    """A shop whose widget showed four products 150 times each, and whose visitors bought some of them."""
+def history(aws: EmulatedAws) -> History:
+    """A shop whose widget showed four products 150 times each, and whose visitors bought some of them, all on one
+    UTC day (begun within HISTORY_MARGIN of midnight, it waits for the next day). The module's tests run later, maybe
+    on the next day: a test that reads the history's counters reads its day, not today."""
+    day = clear_of_turn(HISTORY_MARGIN, DAY).date()
     shop = new_shop()
     impressions = [
         {
@@ -100,7 +115,12 @@ def shop_with_history(aws: EmulatedAws) -> str:
             assert aws.invoke("WebhookFunction", webhook_event(shop, json.dumps(order).encode()))["statusCode"] == 200
             order_id, visitor = order_id + 1, visitor + 1
     drain_orders(aws)
-    return shop
+    return History(shop, day)
+
+
+@pytest.fixture(scope="module")
+def shop_with_history(history: History) -> str:
+    return history.shop
 
 
 def drain_orders(aws: EmulatedAws) -> None:
@@ -315,18 +335,17 @@ def test_given_a_learning_message_that_is_not_a_job_then_only_it_fails(aws: Emul
 
 
 def test_given_a_day_with_the_shops_own_counters_when_learning_reads_it_then_only_product_items_are_read(
-    aws: EmulatedAws, shop_with_history: str
+    aws: EmulatedAws, history: History
 ) -> None:
     """The day's partition also holds the shop's totals, its hours and its arms' visitors: learning's key condition
     leaves them unread (and unbilled), so its reads follow the products, not the shop's traffic."""
     from reclift.data.learning import LearningStore
     from reclift_local.worker import function_env
 
-    today = datetime.now(UTC).date()
     counter = ApiCallCounter()
     with function_env(aws.environment("DailyLearningFunction")):
         store = LearningStore()
         with counter.counting() as block:
-            days = list(store.product_days(shop_with_history, today, today))
+            days = list(store.product_days(history.shop, history.day, history.day))
     assert sorted(day.product_id for day in days) == sorted(PRODUCTS)
     assert sum(block.items.values()) == len(PRODUCTS)
