@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, TypeGuard
 
-from reclift.learning import PairDay
+from reclift.learning import DEFAULT_RECENT_DAYS, PairDay, ProductWindow, decay
 
 SHRINKAGE = 5.0  # predicted purchases of pseudo-evidence pulling the shop's ratios toward 1
 NEWTON_STEPS = 50
@@ -59,7 +60,7 @@ BASELINES = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 Pair = tuple[str, str]  # (page product, candidate)
 
 
-@dataclass
+@dataclass(slots=True)
 class PairWindow:
     """A pair's counts over the learning window: raw (for fitting) and decayed by age (for its posterior); what it
     predicts rests on the impressions' exposure (`PairDay.exposed`), as a product's posterior does."""
@@ -71,6 +72,8 @@ class PairWindow:
     exposure: float = -1.0  # negative: the impressions themselves (a window not built by `aggregate_pairs`)
     clicks: int = 0
     decayed_clicks: float = 0.0
+    recent_impressions: int = 0  # the last `recent_days` alone (raw), which the candidate's own window counts too
+    recent_exposure: float = 0.0
 
     def __post_init__(self) -> None:
         if self.exposure < 0:
@@ -78,24 +81,62 @@ class PairWindow:
 
 
 def aggregate_pairs(
-    days: Iterable[PairDay], *, today: date, window_days: int, half_life_days: float
+    days: Iterable[PairDay],
+    *,
+    today: date,
+    window_days: int,
+    half_life_days: float,
+    recent_days: int = DEFAULT_RECENT_DAYS,
 ) -> dict[Pair, PairWindow]:
     """Sum each pair's days in (today − window, today], a day `age` days old weighing 0.5^(age / half-life), as
     `learning.aggregate` sums a product's."""
     windows: dict[Pair, PairWindow] = {}
     for row in days:
         age = (today - row.day).days
-        if age < 0 or age >= window_days:
-            continue
-        weight = 0.5 ** (age / half_life_days)
-        window = windows.setdefault((row.page_id, row.product_id), PairWindow())
-        window.impressions += row.impressions
-        window.purchases += row.purchases
-        window.exposure += row.exposed
-        window.decayed_impressions += weight * row.exposed
-        window.decayed_purchases += weight * row.purchases
-        window.clicks += row.clicks
-        window.decayed_clicks += weight * row.clicks
+        if 0 <= age < window_days:
+            add_pair_day(windows, row, decay(age, half_life_days), recent=age < recent_days)
+    return windows
+
+
+def add_pair_day(windows: dict[Pair, PairWindow], row: PairDay, weight: float, *, recent: bool) -> None:
+    """Add one day of a pair's counters, weighing `weight` (`learning.decay`), to its window in `windows`."""
+    key = (row.page_id, row.product_id)
+    window = windows.get(key)
+    if window is None:  # the ids interned: a page's or product's id is then one string in every pair it is in
+        window = windows[sys.intern(row.page_id), sys.intern(row.product_id)] = PairWindow()
+    window.impressions += row.impressions
+    window.purchases += row.purchases
+    window.exposure += row.exposed
+    window.decayed_impressions += weight * row.exposed
+    window.decayed_purchases += weight * row.purchases
+    window.clicks += row.clicks
+    window.decayed_clicks += weight * row.clicks
+    if recent:
+        window.recent_impressions += row.impressions
+        window.recent_exposure += row.exposed
+
+
+def with_pairs(
+    products: Mapping[str, ProductWindow],
+    pairs: Mapping[Pair, PairWindow],
+    ratio: Callable[[str, str], float] | None = None,
+) -> dict[str, ProductWindow]:
+    """The products' windows with their pairs' impressions, clicks and exposure added (a product page's impression
+    or click is stored in its page's item only; a pair's purchases are already in its product's counters), each
+    pair's exposure weighed by `ratio(page, product)` where given: `learning.aggregate(learning.product_rows(rows,
+    ratio))` from the windows of the same rows, without holding the rows. `products` is left as it was."""
+    windows = {product: replace(window) for product, window in products.items()}
+    for (page, product), pair in pairs.items():
+        weight = 1.0 if ratio is None else ratio(page, product)
+        window = windows.get(product)
+        if window is None:
+            window = windows[product] = ProductWindow(product)
+        window.impressions += pair.impressions
+        window.clicks += pair.clicks
+        window.exposure += weight * pair.exposure
+        window.decayed_impressions += weight * pair.decayed_impressions
+        window.recent_impressions += pair.recent_impressions
+        window.recent_exposure += weight * pair.recent_exposure
     return windows
 
 

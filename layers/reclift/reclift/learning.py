@@ -142,24 +142,32 @@ def aggregate(
     windows: dict[str, ProductWindow] = {}
     for row in days:
         age = (today - row.day).days
-        if age < 0 or age >= window_days:
-            continue
-        weight = 0.5 ** (age / half_life_days)
-        window = windows.setdefault(row.product_id, ProductWindow(row.product_id))
-        window.impressions += row.impressions
-        window.clicks += row.clicks
-        window.purchases += row.purchases
-        window.units += row.units
-        window.revenue += row.revenue
-        window.sold += row.sold
-        window.exposure += row.exposed
-        window.decayed_impressions += weight * row.exposed
-        window.decayed_purchases += weight * row.purchases
-        if age < recent_days:
-            window.recent_impressions += row.impressions
-            window.recent_exposure += row.exposed
-            window.recent_purchases += row.purchases
+        if 0 <= age < window_days:
+            add_product_day(windows, row, decay(age, half_life_days), recent=age < recent_days)
     return windows
+
+
+def decay(age: int, half_life_days: float) -> float:
+    """What a day `age` days old weighs in a posterior: 0.5^(age / half-life)."""
+    return float(0.5 ** (age / half_life_days))
+
+
+def add_product_day(windows: dict[str, ProductWindow], row: ProductDay, weight: float, *, recent: bool) -> None:
+    """Add one day of a product's counters, weighing `weight` (`decay`), to its window in `windows`."""
+    window = windows.setdefault(row.product_id, ProductWindow(row.product_id))
+    window.impressions += row.impressions
+    window.clicks += row.clicks
+    window.purchases += row.purchases
+    window.units += row.units
+    window.revenue += row.revenue
+    window.sold += row.sold
+    window.exposure += row.exposed
+    window.decayed_impressions += weight * row.exposed
+    window.decayed_purchases += weight * row.purchases
+    if recent:
+        window.recent_impressions += row.impressions
+        window.recent_exposure += row.exposed
+        window.recent_purchases += row.purchases
 
 
 @dataclass(frozen=True)

@@ -3,28 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reclift.context import Clicks, aggregate_pairs, learn_pairs, page_ratio
+from reclift.context import Clicks, Pair, PairWindow, add_pair_day, learn_pairs, page_ratio, with_pairs
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
 from reclift.learning import (
-    CounterDay,
-    PairDay,
     Performance,
     Prior,
+    ProductDay,
     ProductWindow,
-    aggregate,
+    add_product_day,
     best_sellers,
     click_rates,
+    decay,
     learn,
     median_price,
-    product_rows,
 )
 from reclift.logic import jobs
 from reclift.settings import ShopSettings
@@ -52,20 +50,41 @@ def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
 
 
+@dataclass
+class _Window:
+    """A shop's counter days over one window, summed as they are read: each product's and each (page, candidate)
+    pair's, the first day a page item holds, and the first day one counted a click."""
+
+    products: dict[str, ProductWindow] = field(default_factory=dict)
+    pairs: dict[Pair, PairWindow] = field(default_factory=dict)
+    first_pair_day: date | None = None
+    clicked_since: date | None = None
+
+
+def _read_window(learning: LearningPort, job: LearnShop, settings: ShopSettings, first_day: date) -> _Window:
+    """The shop's counter days from `first_day` to the job's day in one pass, each row added to its window as it
+    streams in and then dropped: memory grows with the products and pairs, not with their days (a catalogue of 10k
+    products whose pages all show a dozen candidates a day is 4 million rows over 30 days)."""
+    window = _Window()
+    for row in learning.counter_days(job.shop, first_day, job.day):
+        age = (job.day - row.day).days
+        if not 0 <= age < settings.learning_window_days:
+            continue
+        weight, recent = decay(age, settings.half_life_days), age < settings.explore_window_days
+        if isinstance(row, ProductDay):
+            add_product_day(window.products, row, weight, recent=recent)
+            continue
+        add_pair_day(window.pairs, row, weight, recent=recent)
+        if window.first_pair_day is None or row.day < window.first_pair_day:
+            window.first_pair_day = row.day
+        if row.clicks and (window.clicked_since is None or row.day < window.clicked_since):
+            window.clicked_since = row.day
+    return window
+
+
 def _learn_products(
-    rows: list[CounterDay],
-    job: LearnShop,
-    settings: ShopSettings,
-    protected: set[str],
-    ratio: Callable[[str, str], float] | None = None,
+    windows: dict[str, ProductWindow], settings: ShopSettings, protected: set[str]
 ) -> tuple[dict[str, ProductWindow], list[str], Prior, dict[str, Performance]]:
-    windows = aggregate(
-        product_rows(rows, ratio),
-        today=job.day,
-        window_days=settings.learning_window_days,
-        half_life_days=settings.half_life_days,
-        recent_days=settings.explore_window_days,
-    )
     # Best sellers count every order of the window, attributed or not (a new install has sales before it has
     # attributions); the ones never shown get their prior-only performance. Products that only sold are learned
     # only if they are among the best sellers.
@@ -96,24 +115,25 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
     from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
     settings = store.get_settings(job.shop)
     first_day = job.day - timedelta(days=settings.learning_window_days - 1)
-    rows = list(learning.counter_days(job.shop, first_day, job.day))
+    window = _read_window(learning, job, settings, first_day)
     protected = set(store.get_rules(job.shop).never_blacklist)
-    windows, sellers, prior, performance = _learn_products(rows, job, settings, protected)
+    windows, sellers, prior, performance = _learn_products(
+        with_pairs(window.products, window.pairs), settings, protected
+    )
     run = job.day.isoformat()
     context = None
     if settings.policy == "context":
-        pair_rows = [row for row in rows if isinstance(row, PairDay)]
-        windowed = partial(
-            aggregate_pairs,
-            today=job.day,
-            window_days=settings.learning_window_days,
-            half_life_days=settings.half_life_days,
-        )
-        pairs = windowed(pair_rows)
+        pairs = window.pairs
         # The click level learns from the days since the pages' items first counted a click (before, a product
-        # page's clicks went to the product's counter alone).
-        clicked_since = min((row.day for row in pair_rows if row.clicks), default=None)
-        clicked = None if clicked_since is None else windowed([row for row in pair_rows if row.day >= clicked_since])
+        # page's clicks went to the product's counter alone): the same windows when that is their first day, else
+        # those days read again.
+        clicked = None
+        if window.clicked_since is not None:
+            clicked = (
+                pairs
+                if window.clicked_since == window.first_pair_day
+                else _read_window(learning, job, settings, window.clicked_since).pairs
+            )
 
         def clicks(windows: Mapping[str, ProductWindow]) -> Clicks | None:
             return None if clicked is None else Clicks(clicked, click_rates(windows, settings))
@@ -124,8 +144,9 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
         # A product's own rate is its rate on an average page: each page's impressions of it weigh by what that page
         # was learned to make of it (in a spare slot off its neighbours' pages, about a third), and its rates are
         # learned again; then the pairs, against the rates so found (docs/learning.md, the context policy).
+        ratio = page_ratio(first, similarities, first_ratios, pairs)
         windows, sellers, prior, performance = _learn_products(
-            rows, job, settings, protected, page_ratio(first, similarities, first_ratios, pairs)
+            with_pairs(window.products, pairs, ratio), settings, protected
         )
         context, ratios = learn_pairs(pairs, _means(performance), similarities, clicks(windows))
         learning.save_pairs(job.shop, run, ratios)
