@@ -43,6 +43,8 @@ from benchmarks.common import (
     seeding_client,
     write_results,
 )
+from benchmarks.learning_job import MEAN_PLACE_EXPOSURE
+from reclift.tracking import EXPOSURE_DIGITS
 
 NAME = "capacity"
 DESCRIPTION = (
@@ -160,10 +162,27 @@ def order_items(shop: str, day: date, orders: int, seed: int, *, products: int) 
     return items
 
 
+def counter_rows(products: int, day: date, rng: random.Random) -> list[tuple[str, dict[str, int | str]]]:
+    """One day's counters: every product shown, some clicked, a few bought (what tracking and attribution add)."""
+    rows = []
+    for index in range(products):
+        impressions = rng.randint(5, 60)
+        clicks = rng.randint(0, max(1, impressions // 10))
+        purchases = 1 if rng.random() < 0.15 else 0
+        counts: dict[str, int | str] = {
+            "impressions": impressions,
+            "clicks": clicks,
+            "purchases": purchases,
+            "units": purchases,
+            "revenue": f"{purchases * rng.randint(10, 90)}.00",
+            "exposure": str(round(impressions * MEAN_PLACE_EXPOSURE, EXPOSURE_DIGITS)),
+        }
+        rows.append((str(1_000_000 + index), counts))
+    return rows
+
+
 def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days: int, last_day: date) -> None:
     """`days` days of a shop of `visitors` a day: counters of PRODUCTS products, the arms' visitors, orders."""
-    from benchmarks.learning_job import counter_rows
-
     dynamodb = seeding_client(aws)
     counters, orders = aws.resource("CountersTable"), aws.resource("OrdersTable")
     rng = random.Random(visitors)
@@ -183,9 +202,6 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, visitors: int, days
 def page_item(shop: str, day: date, page: str, candidates: list[str], rng: random.Random) -> dict[str, Any]:
     """A page's item of the day (DynamoDB JSON) as counting and attribution leave it: each candidate's impressions
     in that page's widget and their exposure, its clicks there (at CLICK_RATE), and its purchases there for a few."""
-    from benchmarks.learning_job import MEAN_PLACE_EXPOSURE
-    from reclift.tracking import EXPOSURE_DIGITS
-
     item: dict[str, Any] = {
         "pk": {"S": f"{shop}#{day.isoformat()}"},
         "sk": {"S": f"P#{page}"},
