@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from reclift.data.serving import serving_reader
-from tests.integration.test_learning import performance, run_learning, shop_with_history  # noqa: F401 - a fixture
+from tests.integration.test_learning import (  # noqa: F401 - fixtures
+    history,
+    performance,
+    run_learning,
+    shop_with_history,
+)
 from tests.integration.test_similarity import job_event
 from tests.support.aws import EmulatedAws, process_queue
 from tests.support.calls import ApiCallCounter
