@@ -43,6 +43,7 @@ from benchmarks.common import (
     seeding_client,
     write_results,
 )
+from benchmarks.cost import PRICE
 from reclift.context import ContextPrior, Similarity, page_similarities
 from reclift.learning import CounterDay, PairDay, Performance, Prior, ProductDay
 from reclift.tracking import EXPOSURE_DIGITS, exposure
@@ -65,7 +66,6 @@ CLICK_RATE = 0.05
 PAGE_IMPRESSIONS_A_DAY = 84  # a product's impressions a day in product pages' widgets: on 13 pages, about 6.5 each
 # an impression's mean exposure over a 4-place widget's places: (1 + 1/√2 + 1/√3 + 1/2) / 4
 MEAN_PLACE_EXPOSURE = sum(exposure(place) for place in range(1, 5)) / 4
-PRICE = {"wcu": 0.625 / 1e6, "rcu": 0.125 / 1e6, "lambda_gb_second": 0.0000166667}  # as benchmarks/cost.py
 TODAY = date(2026, 11, 26)  # the compute cases' job day (end to end: today, as the counters' expiry needs)
 
 
@@ -326,7 +326,7 @@ def run(quick: bool) -> list[str]:
             "shown_a_page_a_day": SHOWN_A_DAY + 1,
             "end_to_end_products": sorted({r["products"] for r in e2e}),
             "compute_only_products": sorted({r["products"] for r in compute}),
-            "prices": PRICE,
+            "prices": {name: PRICE[name] for name in ("rcu", "wcu", "lambda_gb_second")},
             "quick": quick,
         },
         figures={"end_to_end": e2e, "compute_only": compute},

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reclift.context import Clicks, Pair, PairWindow, add_pair_day, learn_pairs, page_ratio, with_pairs
+from reclift.context import Clicks, CounterWindow, learn_pairs, page_ratio, sum_window, with_pairs
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
 from reclift.learning import (
     Performance,
     Prior,
-    ProductDay,
     ProductWindow,
-    add_product_day,
     best_sellers,
     click_rates,
-    decay,
     learn,
     median_price,
 )
@@ -50,36 +47,15 @@ def parse_job(body: str) -> LearnShop:
     return jobs.parse_job(body, LearnShop)
 
 
-@dataclass
-class _Window:
-    """A shop's counter days over one window, summed as they are read: each product's and each (page, candidate)
-    pair's, the first day a page item holds, and the first day one counted a click."""
-
-    products: dict[str, ProductWindow] = field(default_factory=dict)
-    pairs: dict[Pair, PairWindow] = field(default_factory=dict)
-    first_pair_day: date | None = None
-    clicked_since: date | None = None
-
-
-def _read_window(learning: LearningPort, job: LearnShop, settings: ShopSettings, first_day: date) -> _Window:
-    """The shop's counter days from `first_day` to the job's day in one pass, each row added to its window as it
-    streams in and then dropped: memory grows with the products and pairs, not with their days (a catalogue of 10k
-    products whose pages all show a dozen candidates a day is 4 million rows over 30 days)."""
-    window = _Window()
-    for row in learning.counter_days(job.shop, first_day, job.day):
-        age = (job.day - row.day).days
-        if not 0 <= age < settings.learning_window_days:
-            continue
-        weight, recent = decay(age, settings.half_life_days), age < settings.explore_window_days
-        if isinstance(row, ProductDay):
-            add_product_day(window.products, row, weight, recent=recent)
-            continue
-        add_pair_day(window.pairs, row, weight, recent=recent)
-        if window.first_pair_day is None or row.day < window.first_pair_day:
-            window.first_pair_day = row.day
-        if row.clicks and (window.clicked_since is None or row.day < window.clicked_since):
-            window.clicked_since = row.day
-    return window
+def _read_window(learning: LearningPort, job: LearnShop, settings: ShopSettings, first_day: date) -> CounterWindow:
+    """The shop's counter days from `first_day` to the job's day, summed as the store pages them in."""
+    return sum_window(
+        learning.counter_days(job.shop, first_day, job.day),
+        today=job.day,
+        window_days=settings.learning_window_days,
+        half_life_days=settings.half_life_days,
+        recent_days=settings.explore_window_days,
+    )
 
 
 def _learn_products(
