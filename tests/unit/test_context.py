@@ -14,7 +14,9 @@ import pytest
 
 import reclift.context as context_module
 from reclift.context import (
+    CLICKS,
     NEUTRAL,
+    STRENGTH_MAX,
     Clicks,
     ContextPrior,
     Landed,
@@ -164,6 +166,22 @@ def test_given_clicks_that_ignore_the_page_when_learned_then_the_purchases_still
     assert prior.strength >= 20  # the clicks do not differ by page
     assert prior.purchase_strength <= 2 * alone_prior.strength
     assert correlation(with_clicks) > correlation(alone) - 0.05
+
+
+def test_the_click_level_reads_a_pairs_clicks_as_the_purchase_level_reads_its_purchases() -> None:
+    """The click level reads the clicks in the pairs' own windows (no copy of them): its prior is the one the
+    purchases would give if they were those clicks, and not the one the purchases give."""
+    windows, rates, similarities, truth = _world(5, sigma=0.8, impressions=100)
+    clicks = _with_clicks(5, windows, truth, follow=True)
+    as_purchases = {
+        pair: replace(window, purchases=window.clicks, decayed_purchases=window.decayed_clicks)
+        for pair, window in clicks.windows.items()
+    }
+    on_clicks = fit_context(clicks.windows, clicks.rates, similarities, CLICKS)
+    assert on_clicks == fit_context(as_purchases, clicks.rates, similarities)
+    assert on_clicks != fit_context(clicks.windows, clicks.rates, similarities)
+    prior, _ = learn_pairs(clicks.windows, rates, similarities, clicks)
+    assert replace(prior, purchase_strength=STRENGTH_MAX) == on_clicks
 
 
 def test_given_an_unrelated_factor_when_fitted_then_the_unrelated_band_recovers_it() -> None:

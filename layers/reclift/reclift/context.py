@@ -40,9 +40,11 @@ from __future__ import annotations
 import json
 import math
 import sys
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from operator import attrgetter
 from typing import Any, TypeGuard
 
 from reclift.learning import (
@@ -193,9 +195,17 @@ class Clicks:
     rates: Mapping[str, float]
 
 
-def on_clicks(window: PairWindow) -> PairWindow:
-    """The pair's window with its clicks as the events counted: what the click level of `learn_pairs` learns from."""
-    return replace(window, purchases=window.clicks, decayed_purchases=window.decayed_clicks)
+@dataclass(frozen=True)
+class Outcome:
+    """Which of a pair window's counts a fit learns from, raw and decayed: its purchases, or its clicks as the events
+    counted them (the click level of `learn_pairs`). Read in place: the windows are the learner's largest state."""
+
+    raw: Callable[[PairWindow], float]
+    decayed: Callable[[PairWindow], float]
+
+
+PURCHASES = Outcome(attrgetter("purchases"), attrgetter("decayed_purchases"))
+CLICKS = Outcome(attrgetter("clicks"), attrgetter("decayed_clicks"))
 
 
 # A candidate's similarities to the page: its co-purchase Jaccard, its weighted co-view Jaccard, its landed share and
@@ -283,6 +293,12 @@ class ContextPrior:
             )
         ]
 
+    def feature_matrix(self, similarities: Any) -> Any:
+        """`features` of every row of an (n, SOURCES) numpy array of similarities, as one array."""
+        import numpy as np  # the learning job's alone, as in _poisson_fit
+
+        return np.log(np.clip(similarities, self.floors, self.highs)) - np.array(self.centres)
+
     def ratio(self, similarity: Similarity | None) -> float:
         """R(s): a candidate's expected ratio on a page it has similarities `s` to (None or zeros: no neighbour)."""
         if is_neighbour(similarity):
@@ -349,21 +365,19 @@ def _ratio(purchases: float, predicted: float) -> float:
     return (purchases + SHRINKAGE) / (predicted + SHRINKAGE)
 
 
-def _poisson_fit(
-    rows: Sequence[tuple[Sequence[float], float, float]], features: int, baselines: Sequence[float]
-) -> tuple[list[float], float]:
+def _poisson_fit(x: Any, k: Any, e: Any, baselines: Sequence[float]) -> tuple[list[float], float]:
     """The coefficients β (intercept first) and the baseline u among `baselines` that maximise
-    Σ k log μ − μ − SHRINKAGE |β|² / 2 over rows (x, k, E), where μ = E × (u + (1 − u) e^(β·x)): a Poisson regression
-    of purchases on the features, its offset the predicted purchases, with a ridge of SHRINKAGE predicted purchases
-    toward β = 0 (ratio 1 at every similarity). Each baseline's β by Fisher scoring (Newton's method where u is 0),
-    starting where the next lower baseline's ended."""
+    Σ k log μ − μ − SHRINKAGE |β|² / 2 over the rows of the features x (numpy, one row a pair), its purchases k and
+    its predicted purchases E, where μ = E × (u + (1 − u) e^(β·x)): a Poisson regression of purchases on the features,
+    its offset the predicted purchases, with a ridge of SHRINKAGE predicted purchases toward β = 0 (ratio 1 at every
+    similarity). Each baseline's β by Fisher scoring (Newton's method where u is 0), starting where the next lower
+    baseline's ended."""
     import numpy as np  # the learning job's alone: the request path (ranking imports this module) never loads it
 
-    if not rows:
+    features = x.shape[1]
+    if not len(k):
         return [0.0] * (features + 1), min(baselines)
-    x = np.array([[1.0, *row[0]] for row in rows])
-    k = np.array([row[1] for row in rows])
-    e = np.array([row[2] for row in rows])
+    x = np.column_stack([np.ones(len(k)), x])
     ridge = SHRINKAGE * np.eye(features + 1)
 
     def parts(baseline: float, beta: Any) -> tuple[Any, Any]:
@@ -390,23 +404,25 @@ def _poisson_fit(
     return best[1], best[2]
 
 
-def _strength(counts: Sequence[tuple[int, float]]) -> float:
+def _strength(k: Any, e: Any) -> float:
     """A by marginal maximum likelihood: each pair's purchases k are negative binomial around what the prior predicts
     (E) when its ratio is Gamma(A, A) distributed; A maximises Σ log NB(k | E, A) over a log-spaced grid of
-    [STRENGTH_MIN, STRENGTH_MAX] (every pair counts, those shown little as much as they inform). The terms of k = 0,
-    most pairs, in numpy; log Γ(k + A) − log Γ(A) = Σ_{j<k} log(A + j) for the few pairs that sold."""
+    [STRENGTH_MIN, STRENGTH_MAX] (every pair counts, those shown little as much as they inform). `k` and `e`: numpy
+    arrays, one entry a pair. log Γ(k + A) − log Γ(A) = Σ_{j<k} log(A + j), summed over the pairs as
+    Σ_j (the pairs with k > j) × log(A + j)."""
     import numpy as np  # the learning job's alone, as in _poisson_fit
 
-    kept = [(k, e) for k, e in counts if e > 0]
-    if not kept:
+    kept = e > 0
+    k, e = k[kept], e[kept]
+    if not len(k):
         return STRENGTH_MAX
-    k = np.array([k for k, _ in kept], dtype=float)
-    e = np.array([e for _, e in kept])
-    sold = [int(purchases) for purchases, _ in kept if purchases > 0]
+    sold = np.bincount(k.astype(np.int64))
+    above = (len(k) - np.cumsum(sold))[:-1]  # above[j]: the pairs with k > j
+    steps = np.arange(len(above))
 
     def log_likelihood(strength: float) -> float:
         total = float(np.sum(strength * np.log(strength / (strength + e)) + k * np.log(e / (strength + e))))
-        return total + sum(math.log(strength + j) for purchases in sold for j in range(purchases))
+        return total + float(np.sum(above * np.log(strength + steps)))
 
     grid = [STRENGTH_MIN * (STRENGTH_MAX / STRENGTH_MIN) ** (i / (STRENGTH_STEPS - 1)) for i in range(STRENGTH_STEPS)]
     return float(max(grid, key=log_likelihood))
@@ -416,11 +432,15 @@ def fit_context(
     windows: Mapping[Pair, PairWindow],
     means: Mapping[str, float],
     similarities: Mapping[str, Mapping[str, Similarity]],
+    outcome: Outcome = PURCHASES,
 ) -> ContextPrior:
     """The shop's ContextPrior from its pairs with evidence. `means`: each candidate's product-level posterior mean
-    CVR; `similarities`: each page's neighbours (`page_similarities`). A pair whose candidate has no mean is left
-    out."""
-    related: list[tuple[Similarity, float, float]] = []  # similarities, purchases, predicted purchases
+    CVR (or click rate, with `outcome` CLICKS); `similarities`: each page's neighbours (`page_similarities`). A pair
+    whose candidate has no mean is left out. The neighbours' pairs are gathered as columns of floats, not objects: a
+    10k-product catalogue has about half a million of them."""
+    import numpy as np  # the learning job's alone, as in _poisson_fit
+
+    sources, bought, predicted = array("d"), array("d"), array("d")  # the neighbours' pairs
     unrelated_bought = unrelated_predicted = 0.0
     for (page, product), window in windows.items():
         mean = means.get(product)
@@ -428,20 +448,27 @@ def fit_context(
             continue
         similarity = similarities.get(page, {}).get(product)
         if is_neighbour(similarity):
-            related.append((_sources(similarity), window.purchases, window.exposure * mean))
+            sources.extend(_sources(similarity))
+            bought.append(outcome.raw(window))
+            predicted.append(window.exposure * mean)
         else:
-            unrelated_bought += window.purchases
+            unrelated_bought += outcome.raw(window)
             unrelated_predicted += window.exposure * mean
+    related = np.frombuffer(sources, dtype=np.float64).reshape(-1, SOURCES)
     floors, highs, centres = [], [], []
     for source in range(SOURCES):
-        listed = [similarity[source] for similarity, _, _ in related if similarity[source] > 0]
-        floors.append(min(listed, default=1e-6))
-        highs.append(max(listed, default=1.0))
-        logs = [math.log(max(floors[-1], similarity[source])) for similarity, _, _ in related]
-        centres.append(sum(logs) / len(logs) if logs else 0.0)
+        column = related[:, source]
+        listed = column[column > 0]
+        floors.append(float(listed.min()) if len(listed) else 1e-6)
+        highs.append(float(listed.max()) if len(listed) else 1.0)
+        centres.append(float(np.log(np.maximum(floors[-1], column)).mean()) if len(column) else 0.0)
     shape = ContextPrior(centres=tuple(centres), floors=tuple(floors), highs=tuple(highs))
-    rows = [(shape.features(similarity), k, e) for similarity, k, e in related]
-    beta, baseline = _poisson_fit(rows, SOURCES, BASELINES)
+    beta, baseline = _poisson_fit(
+        shape.feature_matrix(related),
+        np.frombuffer(bought, dtype=np.float64),
+        np.frombuffer(predicted, dtype=np.float64),
+        BASELINES,
+    )
     prior = replace(
         shape,
         intercept=beta[0],
@@ -449,7 +476,7 @@ def fit_context(
         baseline=baseline,
         unrelated=_ratio(unrelated_bought, unrelated_predicted),
     )
-    return replace(prior, strength=_fit_strength(windows, means, _prior_ratio(prior, similarities)))
+    return replace(prior, strength=_fit_strength(windows, means, _prior_ratio(prior, similarities), outcome))
 
 
 Expected = Callable[[str, str], float]  # a pair's (page, candidate) prior mean ratio
@@ -459,19 +486,27 @@ def _prior_ratio(prior: ContextPrior, similarities: Mapping[str, Mapping[str, Si
     return lambda page, product: prior.ratio(similarities.get(page, {}).get(product))
 
 
-def _fit_strength(windows: Mapping[Pair, PairWindow], means: Mapping[str, float], expected: Expected) -> float:
+def _fit_strength(
+    windows: Mapping[Pair, PairWindow], means: Mapping[str, float], expected: Expected, outcome: Outcome = PURCHASES
+) -> float:
     """A of the pairs' ratios around their prior means `expected` (`_strength`, on the raw counts)."""
-    return _strength(
-        [
-            (window.purchases, window.exposure * mean * expected(page, product))
-            for (page, product), window in windows.items()
-            if (mean := means.get(product)) is not None and window.impressions > 0
-        ]
-    )
+    import numpy as np  # the learning job's alone, as in _poisson_fit
+
+    bought, predicted = array("d"), array("d")
+    for (page, product), window in windows.items():
+        mean = means.get(product)
+        if mean is not None and window.impressions > 0:
+            bought.append(outcome.raw(window))
+            predicted.append(window.exposure * mean * expected(page, product))
+    return _strength(np.frombuffer(bought, dtype=np.float64), np.frombuffer(predicted, dtype=np.float64))
 
 
 def _posterior_ratios(
-    windows: Mapping[Pair, PairWindow], means: Mapping[str, float], expected: Expected, strength: float
+    windows: Mapping[Pair, PairWindow],
+    means: Mapping[str, float],
+    expected: Expected,
+    strength: float,
+    outcome: Outcome = PURCHASES,
 ) -> dict[str, dict[str, float]]:
     """Each page's candidates with evidence and their posterior ratio ρ̂ = r × (A + k) / (A + E), r the pair's prior
     mean, E = decayed exposure × mean × r, on the decayed counts."""
@@ -482,7 +517,7 @@ def _posterior_ratios(
             continue
         expected_ratio = expected(page, product)
         predicted = window.decayed_impressions * mean * expected_ratio
-        ratio = expected_ratio * (strength + window.decayed_purchases) / (strength + predicted)
+        ratio = expected_ratio * (strength + outcome.decayed(window)) / (strength + predicted)
         ratios.setdefault(page, {})[product] = round(ratio, 4)
     return ratios
 
@@ -515,10 +550,9 @@ def learn_pairs(
     if clicks is None:
         prior = fit_context(windows, means, similarities)
         return prior, pair_ratios(windows, means, similarities, prior)
-    clicked = {pair: on_clicks(window) for pair, window in clicks.windows.items()}
-    prior = fit_context(clicked, clicks.rates, similarities)
+    prior = fit_context(clicks.windows, clicks.rates, similarities, CLICKS)
     from_similarity = _prior_ratio(prior, similarities)
-    by_clicks = _posterior_ratios(clicked, clicks.rates, from_similarity, prior.strength)
+    by_clicks = _posterior_ratios(clicks.windows, clicks.rates, from_similarity, prior.strength, CLICKS)
 
     def expected(page: str, product: str) -> float:
         learned = by_clicks.get(page, {}).get(product)

@@ -9,7 +9,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from reclift.context import Clicks, CounterWindow, learn_pairs, page_ratio, sum_window, with_pairs
+from reclift.context import (
+    Clicks,
+    CounterWindow,
+    Similarity,
+    learn_pairs,
+    page_ratio,
+    sum_window,
+    with_pairs,
+)
 from reclift.data.learning import LearningPort, LearningStore
 from reclift.data.store import Store
 from reclift.learning import (
@@ -86,6 +94,20 @@ def _means(performance: Mapping[str, Performance]) -> dict[str, float]:
     return {product: result.posterior_mean for product, result in performance.items()}
 
 
+def _on_average_pages(
+    window: CounterWindow,
+    performance: Mapping[str, Performance],
+    similarities: Mapping[str, Mapping[str, Similarity]],
+    clicks: Clicks | None,
+) -> dict[str, ProductWindow]:
+    """The products' windows with their pages' impressions, each page's weighed by what that page was learned to make
+    of the product (in a spare slot off its neighbours' pages, about a third): a product's own rate is then its rate
+    on an average page, learned again from these; then the pairs, against the rates so found (docs/learning.md, the
+    context policy). The first pass's ratios are needed for this alone, and go with it."""
+    first, ratios = learn_pairs(window.pairs, _means(performance), similarities, clicks)
+    return with_pairs(window.products, window.pairs, page_ratio(first, similarities, ratios, window.pairs))
+
+
 def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str, Any]:
     """Performance of every product over the shop's window of counters, under the shop's policy; best sellers
     from the same counters (`sold`: every order of the window, which each order adds to when it is recorded)."""
@@ -116,13 +138,8 @@ def learn_shop(job: LearnShop, learning: LearningPort, store: Store) -> dict[str
 
         # the pages' neighbours: one BatchGetItem per 100 pages with evidence
         similarities = learning.page_similarities(job.shop, {page for page, _ in pairs})
-        first, first_ratios = learn_pairs(pairs, _means(performance), similarities, clicks(windows))
-        # A product's own rate is its rate on an average page: each page's impressions of it weigh by what that page
-        # was learned to make of it (in a spare slot off its neighbours' pages, about a third), and its rates are
-        # learned again; then the pairs, against the rates so found (docs/learning.md, the context policy).
-        ratio = page_ratio(first, similarities, first_ratios, pairs)
         windows, sellers, prior, performance = _learn_products(
-            with_pairs(window.products, pairs, ratio), settings, protected
+            _on_average_pages(window, performance, similarities, clicks(windows)), settings, protected
         )
         context, ratios = learn_pairs(pairs, _means(performance), similarities, clicks(windows))
         learning.save_pairs(job.shop, run, ratios)
