@@ -63,9 +63,14 @@ def _git(*args: str) -> str | None:
 
 
 def rounded(value: Any, digits: int = 3) -> Any:
-    """Floats rounded (recursively), so results files stay small and diff well."""
+    """Floats rounded (recursively), so results files stay small and diff well: to `digits` decimals, and a float
+    under 1 to `digits` significant ones (a price per capacity unit, $0.000000125, is not 0)."""
     if isinstance(value, float):
-        return round(value, digits) if math.isfinite(value) else None
+        if not math.isfinite(value):
+            return None
+        if value == 0 or abs(value) >= 1:
+            return round(value, digits)
+        return round(value, max(digits, digits - 1 - math.floor(math.log10(abs(value)))))
     if isinstance(value, Mapping):
         return {str(k): rounded(v, digits) for k, v in value.items()}
     if isinstance(value, list | tuple):
