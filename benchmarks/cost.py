@@ -2,7 +2,10 @@
 orders, and per shop and month, from what the `capacity` benchmark measured (DynamoDB capacity units, the handlers'
 own time) and the log bytes each invocation writes (measured here, on the emulator).
 
-Run `python -m benchmarks capacity` first: this reads `results/capacity.json`. Prices are us-east-1 on-demand list
+Run `python -m benchmarks capacity` and `python -m benchmarks learning_job` first: this reads
+`results/capacity.json` for the requests and orders, and `results/learning_job.json` for the nightly learning under
+the default policy (the capacity benchmark's shops have no co-purchase neighbours, so `context` learns no pairs
+there). Prices are us-east-1 on-demand list
 prices, cited in docs/cost.md. The benchmark fails (non-zero exit) when the large shop's requests cost more than the
 targets: $2.50 per million recommendation requests and $4 per million events requests, all in.
 
@@ -207,8 +210,26 @@ def counting_wcu_per_request(
     return float(points[-1][1])
 
 
+def learning_night(learning_job: dict[str, Any], products: int) -> dict[str, Any]:
+    """The measured night of a shop of `products` products under the default policy (`learning_job`'s end-to-end
+    row): its capacity units and its dollars, the function's time at its memory included."""
+    from reclift.settings import ShopSettings
+
+    policy = ShopSettings().policy
+    for row in learning_job["figures"]["end_to_end"]:
+        if row["products"] == products and row["policy"] == policy:
+            night: dict[str, Any] = {"policy": policy, "products": products, "rcu": row["rcu"], "wcu": row["wcu"]}
+            night.update(row["dollars"])
+            return night
+    raise SystemExit(f"results/learning_job.json has no night of {products:,} products under {policy}")
+
+
 def model(
-    capacity: dict[str, Any], logs: dict[str, int], access: int, functions: dict[str, Observability]
+    capacity: dict[str, Any],
+    learning_job: dict[str, Any],
+    logs: dict[str, int],
+    access: int,
+    functions: dict[str, Observability],
 ) -> dict[str, Any]:
     figures = capacity["figures"]
     storefront, counting = functions[STOREFRONT], functions[COUNTING]
@@ -270,9 +291,8 @@ def model(
         "xray": sum(functions[f].xray_sampled for f in ORDER_FUNCTIONS.values()) * PRICE["xray_trace"] * 1e3,
     }
     orders_1k["total"] = sum(orders_1k.values())
-    learning_runs = {
-        size: row["rcu"] * PRICE["rcu"] + row["wcu"] * PRICE["wcu"] for size, row in figures["learning"].items()
-    }
+    # Both shops have the capacity benchmark's catalogue; a night's cost grows with it, not with the visitors.
+    night = learning_night(learning_job, capacity["config"]["products"])
     shops: dict[str, Any] = {}
     for size, visitors in SHOPS.items():
         events_per_s = visitors * PER_VISITOR["events"] / 86_400
@@ -283,7 +303,7 @@ def model(
             "events": month * PER_VISITOR["events"] * per_events["total"] / 1e6,
             "events_per_million": per_events,
             "orders": month * PER_VISITOR["orders"] * orders_1k["total"] / 1e3,
-            "learning": 30 * learning_runs[size],
+            "learning": 30 * night["run"],
         }
         shops[size]["month"] = sum(v for k, v in shops[size].items() if k != "events_per_million")
     bf_events = events_at(batch_for(BLACK_FRIDAY["events_per_s"], 4), PER_VISITOR["events"])
@@ -303,7 +323,7 @@ def model(
             **{f"batch_{int(n)}_2_requests_per_visitor": events_at(n, PER_VISITOR["events"]) for n in (10, 1_000)},
         },
         "orders_per_thousand": orders_1k,
-        "learning_run": learning_runs,
+        "learning_night": night,
         "shops_per_month": shops,
         "black_friday_day": black_friday,
         "log_bytes": logs | {"access_log": access},
@@ -327,7 +347,10 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
 
 def run(quick: bool) -> list[str]:
     capacity = json.loads((RESULTS_DIR / "capacity.json").read_text(encoding="utf-8"))
-    figures = model(capacity, function_log_bytes(), access_log_bytes(), observability(load_template(TEMPLATE)))
+    learning_job = json.loads((RESULTS_DIR / "learning_job.json").read_text(encoding="utf-8"))
+    figures = model(
+        capacity, learning_job, function_log_bytes(), access_log_bytes(), observability(load_template(TEMPLATE))
+    )
     failures = verdicts(figures)
     write_results(
         NAME,
@@ -336,6 +359,7 @@ def run(quick: bool) -> list[str]:
             "prices_usd": PRICE,
             "targets_usd_per_million": TARGETS,
             "capacity_results": "results/capacity.json of " + capacity["machine"]["date"],
+            "learning_results": "results/learning_job.json of " + learning_job["machine"]["date"],
             "assumptions": {
                 "memory_gb": MEMORY_GB,
                 "lambda_platform_log_bytes_when_written": LAMBDA_PLATFORM_LOG_BYTES,
@@ -363,6 +387,11 @@ def run(quick: bool) -> list[str]:
             f"({row['wcu']:.2f} WCU a request, DynamoDB ${row['dynamodb']:.2f})"
         )
     lines.append(f"  a thousand orders: ${figures['orders_per_thousand']['total']:.3f}")
+    night = figures["learning_night"]
+    lines.append(
+        f"  a night's learning, {night['products']:,} products under {night['policy']}: ${night['run']:.4f} "
+        f"({night['rcu']:,.0f} RCU, {night['wcu']:,.0f} WCU)"
+    )
     for size, row in figures["shops_per_month"].items():
         lines.append(
             f"  {size} shop, a month: ${row['month']:.2f} (its events at ${row['events_per_million']['total']:.2f} "

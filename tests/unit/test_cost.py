@@ -38,6 +38,11 @@ def capacity() -> dict[str, Any]:
     return saved
 
 
+def learning_job() -> dict[str, Any]:
+    saved: dict[str, Any] = json.loads((RESULTS_DIR / "learning_job.json").read_text(encoding="utf-8"))
+    return saved
+
+
 def test_the_storefront_as_deployed_writes_no_lambda_records_and_no_traces(template: dict[str, Any]) -> None:
     """Given template.yaml, the storefront (both routes) adds nothing to its own lines; the webhook, attribution and
     counting functions keep Lambda's START/END/REPORT and the global active tracing."""
@@ -73,10 +78,10 @@ def test_the_model_reads_the_storefront_settings_from_the_template(
 def test_the_storefront_settings_reach_the_dollars_of_both_routes(template: dict[str, Any]) -> None:
     """Given the saved capacity figures, restoring Lambda's records and traces on the storefront adds their price to
     every events and recommendation request: 450 bytes of logs and 5 % of a trace each."""
-    deployed = cost.model(capacity(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+    deployed = cost.model(capacity(), learning_job(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
     storefront(template)["LoggingConfig"]["LogFormat"] = "Text"
     storefront(template)["Tracing"] = "Active"
-    restored = cost.model(capacity(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+    restored = cost.model(capacity(), learning_job(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
 
     logs = 450 / 1e9 * cost.PRICE["logs_gb"] * 1e6
     xray = 0.05 * cost.PRICE["xray_trace"] * 1e6
@@ -98,5 +103,29 @@ def test_the_storefront_settings_reach_the_dollars_of_both_routes(template: dict
 
 def test_the_large_shops_events_within_the_target_as_deployed(template: dict[str, Any]) -> None:
     """The verdict the benchmark gives, on the saved capacity figures and the template as it is."""
-    figures = cost.model(capacity(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+    figures = cost.model(capacity(), learning_job(), LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
     assert cost.verdicts(figures) == []
+
+
+def test_a_shops_learning_is_priced_as_the_default_policy_learns_its_catalogue(template: dict[str, Any]) -> None:
+    """The nightly learning a shop pays for is the measured night of its catalogue's size under the policy a shop
+    is given by default (`context`), not another policy's or another size's; without that night there is no price."""
+
+    def night(products: int, policy: str, run: float) -> dict[str, Any]:
+        return {"products": products, "policy": policy, "rcu": 1.0, "wcu": 2.0, "dollars": {"run": run}}
+
+    products = capacity()["config"]["products"]
+    nights = {
+        "figures": {
+            "end_to_end": [
+                night(products, "bayes", 0.001),
+                night(products, "context", 0.003),
+                night(10 * products, "context", 0.03),
+            ]
+        }
+    }
+    figures = cost.model(capacity(), nights, LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+    assert [shop["learning"] for shop in figures["shops_per_month"].values()] == pytest.approx([30 * 0.003] * 2)
+    nights["figures"]["end_to_end"] = [night(products, "bayes", 0.001)]
+    with pytest.raises(SystemExit, match="context"):
+        cost.model(capacity(), nights, LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
