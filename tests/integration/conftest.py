@@ -27,6 +27,30 @@ def aws(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Emu
         yield emulated
 
 
+def _database(item: pytest.Item | None) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return None if callspec is None else callspec.params.get("database")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """moto answers a Query of a global secondary index by reading every item of its table, so on the session's one
+    moto server a module's index reads slowed with everything the modules before it wrote (the ROI report's test of
+    random orders took 176 s in the whole suite, 7 s alone). So when a module's last test on moto is done, its
+    module's fixtures with it, every table is emptied for the next module. DynamoDB Local indexes as DynamoDB does:
+    it keeps what the modules wrote, as a shared table would."""
+    emulated = (getattr(item, "funcargs", None) or {}).get("aws")
+    yield
+    if (
+        isinstance(emulated, EmulatedAws)
+        and _database(item) == "moto"
+        and nextitem is not None
+        and getattr(nextitem, "module", None) is not getattr(item, "module", None)
+        and _database(nextitem) in (None, "moto")  # else the moto server's session ends here
+    ):
+        emulated.empty_tables()
+
+
 # Longer than any test that uses `one_hour` takes, on a busy 2-core machine.
 HOUR_TURN_MARGIN = timedelta(seconds=90)
 
