@@ -129,3 +129,22 @@ def test_a_shops_learning_is_priced_as_the_default_policy_learns_its_catalogue(t
     nights["figures"]["end_to_end"] = [night(products, "bayes", 0.001)]
     with pytest.raises(SystemExit, match="context"):
         cost.model(capacity(), nights, LOG_BYTES, ACCESS_LOG_BYTES, cost.observability(template))
+
+
+def test_the_results_files_keep_the_prices_and_the_small_figures() -> None:
+    """Results are rounded so that they diff well, never to nothing: a float under 1 keeps three significant digits
+    (AWS's price of a write unit, $0.000000625, is not written as 0), one of 1 or more three decimals."""
+    from benchmarks.common import rounded
+
+    prices = rounded(dict(cost.PRICE))
+    assert all(value > 0 for value in prices.values())
+    assert prices["wcu"] == 6.25e-07
+    assert prices["lambda_gb_second"] == pytest.approx(cost.PRICE["lambda_gb_second"], rel=5e-3)
+    assert rounded([0.0023312, -0.00045678, 0.12345, 24066.4567, 0.0, float("nan")]) == [
+        0.00233,
+        -0.000457,
+        0.123,
+        24066.457,
+        0.0,
+        None,
+    ]
