@@ -92,6 +92,12 @@ def write_results(name: str, *, description: str, config: Mapping[str, Any], fig
     return path
 
 
+def read_results(name: str) -> dict[str, Any]:
+    """A benchmark's saved results (`write_results`): what another benchmark builds on."""
+    saved: dict[str, Any] = json.loads((RESULTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    return saved
+
+
 def plot_path(name: str) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     return RESULTS_DIR / f"{name}.png"

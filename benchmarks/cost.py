@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, WarmFunction, pyplot, save_figure, write_results
+from benchmarks.common import WarmFunction, pyplot, read_results, save_figure, write_results
 from reclift_local.template import Resolver, load_template
 
 NAME = "cost"
@@ -346,8 +346,7 @@ def verdicts(figures: dict[str, Any]) -> list[str]:
 
 
 def run(quick: bool) -> list[str]:
-    capacity = json.loads((RESULTS_DIR / "capacity.json").read_text(encoding="utf-8"))
-    learning_job = json.loads((RESULTS_DIR / "learning_job.json").read_text(encoding="utf-8"))
+    capacity, learning_job = read_results("capacity"), read_results("learning_job")
     figures = model(
         capacity, learning_job, function_log_bytes(), access_log_bytes(), observability(load_template(TEMPLATE))
     )

@@ -83,8 +83,9 @@ class EmulatedAws:
                 for item in page["Items"]
             ]
             for start in range(0, len(keys), 25):
-                requests = [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-                dynamodb.batch_write_item(RequestItems={name: requests})
+                pending = {name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
+                while pending:  # what the engine leaves unprocessed, sent again
+                    pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             deleted += len(keys)
         for logical_id in self.streams:
             skip_streams(self, logical_id)

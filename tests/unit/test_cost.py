@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import copy
-import json
 from functools import cache
 from typing import Any
 
 import pytest
 from benchmarks import cost
-from benchmarks.common import RESULTS_DIR
+from benchmarks.common import read_results
 
 from reclift_local.template import load_template
 
@@ -34,13 +33,11 @@ def storefront(template: dict[str, Any]) -> dict[str, Any]:
 
 
 def capacity() -> dict[str, Any]:
-    saved: dict[str, Any] = json.loads((RESULTS_DIR / "capacity.json").read_text(encoding="utf-8"))
-    return saved
+    return read_results("capacity")
 
 
 def learning_job() -> dict[str, Any]:
-    saved: dict[str, Any] = json.loads((RESULTS_DIR / "learning_job.json").read_text(encoding="utf-8"))
-    return saved
+    return read_results("learning_job")
 
 
 def test_the_storefront_as_deployed_writes_no_lambda_records_and_no_traces(template: dict[str, Any]) -> None:
