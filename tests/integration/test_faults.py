@@ -193,6 +193,7 @@ def test_given_a_fifth_of_dynamodb_requests_throttled_when_a_store_trades_then_e
 
     assert statuses == [200] * len(orders)
     assert throttling.total_throttled > 0.15 * throttling.requests  # the fault really was there
+    assert throttling.backoff_asked > 0  # and the SDK retried it, backing off (on a shortened clock)
     assert run.records >= len(orders)
     assert dlq_messages(aws) == 0
     assert throttled_roi == expected_report(orders)  # the report, itself read under throttling
@@ -201,7 +202,8 @@ def test_given_a_fifth_of_dynamodb_requests_throttled_when_a_store_trades_then_e
         database,
         f"throttling: {throttling.total_throttled} of {throttling.requests} DynamoDB requests throttled "
         f"({dict(throttling.throttled)}); {run.records} records in {run.invocations} invocations, "
-        f"{run.failed_records} failed and retried; figures exact",
+        f"{run.failed_records} failed and retried; the SDK's backoff asked {throttling.backoff_asked:.0f} s and was "
+        f"given {throttling.backoff_waited:.1f} s; figures exact",
     )
 
 

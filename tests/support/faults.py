@@ -5,19 +5,26 @@ over its limits: HTTP 400 with `ProvisionedThroughputExceededException` or `Thro
 in `before-send` on every botocore client created while it is active (boto3's, PynamoDB's and the Powertools
 idempotency layer's), so the SDK's retry logic, PynamoDB's error handling and reclift's see exactly what they would
 see from DynamoDB.
+
+The SDK waits before each retry (up to a second on the first, doubling after); inside the block botocore's waits are
+made `BACKOFF_SCALE` of what it asks for, and what it asked for is counted. The retries, their number and their order
+are botocore's own; only the clock is shortened, as a test of what the figures come to need not wait minutes for it.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+from unittest.mock import patch
 
+import botocore.endpoint
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.session import Session
 
@@ -27,6 +34,8 @@ THROTTLING_ERRORS = {
     "ProvisionedThroughputExceededException": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
     "ThrottlingException": "com.amazon.coral.availability#ThrottlingException",
 }
+
+BACKOFF_SCALE = 0.02
 
 
 class _Body:
@@ -49,6 +58,8 @@ class DynamoDbThrottling:
     requests: int = 0
     throttled: Counter[str] = field(default_factory=Counter)
     operations: Counter[str] = field(default_factory=Counter)  # throttled requests by operation
+    backoff_asked: float = 0.0  # seconds of waiting botocore's retries asked for
+    backoff_waited: float = 0.0  # and what they were given
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -74,10 +85,26 @@ class DynamoDbThrottling:
         return sum(self.throttled.values())
 
 
+class _ShortenedClock:
+    """`time` as botocore's endpoint sees it: `sleep` waits `BACKOFF_SCALE` of what it is asked, and counts both."""
+
+    def __init__(self, throttling: DynamoDbThrottling) -> None:
+        self._throttling = throttling
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        self._throttling.backoff_asked += seconds
+        self._throttling.backoff_waited += seconds * BACKOFF_SCALE
+        time.sleep(seconds * BACKOFF_SCALE)
+
+
 @contextmanager
 def dynamodb_throttling(share: float, *, seed: int = 1) -> Iterator[DynamoDbThrottling]:
     """Every botocore client created inside the block gets the hook; the functions' cached clients are dropped on
-    entry (so they are made again, hooked) and on exit (so no hooked client outlives the block)."""
+    entry (so they are made again, hooked) and on exit (so no hooked client outlives the block). Retries wait
+    `BACKOFF_SCALE` of their backoff while the block lasts."""
     throttling = DynamoDbThrottling(share=share, seed=seed)
     original = Session.create_client
 
@@ -91,7 +118,8 @@ def dynamodb_throttling(share: float, *, seed: int = 1) -> Iterator[DynamoDbThro
     forget_execution_environment()
     Session.create_client = create_client  # type: ignore[method-assign,assignment]
     try:
-        yield throttling
+        with patch.object(botocore.endpoint, "time", _ShortenedClock(throttling)):
+            yield throttling
     finally:
         throttling.active = False
         Session.create_client = original  # type: ignore[method-assign]
