@@ -11,7 +11,8 @@ counted and its capacity units metered.
 The learner alone — `learn_shop` over the same days, generated as they are read, as the DynamoDB store pages its
 Query — runs in a fresh interpreter per case, for its CPU time and its peak resident memory: what Lambda reports as
 Max Memory Used, against the function's MemorySize. Every page active every day is the worst case a catalogue of
-that size meets: a shop whose tail pages go unvisited for days holds fewer pairs.
+that size meets: a shop whose tail pages go unvisited for days holds fewer pairs. Under `context` the learner is also
+measured in a shop's first month of click counting, at its worst, when it reads 29 of the 30 days a second time.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ CLICK_RATE = 0.05
 PAGE_IMPRESSIONS_A_DAY = 84  # a product's impressions a day in product pages' widgets: on 13 pages, about 6.5 each
 # an impression's mean exposure over a 4-place widget's places: (1 + 1/√2 + 1/√3 + 1/2) / 4
 MEAN_PLACE_EXPOSURE = sum(exposure(place) for place in range(1, 5)) / 4
+# A shop in its first month of click counting, at its worst: the pages' items counted clicks from the window's second
+# day, so the job reads 29 of its 30 days a second time for the click level and holds both reads' pairs.
+FIRST_CLICK_MONTH_DAYS = DAYS - 1
 TODAY = date(2026, 11, 26)  # the compute cases' job day (end to end: today, as the counters' expiry needs)
 
 
@@ -76,10 +80,12 @@ def product_id(index: int) -> str:
 class GeneratedShop:
     """A shop of `products` products whose every page is visited every day: the learning port over counter days
     generated as they are read (each day from its own seed, so a second read of a day yields the same rows), the
-    pages' neighbours, and what the run writes (counted, not kept)."""
+    pages' neighbours, and what the run writes (counted, not kept). With `clicks_from`, the pages' items count clicks
+    from that day on, as a shop's do in its first 30 days of click counting."""
 
-    def __init__(self, products: int) -> None:
+    def __init__(self, products: int, *, clicks_from: date | None = None) -> None:
         self.products = products
+        self.clicks_from = clicks_from  # the first day the pages' items count clicks (None: every day)
         rng = random.Random(products)
         self.neighbours = [
             [j for j in rng.sample(range(products), NEIGHBOURS + 1) if j != page][:NEIGHBOURS]
@@ -110,14 +116,16 @@ class GeneratedShop:
             shown = [*rng.sample(self.neighbours[page], SHOWN_A_DAY), rng.randrange(self.products)]
             for candidate in dict.fromkeys(c for c in shown if c != page):
                 impressions = rng.randint(1, 2 * PAGE_IMPRESSIONS_A_DAY // (SHOWN_A_DAY + 1))
+                purchases = int(self.rates[candidate] * impressions + rng.random())
+                clicks = int(impressions * CLICK_RATE + rng.random())
                 yield PairDay(
                     day,
                     product_id(page),
                     product_id(candidate),
                     impressions=impressions,
-                    purchases=int(self.rates[candidate] * impressions + rng.random()),
+                    purchases=purchases,
                     exposure=round(impressions * MEAN_PLACE_EXPOSURE, EXPOSURE_DIGITS),
-                    clicks=int(impressions * CLICK_RATE + rng.random()),
+                    clicks=0 if self.clicks_from is not None and day < self.clicks_from else clicks,
                 )
 
     def similar(self, page: int) -> list[tuple[str, float]]:
@@ -277,14 +285,17 @@ def resident_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def compute_case(products: int, policy: str) -> dict[str, Any]:
+def compute_case(products: int, policy: str, clicks_days: int | None = None) -> dict[str, Any]:
     """`learn_shop` over a generated shop, in this interpreter: CPU seconds and peak resident memory (the
-    interpreter and the learner's modules included, as Lambda counts them)."""
+    interpreter and the learner's modules included, as Lambda counts them). With `clicks_days`, the pages' items
+    count clicks on the window's last `clicks_days` days only: under `context` the job then reads those days a second
+    time for the click level, and holds both reads' pairs."""
     from benchmarks.memory_store import MemoryStore
     from reclift.logic.learning import LearnShop, learn_shop
     from reclift.settings import ShopSettings
 
-    generated = GeneratedShop(products)
+    clicks_from = None if clicks_days is None else TODAY - timedelta(days=clicks_days - 1)
+    generated = GeneratedShop(products, clicks_from=clicks_from)
     settings = MemoryStore()
     settings.put_settings("bench", ShopSettings.model_validate({"policy": policy}))
     before = resident_mib("VmHWM")
@@ -293,6 +304,7 @@ def compute_case(products: int, policy: str) -> dict[str, Any]:
     return {
         "products": products,
         "policy": policy,
+        "clicks_days": clicks_days if clicks_days is not None else DAYS,
         "pair_days": products * DAYS * (SHOWN_A_DAY + 1),
         "cpu_s": time.process_time() - started,
         "peak_rss_mib": resident_mib("VmHWM"),
@@ -302,10 +314,11 @@ def compute_case(products: int, policy: str) -> dict[str, Any]:
     }
 
 
-def compute_only(products: int, policy: str) -> dict[str, Any]:
+def compute_only(products: int, policy: str, clicks_days: int | None = None) -> dict[str, Any]:
     """`compute_case` in a fresh interpreter, so that each peak is its own."""
+    clicks = [] if clicks_days is None else ["--clicks-days", str(clicks_days)]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.learning_job", "--compute", str(products), policy],
+        [sys.executable, "-m", "benchmarks.learning_job", "--compute", str(products), policy, *clicks],
         capture_output=True,
         text=True,
         check=True,
@@ -316,7 +329,9 @@ def compute_only(products: int, policy: str) -> dict[str, Any]:
 
 def run(quick: bool) -> list[str]:
     e2e = end_to_end(QUICK_END_TO_END if quick else END_TO_END)
-    compute = [compute_only(n, p) for n in (QUICK_COMPUTE_ONLY if quick else COMPUTE_ONLY) for p in POLICIES]
+    sizes = QUICK_COMPUTE_ONLY if quick else COMPUTE_ONLY
+    compute = [compute_only(n, p) for n in sizes for p in POLICIES]
+    compute += [compute_only(n, "context", FIRST_CLICK_MONTH_DAYS) for n in sizes]
     write_results(
         NAME,
         description=DESCRIPTION,
@@ -326,6 +341,7 @@ def run(quick: bool) -> list[str]:
             "shown_a_page_a_day": SHOWN_A_DAY + 1,
             "end_to_end_products": sorted({r["products"] for r in e2e}),
             "compute_only_products": sorted({r["products"] for r in compute}),
+            "first_click_month_clicks_days": FIRST_CLICK_MONTH_DAYS,
             "prices": {name: PRICE[name] for name in ("rcu", "wcu", "lambda_gb_second")},
             "quick": quick,
         },
@@ -333,10 +349,12 @@ def run(quick: bool) -> list[str]:
     )
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for policy in POLICIES:
-        mine = [r for r in compute if r["policy"] == policy]
-        left.plot([r["products"] for r in mine], [r["cpu_s"] for r in mine], "o-", label=policy)
-        right.plot([r["products"] for r in mine], [r["peak_rss_mib"] for r in mine], "o-", label=policy)
+    variants = [(policy, DAYS, "o-", policy) for policy in POLICIES]
+    variants.append(("context", FIRST_CLICK_MONTH_DAYS, "s--", "context, first month of click counting"))
+    for policy, clicks_days, style, label in variants:
+        mine = [r for r in compute if r["policy"] == policy and r["clicks_days"] == clicks_days]
+        left.plot([r["products"] for r in mine], [r["cpu_s"] for r in mine], style, label=label)
+        right.plot([r["products"] for r in mine], [r["peak_rss_mib"] for r in mine], style, label=label)
     memory = e2e[0]["memory_mb"] if e2e else None
     if memory:
         right.axhline(memory, color="grey", linestyle=":", label="the function's MemorySize")
@@ -356,9 +374,10 @@ def run(quick: bool) -> list[str]:
             f"{row['dynamodb_requests']}"
         )
     for row in compute:
+        clicks = "" if row["clicks_days"] == DAYS else f" (clicks on the last {row['clicks_days']} d)"
         lines.append(
-            f"  {row['products']:>7,} products x {DAYS} d, {row['policy']}, the learner alone: {row['cpu_s']:.1f} s "
-            f"CPU, peak {row['peak_rss_mib']:.0f} MiB resident"
+            f"  {row['products']:>7,} products x {DAYS} d, {row['policy']}{clicks}, the learner alone: "
+            f"{row['cpu_s']:.1f} s CPU, peak {row['peak_rss_mib']:.0f} MiB resident"
         )
     return lines
 
@@ -366,5 +385,8 @@ def run(quick: bool) -> list[str]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="one compute-only case of the learning_job benchmark")
     parser.add_argument("--compute", nargs=2, metavar=("PRODUCTS", "POLICY"), required=True)
+    parser.add_argument(
+        "--clicks-days", type=int, help="the pages' items count clicks on the window's last N days only (default: all)"
+    )
     arguments = parser.parse_args()
-    print(json.dumps(compute_case(int(arguments.compute[0]), arguments.compute[1])))
+    print(json.dumps(compute_case(int(arguments.compute[0]), arguments.compute[1], arguments.clicks_days)))
