@@ -6,9 +6,10 @@ in `before-send` on every botocore client created while it is active (boto3's, P
 idempotency layer's), so the SDK's retry logic, PynamoDB's error handling and reclift's see exactly what they would
 see from DynamoDB.
 
-The SDK waits before each retry (up to a second on the first, doubling after); inside the block botocore's waits are
-made `BACKOFF_SCALE` of what it asks for, and what it asked for is counted. The retries, their number and their order
-are botocore's own; only the clock is shortened, as a test of what the figures come to need not wait minutes for it.
+The SDK backs off before each retry: a random wait of up to a second, doubling with each attempt. Inside the block
+botocore's waits last `BACKOFF_SCALE` of what it asks for, and what it asked for is counted. The retries, their number
+and their order stay botocore's own: only the clock is shortened, since what the tests assert (the figures) does not
+depend on how long the SDK waited.
 """
 
 from __future__ import annotations
