@@ -285,17 +285,16 @@ def resident_mib(field: str) -> float:
     raise RuntimeError(f"/proc/self/status has no {field}")
 
 
-def compute_case(products: int, policy: str, clicks_days: int | None = None) -> dict[str, Any]:
+def compute_case(products: int, policy: str, clicks_days: int = DAYS) -> dict[str, Any]:
     """`learn_shop` over a generated shop, in this interpreter: CPU seconds and peak resident memory (the
-    interpreter and the learner's modules included, as Lambda counts them). With `clicks_days`, the pages' items
-    count clicks on the window's last `clicks_days` days only: under `context` the job then reads those days a second
-    time for the click level, and holds both reads' pairs."""
+    interpreter and the learner's modules included, as Lambda counts them). The pages' items count clicks on the
+    window's last `clicks_days` days: under `context`, fewer than the window's are read a second time for the click
+    level, and both reads' pairs are held."""
     from benchmarks.memory_store import MemoryStore
     from reclift.logic.learning import LearnShop, learn_shop
     from reclift.settings import ShopSettings
 
-    clicks_from = None if clicks_days is None else TODAY - timedelta(days=clicks_days - 1)
-    generated = GeneratedShop(products, clicks_from=clicks_from)
+    generated = GeneratedShop(products, clicks_from=TODAY - timedelta(days=clicks_days - 1))
     settings = MemoryStore()
     settings.put_settings("bench", ShopSettings.model_validate({"policy": policy}))
     before = resident_mib("VmHWM")
@@ -304,7 +303,7 @@ def compute_case(products: int, policy: str, clicks_days: int | None = None) -> 
     return {
         "products": products,
         "policy": policy,
-        "clicks_days": clicks_days if clicks_days is not None else DAYS,
+        "clicks_days": clicks_days,
         "pair_days": products * DAYS * (SHOWN_A_DAY + 1),
         "cpu_s": time.process_time() - started,
         "peak_rss_mib": resident_mib("VmHWM"),
@@ -314,11 +313,19 @@ def compute_case(products: int, policy: str, clicks_days: int | None = None) -> 
     }
 
 
-def compute_only(products: int, policy: str, clicks_days: int | None = None) -> dict[str, Any]:
+def compute_only(products: int, policy: str, clicks_days: int = DAYS) -> dict[str, Any]:
     """`compute_case` in a fresh interpreter, so that each peak is its own."""
-    clicks = [] if clicks_days is None else ["--clicks-days", str(clicks_days)]
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.learning_job", "--compute", str(products), policy, *clicks],
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.learning_job",
+            "--compute",
+            str(products),
+            policy,
+            "--clicks-days",
+            str(clicks_days),
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -386,7 +393,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="one compute-only case of the learning_job benchmark")
     parser.add_argument("--compute", nargs=2, metavar=("PRODUCTS", "POLICY"), required=True)
     parser.add_argument(
-        "--clicks-days", type=int, help="the pages' items count clicks on the window's last N days only (default: all)"
+        "--clicks-days",
+        type=int,
+        default=DAYS,
+        help=f"the pages' items count clicks on the window's last N days (default: all {DAYS})",
     )
     arguments = parser.parse_args()
     print(json.dumps(compute_case(int(arguments.compute[0]), arguments.compute[1], arguments.clicks_days)))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from benchmarks import cost
-from benchmarks.common import read_results
+from benchmarks.common import read_results, rounded
 
 from reclift_local.template import load_template
 
@@ -131,8 +131,6 @@ def test_a_shops_learning_is_priced_as_the_default_policy_learns_its_catalogue(t
 def test_the_results_files_keep_the_prices_and_the_small_figures() -> None:
     """Results are rounded so that they diff well, never to nothing: a float under 1 keeps three significant digits
     (AWS's price of a write unit, $0.000000625, is not written as 0), one of 1 or more three decimals."""
-    from benchmarks.common import rounded
-
     prices = rounded(dict(cost.PRICE))
     assert all(value > 0 for value in prices.values())
     assert prices["wcu"] == 6.25e-07
