@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -244,6 +246,30 @@ def likeliest(prior: Prior, windows: list[ProductWindow], *, free_strength: bool
     if free_strength:
         steps += [(prior.mean, s) for s in (prior.strength * 0.98, prior.strength * 1.02)]
     return all(log_marginal(counts, m, s) <= best + 1e-9 for m, s in steps)
+
+
+def exact_log_marginal(counts: list[tuple[int, int]], a: int, b: int) -> float:
+    """Σ ln B(a + k, b + n − k) / B(a, b) for whole numbers, B(x, y) = (x − 1)! (y − 1)! / (x + y − 1)! exactly."""
+
+    def beta(x: int, y: int) -> Fraction:
+        return Fraction(math.factorial(x - 1) * math.factorial(y - 1), math.factorial(x + y - 1))
+
+    return sum(math.log(beta(a + k, b + n - k) / beta(a, b)) for n, k in counts)
+
+
+@pytest.mark.parametrize(
+    ("counts", "a", "b"),
+    [
+        ([(10, 1)], 1, 1),
+        ([(100, 3), (40, 0), (7, 7)], 2, 98),
+        ([(1_000, 15), (2_500, 20), (0, 0), (300, 0)], 3, 197),
+    ],
+)
+def test_given_whole_counts_and_shapes_then_log_marginal_is_the_exact_beta_binomial_likelihood(
+    counts: list[tuple[int, int]], a: int, b: int
+) -> None:
+    got = log_marginal([(float(n), float(k)) for n, k in counts], a / (a + b), a + b)
+    assert got == pytest.approx(exact_log_marginal(counts, a, b), rel=1e-12, abs=1e-9)
 
 
 def test_given_a_moderate_spread_when_the_prior_is_fitted_then_no_nearby_prior_explains_the_counts_better() -> None:

@@ -6,11 +6,12 @@ import math
 import random
 from fractions import Fraction
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reclift.stats import beta_cdf, beta_draw, wilson_interval
+from reclift.stats import beta_cdf, beta_draw, lgamma, wilson_interval
 
 TOLERANCE = 1e-9
 
@@ -210,3 +211,24 @@ def test_given_impossible_counts_then_the_wilson_interval_refuses_them() -> None
     for successes, trials in ((1, 0), (-1, 5), (6, 5)):
         with pytest.raises(ValueError, match="successes"):
             wilson_interval(successes, trials)
+
+
+# --- lgamma ----------------------------------------------------------------------------------------------------------
+
+
+def test_given_arguments_from_tiny_to_huge_then_lgamma_is_math_lgamma_to_within_its_last_digits() -> None:
+    rng = np.random.default_rng(7)
+    x = np.concatenate([np.geomspace(1e-9, 1e25, 5_000), rng.uniform(0.0, 50.0, 5_000) + 1e-12, np.arange(1.0, 400.0)])
+    expected = np.array([math.lgamma(value) for value in x])
+    assert np.all(np.abs(lgamma(x) - expected) <= 1e-13 * np.maximum(1.0, np.abs(expected)))
+
+
+@given(st.floats(min_value=1e-6, max_value=1e9))
+def test_given_any_x_then_lgamma_of_x_plus_one_exceeds_it_by_ln_x(x: float) -> None:
+    pair = lgamma(np.array([x, x + 1.0]))
+    assert pair[1] - pair[0] == pytest.approx(math.log(x), rel=1e-9, abs=1e-9 * max(1.0, abs(pair[0])))
+
+
+def test_given_the_known_values_then_lgamma_gives_them() -> None:
+    got = lgamma(np.array([1.0, 2.0, 0.5, 10.0]))
+    assert got == pytest.approx([0.0, 0.0, 0.5 * math.log(math.pi), math.log(362_880)], abs=1e-14)

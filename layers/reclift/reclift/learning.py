@@ -23,7 +23,7 @@ from decimal import Decimal
 from statistics import NormalDist
 
 from reclift.settings import ShopSettings
-from reclift.stats import beta_cdf
+from reclift.stats import beta_cdf, lgamma
 
 DEFAULT_PRIOR_MEAN = 0.01  # a shop with no purchases yet: a typical recommendation CVR
 DEFAULT_RECENT_DAYS = 7  # ShopSettings.explore_window_days' default
@@ -205,12 +205,30 @@ def _golden_max(f: Callable[[float], float], low: float, high: float, steps: int
     return (low + high) / 2.0
 
 
+class BetaBinomial:
+    """Products' raw counts, (exposure n, purchases k) each, held as columns for `log_marginal` (the learning job's
+    alone: numpy)."""
+
+    def __init__(self, counts: Sequence[tuple[float, float]]) -> None:
+        import numpy as np  # the learning job's alone: the request path never loads it
+
+        columns = np.array(counts, dtype=np.float64).reshape(-1, 2)
+        self.exposure, self.purchases = columns[:, 0], columns[:, 1]
+        self.misses = self.exposure - self.purchases
+
+    def log_marginal(self, mean: float, strength: float) -> float:
+        """ln P(every product's purchases | its exposure) under Beta(mean × strength, (1 − mean) × strength): each
+        a beta-binomial, Σ ln B(a + k, b + n − k) − ln B(a, b) (the binomial coefficients do not depend on the
+        prior)."""
+        a, b = mean * strength, (1.0 - mean) * strength
+        per_product = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+        each = lgamma(a + self.purchases) + lgamma(b + self.misses) - lgamma(a + b + self.exposure)
+        return float(len(self.exposure) * per_product + each.sum())
+
+
 def log_marginal(counts: Sequence[tuple[float, float]], mean: float, strength: float) -> float:
-    """ln P(every product's purchases | its exposure) under Beta(mean × strength, (1 − mean) × strength): each a
-    beta-binomial, Σ ln B(a + k, b + n − k) − ln B(a, b) (the binomial coefficients do not depend on the prior)."""
-    a, b = mean * strength, (1.0 - mean) * strength
-    per_product = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-    return sum(per_product + math.lgamma(a + k) + math.lgamma(b + n - k) - math.lgamma(a + b + n) for n, k in counts)
+    """`BetaBinomial.log_marginal` of the counts (exposure, purchases)."""
+    return BetaBinomial(counts).log_marginal(mean, strength)
 
 
 def fit_prior(windows: Iterable[ProductWindow], *, min_strength: float, max_strength: float) -> Prior:
@@ -233,10 +251,11 @@ def fit_prior(windows: Iterable[ProductWindow], *, min_strength: float, max_stre
         return Prior(alpha=mean * max_strength, beta=(1 - mean) * max_strength)
     pooled = min(total_purchases / total_exposure, 0.5)
     centre = math.log(pooled / (1.0 - pooled))
+    likelihood = BetaBinomial(counts).log_marginal
 
     def best_mean(strength: float) -> float:
         def at(z: float) -> float:
-            return log_marginal(counts, 1.0 / (1.0 + math.exp(-z)), strength)
+            return likelihood(1.0 / (1.0 + math.exp(-z)), strength)
 
         return 1.0 / (1.0 + math.exp(-_golden_max(at, centre - 3.0, centre + 1.5, _MEAN_STEPS)))
 
@@ -244,7 +263,7 @@ def fit_prior(windows: Iterable[ProductWindow], *, min_strength: float, max_stre
         """(ln likelihood, mean, strength) at the strength e^log_strength and its likeliest mean."""
         strength = math.exp(log_strength)
         mean = best_mean(strength)
-        return log_marginal(counts, mean, strength), mean, strength
+        return likelihood(mean, strength), mean, strength
 
     # The search's point, or a bound if the likelihood is higher there (it keeps rising toward the maximum where the
     # products differ no more than their counts' noise; toward the minimum where they differ without end).

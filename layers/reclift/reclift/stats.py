@@ -10,6 +10,11 @@ from __future__ import annotations
 import math
 import random
 from statistics import NormalDist
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 _EPSILON = 1e-14
 _TINY = 1e-300
@@ -77,3 +82,32 @@ def wilson_interval(successes: int, trials: int, confidence: float = 0.95) -> tu
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == trials else min(1.0, centre + half)
     return low, high
+
+
+# ln Γ by Stirling's series: its terms in 1/x past ln √(2π) + (x − ½) ln x − x, as multiples of 1/x, 1/x³, … 1/x¹³
+# (B₂ₙ / (2n (2n − 1))). Taken at x + 8, past which the next term is under 1e-15.
+_STIRLING = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
+_LGAMMA_SHIFT = 8
+_HALF_LN_TAU = 0.5 * math.log(2 * math.pi)
+
+
+def lgamma(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """ln Γ of every element of `x` (each > 0, under about 1e30), as math.lgamma gives it to within a few units of
+    its last place: Stirling's series at x + 8, brought back by Γ(x + 8) = Γ(x) · x (x + 1) … (x + 7). The learning
+    job's alone (numpy): its prior fits evaluate a likelihood over every product some hundreds of times, which
+    math.lgamma, one number at a time, made a quarter of the job's CPU."""
+    import numpy as np  # the learning job's alone: the request path never loads it
+
+    shifted = x + _LGAMMA_SHIFT
+    rising = x.copy()
+    for step in range(1, _LGAMMA_SHIFT):
+        rising *= x + step
+    inverse = 1.0 / shifted
+    square = inverse * inverse
+    series = np.full_like(shifted, _STIRLING[-1])
+    for coefficient in reversed(_STIRLING[:-1]):
+        series = series * square + coefficient
+    result: NDArray[np.float64] = (
+        (shifted - 0.5) * np.log(shifted) - shifted + _HALF_LN_TAU + series * inverse - np.log(rising)
+    )
+    return result
