@@ -278,21 +278,28 @@ def _counter_days(shop: str, first_day: date, last_day: date) -> Iterator[Counte
         raise StoreError(f"reading counters failed: {exc.msg}") from exc
 
 
+def _count(raw: Mapping[str, Any], name: str) -> int:
+    """A counter item's whole number `name` as DynamoDB JSON holds it ({"N": "12"}), 0 where it is absent."""
+    value = raw.get(name)
+    return int(float(value["N"])) if value else 0
+
+
 def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
-    """A product counter as its ProductDay, a page item as a PairDay per candidate."""
+    """A product counter as its ProductDay, a page item as a PairDay per candidate. Both read raw, as CounterItem
+    stores them (a model per item made the product counters a fifth of the nightly job's CPU)."""
     sk = raw["sk"]["S"]
     if not sk.startswith(PAGE_PREFIX):
-        item = CounterItem.from_raw_data(dict(raw))
+        revenue, exposure = raw.get("revenue"), raw.get("exposure")
         yield ProductDay(
             day=day,
-            product_id=item.sk,
-            impressions=int(item.impressions),
-            clicks=int(item.clicks),
-            purchases=int(item.purchases),
-            units=int(item.units),
-            revenue=item.revenue,
-            sold=int(item.sold),
-            exposure=None if item.exposure is None else float(item.exposure),
+            product_id=sk,
+            impressions=_count(raw, "impressions"),
+            clicks=_count(raw, "clicks"),
+            purchases=_count(raw, "purchases"),
+            units=_count(raw, "units"),
+            revenue=Decimal(revenue["N"]) if revenue else Decimal(0),
+            sold=_count(raw, "sold"),
+            exposure=float(exposure["N"]) if exposure else None,
         )
         return
     pairs: dict[str, list[float | None]] = {}  # candidate → [impressions, purchases, exposure, clicks]
