@@ -1,4 +1,5 @@
-"""The few distribution functions learning needs, in pure Python (no scipy in a Lambda layer).
+"""The few distribution functions learning needs (no scipy in a Lambda layer): pure Python, but for `lgamma` over
+numpy arrays, which the learning job alone calls.
 
 The regularized incomplete beta function uses the continued fraction of Numerical Recipes (Lentz's method),
 accurate to about 1e-9 over the parameter ranges reclift meets (shape parameters up to a few hundred thousand;

@@ -286,7 +286,7 @@ def _count(raw: Mapping[str, Any], name: str) -> int:
 
 def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
     """A product counter as its ProductDay, a page item as a PairDay per candidate. Both read raw, as CounterItem
-    stores them (a model per item made the product counters a fifth of the nightly job's CPU)."""
+    stores them (a model per product counter cost the nightly job about a tenth of its CPU)."""
     sk = raw["sk"]["S"]
     if not sk.startswith(PAGE_PREFIX):
         revenue, exposure = raw.get("revenue"), raw.get("exposure")
