@@ -96,7 +96,7 @@ def lgamma(x: NDArray[np.float64]) -> NDArray[np.float64]:
     """ln Γ of every element of `x` (each > 0, under about 1e30), as math.lgamma gives it to within a few units of
     its last place: Stirling's series at x + 8, brought back by Γ(x + 8) = Γ(x) · x (x + 1) … (x + 7). The learning
     job's alone (numpy): its prior fits evaluate a likelihood over every product some hundreds of times, which
-    math.lgamma, one number at a time, made a quarter of the job's CPU."""
+    math.lgamma, one number at a time, made about a fifth of the learner's CPU."""
     import numpy as np  # the learning job's alone: the request path never loads it
 
     shifted = x + _LGAMMA_SHIFT
