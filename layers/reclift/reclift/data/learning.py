@@ -11,6 +11,7 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Any, Protocol
 
+from pynamodb.attributes import Attribute
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.context import ContextPrior, Landed, Similarity, page_similarities
@@ -278,10 +279,16 @@ def _counter_days(shop: str, first_day: date, last_day: date) -> Iterator[Counte
         raise StoreError(f"reading counters failed: {exc.msg}") from exc
 
 
-def _count(raw: Mapping[str, Any], name: str) -> int:
-    """A counter item's whole number `name` as DynamoDB JSON holds it ({"N": "12"}), 0 where it is absent."""
-    value = raw.get(name)
-    return int(float(value["N"])) if value else 0
+def _raw_number(raw: Mapping[str, Any], attribute: Attribute[Any]) -> str | None:
+    """What a CounterItem attribute holds in a raw item, DynamoDB JSON's {"N": "12"}, by the model's own name for it;
+    None where the item lacks it."""
+    value = raw.get(attribute.attr_name)
+    return value["N"] if value else None
+
+
+def _count(raw: Mapping[str, Any], attribute: Attribute[Any]) -> int:
+    number = _raw_number(raw, attribute)
+    return int(float(number)) if number else 0
 
 
 def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
@@ -289,17 +296,17 @@ def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
     stores them (a model per product counter cost the nightly job about a tenth of its CPU)."""
     sk = raw["sk"]["S"]
     if not sk.startswith(PAGE_PREFIX):
-        revenue, exposure = raw.get("revenue"), raw.get("exposure")
+        exposed = _raw_number(raw, CounterItem.exposure)
         yield ProductDay(
             day=day,
             product_id=sk,
-            impressions=_count(raw, "impressions"),
-            clicks=_count(raw, "clicks"),
-            purchases=_count(raw, "purchases"),
-            units=_count(raw, "units"),
-            revenue=Decimal(revenue["N"]) if revenue else Decimal(0),
-            sold=_count(raw, "sold"),
-            exposure=float(exposure["N"]) if exposure else None,
+            impressions=_count(raw, CounterItem.impressions),
+            clicks=_count(raw, CounterItem.clicks),
+            purchases=_count(raw, CounterItem.purchases),
+            units=_count(raw, CounterItem.units),
+            revenue=Decimal(_raw_number(raw, CounterItem.revenue) or 0),
+            sold=_count(raw, CounterItem.sold),
+            exposure=None if exposed is None else float(exposed),
         )
         return
     pairs: dict[str, list[float | None]] = {}  # candidate → [impressions, purchases, exposure, clicks]
