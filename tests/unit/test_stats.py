@@ -226,7 +226,8 @@ def test_given_arguments_from_tiny_to_huge_then_lgamma_is_math_lgamma_to_within_
 @given(st.floats(min_value=1e-6, max_value=1e9))
 def test_given_any_x_then_lgamma_of_x_plus_one_exceeds_it_by_ln_x(x: float) -> None:
     pair = lgamma(np.array([x, x + 1.0]))
-    assert pair[1] - pair[0] == pytest.approx(math.log(x), rel=1e-9, abs=1e-9 * max(1.0, abs(pair[0])))
+    # the difference of two values of ln Γ loses what their size rounds away: a few units of their last place
+    assert pair[1] - pair[0] == pytest.approx(math.log(x), rel=1e-9, abs=1e-13 * max(1.0, abs(pair[0])))
 
 
 def test_given_the_known_values_then_lgamma_gives_them() -> None:
