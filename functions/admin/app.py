@@ -167,6 +167,9 @@ def get_data_request(request_id: str) -> dict[str, Any]:
 
 @app.exception_handler(SignatureError)
 def unauthorized(exc: SignatureError) -> Response[str]:
+    metrics.add_metric(name="AdminRequestsRejected", unit=MetricUnit.Count, value=1)
+    if exc.mismatched:
+        metrics.add_metric(name="SignaturesMismatched", unit=MetricUnit.Count, value=1)
     logger.warning("admin request rejected", extra={"reason": exc.reason})
     # App Bridge fetches a fresh session token and retries when it sees this header.
     return error_response(401, "invalid session token", **{"X-Shopify-Retry-Invalid-Session-Request": "1"})

@@ -90,6 +90,8 @@ def get_recommendations() -> dict[str, Any]:
 @app.exception_handler(SignatureError)
 def unauthorized(exc: SignatureError) -> Response[str]:
     metrics.add_metric(name="ProxyRequestsRejected", unit=MetricUnit.Count, value=1)
+    if exc.mismatched:  # what ProxySignatureMismatchAlarm reads
+        metrics.add_metric(name="SignaturesMismatched", unit=MetricUnit.Count, value=1)
     logger.warning("app proxy request rejected", extra={"reason": exc.reason})
     return error_response(401, "invalid app proxy signature")
 

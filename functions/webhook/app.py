@@ -32,6 +32,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         )
     except SignatureError as exc:
         metrics.add_metric(name="WebhooksRejected", unit=MetricUnit.Count, value=1)
+        if exc.mismatched:  # what WebhookSignatureMismatchAlarm reads
+            metrics.add_metric(name="SignaturesMismatched", unit=MetricUnit.Count, value=1)
         logger.warning("webhook rejected", extra={"reason": exc.reason})
         return json_response(401, {"error": "invalid webhook signature"})
     except BadRequest as exc:

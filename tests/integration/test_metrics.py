@@ -86,6 +86,10 @@ def run_every_path(aws: EmulatedAws) -> None:
     assert (
         aws.invoke("StorefrontFunction", proxy_event("GET", "/apps/proxy/recommendations", query))["statusCode"] == 200
     )
+    query = proxy_query(shop, secret="wrong", extra={"placement": "home", "visitor_id": "v-metrics"})
+    assert (
+        aws.invoke("StorefrontFunction", proxy_event("GET", "/apps/proxy/recommendations", query))["statusCode"] == 401
+    )
 
     order = order_payload(
         order_id=71_000,
@@ -146,3 +150,59 @@ def test_a_delivery_that_fails_inside_a_batch_counts_in_deliveries_failed_though
                 value = record.get(name, 0)
                 counts[name] += sum(value) if isinstance(value, list) else value
     assert counts == {"DeliveriesFailed": 1, "DeliveriesProcessed": len(event["Records"]) - 1}
+
+
+def counted(output: str, name: str) -> float:
+    """The sum of metric `name` over the EMF records among the printed lines."""
+    total = 0.0
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            value = json.loads(line).get(name, 0)
+            total += sum(value) if isinstance(value, list) else value
+    return total
+
+
+def test_only_a_signature_that_matches_no_secret_counts_as_mismatched_not_a_missing_or_malformed_one(
+    aws: EmulatedAws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What WebhookSignatureMismatchAlarm and ProxySignatureMismatchAlarm read: a request signed with another secret
+    (what Shopify sends when the secret in SSM is not the app's) counts in SignaturesMismatched; an unsigned request or
+    a malformed signature (what a scanner sends) is refused as well but is not counted there."""
+    shop = new_shop()
+    recommendations = "/apps/proxy/recommendations"
+    unsigned_webhook = webhook_event(shop, b"{}")
+    unsigned_webhook["headers"] = {
+        key: value for key, value in unsigned_webhook["headers"].items() if key.lower() != "x-shopify-hmac-sha256"
+    }
+    malformed_webhook = webhook_event(shop, b"{}")
+    malformed_webhook["headers"] = {
+        key: ("not base64!" if key.lower() == "x-shopify-hmac-sha256" else value)
+        for key, value in malformed_webhook["headers"].items()
+    }
+    signed = proxy_query(shop, extra={"placement": "home"})
+    refused = {
+        "webhook signed with another secret": ("WebhookFunction", webhook_event(shop, b"{}", secret="other"), 1),
+        "webhook without a signature": ("WebhookFunction", unsigned_webhook, 0),
+        "webhook with a malformed signature": ("WebhookFunction", malformed_webhook, 0),
+        "proxy request signed with another secret": (
+            "StorefrontFunction",
+            proxy_event("GET", recommendations, proxy_query(shop, secret="other", extra={"placement": "home"})),
+            1,
+        ),
+        "proxy request without a signature": (
+            "StorefrontFunction",
+            proxy_event("GET", recommendations, re.sub(r"&?signature=[0-9a-f]+", "", signed)),
+            0,
+        ),
+        "proxy request with a malformed signature": (
+            "StorefrontFunction",
+            proxy_event("GET", recommendations, re.sub(r"signature=[0-9a-f]+", "signature=xyz", signed)),
+            0,
+        ),
+    }
+    capsys.readouterr()
+    for case, (function_id, event, mismatched) in refused.items():
+        assert aws.invoke(function_id, event)["statusCode"] == 401, case
+        output = capsys.readouterr().out
+        assert counted(output, "WebhooksRejected") + counted(output, "ProxyRequestsRejected") == 1, case
+        assert counted(output, "SignaturesMismatched") == mismatched, case

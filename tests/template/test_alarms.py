@@ -1,7 +1,8 @@
 """The plan's alerts as CloudWatch alarms: CVR below 0.5 %, each function's error rate (once it has enough
-invocations to be a rate), failed deliveries inside batches, throttled requests, no recommendation served in 24 h, a
-DLQ or the failed-runs queue not empty, a queue's oldest message too old — each notifying the alerts topic when it
-fires and when it clears, each in the runbook with its threshold — and the loop's dashboard."""
+invocations to be a rate), failed deliveries inside batches, requests signed with another secret, throttled requests,
+no recommendation served in 24 h, a DLQ or the failed-runs queue not empty, a queue's oldest message too old — each
+notifying the alerts topic when it fires and when it clears, each in the runbook with its threshold — and the loop's
+dashboard."""
 
 from __future__ import annotations
 
@@ -269,6 +270,36 @@ def test_failed_deliveries_inside_a_batch_raise_an_alarm_from_the_minimum_on(sam
     assert not fires(alarm, {failed: 3, processed: None}, parameters)  # a quiet period: the DLQ alarm's to catch
     assert not fires(alarm, {failed: None, processed: 10 * minimum}, parameters)
     assert (alarm["TreatMissingData"], window_seconds(alarm)) == ("notBreaching", 300)
+
+
+@pytest.mark.parametrize(
+    ("alarm_id", "function_id", "service"),
+    [
+        ("WebhookSignatureMismatchAlarm", "WebhookFunction", "webhook"),
+        ("ProxySignatureMismatchAlarm", "StorefrontFunction", "storefront"),
+    ],
+)
+def test_requests_signed_with_another_secret_raise_an_alarm_once_they_are_most_of_the_functions(
+    sam_template: dict[str, Any], alarm_id: str, function_id: str, service: str
+) -> None:
+    """A secret in SSM that is not the one Shopify signs with answers every request 401: no function errs and no
+    queue grows. The handler counts each well-formed signature that matches no secret (SignaturesMismatched); more
+    than half of the function's invocations over 15 minutes, from 3 such requests on, fires."""
+    alarm = alarms(sam_template)[alarm_id]
+    ids = metric_ids(alarm)
+    mismatched, invocations = ids["SignaturesMismatched"], ids["Invocations"]
+    read = {name: dict(dims) for _, name, dims in metrics_read(alarm)}
+    assert read["SignaturesMismatched"] == {"service": service}
+    assert ref_target(read["Invocations"]["FunctionName"]) == function_id
+
+    assert fires(alarm, {mismatched: 3, invocations: 3}, {})  # every request of a quiet shop
+    assert fires(alarm, {mismatched: 400, invocations: 400}, {})
+    assert fires(alarm, {mismatched: 60, invocations: 100}, {})  # a rotation that reached part of the traffic
+    assert not fires(alarm, {mismatched: 2, invocations: 2}, {})  # a request or two made by hand
+    assert not fires(alarm, {mismatched: 40, invocations: 100}, {})  # forgeries among Shopify's own requests
+    assert not fires(alarm, {mismatched: None, invocations: 500}, {})
+    assert not fires(alarm, {mismatched: None, invocations: None}, {})
+    assert (alarm["TreatMissingData"], window_seconds(alarm)) == ("notBreaching", 900)
 
 
 def test_a_request_throttled_by_reserved_concurrency_raises_an_alarm(sam_template: dict[str, Any]) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -135,6 +136,41 @@ def test_given_a_missing_or_unusable_header_when_verified_then_it_is_rejected(he
     with pytest.raises(SignatureError) as exc_info:
         verify_webhook(b"{}", header, [SECRET])
     assert _reason(exc_info) == reason
+
+
+def test_given_each_kind_of_signed_request_signed_with_another_secret_then_only_that_is_a_mismatch() -> None:
+    """What the mismatch alarms count: Shopify's own requests when the configured secret is not the one it signs
+    with. A missing, malformed or stale signature is refused too, but is not a mismatch."""
+    other = "shpss_another_apps_secret"
+    body = b'{"id": 1}'
+    mismatched: list[Callable[[], object]] = [
+        lambda: verify_webhook(body, sign_webhook(body, other), [SECRET, PREVIOUS_SECRET]),
+        lambda: verify_app_proxy(
+            signed_app_proxy_query({"shop": SHOP, "timestamp": str(NOW)}, other), [SECRET], now=NOW, max_skew_seconds=90
+        ),
+        lambda: verify_session_token(
+            encode_hs256_jwt(_claims(), other), [SECRET, PREVIOUS_SECRET], api_key=API_KEY, now=NOW
+        ),
+    ]
+    not_mismatched: list[Callable[[], object]] = [
+        lambda: verify_webhook(body, None, [SECRET]),
+        lambda: verify_webhook(body, "not base64!", [SECRET]),
+        lambda: verify_app_proxy(f"shop={SHOP}&timestamp={NOW}", [SECRET], now=NOW, max_skew_seconds=90),
+        lambda: verify_app_proxy(
+            signed_app_proxy_query({"shop": SHOP, "timestamp": str(NOW - 3600)}, SECRET),
+            [SECRET],
+            now=NOW,
+            max_skew_seconds=90,
+        ),
+        lambda: verify_session_token(
+            encode_hs256_jwt(_claims(exp=NOW - 3600), SECRET), [SECRET], api_key=API_KEY, now=NOW
+        ),
+    ]
+    for expected, calls in ((True, mismatched), (False, not_mismatched)):
+        for call in calls:
+            with pytest.raises(SignatureError) as exc_info:
+                call()
+            assert exc_info.value.mismatched is expected, exc_info.value.reason
 
 
 def test_given_a_rejected_webhook_then_the_error_never_echoes_the_secret_or_the_signature() -> None:

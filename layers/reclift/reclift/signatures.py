@@ -37,12 +37,22 @@ _APP_PROXY_RESERVED = frozenset({"signature", "shop", "logged_in_customer_id", "
 _MAX_TOKEN_LENGTH = 8192
 
 
+BAD_SIGNATURE = "bad signature"
+
+
 class SignatureError(Exception):
     """A request's signature, token or signed parameters are missing, invalid or stale."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+    @property
+    def mismatched(self) -> bool:
+        """A well-formed signature that no configured secret produces. Every request Shopify signs gets this when
+        the secret in configuration is not the one it signs with (a rotation without the previous secret, another
+        app's configuration pointing here); so does a forgery. A missing or malformed signature is not Shopify's."""
+        return self.reason == BAD_SIGNATURE
 
 
 def _usable_secrets(secrets: Sequence[str]) -> tuple[str, ...]:
@@ -84,7 +94,7 @@ def verify_webhook(raw_body: bytes, header_value: str | None, secrets: Sequence[
         raise SignatureError("malformed signature")
     expected = [sign_webhook(raw_body, secret).encode("ascii") for secret in usable]
     if not _matches_any(header_value.encode("ascii"), expected):
-        raise SignatureError("bad signature")
+        raise SignatureError(BAD_SIGNATURE)
 
 
 # --- App proxy --------------------------------------------------------------------------------------------------
@@ -148,7 +158,7 @@ def verify_app_proxy(
         raise SignatureError("malformed signature")
     expected = [sign_app_proxy(grouped, secret).encode("ascii") for secret in usable]
     if not _matches_any(provided[0].encode("ascii"), expected):
-        raise SignatureError("bad signature")
+        raise SignatureError(BAD_SIGNATURE)
 
     joined = {key: ",".join(values) for key, values in grouped.items() if key != "signature"}
     shop = joined.get("shop", "")
@@ -282,7 +292,7 @@ def verify_session_token(
     signing_input = f"{header_segment}.{payload_segment}"
     expected = [_hs256_signature(signing_input, secret).encode("ascii") for secret in usable]
     if not _matches_any(signature_segment.encode("ascii"), expected):
-        raise SignatureError("bad signature")
+        raise SignatureError(BAD_SIGNATURE)
 
     claims = _json_object(payload_bytes)
     expires_at = _numeric_claim(claims, "exp")
