@@ -40,6 +40,16 @@ def emitted(output: str) -> set[Metric]:
     return found
 
 
+def counted(output: str, name: str) -> float:
+    """The sum of metric `name` over the EMF records among the printed lines."""
+    total = 0.0
+    for line in output.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            value = json.loads(line).get(name, 0)
+            total += sum(value) if isinstance(value, list) else value
+    return total
+
+
 def read_by_alarms_and_dashboard() -> set[Metric]:
     template = load_template(ROOT / "template.yaml")
     read: set[Metric] = set()
@@ -142,24 +152,9 @@ def test_a_delivery_that_fails_inside_a_batch_counts_in_deliveries_failed_though
     result = aws.invoke("AttributionFunction", event)
 
     assert result == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
-    counts: dict[str, float] = {"DeliveriesFailed": 0, "DeliveriesProcessed": 0}
-    for line in capsys.readouterr().out.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            record = json.loads(line)
-            for name in counts:
-                value = record.get(name, 0)
-                counts[name] += sum(value) if isinstance(value, list) else value
+    output = capsys.readouterr().out
+    counts = {name: counted(output, name) for name in ("DeliveriesFailed", "DeliveriesProcessed")}
     assert counts == {"DeliveriesFailed": 1, "DeliveriesProcessed": len(event["Records"]) - 1}
-
-
-def counted(output: str, name: str) -> float:
-    """The sum of metric `name` over the EMF records among the printed lines."""
-    total = 0.0
-    for line in output.splitlines():
-        if line.startswith("{") and '"_aws"' in line:
-            value = json.loads(line).get(name, 0)
-            total += sum(value) if isinstance(value, list) else value
-    return total
 
 
 def test_only_a_signature_that_matches_no_secret_counts_as_mismatched_not_a_missing_or_malformed_one(
