@@ -10,10 +10,16 @@ token is stored. It can also be invoked with that same object (`"what": "all" | 
 cursor saved; from the queue it then queues its own continuation, invoked it answers `"complete": false` and
 invoking it again resumes there. A failing Admin API fails the invocation (the message is retried, then lands in the
 DLQ), with the progress kept for the retry. A shop that uninstalled reclift meanwhile is skipped.
+
+Invoked with `{"shop": …, "what": "replay", "since": "<ISO-8601 time>"}` it replays the order deliveries Shopify
+dropped since then (reclift.logic.replay): what the shop's orders hold that reclift never received is queued on the
+webhook queue as the delivery it would have been. A run that stops before its deadline answers `"complete": false`
+with `resume_from`, which a next invocation passes on (from the queue it queues that continuation itself).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -23,10 +29,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from reclift.data.backfill import BackfillProgress, BackfillStore
 from reclift.data.installs import backfill_queue, install_registry, token_vault
+from reclift.data.replay import ReplayStore
 from reclift.data.store import dynamo_store
 from reclift.logic.admin_tokens import ShopAccessTokens
 from reclift.logic.backfill import run_backfill
 from reclift.logic.install import BackfillJob, parse_backfill_job, serves
+from reclift.logic.replay import replay_orders
 from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
 
@@ -41,6 +49,8 @@ def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
         return {"shop": job.shop, "skipped": "uninstalled", "complete": False}
     tokens = ShopAccessTokens(job.shop, token_vault(), install_registry())
     client = AdminClient(job.shop, "", tokens=tokens)
+    if job.replay:
+        return run_replay(job, client, context)
 
     def report(progress: BackfillProgress) -> None:
         logger.info(
@@ -69,11 +79,35 @@ def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
     return result
 
 
+def run_replay(job: BackfillJob, client: AdminClient, context: LambdaContext) -> dict[str, Any]:
+    """Queue on the webhook queue what the shop's orders since `job.since` hold that reclift never received."""
+    if job.since is None:  # BackfillJob refuses a replay without it
+        raise ValueError("a replay names since")
+    outcome = replay_orders(
+        job.shop,
+        client,
+        ReplayStore(),
+        since=job.since,
+        now=datetime.now(UTC),
+        resume_from=job.resume_from,
+        keep_going=lambda: context.get_remaining_time_in_millis() > STOP_BEFORE_DEADLINE_MS,
+    )
+    result = outcome.as_dict()
+    metrics.add_metric(name="ReplayedDeliveries", unit=MetricUnit.Count, value=sum(outcome.queued.values()))
+    logger.info("replay finished" if outcome.complete else "replay paused", extra={"result": result})
+    return result
+
+
 def record_handler(record: SQSRecord, context: LambdaContext) -> None:
     job = parse_backfill_job(record.body)
     result = run_job(job, context)
-    if not result["complete"] and "skipped" not in result:
-        backfill_queue().queue_backfill(job.shop, what=job.what)  # the rest, in an invocation of its own
+    if result["complete"] or "skipped" in result:
+        return
+    if job.replay:  # the rest, from where this run stopped, in an invocation of its own
+        rest = BackfillJob.model_validate({**job.model_dump(), "resume_from": result["resume_from"]})
+        backfill_queue().queue_job(rest.model_dump_json())
+    else:
+        backfill_queue().queue_backfill(job.shop, what=job.what)
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,6 +1,7 @@
 """A fake Shopify Admin GraphQL API for one shop, on a real HTTP port: what the backfill is tested and tried against.
 
 It answers the backfill's queries — `orders`, `order { lineItems }`, `products`, `product { variants }`,
+and the order replay's (`orders` by update with their lines' prices, discounts and attributes, `refund`),
 `ordersCount`, `productsCount`, and bulk operations (`bulkOperationRunQuery`, polled through `node`, its JSONL
 result served on the same port, running for `bulk_polls` polls) — in
 Shopify's shapes (`nodes`, `pageInfo {hasNextPage endCursor}`, opaque cursors, `gid://shopify/…` ids) from a seeded
@@ -34,6 +35,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +58,7 @@ TOKEN_REFRESH_ROOT = "token_refresh"  # noqa: S105 - how a refresh is recorded a
 MAX_PAGE_SIZE = 250
 ROOT_FIELD = re.compile(r"^\s*(?:(?:query|mutation)\b[^{]*)?\{\s*(\w+)", re.DOTALL)
 _CREATED_SINCE = re.compile(r"created_at:>=(\d{4}-\d{2}-\d{2})")
+_UPDATED_SINCE = re.compile(r"updated_at:>='?(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)")
 
 
 def gid(kind: str, number: int | str) -> str:
@@ -86,6 +89,23 @@ def _connection(items: list[Any], first: int, after: object) -> tuple[dict[str, 
 
 
 @dataclass
+class FakeLine:
+    number: int
+    product: int | None  # None: a custom line without a product
+    quantity: int = 1
+    price: str = "10.00"
+    discounts: list[str] = field(default_factory=list)
+    properties: list[tuple[str, str]] = field(default_factory=list)  # customAttributes (`_rec_id`)
+
+
+@dataclass
+class FakeRefund:
+    number: int
+    created_at: datetime
+    lines: list[tuple[int, int]]  # (line number, quantity)
+
+
+@dataclass
 class FakeOrder:
     number: int
     created_at: datetime
@@ -93,6 +113,68 @@ class FakeOrder:
     test: bool = False
     currency: str = "USD"
     landing_page: str | None = None  # the page the buyer's last visit before the order landed on
+    updated_at: datetime | None = None  # None: when it was created
+    cancelled_at: datetime | None = None
+    customer: int | None = None
+    attributes: list[tuple[str, str]] = field(default_factory=list)  # customAttributes (the note attributes)
+    details: list[FakeLine] | None = None  # None: one unit of each product at 10.00
+    refunds: list[FakeRefund] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[FakeLine]:
+        if self.details is not None:
+            return self.details
+        return [FakeLine(self.number * 1000 + index, product) for index, product in enumerate(self.product_numbers)]
+
+    @property
+    def updated(self) -> datetime:
+        return self.updated_at or self.created_at
+
+    @classmethod
+    def from_webhook(cls, payload: dict[str, Any], refunds: Sequence[dict[str, Any]] = ()) -> FakeOrder:
+        """The order an `orders/create` body (and its `refunds/create` bodies) describes, as the Admin API holds it."""
+
+        def pairs(values: object) -> list[tuple[str, str]]:
+            return [(str(item["name"]), str(item["value"])) for item in values or []]  # type: ignore[attr-defined]
+
+        def moment(value: object) -> datetime | None:
+            return datetime.fromisoformat(str(value).replace("Z", "+00:00")).astimezone(UTC) if value else None
+
+        lines = [
+            FakeLine(
+                number=int(line["id"]),
+                product=None if line.get("product_id") is None else int(line["product_id"]),
+                quantity=int(line["quantity"]),
+                price=str(line["price_set"]["shop_money"]["amount"]),
+                discounts=[str(item["amount_set"]["shop_money"]["amount"]) for item in line["discount_allocations"]],
+                properties=pairs(line.get("properties")),
+            )
+            for line in payload["line_items"]
+        ]
+        created = moment(payload["created_at"])
+        assert created is not None
+        customer = payload.get("customer")
+        return cls(
+            number=int(payload["id"]),
+            created_at=created,
+            product_numbers=[line.product for line in lines],
+            test=payload.get("test") is True,
+            currency=str(payload.get("currency") or "USD"),
+            landing_page=payload.get("landing_site") or None,
+            updated_at=moment(payload.get("updated_at")),
+            cancelled_at=moment(payload.get("cancelled_at")),
+            customer=int(customer["id"]) if isinstance(customer, dict) and customer.get("id") else None,
+            attributes=pairs(payload.get("note_attributes")),
+            details=lines,
+            refunds=[
+                FakeRefund(
+                    number=int(refund["id"]),
+                    created_at=moment(refund["created_at"]) or created,
+                    lines=[(int(item["line_item_id"]), int(item["quantity"])) for item in refund["refund_line_items"]],
+                )
+                for refund in refunds
+            ],
+        )
 
 
 @dataclass
@@ -452,9 +534,16 @@ class FakeAdminApi:
             lines = _page_size(variables.get("lines"))
             orders = _created_since(self.orders, variables.get("query"))
             connection, page = _connection(orders, first, variables.get("after"))
-            connection["nodes"] = [self._order_node(order, lines) for order in page]
-            returned = sum(1 + 2 + 2 * min(lines, len(order.product_numbers)) for order in page)
-            return {"orders": connection}, 2 + first * (1 + 2 + 2 * lines), 2 + returned
+            refunds = variables.get("refunds")
+            if refunds is None:  # the backfill's query: an order's basket
+                connection["nodes"] = [self._order_node(order, lines) for order in page]
+                returned = sum(1 + 2 + 2 * min(lines, len(order.product_numbers)) for order in page)
+                return {"orders": connection}, 2 + first * (1 + 2 + 2 * lines), 2 + returned
+            # the replay's: per order its customer, journey and refunds' ids, per line six objects
+            refunds = _page_size(refunds)
+            connection["nodes"] = [self._order_node(order, lines, refunds) for order in page]
+            returned = sum(5 + min(refunds, len(o.refunds)) + 2 + 6 * min(lines, len(o.lines)) for o in page)
+            return {"orders": connection}, 2 + first * (5 + refunds + 2 + 6 * lines), 2 + returned
         if root == "products":
             first = _page_size(variables.get("first"))
             variants = _page_size(variables.get("variants"))
@@ -478,6 +567,14 @@ class FakeAdminApi:
             nested = self._lines(order, lines, variables.get("after")) if order else None
             returned = len(nested["nodes"]) if nested else 0
             return {"order": {"lineItems": nested} if nested else None}, 1 + 2 + 2 * lines, 3 + 2 * returned
+        if root == "refund":
+            refund = self._find_refund(variables.get("id"))
+            lines = _page_size(variables.get("lines"))
+            nested = self._refund_lines(refund, lines, variables.get("after")) if refund else None
+            returned = len(nested["nodes"]) if nested else 0
+            node = {"id": gid("Refund", refund.number), "createdAt": _stamp(refund.created_at)} if refund else {}
+            answer = {"refund": {**node, "refundLineItems": nested} if nested else None}
+            return answer, 1 + 2 + 2 * lines, 3 + 2 * returned
         if root == "product":
             product = self._find(self.products, variables.get("id"), "Product")
             variants = _page_size(variables.get("variants"))
@@ -542,11 +639,36 @@ class FakeAdminApi:
         return None
 
     def _lines(self, order: FakeOrder, first: int, after: object) -> dict[str, Any]:
-        connection, page = _connection(order.product_numbers, first, after)
+        connection, page = _connection(order.lines, first, after)
         connection["nodes"] = [
-            {"product": None if number is None else {"id": gid("Product", number)}} for number in page
+            {
+                "id": gid("LineItem", line.number),
+                "quantity": line.quantity,
+                "product": None if line.product is None else {"id": gid("Product", line.product)},
+                "customAttributes": [{"key": key, "value": value} for key, value in line.properties],
+                "originalUnitPriceSet": {"shopMoney": {"amount": line.price, "currencyCode": order.currency}},
+                "discountAllocations": [
+                    {"allocatedAmountSet": {"shopMoney": {"amount": amount, "currencyCode": order.currency}}}
+                    for amount in line.discounts
+                ],
+            }
+            for line in page
         ]
         return connection
+
+    def _refund_lines(self, refund: FakeRefund, first: int, after: object) -> dict[str, Any]:
+        connection, page = _connection(refund.lines, first, after)
+        connection["nodes"] = [
+            {"lineItem": {"id": gid("LineItem", line)}, "quantity": quantity} for line, quantity in page
+        ]
+        return connection
+
+    def _find_refund(self, refund_id: object) -> FakeRefund | None:
+        for order in self.orders:
+            for refund in order.refunds:
+                if gid("Refund", refund.number) == refund_id:
+                    return refund
+        return None
 
     def _variants(self, product: FakeProduct, first: int, after: object) -> dict[str, Any]:
         connection, page = _connection(product.variants, first, after)
@@ -561,12 +683,17 @@ class FakeAdminApi:
         ]
         return connection
 
-    def _order_node(self, order: FakeOrder, lines: int) -> dict[str, Any]:
+    def _order_node(self, order: FakeOrder, lines: int, refunds: int = MAX_PAGE_SIZE) -> dict[str, Any]:
         return {
             "id": gid("Order", order.number),
-            "createdAt": order.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "createdAt": _stamp(order.created_at),
+            "updatedAt": _stamp(order.updated),
+            "cancelledAt": _stamp(order.cancelled_at) if order.cancelled_at else None,
             "test": order.test,
             "currencyCode": order.currency,
+            "customer": {"id": gid("Customer", order.customer)} if order.customer else None,
+            "customAttributes": [{"key": key, "value": value} for key, value in order.attributes],
+            "refunds": [{"id": gid("Refund", refund.number)} for refund in order.refunds[:refunds]],
             # null, as Shopify answers for an order whose visits it has not attributed (or that had none)
             "customerJourneySummary": (
                 {"lastVisit": {"landingPage": order.landing_page}} if order.landing_page else None
@@ -590,6 +717,10 @@ class FakeAdminApi:
         }
 
 
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _page_size(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PAGE_SIZE:
         raise ValueError(f"first must be between 1 and {MAX_PAGE_SIZE}, not {value!r}")
@@ -597,6 +728,13 @@ def _page_size(value: object) -> int:
 
 
 def _created_since(orders: list[FakeOrder], search: object) -> list[FakeOrder]:
+    """The orders the search filter selects, in its field's order: `created_at:>=<day>` (the backfill's) or
+    `updated_at:>='<time>'` (the replay's, sorted by UPDATED_AT)."""
+    updated = _UPDATED_SINCE.search(search) if isinstance(search, str) else None
+    if updated is not None:
+        since = datetime.fromisoformat(updated.group(1).replace("Z", "+00:00"))
+        by_update = sorted(orders, key=lambda order: (order.updated, order.number))
+        return [order for order in by_update if order.updated >= since]
     match = _CREATED_SINCE.search(search) if isinstance(search, str) else None
     ordered = sorted(orders, key=lambda order: (order.created_at, order.number))
     if match is None:

@@ -24,6 +24,7 @@ from reclift.data.health import HealthStore
 from reclift.data.installs import BackfillQueue, InstallRegistry, TokenVault
 from reclift.data.learning import LearningStore
 from reclift.data.privacy import PrivacyStore
+from reclift.data.replay import ReplayStore
 from reclift.data.serving import ServingReader
 from reclift.data.similarity import SimilarityStore
 from reclift.data.store import DynamoStore
@@ -856,6 +857,10 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "grant": [],
     "delete_token": [],
     "queue_backfill": [],
+    "queue_job": [],
+    # reclift.data.replay.ReplayStore: an order's items (Query) and the webhook queue (its *_QUEUE_URL)
+    "stored_orders": [("ORDERS_TABLE", None, "dynamodb:Query")],
+    "queue_delivery": [],
 }
 # What each call that handles shops' offline tokens asks of SSM, on the token prefix (`*_PARAM_PREFIX`).
 TOKEN_PERMISSIONS = {
@@ -878,6 +883,7 @@ PORTS = (
     InstallRegistry,
     TokenVault,
     BackfillQueue,
+    ReplayStore,
 )
 # Powertools' DynamoDBPersistenceLayer.
 IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")

@@ -328,7 +328,10 @@ class BackfillQueue:
 
     def queue_backfill(self, shop: str, *, what: str = "all") -> None:
         """Queue the shop's backfill job (BackfillFunction works the queue)."""
-        body = json.dumps({"shop": shop, "what": what, "restart": False})
+        self.queue_job(json.dumps({"shop": shop, "what": what, "restart": False}))
+
+    def queue_job(self, body: str) -> None:
+        """Queue a backfill job's JSON (a replay's continuation carries more than the shop and what)."""
         try:
             _sqs().send_message(QueueUrl=config.required("BACKFILL_QUEUE_URL"), MessageBody=body)
         except (BotoCoreError, ClientError) as exc:

@@ -163,7 +163,7 @@ class BackfillOutcome:
 ProgressListener = Callable[[BackfillProgress], None]
 
 
-def _rest_of(client: AdminClient, query: str, node_id: str, path: tuple[str, ...], first: Page) -> list[dict[str, Any]]:
+def rest_of(client: AdminClient, query: str, node_id: str, path: tuple[str, ...], first: Page) -> list[dict[str, Any]]:
     """The nodes of a nested connection beyond its first page (an order's lines, a product's variants)."""
     nodes: list[dict[str, Any]] = []
     page = first
@@ -174,7 +174,7 @@ def _rest_of(client: AdminClient, query: str, node_id: str, path: tuple[str, ...
     return nodes
 
 
-def _nested_first_page(node: dict[str, Any], key: str) -> Page:
+def nested_first_page(node: dict[str, Any], key: str) -> Page:
     try:
         return connection_page(node, (key,))
     except AdminApiError:
@@ -203,7 +203,7 @@ def _store_page(what: str, client: AdminClient, shop: str, stores: BackfillStore
     )
     stored = 0
     for node in nodes:
-        extra = _rest_of(client, query, str(node.get("id")), path, _nested_first_page(node, nested))
+        extra = rest_of(client, query, str(node.get("id")), path, nested_first_page(node, nested))
         stored += _store_node(what, shop, stores, node, extra)
     return stored
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from reclift import config
 from reclift.data.backfill import BackfillProgress
@@ -358,14 +358,21 @@ def uninstall(
     return {"uninstalled": True, "shop_id": shop_id, "token_deleted": deleted}
 
 
+REPLAY = "replay"  # a backfill job's `what` that replays the order deliveries Shopify dropped (reclift.logic.replay)
+
+
 class BackfillJob(BaseModel):
-    """A backfill to run: what the installation queues, and what BackfillFunction may be invoked with."""
+    """A backfill to run: what the installation queues, and what BackfillFunction may be invoked with. A replay
+    (`"what": "replay"`) names the moment from which to read the shop's orders back (`since`) and, when it
+    continues a run that stopped, where that run stopped (`resume_from`)."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     shop: str
     what: str = "all"
     restart: bool = False
+    since: datetime | None = None
+    resume_from: datetime | None = None
 
     @field_validator("shop")
     @classmethod
@@ -377,14 +384,25 @@ class BackfillJob(BaseModel):
     def _what(cls, value: str) -> str:
         from reclift.logic.backfill import parse_what  # the backfill's modules load only where a job is read
 
-        parse_what(value)
+        if value.strip().lower() != REPLAY:
+            parse_what(value)
         return value.strip().lower()
+
+    @model_validator(mode="after")
+    def _replay_since(self) -> BackfillJob:
+        if self.what == REPLAY and self.since is None:
+            raise ValueError("a replay names since: the moment from which Shopify's deliveries were lost")
+        return self
+
+    @property
+    def replay(self) -> bool:
+        return self.what == REPLAY
 
     @property
     def whats(self) -> tuple[What, ...]:
         from reclift.logic.backfill import parse_what
 
-        return parse_what(self.what)
+        return () if self.replay else parse_what(self.what)
 
 
 def parse_backfill_job(raw: object) -> BackfillJob:
@@ -396,7 +414,8 @@ def parse_backfill_job(raw: object) -> BackfillJob:
         problem = exc.errors()[0]
         field = ".".join(str(part) for part in problem["loc"]) or "event"
         raise ValueError(
-            f'a backfill job is {{"shop": "<shop>.myshopify.com", "what": "all" | "orders" | "products"}}: '
+            f'a backfill job is {{"shop": "<shop>.myshopify.com", "what": "all" | "orders" | "products"}}, or '
+            '{"shop": …, "what": "replay", "since": "<ISO-8601 time>"}: '
             f"{field}: {problem['msg']}"
         ) from None
     except ValueError as exc:

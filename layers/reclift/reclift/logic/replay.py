@@ -1,0 +1,194 @@
+"""Replaying the order deliveries Shopify dropped: the shop's orders updated since a moment, read from the Admin
+GraphQL API, and for each what reclift never received (`reclift.replay.missing`) queued as the webhook it would
+have been, for the webhook queue's worker to process as any delivery.
+
+Orders are read oldest update first; a run that must stop (the invocation's deadline) says where to resume
+(`resume_from`, the last read page's latest update), and a resumed run reads from there: what it reads again is
+skipped, as recorded or as already queued (a replayed delivery keeps its webhook id).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from reclift.ids import shopify_id
+from reclift.logic.backfill import FOLLOW_UP_PAGE, PAGE_INFO, nested_first_page, rest_of
+from reclift.orders import OrderPayloadError, parse_timestamp
+from reclift.replay import (
+    ORDER_CANCELLED,
+    ORDER_CREATED,
+    REFUND_CREATED,
+    Delivery,
+    Missing,
+    StoredOrder,
+    missing,
+    order_payload,
+    refund_payload,
+    webhook_id,
+)
+from reclift.shopify_admin import AdminClient
+
+# Orders are readable back 60 days without the read_all_orders scope; the events attribution needs live 30.
+MAX_REPLAY_DAYS = 60
+# Page sizes keep each query's requested cost under Shopify's 1,000-point ceiling for one query: each line costs
+# about 6 points (the line, its product, two money bags and the discount allocations).
+ORDERS_PER_PAGE = 5
+LINES_PER_ORDER = 25
+REFUNDS_PER_ORDER = 20
+
+LINE_FIELDS = (
+    "id quantity product { id } customAttributes { key value } originalUnitPriceSet { shopMoney { amount } } "
+    "discountAllocations { allocatedAmountSet { shopMoney { amount } } }"
+)
+ORDER_FIELDS = (
+    "id createdAt updatedAt cancelledAt test currencyCode customer { id } customAttributes { key value } "
+    "customerJourneySummary { lastVisit { landingPage } } refunds(first: $refunds) { id }"
+)
+
+REPLAY_ORDERS_QUERY = f"""
+query ReplayOrders($first: Int!, $after: String, $query: String, $lines: Int!, $refunds: Int!) {{
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    {PAGE_INFO}
+    nodes {{ {ORDER_FIELDS} lineItems(first: $lines) {{ {PAGE_INFO} nodes {{ {LINE_FIELDS} }} }} }}
+  }}
+}}"""
+
+REPLAY_ORDER_LINES_QUERY = f"""
+query ReplayOrderLines($id: ID!, $after: String, $lines: Int!) {{
+  order(id: $id) {{ lineItems(first: $lines, after: $after) {{ {PAGE_INFO} nodes {{ {LINE_FIELDS} }} }} }}
+}}"""
+
+REFUND_LINE_FIELDS = "lineItem { id } quantity"
+REFUND_QUERY = f"""
+query ReplayRefund($id: ID!, $lines: Int!) {{
+  refund(id: $id) {{ id createdAt refundLineItems(first: $lines) {{ {PAGE_INFO} nodes {{ {REFUND_LINE_FIELDS} }} }} }}
+}}"""
+REFUND_LINES_QUERY = f"""
+query ReplayRefundLines($id: ID!, $after: String, $lines: Int!) {{
+  refund(id: $id) {{ refundLineItems(first: $lines, after: $after) {{ {PAGE_INFO} nodes {{ {REFUND_LINE_FIELDS} }} }} }}
+}}"""
+
+
+class ReplayStores(Protocol):
+    def stored_orders(self, shop: str, order_ids: list[str]) -> dict[str, StoredOrder]: ...
+    def queue_delivery(self, shop: str, delivery: Delivery, *, now: datetime) -> str: ...
+
+
+def replay_search(moment: datetime) -> str:
+    """The orders search filter: updated at or after `moment` (a refund or cancellation updates its order)."""
+    return f"updated_at:>='{moment.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
+
+
+def check_since(since: datetime, now: datetime) -> None:
+    """ValueError naming the problem when `since` is not a moment of the last MAX_REPLAY_DAYS days."""
+    if since.tzinfo is None:
+        raise ValueError("since must carry its offset (for example 2026-12-05T08:00:00Z)")
+    if since > now:
+        raise ValueError("since is in the future")
+    if now - since > timedelta(days=MAX_REPLAY_DAYS):
+        raise ValueError(f"since is more than {MAX_REPLAY_DAYS} days ago: Shopify keeps older orders from apps")
+
+
+@dataclass
+class ReplayOutcome:
+    shop: str
+    since: str
+    complete: bool = False
+    resume_from: str | None = None  # when not complete: the `resume_from` a next run starts at
+    pages: int = 0
+    orders_read: int = 0
+    recorded: int = 0  # orders read that reclift had recorded
+    unreadable: int = 0  # order nodes that could not be turned into deliveries (counted, not fatal)
+    queued: Counter[str] = field(default_factory=Counter)  # deliveries queued, by topic
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**vars(self), "queued": {topic: self.queued[topic] for topic in sorted(self.queued)}}
+
+
+def _order_id(node: dict[str, Any]) -> str | None:
+    try:
+        return shopify_id(node.get("id"), "Order")
+    except ValueError:
+        return None
+
+
+def _refund_delivery(client: AdminClient, refund_id: str, order_id: str) -> Delivery:
+    gid = f"gid://shopify/Refund/{refund_id}"
+    node = client.execute(REFUND_QUERY, {"id": gid, "lines": FOLLOW_UP_PAGE}).get("refund")
+    if not isinstance(node, dict):
+        raise OrderPayloadError(f"refund {refund_id} of order {order_id} could not be read")
+    extra = rest_of(
+        client, REFUND_LINES_QUERY, gid, ("refund", "refundLineItems"), nested_first_page(node, "refundLineItems")
+    )
+    return Delivery(REFUND_CREATED, webhook_id(REFUND_CREATED, refund_id), refund_payload(node, order_id, extra))
+
+
+def deliveries_of(client: AdminClient, node: dict[str, Any], gap: Missing) -> list[Delivery]:
+    """The deliveries to queue for one order: its creation first, then its refunds, then its cancellation (the
+    worker retries an adjustment that arrives before its order)."""
+    payload: dict[str, Any] = {}
+    if gap.created or gap.cancelled:  # both bodies are the whole order
+        lines = nested_first_page(node, "lineItems")
+        extra = rest_of(client, REPLAY_ORDER_LINES_QUERY, str(node.get("id")), ("order", "lineItems"), lines)
+        payload = order_payload(node, extra)
+    return [
+        *([Delivery(ORDER_CREATED, webhook_id(ORDER_CREATED, gap.order_id), payload)] if gap.created else []),
+        *(_refund_delivery(client, refund_id, gap.order_id) for refund_id in gap.refund_ids),
+        *([Delivery(ORDER_CANCELLED, webhook_id(ORDER_CANCELLED, gap.order_id), payload)] if gap.cancelled else []),
+    ]
+
+
+def replay_orders(
+    shop: str,
+    client: AdminClient,
+    stores: ReplayStores,
+    *,
+    since: datetime,
+    now: datetime,
+    resume_from: datetime | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> ReplayOutcome:
+    """Queue what reclift never received of the shop's orders updated since `since` (orders placed since then,
+    their refunds and cancellations; and the refunds and cancellations of older recorded orders). Raises
+    AdminApiError when the API keeps failing, StoreError when the table or the queue does; a run again from the
+    same `since` (or the outcome's `resume_from`) queues nothing twice."""
+    check_since(since, now)
+    outcome = ReplayOutcome(shop=shop, since=since.isoformat())
+    variables: dict[str, Any] = {
+        "first": ORDERS_PER_PAGE,
+        "lines": LINES_PER_ORDER,
+        "refunds": REFUNDS_PER_ORDER,
+        "query": replay_search(max(since, resume_from or since)),
+    }
+    after: str | None = None
+    latest = resume_from or since
+    while True:
+        if not keep_going():
+            outcome.resume_from = latest.isoformat()
+            return outcome
+        page = client.page(REPLAY_ORDERS_QUERY, {**variables, "after": after}, ("orders",))
+        outcome.pages += 1
+        outcome.orders_read += len(page.nodes)
+        stored = stores.stored_orders(shop, [order_id for order_id in map(_order_id, page.nodes) if order_id])
+        for node in page.nodes:
+            order_id = _order_id(node)
+            try:
+                gap = missing(node, stored.get(order_id or ""), since=since)
+                deliveries = deliveries_of(client, node, gap)
+                updated = parse_timestamp(node.get("updatedAt"))
+            except OrderPayloadError:
+                outcome.unreadable += 1
+                continue
+            outcome.recorded += order_id in stored and stored[order_id].recorded
+            for delivery in deliveries:
+                stores.queue_delivery(shop, delivery, now=now)
+                outcome.queued[delivery.topic] += 1
+            latest = max(latest, updated)
+        if not page.has_next_page or not page.end_cursor:
+            outcome.complete = True
+            return outcome
+        after = page.end_cursor
