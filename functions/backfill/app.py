@@ -11,10 +11,12 @@ cursor saved; from the queue it then queues its own continuation, invoked it ans
 invoking it again resumes there. A failing Admin API fails the invocation (the message is retried, then lands in the
 DLQ), with the progress kept for the retry. A shop that uninstalled reclift meanwhile is skipped.
 
-Invoked with `{"shop": …, "what": "replay", "since": "<ISO-8601 time>"}` it replays the order deliveries Shopify
-dropped since then (reclift.logic.replay): what the shop's orders hold that reclift never received is queued on the
-webhook queue as the delivery it would have been. A run that stops before its deadline answers `"complete": false`
-with `resume_from`, which a next invocation passes on (from the queue it queues that continuation itself).
+Its nightly schedule (01:30 UTC) queues one replay job per installed shop, from 26 hours before. Invoked with
+`{"shop": …, "what": "replay", "since": "<ISO-8601 time>"}` (or given that job from the queue) it replays the order
+deliveries Shopify dropped since then (reclift.logic.replay): what the shop's orders hold that reclift never received
+is queued on the webhook queue as the delivery it would have been. A run that stops before its deadline answers
+`"complete": false` with `resume_from`, which a next invocation passes on (from the queue it queues that continuation
+itself).
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from reclift import config
 from reclift.data.backfill import BackfillProgress, BackfillStore
 from reclift.data.installs import backfill_queue, install_registry, token_vault
+from reclift.data.learning import LearningStore
+from reclift.data.queue import send_all
 from reclift.data.replay import ReplayStore
 from reclift.data.store import dynamo_store
 from reclift.logic.admin_tokens import ShopAccessTokens
 from reclift.logic.backfill import run_backfill
 from reclift.logic.install import BackfillJob, parse_backfill_job, serves
-from reclift.logic.replay import replay_orders
+from reclift.logic.replay import nightly_replays, replay_orders
+from reclift.logic.scheduled import fired_at
 from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
 
@@ -110,9 +116,22 @@ def record_handler(record: SQSRecord, context: LambdaContext) -> None:
         backfill_queue().queue_backfill(job.shop, what=job.what)
 
 
+def fan_out_replays(fired: datetime) -> dict[str, Any]:
+    """The nightly schedule: one replay job per shop whose orders can be read back, on the backfill queue."""
+    registry = install_registry()
+    jobs = nightly_replays(LearningStore().shops(), registry.installation, fired=fired)
+    sent = send_all(config.required("BACKFILL_QUEUE_URL"), [job.model_dump_json() for job in jobs])
+    metrics.add_metric(name="ReplayJobsQueued", unit=MetricUnit.Count, value=sent)
+    summary = {"shops": sent, "since": jobs[0].since.isoformat() if jobs and jobs[0].since else None}
+    logger.info("replays fanned out", extra=summary)
+    return summary
+
+
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
+    if isinstance(event, dict) and event.get("source") == "aws.events":
+        return fan_out_replays(fired_at(event))
     if isinstance(event, dict) and "Records" in event:
         return process_partial_response(
             event=event,

@@ -19,6 +19,7 @@ from reclift_local.fake_admin import FakeAdminApi, FakeOrder
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
 from tests.support.aws import EmulatedAws, process_queue, process_stream, queued
+from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.recs import shown
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
 
@@ -103,10 +104,17 @@ def test_given_an_order_and_its_refund_shopify_dropped_when_replayed_then_the_ro
     assert expected["attributed_revenue"] == "391.33"  # 587.00 less the refunded line's 195.67
     assert roi(aws, admin.shop, now) == expected
 
-    # A second replay (or one overlapping a delivery that did arrive) queues nothing.
-    again = replay(aws, admin.shop, since=now - timedelta(hours=6))
+    # A second replay (or one overlapping a delivery that did arrive) queues nothing, for one read of the order's items.
+    counter = ApiCallCounter(names={aws.resource(name): name for name in ("OrdersTable", "ShopsTable")})
+    with counter.counting() as block:
+        again = replay(aws, admin.shop, since=now - timedelta(hours=6))
     assert (again["queued"], again["recorded"]) == ({}, 1)
     assert queued(sqs, webhook_queue) == []
+    assert dict(block.calls) == {
+        ApiCall("dynamodb", "BatchGetItem", "ShopsTable"): 1,  # the shop's installation
+        ApiCall("ssm", "GetParameter", "-"): 1,  # its offline token
+        ApiCall("dynamodb", "Query", "OrdersTable"): 1,  # the order's items
+    }
 
 
 def test_given_recorded_orders_when_their_refund_and_cancellation_were_dropped_then_only_those_are_replayed(
@@ -175,3 +183,44 @@ def test_given_a_run_stopped_at_its_deadline_when_resumed_from_where_it_stopped_
     records = [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:queue", "us-east-1") for message in messages]
     assert aws.invoke("AttributionFunction", {"Records": records}) == {"batchItemFailures": []}
     assert roi(aws, admin.shop, now)["orders"] == 12
+
+
+def test_given_an_installed_shop_whose_order_shopify_dropped_then_the_nightly_replay_recovers_it_unasked(
+    aws: EmulatedAws, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FakeAdminApi(new_shop(), "shpat_installed", restore_rate=20000.0) as shopify:
+        monkeypatch.setenv("RECLIFT_ADMIN_API_URL", shopify.url)
+        installed = aws.invoke("AdminFunction", admin_event("GET", "/admin/install", shopify.shop))
+        assert json.loads(installed["body"])["installed"] is True
+        webhooks_only = new_shop()  # known from its deliveries alone: no token to read its orders with
+        deliver(aws, sqs, webhook_queue, webhooks_only, "orders/create", demo_order(datetime.now(UTC)))
+        aws.empty_queues("BackfillQueue")
+        click(aws, shopify.shop, "v-demo-1", "632910392")
+        now = next_second()
+        shopify.orders = [FakeOrder.from_webhook(demo_order(now))]  # its orders/create never arrived
+        fired = now + timedelta(minutes=1)
+
+        summary = aws.invoke("BackfillFunction", scheduled_event(fired))
+
+        jobs = queued(sqs, aws.resource("BackfillQueue"))
+        mine = {json.loads(job["Body"])["shop"]: job for job in jobs}
+        assert summary["shops"] == len(jobs)
+        assert webhooks_only not in mine
+        assert json.loads(mine[shopify.shop]["Body"]) == {
+            "shop": shopify.shop,
+            "what": "replay",
+            "restart": False,
+            "since": (fired - timedelta(hours=26)).isoformat().replace("+00:00", "Z"),
+            "resume_from": None,
+        }
+        record = sqs_record(mine[shopify.shop], "arn:aws:sqs:us-east-1:123456789012:backfill", "us-east-1")
+        assert aws.invoke("BackfillFunction", {"Records": [record]}) == {"batchItemFailures": []}
+
+    assert process_queue(aws, sqs, webhook_queue) == {"batchItemFailures": []}
+    assert roi(aws, shopify.shop, now)["attributed_revenue"] == "587.00"
+
+
+def scheduled_event(fired: datetime) -> dict[str, Any]:
+    """What EventBridge sends on a schedule (as `sam local generate-event` prints it)."""
+    event: dict[str, Any] = json.loads((FIXTURES.parent / "aws" / "eventbridge-scheduled-event.json").read_text())
+    return event | {"time": fired.strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -459,7 +459,7 @@ def test_a_scheduled_run_that_keeps_failing_lands_in_a_queue_that_raises_an_alar
     and with it that night's run for every shop. Each scheduled function sends it to an encrypted queue kept 14 days,
     with an alarm on its first message, after a bounded number of retries."""
     functions = scheduled_functions(sam_template)
-    assert functions == ["DailyLearningFunction", "HealthCheckFunction", "SimilarityFunction"]
+    assert functions == ["BackfillFunction", "DailyLearningFunction", "HealthCheckFunction", "SimilarityFunction"]
     for function_id in functions:
         (config,) = [
             properties

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from reclift.adjustments import parse_cancelled_order_id, parse_refund
+from reclift.data.installs import INSTALLED, INSTALLING, REFRESH_FAILED, UNINSTALLED, Installation
 from reclift.logic.install import parse_backfill_job
-from reclift.logic.replay import check_since
+from reclift.logic.replay import check_since, nightly_replays
 from reclift.orders import OrderPayloadError, parse_order
 from reclift.replay import StoredOrder, missing, order_payload, refund_payload
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder
@@ -167,3 +168,19 @@ def test_a_replay_job_names_since_and_refuses_a_range_shopify_no_longer_answers(
         check_since(NOW + timedelta(minutes=1), NOW)
     with pytest.raises(ValueError, match="offset"):
         check_since(datetime(2026, 12, 5), NOW)  # a naive time
+
+
+def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orders_can_be_read() -> None:
+    installations = {
+        "installed.myshopify.com": Installation("installed.myshopify.com", INSTALLED, token_kind="expiring"),
+        "refused.myshopify.com": Installation("refused.myshopify.com", INSTALLED, token_kind=REFRESH_FAILED),
+        "installing.myshopify.com": Installation("installing.myshopify.com", INSTALLING),
+        "uninstalled.myshopify.com": Installation("uninstalled.myshopify.com", UNINSTALLED),
+    }
+    shops = [*installations, "webhooks-only.myshopify.com"]  # known from its deliveries: no token to read with
+
+    jobs = nightly_replays(shops, installations.get, fired=NOW)
+
+    assert [(job.shop, job.what, job.since) for job in jobs] == [
+        ("installed.myshopify.com", "replay", NOW - timedelta(hours=26))
+    ]

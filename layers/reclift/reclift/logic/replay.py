@@ -4,19 +4,25 @@ have been, for the webhook queue's worker to process as any delivery.
 
 Orders are read oldest update first; a run that must stop (the invocation's deadline) says where to resume
 (`resume_from`, the last read page's latest update), and a resumed run reads from there: what it reads again is
-skipped, as recorded or as already queued (a replayed delivery keeps its webhook id).
+skipped when recorded, or queued again under the same webhook id, which the worker processes once.
+
+Every night (`nightly_replays`, BackfillFunction's schedule at 01:30 UTC, before the learning) each installed shop's
+orders of the last NIGHTLY_REPLAY_HOURS are read back so: a delivery Shopify gave up on is recovered within a day,
+whether or not anyone noticed it was lost. After a longer outage an operator runs the replay from its start.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from reclift.data.installs import INSTALLED, REFRESH_FAILED, Installation
 from reclift.ids import shopify_id
 from reclift.logic.backfill import FOLLOW_UP_PAGE, PAGE_INFO, nested_first_page, rest_of
+from reclift.logic.install import REPLAY, BackfillJob
 from reclift.orders import OrderPayloadError, parse_timestamp
 from reclift.replay import (
     ORDER_CANCELLED,
@@ -34,6 +40,9 @@ from reclift.shopify_admin import AdminClient
 
 # Orders are readable back 60 days without the read_all_orders scope; the events attribution needs live 30.
 MAX_REPLAY_DAYS = 60
+# The nightly replay reads back a day of orders and two hours more, so that two nights overlap whatever the
+# schedule's delay (an order still inside Shopify's 4 hours of retries is replayed too: the worker keeps the first).
+NIGHTLY_REPLAY_HOURS = 26
 # Page sizes keep each query's requested cost under Shopify's 1,000-point ceiling for one query: each line costs
 # about 6 points (the line, its product, two money bags and the discount allocations).
 ORDERS_PER_PAGE = 5
@@ -71,6 +80,21 @@ REFUND_LINES_QUERY = f"""
 query ReplayRefundLines($id: ID!, $after: String, $lines: Int!) {{
   refund(id: $id) {{ refundLineItems(first: $lines, after: $after) {{ {PAGE_INFO} nodes {{ {REFUND_LINE_FIELDS} }} }} }}
 }}"""
+
+
+def replayable(installation: Installation | None) -> bool:
+    """Whether the shop's orders can be read back: installed through the managed installation, its offline token
+    not refused by Shopify (a shop known only from its webhooks has no token)."""
+    return installation is not None and installation.state == INSTALLED and installation.token_kind != REFRESH_FAILED
+
+
+def nightly_replays(
+    shops: Iterable[str], installation: Callable[[str], Installation | None], *, fired: datetime
+) -> list[BackfillJob]:
+    """The night's replay jobs, one per shop whose orders can be read back, each from NIGHTLY_REPLAY_HOURS before
+    the schedule fired: what Shopify dropped since the last night is delivered before the night's learning."""
+    since = fired - timedelta(hours=NIGHTLY_REPLAY_HOURS)
+    return [BackfillJob(shop=shop, what=REPLAY, since=since) for shop in shops if replayable(installation(shop))]
 
 
 class ReplayStores(Protocol):
