@@ -126,7 +126,7 @@ class ReplayOutcome:
     pages: int = 0
     orders_read: int = 0
     recorded: int = 0  # orders read that reclift had recorded
-    unreadable: int = 0  # order nodes that could not be turned into deliveries (counted, not fatal)
+    unreadable: list[str] = field(default_factory=list)  # orders (ids) whose nodes could not be turned into deliveries
     queued: Counter[str] = field(default_factory=Counter)  # deliveries queued, by topic
 
     def as_dict(self) -> dict[str, Any]:
@@ -178,8 +178,9 @@ def replay_orders(
 ) -> ReplayOutcome:
     """Queue what reclift never received of the shop's orders updated since `since` (orders placed since then,
     their refunds and cancellations; and the refunds and cancellations of older recorded orders). Raises
-    AdminApiError when the API keeps failing, StoreError when the table or the queue does; a run again from the
-    same `since` (or the outcome's `resume_from`) queues nothing twice."""
+    AdminApiError when the API keeps failing, StoreError when the table or the queue does. Run again from the same
+    `since` (or the outcome's `resume_from`) it changes nothing: what was recorded since is skipped, and what is
+    still queued is queued again under the same webhook id, which the worker processes once."""
     check_since(since, now)
     outcome = ReplayOutcome(shop=shop, since=since.isoformat())
     variables: dict[str, Any] = {
@@ -204,8 +205,8 @@ def replay_orders(
                 gap = missing(node, stored.get(order_id or ""), since=since)
                 deliveries = deliveries_of(client, node, gap)
                 updated = parse_timestamp(node.get("updatedAt"))
-            except OrderPayloadError:
-                outcome.unreadable += 1
+            except OrderPayloadError as exc:  # kept in the outcome (and its log line), not fatal to the others
+                outcome.unreadable.append(f"{order_id or node.get('id')}: {exc}"[:200])
                 continue
             outcome.recorded += order_id in stored and stored[order_id].recorded
             for delivery in deliveries:
