@@ -1,7 +1,8 @@
 """A fake Shopify Admin GraphQL API for one shop, on a real HTTP port: what the backfill is tested and tried against.
 
 It answers the backfill's queries — `orders`, `order { lineItems }`, `products`, `product { variants }`,
-and the order replay's (`orders` by update with their lines' prices, discounts and attributes, `refund`),
+and the order replay's (`orders` listed by update, `order` whole with its lines' prices, discounts and attributes,
+`refund`),
 `ordersCount`, `productsCount`, and bulk operations (`bulkOperationRunQuery`, polled through `node`, its JSONL
 result served on the same port, running for `bulk_polls` polls) — in
 Shopify's shapes (`nodes`, `pageInfo {hasNextPage endCursor}`, opaque cursors, `gid://shopify/…` ids) from a seeded
@@ -531,19 +532,19 @@ class FakeAdminApi:
     def _resolve(self, root: str, variables: dict[str, Any]) -> tuple[dict[str, Any], float, float]:
         if root == "orders":
             first = _page_size(variables.get("first"))
-            lines = _page_size(variables.get("lines"))
             orders = _created_since(self.orders, variables.get("query"))
             connection, page = _connection(orders, first, variables.get("after"))
             refunds = variables.get("refunds")
             if refunds is None:  # the backfill's query: an order's basket
+                lines = _page_size(variables.get("lines"))
                 connection["nodes"] = [self._order_node(order, lines) for order in page]
                 returned = sum(1 + 2 + 2 * min(lines, len(order.product_numbers)) for order in page)
                 return {"orders": connection}, 2 + first * (1 + 2 + 2 * lines), 2 + returned
-            # the replay's: per order its customer, journey and refunds' ids, per line six objects
+            # the replay's list: per order what says whether anything of it is missing, and its refunds' ids
             refunds = _page_size(refunds)
-            connection["nodes"] = [self._order_node(order, lines, refunds) for order in page]
-            returned = sum(5 + min(refunds, len(o.refunds)) + 2 + 6 * min(lines, len(o.lines)) for o in page)
-            return {"orders": connection}, 2 + first * (5 + refunds + 2 + 6 * lines), 2 + returned
+            connection["nodes"] = [self._listed_node(order, refunds) for order in page]
+            returned = sum(1 + min(refunds, len(order.refunds)) for order in page)
+            return {"orders": connection}, 2 + first * (1 + refunds), 2 + returned
         if root == "products":
             first = _page_size(variables.get("first"))
             variants = _page_size(variables.get("variants"))
@@ -561,6 +562,12 @@ class FakeAdminApi:
             return {"bulkOperationRunQuery": self._start_bulk(str(variables.get("query") or ""))}, 10, 10
         if root == "node":
             return {"node": self._poll_bulk(variables.get("id"))}, 1, 1
+        if root == "order" and variables.get("refunds") is not None:  # the replay's: one whole order
+            order = self._find(self.orders, variables.get("id"), "Order")
+            lines, refunds = _page_size(variables.get("lines")), _page_size(variables.get("refunds"))
+            node = self._order_node(order, lines, refunds) if order else None
+            returned = 5 + min(refunds, len(order.refunds)) + 2 + 6 * min(lines, len(order.lines)) if order else 0
+            return {"order": node}, 5 + refunds + 2 + 6 * lines, 1 + returned
         if root == "order":
             order = self._find(self.orders, variables.get("id"), "Order")
             lines = _page_size(variables.get("lines"))
@@ -699,6 +706,16 @@ class FakeAdminApi:
                 {"lastVisit": {"landingPage": order.landing_page}} if order.landing_page else None
             ),
             "lineItems": self._lines(order, lines, None),
+        }
+
+    @staticmethod
+    def _listed_node(order: FakeOrder, refunds: int) -> dict[str, Any]:
+        return {
+            "id": gid("Order", order.number),
+            "createdAt": _stamp(order.created_at),
+            "updatedAt": _stamp(order.updated),
+            "cancelledAt": _stamp(order.cancelled_at) if order.cancelled_at else None,
+            "refunds": [{"id": gid("Refund", refund.number)} for refund in order.refunds[:refunds]],
         }
 
     def _product_node(self, product: FakeProduct, variants: int) -> dict[str, Any]:

@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 
 from reclift.data.replay import ReplayStore
+from reclift.logic import replay as replay_module
 from reclift.logic.replay import replay_orders
+from reclift.orders import parse_order
 from reclift.shopify_admin import AdminClient
+from reclift.webhooks import WebhookEnvelope
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
@@ -113,7 +116,7 @@ def test_given_an_order_and_its_refund_shopify_dropped_when_replayed_then_the_ro
     assert dict(block.calls) == {
         ApiCall("dynamodb", "BatchGetItem", "ShopsTable"): 1,  # the shop's installation
         ApiCall("ssm", "GetParameter", "-"): 1,  # its offline token
-        ApiCall("dynamodb", "Query", "OrdersTable"): 1,  # the order's items
+        ApiCall("dynamodb", "BatchGetItem", "OrdersTable"): 1,  # the order's own item and its refund's marker
     }
 
 
@@ -148,8 +151,9 @@ def test_given_recorded_orders_when_their_refund_and_cancellation_were_dropped_t
 
 
 def test_given_a_run_stopped_at_its_deadline_when_resumed_from_where_it_stopped_then_every_order_is_queued_once(
-    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str
+    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(replay_module, "ORDERS_PER_PAGE", 5)
     now = datetime.now(UTC)
     placed = [now - timedelta(minutes=n) for n in range(12)]
     admin.orders = [
@@ -224,3 +228,19 @@ def scheduled_event(fired: datetime) -> dict[str, Any]:
     """What EventBridge sends on a schedule (as `sam local generate-event` prints it)."""
     event: dict[str, Any] = json.loads((FIXTURES.parent / "aws" / "eventbridge-scheduled-event.json").read_text())
     return event | {"time": fired.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def test_given_a_dropped_order_of_more_lines_than_one_answer_holds_then_its_delivery_has_every_line(
+    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str
+) -> None:
+    now = next_second()
+    lines = [{"product_id": 9_000 + n, "price": "2.50", "quantity": 1 + n % 3} for n in range(130)]
+    order = order_payload(order_id=77, created_at=now, lines=lines) | {"updated_at": now.isoformat()}
+    admin.orders = [FakeOrder.from_webhook(order)]
+
+    assert replay(aws, admin.shop, since=now - timedelta(hours=1))["queued"] == {"orders/create": 1}
+
+    (message,) = queued(sqs, webhook_queue)
+    delivered = WebhookEnvelope.model_validate_json(message["Body"]).payload()
+    assert parse_order(delivered) == parse_order(order)  # 130 lines: the first 100, then the rest on a second page
+    assert [r.root for r in admin.requests if r.outcome == "ok"] == ["orders", "order", "order"]

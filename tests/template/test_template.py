@@ -858,8 +858,8 @@ STORE_PERMISSIONS: dict[str, list[tuple[str, str | None, str]]] = {
     "delete_token": [],
     "queue_backfill": [],
     "queue_job": [],
-    # reclift.data.replay.ReplayStore: an order's items (Query) and the webhook queue (its *_QUEUE_URL)
-    "stored_orders": [("ORDERS_TABLE", None, "dynamodb:Query")],
+    # reclift.data.replay.ReplayStore: orders' items by key and the webhook queue (its *_QUEUE_URL)
+    "stored_orders": [("ORDERS_TABLE", None, "dynamodb:BatchGetItem")],
     "queue_delivery": [],
 }
 # What each call that handles shops' offline tokens asks of SSM, on the token prefix (`*_PARAM_PREFIX`).

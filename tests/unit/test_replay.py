@@ -18,7 +18,7 @@ from reclift.data.installs import INSTALLED, INSTALLING, REFRESH_FAILED, UNINSTA
 from reclift.logic.install import parse_backfill_job
 from reclift.logic.replay import check_since, nightly_replays
 from reclift.orders import OrderPayloadError, parse_order
-from reclift.replay import StoredOrder, missing, order_payload, refund_payload
+from reclift.replay import StoredOrder, keys_to_read, missing, order_payload, refund_payload
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder
 from tests.support.shopify import order_payload as webhook_order
 
@@ -184,3 +184,9 @@ def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orde
     assert [(job.shop, job.what, job.since) for job in jobs] == [
         ("installed.myshopify.com", "replay", NOW - timedelta(hours=26))
     ]
+
+
+def test_what_is_read_of_an_order_is_its_own_item_and_the_markers_of_what_the_admin_api_lists_for_it() -> None:
+    assert keys_to_read(order_node(NOW)) == ("order",)  # never its lines, however many
+    keys = keys_to_read(order_node(NOW, refunds=(5, 6), cancelled=True))
+    assert keys == ("order", "cancelled", "refund#5", "refund#6")

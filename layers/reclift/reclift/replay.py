@@ -183,6 +183,22 @@ def refund_payload(node: object, order_id: str, extra_lines: Iterable[object] = 
     }
 
 
+def keys_to_read(node: object) -> tuple[str, ...]:
+    """The order items' sort keys that say what reclift holds of the order `node`: its own item, and the markers of
+    the cancellation and the refunds the Admin API lists for it (an order's attribution lines are not read)."""
+    if not isinstance(node, dict):
+        return ()
+    refunds = node.get("refunds")
+    listed = refunds if isinstance(refunds, list) else []
+    refund_keys = []
+    for refund in listed:
+        try:
+            refund_keys.append(REFUND_MARKER.format(shopify_id(refund.get("id"), "Refund")))
+        except (AttributeError, ValueError):
+            continue  # `missing` names it
+    return ("order", *([CANCELLED_MARKER] if node.get("cancelledAt") else []), *refund_keys)
+
+
 def missing(node: object, stored: StoredOrder | None, *, since: datetime) -> Missing:
     """What of the order `node` (id, createdAt, cancelledAt, refunds { id }) to replay, given what reclift holds of
     it: its creation when it was placed since `since` and never recorded (an older unrecorded order predates the

@@ -14,7 +14,7 @@ whether or not anyone noticed it was lost. After a longer outage an operator run
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ from reclift.replay import (
     Delivery,
     Missing,
     StoredOrder,
+    keys_to_read,
     missing,
     order_payload,
     refund_payload,
@@ -43,27 +44,32 @@ MAX_REPLAY_DAYS = 60
 # The nightly replay reads back a day of orders and two hours more, so that two nights overlap whatever the
 # schedule's delay (an order still inside Shopify's 4 hours of retries is replayed too: the worker keeps the first).
 NIGHTLY_REPLAY_HOURS = 26
-# Page sizes keep each query's requested cost under Shopify's 1,000-point ceiling for one query: each line costs
-# about 6 points (the line, its product, two money bags and the discount allocations).
-ORDERS_PER_PAGE = 5
-LINES_PER_ORDER = 25
+# Page sizes keep each query's requested cost under Shopify's 1,000-point ceiling for one query. The orders are listed
+# by what says whether anything of them is missing (about 1 point an order, and 1 a refund), and only an order whose
+# creation or cancellation is replayed is read whole: about 6 points a line (the line, its product, two money bags,
+# the discount allocations).
+ORDERS_PER_PAGE = 40
 REFUNDS_PER_ORDER = 20
+LINES_PER_ORDER = 100
 
 LINE_FIELDS = (
     "id quantity product { id } customAttributes { key value } originalUnitPriceSet { shopMoney { amount } } "
     "discountAllocations { allocatedAmountSet { shopMoney { amount } } }"
 )
+LISTED_FIELDS = "id createdAt updatedAt cancelledAt refunds(first: $refunds) { id }"
 ORDER_FIELDS = (
-    "id createdAt updatedAt cancelledAt test currencyCode customer { id } customAttributes { key value } "
-    "customerJourneySummary { lastVisit { landingPage } } refunds(first: $refunds) { id }"
+    f"{LISTED_FIELDS} test currencyCode customer {{ id }} customAttributes {{ key value }} "
+    "customerJourneySummary { lastVisit { landingPage } }"
 )
 
 REPLAY_ORDERS_QUERY = f"""
-query ReplayOrders($first: Int!, $after: String, $query: String, $lines: Int!, $refunds: Int!) {{
-  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
-    {PAGE_INFO}
-    nodes {{ {ORDER_FIELDS} lineItems(first: $lines) {{ {PAGE_INFO} nodes {{ {LINE_FIELDS} }} }} }}
-  }}
+query ReplayOrders($first: Int!, $after: String, $query: String, $refunds: Int!) {{
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{ {PAGE_INFO} nodes {{ {LISTED_FIELDS} }} }}
+}}"""
+
+REPLAY_ORDER_QUERY = f"""
+query ReplayOrder($id: ID!, $lines: Int!, $refunds: Int!) {{
+  order(id: $id) {{ {ORDER_FIELDS} lineItems(first: $lines) {{ {PAGE_INFO} nodes {{ {LINE_FIELDS} }} }} }}
 }}"""
 
 REPLAY_ORDER_LINES_QUERY = f"""
@@ -98,7 +104,7 @@ def nightly_replays(
 
 
 class ReplayStores(Protocol):
-    def stored_orders(self, shop: str, order_ids: list[str]) -> dict[str, StoredOrder]: ...
+    def stored_orders(self, shop: str, keys: Mapping[str, Iterable[str]]) -> dict[str, StoredOrder]: ...
     def queue_delivery(self, shop: str, delivery: Delivery, *, now: datetime) -> str: ...
 
 
@@ -155,10 +161,14 @@ def deliveries_of(client: AdminClient, node: dict[str, Any], gap: Missing) -> li
     """The deliveries to queue for one order: its creation first, then its refunds, then its cancellation (the
     worker retries an adjustment that arrives before its order)."""
     payload: dict[str, Any] = {}
-    if gap.created or gap.cancelled:  # both bodies are the whole order
-        lines = nested_first_page(node, "lineItems")
+    if gap.created or gap.cancelled:  # both bodies are the whole order, read only then
+        variables = {"id": node.get("id"), "lines": LINES_PER_ORDER, "refunds": REFUNDS_PER_ORDER}
+        whole = client.execute(REPLAY_ORDER_QUERY, variables).get("order")
+        if not isinstance(whole, dict):
+            raise OrderPayloadError(f"order {gap.order_id} could not be read")
+        lines = nested_first_page(whole, "lineItems")
         extra = rest_of(client, REPLAY_ORDER_LINES_QUERY, str(node.get("id")), ("order", "lineItems"), lines)
-        payload = order_payload(node, extra)
+        payload = order_payload(whole, extra)
     return [
         *([Delivery(ORDER_CREATED, webhook_id(ORDER_CREATED, gap.order_id), payload)] if gap.created else []),
         *(_refund_delivery(client, refund_id, gap.order_id) for refund_id in gap.refund_ids),
@@ -185,7 +195,6 @@ def replay_orders(
     outcome = ReplayOutcome(shop=shop, since=since.isoformat())
     variables: dict[str, Any] = {
         "first": ORDERS_PER_PAGE,
-        "lines": LINES_PER_ORDER,
         "refunds": REFUNDS_PER_ORDER,
         "query": replay_search(max(since, resume_from or since)),
     }
@@ -198,7 +207,9 @@ def replay_orders(
         page = client.page(REPLAY_ORDERS_QUERY, {**variables, "after": after}, ("orders",))
         outcome.pages += 1
         outcome.orders_read += len(page.nodes)
-        stored = stores.stored_orders(shop, [order_id for order_id in map(_order_id, page.nodes) if order_id])
+        stored = stores.stored_orders(
+            shop, {order_id: keys_to_read(node) for node in page.nodes if (order_id := _order_id(node))}
+        )
         for node in page.nodes:
             order_id = _order_id(node)
             try:
