@@ -55,9 +55,13 @@ def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
         return {"shop": job.shop, "skipped": "uninstalled", "complete": False}
     tokens = ShopAccessTokens(job.shop, token_vault(), install_registry())
     client = AdminClient(job.shop, "", tokens=tokens)
-    if job.replay:
-        return run_replay(job, client, context)
+    result = run_replay(job, client, context) if job.replay else run_backfills(job, client, context)
+    if tokens.refreshes:
+        metrics.add_metric(name="AccessTokensRefreshed", unit=MetricUnit.Count, value=tokens.refreshes)
+    return result
 
+
+def run_backfills(job: BackfillJob, client: AdminClient, context: LambdaContext) -> dict[str, Any]:
     def report(progress: BackfillProgress) -> None:
         logger.info(
             "backfill page stored",
@@ -79,8 +83,6 @@ def run_job(job: BackfillJob, context: LambdaContext) -> dict[str, Any]:
         unit=MetricUnit.Count,
         value=sum(result[what]["pages"] for what in job.whats if what in result),
     )
-    if tokens.refreshes:
-        metrics.add_metric(name="AccessTokensRefreshed", unit=MetricUnit.Count, value=tokens.refreshes)
     logger.info("backfill finished" if result["complete"] else "backfill paused", extra={"result": result})
     return result
 

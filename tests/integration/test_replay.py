@@ -244,3 +244,34 @@ def test_given_a_dropped_order_of_more_lines_than_one_answer_holds_then_its_deli
     delivered = WebhookEnvelope.model_validate_json(message["Body"]).payload()
     assert parse_order(delivered) == parse_order(order)  # 130 lines: the first 100, then the rest on a second page
     assert [r.root for r in admin.requests if r.outcome == "ok"] == ["orders", "order", "order"]
+
+
+def test_given_an_order_the_admin_api_answers_unreadably_then_it_is_named_and_the_others_are_still_replayed(
+    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = next_second()
+    admin.orders = [
+        FakeOrder.from_webhook(
+            order_payload(order_id=number, created_at=now, lines=[{"product_id": 5, "price": "3"}])
+            | {"updated_at": now.isoformat()}
+        )
+        for number in (81, 82)
+    ]
+    whole = admin._order_node
+
+    def without_prices(order: FakeOrder, lines: int, refunds: int = 250) -> dict[str, Any]:
+        node = whole(order, lines, refunds)
+        if order.number == 81:  # a line answered without its price
+            for line in node["lineItems"]["nodes"]:
+                line["originalUnitPriceSet"] = None
+        return node
+
+    monkeypatch.setattr(admin, "_order_node", without_prices)
+
+    result = replay(aws, admin.shop, since=now - timedelta(hours=1))
+
+    assert result["queued"] == {"orders/create": 1}
+    assert result["unreadable"] == 1
+    assert result["unreadable_orders"] == ["81: a line item node has no originalUnitPriceSet.shopMoney.amount"]
+    (message,) = queued(sqs, webhook_queue)
+    assert json.loads(message["Body"])["webhook_id"] == "replay:orders/create:82"

@@ -10,7 +10,7 @@ from datetime import datetime
 from pynamodb.exceptions import PynamoDBException
 
 from reclift.data.models import OrderRecord, bind_tables
-from reclift.data.queue import send_webhook
+from reclift.data.queue import QueueError, send_webhook
 from reclift.data.store import StoreError, order_key
 from reclift.replay import Delivery, StoredOrder
 from reclift.webhooks import envelope_for
@@ -53,5 +53,5 @@ class ReplayStore:
         body = json.dumps(delivery.payload, separators=(",", ":")).encode()
         try:
             return send_webhook(envelope_for(headers, body, None).model_dump_json(), topic=delivery.topic)
-        except RuntimeError as exc:
+        except QueueError as exc:
             raise StoreError(str(exc)) from exc

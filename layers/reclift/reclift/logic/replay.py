@@ -51,6 +51,7 @@ NIGHTLY_REPLAY_HOURS = 26
 ORDERS_PER_PAGE = 40
 REFUNDS_PER_ORDER = 20
 LINES_PER_ORDER = 100
+UNREADABLE_NAMED = 20
 
 LINE_FIELDS = (
     "id quantity product { id } customAttributes { key value } originalUnitPriceSet { shopMoney { amount } } "
@@ -132,7 +133,8 @@ class ReplayOutcome:
     pages: int = 0
     orders_read: int = 0
     recorded: int = 0  # orders read that reclift had recorded
-    unreadable: list[str] = field(default_factory=list)  # orders (ids) whose nodes could not be turned into deliveries
+    unreadable: int = 0  # orders whose nodes could not be turned into deliveries (not fatal to the others)
+    unreadable_orders: list[str] = field(default_factory=list)  # the first UNREADABLE_NAMED of them, and why
     queued: Counter[str] = field(default_factory=Counter)  # deliveries queued, by topic
 
     def as_dict(self) -> dict[str, Any]:
@@ -216,8 +218,10 @@ def replay_orders(
                 gap = missing(node, stored.get(order_id or ""), since=since)
                 deliveries = deliveries_of(client, node, gap)
                 updated = parse_timestamp(node.get("updatedAt"))
-            except OrderPayloadError as exc:  # kept in the outcome (and its log line), not fatal to the others
-                outcome.unreadable.append(f"{order_id or node.get('id')}: {exc}"[:200])
+            except OrderPayloadError as exc:  # named in the outcome (and its log line)
+                outcome.unreadable += 1
+                if len(outcome.unreadable_orders) < UNREADABLE_NAMED:
+                    outcome.unreadable_orders.append(f"{order_id or node.get('id')}: {exc}"[:200])
                 continue
             outcome.recorded += order_id in stored and stored[order_id].recorded
             for delivery in deliveries:
