@@ -171,9 +171,12 @@ def test_a_replay_job_names_since_and_refuses_a_range_shopify_no_longer_answers(
 
 
 def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orders_can_be_read() -> None:
+    granted = frozenset({"read_orders", "read_products"})
     installations = {
-        "installed.myshopify.com": Installation("installed.myshopify.com", INSTALLED, token_kind="expiring"),
-        "refused.myshopify.com": Installation("refused.myshopify.com", INSTALLED, token_kind=REFRESH_FAILED),
+        "installed.myshopify.com": Installation("installed.myshopify.com", INSTALLED, granted, token_kind="expiring"),
+        "writes.myshopify.com": Installation("writes.myshopify.com", INSTALLED, frozenset({"write_orders"})),
+        "refused.myshopify.com": Installation("refused.myshopify.com", INSTALLED, granted, token_kind=REFRESH_FAILED),
+        "no-orders.myshopify.com": Installation("no-orders.myshopify.com", INSTALLED, frozenset({"read_products"})),
         "installing.myshopify.com": Installation("installing.myshopify.com", INSTALLING),
         "uninstalled.myshopify.com": Installation("uninstalled.myshopify.com", UNINSTALLED),
     }
@@ -182,7 +185,8 @@ def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orde
     jobs = nightly_replays(shops, installations.get, fired=NOW)
 
     assert [(job.shop, job.what, job.since) for job in jobs] == [
-        ("installed.myshopify.com", "replay", NOW - timedelta(hours=26))
+        ("installed.myshopify.com", "replay", NOW - timedelta(hours=26)),
+        ("writes.myshopify.com", "replay", NOW - timedelta(hours=26)),  # write_orders implies reading them
     ]
 
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from reclift.data.installs import INSTALLED, REFRESH_FAILED, Installation
 from reclift.ids import shopify_id
 from reclift.logic.backfill import FOLLOW_UP_PAGE, PAGE_INFO, nested_first_page, rest_of
-from reclift.logic.install import REPLAY, BackfillJob
+from reclift.logic.install import REPLAY, BackfillJob, missing_scopes
 from reclift.orders import OrderPayloadError, parse_timestamp
 from reclift.replay import (
     ORDER_CANCELLED,
@@ -90,9 +90,15 @@ query ReplayRefundLines($id: ID!, $after: String, $lines: Int!) {{
 
 
 def replayable(installation: Installation | None) -> bool:
-    """Whether the shop's orders can be read back: installed through the managed installation, its offline token
-    not refused by Shopify (a shop known only from its webhooks has no token)."""
-    return installation is not None and installation.state == INSTALLED and installation.token_kind != REFRESH_FAILED
+    """Whether the shop's orders can be read back: installed through the managed installation with `read_orders`
+    granted (as its backfill is queued only then), its offline token not refused by Shopify (a shop known only from
+    its webhooks has no token)."""
+    return (
+        installation is not None
+        and installation.state == INSTALLED
+        and installation.token_kind != REFRESH_FAILED
+        and "read_orders" not in missing_scopes(installation.scopes)
+    )
 
 
 def nightly_replays(
