@@ -66,8 +66,9 @@ def replay(aws: EmulatedAws, shop: str, since: datetime) -> dict[str, Any]:
     return result
 
 
-def roi(aws: EmulatedAws, shop: str, day: datetime) -> dict[str, Any]:
-    query = f"?from={day.date().isoformat()}&to={day.date().isoformat()}"
+def roi(aws: EmulatedAws, shop: str, day: datetime, first: datetime | None = None) -> dict[str, Any]:
+    """The report of `day`, or of the days from `first` to `day` (orders placed either side of midnight)."""
+    query = f"?from={(first or day).date().isoformat()}&to={day.date().isoformat()}"
     response = aws.invoke("AdminFunction", admin_event("GET", f"/admin/roi{query}", shop))
     assert response["statusCode"] == 200, response
     report: dict[str, Any] = json.loads(response["body"])
@@ -186,7 +187,7 @@ def test_given_a_run_stopped_at_its_deadline_when_resumed_from_where_it_stopped_
     assert set(ids) == {f"replay:orders/create:{100 + n}" for n in range(12)}
     records = [sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:queue", "us-east-1") for message in messages]
     assert aws.invoke("AttributionFunction", {"Records": records}) == {"batchItemFailures": []}
-    assert roi(aws, admin.shop, now)["orders"] == 12
+    assert roi(aws, admin.shop, now, first=min(placed))["orders"] == 12
 
 
 def test_given_an_installed_shop_whose_order_shopify_dropped_then_the_nightly_replay_recovers_it_unasked(
