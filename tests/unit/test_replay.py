@@ -152,7 +152,8 @@ def test_what_of_an_order_is_replayed_is_what_reclift_never_received_of_it(
 def test_a_recorded_order_with_everything_applied_needs_nothing() -> None:
     stored = StoredOrder(recorded=True, markers=frozenset({"refund#5"}))
 
-    assert not missing(order_node(SINCE + timedelta(hours=1), refunds=(5,)), stored, since=SINCE).anything
+    gap = missing(order_node(SINCE + timedelta(hours=1), refunds=(5,)), stored, since=SINCE)
+    assert (gap.created, gap.refund_ids, gap.cancelled) == (False, (), False)
 
 
 # ---------------------------------------------------------------- the job

@@ -112,6 +112,14 @@ def _remaining(line: AttributedLine, refunded: int) -> Decimal:
     return min(share.quantize(CENT, rounding=ROUND_HALF_EVEN), line.revenue)
 
 
+CANCELLED_MARKER = "cancelled"  # the order's item that says it was cancelled (its adjustment is applied once)
+
+
+def refund_marker(refund_id: str) -> str:
+    """The order's item that says the refund `refund_id` was applied."""
+    return f"refund#{refund_id}"
+
+
 def refund_adjustment(refund: Refund, lines: Sequence[AttributedLine]) -> Adjustment:
     changes = []
     for line in lines:
@@ -120,9 +128,9 @@ def refund_adjustment(refund: Refund, lines: Sequence[AttributedLine]) -> Adjust
             continue
         refunded = min(line.quantity, line.refunded_quantity + quantity)
         changes.append(LineChange(line, _remaining(line, refunded), refunded))
-    return Adjustment(order_id=refund.order_id, marker=f"refund#{refund.refund_id}", changes=tuple(changes))
+    return Adjustment(order_id=refund.order_id, marker=refund_marker(refund.refund_id), changes=tuple(changes))
 
 
 def cancellation_adjustment(order_id: str, lines: Sequence[AttributedLine]) -> Adjustment:
     changes = tuple(LineChange(line, Decimal(0), line.refunded_quantity) for line in lines if line.revenue > 0)
-    return Adjustment(order_id=order_id, marker="cancelled", changes=changes)
+    return Adjustment(order_id=order_id, marker=CANCELLED_MARKER, changes=changes)

@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from reclift.adjustments import CANCELLED_MARKER, refund_marker
 from reclift.ids import shopify_id
 from reclift.orders import OrderPayloadError, parse_timestamp
 
 ORDER_CREATED = "orders/create"
 REFUND_CREATED = "refunds/create"
 ORDER_CANCELLED = "orders/cancelled"
-CANCELLED_MARKER = "cancelled"  # the order item's sort key a cancellation's adjustment writes
-REFUND_MARKER = "refund#{}"  # and a refund's, by refund id
 
 
 @dataclass(frozen=True)
@@ -53,10 +52,6 @@ class Missing:
     created: bool
     refund_ids: tuple[str, ...]
     cancelled: bool
-
-    @property
-    def anything(self) -> bool:
-        return self.created or bool(self.refund_ids) or self.cancelled
 
 
 def webhook_id(topic: str, object_id: str) -> str:
@@ -183,19 +178,26 @@ def refund_payload(node: object, order_id: str, extra_lines: Iterable[object] = 
     }
 
 
+def _refund_ids(node: dict[str, Any]) -> tuple[str, ...]:
+    """The ids of the refunds the Admin API lists for the order `node`."""
+    refunds = node.get("refunds")
+    listed = refunds if isinstance(refunds, list) else []
+    return tuple(
+        str(_node_id(refund.get("id"), "Refund", "a refund of the order"))
+        for refund in listed
+        if isinstance(refund, dict)
+    )
+
+
 def keys_to_read(node: object) -> tuple[str, ...]:
     """The order items' sort keys that say what reclift holds of the order `node`: its own item, and the markers of
     the cancellation and the refunds the Admin API lists for it (an order's attribution lines are not read)."""
     if not isinstance(node, dict):
         return ()
-    refunds = node.get("refunds")
-    listed = refunds if isinstance(refunds, list) else []
-    refund_keys = []
-    for refund in listed:
-        try:
-            refund_keys.append(REFUND_MARKER.format(shopify_id(refund.get("id"), "Refund")))
-        except (AttributeError, ValueError):
-            continue  # `missing` names it
+    try:
+        refund_keys = tuple(refund_marker(refund) for refund in _refund_ids(node))
+    except OrderPayloadError:
+        refund_keys = ()  # `missing` names it
     return ("order", *([CANCELLED_MARKER] if node.get("cancelledAt") else []), *refund_keys)
 
 
@@ -212,16 +214,9 @@ def missing(node: object, stored: StoredOrder | None, *, since: datetime) -> Mis
     markers = stored.markers if stored is not None and recorded else frozenset()
     if not (recorded or created):
         return Missing(order_id, created=False, refund_ids=(), cancelled=False)
-    refunds = node.get("refunds")
-    listed = refunds if isinstance(refunds, list) else []
-    refund_ids = tuple(
-        str(_node_id(refund.get("id"), "Refund", "a refund of the order"))
-        for refund in listed
-        if isinstance(refund, dict)
-    )
     return Missing(
         order_id,
         created=created,
-        refund_ids=tuple(refund for refund in refund_ids if REFUND_MARKER.format(refund) not in markers),
+        refund_ids=tuple(refund for refund in _refund_ids(node) if refund_marker(refund) not in markers),
         cancelled=bool(node.get("cancelledAt")) and CANCELLED_MARKER not in markers,
     )
