@@ -39,7 +39,7 @@ from reclift.data.store import dynamo_store
 from reclift.logic.admin_tokens import ShopAccessTokens
 from reclift.logic.backfill import run_backfill
 from reclift.logic.install import BackfillJob, parse_backfill_job, serves
-from reclift.logic.replay import nightly_replays, replay_orders
+from reclift.logic.replay import fan_out_replays, replay_orders
 from reclift.logic.scheduled import fired_at
 from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
@@ -118,13 +118,14 @@ def record_handler(record: SQSRecord, context: LambdaContext) -> None:
         backfill_queue().queue_backfill(job.shop, what=job.what)
 
 
-def fan_out_replays(fired: datetime) -> dict[str, Any]:
+def queue_jobs(bodies: list[str]) -> int:
+    return send_all(config.required("BACKFILL_QUEUE_URL"), bodies)
+
+
+def nightly_replays(fired: datetime) -> dict[str, Any]:
     """The nightly schedule: one replay job per shop whose orders can be read back, on the backfill queue."""
-    registry = install_registry()
-    jobs = nightly_replays(LearningStore().shops(), registry.installation, fired=fired)
-    sent = send_all(config.required("BACKFILL_QUEUE_URL"), [job.model_dump_json() for job in jobs])
-    metrics.add_metric(name="ReplayJobsQueued", unit=MetricUnit.Count, value=sent)
-    summary = {"shops": sent, "since": jobs[0].since.isoformat() if jobs and jobs[0].since else None}
+    summary = fan_out_replays(LearningStore().shops(), install_registry().installation, queue_jobs, fired=fired)
+    metrics.add_metric(name="ReplayJobsQueued", unit=MetricUnit.Count, value=summary["shops"])
     logger.info("replays fanned out", extra=summary)
     return summary
 
@@ -133,7 +134,7 @@ def fan_out_replays(fired: datetime) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if isinstance(event, dict) and event.get("source") == "aws.events":
-        return fan_out_replays(fired_at(event))
+        return nightly_replays(fired_at(event))
     if isinstance(event, dict) and "Records" in event:
         return process_partial_response(
             event=event,

@@ -16,7 +16,7 @@ import pytest
 from reclift.adjustments import parse_cancelled_order_id, parse_refund
 from reclift.data.installs import INSTALLED, INSTALLING, REFRESH_FAILED, UNINSTALLED, Installation
 from reclift.logic.install import parse_backfill_job
-from reclift.logic.replay import check_since, nightly_replays
+from reclift.logic.replay import check_since, fan_out_replays
 from reclift.orders import OrderPayloadError, parse_order
 from reclift.replay import StoredOrder, keys_to_read, missing, order_payload, refund_payload
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder
@@ -183,8 +183,16 @@ def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orde
     }
     shops = [*installations, "webhooks-only.myshopify.com"]  # known from its deliveries: no token to read with
 
-    jobs = nightly_replays(shops, installations.get, fired=NOW)
+    sent: list[str] = []
 
+    def send(bodies: list[str]) -> int:
+        sent.extend(bodies)
+        return len(bodies)
+
+    summary = fan_out_replays(shops, installations.get, send, fired=NOW)
+
+    jobs = [parse_backfill_job(body) for body in sent]
+    assert summary == {"since": (NOW - timedelta(hours=26)).isoformat(), "shops": 2}
     assert [(job.shop, job.what, job.since) for job in jobs] == [
         ("installed.myshopify.com", "replay", NOW - timedelta(hours=26)),
         ("writes.myshopify.com", "replay", NOW - timedelta(hours=26)),  # write_orders implies reading them

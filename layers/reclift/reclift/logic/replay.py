@@ -6,7 +6,7 @@ Orders are read oldest update first; a run that must stop (the invocation's dead
 (`resume_from`, the last read page's latest update), and a resumed run reads from there: what it reads again is
 skipped when recorded, or queued again under the same webhook id, which the worker processes once.
 
-Every night (`nightly_replays`, BackfillFunction's schedule at 01:30 UTC, before the learning) each installed shop's
+Every night (`fan_out_replays`, BackfillFunction's schedule at 01:30 UTC, before the learning) each installed shop's
 orders of the last NIGHTLY_REPLAY_HOURS are read back so: a delivery Shopify gave up on is recovered within a day,
 whether or not anyone noticed it was lost. After a longer outage an operator runs the replay from its start.
 """
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from reclift.data.installs import INSTALLED, REFRESH_FAILED, Installation
 from reclift.ids import shopify_id
+from reclift.logic import jobs
 from reclift.logic.backfill import FOLLOW_UP_PAGE, PAGE_INFO, nested_first_page, rest_of
 from reclift.logic.install import REPLAY, BackfillJob, missing_scopes
 from reclift.orders import OrderPayloadError, parse_timestamp
@@ -101,13 +102,19 @@ def replayable(installation: Installation | None) -> bool:
     )
 
 
-def nightly_replays(
-    shops: Iterable[str], installation: Callable[[str], Installation | None], *, fired: datetime
-) -> list[BackfillJob]:
-    """The night's replay jobs, one per shop whose orders can be read back, each from NIGHTLY_REPLAY_HOURS before
-    the schedule fired: what Shopify dropped since the last night is delivered before the night's learning."""
+def fan_out_replays(
+    shops: Iterable[str],
+    installation: Callable[[str], Installation | None],
+    send: Callable[[list[str]], int],
+    *,
+    fired: datetime,
+) -> dict[str, Any]:
+    """The night's replay jobs, one message per shop whose orders can be read back, each from NIGHTLY_REPLAY_HOURS
+    before the schedule fired: what Shopify dropped since the last night is delivered before the night's learning."""
     since = fired - timedelta(hours=NIGHTLY_REPLAY_HOURS)
-    return [BackfillJob(shop=shop, what=REPLAY, since=since) for shop in shops if replayable(installation(shop))]
+    readable = (shop for shop in shops if replayable(installation(shop)))
+    sent = jobs.fan_out(readable, lambda shop: BackfillJob(shop=shop, what=REPLAY, since=since), send)
+    return {"since": since.isoformat(), "shops": sent}
 
 
 class ReplayStores(Protocol):
