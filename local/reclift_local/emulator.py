@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -57,6 +59,7 @@ class Emulator:
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         _stop_tracking_models()
+        _serialize_dynamodb()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self._requested_port, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -82,6 +85,35 @@ def _stop_tracking_models() -> None:
 
     BaseModel.__new__ = staticmethod(untracked)  # type: ignore[method-assign]
     reset_model_data()
+
+
+_DYNAMODB_LOCK = threading.RLock()
+
+
+def _serialize_dynamodb() -> None:
+    """DynamoDB applies each write atomically and isolates a transaction from every other request; moto's server
+    handles requests in threads, without a lock. Two of its faults follow:
+    - a conditional write checks, then writes: two threads can both pass the check;
+    - a TransactWriteItems copies each table it touches, and when one of its conditions fails it puts the copies
+      back, erasing whatever other threads wrote to those tables meanwhile (a duplicate delivery's refused order
+      undid counter updates of other orders and of the storefront's events).
+    Here moto answers one DynamoDB (or DynamoDB Streams) request at a time, so each sees every other whole, as
+    DynamoDB's isolation guarantees. Patched once per process; DynamoDB Local and AWS need nothing of this."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        action = handler.call_action
+        if getattr(action, "serialized", False):
+            continue
+
+        @functools.wraps(action)
+        def serialized(self: Any, *, _action: Any = action) -> Any:
+            with _DYNAMODB_LOCK:
+                return _action(self)
+
+        serialized.serialized = True  # type: ignore[attr-defined]
+        handler.call_action = serialized  # type: ignore[method-assign]
 
 
 def client_config() -> Config:

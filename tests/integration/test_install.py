@@ -147,14 +147,10 @@ def test_given_an_installed_shop_then_its_admin_requests_cost_no_ssm_call_and_no
 
 
 def test_given_concurrent_first_requests_then_the_session_token_is_exchanged_once(
-    aws: EmulatedAws, shopify: FakeAdminApi, database: str
+    aws: EmulatedAws, shopify: FakeAdminApi
 ) -> None:
     """Eight requests of a new shop at once (the page's first calls), each with its own session token: one
     exchange, one token stored, one backfill queued."""
-    if database == "moto":
-        # The claim is a conditional write. DynamoDB (and DynamoDB Local) apply one atomically; moto checks the
-        # condition and writes without a lock, so two of its request threads can both pass (seen 1 run in 5).
-        pytest.skip("moto does not apply conditional writes atomically across threads")
     outcomes: list[str] = []
     start = threading.Barrier(8)
 
