@@ -16,7 +16,8 @@ Its nightly schedule (01:30 UTC) queues one replay job per installed shop, from 
 deliveries Shopify dropped since then (reclift.logic.replay): what the shop's orders hold that reclift never received
 is queued on the webhook queue as the delivery it would have been. A run that stops before its deadline answers
 `"complete": false` with `resume_from`, which a next invocation passes on (from the queue it queues that continuation
-itself).
+itself). From the queue, the orders a replay could not read back go into jobs that name them (`"orders": [ids]`),
+which fail until the orders can be read: retried, then in the DLQ.
 """
 
 from __future__ import annotations
@@ -38,8 +39,8 @@ from reclift.data.replay import ReplayStore
 from reclift.data.store import dynamo_store
 from reclift.logic.admin_tokens import ShopAccessTokens
 from reclift.logic.backfill import run_backfill
-from reclift.logic.install import BackfillJob, parse_backfill_job, serves
-from reclift.logic.replay import fan_out_replays, replay_orders
+from reclift.logic.install import REPLAY, REPLAY_ORDERS_PER_JOB, BackfillJob, parse_backfill_job, serves
+from reclift.logic.replay import fan_out_replays, replay_named_orders, replay_orders
 from reclift.logic.scheduled import fired_at
 from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
@@ -88,34 +89,67 @@ def run_backfills(job: BackfillJob, client: AdminClient, context: LambdaContext)
 
 
 def run_replay(job: BackfillJob, client: AdminClient, context: LambdaContext) -> dict[str, Any]:
-    """Queue on the webhook queue what the shop's orders since `job.since` hold that reclift never received."""
+    """Queue on the webhook queue what the shop's orders since `job.since` (or the orders the job names) hold that
+    reclift never received."""
     if job.since is None:  # BackfillJob refuses a replay without it
         raise ValueError("a replay names since")
-    outcome = replay_orders(
-        job.shop,
-        client,
-        ReplayStore(),
-        since=job.since,
-        now=datetime.now(UTC),
-        resume_from=job.resume_from,
-        keep_going=lambda: context.get_remaining_time_in_millis() > STOP_BEFORE_DEADLINE_MS,
-    )
+    if job.orders:
+        outcome = replay_named_orders(
+            job.shop, client, ReplayStore(), job.orders, since=job.since, now=datetime.now(UTC)
+        )
+    else:
+        outcome = replay_orders(
+            job.shop,
+            client,
+            ReplayStore(),
+            since=job.since,
+            now=datetime.now(UTC),
+            resume_from=job.resume_from,
+            keep_going=lambda: context.get_remaining_time_in_millis() > STOP_BEFORE_DEADLINE_MS,
+        )
     result = outcome.as_dict()
     metrics.add_metric(name="ReplayedDeliveries", unit=MetricUnit.Count, value=sum(outcome.queued.values()))
+    if outcome.unreadable:
+        metrics.add_metric(name="ReplayUnreadableOrders", unit=MetricUnit.Count, value=outcome.unreadable)
+        logger.warning("replay could not read orders", extra={"unreadable_orders": outcome.unreadable_orders})
     logger.info("replay finished" if outcome.complete else "replay paused", extra={"result": result})
     return result
+
+
+class UnreadableOrders(Exception):
+    """The named orders of a replay job could still not be read: the job is retried, then kept in the DLQ."""
 
 
 def record_handler(record: SQSRecord, context: LambdaContext) -> None:
     job = parse_backfill_job(record.body)
     result = run_job(job, context)
-    if result["complete"] or "skipped" in result:
+    if "skipped" in result:
         return
-    if job.replay:  # the rest, from where this run stopped, in an invocation of its own
+    if job.replay:
+        queue_replay_follow_ups(job, result)
+    elif not result["complete"]:
+        backfill_queue().queue_backfill(job.shop, what=job.what)
+
+
+def queue_replay_follow_ups(job: BackfillJob, result: dict[str, Any]) -> None:
+    """From the queue, what a replay run leaves: the rest of its orders from where it stopped, in an invocation of
+    its own; the orders it could not read, in jobs that name them (the others' deliveries are queued already, and the
+    nightly window will have moved past them). A job of named orders that still cannot read them fails instead."""
+    if job.orders:
+        if result["unreadable"]:
+            raise UnreadableOrders(
+                f"named orders still unreadable ({result['unreadable']}): {result['unreadable_orders']}"
+            )
+        return
+    if not result["complete"]:
         rest = BackfillJob.model_validate({**job.model_dump(), "resume_from": result["resume_from"]})
         backfill_queue().queue_job(rest.model_dump_json())
-    else:
-        backfill_queue().queue_backfill(job.shop, what=job.what)
+    ids = result["unreadable_ids"]
+    for start in range(0, len(ids), REPLAY_ORDERS_PER_JOB):
+        named = BackfillJob(
+            shop=job.shop, what=REPLAY, since=job.since, orders=tuple(ids[start : start + REPLAY_ORDERS_PER_JOB])
+        )
+        backfill_queue().queue_job(named.model_dump_json())
 
 
 def queue_jobs(bodies: list[str]) -> int:

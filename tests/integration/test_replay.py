@@ -21,7 +21,7 @@ from reclift.webhooks import WebhookEnvelope
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder
 from reclift_local.pollers import sqs_record
 from reclift_local.worker import function_env
-from tests.support.aws import EmulatedAws, process_queue, process_stream, queued
+from tests.support.aws import EmulatedAws, invoke_outcome, process_queue, process_stream, queued
 from tests.support.calls import ApiCall, ApiCallCounter
 from tests.support.recs import shown
 from tests.support.shopify import admin_event, new_shop, order_payload, proxy_event, proxy_query, webhook_event
@@ -217,6 +217,7 @@ def test_given_an_installed_shop_whose_order_shopify_dropped_then_the_nightly_re
             "restart": False,
             "since": (fired - timedelta(hours=26)).isoformat().replace("+00:00", "Z"),
             "resume_from": None,
+            "orders": [],
         }
         record = sqs_record(mine[shopify.shop], "arn:aws:sqs:us-east-1:123456789012:backfill", "us-east-1")
         assert aws.invoke("BackfillFunction", {"Records": [record]}) == {"batchItemFailures": []}
@@ -247,27 +248,36 @@ def test_given_a_dropped_order_of_more_lines_than_one_answer_holds_then_its_deli
     assert [r.root for r in admin.requests if r.outcome == "ok"] == ["orders", "order", "order"]
 
 
-def test_given_an_order_the_admin_api_answers_unreadably_then_it_is_named_and_the_others_are_still_replayed(
-    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    now = next_second()
-    admin.orders = [
-        FakeOrder.from_webhook(
-            order_payload(order_id=number, created_at=now, lines=[{"product_id": 5, "price": "3"}])
-            | {"updated_at": now.isoformat()}
-        )
-        for number in (81, 82)
-    ]
+def answer_without_prices(admin: FakeAdminApi, monkeypatch: pytest.MonkeyPatch, *numbers: int) -> None:
+    """The fake Admin API answers these orders' lines without their prices (a shape reclift cannot replay)."""
     whole = admin._order_node
 
     def without_prices(order: FakeOrder, lines: int, refunds: int = 250) -> dict[str, Any]:
         node = whole(order, lines, refunds)
-        if order.number == 81:  # a line answered without its price
+        if order.number in numbers:
             for line in node["lineItems"]["nodes"]:
                 line["originalUnitPriceSet"] = None
         return node
 
     monkeypatch.setattr(admin, "_order_node", without_prices)
+
+
+def placed_orders(admin: FakeAdminApi, now: datetime, *numbers: int) -> None:
+    admin.orders = [
+        FakeOrder.from_webhook(
+            order_payload(order_id=number, created_at=now, lines=[{"product_id": 5, "price": "3"}])
+            | {"updated_at": now.isoformat()}
+        )
+        for number in numbers
+    ]
+
+
+def test_given_an_order_the_admin_api_answers_unreadably_then_it_is_named_and_the_others_are_still_replayed(
+    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = next_second()
+    placed_orders(admin, now, 81, 82)
+    answer_without_prices(admin, monkeypatch, 81)
 
     result = replay(aws, admin.shop, since=now - timedelta(hours=1))
 
@@ -276,3 +286,49 @@ def test_given_an_order_the_admin_api_answers_unreadably_then_it_is_named_and_th
     assert result["unreadable_orders"] == ["81: a line item node has no originalUnitPriceSet.shopMoney.amount"]
     (message,) = queued(sqs, webhook_queue)
     assert json.loads(message["Body"])["webhook_id"] == "replay:orders/create:82"
+
+
+def test_given_a_queued_replay_with_an_unreadable_order_then_that_order_is_kept_in_a_job_that_fails_until_it_is_read(
+    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The nightly job moves on (its window will not hold the order again); the order stays in a job of its own on
+    the backfill queue, failing (retried, then in BackfillDLQ) until the Admin API's answer can be read."""
+    now = next_second()
+    placed_orders(admin, now, 91, 92)
+    answer_without_prices(admin, monkeypatch, 91)
+    backfill_queue = aws.resource("BackfillQueue")
+    aws.empty_queues("BackfillQueue")
+    since = now - timedelta(hours=1)
+
+    def work(message: dict[str, Any]) -> Any:
+        """The batch of this one message, as Lambda's poller hands it: the result, or the invocation's error."""
+        record = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:backfill", "us-east-1")
+        outcome = invoke_outcome(aws, "BackfillFunction", {"Records": [record]})
+        return outcome.error or outcome.result
+
+    sqs.send_message(
+        QueueUrl=backfill_queue,
+        MessageBody=json.dumps({"shop": admin.shop, "what": "replay", "since": since.isoformat()}),
+    )
+    (window_job,) = queued(sqs, backfill_queue)
+    assert work(window_job) == {"batchItemFailures": []}
+    (readable,) = queued(sqs, webhook_queue)
+    assert json.loads(readable["Body"])["webhook_id"] == "replay:orders/create:92"
+    (named_job,) = queued(sqs, backfill_queue)
+    assert json.loads(named_job["Body"])["orders"] == ["91"]
+
+    # Still unreadable: the job fails (SQS retries it, then moves it to the DLQ), queueing nothing.
+    failed = work(named_job)
+    assert failed["errorType"] == "BatchProcessingError"
+    assert "still unreadable (1): ['91: a line item node has no originalUnitPriceSet" in failed["errorMessage"]
+    assert queued(sqs, webhook_queue) == []
+    assert queued(sqs, backfill_queue) == []
+
+    monkeypatch.undo()  # the cause fixed: a re-drive of the same job replays the order
+    monkeypatch.setenv("RECLIFT_ADMIN_API_URL", admin.url)
+    assert work(named_job) == {"batchItemFailures": []}
+    (read_again,) = queued(sqs, webhook_queue)
+    assert json.loads(read_again["Body"])["webhook_id"] == "replay:orders/create:91"
+    records = [sqs_record(m, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1") for m in (readable, read_again)]
+    assert aws.invoke("AttributionFunction", {"Records": records}) == {"batchItemFailures": []}
+    assert roi(aws, admin.shop, now)["orders"] == 2

@@ -171,6 +171,20 @@ def test_a_replay_job_names_since_and_refuses_a_range_shopify_no_longer_answers(
         check_since(datetime(2026, 12, 5), NOW)  # a naive time
 
 
+def test_a_replay_job_may_name_the_orders_to_read_again_by_id_or_gid_and_at_most_a_hundred() -> None:
+    named = {"shop": "a-shop.myshopify.com", "what": "replay", "since": "2026-12-05T08:00:00Z"}
+    job = parse_backfill_job(named | {"orders": ["gid://shopify/Order/450789469", 91]})
+    assert job.orders == ("450789469", "91")
+    assert parse_backfill_job(job.model_dump_json()) == job  # what the queue carries reads back the same
+
+    with pytest.raises(ValueError, match="orders: Value error, expected a Order id"):
+        parse_backfill_job(named | {"orders": ["gid://shopify/Product/1"]})
+    with pytest.raises(ValueError, match="at most 100 orders"):
+        parse_backfill_job(named | {"orders": list(range(1, 102))})
+    with pytest.raises(ValueError, match="orders are named by a replay only"):
+        parse_backfill_job({"shop": "a-shop.myshopify.com", "what": "orders", "orders": ["91"]})
+
+
 def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orders_can_be_read() -> None:
     granted = frozenset({"read_orders", "read_products"})
     installations = {

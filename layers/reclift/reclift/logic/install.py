@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from reclift import config
 from reclift.data.backfill import BackfillProgress
 from reclift.data.installs import FAILED, INSTALLED, INSTALLING, UNINSTALLED, GrantRecord, Installation
-from reclift.ids import shop_domain
+from reclift.ids import shop_domain, shopify_id
 from reclift.offline_grants import OfflineGrant, grant_from, needs_cycling
 from reclift.shopify_admin import (
     AdminApiError,
@@ -359,12 +359,14 @@ def uninstall(
 
 
 REPLAY = "replay"  # a backfill job's `what` that replays the order deliveries Shopify dropped (reclift.logic.replay)
+REPLAY_ORDERS_PER_JOB = 100  # orders a replay job may name (one Admin API query each)
 
 
 class BackfillJob(BaseModel):
     """A backfill to run: what the installation queues, and what BackfillFunction may be invoked with. A replay
     (`"what": "replay"`) names the moment from which to read the shop's orders back (`since`) and, when it
-    continues a run that stopped, where that run stopped (`resume_from`)."""
+    continues a run that stopped, where that run stopped (`resume_from`); or, to read again orders a replay could not
+    read, those orders' ids (`orders`), each read by itself."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -373,11 +375,19 @@ class BackfillJob(BaseModel):
     restart: bool = False
     since: datetime | None = None
     resume_from: datetime | None = None
+    orders: tuple[str, ...] = ()
 
     @field_validator("shop")
     @classmethod
     def _shop(cls, value: str) -> str:
         return shop_domain(value)
+
+    @field_validator("orders", mode="before")
+    @classmethod
+    def _orders(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return tuple(shopify_id(order, "Order") for order in value)  # "450789469" or its gid
+        return value
 
     @field_validator("what")
     @classmethod
@@ -392,6 +402,10 @@ class BackfillJob(BaseModel):
     def _replay_since(self) -> BackfillJob:
         if self.what == REPLAY and self.since is None:
             raise ValueError("a replay names since: the moment from which Shopify's deliveries were lost")
+        if self.orders and self.what != REPLAY:
+            raise ValueError("orders are named by a replay only")
+        if len(self.orders) > REPLAY_ORDERS_PER_JOB:
+            raise ValueError(f"a replay names at most {REPLAY_ORDERS_PER_JOB} orders")
         return self
 
     @property

@@ -9,6 +9,11 @@ skipped when recorded, or queued again under the same webhook id, which the work
 Every night (`fan_out_replays`, BackfillFunction's schedule at 01:30 UTC, before the learning) each installed shop's
 orders of the last NIGHTLY_REPLAY_HOURS are read back so: a delivery Shopify gave up on is recovered within a day,
 whether or not anyone noticed it was lost. After a longer outage an operator runs the replay from its start.
+
+An order the Admin API answers in a shape reclift cannot turn into a delivery is named in the outcome, and the others
+are replayed. Its id is kept (`unreadable_ids`) for a replay of the named orders (`replay_named_orders`), each read by
+itself, which the queue's worker queues and lets fail until it can read them: retried, then in the DLQ, never lost
+when the window moves past them.
 """
 
 from __future__ import annotations
@@ -148,6 +153,8 @@ class ReplayOutcome:
     recorded: int = 0  # orders read that reclift had recorded
     unreadable: int = 0  # orders whose nodes could not be turned into deliveries (not fatal to the others)
     unreadable_orders: list[str] = field(default_factory=list)  # the first UNREADABLE_NAMED of them, and why
+    unreadable_ids: list[str] = field(default_factory=list)  # every one of them with an id, to read again
+    gone: int = 0  # named orders the Admin API no longer has (deleted since): nothing of them to replay
     queued: Counter[str] = field(default_factory=Counter)  # deliveries queued, by topic
 
     def as_dict(self) -> dict[str, Any]:
@@ -172,14 +179,23 @@ def _refund_delivery(client: AdminClient, refund_id: str, order_id: str) -> Deli
     return Delivery(REFUND_CREATED, webhook_id(REFUND_CREATED, refund_id), refund_payload(node, order_id, extra))
 
 
-def deliveries_of(client: AdminClient, node: dict[str, Any], gap: Missing) -> list[Delivery]:
+def read_whole(client: AdminClient, gid: object) -> dict[str, Any] | None:
+    """The order with its first LINES_PER_ORDER lines (REPLAY_ORDER_QUERY), or None when the shop has no such order."""
+    variables = {"id": gid, "lines": LINES_PER_ORDER, "refunds": REFUNDS_PER_ORDER}
+    whole = client.execute(REPLAY_ORDER_QUERY, variables).get("order")
+    return whole if isinstance(whole, dict) else None
+
+
+def deliveries_of(
+    client: AdminClient, node: dict[str, Any], gap: Missing, *, whole: dict[str, Any] | None = None
+) -> list[Delivery]:
     """The deliveries to queue for one order: its creation first, then its refunds, then its cancellation (the
-    worker retries an adjustment that arrives before its order)."""
+    worker retries an adjustment that arrives before its order). `whole` is the order as REPLAY_ORDER_QUERY answers
+    it, when it was read already."""
     payload: dict[str, Any] = {}
     if gap.created or gap.cancelled:  # both bodies are the whole order, read only then
-        variables = {"id": node.get("id"), "lines": LINES_PER_ORDER, "refunds": REFUNDS_PER_ORDER}
-        whole = client.execute(REPLAY_ORDER_QUERY, variables).get("order")
-        if not isinstance(whole, dict):
+        whole = whole or read_whole(client, node.get("id"))
+        if whole is None:
             raise OrderPayloadError(f"order {gap.order_id} could not be read")
         lines = nested_first_page(whole, "lineItems")
         extra = rest_of(client, REPLAY_ORDER_LINES_QUERY, str(node.get("id")), ("order", "lineItems"), lines)
@@ -226,22 +242,67 @@ def replay_orders(
             shop, {order_id: keys_to_read(node) for node in page.nodes if (order_id := _order_id(node))}
         )
         for node in page.nodes:
-            order_id = _order_id(node)
-            try:
-                gap = missing(node, stored.get(order_id or ""), since=since)
-                deliveries = deliveries_of(client, node, gap)
-                updated = parse_timestamp(node.get("updatedAt"))
-            except OrderPayloadError as exc:  # named in the outcome (and its log line)
-                outcome.unreadable += 1
-                if len(outcome.unreadable_orders) < UNREADABLE_NAMED:
-                    outcome.unreadable_orders.append(f"{order_id or node.get('id')}: {exc}"[:200])
-                continue
-            outcome.recorded += order_id in stored and stored[order_id].recorded
-            for delivery in deliveries:
-                stores.queue_delivery(shop, delivery, now=now)
-                outcome.queued[delivery.topic] += 1
-            latest = max(latest, updated)
+            updated = _replay_node(client, stores, outcome, node, stored, since=since, now=now)
+            latest = max(latest, updated or latest)
         if not page.has_next_page or not page.end_cursor:
             outcome.complete = True
             return outcome
         after = page.end_cursor
+
+
+def replay_named_orders(
+    shop: str, client: AdminClient, stores: ReplayStores, order_ids: Iterable[str], *, since: datetime, now: datetime
+) -> ReplayOutcome:
+    """Queue what reclift never received of the named orders (a replay's unreadable ones, read again each by itself),
+    by the rules of `replay_orders` from `since`. An order the shop no longer has is counted `gone`. No bound on how
+    long ago `since` is: the job may have waited in the DLQ."""
+    if since.tzinfo is None:
+        raise ValueError("since must carry its offset (for example 2026-12-05T08:00:00Z)")
+    outcome = ReplayOutcome(shop=shop, since=since.isoformat(), complete=True)
+    wholes: dict[str, dict[str, Any]] = {}
+    for order_id in dict.fromkeys(order_ids):
+        whole = read_whole(client, f"gid://shopify/Order/{order_id}")
+        if whole is None:
+            outcome.gone += 1
+        else:
+            wholes[order_id] = whole
+    outcome.orders_read = len(wholes)
+    if not wholes:
+        return outcome
+    stored = stores.stored_orders(shop, {order_id: keys_to_read(whole) for order_id, whole in wholes.items()})
+    for whole in wholes.values():
+        _replay_node(client, stores, outcome, whole, stored, since=since, now=now, whole=whole)
+    return outcome
+
+
+def _replay_node(
+    client: AdminClient,
+    stores: ReplayStores,
+    outcome: ReplayOutcome,
+    node: dict[str, Any],
+    stored: Mapping[str, StoredOrder],
+    *,
+    since: datetime,
+    now: datetime,
+    whole: dict[str, Any] | None = None,
+) -> datetime | None:
+    """Queue what one listed order is missing, counted in `outcome`, and answer when the order was last updated; None
+    when it could not be read (named there)."""
+    order_id = _order_id(node)
+    known = stored.get(order_id or "")
+    try:
+        gap = missing(node, known, since=since)
+        deliveries = deliveries_of(client, node, gap, whole=whole)
+        updated = parse_timestamp(node.get("updatedAt"))
+    except OrderPayloadError as exc:  # named in the outcome (and its log line), kept to read again
+        outcome.unreadable += 1
+        if order_id is not None:
+            outcome.unreadable_ids.append(order_id)
+        if len(outcome.unreadable_orders) < UNREADABLE_NAMED:
+            outcome.unreadable_orders.append(f"{order_id or node.get('id')}: {exc}"[:200])
+        return None
+    outcome.recorded += known is not None and known.recorded
+    for delivery in deliveries:
+        stores.queue_delivery(outcome.shop, delivery, now=now)
+        outcome.queued[delivery.topic] += 1
+    return updated
