@@ -33,7 +33,7 @@ from tests.support.shopify import (
     proxy_query,
     webhook_event,
 )
-from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for_value
 from tests.support.truth import (
     PlannedOrder,
     actual_counters,
@@ -341,7 +341,7 @@ def test_given_the_attribution_worker_killed_in_the_middle_of_batches_then_every
                 killed.append(pid)
             time.sleep(1.0)
         time.sleep(0.02)
-    wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, timeout=300, message="the queue to drain")
+    wait_for_value(lambda: stack.queue_depth("WebhookQueue"), 0, timeout=300, message="the queue to drain")
 
     errors = stack.status()["functions"]["AttributionFunction"]["errors"]
     assert killed  # the fault really happened
@@ -350,7 +350,7 @@ def test_given_the_attribution_worker_killed_in_the_middle_of_batches_then_every
     counters = expected_counters(orders)
     assert stack_roi(stack, shop) == expected_report(orders)
     # The traffic's events are counted from the events table's stream, within the counting function's window.
-    wait_for(lambda: stack_counters(stack, shop, counters) == counters, timeout=120, message="the events counted")
+    wait_for_value(lambda: stack_counters(stack, shop, counters), counters, timeout=120, message="the events counted")
     report(
         database,
         f"worker killed: {len(killed)} worker processes SIGKILLed with a batch in flight, {errors} invocations lost "
@@ -371,22 +371,22 @@ def test_given_a_refund_whose_order_never_came_when_the_order_arrives_then_make_
 
     refund = refund_json(refunded_order, attributed_line_indexes(refunded_order)[0], 1)
     deliver_webhook(stack, shop, refund, topic="refunds/create", timeout=30)
-    wait_for(lambda: stack.queue_depth("WebhookDLQ") == dlq_before + 1, timeout=120, message="the DLQ")
+    wait_for_value(lambda: stack.queue_depth("WebhookDLQ"), dlq_before + 1, timeout=120, message="the DLQ")
     send_traffic(stack, shop, orders)
-    wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, timeout=120, message="the orders")
+    wait_for_value(lambda: stack.queue_depth("WebhookQueue"), 0, timeout=120, message="the orders")
     assert stack_roi(stack, shop) == expected_report(orders)  # the refund is not applied yet
 
     moved = stack.command("redrive")
     assert moved.returncode == 0, moved.stderr
     moved_total = json.loads(moved.stdout)["total"]
     assert moved_total >= 1
-    wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, timeout=120, message="the redriven refund")
+    wait_for_value(lambda: stack.queue_depth("WebhookQueue"), 0, timeout=120, message="the redriven refund")
 
     assert stack.queue_depth("WebhookDLQ") == 0
     counters = expected_counters(orders, refunded=refunded)
     assert stack_roi(stack, shop) == expected_report(orders, refunded=refunded)
     # The traffic's events are counted from the events table's stream, within the counting function's window.
-    wait_for(lambda: stack_counters(stack, shop, counters) == counters, timeout=120, message="the events counted")
+    wait_for_value(lambda: stack_counters(stack, shop, counters), counters, timeout=120, message="the events counted")
     report(
         database, f"poison: a refund before its order reached the DLQ; make redrive moved {moved_total} back; applied"
     )

@@ -26,7 +26,7 @@ import requests
 
 from reclift_local.gateway import compile_routes, match_route
 from reclift_local.template import HttpRoute, Resolver, function_specs, load_template
-from tests.support.stack import process_alive, wait_for
+from tests.support.stack import process_alive, wait_for, wait_for_value
 
 pytestmark = pytest.mark.stack
 
@@ -654,7 +654,7 @@ def test_a_raising_invocation_deletes_nothing(stack: Stack) -> None:
 def test_poison_reaches_the_dlq_and_redrive_brings_it_back(stack: Stack) -> None:
     sqs = stack.client("sqs")
     sqs.send_message(QueueUrl=stack.state["resources"]["Jobs"], MessageBody="poison-1")
-    wait_for(lambda: stack.status()["queues"]["JobsDLQ"]["visible"] == 1, 20, message="the poison in the DLQ")
+    wait_for_value(lambda: stack.status()["queues"]["JobsDLQ"]["visible"], 1, 20, message="the poison in the DLQ")
     assert [r["count"] for r in stack.records() if r["body"] == "poison-1"] == [1, 2]
     stack.wait_idle()
 

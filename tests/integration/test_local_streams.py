@@ -28,7 +28,7 @@ from reclift_local.streams import StreamConsumer
 from reclift_local.template import Resolver, StreamSource, function_specs, load_template
 from reclift_local.workers import Outcome
 from tests.support.aws import EmulatedAws, emulated_aws, process_stream, queued, skip_streams
-from tests.support.stack import wait_for
+from tests.support.stack import wait_for, wait_for_value
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aws"
 
@@ -664,7 +664,7 @@ def test_the_running_stack_polls_the_stream_into_its_workers(running: RunningSta
     running.put("Events", {"pk": {"S": "r2"}, "fail": {"S": "once"}})
     running.put("Poison", {"pk": {"S": "bad"}})
 
-    wait_for(lambda: running.delivered_keys().count("r2") == 2, 30, message="r2 to be retried")
+    wait_for_value(lambda: running.delivered_keys().count("r2"), 2, 30, message="r2 to be retried")
     by_invocation: dict[str, list[str]] = {}
     for call in running.calls("record"):
         by_invocation.setdefault(call["invocation"], []).append(call["key"])
@@ -691,7 +691,7 @@ def test_a_restarted_stack_resumes_the_stream_where_it_stood(tmp_path: Path) -> 
     first = RunningStack(tmp_path, "dynamodb-local", *data)
     try:
         first.put("Events", {"pk": {"S": "before-restart"}})
-        wait_for(lambda: first.delivered_keys() == ["before-restart"], 30, message="the first record")
+        wait_for_value(lambda: first.delivered_keys(), ["before-restart"], 30, message="the first record")
     finally:
         first.stop()
     second = RunningStack(tmp_path, "dynamodb-local", *data)

@@ -15,7 +15,7 @@ import pytest
 from reclift_local.sign import DEV_API_KEY, DEV_API_SECRET
 from reclift_local.smoke import ATTRIBUTION, RECOMMENDATIONS, REPORT_BEFORE, STEPS
 from tests.support.shopify import new_shop, order_payload
-from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for_value
 
 pytestmark = pytest.mark.stack
 
@@ -75,7 +75,7 @@ def test_smoke_tracks_and_buys_a_product_the_shop_recommends(stack: RunningStack
         lines = [{"product_id": 111, "price": "10.00"}, {"product_id": 222, "price": "20.00"}]
         body = json.dumps(order_payload(order_id=order_id, created_at=placed, lines=lines)).encode()
         deliver_webhook(stack, shop, body)
-    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == 2, timeout=60, message="both orders stored")
+    wait_for_value(lambda: admin_get(stack, shop, "/admin/roi")["orders"], 2, timeout=60, message="both orders stored")
     similarity = stack.command("invoke", "SimilarityFunction", timeout=120)
     assert similarity.returncode == 0, similarity.stdout + similarity.stderr
 

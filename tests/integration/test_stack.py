@@ -24,7 +24,7 @@ from tests.support.shopify import (
     webhook_event,
     webhook_request,
 )
-from tests.support.stack import RunningStack, admin_get, process_alive, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, process_alive, running_stack, wait_for, wait_for_value
 from tests.support.truth import actual_counters
 
 pytestmark = pytest.mark.stack
@@ -115,7 +115,7 @@ def test_given_one_delivery_three_times_and_the_order_again_under_a_new_id_then_
     for _ in range(3):
         assert post_webhook(stack, shop, order, webhook_id="the-same-delivery").status_code == 200
     assert post_webhook(stack, shop, order, webhook_id="a-new-delivery-of-the-same-order").status_code == 200
-    wait_for(lambda: stack.queue_depth("WebhookQueue") == 0, message="the queue to drain")
+    wait_for_value(lambda: stack.queue_depth("WebhookQueue"), 0, message="the queue to drain")
 
     report = admin_get(stack, shop, "/admin/roi")
     assert report["attributed_revenue"] == "40.00"
@@ -178,8 +178,8 @@ def test_given_a_poison_delivery_beside_good_ones_then_it_reaches_the_dlq_and_th
     assert post_webhook(stack, shop, poison).status_code == 200
     assert post_webhook(stack, shop, good).status_code == 200
 
-    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"] == 1, message="the good order")
-    wait_for(lambda: stack.queue_depth("WebhookDLQ") == dlq_before + 1, timeout=60, message="the DLQ")
+    wait_for_value(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"], 1, message="the good order")
+    wait_for_value(lambda: stack.queue_depth("WebhookDLQ"), dlq_before + 1, timeout=60, message="the DLQ")
     [message] = [
         m
         for m in stack.client("sqs").receive_message(
@@ -281,7 +281,7 @@ def test_given_history_when_the_nightly_job_is_invoked_then_performance_and_reco
             lines=[{"product_id": int(product), "price": "15.00"}],
         )
         assert post_webhook(stack, shop, order).status_code == 200
-    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"] == 8, message="the orders")
+    wait_for_value(lambda: admin_get(stack, shop, "/admin/roi")["attributed_orders"], 8, message="the orders")
 
     # The impressions are counted from the events table's stream, within the counting function's batching window:
     # the nightly job learns from the counters, so it runs once they hold every impression (on a loaded machine the
@@ -332,7 +332,7 @@ def test_given_signed_orders_when_the_similarity_job_is_invoked_then_a_product_p
             lines=[{"product_id": product, "price": "15.00"} for product in basket],
         )
         assert post_webhook(stack, shop, order).status_code == 200
-    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == len(baskets), message="the orders")
+    wait_for_value(lambda: admin_get(stack, shop, "/admin/roi")["orders"], len(baskets), message="the orders")
 
     invoked = stack.command("invoke", "SimilarityFunction", timeout=300)
     assert invoked.returncode == 0, invoked.stdout + invoked.stderr
@@ -394,7 +394,7 @@ def test_given_the_catalog_when_products_change_then_recommendations_follow_with
     for number, price in ((802, "20.00"), (803, "30.00"), (804, "10.00")):
         update = product_update(number, t0, price=price)
         assert post_webhook(stack, shop, update, topic="products/update").status_code == 200
-    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == len(baskets), message="the orders")
+    wait_for_value(lambda: admin_get(stack, shop, "/admin/roi")["orders"], len(baskets), message="the orders")
     for job in ("SimilarityFunction", "DailyLearningFunction"):
         invoked = stack.command("invoke", job, timeout=300)
         assert invoked.returncode == 0, invoked.stdout + invoked.stderr
@@ -410,7 +410,7 @@ def test_given_the_catalog_when_products_change_then_recommendations_follow_with
         return [product["product_id"] for product in served()]
 
     # No product has data yet: each is worth the prior's CVR × its catalog price.
-    wait_for(lambda: served_ids() == ["803", "802", "804"], message="the catalog's prices")
+    wait_for_value(served_ids, ["803", "802", "804"], message="the catalog's prices")
     first = served()[0]
     assert {key: first[key] for key in ("title", "url", "price", "image")} == {
         "title": "Product 803",
@@ -421,18 +421,18 @@ def test_given_the_catalog_when_products_change_then_recommendations_follow_with
 
     dearer = product_update(804, t0 + timedelta(minutes=1), price="50.00")
     assert post_webhook(stack, shop, dearer, topic="products/update").status_code == 200
-    wait_for(lambda: served_ids() == ["804", "803", "802"], timeout=30, message="the price change")
+    wait_for_value(served_ids, ["804", "803", "802"], timeout=30, message="the price change")
 
     draft = product_update(803, t0 + timedelta(minutes=2), price="30.00", status="draft")
     assert post_webhook(stack, shop, draft, topic="products/update").status_code == 200
-    wait_for(lambda: served_ids() == ["804", "802"], timeout=30, message="the draft gone")
+    wait_for_value(served_ids, ["804", "802"], timeout=30, message="the draft gone")
 
     sold_out = product_update(802, t0 + timedelta(minutes=3), price="20.00", stock=0)
     assert post_webhook(stack, shop, sold_out, topic="products/update").status_code == 200
-    wait_for(lambda: served_ids() == ["804"], timeout=30, message="the sold-out product gone")
+    wait_for_value(served_ids, ["804"], timeout=30, message="the sold-out product gone")
 
     late = product_update(802, t0 + timedelta(seconds=30), price="20.00")  # an older update, delivered last
     assert post_webhook(stack, shop, late, topic="products/update").status_code == 200
     deleted = {"id": 804}
     assert post_webhook(stack, shop, deleted, topic="products/delete").status_code == 200
-    wait_for(lambda: served_ids() == [], timeout=30, message="the deleted product gone, the late update ignored")
+    wait_for_value(served_ids, [], timeout=30, message="the deleted product gone, the late update ignored")

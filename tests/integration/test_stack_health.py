@@ -22,7 +22,7 @@ from tests.support.browser import chromium
 from tests.support.recs import shown as issued
 from tests.support.shopify import new_shop, order_payload, proxy_query, session_token
 from tests.support.slack import FakeSlack, fake_slack
-from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for, wait_for_value
 
 pytestmark = pytest.mark.stack
 
@@ -113,7 +113,7 @@ def test_given_each_condition_induced_through_the_stack_then_slack_gets_one_aler
     bodies = [order(60_000, "v-seen", 601)] + [order(60_001 + n, f"v-else-{n}", 990) for n in range(94)]
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda body: deliver_webhook(stack, shop, body), bodies))
-    wait_for(lambda: admin_get(stack, shop, "/admin/roi")["orders"] == 95, timeout=120, message="95 orders recorded")
+    wait_for_value(lambda: admin_get(stack, shop, "/admin/roi")["orders"], 95, timeout=120, message="the 95 orders")
 
     hourly_check(stack)
     hourly_check(stack)

@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from tests.support.shopify import order_payload, session_token
-from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for_value
 
 pytestmark = pytest.mark.stack
 
@@ -61,7 +61,7 @@ def test_traffic_makes_the_report_measure_the_lift_it_was_generated_with(stack: 
     placed = datetime.now(UTC) - timedelta(minutes=5)
     order = order_payload(order_id=1001, created_at=placed, lines=[{"product_id": BEST_SELLER, "price": "199.00"}])
     deliver_webhook(stack, SHOP, json.dumps(order).encode())
-    wait_for(lambda: admin_get(stack, SHOP, "/admin/roi")["orders"] == 1, timeout=60, message="the order stored")
+    wait_for_value(lambda: admin_get(stack, SHOP, "/admin/roi")["orders"], 1, timeout=60, message="the order stored")
     learning = stack.command("invoke", "DailyLearningFunction", timeout=120)
     assert learning.returncode == 0, learning.stdout + learning.stderr
     settings = requests.put(

@@ -18,7 +18,7 @@ import requests
 from tests.support.browser import chromium
 from tests.support.recs import shown as issued
 from tests.support.shopify import new_shop, order_payload, proxy_query
-from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for
+from tests.support.stack import RunningStack, admin_get, deliver_webhook, running_stack, wait_for, wait_for_value
 from tests.support.storefront import Storefront, StoreProduct, storefront
 from tests.support.truth import counter_days
 
@@ -504,7 +504,7 @@ def test_given_no_analytics_consent_where_required_then_cards_render_and_nothing
         # Seen, added to the cart (without the `_rec_id` that would attribute the order), clicked: nothing recorded.
         added = cards.nth(1).locator(".reclift__add")
         added.click()
-        wait_for(lambda: added.inner_text() == "Added", message="the cart add")
+        wait_for_value(lambda: added.inner_text(), "Added", message="the cart add")
         with page.expect_navigation():
             cards.nth(0).locator("a.reclift__link").click()
         page.wait_for_timeout(500)
@@ -553,7 +553,7 @@ def test_given_consent_given_on_the_banner_later_then_tracking_starts_and_withdr
         assert stored_visitor(page) == {"localStorage": None, "cookie": None}
         added = cards.nth(1).locator(".reclift__add")
         added.click()
-        wait_for(lambda: added.inner_text() == "Added", message="the cart add")
+        wait_for_value(lambda: added.inner_text(), "Added", message="the cart add")
         page_hides(page)
         page.wait_for_timeout(500)
         assert [line["properties"] for line in store.cart_items][1:] == [{}]
@@ -573,7 +573,7 @@ def test_given_no_cart_when_the_theme_adds_a_product_after_the_cards_were_seen_t
         page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
         visitor = visitor_of(page)
         page.locator(".reclift__list").scroll_into_view_if_needed()
-        wait_for(lambda: impressions_once_hidden(page, store) == 1, message="the impression")
+        wait_for_value(lambda: impressions_once_hidden(page, store), 1, message="the impression")
         page.wait_for_timeout(300)
         assert (store.cart_token, store.cart_requests) == (None, [])
 
@@ -603,7 +603,7 @@ def test_given_a_cart_emptied_earlier_when_the_cards_are_seen_then_nothing_is_wr
         [served] = wait_for(store.recommendations, message="the recommendation request")
         page.locator(".reclift__item").nth(len(served.response["products"]) - 1).wait_for(state="attached")
         page.locator(".reclift__list").scroll_into_view_if_needed()
-        wait_for(lambda: impressions_once_hidden(page, store) == 1, message="the impression")
+        wait_for_value(lambda: impressions_once_hidden(page, store), 1, message="the impression")
         page.wait_for_timeout(300)
 
         assert page.evaluate("document.cookie").count(f"cart={token}") == 1
@@ -633,10 +633,10 @@ def test_given_a_cart_with_items_when_the_cards_are_seen_then_the_visitor_id_goe
 
         # The next page finds the id already on the cart: nothing is written.
         page.goto(store.product_page(f"product-{CURRENT}"))
-        wait_for(lambda: len(store.recommendations()) == 2, message="the second page's recommendations")
+        wait_for_value(lambda: len(store.recommendations()), 2, message="the second page's recommendations")
         page.locator(".reclift__item:not(.reclift__item--placeholder)").first.wait_for(state="attached")
         page.locator(".reclift__list").scroll_into_view_if_needed()
-        wait_for(lambda: impressions_once_hidden(page, store) == 2, message="the second page's impression")
+        wait_for_value(lambda: impressions_once_hidden(page, store), 2, message="the second page's impression")
         page.wait_for_timeout(300)
         assert len(store.cart_requests) == 1
 

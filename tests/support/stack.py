@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 import requests
@@ -152,6 +152,33 @@ def process_alive(pid: int, *, running: bytes = b"") -> bool:
         return True  # it exists; unreadable, its command line cannot tell a reused pid apart
     state = next((line.split()[1] for line in status.splitlines() if line.startswith("State:")), "")
     return state not in {"Z", "X"} and running in command
+
+
+T = TypeVar("T")
+
+
+def wait_for_value(
+    read: Callable[[], T], expected: object, timeout: float = 30, *, interval: float = 0.1, message: str = "the value"
+) -> T:
+    """Poll until `read()` equals `expected`; return it. On time out the assertion shows what was read last beside
+    what was expected (for mappings, only the keys that differ), so a run that failed says how."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value == expected:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}: {difference(value, expected)}")
+        time.sleep(interval)
+
+
+def difference(read: object, expected: object) -> str:
+    if isinstance(read, Mapping) and isinstance(expected, Mapping):
+        absent = "<absent>"
+        keys = sorted(set(read) | set(expected), key=str)
+        pairs = {key: (read.get(key, absent), expected.get(key, absent)) for key in keys}
+        return f"(read, expected) differ at { ({key: pair for key, pair in pairs.items() if pair[0] != pair[1]}) }"
+    return f"read {read!r}, expected {expected!r}"
 
 
 def wait_for(condition: Any, timeout: float = 30, *, interval: float = 0.1, message: str = "condition") -> Any:
