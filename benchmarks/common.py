@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from tests.support.aws import batch_write
 from tests.support.calls import PATCHED, ApiCall, ApiCallCounter, Block, calls_by_operation
 
 from reclift.data.expiring_cache import item_size
@@ -253,14 +254,9 @@ def seeding_client(aws: Any) -> Any:
 def put_items(pool: Executor, dynamodb: Any, table: str, items: Sequence[dict[str, Any]]) -> int:
     """`items` (DynamoDB JSON) written to `table` 25 to a request across the pool's threads, what DynamoDB leaves
     unprocessed sent again; returns how many were written."""
-
-    def write(entries: list[dict[str, Any]]) -> None:
-        pending = {table: entries}
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-
     puts = [{"PutRequest": {"Item": item}} for item in items]
-    list(pool.map(write, [puts[start : start + 25] for start in range(0, len(puts), 25)]))
+    chunks = [puts[start : start + 25] for start in range(0, len(puts), 25)]
+    list(pool.map(lambda chunk: batch_write(dynamodb, table, chunk), chunks))
     return len(puts)
 
 

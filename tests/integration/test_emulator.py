@@ -8,7 +8,7 @@ import threading
 import uuid
 from typing import Any
 
-from tests.support.aws import EmulatedAws
+from tests.support.aws import EmulatedAws, batch_write
 
 # moto copies a table whole when a transaction touches it: a table of some size makes that copy take long enough
 # for other requests to run during it, as in a session that has stored a few shops' counters.
@@ -16,15 +16,8 @@ FILLER_ITEMS = 600
 
 
 def fill(dynamodb: Any, table: str, pk: str) -> None:
-    for start in range(0, FILLER_ITEMS, 25):
-        pending: dict[str, Any] = {
-            table: [
-                {"PutRequest": {"Item": {"pk": {"S": pk}, "sk": {"S": f"filler#{n:04}"}, "v": {"S": "x" * 40}}}}
-                for n in range(start, start + 25)
-            ]
-        }
-        while pending:
-            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+    items = [{"pk": {"S": pk}, "sk": {"S": f"filler#{n:04}"}, "v": {"S": "x" * 40}} for n in range(FILLER_ITEMS)]
+    batch_write(dynamodb, table, [{"PutRequest": {"Item": item}} for item in items])
 
 
 def test_given_transactions_refused_on_a_table_then_the_writes_made_meanwhile_to_that_table_are_kept(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -82,10 +82,7 @@ class EmulatedAws:
                 )
                 for item in page["Items"]
             ]
-            for start in range(0, len(keys), 25):
-                pending = {name: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]}
-                while pending:  # what the engine leaves unprocessed, sent again
-                    pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            batch_write(dynamodb, name, [{"DeleteRequest": {"Key": key}} for key in keys])
             deleted += len(keys)
         for logical_id in self.streams:
             skip_streams(self, logical_id)
@@ -117,6 +114,15 @@ class EmulatedAws:
                 deadline_ms=int(time.time() * 1000) + spec.timeout * 1000,
             )
             return handler(event, context)
+
+
+def batch_write(dynamodb: Any, table: str, requests: Sequence[dict[str, Any]]) -> None:
+    """`requests` (PutRequest and DeleteRequest entries) sent to `table` 25 to a BatchWriteItem, what the engine
+    leaves unprocessed sent again."""
+    for start in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table: list(requests[start : start + 25])}
+        while pending:
+            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
 def queued(sqs: Any, url: str) -> list[dict[str, Any]]:
