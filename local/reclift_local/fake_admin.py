@@ -562,6 +562,15 @@ class FakeAdminApi:
             return {"bulkOperationRunQuery": self._start_bulk(str(variables.get("query") or ""))}, 10, 10
         if root == "node":
             return {"node": self._poll_bulk(variables.get("id"))}, 1, 1
+        if root == "order" and variables.get("refunds") is not None and variables.get("lines") is None:
+            order = self._find(self.orders, variables.get("id"), "Order")  # the replay's: an order's refund ids
+            refunds = _page_size(variables.get("refunds"))
+            node = (
+                {"id": gid("Order", order.number), "refunds": self._listed_node(order, refunds)["refunds"]}
+                if order
+                else None
+            )
+            return {"order": node}, 1 + refunds, 1 + (min(refunds, len(order.refunds)) if order else 0)
         if root == "order" and variables.get("refunds") is not None:  # the replay's: one whole order
             order = self._find(self.orders, variables.get("id"), "Order")
             lines, refunds = _page_size(variables.get("lines")), _page_size(variables.get("refunds"))

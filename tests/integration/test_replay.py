@@ -151,6 +151,34 @@ def test_given_recorded_orders_when_their_refund_and_cancellation_were_dropped_t
     assert replay(aws, admin.shop, since=since)["queued"] == {}
 
 
+def test_given_an_order_of_more_refunds_than_a_listing_holds_when_its_last_was_dropped_then_that_one_is_replayed(
+    aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str
+) -> None:
+    """An order is listed with its first 20 refunds; one listed with 20 has its refund ids read again, in full."""
+    click(aws, admin.shop, "v-demo-1", "632910392")
+    now = next_second()
+    order = demo_order(now)
+    deliver(aws, sqs, webhook_queue, admin.shop, "orders/create", order)
+    sample = json.loads((FIXTURES / "refunds_create_sample.json").read_text())
+    # 21 refunds of nothing attributed (shipping, say), delivered; the 22nd refunds an attributed line, and was dropped
+    delivered = [sample | {"id": 7000 + n, "order_id": order["id"], "refund_line_items": []} for n in range(21)]
+    for refund in delivered:
+        deliver(aws, sqs, webhook_queue, admin.shop, "refunds/create", refund)
+    dropped = sample | {"id": 7099}
+    admin.orders = [FakeOrder.from_webhook(order, [*delivered, dropped])]
+
+    result = replay(aws, admin.shop, since=now - timedelta(hours=1))
+
+    assert result["queued"] == {"refunds/create": 1}
+    (message,) = queued(sqs, webhook_queue)
+    assert json.loads(message["Body"])["webhook_id"] == "replay:refunds/create:7099"
+    # the listing, the order's refund ids, the dropped refund: the order itself is not read again
+    assert [r.root for r in admin.requests if r.outcome == "ok"] == ["orders", "order", "refund"]
+    record = sqs_record(message, "arn:aws:sqs:us-east-1:123456789012:q", "us-east-1")
+    assert aws.invoke("AttributionFunction", {"Records": [record]}) == {"batchItemFailures": []}
+    assert roi(aws, admin.shop, now)["attributed_revenue"] == "391.33"
+
+
 def test_given_a_run_stopped_at_its_deadline_when_resumed_from_where_it_stopped_then_every_order_is_queued_once(
     aws: EmulatedAws, admin: FakeAdminApi, sqs: Any, webhook_queue: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -56,6 +56,9 @@ NIGHTLY_REPLAY_HOURS = 26
 # the discount allocations).
 ORDERS_PER_PAGE = 40
 REFUNDS_PER_ORDER = 20
+# An order listed with REFUNDS_PER_ORDER refunds may have more: its refund ids are read again, by themselves, up to
+# this many (about a point each).
+EVERY_REFUND = 250
 LINES_PER_ORDER = 100
 UNREADABLE_NAMED = 20
 
@@ -83,6 +86,11 @@ REPLAY_ORDER_LINES_QUERY = f"""
 query ReplayOrderLines($id: ID!, $after: String, $lines: Int!) {{
   order(id: $id) {{ lineItems(first: $lines, after: $after) {{ {PAGE_INFO} nodes {{ {LINE_FIELDS} }} }} }}
 }}"""
+
+ORDER_REFUNDS_QUERY = """
+query ReplayOrderRefunds($id: ID!, $refunds: Int!) {
+  order(id: $id) { id refunds(first: $refunds) { id } }
+}"""
 
 REFUND_LINE_FIELDS = "lineItem { id } quantity"
 REFUND_QUERY = f"""
@@ -183,7 +191,19 @@ def read_whole(client: AdminClient, gid: object) -> dict[str, Any] | None:
     """The order with its first LINES_PER_ORDER lines (REPLAY_ORDER_QUERY), or None when the shop has no such order."""
     variables = {"id": gid, "lines": LINES_PER_ORDER, "refunds": REFUNDS_PER_ORDER}
     whole = client.execute(REPLAY_ORDER_QUERY, variables).get("order")
-    return whole if isinstance(whole, dict) else None
+    return with_every_refund(client, whole) if isinstance(whole, dict) else None
+
+
+def with_every_refund(client: AdminClient, node: dict[str, Any]) -> dict[str, Any]:
+    """The order `node` as listed, or, when it lists as many refunds as were asked for (there may be more), with its
+    refund ids read again up to EVERY_REFUND."""
+    refunds = node.get("refunds")
+    if not isinstance(refunds, list) or len(refunds) < REFUNDS_PER_ORDER:
+        return node
+    again = client.execute(ORDER_REFUNDS_QUERY, {"id": node.get("id"), "refunds": EVERY_REFUND}).get("order")
+    if not isinstance(again, dict) or not isinstance(again.get("refunds"), list):
+        return node
+    return {**node, "refunds": again["refunds"]}
 
 
 def deliveries_of(
@@ -238,10 +258,11 @@ def replay_orders(
         page = client.page(REPLAY_ORDERS_QUERY, {**variables, "after": after}, ("orders",))
         outcome.pages += 1
         outcome.orders_read += len(page.nodes)
+        nodes = [with_every_refund(client, node) if isinstance(node, dict) else node for node in page.nodes]
         stored = stores.stored_orders(
-            shop, {order_id: keys_to_read(node) for node in page.nodes if (order_id := _order_id(node))}
+            shop, {order_id: keys_to_read(node) for node in nodes if (order_id := _order_id(node))}
         )
-        for node in page.nodes:
+        for node in nodes:
             updated = _replay_node(client, stores, outcome, node, stored, since=since, now=now)
             latest = max(latest, updated or latest)
         if not page.has_next_page or not page.end_cursor:
