@@ -39,8 +39,8 @@ from reclift.data.replay import ReplayStore
 from reclift.data.store import dynamo_store
 from reclift.logic.admin_tokens import ShopAccessTokens
 from reclift.logic.backfill import run_backfill
-from reclift.logic.install import REPLAY, REPLAY_ORDERS_PER_JOB, BackfillJob, parse_backfill_job, serves
-from reclift.logic.replay import fan_out_replays, replay_named_orders, replay_orders
+from reclift.logic.install import BackfillJob, parse_backfill_job, serves
+from reclift.logic.replay import fan_out_replays, follow_up_jobs, replay_named_orders, replay_orders
 from reclift.logic.scheduled import fired_at
 from reclift.observability import logger, metrics
 from reclift.shopify_admin import AdminClient
@@ -116,40 +116,16 @@ def run_replay(job: BackfillJob, client: AdminClient, context: LambdaContext) ->
     return result
 
 
-class UnreadableOrders(Exception):
-    """The named orders of a replay job could still not be read: the job is retried, then kept in the DLQ."""
-
-
 def record_handler(record: SQSRecord, context: LambdaContext) -> None:
     job = parse_backfill_job(record.body)
     result = run_job(job, context)
     if "skipped" in result:
         return
     if job.replay:
-        queue_replay_follow_ups(job, result)
+        for follow_up in follow_up_jobs(job, result):
+            backfill_queue().queue_job(follow_up.model_dump_json())
     elif not result["complete"]:
         backfill_queue().queue_backfill(job.shop, what=job.what)
-
-
-def queue_replay_follow_ups(job: BackfillJob, result: dict[str, Any]) -> None:
-    """From the queue, what a replay run leaves: the rest of its orders from where it stopped, in an invocation of
-    its own; the orders it could not read, in jobs that name them (the others' deliveries are queued already, and the
-    nightly window will have moved past them). A job of named orders that still cannot read them fails instead."""
-    if job.orders:
-        if result["unreadable"]:
-            raise UnreadableOrders(
-                f"named orders still unreadable ({result['unreadable']}): {result['unreadable_orders']}"
-            )
-        return
-    if not result["complete"]:
-        rest = BackfillJob.model_validate({**job.model_dump(), "resume_from": result["resume_from"]})
-        backfill_queue().queue_job(rest.model_dump_json())
-    ids = result["unreadable_ids"]
-    for start in range(0, len(ids), REPLAY_ORDERS_PER_JOB):
-        named = BackfillJob(
-            shop=job.shop, what=REPLAY, since=job.since, orders=tuple(ids[start : start + REPLAY_ORDERS_PER_JOB])
-        )
-        backfill_queue().queue_job(named.model_dump_json())
 
 
 def queue_jobs(bodies: list[str]) -> int:

@@ -16,7 +16,7 @@ import pytest
 from reclift.adjustments import parse_cancelled_order_id, parse_refund
 from reclift.data.installs import INSTALLED, INSTALLING, REFRESH_FAILED, UNINSTALLED, Installation
 from reclift.logic.install import parse_backfill_job
-from reclift.logic.replay import check_since, fan_out_replays
+from reclift.logic.replay import ReplayOutcome, UnreadableOrders, check_since, fan_out_replays, follow_up_jobs
 from reclift.orders import OrderPayloadError, parse_order
 from reclift.replay import StoredOrder, keys_to_read, missing, order_payload, refund_payload
 from reclift_local.fake_admin import FakeAdminApi, FakeOrder
@@ -183,6 +183,24 @@ def test_a_replay_job_may_name_the_orders_to_read_again_by_id_or_gid_and_at_most
         parse_backfill_job(named | {"orders": list(range(1, 102))})
     with pytest.raises(ValueError, match="orders are named by a replay only"):
         parse_backfill_job({"shop": "a-shop.myshopify.com", "what": "orders", "orders": ["91"]})
+
+
+def test_a_queued_replay_leaves_its_continuation_and_its_unreadable_orders_in_jobs_of_at_most_a_hundred() -> None:
+    job = parse_backfill_job({"shop": "a-shop.myshopify.com", "what": "replay", "since": "2026-12-05T08:00:00Z"})
+    ids = [str(n) for n in range(1, 151)]
+    paused = ReplayOutcome(shop=job.shop, since="", resume_from="2026-12-05T20:00:00+00:00", unreadable_ids=ids)
+
+    rest, first, second = follow_up_jobs(job, paused.as_dict())
+
+    assert (rest.since, rest.resume_from, rest.orders) == (job.since, datetime(2026, 12, 5, 20, tzinfo=UTC), ())
+    assert (first.orders, second.orders) == (tuple(ids[:100]), tuple(ids[100:]))
+    assert {first.since, second.since} == {job.since}
+    assert follow_up_jobs(job, ReplayOutcome(shop=job.shop, since="", complete=True).as_dict()) == []
+
+    unreadable = ReplayOutcome(shop=job.shop, since="", complete=True, unreadable=1, unreadable_orders=["7: why"])
+    with pytest.raises(UnreadableOrders, match=r"still unreadable \(1\): \['7: why'\]"):
+        follow_up_jobs(first, unreadable.as_dict())
+    assert follow_up_jobs(first, ReplayOutcome(shop=job.shop, since="", complete=True).as_dict()) == []
 
 
 def test_the_nightly_replay_reads_back_the_last_26_hours_of_the_shops_whose_orders_can_be_read() -> None:

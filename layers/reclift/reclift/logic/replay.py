@@ -28,7 +28,7 @@ from reclift.data.installs import INSTALLED, REFRESH_FAILED, Installation
 from reclift.ids import shopify_id
 from reclift.logic import jobs
 from reclift.logic.backfill import FOLLOW_UP_PAGE, PAGE_INFO, nested_first_page, rest_of
-from reclift.logic.install import REPLAY, BackfillJob, missing_scopes
+from reclift.logic.install import REPLAY, REPLAY_ORDERS_PER_JOB, BackfillJob, missing_scopes
 from reclift.orders import OrderPayloadError, parse_timestamp
 from reclift.replay import (
     ORDER_CANCELLED,
@@ -140,10 +140,15 @@ def replay_search(moment: datetime) -> str:
     return f"updated_at:>='{moment.strftime('%Y-%m-%dT%H:%M:%SZ')}'"
 
 
-def check_since(since: datetime, now: datetime) -> None:
-    """ValueError naming the problem when `since` is not a moment of the last MAX_REPLAY_DAYS days."""
+def check_offset(since: datetime) -> None:
+    """ValueError when `since` is a naive time (its moment unknown)."""
     if since.tzinfo is None:
         raise ValueError("since must carry its offset (for example 2026-12-05T08:00:00Z)")
+
+
+def check_since(since: datetime, now: datetime) -> None:
+    """ValueError naming the problem when `since` is not a moment of the last MAX_REPLAY_DAYS days."""
+    check_offset(since)
     if since > now:
         raise ValueError("since is in the future")
     if now - since > timedelta(days=MAX_REPLAY_DAYS):
@@ -277,8 +282,7 @@ def replay_named_orders(
     """Queue what reclift never received of the named orders (a replay's unreadable ones, read again each by itself),
     by the rules of `replay_orders` from `since`. An order the shop no longer has is counted `gone`. No bound on how
     long ago `since` is: the job may have waited in the DLQ."""
-    if since.tzinfo is None:
-        raise ValueError("since must carry its offset (for example 2026-12-05T08:00:00Z)")
+    check_offset(since)
     outcome = ReplayOutcome(shop=shop, since=since.isoformat(), complete=True)
     wholes: dict[str, dict[str, Any]] = {}
     for order_id in dict.fromkeys(order_ids):
@@ -327,3 +331,28 @@ def _replay_node(
         stores.queue_delivery(outcome.shop, delivery, now=now)
         outcome.queued[delivery.topic] += 1
     return updated
+
+
+class UnreadableOrders(Exception):
+    """The orders a replay job names could still not be read: the job is retried, then kept in the DLQ."""
+
+
+def follow_up_jobs(job: BackfillJob, outcome: Mapping[str, Any]) -> list[BackfillJob]:
+    """What a replay run from the queue leaves to queue (`outcome` as `ReplayOutcome.as_dict` gives it): the rest of
+    its orders from where it stopped, in an invocation of its own; the orders it could not read, in jobs that name
+    them (the others' deliveries are queued already, and the nightly window will have moved past them). A job of
+    named orders that still cannot read them raises UnreadableOrders instead."""
+    if job.orders:
+        if outcome["unreadable"]:
+            raise UnreadableOrders(
+                f"named orders still unreadable ({outcome['unreadable']}): {outcome['unreadable_orders']}"
+            )
+        return []
+    jobs: list[BackfillJob] = []
+    if not outcome["complete"]:
+        jobs.append(BackfillJob.model_validate({**job.model_dump(), "resume_from": outcome["resume_from"]}))
+    ids = outcome["unreadable_ids"]
+    for start in range(0, len(ids), REPLAY_ORDERS_PER_JOB):
+        chunk = tuple(ids[start : start + REPLAY_ORDERS_PER_JOB])
+        jobs.append(BackfillJob(shop=job.shop, what=REPLAY, since=job.since, orders=chunk))
+    return jobs
