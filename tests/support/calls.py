@@ -8,12 +8,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.client import BaseClient
 
 PATCHED = "_make_api_call"  # the botocore method every AWS request goes through
+# The counter whose `counting()` block the current context is in.
+_COUNTING: ContextVar[ApiCallCounter | None] = ContextVar("api_call_counter", default=None)
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,9 @@ class ApiCall:
 
 @dataclass
 class ApiCallCounter:
-    """Counts every AWS request made by this thread through botocore while active.
+    """Counts every AWS request made through botocore inside its `counting()` block, by the thread that entered it
+    and by the threads that run in a copy of its context (the learning read's pages read ahead, `read_ahead`); not by
+    the local stack's own threads (its pollers), which run in theirs.
 
     boto3, PynamoDB 6 and the Powertools idempotency layer all end in `BaseClient._make_api_call` (one call per
     logical request; botocore's own retries happen below it, PynamoDB's above it and are counted).
@@ -35,12 +40,15 @@ class ApiCallCounter:
     calls: Counter[ApiCall] = field(default_factory=Counter)
     items: Counter[ApiCall] = field(default_factory=Counter)  # items returned by Query, Scan and batch/transact gets
     seconds: float = 0.0  # time spent inside the counted requests
-    _thread: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, service: str, operation: str, params: Mapping[str, Any], response: Any, seconds: float) -> None:
-        if threading.get_ident() != self._thread:
+        if _COUNTING.get() is not self:
             return
-        call = ApiCall(service, operation, self._target(params))
+        with self._lock:
+            self._record(ApiCall(service, operation, self._target(params)), response, seconds)
+
+    def _record(self, call: ApiCall, response: Any, seconds: float) -> None:
         self.calls[call] += 1
         self.seconds += seconds
         if isinstance(response, Mapping):
@@ -86,13 +94,14 @@ class ApiCallCounter:
                 counter.record(service, operation_name, api_params, response, elapsed)
 
         calls_before, items_before, seconds_before = Counter(self.calls), Counter(self.items), self.seconds
-        self._thread = threading.get_ident()
+        token = _COUNTING.set(self)
         setattr(BaseClient, PATCHED, counted)
         block = Block()
         try:
             yield block
         finally:
             setattr(BaseClient, PATCHED, original)
+            _COUNTING.reset(token)
             block.calls.update(self.calls - calls_before)
             block.items.update(self.items - items_before)
             block.aws_seconds = self.seconds - seconds_before

@@ -12,12 +12,14 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from pynamodb.attributes import Attribute
+from pynamodb.connection import TableConnection
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 
 from reclift.context import ContextPrior, Landed, Similarity, page_similarities
 from reclift.data.installs import still_installed
 from reclift.data.models import CounterItem, LearningItem, ShopItem, SimilarityItem, bind_tables
 from reclift.data.neighbours import neighbours_from_json, similarity_sk
+from reclift.data.raw_reads import read_ahead, read_queries_raw
 from reclift.data.store import (
     PAGE_PREFIX,
     PAIR_CLICKS,
@@ -37,6 +39,9 @@ BATCH_GET_KEYS = 100
 # Performance items outlive their run by a few days, so a failed night keeps serving yesterday's.
 PERFORMANCE_RETENTION_DAYS = 4
 PERFORMANCE_FIELDS = tuple(field.name for field in fields(Performance))
+# The counters' Query pages read ahead of the learner. A page is at most 1 MB of items, about 8 MB of Python objects
+# once loaded, so the learner holds at most 4 of them (about 32 MB) beside its windows.
+COUNTER_PAGES_AHEAD = 2
 SHOP_COUNTERS_PREFIX = "_"  # a day's counters of the shop itself; product ids are digits, which sort before it
 
 
@@ -259,24 +264,34 @@ class LearningStore:
 
 def _counter_days(shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
     """LearningStore.counter_days. Page items hold one number per candidate, named by it, which a model cannot
-    declare: the Query is read raw, and each item made a ProductDay or PairDays."""
+    declare: the Query is read raw (its items as DynamoDB sent them, `raw_reads`), its pages read ahead of the
+    learner by a thread of their own, and each item made a ProductDay or PairDays."""
     connection = CounterItem._get_connection()
-    day = first_day
     try:
-        while day <= last_day:
-            start: dict[str, Any] | None = None
-            while True:
-                page = connection.query(
-                    day_key(shop, day), CounterItem.sk < SHOP_COUNTERS_PREFIX, exclusive_start_key=start
-                )
-                for raw in page.get("Items", []):
-                    yield from _counter_rows(day, raw)
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    break
-            day += timedelta(days=1)
+        read_queries_raw(connection)
+        for day, items in read_ahead(counter_pages(connection, shop, first_day, last_day), COUNTER_PAGES_AHEAD):
+            for raw in items:
+                yield from counter_rows(day, raw)
     except PynamoDBException as exc:
         raise StoreError(f"reading counters failed: {exc.msg}") from exc
+
+
+def counter_pages(
+    connection: TableConnection, shop: str, first_day: date, last_day: date
+) -> Iterator[tuple[date, list[dict[str, Any]]]]:
+    """Each day's Query pages of product counters and page items, in order: (day, the page's raw items)."""
+    day = first_day
+    while day <= last_day:
+        start: dict[str, Any] | None = None
+        while True:
+            page = connection.query(
+                day_key(shop, day), CounterItem.sk < SHOP_COUNTERS_PREFIX, exclusive_start_key=start
+            )
+            yield day, page.get("Items", [])
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        day += timedelta(days=1)
 
 
 def _raw_number(raw: Mapping[str, Any], attribute: Attribute[Any]) -> str | None:
@@ -291,10 +306,10 @@ def _count(raw: Mapping[str, Any], attribute: Attribute[Any]) -> int:
     return int(float(number)) if number else 0
 
 
-def _counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
+def counter_rows(day: date, raw: Mapping[str, Any]) -> Iterator[CounterDay]:
     """A product counter as its ProductDay, a page item as a PairDay per candidate. Both read raw, as CounterItem
     stores them (a model per product counter cost the nightly job about a tenth of its CPU)."""
-    sk = raw["sk"]["S"]
+    sk = raw[CounterItem.sk.attr_name]["S"]
     if not sk.startswith(PAGE_PREFIX):
         exposed = _raw_number(raw, CounterItem.exposure)
         yield ProductDay(
