@@ -162,6 +162,24 @@ class GeneratedShop:
 
 
 # ---------------------------------------------------------------------------------------------------- end to end
+def counter_items(shop: str, rows: Iterable[CounterDay]) -> list[dict[str, Any]]:
+    """A day's product counters (DynamoDB JSON) as counting and attribution leave them, from its product rows."""
+    return [
+        {"pk": {"S": f"{shop}#{row.day.isoformat()}"}, "sk": {"S": row.product_id}}
+        | {
+            "impressions": {"N": str(row.impressions)},
+            "clicks": {"N": str(row.clicks)},
+            "purchases": {"N": str(row.purchases)},
+            "units": {"N": str(row.units)},
+            "revenue": {"N": str(row.revenue)},
+            "sold": {"N": str(row.sold)},
+            "exposure": {"N": str(row.exposure)},
+        }
+        for row in rows
+        if isinstance(row, ProductDay)
+    ]
+
+
 def page_items(shop: str, rows: Iterable[CounterDay]) -> list[dict[str, Any]]:
     """A day's page items (DynamoDB JSON) as counting and attribution leave them, from its pair rows."""
     items: dict[str, dict[str, Any]] = {}
@@ -198,21 +216,7 @@ def seed_shop(aws: Any, pool: ThreadPoolExecutor, shop: str, generated: Generate
     for age in range(DAYS):
         day = last_day - timedelta(days=age)
         rows = list(generated.day_rows(day))
-        counters = [
-            {"pk": {"S": f"{shop}#{day.isoformat()}"}, "sk": {"S": row.product_id}}
-            | {
-                "impressions": {"N": str(row.impressions)},
-                "clicks": {"N": str(row.clicks)},
-                "purchases": {"N": str(row.purchases)},
-                "units": {"N": str(row.units)},
-                "revenue": {"N": str(row.revenue)},
-                "sold": {"N": str(row.sold)},
-                "exposure": {"N": str(row.exposure)},
-            }
-            for row in rows
-            if isinstance(row, ProductDay)
-        ]
-        written += put_items(pool, dynamodb, table, counters + page_items(shop, rows))
+        written += put_items(pool, dynamodb, table, counter_items(shop, rows) + page_items(shop, rows))
     neighbours = {
         product_id(page): [Neighbour(product, jaccard, 2.0, 1.0) for product, jaccard in generated.similar(page)]
         for page in range(generated.products)

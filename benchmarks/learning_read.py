@@ -6,8 +6,8 @@ same process and run:
 
 - `botocore`: the Query parsed by botocore, through the service model, one thread (the read before 7 December);
 - `raw`: the Query's items as DynamoDB sent them (`raw_reads.read_queries_raw`), one thread;
-- `raw, read ahead` (the read as built): those, with the pages read ahead of the learner by a thread of their own
-  (`raw_reads.read_ahead`, `COUNTER_PAGES_AHEAD` pages).
+- `raw, read ahead` (the read as built, `LearningStore.counter_days`): those, with the pages read ahead of the
+  learner by a thread of their own (`raw_reads.read_ahead`, `COUNTER_PAGES_AHEAD` pages).
 
 Wall time is what Lambda bills for the read, CPU time the process's own (both threads). DynamoDB Local is a Java
 process on the same 2-core machine, slower than DynamoDB: its share of the wall time is not DynamoDB's. The shop is
@@ -44,21 +44,21 @@ HALF_LIFE_DAYS = 14.0
 
 
 def rows(way: str, shop: str, first_day: date, last_day: date) -> Iterator[CounterDay]:
-    """The window's rows read `way`: the store's own parts (its Query pages, its rows of a raw item, its hook and
-    its read-ahead), put together as each way does."""
+    """The window's rows read `way`: as built, the store's `counter_days` itself; the two others from the store's
+    own parts (its Query pages and its rows of a raw item), one thread, with botocore's parse or without it."""
     from reclift.data import learning
     from reclift.data.models import CounterItem
-    from reclift.data.raw_reads import RAW_QUERY_HOOK, read_ahead, read_queries_raw
+    from reclift.data.raw_reads import RAW_QUERY_HOOK, read_queries_raw
 
+    if way == "raw, read ahead":
+        yield from learning.LearningStore().counter_days(shop, first_day, last_day)
+        return
     connection = CounterItem._get_connection()
     if way == "botocore":
         connection.connection.client.meta.events.unregister("before-parse.dynamodb.Query", unique_id=RAW_QUERY_HOOK)
     else:
         read_queries_raw(connection)
-    pages = learning.counter_pages(connection, shop, first_day, last_day)
-    if way == "raw, read ahead":
-        pages = read_ahead(pages, learning.COUNTER_PAGES_AHEAD)
-    for day, items in pages:
+    for day, items in learning.counter_pages(connection, shop, first_day, last_day):
         for raw in items:
             yield from learning.counter_rows(day, raw)
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, timedelta
-from typing import Any
 
 import pytest
-from benchmarks.learning_job import GeneratedShop, page_items
+from benchmarks.learning_job import GeneratedShop, counter_items, page_items
 
 from reclift.data.learning import LearningStore
 from reclift.data.store import StoreError
-from reclift.learning import CounterDay, ProductDay
+from reclift.learning import CounterDay
 from reclift_local.worker import function_env
 from tests.support.aws import EmulatedAws, batch_write, forget_execution_environment
 from tests.support.calls import ApiCallCounter
@@ -25,27 +24,11 @@ BUSY_DAY_PRODUCTS, QUIET_DAY_PRODUCTS = 2_000, 30
 DAY, ONE = date(2026, 11, 30), timedelta(days=1)
 
 
-def counter_item(shop: str, row: ProductDay) -> dict[str, Any]:
-    """A product's counter of the day as counting and attribution leave it."""
-    numbers = {
-        "impressions": row.impressions,
-        "clicks": row.clicks,
-        "purchases": row.purchases,
-        "units": row.units,
-        "revenue": row.revenue,
-        "sold": row.sold,
-        "exposure": row.exposure,
-    }
-    return {"pk": {"S": f"{shop}#{row.day.isoformat()}"}, "sk": {"S": row.product_id}} | {
-        name: {"N": str(value)} for name, value in numbers.items()
-    }
-
-
 def seed(aws: EmulatedAws, shop: str) -> list[CounterDay]:
     rows: list[CounterDay] = []
     for day, products in ((DAY, BUSY_DAY_PRODUCTS), (DAY + ONE, QUIET_DAY_PRODUCTS)):
         days = list(GeneratedShop(products).day_rows(day))
-        items = [counter_item(shop, row) for row in days if isinstance(row, ProductDay)] + page_items(shop, days)
+        items = counter_items(shop, days) + page_items(shop, days)
         batch_write(aws.client("dynamodb"), aws.resource("CountersTable"), [{"PutRequest": {"Item": i}} for i in items])
         rows += days
     return rows

@@ -1,10 +1,10 @@
 """Reading a large Query fast: its items as DynamoDB sent them, and its pages read ahead of the reader.
 
-The nightly learning reads every product counter and page item of a shop's 30 days: 60,000 items, about 1.6 million
+The nightly learning reads every product counter and page item of a shop's 30 days: 60,000 items, about 1.3 million
 attribute values, for 1,000 products. botocore parses a response by walking it through the service model, a dict
-per attribute value, and that walk was half of the read's CPU (`python -m benchmarks learning_read`); DynamoDB's JSON
-is already the shape a raw read wants. And while the reader turns one page into rows, the next page can be on its
-way: waiting for DynamoDB and working on what it sent overlap.
+per attribute value, and that walk was more than half of the read's CPU (`python -m benchmarks learning_read`);
+DynamoDB's JSON is already the shape a raw read wants. And while the reader turns one page into rows, the next page
+can be on its way: waiting for DynamoDB and working on what it sent overlap.
 """
 
 from __future__ import annotations
